@@ -1,0 +1,217 @@
+"""Payload schemas of wire contract v1 (pydantic), with strict validation and JSON encoding.
+
+Every agent-to-hub message carries the agent id; every record in it carries the agent's own
+monotonically increasing sequence number (its outbox id), so the hub can deduplicate at-least-once
+delivery and acknowledge exactly what it has stored.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, Self, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from anju_wire.errors import ContractError
+
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+Seq = Annotated[int, Field(ge=1)]
+MAX_BATCH = 5000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class MeterKind(StrEnum):
+    """The utility a meter measures."""
+
+    ELECTRICITY = "electricity"
+    WATER = "water"
+    GAS = "gas"
+
+
+METER_UNITS: dict[MeterKind, str] = {
+    MeterKind.ELECTRICITY: "kWh",
+    MeterKind.WATER: "m3",
+    MeterKind.GAS: "m3",
+}
+
+
+class MeterReading(_Model):
+    """One poll of one meter: the cumulative register value, or the fact that the meter did not answer."""
+
+    seq: Seq
+    unit_id: Ident
+    meter: MeterKind
+    device: Annotated[str, Field(min_length=1, max_length=200)]
+    ts: AwareDatetime
+    value: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+    quality: Literal["ok", "unavailable"] = "ok"
+
+    @model_validator(mode="after")
+    def _value_matches_quality(self) -> Self:
+        if (self.value is None) != (self.quality == "unavailable"):
+            raise ValueError("value must be null exactly when quality is 'unavailable'")
+        return self
+
+
+class ReadingsBatch(_Model):
+    """Many readings from one agent in one message (topic ``anju/v1/{estate}/readings``)."""
+
+    schema_id: Literal["anju.readings.v1"] = Field("anju.readings.v1", alias="schema")
+    agent_id: Ident
+    estate_id: Ident
+    sent_at: AwareDatetime
+    readings: Annotated[list[MeterReading], Field(min_length=1, max_length=MAX_BATCH)]
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class AccessMethod(StrEnum):
+    """How a person opened a door; every method counts as presence."""
+
+    FACE = "face"
+    CARD = "card"
+    PASSWORD = "password"
+    QR = "qr"
+
+
+class AccessEvent(_Model):
+    """One passage through a gate or sighting by a corridor camera.
+
+    A registered household member appears as ``person`` (a keyed pseudonym made on the edge) with the
+    ``unit_id`` they are registered to; an unrecognised face appears only as a ``stranger_track``, an id
+    the edge keeps stable for the same face. No image and no real identity ever appears here.
+    """
+
+    seq: Seq
+    event_id: Annotated[str, Field(min_length=1, max_length=100)]
+    ts: AwareDatetime
+    device_id: Ident
+    building: Annotated[str, Field(min_length=1, max_length=32)]
+    floor: int | None = None
+    method: AccessMethod
+    person: Annotated[str, Field(pattern=r"^p-[0-9a-f]{16,64}$")] | None = None
+    unit_id: Ident | None = None
+    stranger_track: Ident | None = None
+
+    @model_validator(mode="after")
+    def _who(self) -> Self:
+        if (self.person is None) == (self.stranger_track is None):
+            raise ValueError("exactly one of person and stranger_track must be set")
+        if self.person is not None and self.unit_id is None:
+            raise ValueError("a registered person needs the unit_id they are registered to")
+        if self.stranger_track is not None:
+            if self.unit_id is not None:
+                raise ValueError("a stranger has no unit_id")
+            if self.method is not AccessMethod.FACE:
+                raise ValueError("only a face can be an unrecognised stranger")
+        return self
+
+
+class AccessBatch(_Model):
+    """Many access events from one agent in one message (topic ``anju/v1/{estate}/access``)."""
+
+    schema_id: Literal["anju.access.v1"] = Field("anju.access.v1", alias="schema")
+    agent_id: Ident
+    estate_id: Ident
+    sent_at: AwareDatetime
+    events: Annotated[list[AccessEvent], Field(min_length=1, max_length=MAX_BATCH)]
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class DeviceAvailability(_Model):
+    """Whether the agent can currently read a device."""
+
+    device: Annotated[str, Field(min_length=1, max_length=200)]
+    available: bool
+    since: AwareDatetime | None = None
+
+
+class AgentStatus(_Model):
+    """Retained status of an agent; the ``offline`` form is registered as its last will."""
+
+    schema_id: Literal["anju.status.v1"] = Field("anju.status.v1", alias="schema")
+    agent_id: Ident
+    estate_id: Ident
+    ts: AwareDatetime | None = None
+    state: Literal["online", "offline"]
+    software: str | None = None
+    outbox_depth: Annotated[int, Field(ge=0)] | None = None
+    outbox_capacity: Annotated[int, Field(ge=1)] | None = None
+    outbox_full: bool = False
+    devices: list[DeviceAvailability] = Field(default_factory=list)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class SeqRange(_Model):
+    """An inclusive range of an agent's sequence numbers."""
+
+    first: Seq
+    last: Seq
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.last < self.first:
+            raise ValueError("last must not be below first")
+        return self
+
+
+class Ack(_Model):
+    """The hub's confirmation that these records of an agent are durably stored (or dead-lettered)."""
+
+    schema_id: Literal["anju.ack.v1"] = Field("anju.ack.v1", alias="schema")
+    agent_id: Ident
+    estate_id: Ident
+    ts: AwareDatetime
+    ranges: Annotated[list[SeqRange], Field(min_length=1)]
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def seqs(self) -> list[int]:
+        """Every acknowledged sequence number, ascending."""
+        out: set[int] = set()
+        for r in self.ranges:
+            out.update(range(r.first, r.last + 1))
+        return sorted(out)
+
+
+def ranges_of(seqs: list[int] | set[int]) -> list[SeqRange]:
+    """Compress sequence numbers into sorted inclusive ranges."""
+    out: list[SeqRange] = []
+    start = prev = None
+    for s in sorted(set(seqs)):
+        if start is None:
+            start = prev = s
+        elif prev is not None and s == prev + 1:
+            prev = s
+        else:
+            assert prev is not None
+            out.append(SeqRange(first=start, last=prev))
+            start = prev = s
+    if start is not None and prev is not None:
+        out.append(SeqRange(first=start, last=prev))
+    return out
+
+
+Payload = ReadingsBatch | AccessBatch | AgentStatus | Ack
+P = TypeVar("P", ReadingsBatch, AccessBatch, AgentStatus, Ack)
+
+
+def encode(payload: Payload) -> bytes:
+    """Serialise a payload to the JSON bytes that go on the wire."""
+    return payload.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def decode(model: type[P], raw: bytes) -> P:
+    """Parse and validate JSON bytes as ``model``; raise ContractError with a readable reason."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()[:5]
+        )
+        raise ContractError(f"invalid {model.__name__}: {problems}") from err
