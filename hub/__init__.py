@@ -1,0 +1,1 @@
+"""anju hub: ingest, storage, detection, cases, tenancy filing and the inspector API/UI."""

@@ -1,0 +1,47 @@
+"""Shared fixtures: real PostgreSQL and real Mosquitto, started by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import create_database, drop_database, mosquitto_broker, postgres_server
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Admin URL of a PostgreSQL for the whole session."""
+    with postgres_server(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    url = create_database(pg_admin_url)
+    try:
+        yield url
+    finally:
+        drop_database(pg_admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    """URL of a Mosquitto for the whole session: ``ANJU_TEST_MQTT_URL`` or a private one on a free port."""
+    url = os.environ.get("ANJU_TEST_MQTT_URL")
+    if url:
+        yield url
+        return
+    with mosquitto_broker() as started:
+        yield started
+
+
+@pytest.fixture
+def anju_home(tmp_path: Path) -> Path:
+    """A private ANJU_HOME for one test."""
+    home = tmp_path / "anju-home"
+    home.mkdir()
+    return home
