@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,50 +10,19 @@ from pathlib import Path
 
 import psycopg
 
+from anju.services import free_port, wait_port
+from anju.services import mosquitto_broker as started_mosquitto
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
-    """Block until something accepts TCP connections on host:port."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s") from None
-            time.sleep(0.05)
+__all__ = [
+    "create_database", "drop_database", "free_port", "mosquitto_broker", "postgres_server", "wait_port",
+]
 
 
 @contextmanager
 def mosquitto_broker() -> Iterator[str]:
     """Start a private Mosquitto on a free port; yield its mqtt:// URL."""
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(exe).exists():
-        raise RuntimeError("mosquitto is not installed (Debian: apt-get install mosquitto)")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="anju-mqtt-") as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false",
-                 "max_inflight_messages 100", "max_queued_messages 100000"]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        conf.write_text("\n".join(lines) + "\n")
-        log = Path(tmp) / "mosquitto.log"
-        with log.open("wb") as log_file:
-            proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            wait_port("127.0.0.1", port)
-            yield f"mqtt://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with started_mosquitto() as broker:
+        yield broker.url
 
 
 @contextmanager

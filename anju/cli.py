@@ -1,0 +1,94 @@
+"""``anju`` console script: dispatches to the deployables' own entry points."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="anju", description="anju (安居): vacancy and subletting detection")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on simulated estates")
+    demo.add_argument("--headless", action="store_true", help="exit after the simulated period")
+    demo.add_argument("--estates", type=int, default=2)
+    demo.add_argument("--units", type=int, default=40, help="units per estate (at most 46)")
+    demo.add_argument("--days", type=int, default=90)
+    demo.add_argument("--wall-seconds", type=float, default=150.0, help="real seconds for the period")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--port", type=int, default=8000, help="inspector page port")
+
+    hub = sub.add_parser("hub", help="run the hub: ingest, detection, filing, API and inspector page")
+    hub.add_argument("--settings", type=str, default=None, help="YAML settings file (environment overrides)")
+
+    agent = sub.add_parser("agent", help="run an estate's edge agent")
+    agent.add_argument("--config", required=True, help="site file (YAML)")
+
+    sim = sub.add_parser("sim", help="simulators")
+    simsub = sim.add_subparsers(dest="sim_command", required=True)
+    est = simsub.add_parser("estate", help="one estate's Modbus meters and face gates")
+    est.add_argument("--estate", required=True)
+    est.add_argument("--units", type=int, default=40)
+    est.add_argument("--days", type=int, default=90)
+    est.add_argument("--seed", type=int, default=7)
+    est.add_argument("--start", required=True, help="simulated start, ISO 8601 with offset")
+    est.add_argument("--modbus-host", default="127.0.0.1")
+    est.add_argument("--modbus-port", type=int, required=True)
+    est.add_argument("--mqtt-url", required=True)
+    est.add_argument("--origin-wall", type=float, required=True)
+    est.add_argument("--speed", type=float, required=True)
+    ten = simsub.add_parser("tenancy", help="the city tenancy-system stand-in")
+    ten.add_argument("--host", default="127.0.0.1")
+    ten.add_argument("--port", type=int, default=8090)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; return the exit status."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "demo":
+        from anju.demo import DemoOptions, run_demo
+
+        return run_demo(
+            DemoOptions(
+                headless=args.headless,
+                estates=args.estates,
+                units=args.units,
+                days=args.days,
+                wall_seconds=args.wall_seconds,
+                seed=args.seed,
+                http_port=args.port,
+            )
+        )
+    if args.command == "hub":
+        from pathlib import Path
+
+        from hub.main import run_hub
+        from hub.settings import HubSettings
+
+        return run_hub(HubSettings.load(Path(args.settings) if args.settings else None))
+    if args.command == "agent":
+        from edge_agent.agent import main as agent_main
+
+        return agent_main(["--config", args.config])
+    if args.command == "sim" and args.sim_command == "estate":
+        from anju.simrun import run_estate
+
+        return run_estate(args)
+    if args.command == "sim" and args.sim_command == "tenancy":
+        from device_sims.tenancy import run_tenancy
+
+        run_tenancy(args.host, args.port)
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
