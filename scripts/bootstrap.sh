@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Install what anju needs on a Debian/Ubuntu machine: system packages (as root) and a virtualenv.
+# Usage: scripts/bootstrap.sh demo|test
+set -euo pipefail
+purpose=${1:-demo}
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "anju needs Python 3.11 or newer: install python3 (Debian/Ubuntu: apt-get install python3 python3-venv)" >&2
+  exit 1
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "anju needs Python 3.11 or newer; $PYTHON is $("$PYTHON" -V 2>&1). Set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+
+# System packages: mosquitto (broker; the demo falls back to amqtt without it), chromium (browser tests),
+# python3-venv (where the interpreter is Debian's own and lacks ensurepip).
+need=()
+want_mosquitto=0
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want_mosquitto=1
+if [ "$want_mosquitto" = 1 ]; then need+=(mosquitto); fi
+if [ "$purpose" = test ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
+"$PYTHON" -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  elif [ "$purpose" = demo ] && [ "${need[*]}" = mosquitto ]; then
+    echo "note: mosquitto is not installed; the demo will use the pure-Python amqtt broker" >&2
+  else
+    echo "anju needs these Debian/Ubuntu packages: ${need[*]}" >&2
+    echo "install them as root:  apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+stamp="$VENV/.anju-installed"
+digest=$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  echo "$digest" > "$stamp"
+fi
