@@ -6,10 +6,10 @@ Imported by edge_agent, hub and device_sims; imports none of them.
 from anju_wire.clock import AcceleratedClock, Clock, WallClock
 from anju_wire.errors import ContractError
 from anju_wire.payloads import (
-    Ack,
     AccessBatch,
     AccessEvent,
     AccessMethod,
+    Ack,
     AgentStatus,
     MeterKind,
     MeterReading,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from anju_wire.payloads import Ack, AccessBatch, AgentStatus, ReadingsBatch
+from anju_wire.payloads import AccessBatch, Ack, AgentStatus, ReadingsBatch
 from anju_wire.topics import TopicKind
 
 EXAMPLES: dict[str, tuple[TopicKind, type[ReadingsBatch | AccessBatch | AgentStatus | Ack]]] = {

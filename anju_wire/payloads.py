@@ -203,7 +203,7 @@ P = TypeVar("P", ReadingsBatch, AccessBatch, AgentStatus, Ack)
 
 def encode(payload: Payload) -> bytes:
     """Serialise a payload to the JSON bytes that go on the wire."""
-    return payload.model_dump_json(by_alias=True, exclude_none=True).encode()
+    return payload.model_dump_json(by_alias=True).encode()
 
 
 def decode(model: type[P], raw: bytes) -> P:

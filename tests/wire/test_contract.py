@@ -1,0 +1,114 @@
+"""Wire contract v1: topics as value objects, every example payload valid, bad payloads named clearly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anju_wire import AccessBatch, Ack, ContractError, ReadingsBatch, Topic, TopicKind, decode, encode
+from anju_wire.examples import EXAMPLES, example_bytes
+from anju_wire.payloads import ranges_of
+from anju_wire.topics import subscription
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_example_validates_and_round_trips(name: str) -> None:
+    _kind, model = EXAMPLES[name]
+    parsed = decode(model, example_bytes(name))
+    assert decode(model, encode(parsed)) == parsed
+
+
+def test_examples_cover_every_topic_kind() -> None:
+    assert {kind for kind, _ in EXAMPLES.values()} == set(TopicKind)
+
+
+@pytest.mark.parametrize(
+    ("topic", "expected"),
+    [
+        ("anju/v1/E01/readings", Topic(TopicKind.READINGS, "E01")),
+        ("anju/v1/E01/access", Topic(TopicKind.ACCESS, "E01")),
+        ("anju/v1/E01/status/E01-gw1", Topic(TopicKind.STATUS, "E01", "E01-gw1")),
+        ("anju/v1/E01/ack/E01-gw1", Topic(TopicKind.ACK, "E01", "E01-gw1")),
+    ],
+)
+def test_topics_parse_and_format(topic: str, expected: Topic) -> None:
+    assert Topic.parse(topic) == expected
+    assert str(expected) == topic
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["anju/v2/E01/readings", "other/v1/E01/readings", "anju/v1/E01/bogus", "anju/v1/E01/readings/x",
+     "anju/v1/E01/ack", "anju/v1/+/readings", "anju/v1//readings"],
+)
+def test_bad_topics_are_refused(topic: str) -> None:
+    with pytest.raises(ContractError):
+        Topic.parse(topic)
+
+
+def test_wildcards_cannot_hide_in_ids() -> None:
+    with pytest.raises(ContractError):
+        Topic.readings("E01/#")
+
+
+def test_shared_subscription_filter() -> None:
+    assert subscription(TopicKind.READINGS, share_group="hub") == "$share/hub/anju/v1/+/readings"
+    assert subscription(TopicKind.ACK, estate="E01") == "anju/v1/E01/ack/+"
+
+
+def _readings_doc() -> dict:
+    return json.loads(example_bytes("readings_batch.json"))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d["readings"][0].update(value=-1), "readings.0.value"),
+        (lambda d: d["readings"][0].update(value=None), "null exactly when"),
+        (lambda d: d["readings"][0].update(ts="2026-03-01T08:00:00"), "readings.0.ts"),
+        (lambda d: d["readings"][0].update(meter="steam"), "readings.0.meter"),
+        (lambda d: d["readings"][0].update(seq=0), "readings.0.seq"),
+        (lambda d: d.update(readings=[]), "readings"),
+        (lambda d: d.update(extra_field=1), "extra_field"),
+        (lambda d: d.update(schema="anju.readings.v2"), "schema"),
+    ],
+)
+def test_invalid_readings_name_the_problem(mutate, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    doc = _readings_doc()
+    mutate(doc)
+    with pytest.raises(ContractError, match=fragment.replace(".", r"\.")):
+        decode(ReadingsBatch, json.dumps(doc).encode())
+
+
+def test_not_json_is_a_contract_error() -> None:
+    with pytest.raises(ContractError):
+        decode(ReadingsBatch, b"\xff\x00not json")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"person": "p-0123456789abcdef"},  # registered person without a unit
+        {"stranger_track": "t1", "unit_id": "E01-1-0101"},  # stranger attributed to a unit
+        {"stranger_track": "t1", "method": "card"},  # a card is never a stranger
+        {"person": "p-0123456789abcdef", "unit_id": "u", "stranger_track": "t1"},  # both
+        {},  # neither
+        {"person": "Zhang San", "unit_id": "u"},  # a real name is not a pseudonym
+    ],
+)
+def test_access_event_identity_rules(event: dict) -> None:
+    base = {"seq": 1, "event_id": "g:1", "ts": "2026-03-01T07:42:13+08:00", "device_id": "g",
+            "building": "1", "method": "face"}
+    doc = {"agent_id": "a", "estate_id": "E01", "sent_at": "2026-03-01T08:00:00+08:00",
+           "events": [{**base, **event}]}
+    with pytest.raises(ContractError):
+        decode(AccessBatch, json.dumps(doc).encode())
+
+
+def test_ack_ranges_compress_and_expand() -> None:
+    seqs = [5, 1, 2, 3, 9, 10, 7]
+    ranges = ranges_of(seqs)
+    assert [(r.first, r.last) for r in ranges] == [(1, 3), (5, 5), (7, 7), (9, 10)]
+    ack = Ack(agent_id="a", estate_id="E01", ts="2026-03-01T08:00:00+08:00", ranges=ranges)  # type: ignore[arg-type]
+    assert ack.seqs() == sorted(seqs)
