@@ -1,0 +1,186 @@
+"""Per-unit daily feature series and the window summaries the rules read (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from statistics import median
+
+
+@dataclass(frozen=True, slots=True)
+class DailyFeatures:
+    """One unit on one local day, as in ``unit_daily``; ``None`` consumption means unknown, not zero."""
+
+    day: date
+    elec_kwh: float | None
+    water_m3: float | None
+    gas_m3: float | None = None
+    tenant_entries: int = 0
+    strangers_building: int = 0
+    gate_events_building: int = 0
+
+    @property
+    def gate_working(self) -> bool:
+        """Whether the building's gate reported anything that day (else absence of entries means nothing)."""
+        return self.gate_events_building > 0
+
+
+@dataclass(frozen=True, slots=True)
+class StrangerTrack:
+    """A stranger track seen at a unit's building: when it first appeared and on how many window days."""
+
+    track: str
+    first_seen: date
+    days_in_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnitSeries:
+    """The daily features of one unit, sorted by day, with what the registry knows about it."""
+
+    unit_id: str
+    estate_id: str
+    days: tuple[DailyFeatures, ...]
+    lease_start: date | None = None
+    strangers: tuple[StrangerTrack, ...] = ()
+
+    def between(self, start: date, end: date) -> tuple[DailyFeatures, ...]:
+        """The days in ``[start, end]``, inclusive."""
+        return tuple(d for d in self.days if start <= d.day <= end)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSummary:
+    """Summary of a run of days: medians over known days, coverage, presence and gate activity."""
+
+    start: date
+    end: date
+    n_days: int
+    elec_median: float | None
+    water_median: float | None
+    gas_median: float | None
+    elec_known: int
+    water_known: int
+    tenant_entries: int
+    tenant_entry_days: int
+    gate_days: int
+    strangers_mean: float | None
+    last_tenant_entry: date | None
+
+    @property
+    def elec_coverage(self) -> float:
+        """Share of the window's days with a known electricity consumption."""
+        return self.elec_known / self.n_days if self.n_days else 0.0
+
+    @property
+    def water_coverage(self) -> float:
+        """Share of the window's days with a known water consumption."""
+        return self.water_known / self.n_days if self.n_days else 0.0
+
+    @property
+    def gate_coverage(self) -> float:
+        """Share of the window's days on which the building's gate reported events."""
+        return self.gate_days / self.n_days if self.n_days else 0.0
+
+    @property
+    def presence_share(self) -> float:
+        """Share of gate-working days on which a registered tenant entered."""
+        return self.tenant_entry_days / self.gate_days if self.gate_days else 0.0
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(median(known)) if known else None
+
+
+def summarize(days: Sequence[DailyFeatures], *, start: date, end: date) -> WindowSummary:
+    """Summarise the days in ``[start, end]``; days absent from ``days`` count as unknown."""
+    inside = [d for d in days if start <= d.day <= end]
+    gate = [d for d in inside if d.gate_working]
+    entries = [d.day for d in inside if d.tenant_entries > 0]
+    return WindowSummary(
+        start=start,
+        end=end,
+        n_days=(end - start).days + 1,
+        elec_median=_median(d.elec_kwh for d in inside),
+        water_median=_median(d.water_m3 for d in inside),
+        gas_median=_median(d.gas_m3 for d in inside),
+        elec_known=sum(d.elec_kwh is not None for d in inside),
+        water_known=sum(d.water_m3 is not None for d in inside),
+        tenant_entries=sum(d.tenant_entries for d in inside),
+        tenant_entry_days=len(entries),
+        gate_days=len(gate),
+        strangers_mean=(sum(d.strangers_building for d in gate) / len(gate)) if gate else None,
+        last_tenant_entry=max(entries) if entries else None,
+    )
+
+
+def window_bounds(as_of: date, window_days: int) -> tuple[date, date]:
+    """First and last day of the trailing window ending on ``as_of``."""
+    return as_of - timedelta(days=window_days - 1), as_of
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStats:
+    """Medians of the window medians of the units of one estate."""
+
+    estate_id: str
+    units: int
+    elec_median: float | None
+    water_median: float | None
+
+
+def peer_stats(windows: Mapping[str, tuple[str, WindowSummary]]) -> dict[str, PeerStats]:
+    """Per-estate peer medians from ``{unit_id: (estate_id, window summary)}``."""
+    by_estate: dict[str, list[WindowSummary]] = {}
+    for estate, summary in windows.values():
+        by_estate.setdefault(estate, []).append(summary)
+    return {
+        estate: PeerStats(
+            estate_id=estate,
+            units=len(items),
+            elec_median=_median(s.elec_median for s in items),
+            water_median=_median(s.water_median for s in items),
+        )
+        for estate, items in by_estate.items()
+    }
+
+
+def idle_streak(days: Sequence[DailyFeatures], *, end: date, base_load_kwh: float) -> int:
+    """Consecutive days up to ``end`` without tenant entries and with electricity at or below base load.
+
+    Unknown electricity neither breaks nor extends the streak's evidence: such a day is skipped over
+    but not counted, so an outage cannot make a flat look idle for longer than it was observed.
+    """
+    streak = 0
+    for d in sorted((d for d in days if d.day <= end), key=lambda d: d.day, reverse=True):
+        if d.tenant_entries > 0:
+            break
+        if d.elec_kwh is None:
+            continue
+        if d.elec_kwh > base_load_kwh:
+            break
+        streak += 1
+    return streak
+
+
+def evidence_series(days: Sequence[DailyFeatures], *, start: date, end: date) -> dict[str, list[object]]:
+    """The daily series for an alert's charts, one entry per calendar day, null where data is missing."""
+    by_day = {d.day: d for d in days}
+    out: dict[str, list[object]] = {
+        "days": [], "electricity": [], "water": [], "gas": [], "tenant_entries": [], "strangers": [],
+        "gate_events": [],
+    }
+    day = start
+    while day <= end:
+        d = by_day.get(day)
+        out["days"].append(day.isoformat())
+        out["electricity"].append(None if d is None else d.elec_kwh)
+        out["water"].append(None if d is None else d.water_m3)
+        out["gas"].append(None if d is None else d.gas_m3)
+        out["tenant_entries"].append(None if d is None or not d.gate_working else d.tenant_entries)
+        out["strangers"].append(None if d is None or not d.gate_working else d.strangers_building)
+        out["gate_events"].append(None if d is None else d.gate_events_building)
+        day += timedelta(days=1)
+    return out

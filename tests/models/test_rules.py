@@ -1,0 +1,145 @@
+"""Vacancy and sublet rules on hand-made series, including the hard negatives they must survive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from models.features import PeerStats, StrangerTrack, UnitSeries
+from models.rules import POLICY_PATH, RULE_VERSION, Outcome, Policy, SubletRule, VacancyRule, Verdict
+from tests.models.factories import AS_OF, series
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return Policy.load()
+
+
+def judge(policy: Policy, s: UnitSeries, peers: PeerStats | None = None) -> tuple[Verdict, Verdict]:
+    return (
+        VacancyRule(policy).evaluate(s, as_of=AS_OF, peers=peers),
+        SubletRule(policy).evaluate(s, as_of=AS_OF, peers=peers),
+    )
+
+
+def codes(v: Verdict) -> set[str]:
+    return {r.code for r in v.reasons}
+
+
+def test_policy_carries_the_legal_horizon_and_a_versioned_digest(policy: Policy, tmp_path: Path) -> None:
+    assert policy.legal_idle_horizon_days == 180
+    assert policy.window_days == 21
+    assert policy.version.startswith(RULE_VERSION + "+p")
+    changed = tmp_path / "p.yaml"
+    changed.write_text(POLICY_PATH.read_text().replace("base_load_kwh: 1.2", "base_load_kwh: 1.5"))
+    assert Policy.load(changed).version != policy.version
+
+
+def test_vacant_unit_is_flagged_with_reasons(policy: Policy) -> None:
+    vac, sub = judge(policy, series(elec=0.6, water=0.0, gas=0.0, entries=0, strangers=0))
+    assert vac.outcome is Outcome.FLAGGED and 0 < vac.score <= 1
+    assert {"no_tenant_entries", "electricity_base_load", "water_near_zero", "idle_streak"} <= codes(vac)
+    streak = next(r for r in vac.reasons if r.code == "idle_streak")
+    assert streak.value == 21 and streak.baseline == 180 and streak.unit == "days"
+    elec = next(r for r in vac.reasons if r.code == "electricity_base_load")
+    assert elec.value == 0.6 and elec.baseline == 8.0 and "kWh" in elec.text
+    assert all(set(r.to_dict()) == {"code", "text", "value", "baseline", "unit"} for r in vac.reasons)
+    assert vac.window_start == AS_OF - timedelta(days=20) and vac.window_end == AS_OF
+    assert sub.outcome is Outcome.CLEAR
+
+
+def test_base_load_limit_scales_with_own_baseline(policy: Policy) -> None:
+    rule = VacancyRule(policy)
+    assert rule.base_load_limit(None) == 1.2
+    assert rule.base_load_limit(20.0) == 5.0  # a big household's fridge and standby
+
+
+def test_sublet_unit_is_flagged_with_strangers_as_support(policy: Policy) -> None:
+    moved_out = AS_OF - timedelta(days=30)
+    strangers = (StrangerTrack("s-17", first_seen=moved_out + timedelta(days=2), days_in_window=15),)
+    s = series(change_from=moved_out, elec=7.0, water=0.25, entries=0, strangers=3)
+    vac, sub = judge(policy, s)
+    assert sub.outcome is Outcome.FLAGGED
+    assert {"no_tenant_entries", "electricity_in_use", "water_in_use", "tenant_presence_ended"} <= codes(sub)
+    without = sub.score
+    _, with_strangers = judge(
+        policy, series(change_from=moved_out, elec=7.0, water=0.25, entries=0, strangers=3, tracks=strangers)
+    )
+    assert "recurring_strangers" in codes(with_strangers)
+    assert with_strangers.score > without
+    assert vac.outcome is Outcome.CLEAR
+
+
+def test_sublet_compares_to_peers_when_use_is_lower_than_own_history(policy: Policy) -> None:
+    s = series(change_from=AS_OF - timedelta(days=30), elec=3.0, water=0.12, entries=0)
+    _, alone = judge(policy, s)
+    assert alone.outcome is Outcome.CLEAR  # 3.0 < 0.5 x 8.0 of its own history
+    _, with_peers = judge(policy, s, PeerStats("E01", units=40, elec_median=5.0, water_median=0.2))
+    assert with_peers.outcome is Outcome.FLAGGED
+
+
+def test_normal_unit_is_not_flagged(policy: Policy) -> None:
+    vac, sub = judge(policy, series())
+    assert vac.outcome is Outcome.CLEAR and sub.outcome is Outcome.CLEAR
+
+
+def test_ten_days_of_travel_is_not_flagged(policy: Policy) -> None:
+    s = series(change_from=AS_OF - timedelta(days=9), elec=0.7, water=0.0, entries=0)
+    vac, sub = judge(policy, s)
+    assert vac.outcome is Outcome.CLEAR and sub.outcome is Outcome.CLEAR
+
+
+def test_three_week_meter_outage_is_no_verdict_not_vacancy(policy: Policy) -> None:
+    s = series(elec=None, water=None, gas=None, entries=0)
+    vac, sub = judge(policy, s)
+    assert vac.outcome is Outcome.NO_VERDICT and "low_coverage" in codes(vac)
+    assert sub.outcome is Outcome.NO_VERDICT
+
+
+def test_partial_outage_counts_only_known_days(policy: Policy) -> None:
+    # 8 unknown days and 13 lived-in ones: the unknown days must not drag the median to zero.
+    s = series(change_from=AS_OF - timedelta(days=7), elec=None, water=None)
+    vac, sub = judge(policy, s)
+    assert vac.outcome is Outcome.CLEAR and sub.outcome is Outcome.CLEAR
+
+
+def test_silent_gate_is_not_a_sublet(policy: Policy) -> None:
+    s = series(change_from=AS_OF - timedelta(days=30), entries=0, strangers=0, gate=0)
+    vac, sub = judge(policy, s)
+    assert sub.outcome is Outcome.NO_VERDICT and "gate_silent" in codes(sub)
+    assert vac.outcome is Outcome.NO_VERDICT
+
+
+def test_side_entrance_household_is_not_a_sublet(policy: Policy) -> None:
+    s = series(change_from=AS_OF - timedelta(days=80), entries=0)
+    _, sub = judge(policy, s)
+    assert sub.outcome is Outcome.CLEAR and "no_change" in codes(sub)
+
+
+def test_elderly_household_with_tiny_use_is_not_vacant(policy: Policy) -> None:
+    s = series(change_from=AS_OF - timedelta(days=80), elec=1.0, water=0.06, entries=1)
+    vac, _ = judge(policy, s)
+    assert vac.outcome is Outcome.CLEAR
+
+
+def test_new_lease_gets_no_verdict(policy: Policy) -> None:
+    s = series(elec=0.5, water=0.0, entries=0, lease_start=AS_OF - timedelta(days=10))
+    vac, sub = judge(policy, s)
+    assert vac.outcome is Outcome.NO_VERDICT and "new_lease" in codes(vac)
+    assert sub.outcome is Outcome.NO_VERDICT
+
+
+def test_vacant_since_before_the_data_uses_absolute_limits(policy: Policy) -> None:
+    s = series(change_from=AS_OF - timedelta(days=80), elec=0.8, water=0.0, entries=0, strangers=0)
+    vac, sub = judge(policy, s)
+    assert vac.outcome is Outcome.FLAGGED
+    assert sub.outcome is Outcome.CLEAR
+
+
+def test_vacancy_with_unknown_water_is_flagged_with_lower_score(policy: Policy) -> None:
+    dry, _ = judge(policy, series(elec=0.6, water=0.0, entries=0))
+    unknown, _ = judge(policy, series(elec=0.6, water=None, entries=0))
+    assert unknown.outcome is Outcome.FLAGGED and "water_unknown" in codes(unknown)
+    assert unknown.score < dry.score
