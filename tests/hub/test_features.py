@@ -1,0 +1,187 @@
+"""Daily rollups on a real PostgreSQL: hand-made readings and events in, expected daily rows out."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from hub.features import refresh_daily_features
+
+TZ = ZoneInfo("Asia/Shanghai")
+SQL_DIR = Path(__file__).resolve().parents[2] / "hub" / "storage" / "sql"
+
+_STAND_IN_TABLES = """
+CREATE TABLE IF NOT EXISTS units (unit_id text PRIMARY KEY, estate_id text NOT NULL, building text, floor int,
+    area_m2 real, household_size int, lease_start date, first_seen timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS meter_readings (ts timestamptz, unit_id text, meter text, value double precision,
+    quality text, device text, agent_id text, seq bigint, received_at timestamptz DEFAULT now(),
+    PRIMARY KEY (unit_id, meter, ts));
+CREATE TABLE IF NOT EXISTS access_events (ts timestamptz, estate_id text, device_id text, event_id text,
+    building text, floor int, method text, person text, unit_id text, stranger_track text, agent_id text,
+    seq bigint, received_at timestamptz DEFAULT now(), PRIMARY KEY (estate_id, event_id, ts));
+"""
+
+
+def prepare_schema(conn: psycopg.Connection) -> None:
+    """The hub's schema: ``hub.storage.ensure_schema`` when present, else stand-in tables plus our SQL."""
+    ensure_schema = getattr(importlib.import_module("hub.storage"), "ensure_schema", None)
+    if ensure_schema is not None:
+        ensure_schema(conn)
+    else:
+        conn.execute(_STAND_IN_TABLES)
+        for path in sorted(SQL_DIR.glob("*.sql")):
+            conn.execute(path.read_text())
+    conn.commit()
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url) as c:
+        prepare_schema(c)
+        yield c
+
+
+def at(d: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(d.year, d.month, d.day, hour, minute, tzinfo=TZ)
+
+
+def add_unit(conn: psycopg.Connection, unit_id: str, *, estate: str = "E01", building: str = "1") -> None:
+    conn.execute(
+        "INSERT INTO units (unit_id, estate_id, building) VALUES (%s, %s, %s)", (unit_id, estate, building)
+    )
+
+
+def add_readings(
+    conn: psycopg.Connection, unit_id: str, meter: str, rows: Sequence[tuple[datetime, float | None]]
+) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO meter_readings (ts, unit_id, meter, value, quality, device, agent_id, seq)"
+            " VALUES (%s, %s, %s, %s, %s, 'dev', 'E01-gw1', 0)",
+            [(ts, unit_id, meter, v, "ok" if v is not None else "unavailable") for ts, v in rows],
+        )
+
+
+def hourly(d: date, *, start: float, per_hour: float) -> list[tuple[datetime, float]]:
+    return [(at(d, h), start + per_hour * h) for h in range(24)]
+
+
+def add_event(
+    conn: psycopg.Connection, ts: datetime, event_id: str, *, building: str = "1", unit_id: str | None = None,
+    stranger: str | None = None, method: str = "face",
+) -> None:
+    conn.execute(
+        "INSERT INTO access_events (ts, estate_id, device_id, event_id, building, method, person, unit_id,"
+        " stranger_track, agent_id, seq) VALUES (%s, 'E01', 'E01-G1', %s, %s, %s, %s, %s, %s, 'E01-gw1', 0)",
+        (ts, event_id, building, method, "p-" + "a" * 16 if unit_id else None, unit_id, stranger),
+    )
+
+
+def meter_daily(conn: psycopg.Connection, unit_id: str, meter: str) -> dict[date, tuple[object, ...]]:
+    rows = conn.execute(
+        "SELECT day, consumption, hours_covered, readings, resets FROM meter_daily"
+        " WHERE unit_id = %s AND meter = %s ORDER BY day", (unit_id, meter),
+    ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+
+
+def test_consumption_is_sum_of_positive_deltas_by_local_day(conn: psycopg.Connection) -> None:
+    add_unit(conn, "U1")
+    # Day 1: 0..23 kWh hourly, day 2 continues: the midnight step (23 -> 24) belongs to day 2.
+    add_readings(conn, "U1", "electricity", hourly(D1, start=100.0, per_hour=1.0))
+    add_readings(conn, "U1", "electricity", hourly(D2, start=124.0, per_hour=0.5))
+    assert refresh_daily_features(conn) == 2
+    md = meter_daily(conn, "U1", "electricity")
+    assert md[D1] == (23.0, 24, 24, 0)
+    assert md[D2] == (1.0 + 23 * 0.5, 24, 24, 0)
+
+
+def test_outage_day_is_unknown_not_zero(conn: psycopg.Connection) -> None:
+    add_unit(conn, "U1")
+    add_readings(conn, "U1", "electricity", hourly(D1, start=10.0, per_hour=0.2))
+    # Day 2: only 6 hours answered (the rest 'unavailable'): consumption must be NULL.
+    rows: list[tuple[datetime, float | None]] = [(at(D2, h), 15.0 + 0.2 * h) for h in range(6)]
+    rows += [(at(D2, h), None) for h in range(6, 24)]
+    add_readings(conn, "U1", "electricity", rows)
+    refresh_daily_features(conn)
+    md = meter_daily(conn, "U1", "electricity")
+    assert md[D2][0] is None and md[D2][1] == 6
+    # Day 3 has no reading at all: unit_daily still has the day, with NULL consumption.
+    add_readings(conn, "U1", "water", hourly(D3, start=1.0, per_hour=0.01))
+    refresh_daily_features(conn)
+    rows = conn.execute("SELECT day, elec_kwh FROM unit_daily WHERE unit_id = 'U1'").fetchall()
+    ud: dict[date, float | None] = dict(rows)
+    assert ud[D2] is None and ud[D3] is None and ud[D1] == pytest.approx(4.6)
+
+
+def test_reset_is_counted_not_a_huge_or_negative_value(conn: psycopg.Connection) -> None:
+    add_unit(conn, "U1")
+    values = [99990.0 + h for h in range(12)] + [0.5 + h for h in range(12)]  # rollover at 12:00
+    add_readings(conn, "U1", "electricity", [(at(D1, h), v) for h, v in enumerate(values)])
+    refresh_daily_features(conn)
+    consumption, hours, readings, resets = meter_daily(conn, "U1", "electricity")[D1]
+    assert resets == 1 and hours == 24 and readings == 24
+    assert consumption == pytest.approx(22.0)  # 11 + 11 steps of 1 kWh; the reset step adds nothing
+
+
+def test_gap_longer_than_three_hours_is_not_attributed(conn: psycopg.Connection) -> None:
+    add_unit(conn, "U1")
+    rows = [(at(D1, h), float(h)) for h in range(13)] + [(at(D1, h), float(h)) for h in range(17, 24)]
+    add_readings(conn, "U1", "electricity", rows)
+    refresh_daily_features(conn)
+    consumption, hours, *_ = meter_daily(conn, "U1", "electricity")[D1]
+    assert hours == 20 and consumption == pytest.approx(12.0 + 6.0)
+
+
+def test_unit_daily_joins_meters_and_gate_events(conn: psycopg.Connection) -> None:
+    add_unit(conn, "U1", building="1")
+    add_unit(conn, "U2", building="1")
+    add_unit(conn, "U3", building="2")
+    for unit in ("U1", "U2", "U3"):
+        add_readings(conn, unit, "electricity", hourly(D1, start=0.0, per_hour=0.25))
+        add_readings(conn, unit, "water", hourly(D1, start=0.0, per_hour=0.01))
+    add_event(conn, at(D1, 7), "E01-G1:1", unit_id="U1", method="card")
+    add_event(conn, at(D1, 19), "E01-G1:2", unit_id="U1", method="password")
+    add_event(conn, at(D1, 20), "E01-G1:3", stranger="s-1")
+    add_event(conn, at(D1, 21), "E01-G1:4", stranger="s-1")
+    add_event(conn, at(D1, 22), "E01-G1:5", stranger="s-2")
+    add_event(conn, at(D1, 23, 30), "E01-G1:6", unit_id="U2")
+    # 00:30 local on D2 is 16:30 UTC on D1: must count for D2.
+    add_event(conn, at(D2, 0, 30), "E01-G1:7", unit_id="U1")
+    refresh_daily_features(conn, since=D1, until=D2)
+    rows = {
+        (r[0], r[1]): r[2:]
+        for r in conn.execute(
+            "SELECT unit_id, day, elec_kwh, water_m3, gas_m3, elec_hours, gas_hours, tenant_entries,"
+            " strangers_building, gate_events_building FROM unit_daily"
+        ).fetchall()
+    }
+    assert rows[("U1", D1)] == (pytest.approx(5.75), pytest.approx(0.23), None, 24, 0, 2, 2, 6)
+    assert rows[("U2", D1)][5:] == (1, 2, 6)
+    assert rows[("U3", D1)][5:] == (0, 0, 0)  # building 2's gate was silent: distinguishable from absence
+    assert rows[("U1", D2)][0] is None and rows[("U1", D2)][5:] == (1, 0, 1)
+
+
+def test_incremental_refresh_matches_full_refresh(conn: psycopg.Connection) -> None:
+    add_unit(conn, "U1")
+    for i in range(3):
+        d = D1 + timedelta(days=i)
+        add_readings(conn, "U1", "electricity", hourly(d, start=100.0 + 30 * i, per_hour=1.0))
+    refresh_daily_features(conn)
+    full = conn.execute("SELECT * FROM unit_daily ORDER BY day").fetchall()
+    assert refresh_daily_features(conn, since=D3) == 1
+    assert conn.execute("SELECT * FROM unit_daily ORDER BY day").fetchall() == full
+    assert meter_daily(conn, "U1", "electricity")[D3][0] == pytest.approx(7.0 + 23.0)
+
+
+def test_empty_database_refreshes_nothing(conn: psycopg.Connection) -> None:
+    assert refresh_daily_features(conn) == 0
