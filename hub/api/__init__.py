@@ -1,0 +1,1 @@
+"""The hub's inspector API (JSON) and inspector pages (server-rendered HTML)."""

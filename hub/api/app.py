@@ -1,0 +1,82 @@
+"""The hub's web application: inspector API under /api, inspector pages at /, OpenAPI docs at /docs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio.to_thread
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from hub.api import labels, pages, views
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+
+
+def make_templates() -> Jinja2Templates:
+    """The Jinja2 environment of the pages, with the label helpers as globals."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(["html", "svg"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        bilingual=labels.bilingual,
+        ALERT_KINDS=labels.ALERT_KINDS,
+        ALERT_STATUSES=labels.ALERT_STATUSES,
+        CASE_STATUSES=labels.CASE_STATUSES,
+        FILING_STATES=labels.FILING_STATES,
+        reason_comparison=labels.reason_comparison,
+        quantity=labels.quantity,
+    )
+    return Jinja2Templates(env=env)
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """Answer 503 when no pooled connection could be had in time."""
+    log.warning("database unavailable: %s", exc)
+    return JSONResponse({"detail": "database unavailable"}, status_code=503)
+
+
+def create_app(
+    *, database_url: str, title: str = "anju hub", pool_min_size: int = 1, pool_max_size: int = 8
+) -> FastAPI:
+    """Build the application; its connection pool opens on startup and closes on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = ConnectionPool(
+            database_url, min_size=pool_min_size, max_size=pool_max_size, open=False,
+            kwargs={"autocommit": True, "application_name": "anju-hub-api"}, name="anju-api",
+        )
+        # Opening waits for the first connection: fail at startup, not on the first request.
+        await anyio.to_thread.run_sync(lambda: pool.open(wait=True, timeout=30))
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(pool.close)
+
+    app = FastAPI(
+        title=title,
+        description="Inspector API of anju: alerts of vacant or sublet public rental units, with evidence.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.templates = make_templates()
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.include_router(views.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app

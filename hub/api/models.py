@@ -1,0 +1,178 @@
+"""Response models of the inspector API: alerts, cases, units and counts as they go on the wire."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Reason(BaseModel):
+    """One reason an alert was raised: a signal in plain words, with its value against the baseline."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = ""
+    text: str = ""
+    value: float | None = None
+    baseline: float | None = None
+    unit: str | None = None
+
+
+class Evidence(BaseModel):
+    """The daily series behind an alert; ``None`` marks a day without data (unknown, not zero)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    days: list[date] = Field(default_factory=list)
+    electricity: list[float | None] = Field(default_factory=list)
+    water: list[float | None] = Field(default_factory=list)
+    gas: list[float | None] = Field(default_factory=list)
+    tenant_entries: list[float | None] = Field(default_factory=list)
+    strangers: list[float | None] = Field(default_factory=list)
+
+
+class Filing(BaseModel):
+    """A delivery of a case to the tenancy system, as the outbox records it."""
+
+    id: int
+    idempotency_key: str
+    state: str
+    attempts: int | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    response_status: int | None = None
+
+
+class CaseSummary(BaseModel):
+    """A case as listed: its unit, kind, status and latest filing state."""
+
+    id: int
+    unit_id: str
+    estate_id: str
+    kind: str
+    alert_id: int | None = None
+    status: str
+    opened_at: datetime | None = None
+    filed_at: datetime | None = None
+    evidence_sha256: str | None = None
+    filing: Filing | None = None
+
+
+class CaseDetail(CaseSummary):
+    """A case with its frozen evidence and every filing attempt."""
+
+    evidence: dict[str, Any] | None = None
+    filings: list[Filing] = Field(default_factory=list)
+
+
+class AlertSummary(BaseModel):
+    """An alert as listed: kind, unit, score, when flagged, status and its reasons."""
+
+    id: int
+    unit_id: str
+    estate_id: str
+    kind: str
+    status: str
+    score: float | None = None
+    first_flagged: date | None = None
+    last_flagged: date | None = None
+    reasons: list[Reason] = Field(default_factory=list)
+    rule_version: str | None = None
+    window_start: date | None = None
+    window_end: date | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    case_id: int | None = None
+    case_status: str | None = None
+
+
+class AlertDetail(AlertSummary):
+    """An alert with its evidence series and the case it belongs to, if any."""
+
+    evidence: Evidence = Field(default_factory=Evidence)
+    case: CaseSummary | None = None
+
+
+class AlertPage(BaseModel):
+    """One page of alerts, highest score first."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[AlertSummary]
+
+
+class CasePage(BaseModel):
+    """One page of cases, newest first."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[CaseSummary]
+
+
+class UnitDay(BaseModel):
+    """One day of a unit's features (``None``: not known that day)."""
+
+    day: date
+    elec_kwh: float | None = None
+    water_m3: float | None = None
+    gas_m3: float | None = None
+    elec_hours: int | None = None
+    water_hours: int | None = None
+    gas_hours: int | None = None
+    tenant_entries: int | None = None
+    strangers_building: int | None = None
+    gate_events_building: int | None = None
+
+
+class UnitDetail(BaseModel):
+    """A unit: its registry data, its alerts and cases, and its most recent daily features."""
+
+    unit_id: str
+    estate_id: str
+    building: str | None = None
+    floor: int | None = None
+    area_m2: float | None = None
+    household_size: int | None = None
+    lease_start: date | None = None
+    first_seen: datetime | None = None
+    alerts: list[AlertSummary] = Field(default_factory=list)
+    cases: list[CaseSummary] = Field(default_factory=list)
+    recent_days: list[UnitDay] = Field(default_factory=list)
+
+
+class Stats(BaseModel):
+    """The counts the demo summary prints, plus a few for operators."""
+
+    units: int
+    readings: int
+    events: int
+    dead_letters: int
+    alerts_by_kind: dict[str, int]
+    alerts_open: int
+    cases_open: int
+    cases_filed: int
+    agents: int
+
+
+class AgentStatus(BaseModel):
+    """The last status an edge agent reported (retained ``status`` topic, or its last will)."""
+
+    agent_id: str
+    estate_id: str | None = None
+    state: str | None = None
+    payload: dict[str, Any] | None = None
+    updated_at: datetime | None = None
+
+
+class Health(BaseModel):
+    """Whether the database answers and which storage path (TimescaleDB or plain PostgreSQL) is in use."""
+
+    status: str
+    database: bool
+    storage: str
+    server_version: str | None = None

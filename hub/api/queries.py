@@ -1,0 +1,250 @@
+"""Read-only SQL behind the inspector API and pages; ``summary_counts`` is shared with the demo summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from hub.api.models import (
+    AgentStatus,
+    AlertDetail,
+    AlertPage,
+    AlertSummary,
+    CaseDetail,
+    CasePage,
+    CaseSummary,
+    Filing,
+    Health,
+    UnitDay,
+    UnitDetail,
+)
+
+Conn = psycopg.Connection[Any]
+
+# Kinds that always appear in the counts, even at zero, because the demo summary names them.
+SUMMARY_KINDS = ("vacancy", "sublet")
+
+_ALERT_COLUMNS = """
+    a.id, a.unit_id, a.estate_id, a.kind, a.status, a.score, a.first_flagged, a.last_flagged,
+    a.reasons, a.rule_version, a.window_start, a.window_end, a.created_at, a.updated_at,
+    c.id AS case_id, c.status AS case_status
+"""
+
+# The case an alert belongs to: the one opened from it, else (while the alert is open) the unit's
+# non-closed case of the same kind, to which re-alerts attach.
+_ALERT_CASE_JOIN = """
+    LEFT JOIN LATERAL (
+        SELECT c.id, c.status FROM cases c
+        WHERE c.unit_id = a.unit_id AND c.kind = a.kind
+          AND (c.alert_id = a.id OR (a.status = 'open' AND c.status <> 'closed'))
+        ORDER BY (c.alert_id = a.id) DESC, c.id DESC
+        LIMIT 1
+    ) c ON true
+"""
+
+_ALERT_FILTER = """
+    WHERE (%(estate)s::text IS NULL OR a.estate_id = %(estate)s)
+      AND (%(kind)s::text IS NULL OR a.kind = %(kind)s)
+      AND (%(status)s::text IS NULL OR a.status = %(status)s)
+      AND (%(unit)s::text IS NULL OR a.unit_id = %(unit)s)
+"""
+
+_FILING_COLUMNS = """
+    o.id, o.idempotency_key, o.state, o.attempts, o.next_attempt_at, o.last_error, o.sent_at,
+    o.response_status
+"""
+
+
+
+def _case_select(*, with_evidence: bool) -> str:
+    """SELECT of cases with their latest filing; the (large) evidence column only when asked for."""
+    evidence = "c.evidence" if with_evidence else "NULL::jsonb"
+    return f"""
+        SELECT c.id, c.unit_id, c.estate_id, c.kind, c.alert_id, c.status, c.opened_at, c.filed_at,
+               c.evidence_sha256, {evidence} AS evidence, to_jsonb(f) AS filing
+        FROM cases c
+        LEFT JOIN LATERAL (
+            SELECT {_FILING_COLUMNS} FROM tenancy_outbox o WHERE o.case_id = c.id ORDER BY o.id DESC LIMIT 1
+        ) f ON true
+    """
+
+
+_CASE_FILTER = """
+    WHERE (%(estate)s::text IS NULL OR c.estate_id = %(estate)s)
+      AND (%(kind)s::text IS NULL OR c.kind = %(kind)s)
+      AND (%(status)s::text IS NULL OR c.status = %(status)s)
+      AND (%(unit)s::text IS NULL OR c.unit_id = %(unit)s)
+"""
+
+
+def summary_counts(conn: Conn) -> dict[str, int]:
+    """Units, readings, events, dead letters, alerts per kind (``alerts_<kind>``), open and filed cases."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            """
+            SELECT (SELECT count(*) FROM units) AS units,
+                   (SELECT count(*) FROM meter_readings) AS readings,
+                   (SELECT count(*) FROM access_events) AS events,
+                   (SELECT count(*) FROM dead_letters) AS dead_letters,
+                   (SELECT count(*) FROM alerts WHERE status = 'open') AS alerts_open,
+                   (SELECT count(*) FROM cases WHERE status <> 'closed') AS cases_open,
+                   (SELECT count(*) FROM cases WHERE filed_at IS NOT NULL) AS cases_filed,
+                   (SELECT count(*) FROM agent_status) AS agents
+            """
+        )
+        row = cur.fetchone()
+        assert row is not None  # a SELECT without FROM always gives one row
+        counts = {key: int(value) for key, value in row.items()}
+        counts.update({f"alerts_{kind}": 0 for kind in SUMMARY_KINDS})
+        cur.execute("SELECT kind, count(*) AS n FROM alerts GROUP BY kind ORDER BY kind")
+        counts.update({f"alerts_{r['kind']}": int(r["n"]) for r in cur.fetchall()})
+    return counts
+
+
+def alert_kinds(counts: dict[str, int]) -> dict[str, int]:
+    """The ``alerts_<kind>`` entries of ``summary_counts``, keyed by kind."""
+    kinds = (k for k in counts if k.startswith("alerts_") and k != "alerts_open")
+    return {k.removeprefix("alerts_"): counts[k] for k in kinds}
+
+
+def list_alerts(
+    conn: Conn,
+    *,
+    estate: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    unit: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> AlertPage:
+    """Alerts matching the filters, highest score first, most recently flagged next."""
+    params: dict[str, Any] = {
+        "estate": estate, "kind": kind, "status": status, "unit": unit, "limit": limit, "offset": offset,
+    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT count(*) AS n FROM alerts a {_ALERT_FILTER}", params)
+        total_row = cur.fetchone()
+        cur.execute(
+            f"""
+            SELECT {_ALERT_COLUMNS} FROM alerts a {_ALERT_CASE_JOIN} {_ALERT_FILTER}
+            ORDER BY a.score DESC NULLS LAST, a.last_flagged DESC NULLS LAST, a.id
+            LIMIT %(limit)s OFFSET %(offset)s
+            """,
+            params,
+        )
+        items = [AlertSummary.model_validate(r) for r in cur.fetchall()]
+    total = int(total_row["n"]) if total_row else 0
+    return AlertPage(total=total, limit=limit, offset=offset, items=items)
+
+
+def get_alert(conn: Conn, *, alert_id: int) -> AlertDetail | None:
+    """One alert with its evidence and case, or None when there is no such alert."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {_ALERT_COLUMNS}, a.evidence FROM alerts a {_ALERT_CASE_JOIN} WHERE a.id = %s",
+            (alert_id,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    if row["evidence"] is None:
+        row.pop("evidence")
+    case = get_case(conn, case_id=row["case_id"]) if row["case_id"] is not None else None
+    return AlertDetail.model_validate({**row, "case": case.model_dump() if case else None})
+
+
+def list_cases(
+    conn: Conn,
+    *,
+    estate: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    unit: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> CasePage:
+    """Cases matching the filters, newest first, each with its latest filing state."""
+    params: dict[str, Any] = {
+        "estate": estate, "kind": kind, "status": status, "unit": unit, "limit": limit, "offset": offset,
+    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT count(*) AS n FROM cases c {_CASE_FILTER}", params)
+        total_row = cur.fetchone()
+        cur.execute(
+            f"{_case_select(with_evidence=False)} {_CASE_FILTER}"
+            " ORDER BY c.opened_at DESC NULLS LAST, c.id DESC"
+            " LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        )
+        items = [CaseSummary.model_validate(r) for r in cur.fetchall()]
+    total = int(total_row["n"]) if total_row else 0
+    return CasePage(total=total, limit=limit, offset=offset, items=items)
+
+
+def get_case(conn: Conn, *, case_id: int) -> CaseDetail | None:
+    """One case with its evidence and every filing attempt, or None when there is no such case."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"{_case_select(with_evidence=True)} WHERE c.id = %s", (case_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute(
+            f"SELECT {_FILING_COLUMNS} FROM tenancy_outbox o WHERE o.case_id = %s ORDER BY o.id", (case_id,)
+        )
+        filings = [Filing.model_validate(r) for r in cur.fetchall()]
+    return CaseDetail.model_validate({**row, "filings": filings})
+
+
+def get_unit(conn: Conn, *, unit_id: str, days: int = 60) -> UnitDetail | None:
+    """One unit with its alerts, cases and last ``days`` days of features, or None when unknown."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT unit_id, estate_id, building, floor, area_m2, household_size, lease_start, first_seen"
+            " FROM units WHERE unit_id = %s",
+            (unit_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute(
+            "SELECT day, elec_kwh, water_m3, gas_m3, elec_hours, water_hours, gas_hours, tenant_entries,"
+            " strangers_building, gate_events_building FROM unit_daily WHERE unit_id = %s"
+            " ORDER BY day DESC LIMIT %s",
+            (unit_id, days),
+        )
+        recent = [UnitDay.model_validate(r) for r in reversed(cur.fetchall())]
+    alerts = list_alerts(conn, unit=unit_id, limit=500).items
+    cases = list_cases(conn, unit=unit_id, limit=500).items
+    return UnitDetail.model_validate({**row, "alerts": alerts, "cases": cases, "recent_days": recent})
+
+
+def list_agents(conn: Conn) -> list[AgentStatus]:
+    """Every edge agent's last reported status, by estate then agent."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT agent_id, estate_id, state, payload, updated_at FROM agent_status"
+            " ORDER BY estate_id NULLS LAST, agent_id"
+        )
+        return [AgentStatus.model_validate(r) for r in cur.fetchall()]
+
+
+def database_health(conn: Conn) -> Health:
+    """Whether the database answers, and whether the TimescaleDB or the plain-PostgreSQL path is in use."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT current_setting('server_version'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb')"
+        )
+        row = cur.fetchone()
+    version, timescale = row if row else (None, None)
+    storage = f"timescaledb {timescale}" if timescale else "postgresql"
+    return Health(status="ok", database=True, storage=storage, server_version=version)
+
+
+def list_estates(conn: Conn) -> list[str]:
+    """Every estate with units or alerts, for the page's filter."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT estate_id FROM units UNION SELECT estate_id FROM alerts ORDER BY 1")
+        return [str(r[0]) for r in cur.fetchall() if r[0] is not None]

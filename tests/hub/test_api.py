@@ -1,0 +1,385 @@
+"""The inspector API and pages against a real PostgreSQL: list, filter, detail, 404, stats."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from psycopg.types.json import Jsonb
+
+from hub.api.app import create_app
+from tests.services import free_port
+
+# Until hub.storage.ensure_schema lands everywhere, the tables from docs/dev/skeleton-interfaces.md.
+FALLBACK_SCHEMA = """
+CREATE TABLE units (unit_id text PRIMARY KEY, estate_id text NOT NULL, building text, floor int,
+  area_m2 real, household_size int, lease_start date, first_seen timestamptz NOT NULL DEFAULT now());
+CREATE TABLE meter_readings (ts timestamptz, unit_id text, meter text, value double precision NULL,
+  quality text, device text, agent_id text, seq bigint, received_at timestamptz DEFAULT now(),
+  PRIMARY KEY (unit_id, meter, ts));
+CREATE TABLE access_events (ts timestamptz, estate_id text, device_id text, event_id text, building text,
+  floor int NULL, method text, person text NULL, unit_id text NULL, stranger_track text NULL, agent_id text,
+  seq bigint, received_at timestamptz DEFAULT now(), PRIMARY KEY (estate_id, event_id, ts));
+CREATE TABLE dead_letters (id bigserial PRIMARY KEY, received_at timestamptz DEFAULT now(), topic text,
+  payload bytea, reason text);
+CREATE TABLE agent_status (agent_id text PRIMARY KEY, estate_id text, state text, payload jsonb,
+  updated_at timestamptz);
+CREATE TABLE meter_daily (unit_id text, meter text, day date, consumption double precision NULL,
+  hours_covered int, readings int, resets int, PRIMARY KEY (unit_id, meter, day));
+CREATE TABLE unit_daily (unit_id text, day date, elec_kwh double precision, water_m3 double precision,
+  gas_m3 double precision, elec_hours int, water_hours int, gas_hours int, tenant_entries int,
+  strangers_building int, gate_events_building int, PRIMARY KEY (unit_id, day));
+CREATE TABLE alerts (id bigserial PRIMARY KEY, unit_id text NOT NULL, estate_id text NOT NULL,
+  kind text NOT NULL, status text NOT NULL DEFAULT 'open', score double precision, first_flagged date,
+  last_flagged date, reasons jsonb, evidence jsonb, rule_version text, window_start date, window_end date,
+  created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now());
+CREATE TABLE cases (id bigserial PRIMARY KEY, unit_id text NOT NULL, estate_id text NOT NULL,
+  kind text NOT NULL, alert_id bigint, status text NOT NULL DEFAULT 'open',
+  opened_at timestamptz DEFAULT now(), evidence jsonb, evidence_sha256 text, filed_at timestamptz NULL);
+CREATE TABLE tenancy_outbox (id bigserial PRIMARY KEY, case_id bigint, idempotency_key text UNIQUE,
+  payload jsonb, state text, attempts int, next_attempt_at timestamptz, last_error text, sent_at timestamptz,
+  response_status int);
+CREATE TABLE audit_log (seq bigserial PRIMARY KEY, ts timestamptz, actor text, action text, object_type text,
+  object_id text, detail jsonb);
+"""
+
+START = date(2026, 3, 1)
+DAYS = [START + timedelta(days=i) for i in range(28)]
+
+
+def create_schema(conn: psycopg.Connection[Any]) -> None:
+    """The hub's tables: ``hub.storage.ensure_schema`` when it exists, else the documented fallback."""
+    try:
+        from hub.storage import ensure_schema  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        conn.execute(FALLBACK_SCHEMA)
+    else:
+        ensure_schema(conn)
+    conn.commit()
+
+
+def vacancy_evidence() -> dict[str, Any]:
+    """Four weeks of a unit gone quiet, with a three-day meter outage in the middle."""
+    elec: list[float | None] = [6.0 + (i % 3) * 0.4 for i in range(7)]
+    elec += [0.3] * 21
+    for i in (12, 13, 14):
+        elec[i] = None
+    return {
+        "days": [d.isoformat() for d in DAYS],
+        "electricity": elec,
+        "water": [0.3] * 7 + [0.0] * 21,
+        "gas": [0.5] * 7 + [0.0] * 21,
+        "tenant_entries": [3] * 7 + [0] * 21,
+        "strangers": [0] * 28,
+    }
+
+
+def sublet_evidence() -> dict[str, Any]:
+    """Four weeks of normal consumption, the registered tenant gone, a recurring stranger."""
+    return {
+        "days": [d.isoformat() for d in DAYS],
+        "electricity": [5.5] * 28,
+        "water": [0.25] * 28,
+        "gas": [0.4] * 28,
+        "tenant_entries": [2] * 6 + [0] * 22,
+        "strangers": [0] * 6 + [2] * 22,
+    }
+
+
+def insert_unit(conn: psycopg.Connection[Any], unit_id: str, estate_id: str) -> None:
+    """A registered unit."""
+    conn.execute(
+        "INSERT INTO units (unit_id, estate_id, building, floor, area_m2, household_size, lease_start)"
+        " VALUES (%s, %s, '1', 3, 45.0, 2, '2024-05-01')",
+        (unit_id, estate_id),
+    )
+
+
+def insert_alert(
+    conn: psycopg.Connection[Any], *, unit_id: str, estate_id: str, kind: str, score: float,
+    reasons: list[dict[str, Any]], evidence: dict[str, Any], status: str = "open",
+) -> int:
+    """An alert row as the detectors write it; returns its id."""
+    row = conn.execute(
+        "INSERT INTO alerts (unit_id, estate_id, kind, status, score, first_flagged, last_flagged, reasons,"
+        " evidence, rule_version, window_start, window_end) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " 'rules-1', %s, %s) RETURNING id",
+        (unit_id, estate_id, kind, status, score, DAYS[20], DAYS[-1], Jsonb(reasons), Jsonb(evidence),
+         DAYS[0], DAYS[-1]),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def insert_case(
+    conn: psycopg.Connection[Any], *, alert_id: int, unit_id: str, estate_id: str, kind: str, filed: bool,
+) -> int:
+    """A case for an alert, with one delivery in the tenancy outbox; returns its id."""
+    opened = datetime(2026, 3, 28, 9, 0, tzinfo=UTC)
+    row = conn.execute(
+        "INSERT INTO cases (unit_id, estate_id, kind, alert_id, status, opened_at, evidence, evidence_sha256,"
+        " filed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (unit_id, estate_id, kind, alert_id, "filed" if filed else "open", opened,
+         Jsonb({"alert_id": alert_id}), "ab" * 32, opened + timedelta(minutes=1) if filed else None),
+    ).fetchone()
+    assert row is not None
+    case_id = int(row[0])
+    conn.execute(
+        "INSERT INTO tenancy_outbox (case_id, idempotency_key, payload, state, attempts, next_attempt_at,"
+        " last_error, sent_at, response_status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (case_id, f"anju-case-{case_id}", Jsonb({"case_ref": f"ANJU-{case_id}"}),
+         "sent" if filed else "pending", 1 if filed else 2, opened,
+         None if filed else "tenancy system answered 503",
+         opened + timedelta(minutes=1) if filed else None, 201 if filed else 503),
+    )
+    return case_id
+
+
+def seed(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Units, readings, events, a dead letter, an agent, three alerts and two cases; returns their ids."""
+    for unit_id, estate in (("E01-1-0101", "E01"), ("E01-1-0302", "E01"), ("E02-2-0501", "E02")):
+        insert_unit(conn, unit_id, estate)
+    ts0 = datetime(2026, 3, 1, tzinfo=UTC)
+    for h in range(5):
+        conn.execute(
+            "INSERT INTO meter_readings (ts, unit_id, meter, value, quality, device, agent_id, seq)"
+            " VALUES (%s, 'E01-1-0101', 'electricity', %s, 'good', 'm1', 'E01-gw1', %s)",
+            (ts0 + timedelta(hours=h), 100.0 + h, h),
+        )
+    conn.execute(
+        "INSERT INTO access_events (ts, estate_id, device_id, event_id, building, method, person, unit_id,"
+        " agent_id, seq) VALUES (%s, 'E01', 'E01-G1', 'E01-G1:1', '1', 'face', 'p-ab12', 'E01-1-0302',"
+        " 'E01-gw1', 9)",
+        (ts0,),
+    )
+    conn.execute(
+        "INSERT INTO dead_letters (topic, payload, reason) VALUES ('anju/v1/E01/readings', 'x', 'bad json')"
+    )
+    conn.execute(
+        "INSERT INTO agent_status (agent_id, estate_id, state, payload, updated_at) VALUES"
+        " ('E01-gw1', 'E01', 'online', %s, now())",
+        (Jsonb({"outbox_depth": 0}),),
+    )
+    vacancy = insert_alert(
+        conn, unit_id="E01-1-0101", estate_id="E01", kind="vacancy", score=0.93, evidence=vacancy_evidence(),
+        reasons=[
+            {"code": "elec_base_load", "text": "median electricity over the last 21 days is at base load",
+             "value": 0.3, "baseline": 6.1, "unit": "kWh/day"},
+            {"code": "no_tenant_entries", "text": "no registered tenant entry for 21 days",
+             "value": 0, "baseline": 3.0, "unit": "entries/day"},
+        ],
+    )
+    sublet = insert_alert(
+        conn, unit_id="E01-1-0302", estate_id="E01", kind="sublet", score=0.81, evidence=sublet_evidence(),
+        reasons=[
+            {"code": "tenant_absent", "text": "registered tenants absent while the unit is lived in",
+             "value": 0, "baseline": 2.0, "unit": "entries/day"},
+            {"code": "recurring_stranger", "text": "a recurring stranger at the building",
+             "value": 2.0, "baseline": 0.1, "unit": "strangers/day"},
+        ],
+    )
+    other = insert_alert(
+        conn, unit_id="E02-2-0501", estate_id="E02", kind="vacancy", score=0.55, status="closed",
+        evidence=vacancy_evidence(), reasons=[{"code": "elec_base_load", "text": "electricity at base load",
+                                               "value": 0.5, "baseline": 4.0, "unit": "kWh/day"}],
+    )
+    filed = insert_case(
+        conn, alert_id=vacancy, unit_id="E01-1-0101", estate_id="E01", kind="vacancy", filed=True
+    )
+    pending = insert_case(
+        conn, alert_id=sublet, unit_id="E01-1-0302", estate_id="E01", kind="sublet", filed=False
+    )
+    conn.commit()
+    return {
+        "vacancy": vacancy, "sublet": sublet, "other": other, "filed_case": filed, "pending_case": pending,
+    }
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread on a free port; yield its base URL; stop it on exit."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.02)
+        if not server.started:
+            raise RuntimeError("uvicorn did not start (see the log above)")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def seeded(database_url: str) -> dict[str, int]:
+    """A database with the schema and the seed rows."""
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+        return seed(conn)
+
+
+@pytest.fixture
+def client(database_url: str, seeded: dict[str, int]) -> Iterator[httpx.Client]:
+    """An HTTP client of the app, served by uvicorn over the seeded database."""
+    with serve(create_app(database_url=database_url)) as url, httpx.Client(base_url=url, timeout=10) as c:
+        yield c
+
+
+def test_health_reports_database_and_storage(client: httpx.Client) -> None:
+    body = client.get("/api/health").json()
+    assert body["database"] is True
+    assert body["status"] == "ok"
+    assert body["storage"].startswith(("postgresql", "timescaledb"))
+
+
+def test_alerts_listed_by_score(client: httpx.Client, seeded: dict[str, int]) -> None:
+    body = client.get("/api/alerts").json()
+    assert body["total"] == 3
+    assert [a["id"] for a in body["items"]] == [seeded["vacancy"], seeded["sublet"], seeded["other"]]
+    top = body["items"][0]
+    assert top["kind"] == "vacancy" and top["unit_id"] == "E01-1-0101"
+    assert top["reasons"][0]["baseline"] == 6.1
+    assert top["case_id"] == seeded["filed_case"] and top["case_status"] == "filed"
+    assert "evidence" not in top
+
+
+def test_alert_filters_and_paging(client: httpx.Client, seeded: dict[str, int]) -> None:
+    def ids(**params: str | int) -> list[int]:
+        return [a["id"] for a in client.get("/api/alerts", params=params).json()["items"]]
+
+    assert ids(kind="sublet") == [seeded["sublet"]]
+    assert ids(estate="E02") == [seeded["other"]]
+    assert ids(status="open") == [seeded["vacancy"], seeded["sublet"]]
+    assert ids(status="closed", kind="vacancy") == [seeded["other"]]
+    assert ids(estate="E99") == []
+    page = client.get("/api/alerts", params={"limit": 1, "offset": 1}).json()
+    assert page["total"] == 3 and [a["id"] for a in page["items"]] == [seeded["sublet"]]
+    assert client.get("/api/alerts", params={"limit": 0}).status_code == 422
+
+
+def test_alert_detail_with_evidence_and_case(client: httpx.Client, seeded: dict[str, int]) -> None:
+    body = client.get(f"/api/alerts/{seeded['sublet']}").json()
+    assert [r["code"] for r in body["reasons"]] == ["tenant_absent", "recurring_stranger"]
+    assert body["evidence"]["days"][0] == "2026-03-01"
+    assert body["evidence"]["strangers"][-1] == 2
+    case = body["case"]
+    assert case["id"] == seeded["pending_case"] and case["status"] == "open"
+    assert case["filing"]["state"] == "pending" and case["filing"]["response_status"] == 503
+
+    vacancy = client.get(f"/api/alerts/{seeded['vacancy']}").json()
+    assert vacancy["evidence"]["electricity"][12] is None  # a gap stays unknown, not zero
+
+    closed = client.get(f"/api/alerts/{seeded['other']}").json()
+    assert closed["case"] is None
+
+
+def test_missing_things_are_404(client: httpx.Client) -> None:
+    assert client.get("/api/alerts/999999").status_code == 404
+    assert client.get("/api/cases/999999").status_code == 404
+    assert client.get("/api/units/NOPE").status_code == 404
+    assert client.get("/alerts/999999").status_code == 404
+    assert client.get("/api/alerts/abc").status_code == 422
+
+
+def test_cases_list_and_detail(client: httpx.Client, seeded: dict[str, int]) -> None:
+    body = client.get("/api/cases").json()
+    assert body["total"] == 2
+    assert {c["id"] for c in body["items"]} == {seeded["filed_case"], seeded["pending_case"]}
+    filed = client.get("/api/cases", params={"status": "filed"}).json()["items"]
+    assert [c["id"] for c in filed] == [seeded["filed_case"]]
+    assert filed[0]["filing"]["state"] == "sent"
+    detail = client.get(f"/api/cases/{seeded['filed_case']}").json()
+    assert detail["evidence"] == {"alert_id": seeded["vacancy"]}
+    assert [f["idempotency_key"] for f in detail["filings"]] == [f"anju-case-{seeded['filed_case']}"]
+
+
+def test_unit_detail(client: httpx.Client, seeded: dict[str, int]) -> None:
+    body = client.get("/api/units/E01-1-0101").json()
+    assert body["estate_id"] == "E01" and body["household_size"] == 2
+    assert [a["id"] for a in body["alerts"]] == [seeded["vacancy"]]
+    assert [c["id"] for c in body["cases"]] == [seeded["filed_case"]]
+    assert body["recent_days"] == []
+
+
+def test_stats_match_summary_counts(client: httpx.Client, database_url: str) -> None:
+    from hub.api.queries import summary_counts
+
+    body = client.get("/api/stats").json()
+    assert body == {
+        "units": 3, "readings": 5, "events": 1, "dead_letters": 1,
+        "alerts_by_kind": {"vacancy": 2, "sublet": 1}, "alerts_open": 2,
+        "cases_open": 2, "cases_filed": 1, "agents": 1,
+    }
+    with psycopg.connect(database_url) as conn:
+        counts = summary_counts(conn)
+    assert counts["alerts_vacancy"] == 2 and counts["alerts_sublet"] == 1 and counts["cases_filed"] == 1
+
+
+def test_stats_on_an_empty_database_name_both_kinds(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+    with serve(create_app(database_url=database_url)) as url:
+        body = httpx.get(f"{url}/api/stats", timeout=10).json()
+    assert body["alerts_by_kind"] == {"vacancy": 0, "sublet": 0}
+    assert body["units"] == 0
+
+
+def test_agents(client: httpx.Client) -> None:
+    body = client.get("/api/agents").json()
+    assert body == [
+        {"agent_id": "E01-gw1", "estate_id": "E01", "state": "online", "payload": {"outbox_depth": 0},
+         "updated_at": body[0]["updated_at"]},
+    ]
+
+
+def test_openapi_docs_served(client: httpx.Client) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/alerts", "/api/alerts/{alert_id}", "/api/stats", "/api/health"} <= set(paths)
+    assert "/" not in paths
+
+
+def test_inspector_page_lists_alerts_with_reasons(client: httpx.Client, seeded: dict[str, int]) -> None:
+    resp = client.get("/")
+    assert resp.status_code == 200
+    assert "default-src 'none'" in resp.headers["content-security-policy"]
+    html = resp.text
+    assert "E01-1-0101" in html and "E01-1-0302" in html
+    assert "E02-2-0501" not in html  # closed alerts are hidden by default
+    assert "0.3 kWh/day vs baseline 基线 6.1 kWh/day" in html
+    base = str(client.base_url).rstrip("/")
+    assert f'href="{base}/alerts/{seeded["vacancy"]}"' in html
+    assert "only pseudonymous ids and counts" in html
+    own = html.replace(base, "").replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http://" not in own and "https://" not in own  # nothing fetched from elsewhere
+    everything = client.get("/", params={"status": "all", "estate": "E02"}).text
+    assert "E02-2-0501" in everything and "E01-1-0101" not in everything
+
+
+def test_alert_page_draws_charts_with_gaps(client: httpx.Client, seeded: dict[str, int]) -> None:
+    html = client.get(f"/alerts/{seeded['vacancy']}").text
+    assert html.count("<svg") == 5
+    assert 'data-series="electricity" data-missing-days="3"' in html
+    assert 'data-series="water" data-missing-days="0"' in html
+    assert "2026-03-13: 无数据 no data (unknown)" in html
+    assert f"#{seeded['filed_case']}" in html and "已报送 sent" in html and "HTTP 201" in html
+    sublet = client.get(f"/alerts/{seeded['sublet']}").text
+    assert "待报送 pending" in sublet and "tenancy system answered 503" in sublet
+
+
+def test_static_css_is_local(client: httpx.Client) -> None:
+    resp = client.get("/static/style.css")
+    assert resp.status_code == 200 and "text/css" in resp.headers["content-type"]
