@@ -1,0 +1,206 @@
+"""Run the vacancy and sublet rules over ``unit_daily`` and keep alerts and cases up to date."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from hub.cases.audit import record_audit
+from hub.cases.service import DETECTOR, open_case
+from hub.features import LOCAL_TZ, local_midnight
+from models.features import (
+    DailyFeatures,
+    StrangerTrack,
+    UnitSeries,
+    evidence_series,
+    peer_stats,
+    summarize,
+    window_bounds,
+)
+from models.rules import Outcome, Policy, SubletRule, VacancyRule, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionResult:
+    """What one detection run did."""
+
+    as_of: date | None
+    units: int = 0
+    flagged_vacancy: int = 0
+    flagged_sublet: int = 0
+    no_verdict: int = 0
+    alerts_opened: int = 0
+    alerts_updated: int = 0
+    cases_opened: int = 0
+
+
+_LAST_COMPLETE_DAY = """
+SELECT max(day) FROM unit_daily
+WHERE day < (SELECT (max(ts) AT TIME ZONE %(tz)s)::date FROM meter_readings)
+"""
+
+_DAILY = """
+SELECT d.unit_id, u.estate_id, u.building, u.lease_start, d.day, d.elec_kwh, d.water_m3, d.gas_m3,
+       d.tenant_entries, d.strangers_building, d.gate_events_building
+FROM unit_daily d JOIN units u USING (unit_id)
+WHERE d.day BETWEEN %(lo)s AND %(hi)s
+ORDER BY d.unit_id, d.day
+"""
+
+# Stranger tracks seen at a building on several days of the window, with the day each first appeared.
+_STRANGERS = """
+WITH s AS (
+    SELECT estate_id, building, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
+    FROM access_events
+    WHERE stranger_track IS NOT NULL AND ts >= %(lo_ts)s AND ts < %(hi_ts)s
+)
+SELECT estate_id, building, stranger_track, min(day),
+       count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) AS window_days
+FROM s
+GROUP BY 1, 2, 3
+HAVING count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) >= %(min_days)s
+"""
+
+
+def last_complete_day(conn: psycopg.Connection) -> date | None:
+    """The last day in ``unit_daily`` that ended before the newest meter reading."""
+    row = conn.execute(_LAST_COMPLETE_DAY, {"tz": LOCAL_TZ}).fetchone()
+    return row[0] if row else None
+
+
+def _load_series(
+    conn: psycopg.Connection, *, as_of: date, policy: Policy
+) -> tuple[list[UnitSeries], date]:
+    lo = as_of - timedelta(days=policy.window_days + policy.baseline_days - 1)
+    window_start, _ = window_bounds(as_of, policy.window_days)
+    tracks: dict[tuple[str, str], list[StrangerTrack]] = defaultdict(list)
+    for estate, building, track, first_seen, days in conn.execute(_STRANGERS, {
+        "tz": LOCAL_TZ, "lo_ts": local_midnight(lo), "hi_ts": local_midnight(as_of + timedelta(days=1)),
+        "window_start": window_start, "min_days": policy.sublet.stranger_min_days,
+    }):
+        tracks[(estate, building)].append(StrangerTrack(track, first_seen=first_seen, days_in_window=days))
+    rows: dict[str, list[DailyFeatures]] = defaultdict(list)
+    meta: dict[str, tuple[str, str | None, date | None]] = {}
+    for row in conn.execute(_DAILY, {"lo": lo, "hi": as_of}):
+        unit_id, estate, building, lease_start, day, elec, water, gas, entries, strangers, gate = row
+        meta[unit_id] = (estate, building, lease_start)
+        rows[unit_id].append(DailyFeatures(
+            day=day, elec_kwh=elec, water_m3=water, gas_m3=gas, tenant_entries=entries,
+            strangers_building=strangers, gate_events_building=gate,
+        ))
+    series = [
+        UnitSeries(
+            unit_id=unit_id, estate_id=estate, days=tuple(rows[unit_id]), lease_start=lease_start,
+            strangers=tuple(tracks.get((estate, building), ())) if building is not None else (),
+        )
+        for unit_id, (estate, building, lease_start) in meta.items()
+    ]
+    return series, lo
+
+
+def _summary(verdict: Verdict, unit_id: str) -> str:
+    what = "vacancy" if verdict.kind == "vacancy" else "illegal subletting"
+    signals = "; ".join(r.text for r in verdict.reasons[:3])
+    return f"Suspected {what} of unit {unit_id} ({verdict.window_start} to {verdict.window_end}): {signals}"
+
+
+def _upsert_alert(
+    conn: psycopg.Connection, *, series: UnitSeries, verdict: Verdict, as_of: date, evidence: dict[str, Any]
+) -> tuple[int, bool]:
+    """Open or refresh the unit's open alert of this kind; return (alert id, whether it is new)."""
+    reasons = [r.to_dict() for r in verdict.reasons]
+    existing = conn.execute(
+        "SELECT id, last_flagged FROM alerts WHERE unit_id = %s AND kind = %s AND status = 'open' FOR UPDATE",
+        (series.unit_id, verdict.kind),
+    ).fetchone()
+    values = (verdict.score, Jsonb(reasons), Jsonb(evidence), verdict.rule_version, verdict.window_start,
+              verdict.window_end)
+    if existing is not None:
+        alert_id, last_flagged = existing
+        conn.execute(
+            "UPDATE alerts SET score = %s, reasons = %s, evidence = %s, rule_version = %s, window_start = %s,"
+            " window_end = %s, last_flagged = greatest(last_flagged, %s), updated_at = now() WHERE id = %s",
+            (*values, as_of, alert_id),
+        )
+        if last_flagged is None or as_of > last_flagged:
+            record_audit(
+                conn, actor=DETECTOR, action="alert.reflagged", object_type="alert", object_id=alert_id,
+                detail={"as_of": as_of.isoformat(), "score": verdict.score},
+            )
+        return int(alert_id), False
+    row = conn.execute(
+        "INSERT INTO alerts (unit_id, estate_id, kind, status, score, reasons, evidence, rule_version,"
+        " window_start, window_end, first_flagged, last_flagged)"
+        " VALUES (%s, %s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (unit_id, kind) WHERE status = 'open' DO NOTHING RETURNING id",
+        (series.unit_id, series.estate_id, verdict.kind, *values, as_of, as_of),
+    ).fetchone()
+    if row is None:  # another detector opened it between our SELECT and INSERT
+        again = conn.execute(
+            "SELECT id FROM alerts WHERE unit_id = %s AND kind = %s AND status = 'open'",
+            (series.unit_id, verdict.kind),
+        ).fetchone()
+        assert again is not None
+        return int(again[0]), False
+    alert_id = int(row[0])
+    record_audit(conn, actor=DETECTOR, action="alert.opened", object_type="alert", object_id=alert_id,
+                 detail={"unit_id": series.unit_id, "kind": verdict.kind, "score": verdict.score,
+                         "rule_version": verdict.rule_version, "as_of": as_of.isoformat()})
+    return alert_id, True
+
+
+def run_detection(
+    conn: psycopg.Connection, *, as_of: date | None = None, policy: Policy | None = None
+) -> DetectionResult:
+    """Judge all units for the window ending on ``as_of`` (default: last complete day), in one transaction."""
+    policy = policy or Policy.load()
+    with conn.transaction():
+        as_of = as_of or last_complete_day(conn)
+        if as_of is None:
+            return DetectionResult(as_of=None)
+        all_series, lo = _load_series(conn, as_of=as_of, policy=policy)
+        start, end = window_bounds(as_of, policy.window_days)
+        peers = peer_stats({
+            s.unit_id: (s.estate_id, summarize(s.days, start=start, end=end)) for s in all_series
+        })
+        rules = (VacancyRule(policy), SubletRule(policy))
+        counts: dict[str, int] = defaultdict(int)
+        for series in all_series:
+            evidence = evidence_series(series.days, start=lo, end=as_of)
+            for rule in rules:
+                verdict = rule.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id))
+                if verdict.outcome is Outcome.NO_VERDICT:
+                    counts["no_verdict"] += 1
+                elif verdict.flagged:
+                    counts[f"flagged_{verdict.kind}"] += 1
+                    done = _act_on(conn, series=series, verdict=verdict, as_of=as_of, series_json=evidence)
+                    for key in done:
+                        counts[key] += 1
+        return DetectionResult(as_of=as_of, units=len(all_series), **counts)
+
+
+def _act_on(
+    conn: psycopg.Connection, *, series: UnitSeries, verdict: Verdict, as_of: date,
+    series_json: dict[str, Any],
+) -> list[str]:
+    """Open or refresh the alert of a flagged verdict and, for a new alert, open its case."""
+    evidence = {**series_json, "window_start": verdict.window_start.isoformat(),
+                "window_end": verdict.window_end.isoformat()}
+    alert_id, new = _upsert_alert(conn, series=series, verdict=verdict, as_of=as_of, evidence=evidence)
+    if not new:
+        return ["alerts_updated"]
+    frozen = {
+        "alert_id": alert_id, "unit_id": series.unit_id, "estate_id": series.estate_id, "kind": verdict.kind,
+        "score": verdict.score, "rule_version": verdict.rule_version,
+        "reasons": [r.to_dict() for r in verdict.reasons], "series": evidence,
+    }
+    opened = open_case(
+        conn, alert_id=alert_id, unit_id=series.unit_id, estate_id=series.estate_id, kind=verdict.kind,
+        summary=_summary(verdict, series.unit_id), evidence=frozen,
+    )
+    return ["alerts_opened"] if opened is None else ["alerts_opened", "cases_opened"]

@@ -1,0 +1,157 @@
+"""Detection end to end on PostgreSQL: daily features in, one alert, one case and one outbox row out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+
+import psycopg
+import pytest
+
+from hub.detection.service import run_detection
+from models.evidence import evidence_sha256
+from tests.hub.test_features import TZ, add_unit, prepare_schema
+
+AS_OF = date(2026, 5, 10)
+INSERT_DAILY = (
+    "INSERT INTO unit_daily (unit_id, day, elec_kwh, water_m3, gas_m3, elec_hours, water_hours,"
+    " gas_hours, tenant_entries, strangers_building, gate_events_building)"
+)
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url) as c:
+        prepare_schema(c)
+        yield c
+
+
+def add_days(
+    conn: psycopg.Connection, unit_id: str, *, days: int = 81, vacant_last: int = 0, elec: float = 7.5,
+    gate: int = 40,
+) -> None:
+    """Daily features ending on AS_OF: a lived-in flat, empty for the last ``vacant_last`` days."""
+    rows = []
+    for i in range(days):
+        d = AS_OF - timedelta(days=days - 1 - i)
+        empty = i >= days - vacant_last
+        rows.append((unit_id, d, 0.6 if empty else elec, 0.0 if empty else 0.3, 0.0 if empty else 0.4,
+                     24, 24, 24, 0 if empty else 3, 1, gate))
+    with conn.cursor() as cur:
+        cur.executemany(
+            INSERT_DAILY +
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+
+
+def count(conn: psycopg.Connection, sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_vacant_unit_gets_one_alert_case_and_outbox_row_even_when_run_twice(conn: psycopg.Connection) -> None:
+    add_unit(conn, "E01-1-0101")
+    add_unit(conn, "E01-1-0102")
+    add_days(conn, "E01-1-0101", vacant_last=40)
+    add_days(conn, "E01-1-0102")
+    conn.commit()
+
+    first = run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    assert (first.units, first.flagged_vacancy, first.flagged_sublet) == (2, 1, 0)
+    assert (first.alerts_opened, first.cases_opened) == (1, 1)
+
+    alert = conn.execute(
+        "SELECT id, unit_id, kind, status, score, reasons, evidence, window_start, window_end, first_flagged"
+        " FROM alerts"
+    ).fetchall()
+    assert len(alert) == 1
+    alert_id, unit_id, kind, status, score, reasons, evidence, w_start, w_end, first_flagged = alert[0]
+    assert (unit_id, kind, status, w_end, first_flagged) == ("E01-1-0101", "vacancy", "open", AS_OF, AS_OF)
+    assert w_start == AS_OF - timedelta(days=20) and 0 < score <= 1
+    assert {"no_tenant_entries", "electricity_base_load", "water_near_zero"} <= {r["code"] for r in reasons}
+    assert len(evidence["days"]) == len(evidence["electricity"]) == 81
+    assert evidence["electricity"][-1] == 0.6 and evidence["tenant_entries"][0] == 3
+
+    case = conn.execute("SELECT id, alert_id, status, evidence, evidence_sha256 FROM cases").fetchall()
+    assert len(case) == 1
+    case_id, case_alert, case_status, case_evidence, digest = case[0]
+    assert case_alert == alert_id and case_status == "open"
+    assert digest == evidence_sha256(case_evidence)  # the stored evidence still hashes to the stored digest
+
+    outbox = conn.execute("SELECT case_id, idempotency_key, payload, state FROM tenancy_outbox").fetchall()
+    assert len(outbox) == 1
+    o_case, key, payload, state = outbox[0]
+    assert (o_case, key, state) == (case_id, f"anju-case-{case_id}", "pending")
+    assert payload["case_ref"] == f"ANJU-{case_id}" and payload["evidence_sha256"] == digest
+    assert set(payload) == {"case_ref", "unit_id", "estate_id", "kind", "opened_at", "summary", "reasons",
+                            "evidence_sha256"}
+    actions = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY seq").fetchall()]
+    assert actions == ["alert.opened", "case.opened", "tenancy.queued"]
+    assert count(conn, "SELECT count(*) FROM audit_log WHERE actor <> 'system:detector'") == 0
+
+    again = run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    assert (again.alerts_opened, again.alerts_updated, again.cases_opened) == (0, 1, 0)
+    later = run_detection(conn, as_of=AS_OF + timedelta(days=1))
+    conn.commit()
+    assert later.alerts_updated == 1
+    for table in ("alerts", "cases", "tenancy_outbox"):
+        assert count(conn, f"SELECT count(*) FROM {table}") == 1
+    row = conn.execute("SELECT first_flagged, last_flagged FROM alerts").fetchone()
+    assert row == (AS_OF, AS_OF + timedelta(days=1))
+    assert count(conn, "SELECT count(*) FROM audit_log WHERE action = 'alert.reflagged'") == 1
+
+
+def test_closed_alert_with_open_case_does_not_open_a_second_case(conn: psycopg.Connection) -> None:
+    add_unit(conn, "E01-1-0101")
+    add_days(conn, "E01-1-0101", vacant_last=40)
+    conn.commit()
+    run_detection(conn, as_of=AS_OF)
+    conn.execute("UPDATE alerts SET status = 'closed'")
+    conn.commit()
+    result = run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    assert (result.alerts_opened, result.cases_opened) == (1, 0)
+    assert count(conn, "SELECT count(*) FROM cases") == 1
+    assert count(conn, "SELECT count(*) FROM tenancy_outbox") == 1
+
+
+def test_silent_gate_and_outage_give_no_alert(conn: psycopg.Connection) -> None:
+    add_unit(conn, "E01-1-0101", building="1")
+    add_days(conn, "E01-1-0101", gate=0)
+    add_unit(conn, "E01-2-0101", building="2")
+    conn.execute(
+        INSERT_DAILY +
+        " SELECT 'E01-2-0101', d::date, NULL, NULL, NULL, 0, 0, 0, 0, 0, 30"
+        " FROM generate_series(%s::date, %s::date, interval '1 day') d",
+        (AS_OF - timedelta(days=80), AS_OF),
+    )
+    conn.commit()
+    result = run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    assert result.alerts_opened == 0 and result.no_verdict >= 3
+    assert count(conn, "SELECT count(*) FROM alerts") == 0
+
+
+def test_default_as_of_is_the_last_complete_day(conn: psycopg.Connection) -> None:
+    assert run_detection(conn).as_of is None
+    add_unit(conn, "E01-1-0101")
+    add_days(conn, "E01-1-0101", vacant_last=30)
+    # The newest reading is at 09:00 on the day after AS_OF: that day is incomplete.
+    conn.execute(
+        INSERT_DAILY +
+        " VALUES ('E01-1-0101', %s, NULL, NULL, NULL, 9, 9, 9, 0, 0, 10)",
+        (AS_OF + timedelta(days=1),),
+    )
+    conn.execute(
+        "INSERT INTO meter_readings (ts, unit_id, meter, value, quality, device, agent_id, seq)"
+        " VALUES (%s, 'E01-1-0101', 'electricity', 5.0, 'ok', 'dev', 'gw', 1)",
+        (datetime(AS_OF.year, AS_OF.month, AS_OF.day + 1, 9, tzinfo=TZ),),
+    )
+    conn.commit()
+    result = run_detection(conn)
+    conn.commit()
+    assert result.as_of == AS_OF and result.alerts_opened == 1
