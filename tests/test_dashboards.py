@@ -71,7 +71,8 @@ def test_dashboard_shape(path: Path) -> None:
             assert t["datasource"]["uid"] in DATASOURCE_UIDS and t["rawQuery"] is True, panel["title"]
     titles = " ".join(p["title"] for p in dash["panels"])
     wanted_titles = (
-        "Readings stored per hour", "Access events per hour", "Open alerts by kind", "Dead letters", "Edge agents",
+        "Readings stored per hour", "Access events per hour", "Open alerts by kind", "Dead letters",
+        "Edge agents",
     )
     for wanted in wanted_titles:
         assert wanted in titles
