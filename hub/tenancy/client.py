@@ -1,0 +1,82 @@
+"""HTTP client of the city tenancy system's case API (``POST /api/v1/cases`` with an Idempotency-Key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+
+class TenancyError(Exception):
+    """Base of the tenancy client's errors."""
+
+
+class TenancyUnavailable(TenancyError):
+    """The tenancy system could not be reached or did not answer in time (worth retrying)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilingResponse:
+    """The tenancy system's answer to one filing."""
+
+    status: int
+    body: dict[str, Any] | None
+    text: str
+
+    @property
+    def accepted(self) -> bool:
+        """201 on first filing, 200 on a repeat with the same key and body."""
+        return self.status in (200, 201)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later (server trouble, throttling, timeouts)."""
+        return self.status >= 500 or self.status in (408, 425, 429)
+
+
+class TenancyClient:
+    """Files cases to the tenancy system; one ``httpx.Client`` per instance, closed with it."""
+
+    def __init__(self, base_url: str, token: SecretStr | None = None, timeout: float = 10.0) -> None:
+        headers = {"Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def __enter__(self) -> TenancyClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()
+
+    def file_case(self, *, idempotency_key: str, payload: dict[str, Any]) -> FilingResponse:
+        """POST one case; raise ``TenancyUnavailable`` when no HTTP answer came back."""
+        try:
+            resp = self._http.post(
+                "/api/v1/cases", json=payload, headers={"Idempotency-Key": idempotency_key}
+            )
+        except httpx.TransportError as err:
+            raise TenancyUnavailable(f"{type(err).__name__}: {err}") from err
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        return FilingResponse(
+            status=resp.status_code, body=body if isinstance(body, dict) else None, text=resp.text[:500]
+        )
+
+    def health(self) -> bool:
+        """Whether ``GET /health`` answers ok."""
+        try:
+            return self._http.get("/health").status_code == 200
+        except httpx.TransportError:
+            return False

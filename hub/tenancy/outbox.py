@@ -1,0 +1,109 @@
+"""Drain the tenancy outbox: send due rows with their idempotency key, retry with backoff, never delete."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from hub.cases.audit import record_audit
+from hub.tenancy.client import TenancyClient, TenancyUnavailable
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:tenancy"
+BACKOFF_BASE = timedelta(seconds=2)
+BACKOFF_CAP = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What one drain of the outbox did."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+    """Delay before the next try after ``attempts`` failures: exponential, capped, jittered to [½, 1]."""
+    rng = rng or random.Random()
+    raw = min(BACKOFF_CAP.total_seconds(), BACKOFF_BASE.total_seconds() * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=raw * rng.uniform(0.5, 1.0))
+
+
+def deliver_pending(
+    conn: psycopg.Connection, *, client: TenancyClient, limit: int = 50, max_attempts: int = 10,
+    now: datetime | None = None,
+) -> DeliveryResult:
+    """Send due pending rows (locked with SKIP LOCKED, so several hubs never send the same row at once).
+
+    The row lock is held across the HTTP call: if this process dies after the tenancy system accepted a
+    case but before the commit, the row is sent again later and the idempotency key makes that harmless.
+    """
+    now = now or datetime.now(UTC)
+    sent = retried = dead = 0
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT id, case_id, idempotency_key, payload, attempts FROM tenancy_outbox"
+            " WHERE state = 'pending' AND next_attempt_at <= %s"
+            " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+            (now, limit),
+        ).fetchall()
+        for outbox_id, case_id, key, payload, attempts in rows:
+            status: int | None = None
+            try:
+                resp = client.file_case(idempotency_key=key, payload=payload)
+            except TenancyUnavailable as err:
+                error, permanent = str(err), False
+            else:
+                status = resp.status
+                if resp.accepted:
+                    _mark_sent(conn, outbox_id=outbox_id, case_id=case_id, key=key, status=status, now=now,
+                               body=resp.body)
+                    sent += 1
+                    continue
+                error, permanent = f"HTTP {status}: {resp.text}", not resp.retryable
+            attempts += 1
+            if permanent or attempts >= max_attempts:
+                # A 4xx such as 409 (same key, different body) will not heal by retrying: dead-letter it
+                # now so a person looks at it; the row and its payload stay for that.
+                conn.execute(
+                    "UPDATE tenancy_outbox SET state = 'dead', attempts = %s, last_error = %s,"
+                    " response_status = %s WHERE id = %s",
+                    (attempts, error, status, outbox_id),
+                )
+                record_audit(conn, actor=ACTOR, action="tenancy.dead", object_type="case", object_id=case_id,
+                             detail={"idempotency_key": key, "attempts": attempts, "error": error})
+                log.error("tenancy filing of case %s dead after %d attempts: %s", case_id, attempts, error)
+                dead += 1
+            else:
+                conn.execute(
+                    "UPDATE tenancy_outbox SET attempts = %s, last_error = %s, response_status = %s,"
+                    " next_attempt_at = %s WHERE id = %s",
+                    (attempts, error, status, now + backoff(attempts), outbox_id),
+                )
+                retried += 1
+    if retried:
+        log.warning("tenancy system: %d filing(s) to retry later", retried)
+    return DeliveryResult(sent=sent, retried=retried, dead=dead)
+
+
+def _mark_sent(
+    conn: psycopg.Connection, *, outbox_id: int, case_id: int, key: str, status: int, now: datetime,
+    body: dict[str, object] | None,
+) -> None:
+    conn.execute(
+        "UPDATE tenancy_outbox SET state = 'sent', attempts = attempts + 1, sent_at = %s,"
+        " response_status = %s, last_error = NULL WHERE id = %s",
+        (now, status, outbox_id),
+    )
+    conn.execute(
+        "UPDATE cases SET status = 'filed', filed_at = %s WHERE id = %s AND status = 'open'", (now, case_id)
+    )
+    record_audit(conn, actor=ACTOR, action="case.filed", object_type="case", object_id=case_id,
+                 detail={"idempotency_key": key, "response_status": status,
+                         "tenancy_case_id": (body or {}).get("tenancy_case_id")})

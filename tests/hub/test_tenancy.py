@@ -1,0 +1,169 @@
+"""Filing cases through the outbox to the real tenancy stand-in, and to a port where nothing listens."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from psycopg.types.json import Jsonb
+
+from hub.detection.service import run_detection
+from hub.tenancy.client import TenancyClient
+from hub.tenancy.outbox import BACKOFF_CAP, backoff, deliver_pending
+from tests.hub.test_detection import AS_OF, add_days
+from tests.hub.test_features import add_unit, prepare_schema
+from tests.services import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a thread on a free port; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="tenancy-stand-in", daemon=True)
+    thread.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while not server.started:
+            assert thread.is_alive() and datetime.now(UTC) < deadline, "stand-in did not start"
+            threading.Event().wait(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def stand_in() -> Iterator[str]:
+    tenancy = pytest.importorskip("device_sims.tenancy", reason="tenancy stand-in not written yet")
+    with serve(tenancy.create_app()) as url:
+        yield url
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    """A database with two vacant-looking units, each with an open case and a pending outbox row."""
+    with psycopg.connect(database_url) as c:
+        prepare_schema(c)
+        for unit in ("E01-1-0101", "E01-1-0102"):
+            add_unit(c, unit)
+            add_days(c, unit, vacant_last=40)
+        c.commit()
+        assert run_detection(c, as_of=AS_OF).cases_opened == 2
+        c.commit()
+        yield c
+
+
+def states(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT state, attempts, response_status, last_error IS NOT NULL FROM tenancy_outbox ORDER BY id"
+    ).fetchall()
+
+
+def remote_cases(url: str) -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = httpx.get(f"{url}/api/v1/cases").json()["cases"]
+    return cases
+
+
+def test_cases_arrive_exactly_once_and_repeats_are_idempotent(
+    conn: psycopg.Connection, stand_in: str
+) -> None:
+    with TenancyClient(stand_in, None, 5.0) as client:
+        assert client.health()
+        result = deliver_pending(conn, client=client)
+        conn.commit()
+        assert (result.sent, result.retried, result.dead) == (2, 0, 0)
+        assert states(conn) == [("sent", 1, 201, False), ("sent", 1, 201, False)]
+        assert conn.execute("SELECT status, filed_at IS NOT NULL FROM cases").fetchall() == [
+            ("filed", True), ("filed", True)
+        ]
+        audit = conn.execute("SELECT actor FROM audit_log WHERE action = 'case.filed'").fetchall()
+        assert audit == [("system:tenancy",), ("system:tenancy",)]
+        assert deliver_pending(conn, client=client).sent == 0  # nothing left to send
+
+        # A crash after the POST but before our commit: the rows are pending again and go out again.
+        conn.execute("UPDATE tenancy_outbox SET state = 'pending'")
+        conn.commit()
+        again = deliver_pending(conn, client=client)
+        conn.commit()
+        assert again.sent == 2 and [s[2] for s in states(conn)] == [200, 200]
+
+    remote = remote_cases(stand_in)
+    keys = sorted(c["idempotency_key"] for c in remote)
+    ours = [r[0] for r in conn.execute("SELECT idempotency_key FROM tenancy_outbox ORDER BY id").fetchall()]
+    assert keys == sorted(ours) and len(remote) == 2
+    assert all(c["deliveries"] == 2 for c in remote)
+    payloads = {r[0]: r[1] for r in conn.execute("SELECT idempotency_key, payload FROM tenancy_outbox")}
+    for c in remote:
+        assert c["evidence_sha256"] == payloads[c["idempotency_key"]]["evidence_sha256"]
+        assert c["case_ref"] == payloads[c["idempotency_key"]]["case_ref"]
+
+
+def test_conflicting_body_is_dead_lettered_not_retried(conn: psycopg.Connection, stand_in: str) -> None:
+    with TenancyClient(stand_in, None, 5.0) as client:
+        deliver_pending(conn, client=client)
+        conn.commit()
+        row = conn.execute("SELECT id, payload FROM tenancy_outbox ORDER BY id LIMIT 1").fetchone()
+        assert row is not None
+        changed = {**row[1], "summary": "edited after filing"}
+        conn.execute("UPDATE tenancy_outbox SET state = 'pending', payload = %s WHERE id = %s",
+                     (Jsonb(changed), row[0]))
+        conn.commit()
+        result = deliver_pending(conn, client=client)
+        conn.commit()
+    assert result.dead == 1
+    assert states(conn)[0] == ("dead", 2, 409, True)
+
+
+def test_unreachable_tenancy_system_is_retried_with_backoff_then_dead_never_lost(
+    conn: psycopg.Connection,
+) -> None:
+    now = datetime.now(UTC)
+    with TenancyClient(f"http://127.0.0.1:{free_port()}", None, 2.0) as client:
+        first = deliver_pending(conn, client=client, now=now, max_attempts=3)
+        conn.commit()
+        assert (first.sent, first.retried, first.dead) == (0, 2, 0)
+        assert states(conn) == [("pending", 1, None, True)] * 2
+        due = conn.execute("SELECT next_attempt_at FROM tenancy_outbox").fetchall()
+        assert all(now < d[0] <= now + timedelta(seconds=2) for d in due)
+        assert deliver_pending(conn, client=client, now=now).retried == 0  # not due yet: no hammering
+
+        later = now + timedelta(hours=2)
+        assert deliver_pending(conn, client=client, now=later, max_attempts=3).retried == 2
+        conn.commit()
+        final = deliver_pending(conn, client=client, now=later + timedelta(hours=2), max_attempts=3)
+        conn.commit()
+    assert final.dead == 2
+    assert states(conn) == [("dead", 3, None, True)] * 2
+    assert conn.execute("SELECT count(*) FROM audit_log WHERE action = 'tenancy.dead'").fetchone() == (2,)
+    assert conn.execute("SELECT count(*) FROM cases WHERE status = 'open'").fetchone() == (2,)
+
+
+def test_pending_rows_go_out_once_the_tenancy_system_is_back(conn: psycopg.Connection, stand_in: str) -> None:
+    now = datetime.now(UTC)
+    with TenancyClient(f"http://127.0.0.1:{free_port()}", None, 2.0) as down:
+        assert deliver_pending(conn, client=down, now=now).retried == 2
+        conn.commit()
+    with TenancyClient(stand_in, None, 5.0) as up:
+        assert deliver_pending(conn, client=up, now=now).sent == 0  # backing off
+        assert deliver_pending(conn, client=up, now=now + timedelta(minutes=5)).sent == 2
+        conn.commit()
+    assert len(remote_cases(stand_in)) == 2
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    rng = random.Random(1)
+    delays = [backoff(n, rng=rng).total_seconds() for n in range(1, 15)]
+    assert 1.0 <= delays[0] <= 2.0 and 8.0 <= delays[3] <= 16.0
+    assert max(delays) <= BACKOFF_CAP.total_seconds()
+    assert len({round(backoff(5, rng=rng).total_seconds(), 6) for _ in range(5)}) > 1
