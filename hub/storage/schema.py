@@ -1,0 +1,164 @@
+"""Create the hub's schema: the SQL files in ``sql/`` and the time-series tables in their form."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+
+from hub.storage.errors import SchemaError
+from hub.storage.timeseries import (
+    TIME_TABLES,
+    TimescalePolicy,
+    add_months,
+    ensure_partitions,
+    month_start,
+    plain_sql,
+    timescale_sql,
+)
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).parent / "sql"
+Backend = Literal["timescaledb", "partitions"]
+
+# Serialises schema changes between hub processes that start together.
+_SCHEMA_LOCK = 0x616E6A75736368  # "anjusch"
+
+UNIT_COLUMNS = ("unit_id", "estate_id", "building", "floor", "area_m2", "household_size", "lease_start")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageInfo:
+    """Which time-series form the database uses, and why."""
+
+    backend: Backend
+    reason: str
+    timescaledb_version: str | None = None
+    sql_files: tuple[str, ...] = ()
+    partitions_created: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.backend} ({self.reason})"
+
+
+def sql_files(directory: Path = SQL_DIR) -> list[Path]:
+    """The schema's SQL files in name order."""
+    return sorted(directory.glob("*.sql"), key=lambda p: p.name)
+
+
+def _relkind(conn: psycopg.Connection, table: str) -> str | None:
+    row = conn.execute("SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(%s)", (table,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def _timescale_available(conn: psycopg.Connection) -> str | None:
+    row = conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def choose_backend(
+    conn: psycopg.Connection, *, prefer: Literal["auto", "timescaledb", "partitions"] = "auto"
+) -> tuple[Backend, str, str | None]:
+    """Decide the time-series form: an existing one is kept; else TimescaleDB when the server offers it."""
+    available = _timescale_available(conn)
+    kind = _relkind(conn, "meter_readings")
+    if kind == "p":
+        return "partitions", "existing partitioned tables", available
+    if kind == "r":
+        installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        if installed:
+            return "timescaledb", "existing hypertables", available
+        raise SchemaError("meter_readings exists as a plain table; neither hypertable nor partitioned")
+    if prefer == "partitions":
+        return "partitions", "requested", available
+    if available is None:
+        if prefer == "timescaledb":
+            raise SchemaError("TimescaleDB was requested but the server does not offer the extension")
+        return "partitions", "TimescaleDB not available on this server", None
+    return "timescaledb", f"TimescaleDB {available} available", available
+
+
+def ensure_schema(
+    conn: psycopg.Connection,
+    *,
+    prefer: Literal["auto", "timescaledb", "partitions"] = "auto",
+    policy: TimescalePolicy | None = None,
+    today: date | None = None,
+    months_ahead: int = 3,
+) -> StorageInfo:
+    """Create or complete every hub table; idempotent. The caller commits."""
+    policy = policy or TimescalePolicy()
+    conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+    try:
+        backend, reason, version = choose_backend(conn, prefer=prefer)
+        created: list[str] = []
+        # Time-series tables first, so that SQL files may define views and functions over them.
+        if backend == "timescaledb":
+            try:
+                with conn.transaction():
+                    for stmt in timescale_sql(policy):
+                        conn.execute(stmt)
+            except psycopg.Error as err:
+                if prefer == "timescaledb" or reason == "existing hypertables":
+                    raise SchemaError(f"TimescaleDB setup failed: {err}") from err
+                # e.g. offered but not in shared_preload_libraries
+                log.warning("TimescaleDB offered but unusable (%s); using monthly partitions", err)
+                backend, reason = "partitions", f"TimescaleDB unusable: {err}".splitlines()[0]
+        if backend == "partitions":
+            for stmt in plain_sql():
+                conn.execute(stmt)
+            start = add_months(month_start(today or datetime.now(UTC).date()), -1)
+            created = ensure_partitions(conn, start=start, months_ahead=months_ahead + 1)
+        names = []
+        for path in sql_files():
+            conn.execute(path.read_text())
+            names.append(path.name)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+    info = StorageInfo(
+        backend=backend,
+        reason=reason,
+        timescaledb_version=version,
+        sql_files=tuple(names),
+        partitions_created=tuple(created),
+    )
+    log.info("schema ready: %s", info)
+    return info
+
+
+def _unit_values(row: Mapping[str, Any] | Any) -> tuple[Any, ...]:
+    if isinstance(row, Mapping):
+        return tuple(row.get(c) for c in UNIT_COLUMNS)
+    return tuple(getattr(row, c, None) for c in UNIT_COLUMNS)
+
+
+def upsert_units(conn: psycopg.Connection, rows: Iterable[Mapping[str, Any] | Any]) -> int:
+    """Insert or update units from the registry (mappings or objects with the unit columns); return the count.
+
+    A column given as None keeps what the database has, so a registry without areas does not erase them.
+    """
+    values = [_unit_values(r) for r in rows]
+    for v in values:
+        if not v[0] or not v[1]:
+            raise SchemaError(f"a unit needs unit_id and estate_id: {v!r}")
+    if not values:
+        return 0
+    updates = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, units.{c})" for c in UNIT_COLUMNS[1:])
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO units ({', '.join(UNIT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(UNIT_COLUMNS))}) "
+            f"ON CONFLICT (unit_id) DO UPDATE SET {updates}",
+            values,
+        )
+    return len(values)
+
+
+__all__ = ["TIME_TABLES", "StorageInfo", "choose_backend", "ensure_schema", "sql_files", "upsert_units"]
