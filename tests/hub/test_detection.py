@@ -155,3 +155,28 @@ def test_default_as_of_is_the_last_complete_day(conn: psycopg.Connection) -> Non
     result = run_detection(conn)
     conn.commit()
     assert result.as_of == AS_OF and result.alerts_opened == 1
+
+
+def test_schema_is_idempotent_and_allows_one_open_alert_one_active_case(conn: psycopg.Connection) -> None:
+    prepare_schema(conn)  # a second time: no error
+    insert = (
+        "INSERT INTO alerts (unit_id, estate_id, kind, status, score, first_flagged, last_flagged,"
+        " rule_version, window_start, window_end)"
+        " VALUES ('U1', 'E01', 'vacancy', %s, 0.5, %s, %s, 'r', %s, %s)"
+    )
+    conn.execute(insert, ("closed", AS_OF, AS_OF, AS_OF, AS_OF))
+    conn.execute(insert, ("open", AS_OF, AS_OF, AS_OF, AS_OF))
+    conn.commit()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(insert, ("open", AS_OF, AS_OF, AS_OF, AS_OF))
+    conn.rollback()
+    case = (
+        "INSERT INTO cases (unit_id, estate_id, kind, status, evidence, evidence_sha256)"
+        " VALUES ('U1', 'E01', 'sublet', %s, '{}', 'x')"
+    )
+    conn.execute(case, ("closed",))
+    conn.execute(case, ("filed",))
+    conn.commit()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(case, ("open",))
+    conn.rollback()

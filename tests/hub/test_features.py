@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
 from hub.features import refresh_daily_features
+from hub.storage import ensure_schema
 
 TZ = ZoneInfo("Asia/Shanghai")
-SQL_DIR = Path(__file__).resolve().parents[2] / "hub" / "storage" / "sql"
-
-_STAND_IN_TABLES = """
-CREATE TABLE IF NOT EXISTS units (unit_id text PRIMARY KEY, estate_id text NOT NULL, building text, floor int,
-    area_m2 real, household_size int, lease_start date, first_seen timestamptz NOT NULL DEFAULT now());
-CREATE TABLE IF NOT EXISTS meter_readings (ts timestamptz, unit_id text, meter text, value double precision,
-    quality text, device text, agent_id text, seq bigint, received_at timestamptz DEFAULT now(),
-    PRIMARY KEY (unit_id, meter, ts));
-CREATE TABLE IF NOT EXISTS access_events (ts timestamptz, estate_id text, device_id text, event_id text,
-    building text, floor int, method text, person text, unit_id text, stranger_track text, agent_id text,
-    seq bigint, received_at timestamptz DEFAULT now(), PRIMARY KEY (estate_id, event_id, ts));
-"""
 
 
 def prepare_schema(conn: psycopg.Connection) -> None:
-    """The hub's schema: ``hub.storage.ensure_schema`` when present, else stand-in tables plus our SQL."""
-    ensure_schema = getattr(importlib.import_module("hub.storage"), "ensure_schema", None)
-    if ensure_schema is not None:
-        ensure_schema(conn)
-    else:
-        conn.execute(_STAND_IN_TABLES)
-        for path in sorted(SQL_DIR.glob("*.sql")):
-            conn.execute(path.read_text())
+    """The hub's whole schema, as the hub creates it."""
+    ensure_schema(conn)
     conn.commit()
 
 
