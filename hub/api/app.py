@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio.to_thread
 import jinja2
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -44,15 +45,23 @@ def make_templates() -> Jinja2Templates:
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    """Answer 503 when no pooled connection could be had in time."""
+    """Answer 503 when no pooled connection could be had in time, or the database went away."""
     log.warning("database unavailable: %s", exc)
     return JSONResponse({"detail": "database unavailable"}, status_code=503)
 
 
 def create_app(
-    *, database_url: str, title: str = "anju hub", pool_min_size: int = 1, pool_max_size: int = 8
+    *,
+    database_url: str,
+    title: str = "anju hub",
+    pool_min_size: int = 1,
+    pool_max_size: int = 8,
+    pool_timeout_s: float = 5.0,
 ) -> FastAPI:
-    """Build the application; its connection pool opens on startup and closes on shutdown."""
+    """Build the application; its connection pool opens on startup and closes on shutdown.
+
+    ``pool_timeout_s``: how long a request waits for a database connection before the answer is 503.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,7 +84,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.templates = make_templates()
+    app.state.pool_timeout_s = pool_timeout_s
     app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.include_router(views.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -9,9 +9,6 @@ import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
-# How long a request waits for a pooled connection before the API answers 503.
-CONNECTION_TIMEOUT_S = 5.0
-
 
 def get_pool(request: Request) -> ConnectionPool:
     """The application's connection pool, opened by its lifespan."""
@@ -19,9 +16,10 @@ def get_pool(request: Request) -> ConnectionPool:
     return pool
 
 
-def get_conn(pool: Annotated[ConnectionPool, Depends(get_pool)]) -> Iterator[psycopg.Connection[Any]]:
-    """A connection from the pool for the duration of one request."""
-    with pool.connection(timeout=CONNECTION_TIMEOUT_S) as conn:
+def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
+    """A connection from the pool for the duration of one request (PoolTimeout, hence 503, if none comes)."""
+    timeout: float = request.app.state.pool_timeout_s
+    with get_pool(request).connection(timeout=timeout) as conn:
         yield conn
 
 

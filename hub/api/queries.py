@@ -235,11 +235,19 @@ def database_health(conn: Conn) -> Health:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT current_setting('server_version'),"
-            " (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb')"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),"
+            " (SELECT relkind::text FROM pg_class WHERE oid = to_regclass('meter_readings'))"
         )
         row = cur.fetchone()
-    version, timescale = row if row else (None, None)
-    storage = f"timescaledb {timescale}" if timescale else "postgresql"
+    version, timescale, relkind = row if row else (None, None, None)
+    if relkind is None:
+        storage = "no schema yet"
+    elif relkind == "p":
+        storage = "postgresql monthly partitions"
+    elif timescale:
+        storage = f"timescaledb {timescale} hypertables"
+    else:
+        storage = "postgresql plain tables"
     return Health(status="ok", database=True, storage=storage, server_version=version)
 
 

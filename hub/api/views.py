@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import psycopg
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
 from hub.api import queries
-from hub.api.deps import CONNECTION_TIMEOUT_S, DbConn, DbPool
+from hub.api.deps import DbConn, DbPool
 from hub.api.models import (
     AgentStatus,
     AlertDetail,
@@ -34,10 +34,10 @@ Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
-def health(pool: DbPool) -> Health | JSONResponse:
+def health(request: Request, pool: DbPool) -> Health | JSONResponse:
     """Whether the database answers, and which storage path is in use."""
     try:
-        with pool.connection(timeout=CONNECTION_TIMEOUT_S) as conn:
+        with pool.connection(timeout=request.app.state.pool_timeout_s) as conn:
             return queries.database_health(conn)
     except (PoolTimeout, psycopg.Error) as err:
         reason = f"database unavailable: {err.__class__.__name__}"

@@ -16,53 +16,16 @@ from fastapi import FastAPI
 from psycopg.types.json import Jsonb
 
 from hub.api.app import create_app
-from tests.services import free_port
-
-# Until hub.storage.ensure_schema lands everywhere, the tables from docs/dev/skeleton-interfaces.md.
-FALLBACK_SCHEMA = """
-CREATE TABLE units (unit_id text PRIMARY KEY, estate_id text NOT NULL, building text, floor int,
-  area_m2 real, household_size int, lease_start date, first_seen timestamptz NOT NULL DEFAULT now());
-CREATE TABLE meter_readings (ts timestamptz, unit_id text, meter text, value double precision NULL,
-  quality text, device text, agent_id text, seq bigint, received_at timestamptz DEFAULT now(),
-  PRIMARY KEY (unit_id, meter, ts));
-CREATE TABLE access_events (ts timestamptz, estate_id text, device_id text, event_id text, building text,
-  floor int NULL, method text, person text NULL, unit_id text NULL, stranger_track text NULL, agent_id text,
-  seq bigint, received_at timestamptz DEFAULT now(), PRIMARY KEY (estate_id, event_id, ts));
-CREATE TABLE dead_letters (id bigserial PRIMARY KEY, received_at timestamptz DEFAULT now(), topic text,
-  payload bytea, reason text);
-CREATE TABLE agent_status (agent_id text PRIMARY KEY, estate_id text, state text, payload jsonb,
-  updated_at timestamptz);
-CREATE TABLE meter_daily (unit_id text, meter text, day date, consumption double precision NULL,
-  hours_covered int, readings int, resets int, PRIMARY KEY (unit_id, meter, day));
-CREATE TABLE unit_daily (unit_id text, day date, elec_kwh double precision, water_m3 double precision,
-  gas_m3 double precision, elec_hours int, water_hours int, gas_hours int, tenant_entries int,
-  strangers_building int, gate_events_building int, PRIMARY KEY (unit_id, day));
-CREATE TABLE alerts (id bigserial PRIMARY KEY, unit_id text NOT NULL, estate_id text NOT NULL,
-  kind text NOT NULL, status text NOT NULL DEFAULT 'open', score double precision, first_flagged date,
-  last_flagged date, reasons jsonb, evidence jsonb, rule_version text, window_start date, window_end date,
-  created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now());
-CREATE TABLE cases (id bigserial PRIMARY KEY, unit_id text NOT NULL, estate_id text NOT NULL,
-  kind text NOT NULL, alert_id bigint, status text NOT NULL DEFAULT 'open',
-  opened_at timestamptz DEFAULT now(), evidence jsonb, evidence_sha256 text, filed_at timestamptz NULL);
-CREATE TABLE tenancy_outbox (id bigserial PRIMARY KEY, case_id bigint, idempotency_key text UNIQUE,
-  payload jsonb, state text, attempts int, next_attempt_at timestamptz, last_error text, sent_at timestamptz,
-  response_status int);
-CREATE TABLE audit_log (seq bigserial PRIMARY KEY, ts timestamptz, actor text, action text, object_type text,
-  object_id text, detail jsonb);
-"""
+from hub.storage import ensure_schema
+from tests.services import drop_database, free_port
 
 START = date(2026, 3, 1)
 DAYS = [START + timedelta(days=i) for i in range(28)]
 
 
 def create_schema(conn: psycopg.Connection[Any]) -> None:
-    """The hub's tables: ``hub.storage.ensure_schema`` when it exists, else the documented fallback."""
-    try:
-        from hub.storage import ensure_schema  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        conn.execute(FALLBACK_SCHEMA)
-    else:
-        ensure_schema(conn)
+    """The hub's tables, as the hub creates them."""
+    ensure_schema(conn)
     conn.commit()
 
 
@@ -242,7 +205,20 @@ def test_health_reports_database_and_storage(client: httpx.Client) -> None:
     body = client.get("/api/health").json()
     assert body["database"] is True
     assert body["status"] == "ok"
-    assert body["storage"].startswith(("postgresql", "timescaledb"))
+    assert body["storage"] == "postgresql monthly partitions" or "hypertables" in body["storage"]
+    assert body["server_version"]
+
+
+def test_database_gone_is_503_not_500(database_url: str, pg_admin_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+    app = create_app(database_url=database_url, pool_timeout_s=0.5)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        assert c.get("/api/health").status_code == 200
+        drop_database(pg_admin_url, database_url)
+        down = c.get("/api/health")
+        assert down.status_code == 503 and down.json()["database"] is False
+        assert c.get("/api/alerts").status_code == 503
 
 
 def test_alerts_listed_by_score(client: httpx.Client, seeded: dict[str, int]) -> None:
