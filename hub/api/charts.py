@@ -98,6 +98,7 @@ EVIDENCE_SERIES: tuple[SeriesSpec, ...] = (
     SeriesSpec("gas", "用气", "Gas", "m³/day", "#dc2626"),
     SeriesSpec("tenant_entries", "登记住户进门", "Registered tenant entries", "per day", "#059669", True),
     SeriesSpec("strangers", "楼栋陌生人", "Strangers at the building", "per day", "#7c3aed", True),
+    SeriesSpec("gate_events", "楼栋门禁事件", "All gate events at the building", "per day", "#6b7280", True),
 )
 
 
