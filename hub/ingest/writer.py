@@ -1,0 +1,181 @@
+"""Batch writer: COPY into staging tables, then insert with dedup on the natural keys; one transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import psycopg
+from psycopg import pq
+
+from hub.ingest.errors import WriterError
+from hub.ingest.processor import AckDue, ProcessResult, StatusRow
+from hub.storage import ensure_months
+from hub.storage.timeseries import month_start
+
+log = logging.getLogger(__name__)
+
+READING_COLUMNS = ("ts", "unit_id", "meter", "value", "quality", "device", "agent_id", "seq", "received_at")
+ACCESS_COLUMNS = (
+    "ts", "estate_id", "device_id", "event_id", "building", "floor", "method", "person", "unit_id",
+    "stranger_track", "agent_id", "seq", "received_at",
+)  # fmt: skip
+
+# Staging tables live per connection; ON COMMIT DELETE ROWS empties them after every flush.
+_STAGE_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS anju_stage_readings (ts timestamptz, unit_id text, meter text, "
+    "value double precision, quality text, device text, agent_id text, seq bigint, received_at timestamptz, "
+    "estate_id text) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS anju_stage_access (ts timestamptz, estate_id text, device_id text, "
+    "event_id text, building text, floor int, method text, person text, unit_id text, stranger_track text, "
+    "agent_id text, seq bigint, received_at timestamptz) ON COMMIT DELETE ROWS",
+)
+
+_REGISTER_UNITS = """
+INSERT INTO units (unit_id, estate_id)
+SELECT DISTINCT ON (unit_id) unit_id, estate_id FROM (
+    SELECT unit_id, estate_id FROM anju_stage_readings
+    UNION ALL
+    SELECT unit_id, estate_id FROM anju_stage_access WHERE unit_id IS NOT NULL
+) seen
+ORDER BY unit_id
+ON CONFLICT (unit_id) DO NOTHING
+"""
+
+_INSERT_READINGS = (
+    f"INSERT INTO meter_readings ({', '.join(READING_COLUMNS)}) "
+    f"SELECT {', '.join(READING_COLUMNS)} FROM anju_stage_readings "
+    "ON CONFLICT (unit_id, meter, ts) DO NOTHING"
+)
+_INSERT_ACCESS = (
+    f"INSERT INTO access_events ({', '.join(ACCESS_COLUMNS)}) "
+    f"SELECT {', '.join(ACCESS_COLUMNS)} FROM anju_stage_access "
+    "ON CONFLICT (estate_id, event_id, ts) DO NOTHING"
+)
+_UPSERT_STATUS = """
+INSERT INTO agent_status (agent_id, estate_id, state, payload, updated_at)
+VALUES (%s, %s, %s, %s::jsonb, %s)
+ON CONFLICT (agent_id) DO UPDATE SET estate_id = EXCLUDED.estate_id, state = EXCLUDED.state,
+    payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at
+WHERE agent_status.updated_at <= EXCLUDED.updated_at
+"""
+_INSERT_DEAD = "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (%s, %s, %s, %s)"
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """What one committed flush stored, and the acks now safe to send."""
+
+    acks: tuple[AckDue, ...] = ()
+    stored_readings: int = 0
+    stored_events: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    statuses: int = 0
+
+
+def merge_acks(results: Sequence[ProcessResult]) -> tuple[AckDue, ...]:
+    """One ack per (estate, agent) with every sequence number of the batch, in first-seen order."""
+    merged: dict[tuple[str, str], set[int]] = {}
+    for r in results:
+        if r.ack is not None:
+            merged.setdefault((r.ack.estate_id, r.ack.agent_id), set()).update(r.ack.seqs)
+    return tuple(
+        AckDue(agent_id=agent, estate_id=estate, seqs=tuple(sorted(seqs)))
+        for (estate, agent), seqs in merged.items()
+    )
+
+
+def _latest_status(results: Sequence[ProcessResult]) -> list[StatusRow]:
+    latest: dict[str, StatusRow] = {}
+    for r in results:
+        if r.status is not None:
+            latest[r.status.agent_id] = r.status  # later messages win
+    return list(latest.values())
+
+
+class BatchWriter:
+    """Writes batches of processed messages over one connection; one transaction per flush."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        if not conn.autocommit:
+            raise WriterError("BatchWriter needs an autocommit connection: it owns its transactions")
+        self._conn = conn
+        row = conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = to_regclass('meter_readings')"
+        ).fetchone()
+        if row is None:
+            raise WriterError("meter_readings does not exist: run hub.storage.ensure_schema first")
+        self._partitioned = row[0] == "p"
+        self._months: set[date] = set()
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """The connection this writer uses."""
+        return self._conn
+
+    def _ensure_months(self, results: Sequence[ProcessResult]) -> None:
+        """Create missing monthly partitions in their own short transaction, before the flush."""
+        if not self._partitioned:
+            return
+        months = {month_start(x.ts) for r in results for x in r.readings}
+        months |= {month_start(x.ts) for r in results for x in r.access}
+        months -= self._months
+        if months:
+            ensure_months(self._conn, months)
+            self._months |= months
+
+    def write(self, results: Sequence[ProcessResult]) -> FlushResult:
+        """Store a batch atomically; the returned acks are safe to send because the batch is committed."""
+        if self._conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            raise WriterError("connection is inside a transaction; BatchWriter.write needs it idle")
+        readings = [x for r in results for x in r.readings]
+        access = [x for r in results for x in r.access]
+        dead = [r.dead_letter for r in results if r.dead_letter is not None]
+        statuses = _latest_status(results)
+        self._ensure_months(results)
+        stored_readings = stored_events = 0
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            for ddl in _STAGE_DDL:
+                cur.execute(ddl)
+            if readings:
+                with cur.copy(
+                    f"COPY anju_stage_readings ({', '.join(READING_COLUMNS)}, estate_id) FROM STDIN"
+                ) as copy:
+                    for x in readings:
+                        copy.write_row(
+                            (x.ts, x.unit_id, x.meter, x.value, x.quality, x.device, x.agent_id, x.seq,
+                             x.received_at, x.estate_id)
+                        )  # fmt: skip
+            if access:
+                with cur.copy(f"COPY anju_stage_access ({', '.join(ACCESS_COLUMNS)}) FROM STDIN") as copy:
+                    for a in access:
+                        copy.write_row(
+                            (a.ts, a.estate_id, a.device_id, a.event_id, a.building, a.floor, a.method,
+                             a.person, a.unit_id, a.stranger_track, a.agent_id, a.seq, a.received_at)
+                        )  # fmt: skip
+            if readings or access:
+                cur.execute(_REGISTER_UNITS)
+            if readings:
+                cur.execute(_INSERT_READINGS)
+                stored_readings = cur.rowcount
+            if access:
+                cur.execute(_INSERT_ACCESS)
+                stored_events = cur.rowcount
+            if statuses:
+                cur.executemany(
+                    _UPSERT_STATUS,
+                    [(s.agent_id, s.estate_id, s.state, s.payload, s.updated_at) for s in statuses],
+                )
+            if dead:
+                cur.executemany(_INSERT_DEAD, [(d.received_at, d.topic, d.payload, d.reason) for d in dead])
+        return FlushResult(
+            acks=merge_acks(results),
+            stored_readings=stored_readings,
+            stored_events=stored_events,
+            duplicates=len(readings) + len(access) - stored_readings - stored_events,
+            dead_letters=len(dead),
+            statuses=len(statuses),
+        )

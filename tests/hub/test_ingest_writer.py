@@ -1,0 +1,133 @@
+"""The batch writer on a real PostgreSQL: examples stored once, units registered, dead letters kept."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from anju_wire import Topic
+from anju_wire.examples import example_bytes
+from hub.ingest.errors import WriterError
+from hub.ingest.processor import AckDue, ProcessResult, process
+from hub.ingest.writer import BatchWriter
+from hub.storage import ensure_schema, list_partitions
+
+RECEIVED = datetime(2026, 3, 1, 0, 0, 6, tzinfo=UTC)
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True) as c:
+        ensure_schema(c)
+        yield c
+
+
+def examples() -> list[ProcessResult]:
+    return [
+        process(str(Topic.readings("E01")), example_bytes("readings_batch.json"), RECEIVED),
+        process(str(Topic.access("E01")), example_bytes("access_batch.json"), RECEIVED),
+        process(str(Topic.status("E01", "E01-gw1")), example_bytes("agent_status_online.json"), RECEIVED),
+    ]
+
+
+def count(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # type: ignore[arg-type,unused-ignore]
+    assert row is not None
+    return int(row[0])
+
+
+def test_contract_examples_are_stored(conn: psycopg.Connection) -> None:
+    result = BatchWriter(conn).write(examples())
+    assert (result.stored_readings, result.stored_events, result.statuses, result.duplicates) == (3, 5, 1, 0)
+    assert result.acks == (AckDue(agent_id="E01-gw1", estate_id="E01", seqs=tuple(range(1041, 1049))),)
+    gas = conn.execute(
+        "SELECT value, quality, device, agent_id, seq FROM meter_readings WHERE meter = 'gas'"
+    ).fetchone()
+    assert gas == (None, "unavailable", "modbus-tcp://10.0.3.2:502/207", "E01-gw1", 1043)
+    stranger = conn.execute(
+        "SELECT person, unit_id, method FROM access_events WHERE stranger_track = 'E01-G1-t000412'"
+    ).fetchone()
+    assert stranger == (None, None, "face")
+    status = conn.execute("SELECT estate_id, state, payload->>'outbox_depth' FROM agent_status").fetchone()
+    assert status == ("E01", "online", "12")
+    # Units seen in readings and in registered-person events are registered to the batch's estate.
+    units = conn.execute("SELECT unit_id, estate_id FROM units ORDER BY unit_id").fetchall()
+    assert units == [("E01-1-0104", "E01"), ("E01-1-0302", "E01"), ("E01-1-0501", "E01")]
+    assert count(conn, "meter_readings_default") == 0  # March 2026 got its own partition on demand
+    assert "meter_readings_p2026_02" in list_partitions(conn, "meter_readings")
+
+
+def test_duplicates_are_stored_once_and_still_acked(conn: psycopg.Connection) -> None:
+    writer = BatchWriter(conn)
+    writer.write(examples())
+    again = writer.write(examples() + examples())
+    assert (again.stored_readings, again.stored_events, again.duplicates) == (0, 0, 16)
+    assert again.acks[0].seqs == tuple(range(1041, 1049))
+    assert count(conn, "meter_readings") == 3
+    assert count(conn, "access_events") == 5
+
+
+def test_known_unit_keeps_its_registry_row(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "INSERT INTO units (unit_id, estate_id, building, area_m2) VALUES ('E01-1-0302', 'E01', '1', 55)"
+    )
+    BatchWriter(conn).write(examples()[:1])
+    assert conn.execute("SELECT building, area_m2 FROM units WHERE unit_id = 'E01-1-0302'").fetchone() == (
+        "1",
+        55,
+    )
+
+
+def test_dead_letters_keep_raw_bytes_and_reason(conn: psycopg.Connection) -> None:
+    raw = b'{"schema": "anju.readings.v1", broken'
+    result = BatchWriter(conn).write([process(str(Topic.readings("E01")), raw, RECEIVED)])
+    assert result.dead_letters == 1 and result.acks == ()
+    row = conn.execute("SELECT topic, payload, reason, received_at FROM dead_letters").fetchone()
+    assert row is not None
+    assert (row[0], bytes(row[1]), row[3]) == ("anju/v1/E01/readings", raw, RECEIVED)
+    assert "invalid ReadingsBatch" in row[2]
+
+
+def test_far_future_reading_lands_in_its_own_partition(conn: psycopg.Connection) -> None:
+    data = json.loads(example_bytes("readings_batch.json"))
+    for r in data["readings"]:
+        r["ts"] = "2033-07-04T10:00:00+08:00"
+    BatchWriter(conn).write([process(str(Topic.readings("E01")), json.dumps(data).encode(), RECEIVED)])
+    rows = conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings").fetchall()
+    assert rows == [("meter_readings_p2033_07",)]
+
+
+def test_older_status_does_not_overwrite_newer(conn: psycopg.Connection) -> None:
+    topic = str(Topic.status("E01", "E01-gw1"))
+    writer = BatchWriter(conn)
+    writer.write([process(topic, example_bytes("agent_status_offline.json"), RECEIVED)])
+    earlier = datetime(2026, 2, 28, tzinfo=UTC)
+    writer.write([process(topic, example_bytes("agent_status_online.json"), earlier)])
+    assert conn.execute("SELECT state FROM agent_status").fetchone() == ("offline",)
+
+
+def test_failed_batch_leaves_nothing_behind(conn: psycopg.Connection) -> None:
+    good = examples()
+    data = json.loads(example_bytes("readings_batch.json"))
+    data["readings"][0]["device"] = "bad\u0000device"  # valid JSON and contract, refused by PostgreSQL
+    bad = process(str(Topic.readings("E01")), json.dumps(data).encode(), RECEIVED)
+    assert bad.dead_letter is None
+    writer = BatchWriter(conn)
+    with pytest.raises(psycopg.errors.DataError):
+        writer.write([*good, bad])
+    assert count(conn, "meter_readings") + count(conn, "access_events") + count(conn, "units") == 0
+    assert writer.write(good).stored_readings == 3  # the connection is usable afterwards
+
+
+def test_writer_needs_autocommit_and_schema(database_url: str) -> None:
+    with psycopg.connect(database_url) as c, pytest.raises(WriterError, match="autocommit"):
+        BatchWriter(c)
+    with (
+        psycopg.connect(database_url, autocommit=True) as c,
+        pytest.raises(WriterError, match="ensure_schema"),
+    ):
+        BatchWriter(c)
