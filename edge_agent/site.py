@@ -1,0 +1,207 @@
+"""The site file of one estate gateway: typed, validated, loaded with its secrets from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from anju_wire import AcceleratedClock, Clock, WallClock
+from anju_wire.payloads import MAX_BATCH, Ident, MeterKind
+from anju_wire.topics import check_id
+from edge_agent.errors import RegisterMapError, SiteConfigError
+from edge_agent.registers import RegisterMap, load_map
+
+MQTT_URL_ENV = "ANJU_MQTT_URL"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OutboxSettings(_Section):
+    """Where the durable outbox lives and how many records it may hold."""
+
+    path: Path
+    capacity: Annotated[int, Field(ge=1)] = 1_000_000
+
+
+class ClockSettings(_Section):
+    """An accelerated clock shared with the simulators (same meaning as ``anju_wire.AcceleratedClock``)."""
+
+    origin_wall: float
+    origin_sim: AwareDatetime
+    speed: Annotated[float, Field(gt=0)]
+
+    def build(self) -> AcceleratedClock:
+        """The clock these settings describe."""
+        return AcceleratedClock(origin_wall=self.origin_wall, origin_sim=self.origin_sim, speed=self.speed)
+
+
+class PublishSettings(_Section):
+    """How the publisher drains the outbox."""
+
+    batch_max: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 500
+    ack_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    status_interval_s: Annotated[float, Field(gt=0)] = 30.0
+    max_inflight: Annotated[int, Field(ge=1)] = 8
+
+
+class MeterConfig(_Section):
+    """One meter of one unit, reached over Modbus TCP."""
+
+    unit_id: Ident
+    meter: MeterKind
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    device_id: Annotated[int, Field(ge=0, le=255)] = 1
+    register_map: str
+    poll_interval_s: Annotated[float, Field(gt=0)] = 3600.0
+    timeout_s: Annotated[float, Field(gt=0)] = 3.0
+
+    @field_validator("register_map")
+    @classmethod
+    def _map_exists(cls, name: str) -> str:
+        try:
+            load_map(name)
+        except RegisterMapError as err:
+            raise ValueError(str(err)) from err
+        return name
+
+    @model_validator(mode="after")
+    def _map_fits_meter(self) -> Self:
+        if self.load_map().meter != self.meter:
+            raise ValueError(
+                f"register map {self.register_map!r} is for {self.load_map().meter}, not {self.meter}"
+            )
+        return self
+
+    def load_map(self) -> RegisterMap:
+        """The register map of this meter's model."""
+        return load_map(self.register_map)
+
+    @property
+    def device(self) -> str:
+        """The device string carried in readings: ``modbus-tcp://host:port/device_id``."""
+        return f"modbus-tcp://{self.host}:{self.port}/{self.device_id}"
+
+
+class GateConfig(_Section):
+    """One gate (or corridor camera) whose vendor events arrive on the estate broker."""
+
+    device_id: Ident
+    building: Annotated[str, Field(min_length=1, max_length=32)]
+    source: Literal["mqtt"] = "mqtt"
+    topic: Annotated[str, Field(min_length=1)]
+
+    @field_validator("topic")
+    @classmethod
+    def _concrete_topic(cls, topic: str) -> str:
+        if any(c in topic for c in "+#\x00"):
+            raise ValueError("a gate topic must be concrete (no wildcards)")
+        return topic
+
+
+class SiteConfig(_Section):
+    """Everything one edge agent needs to know about its estate."""
+
+    agent_id: Ident
+    estate_id: Ident
+    mqtt_url: Annotated[str, Field(pattern=r"^mqtts?://")]
+    local_mqtt_url: Annotated[str, Field(pattern=r"^mqtts?://")] | None = None
+    outbox: OutboxSettings
+    pseudonym_secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    pseudonym_secret: SecretStr = Field(exclude=True)
+    clock: ClockSettings | None = None
+    publish: PublishSettings = PublishSettings()
+    meters: list[MeterConfig] = Field(default_factory=list)
+    gates: list[GateConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        check_id(self.agent_id, "agent")
+        check_id(self.estate_id, "estate")
+        seen: set[tuple[str, MeterKind]] = set()
+        for m in self.meters:
+            if (m.unit_id, m.meter) in seen:
+                raise ValueError(f"unit {m.unit_id} lists its {m.meter} meter twice")
+            seen.add((m.unit_id, m.meter))
+        topics = [g.topic for g in self.gates]
+        if len(topics) != len(set(topics)):
+            raise ValueError("two gates share one topic")
+        return self
+
+    @property
+    def gates_mqtt_url(self) -> str:
+        """The estate broker where gates publish (defaults to the hub broker)."""
+        return self.local_mqtt_url or self.mqtt_url
+
+    def make_clock(self) -> Clock:
+        """An AcceleratedClock when the site file has ``clock:``, else the wall clock."""
+        return self.clock.build() if self.clock is not None else WallClock()
+
+    def secret_bytes(self) -> bytes:
+        """The estate's pseudonym key."""
+        return self.pseudonym_secret.get_secret_value().encode()
+
+
+def _describe(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()[:5]
+    )
+
+
+def parse_site(data: Any, *, environ: Mapping[str, str], base_dir: Path | None = None) -> SiteConfig:
+    """Validate a parsed site document, taking secrets and overrides from ``environ``."""
+    if not isinstance(data, dict):
+        raise SiteConfigError("<root>: the site file must be a mapping")
+    if "pseudonym_secret" in data:
+        raise SiteConfigError(
+            "pseudonym_secret: keep the secret in the environment, named by pseudonym_secret_env"
+        )
+    doc = dict(data)
+    env_name = doc.get("pseudonym_secret_env")
+    if isinstance(env_name, str) and env_name:
+        secret = environ.get(env_name)
+        if not secret:
+            raise SiteConfigError(
+                f"pseudonym_secret_env: environment variable {env_name} is not set or empty"
+            )
+        doc["pseudonym_secret"] = secret
+    if environ.get(MQTT_URL_ENV):
+        doc["mqtt_url"] = environ[MQTT_URL_ENV]
+    outbox = doc.get("outbox")
+    if base_dir is not None and isinstance(outbox, dict) and isinstance(outbox.get("path"), str):
+        # a relative outbox path is relative to the site file, whatever the service's working directory
+        doc["outbox"] = {**outbox, "path": str(base_dir / Path(outbox["path"]).expanduser())}
+    try:
+        return SiteConfig.model_validate(doc)
+    except ValidationError as err:
+        raise SiteConfigError(_describe(err)) from err
+
+
+def load_site(path: str | Path, *, environ: Mapping[str, str] | None = None) -> SiteConfig:
+    """Load and validate a site YAML file; raise SiteConfigError naming the bad field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SiteConfigError(f"<file>: cannot read {p}: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SiteConfigError(f"<file>: {p} is not valid YAML: {err}") from err
+    return parse_site(data, environ=os.environ if environ is None else environ, base_dir=p.parent.resolve())
