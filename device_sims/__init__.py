@@ -1,0 +1,1 @@
+"""Simulated estates for anju: households with ground truth, Modbus meters, face gates, the tenancy system."""
