@@ -1,0 +1,367 @@
+"""The ingest service: MQTT shared subscriptions in, batched database writes, acks out after commit.
+
+Two threads: paho's network loop only enqueues messages; one writer thread processes, batches, writes
+and then acknowledges. Nothing is acknowledged before it is committed, so a database outage loses
+nothing: the batch is retried with backoff and the agents resend whatever stays unacknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from anju_wire import Ack, Topic, TopicKind, encode
+from anju_wire.payloads import ranges_of
+from anju_wire.topics import subscription
+from hub.ingest.errors import IngestError, WriterError
+from hub.ingest.processor import AckDue, DeadLetter, ProcessResult, process
+from hub.ingest.writer import BatchWriter, FlushResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """What the service has done since it started."""
+
+    messages: int = 0
+    stored_readings: int = 0
+    stored_events: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    statuses: int = 0
+    acks_sent: int = 0
+    flushes: int = 0
+    flush_failures: int = 0
+    shed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where the broker is, from an ``mqtt://`` / ``mqtts://`` URL."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerAddress:
+        """Parse ``mqtt://[user[:pass]@]host[:port]``; ``mqtts`` means TLS (default port 8883)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+            raise IngestError(f"unsupported broker URL scheme in {url!r}: use mqtt:// or mqtts://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+def backoff_delays(*, first: float = 0.2, cap: float = 10.0) -> Iterator[float]:
+    """Jittered, capped exponential delays: first, ~2x, ~4x ... up to ``cap`` seconds."""
+    delay = first
+    while True:
+        yield random.uniform(delay / 2, delay)
+        delay = min(cap, delay * 2)
+
+
+def ack_payload(due: AckDue, *, now: datetime) -> bytes:
+    """The wire bytes of the ack for ``due``."""
+    return encode(
+        Ack(agent_id=due.agent_id, estate_id=due.estate_id, ts=now, ranges=ranges_of(list(due.seqs)))
+    )
+
+
+class IngestService:
+    """Consumes agent messages from MQTT and stores them; acknowledges only what is committed."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        mqtt_url: str,
+        share_group: str | None = "anju-hub",
+        client_id: str = "anju-hub",
+        batch_max: int = 5000,
+        flush_s: float = 0.2,
+        queue_max: int = 100_000,
+        mqtt_username: str | None = None,
+        mqtt_password: str | None = None,
+        retry_cap_s: float = 10.0,
+    ) -> None:
+        self._database_url = database_url
+        self._broker = BrokerAddress.from_url(mqtt_url)
+        self._share_group = share_group or None  # "" means the broker has no shared subscriptions
+        self._batch_max = batch_max
+        self._flush_s = flush_s
+        self._retry_cap_s = retry_cap_s
+        self._queue: queue.Queue[_Message] = queue.Queue(maxsize=queue_max)
+        self._stop = threading.Event()
+        self._accepting = threading.Event()
+        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self._stats = IngestStats()
+        self._shed_logged = False
+        self._writer: BatchWriter | None = None  # used by the writer thread only
+        self._thread = threading.Thread(target=self._run, name=f"anju-ingest-{client_id}", daemon=True)
+        # MQTT 5 for shared subscriptions; 3.1.1 where the broker (amqtt) has none.
+        protocol = mqtt.MQTTv5 if self._share_group else mqtt.MQTTv311
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+        if self._broker.tls:
+            self._client.tls_set()
+        username = mqtt_username or self._broker.username
+        if username:
+            self._client.username_pw_set(username, mqtt_password or self._broker.password)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+
+    def subscriptions(self) -> list[str]:
+        """The topic filters this service subscribes to."""
+        g = self._share_group
+        # Status is retained, and MQTT 5 never sends retained messages to shared subscriptions; its upsert
+        # is idempotent, so every hub may take every status message.
+        return [
+            subscription(TopicKind.READINGS, share_group=g),
+            subscription(TopicKind.ACCESS, share_group=g),
+            subscription(TopicKind.STATUS),
+        ]
+
+    def start(self) -> None:
+        """Connect (in the background, retrying) and start the writer thread."""
+        self._accepting.set()
+        self._thread.start()
+        self._client.connect_async(self._broker.host, self._broker.port, keepalive=30)
+        self._client.loop_start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the subscriptions are in place; False on timeout."""
+        return self._subscribed.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, flush what was taken, send its acks, then disconnect."""
+        self._accepting.clear()
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def stats(self) -> IngestStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return self._stats
+
+    def stats_dict(self) -> dict[str, int]:
+        """The counters as a plain mapping (for logs and the demo summary)."""
+        return asdict(self.stats())
+
+    # paho callbacks: run on paho's thread; keep them short.
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        log.info("connected to %s:%d", self._broker.host, self._broker.port)
+        client.subscribe([(f, 1) for f in self.subscriptions()])
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _mid: int,
+        reasons: list[ReasonCode],
+        _props: Properties | None,
+    ) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            log.error("subscriptions refused: %s", ", ".join(failed))
+            return
+        self._subscribed.set()
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        self._subscribed.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from broker (%s); paho reconnects", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if not self._accepting.is_set():
+            return  # stopping: not stored, not acked; the agent sends it again
+        try:
+            self._queue.put_nowait(_Message(msg.topic, bytes(msg.payload), datetime.now(UTC)))
+        except queue.Full:
+            # Unacked, so the agent resends later; blocking here would stall the network loop.
+            self._count(shed=1)
+            if not self._shed_logged:
+                log.warning("ingest queue full (database slow or down): shedding unacked messages")
+                self._shed_logged = True
+
+    # writer thread
+
+    def _count(self, **add: int) -> None:
+        with self._lock:
+            current = asdict(self._stats)
+            for k, v in add.items():
+                current[k] += v
+            self._stats = IngestStats(**current)
+
+    def _run(self) -> None:
+        pending: list[tuple[_Message, ProcessResult]] = []
+        rows = 0
+        deadline = 0.0
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                timeout = 0.0 if stopping else max(0.0, deadline - time.monotonic()) if pending else 0.1
+                try:
+                    msg: _Message | None = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    msg = None
+                if msg is not None:
+                    result = process(msg.topic, msg.payload, msg.received_at)
+                    if not pending:
+                        deadline = time.monotonic() + self._flush_s
+                    pending.append((msg, result))
+                    rows += result.rows
+                    self._count(messages=1)
+                full = rows >= self._batch_max
+                if pending and (full or time.monotonic() >= deadline or (stopping and msg is None)):
+                    self._flush(pending)
+                    pending, rows = [], 0
+                if stopping and msg is None and not pending:
+                    return
+        finally:
+            self._close_writer()
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.conn.close()
+            self._writer = None
+
+    def _connect(self) -> BatchWriter:
+        conn = psycopg.connect(self._database_url, autocommit=True)
+        try:
+            return BatchWriter(conn)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _flush(self, pending: Sequence[tuple[_Message, ProcessResult]]) -> None:
+        """Write ``pending`` until it is committed (or the service stops), then send its acks."""
+        delays = backoff_delays(cap=self._retry_cap_s)
+        while True:
+            try:
+                if self._writer is None:
+                    self._writer = self._connect()
+                try:
+                    outcome = self._writer.write([r for _, r in pending])
+                except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as err:
+                    # A message the contract allows but PostgreSQL refuses (e.g. a NUL in a string):
+                    # write one by one, dead-letter the culprit, keep the rest.
+                    log.warning("batch refused by the database (%s); writing messages one by one", err)
+                    outcome = self._write_isolating(self._writer, pending)
+                self._publish(outcome)
+                return
+            except (psycopg.Error, WriterError) as err:  # WriterError: schema not there yet
+                self._count(flush_failures=1)
+                self._close_writer()
+                if self._stop.is_set():
+                    log.warning("stopping with %d unwritten messages (not acked): %s", len(pending), err)
+                    return
+                delay = next(delays)
+                log.warning("flush failed, retrying in %.1fs (nothing acked): %s", delay, err)
+                self._stop.wait(delay)
+
+    def _write_isolating(
+        self, writer: BatchWriter, pending: Sequence[tuple[_Message, ProcessResult]]
+    ) -> FlushResult:
+        totals = FlushResult()
+        acks: list[AckDue] = []
+        for msg, result in pending:
+            try:
+                one = writer.write([result])
+            except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as err:
+                dead = DeadLetter(
+                    topic=msg.topic,
+                    payload=msg.payload,
+                    reason=f"refused by the database: {err}".replace("\x00", "\\x00")[:500],
+                    received_at=msg.received_at,
+                )
+                one = writer.write([ProcessResult(dead_letter=dead, ack=result.ack)])
+            acks.extend(one.acks)
+            totals = FlushResult(
+                stored_readings=totals.stored_readings + one.stored_readings,
+                stored_events=totals.stored_events + one.stored_events,
+                duplicates=totals.duplicates + one.duplicates,
+                dead_letters=totals.dead_letters + one.dead_letters,
+                statuses=totals.statuses + one.statuses,
+            )
+        return FlushResult(
+            acks=tuple(acks),
+            stored_readings=totals.stored_readings,
+            stored_events=totals.stored_events,
+            duplicates=totals.duplicates,
+            dead_letters=totals.dead_letters,
+            statuses=totals.statuses,
+        )
+
+    def _publish(self, outcome: FlushResult) -> None:
+        """Count a committed flush and acknowledge its sequence numbers (QoS 1)."""
+        now = datetime.now(UTC)
+        for due in outcome.acks:
+            topic = str(Topic.ack(due.estate_id, due.agent_id))
+            info = self._client.publish(topic, ack_payload(due, now=now), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                # paho keeps QoS 1 messages for the reconnect; and an unacked agent resends anyway.
+                log.warning("ack to %s queued while disconnected (rc=%s)", topic, info.rc)
+        self._count(
+            stored_readings=outcome.stored_readings,
+            stored_events=outcome.stored_events,
+            duplicates=outcome.duplicates,
+            dead_letters=outcome.dead_letters,
+            statuses=outcome.statuses,
+            acks_sent=len(outcome.acks),
+            flushes=1,
+        )

@@ -1,0 +1,225 @@
+"""The ingest service end to end: a real Mosquitto, a real PostgreSQL, acks only after commit."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from anju_wire import Ack, Topic, decode
+from anju_wire.examples import example_bytes
+from hub.ingest.consumer import BrokerAddress, IngestService
+from hub.storage import ensure_schema
+from tests.services import create_database, drop_database
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``check`` until it is true; fail the test after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+class Agent:
+    """A stand-in edge agent: publishes batches and collects the hub's acks."""
+
+    def __init__(self, mqtt_url: str, estate: str, agent: str = "gw1") -> None:
+        self.estate, self.agent = estate, agent
+        self.acks: list[Ack] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        address = BrokerAddress.from_url(mqtt_url)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_a: self._subscribed.set()
+        self.client.connect(address.host, address.port)
+        self.client.subscribe(str(Topic.ack(estate, agent)), qos=1)
+        self.client.loop_start()
+        assert self._subscribed.wait(5)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.acks.append(decode(Ack, bytes(msg.payload)))
+
+    def acked(self) -> set[int]:
+        with self._lock:
+            return {s for a in self.acks for s in a.seqs()}
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def readings(self, seqs: list[int], *, hour: int = 8) -> bytes:
+        data = json.loads(example_bytes("readings_batch.json"))
+        data["estate_id"], data["agent_id"] = self.estate, self.agent
+        proto = data["readings"][0]
+        data["readings"] = [
+            {
+                **proto,
+                "seq": s,
+                "unit_id": f"{self.estate}-1-0101",
+                "ts": f"2026-03-01T{hour:02d}:{i:02d}:00+08:00",
+            }
+            for i, s in enumerate(seqs)
+        ]
+        return json.dumps(data).encode()
+
+    def access(self, seqs: list[int]) -> bytes:
+        data = json.loads(example_bytes("access_batch.json"))
+        data["estate_id"], data["agent_id"] = self.estate, self.agent
+        data["events"] = [{**e, "seq": s} for e, s in zip(data["events"], seqs, strict=False)]
+        return json.dumps(data).encode()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def estate() -> str:
+    return "T" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def schema_url(database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        ensure_schema(conn)
+        conn.commit()
+    return database_url
+
+
+@contextmanager
+def running(database_url: str, mqtt_url: str, **kw: Any) -> Iterator[IngestService]:
+    group = "g" + uuid.uuid4().hex[:8]  # its own share group, so no other test's hub takes our messages
+    service = IngestService(
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        share_group=group,
+        client_id=f"hub-{group}",
+        flush_s=0.05,
+        retry_cap_s=0.5,
+        **kw,
+    )
+    service.start()
+    try:
+        assert service.wait_ready(10)
+        yield service
+    finally:
+        service.stop()
+
+
+@contextmanager
+def agent(mqtt_url: str, estate: str) -> Iterator[Agent]:
+    a = Agent(mqtt_url, estate)
+    try:
+        yield a
+    finally:
+        a.close()
+
+
+def scalar(url: str, query: str) -> Any:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(query).fetchone()  # type: ignore[arg-type,unused-ignore]
+        return row[0] if row else None
+
+
+def test_malformed_messages_are_dead_lettered_and_valid_ones_around_them_stored(
+    schema_url: str, mqtt_url: str, estate: str
+) -> None:
+    with running(schema_url, mqtt_url) as service, agent(mqtt_url, estate) as a:
+        bad_schema = json.loads(a.readings([20]))
+        bad_schema["readings"][0]["meter"] = "steam"
+        a.publish(str(Topic.readings(estate)), a.readings([1, 2, 3]))
+        a.publish(str(Topic.readings(estate)), b"{this is not json")
+        a.publish(str(Topic.access(estate)), a.access([4, 5, 6, 7, 8]))
+        a.publish(str(Topic.readings(estate)), json.dumps(bad_schema).encode())
+        a.publish(str(Topic.readings(estate)), a.readings([9], hour=9))
+        wait_for(lambda: a.acked() >= {1, 2, 3, 4, 5, 6, 7, 8, 9, 20})
+        assert a.acked() == {1, 2, 3, 4, 5, 6, 7, 8, 9, 20}
+        rows = scalar(schema_url, "SELECT array_agg(seq ORDER BY seq) FROM meter_readings")
+        assert rows == [1, 2, 3, 9]
+        assert scalar(schema_url, "SELECT count(*) FROM access_events") == 5
+        with psycopg.connect(schema_url) as conn:
+            dead = conn.execute("SELECT topic, payload, reason FROM dead_letters ORDER BY id").fetchall()
+        assert [(t, bytes(p)) for t, p, _ in dead] == [
+            (f"anju/v1/{estate}/readings", b"{this is not json"),
+            (f"anju/v1/{estate}/readings", json.dumps(bad_schema).encode()),
+        ]
+        assert "invalid ReadingsBatch" in dead[0][2]
+        assert "readings.0.meter" in dead[1][2]
+        wait_for(lambda: service.stats().dead_letters == 2)
+        stats = service.stats()
+        assert (stats.stored_readings, stats.stored_events, stats.duplicates) == (4, 5, 0)
+
+
+def test_ack_carries_the_seq_ranges_and_duplicates_are_stored_once(
+    schema_url: str, mqtt_url: str, estate: str
+) -> None:
+    with running(schema_url, mqtt_url, batch_max=10_000) as service, agent(mqtt_url, estate) as a:
+        payload = a.readings([1041, 1042, 1043, 1045])
+        a.publish(str(Topic.readings(estate)), payload)
+        wait_for(lambda: len(a.acks) == 1)
+        ack = a.acks[0]
+        assert (ack.agent_id, ack.estate_id) == ("gw1", estate)
+        assert [(r.first, r.last) for r in ack.ranges] == [(1041, 1043), (1045, 1045)]
+        a.publish(str(Topic.readings(estate)), payload)  # the agent resends: stored once, acked again
+        wait_for(lambda: len(a.acks) == 2)
+        assert a.acks[1].seqs() == [1041, 1042, 1043, 1045]
+        assert scalar(schema_url, "SELECT count(*) FROM meter_readings") == 4
+        assert service.stats().duplicates == 4
+        assert scalar(schema_url, f"SELECT estate_id FROM units WHERE unit_id = '{estate}-1-0101'") == estate
+
+
+def test_status_is_upserted(schema_url: str, mqtt_url: str, estate: str) -> None:
+    with running(schema_url, mqtt_url) as service, agent(mqtt_url, estate) as a:
+        status = json.loads(example_bytes("agent_status_online.json"))
+        status["estate_id"], status["agent_id"] = estate, "gw1"
+        a.publish(str(Topic.status(estate, "gw1")), json.dumps(status).encode())
+        wait_for(lambda: service.stats().statuses == 1)
+        assert scalar(schema_url, "SELECT state FROM agent_status WHERE agent_id = 'gw1'") == "online"
+
+
+def test_database_outage_acks_nothing_until_the_rows_are_committed(
+    pg_admin_url: str, mqtt_url: str, estate: str
+) -> None:
+    # The service points at a database that does not exist yet: every flush fails.
+    staged = create_database(pg_admin_url)
+    with psycopg.connect(staged) as conn:
+        ensure_schema(conn)
+        conn.commit()
+    missing = "t_" + uuid.uuid4().hex[:12]
+    staged_name = psycopg.conninfo.conninfo_to_dict(staged)["dbname"]
+    target = psycopg.conninfo.make_conninfo(staged, dbname=missing)
+    try:
+        with running(target, mqtt_url) as service, agent(mqtt_url, estate) as a:
+            a.publish(str(Topic.readings(estate)), a.readings([1, 2]))
+            wait_for(lambda: service.stats().flush_failures >= 2)
+            assert a.acked() == set()
+            # The database comes back (renamed into place, schema and all).
+            with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{staged_name}" RENAME TO "{missing}"')  # type: ignore[arg-type,unused-ignore]
+            wait_for(lambda: a.acked() == {1, 2})
+            assert scalar(target, "SELECT count(*) FROM meter_readings") == 2
+    finally:
+        drop_database(pg_admin_url, target)
+        drop_database(pg_admin_url, staged)
+
+
+def test_stop_without_start_and_stats_dict(schema_url: str, mqtt_url: str) -> None:
+    service = IngestService(database_url=schema_url, mqtt_url=mqtt_url, share_group="", client_id="idle-hub")
+    assert service.subscriptions() == ["anju/v1/+/readings", "anju/v1/+/access", "anju/v1/+/status/+"]
+    assert service.stats_dict()["messages"] == 0
+    service.stop()  # never started: nothing to join, nothing to disconnect
