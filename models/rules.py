@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.features import (
     PeerStats,
+    StrangerTrack,
     UnitSeries,
     WindowSummary,
     idle_streak,
@@ -48,7 +49,7 @@ class SubletPolicy(_Frozen):
     min_use_share: float = Field(gt=0, le=2)
     min_presence_share_before: float = Field(ge=0, le=1)
     stranger_min_days: int = Field(ge=1)
-    stranger_alignment_days: int = Field(ge=0)
+    max_presence_share_after: float = Field(ge=0, le=1)
 
 
 class Policy(_Frozen):
@@ -269,6 +270,18 @@ class SubletRule:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
+    def _appeared_as_presence_ended(self, series: UnitSeries, track: StrangerTrack, *, end: date) -> bool:
+        """Tenants entered regularly before the track first appeared, and (almost) never since."""
+        p = self.policy.sublet
+        first = track.first_seen
+        lookback = timedelta(days=self.policy.baseline_days)
+        before = summarize(series.days, start=first - lookback, end=first - timedelta(days=1))
+        after = summarize(series.days, start=first, end=end)
+        return (
+            before.gate_days > 0 and before.presence_share >= p.min_presence_share_before
+            and after.gate_days > 0 and after.presence_share <= p.max_presence_share_after
+        )
+
     def evaluate(self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None) -> Verdict:
         """Judge one unit for the window ending on ``as_of``."""
         pol, p = self.policy, self.policy.sublet
@@ -317,10 +330,7 @@ class SubletRule:
 
         presence_ended = b.gate_days > 0 and b.presence_share >= p.min_presence_share_before
         recurring = [s for s in series.strangers if s.days_in_window >= p.stranger_min_days]
-        last_seen = b.last_tenant_entry
-        aligned = [] if last_seen is None else [
-            s for s in recurring if abs((s.first_seen - last_seen).days) <= p.stranger_alignment_days
-        ]
+        aligned = [s for s in recurring if self._appeared_as_presence_ended(series, s, end=ctx.end)]
         if not (presence_ended or aligned):
             # No change to explain: a household that always used a side entrance looks like this.
             return verdict(Outcome.CLEAR, 0.0, [Reason(

@@ -143,3 +143,10 @@ def test_vacancy_with_unknown_water_is_flagged_with_lower_score(policy: Policy) 
     unknown, _ = judge(policy, series(elec=0.6, water=None, entries=0))
     assert unknown.outcome is Outcome.FLAGGED and "water_unknown" in codes(unknown)
     assert unknown.score < dry.score
+
+
+def test_strangers_who_were_always_there_are_not_support(policy: Policy) -> None:
+    moved_out = AS_OF - timedelta(days=30)
+    old = (StrangerTrack("s-1", first_seen=AS_OF - timedelta(days=80), days_in_window=15),)
+    _, sub = judge(policy, series(change_from=moved_out, elec=7.0, water=0.25, entries=0, tracks=old))
+    assert sub.outcome is Outcome.FLAGGED and "recurring_strangers" not in codes(sub)
