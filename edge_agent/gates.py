@@ -74,8 +74,8 @@ def parse_gate_event(raw: bytes, *, estate_id: str, secret: bytes) -> AccessReco
             floor=event.floor,
             method=event.verify_mode,
             person=person,
-            unit_id=event.room_no if person is not None else None,
-            stranger_track=event.stranger_track if person is None else None,
+            unit_id=event.room_no,
+            stranger_track=event.stranger_track,
         )
     except ValidationError as err:
         raise GateEventError(f"gate event does not make an access event: {_problems(err)}") from err

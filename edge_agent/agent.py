@@ -1,0 +1,112 @@
+"""The edge agent process: pollers, gate subscriber and publisher as named tasks over one outbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections import defaultdict
+
+from anju_wire.payloads import DeviceAvailability
+from edge_agent.errors import EdgeAgentError
+from edge_agent.gates import GateSubscriber
+from edge_agent.modbus import ModbusEndpointPoller
+from edge_agent.outbox import Outbox
+from edge_agent.publisher import Publisher
+from edge_agent.site import MeterConfig, SiteConfig, load_site
+
+log = logging.getLogger(__name__)
+
+
+def build_pollers(config: SiteConfig, outbox: Outbox) -> list[ModbusEndpointPoller]:
+    """One poller per Modbus TCP endpoint named in the site file."""
+    clock = config.make_clock()
+    by_endpoint: dict[tuple[str, int], list[MeterConfig]] = defaultdict(list)
+    for m in config.meters:
+        by_endpoint[(m.host, m.port)].append(m)
+    return [
+        ModbusEndpointPoller(host=h, port=p, meters=ms, clock=clock, outbox=outbox)
+        for (h, p), ms in by_endpoint.items()
+    ]
+
+
+async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Run the agent until ``stop`` is set (forever when None); the outbox is closed on the way out."""
+    stop = stop or asyncio.Event()
+    outbox = Outbox(config.outbox.path, capacity=config.outbox.capacity)
+    try:
+        pollers = build_pollers(config, outbox)
+
+        def devices() -> list[DeviceAvailability]:
+            return [d for p in pollers for d in p.availability()]
+
+        publisher = Publisher(
+            url=config.mqtt_url,
+            agent_id=config.agent_id,
+            estate_id=config.estate_id,
+            outbox=outbox,
+            clock=config.make_clock(),
+            settings=config.publish,
+            devices=devices,
+        )
+        log.info(
+            "agent %s for estate %s: %d meters on %d endpoints, %d gates, outbox %s (%d waiting)",
+            config.agent_id, config.estate_id, len(config.meters), len(pollers), len(config.gates),
+            outbox.path, outbox.depth(),
+        )  # fmt: skip
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(publisher.run(stop), name="publisher")
+            for p in pollers:
+                tg.create_task(p.run(stop), name=f"modbus {p.name}")
+            if config.gates:
+                gates = GateSubscriber(
+                    url=config.gates_mqtt_url,
+                    agent_id=config.agent_id,
+                    estate_id=config.estate_id,
+                    secret=config.secret_bytes(),
+                    gates=config.gates,
+                    outbox=outbox,
+                )
+                tg.create_task(gates.run(stop), name="gates")
+    finally:
+        outbox.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="anju agent", description="Run the anju edge agent for one estate.")
+    parser.add_argument("--config", required=True, help="site YAML file")
+    return parser
+
+
+async def _serve(config: SiteConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_agent(config, stop=stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``anju agent --config site.yaml``: run until SIGINT/SIGTERM; 0 on a clean stop, 2 on a bad config."""
+    args = _parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_site(args.config)
+    except EdgeAgentError as err:
+        print(f"anju agent: bad site file {args.config}: {err}", file=sys.stderr)
+        return 2
+    status = 0
+    try:
+        asyncio.run(_serve(config))
+    except* EdgeAgentError as group:
+        for err in group.exceptions:
+            log.error("agent stopped: %s", err)
+        status = 1
+    return status
