@@ -117,17 +117,17 @@ class _Publisher:
         if not self._pending:
             self._drained.set()
 
-    async def connect(self) -> None:
+    async def connect(self, timeout: float) -> None:
         """Connect (paho's thread keeps the connection) and wait until the broker accepted us."""
         self._client.connect_async(self._address.host, self._address.port, keepalive=30)
         self._client.loop_start()
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            async with asyncio.timeout(timeout):
                 await self._connected
         except TimeoutError as err:
             self.close()
             raise GateSourceError(
-                f"no connection to {self._address.host}:{self._address.port} in {CONNECT_TIMEOUT_S:.0f} s"
+                f"no connection to {self._address.host}:{self._address.port} in {timeout:.1f} s"
             ) from err
         except GateSourceError:
             self.close()
@@ -172,6 +172,7 @@ async def run_gate_source(
     mqtt_url: str,
     stop: asyncio.Event | None = None,
     catch_up: bool = False,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> int:
     """Publish every gate event when the clock passes its time; return how many were published.
 
@@ -184,7 +185,7 @@ async def run_gate_source(
     index = 0 if catch_up else bisect_left(times, clock.now())
     client_id = f"anju-gates-{model.spec.estate_id}-{uuid.uuid4().hex[:8]}"
     publisher = _Publisher(parse_mqtt_url(mqtt_url), client_id)
-    await publisher.connect()
+    await publisher.connect(connect_timeout_s)
     published = 0
     try:
         while index < len(events) and not stop.is_set():
