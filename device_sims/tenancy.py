@@ -1,0 +1,153 @@
+"""Stand-in for the city tenancy system's case API, with idempotent filing and injectable faults.
+
+``POST /api/v1/cases`` needs an ``Idempotency-Key``: the first filing answers 201, the same key with
+the same body answers 200 with the same body, the same key with another body answers 409. Faults
+(``POST /_sim/faults``, or ``fail_rate``) make filings answer 503 before anything is stored, so a
+client's retries can be tested against a real HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+MAX_KEY_LENGTH = 200
+
+
+class CaseFiling(BaseModel):
+    """The body of ``POST /api/v1/cases``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_ref: Annotated[str, Field(min_length=1, max_length=100)]
+    unit_id: Annotated[str, Field(min_length=1, max_length=64)]
+    estate_id: Annotated[str, Field(min_length=1, max_length=64)]
+    kind: Annotated[str, Field(min_length=1, max_length=32)]
+    opened_at: AwareDatetime
+    summary: str
+    reasons: list[dict[str, Any]]
+    evidence_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class FaultSettings(BaseModel):
+    """Body of ``POST /_sim/faults``: make the next filings fail, or fail a share of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_next: Annotated[int, Field(ge=0)] = 0
+    fail_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+@dataclass
+class _Filing:
+    body: dict[str, Any]
+    canonical: str
+    idempotency_key: str
+    tenancy_case_id: str
+    received_at: str
+    deliveries: int = 1
+
+    def answer(self) -> dict[str, str]:
+        return {"tenancy_case_id": self.tenancy_case_id, "received_at": self.received_at}
+
+    def listing(self) -> dict[str, Any]:
+        return {
+            **self.body,
+            "idempotency_key": self.idempotency_key,
+            "tenancy_case_id": self.tenancy_case_id,
+            "received_at": self.received_at,
+            "deliveries": self.deliveries,
+        }
+
+
+@dataclass
+class TenancyStore:
+    """All filings in memory, by idempotency key; every access holds the lock."""
+
+    fail_next: int = 0
+    fail_rate: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    filings: dict[str, _Filing] = field(default_factory=dict)
+    rejected: int = 0
+
+    def should_fail(self) -> bool:
+        """Whether the current filing is to answer 503 (call with the lock held)."""
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return True
+        return self.fail_rate > 0 and self.rng.random() < self.fail_rate
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
+    """The tenancy-system stand-in as an ASGI app, with its own empty store."""
+    store = TenancyStore(fail_rate=fail_rate, rng=random.Random(seed))
+    app = FastAPI(title="Tenancy system (anju stand-in)", version="1")
+    app.state.store = store
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        """Liveness."""
+        return {"status": "ok"}
+
+    @app.post("/api/v1/cases", status_code=201, response_model=None)
+    def file_case(
+        filing: CaseFiling,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> JSONResponse:
+        """File a case once per idempotency key."""
+        if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+            return _error(400, f"an Idempotency-Key header of 1..{MAX_KEY_LENGTH} characters is required")
+        body = filing.model_dump(mode="json")
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        with store.lock:
+            if store.should_fail():
+                return _error(503, "simulated outage of the tenancy system")
+            known = store.filings.get(idempotency_key)
+            if known is not None:
+                if known.canonical != canonical:
+                    store.rejected += 1
+                    return _error(409, "this Idempotency-Key was used with a different body")
+                known.deliveries += 1
+                return JSONResponse(status_code=200, content=known.answer())
+            created = _Filing(
+                body=body, canonical=canonical, idempotency_key=idempotency_key,
+                tenancy_case_id=f"TC-{len(store.filings) + 1:06d}",
+                received_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            )
+            store.filings[idempotency_key] = created
+            return JSONResponse(status_code=201, content=created.answer())
+
+    @app.get("/api/v1/cases")
+    def list_cases() -> dict[str, list[dict[str, Any]]]:
+        """Every filed case, in filing order, with how often it was delivered."""
+        with store.lock:
+            return {"cases": [f.listing() for f in store.filings.values()]}
+
+    @app.post("/_sim/faults")
+    def set_faults(settings: FaultSettings) -> dict[str, float]:
+        """Simulator control: fail the next N filings and/or a random share of them with 503."""
+        with store.lock:
+            store.fail_next = settings.fail_next
+            store.fail_rate = settings.fail_rate
+        return {"fail_next": settings.fail_next, "fail_rate": settings.fail_rate}
+
+    return app
+
+
+def run_tenancy(host: str = "127.0.0.1", port: int = 8090, *, fail_rate: float = 0.0) -> None:
+    """Serve the stand-in with uvicorn until interrupted."""
+    uvicorn.run(create_app(fail_rate=fail_rate), host=host, port=port, log_level="warning")
