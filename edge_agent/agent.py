@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(_serve(config))
     except* EdgeAgentError as group:
-        for err in group.exceptions:
-            log.error("agent stopped: %s", err)
+        for exc in group.exceptions:
+            log.error("agent stopped: %s", exc)
         status = 1
     return status

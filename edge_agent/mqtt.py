@@ -185,9 +185,9 @@ class MqttLink:
     def _shutdown(self, before_disconnect: Callable[[], None] | None) -> None:
         if self._connected.is_set() and before_disconnect is not None:
             before_disconnect()
+        self._connected.clear()  # a disconnect we asked for is not a lost connection
         self.client.disconnect()
         self.client.loop_stop()
-        self._connected.clear()
 
     # paho callbacks: network thread
     def _handle_connect(

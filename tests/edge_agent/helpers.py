@@ -77,18 +77,20 @@ class HubStandIn:
     def seqs_seen(self) -> list[int]:
         """Every seq received so far, with repeats."""
         with self.lock:
-            return [r.seq for b in self.readings for r in b.readings] + [e.seq for b in self.access for e in b.events]
+            return [r.seq for b in self.readings for r in b.readings] + [
+                e.seq for b in self.access for e in b.events
+            ]
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         topic = Topic.parse(msg.topic)
         seqs: list[int]
         with self.lock:
             if topic == Topic.readings(self.estate):
-                rb = decode(ReadingsBatch, msg.payload)
+                rb = decode(ReadingsBatch, bytes(msg.payload))
                 self.readings.append(rb)
                 seqs = [r.seq for r in rb.readings]
             elif topic == Topic.access(self.estate):
-                ab = decode(AccessBatch, msg.payload)
+                ab = decode(AccessBatch, bytes(msg.payload))
                 self.access.append(ab)
                 seqs = [e.seq for e in ab.events]
             else:
@@ -96,7 +98,9 @@ class HubStandIn:
                 return
             acking = self.acking
         if acking:
-            ack = Ack(agent_id=self.agent, estate_id=self.estate, ts=datetime.now(UTC), ranges=ranges_of(seqs))
+            ack = Ack(
+                agent_id=self.agent, estate_id=self.estate, ts=datetime.now(UTC), ranges=ranges_of(seqs)
+            )
             client.publish(str(Topic.ack(self.estate, self.agent)), encode(ack), qos=1)
 
     def close(self) -> None:
@@ -116,7 +120,7 @@ def hub_stand_in(url: str, *, estate: str, agent: str) -> Iterator[HubStandIn]:
 
 
 @asynccontextmanager
-async def meter_server(registers: dict[int, dict[int, int]]) -> AsyncIterator[int]:
+async def meter_server(registers: dict[int, dict[int, int]], port: int | None = None) -> AsyncIterator[int]:
     """A real Modbus TCP server; ``registers[device_id][address]`` is read live. Yields the port."""
 
     devices = []
@@ -133,9 +137,13 @@ async def meter_server(registers: dict[int, dict[int, int]]) -> AsyncIterator[in
             return _action
 
         devices.append(
-            SimDevice(id=dev_id, simdata=[SimData(0, count=1000, values=0, datatype=DataType.REGISTERS)], action=fill())
+            SimDevice(
+                id=dev_id,
+                simdata=[SimData(0, count=1000, values=0, datatype=DataType.REGISTERS)],
+                action=fill(),
+            )
         )
-    port = free_port()
+    port = port or free_port()
     server = ModbusTcpServer(devices, address=("127.0.0.1", port))
     await server.serve_forever(background=True)
     try:

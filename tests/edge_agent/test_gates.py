@@ -29,14 +29,25 @@ TENANT = {
     "deviceID": "E01-G1", "building": "1", "floor": None, "verifyMode": "face",
     "employeeNo": "T-E01-1-0302-1", "roomNo": "E01-1-0302", "strangerTrack": None,
 }  # fmt: skip
-STRANGER = {**TENANT, "serialNo": 88215, "employeeNo": None, "roomNo": None, "strangerTrack": "E01-G1-t000412"}
+STRANGER = {
+    **TENANT,
+    "serialNo": 88215,
+    "employeeNo": None,
+    "roomNo": None,
+    "strangerTrack": "E01-G1-t000412",
+}
 
 
 def test_tenant_becomes_keyed_pseudonym_and_never_leaves() -> None:
     rec = parse_gate_event(json.dumps(TENANT).encode(), estate_id="E01", secret=SECRET)
     expected = "p-" + hmac.new(SECRET, b"E01:T-E01-1-0302-1", hashlib.sha256).hexdigest()[:32]
     assert rec.person == expected
-    assert (rec.event_id, rec.unit_id, rec.method, rec.stranger_track) == ("E01-G1:88213", "E01-1-0302", "face", None)
+    assert (rec.event_id, rec.unit_id, rec.method, rec.stranger_track) == (
+        "E01-G1:88213",
+        "E01-1-0302",
+        "face",
+        None,
+    )
     assert "T-E01" not in rec.to_json()
     wire = AccessEvent.model_validate({**json.loads(rec.to_json()), "seq": 7})
     assert wire.person == expected
@@ -111,5 +122,5 @@ def test_subscriber_stores_events_and_keeps_rejects(mqtt_url: str, tmp_path: Pat
         asyncio.run(scenario())
         assert (sub.accepted, sub.rejected) == (2, 1)
         assert ob.depth() == 2
-        (source, raw, reason), = ob.rejected()
+        ((source, raw, reason),) = ob.rejected()
         assert (source, raw) == (f"gate:{topic}", b"{not json") and "malformed" in reason

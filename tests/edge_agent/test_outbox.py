@@ -71,7 +71,10 @@ def test_rejected_and_discarded_are_kept_apart(tmp_path: Path) -> None:
         s = ob.put("reading", "broken")
         ob.discard([s], reason="invalid")
         assert ob.depth() == 0
-        assert ob.rejected() == [(f"outbox:reading:{s}", b"broken", "invalid"), ("gate:t", b"\xff\x00", "not json")]
+        assert ob.rejected() == [
+            (f"outbox:reading:{s}", b"broken", "invalid"),
+            ("gate:t", b"\xff\x00", "not json"),
+        ]
 
 
 def test_concurrent_puts_and_acks_from_threads(tmp_path: Path) -> None:

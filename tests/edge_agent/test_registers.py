@@ -79,7 +79,7 @@ def test_part_round_trip_with_struct_made_words(
     words = [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
     if word_order == "little":
         words.reverse()
-    part = RegisterPart(address=10, type=typ, word_order=word_order, byte_order=byte_order)  # type: ignore[arg-type]
+    part = RegisterPart(address=10, type=typ, word_order=word_order, byte_order=byte_order)
     assert decode_part(part, words) == value
 
 

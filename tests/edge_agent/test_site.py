@@ -83,8 +83,14 @@ def test_without_clock_uses_wall_clock_and_env_overrides_broker() -> None:
     ("change", "message"),
     [
         (lambda d: d["meters"][1].update(port=70000), r"^meters\.1\.port: "),
-        (lambda d: d["meters"][0].update(register_map="nope"), r"^meters\.0\.register_map: .*unknown register map"),
-        (lambda d: d["meters"][0].update(register_map="tuf_2000m"), r"^meters\.0: .*for water, not electricity"),
+        (
+            lambda d: d["meters"][0].update(register_map="nope"),
+            r"^meters\.0\.register_map: .*unknown register map",
+        ),
+        (
+            lambda d: d["meters"][0].update(register_map="tuf_2000m"),
+            r"^meters\.0: .*for water, not electricity",
+        ),
         (lambda d: d["meters"][1].update(meter="electricity", register_map="eastron_sdm120"), "twice"),
         (lambda d: d["gates"][0].update(topic="gates/+/events"), r"^gates\.0\.topic: "),
         (lambda d: d.update(agent_id="bad/id"), r"^agent_id: "),
