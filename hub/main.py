@@ -78,7 +78,7 @@ class Pipeline:
                         next_detect = clock + s.detect_interval_s
                     result = deliver_pending(conn, client=client)
                     conn.commit()
-                    self.stats.cases_filed += getattr(result, "sent", 0)
+                    self.stats.cases_filed += result.sent
                 except psycopg.Error as err:
                     # The database may be restarting; keep the loop alive, the work is idempotent.
                     conn.rollback()
@@ -108,6 +108,8 @@ def run_hub(settings: HubSettings) -> int:
         client_id=settings.hub_id,
         batch_max=settings.ingest_batch_max,
         flush_s=settings.ingest_flush_s,
+        mqtt_username=settings.mqtt_username,
+        mqtt_password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
     )
     pipeline = Pipeline(database_url=url, settings=settings)
     ingest.start()
