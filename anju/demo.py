@@ -55,14 +55,12 @@ def _demo_database(home: Path) -> str:
 
     configured = os.environ.get("ANJU_DATABASE_URL")
     admin_url = configured or embedded_database_url(home, database="postgres")
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
     if configured:
         return configured  # the operator's own database: never dropped
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
-    info["dbname"] = DEMO_DATABASE
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in info.items() if v is not None})
+    return psycopg.conninfo.make_conninfo(admin_url, dbname=DEMO_DATABASE)
 
 
 class Processes:

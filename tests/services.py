@@ -43,9 +43,7 @@ def create_database(admin_url: str) -> str:
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in info.items() if v is not None})
+    return psycopg.conninfo.make_conninfo(admin_url, dbname=name)
 
 
 def drop_database(admin_url: str, url: str) -> None:
