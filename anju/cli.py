@@ -26,6 +26,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     agent = sub.add_parser("agent", help="run an estate's edge agent")
     agent.add_argument("--config", required=True, help="site file (YAML)")
+    agent.add_argument("--drain", action="store_true", help="read no device; publish the outbox, then exit")
 
     sim = sub.add_parser("sim", help="simulators")
     simsub = sim.add_subparsers(dest="sim_command", required=True)
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         from edge_agent.agent import main as agent_main
 
-        return agent_main(["--config", args.config])
+        return agent_main(["--config", args.config, *(["--drain"] if args.drain else [])])
     if args.command == "sim" and args.sim_command == "estate":
         from anju.simrun import run_estate
 

@@ -95,6 +95,19 @@ class Processes:
                 _terminate(proc)
                 self._procs.remove((n, proc))
 
+    def wait(self, name: str, *, timeout: float) -> int:
+        """Wait for a child that ends by itself; return its exit status (killed after ``timeout``)."""
+        for n, proc in list(self._procs):
+            if n == name:
+                try:
+                    code = proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    _terminate(proc)
+                    code = -1
+                self._procs.remove((n, proc))
+                return code
+        raise KeyError(name)
+
     def stop_all(self) -> None:
         """Stop every child, newest first."""
         for _name, proc in reversed(self._procs):
@@ -110,16 +123,6 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-
-
-def _outbox_depths(conn: psycopg.Connection, agents: list[str]) -> dict[str, int | None]:
-    rows = conn.execute(
-        "SELECT agent_id, (payload->>'outbox_depth')::int FROM agent_status WHERE agent_id = ANY(%s)",
-        (agents,),
-    ).fetchall()
-    depths: dict[str, int | None] = {a: None for a in agents}
-    depths.update({r[0]: r[1] for r in rows})
-    return depths
 
 
 def _count(conn: psycopg.Connection, sql: str) -> int:
@@ -207,7 +210,7 @@ def run_demo(opts: DemoOptions) -> int:
 
         speed = opts.days * 86400 / opts.wall_seconds
         clock = AcceleratedClock(origin_wall=time.time() + 6.0, origin_sim=SIM_START, speed=speed)
-        agents: list[str] = []
+        agent_env: dict[str, dict[str, str]] = {}
         for spec in specs:
             est = spec.estate_id
             modbus_port = free_port()
@@ -218,7 +221,7 @@ def run_demo(opts: DemoOptions) -> int:
                 "--origin-wall", repr(clock.origin_wall), "--speed", repr(speed),
             ])
             agent_id = f"{est}-gw1"
-            agents.append(agent_id)
+            agent_env[est] = {"ANJU_PSEUDONYM_SECRET": secrets.token_hex(32), "ANJU_MQTT_URL": broker.url}
             site = site_config(
                 spec, agent_id=agent_id, modbus_host="127.0.0.1", modbus_port=modbus_port,
                 mqtt_url=broker.url, outbox_path=str(run_dir / f"{agent_id}-outbox.sqlite"), clock=clock,
@@ -226,8 +229,7 @@ def run_demo(opts: DemoOptions) -> int:
             site_path = run_dir / f"site-{est}.yaml"
             site_path.write_text(yaml.safe_dump(site, sort_keys=False, allow_unicode=True))
             wait_port("127.0.0.1", modbus_port, timeout=30)
-            procs.start(f"agent-{est}", ["agent", "--config", str(site_path)],
-                        env={"ANJU_PSEUDONYM_SECRET": secrets.token_hex(32), "ANJU_MQTT_URL": broker.url})
+            procs.start(f"agent-{est}", ["agent", "--config", str(site_path)], env=agent_env[est])
 
         hub_env = {
             "ANJU_DATABASE_URL": database_url,
@@ -251,20 +253,21 @@ def run_demo(opts: DemoOptions) -> int:
                 say(f"simulated {now:%Y-%m-%d %H:%M}: "
                     f"{_count(conn, 'SELECT count(*) FROM meter_readings')} readings, "
                     f"{_count(conn, 'SELECT count(*) FROM access_events')} access events stored")
-            for est in estate_ids:
-                procs.stop(f"sim-{est}")  # the simulated period is over: no more meter values
-            say("simulated period over; waiting for the agents' outboxes to drain")
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                procs.check_alive()
-                depths = _outbox_depths(conn, agents)
-                if all(d == 0 for d in depths.values()):
-                    break
-                time.sleep(1.0)
-            else:
-                say(f"warning: outboxes not drained after 120 s: {depths}")
+            # The period is over: stop reading meters, then let each agent publish what its durable
+            # outbox still holds and exit once the hub has acknowledged all of it.
             for est in estate_ids:
                 procs.stop(f"agent-{est}")
+                procs.stop(f"sim-{est}")
+            say("simulated period over; draining the agents' outboxes")
+            for est in estate_ids:
+                site_path = run_dir / f"site-{est}.yaml"
+                args = ["agent", "--config", str(site_path), "--drain"]
+                procs.start(f"drain-{est}", args, env=agent_env[est])
+            for est in estate_ids:
+                code = procs.wait(f"drain-{est}", timeout=180)
+                if code != 0:
+                    logdir = run_dir / "logs"
+                    raise RuntimeError(f"draining {est}'s outbox failed ({code}); see logs in {logdir}")
             procs.stop("hub")
             readings = _count(conn, "SELECT count(*) FROM meter_readings WHERE quality = 'ok'")
             span = conn.execute(

@@ -32,12 +32,26 @@ def build_pollers(config: SiteConfig, outbox: Outbox) -> list[ModbusEndpointPoll
     ]
 
 
-async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None) -> None:
-    """Run the agent until ``stop`` is set (forever when None); the outbox is closed on the way out."""
+async def _stop_when_drained(outbox: Outbox, stop: asyncio.Event, *, interval_s: float = 0.5) -> None:
+    """Set ``stop`` once every record in the outbox has been acknowledged by the hub."""
+    while not stop.is_set():
+        if outbox.depth() == 0:
+            log.info("outbox drained: every record is acknowledged")
+            stop.set()
+            return
+        await asyncio.sleep(interval_s)
+
+
+async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, drain: bool = False) -> None:
+    """Run the agent until ``stop`` is set (forever when None); the outbox is closed on the way out.
+
+    With ``drain``, read no device: only publish what the outbox holds and return once the hub has
+    acknowledged all of it (for decommissioning a gateway, or ending a simulation).
+    """
     stop = stop or asyncio.Event()
     outbox = Outbox(config.outbox.path, capacity=config.outbox.capacity)
     try:
-        pollers = build_pollers(config, outbox)
+        pollers = [] if drain else build_pollers(config, outbox)
 
         def devices() -> list[DeviceAvailability]:
             return [d for p in pollers for d in p.availability()]
@@ -58,6 +72,9 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None) ->
         )  # fmt: skip
         async with asyncio.TaskGroup() as tg:
             tg.create_task(publisher.run(stop), name="publisher")
+            if drain:
+                tg.create_task(_stop_when_drained(outbox, stop), name="drain")
+                return
             for p in pollers:
                 tg.create_task(p.run(stop), name=f"modbus {p.name}")
             if config.gates:
@@ -77,16 +94,17 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None) ->
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anju agent", description="Run the anju edge agent for one estate.")
     parser.add_argument("--config", required=True, help="site YAML file")
+    parser.add_argument("--drain", action="store_true", help="publish the outbox only, exit when empty")
     return parser
 
 
-async def _serve(config: SiteConfig) -> None:
+async def _serve(config: SiteConfig, *, drain: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await run_agent(config, stop=stop)
+        await run_agent(config, stop=stop, drain=drain)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -104,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     status = 0
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, drain=args.drain))
     except* EdgeAgentError as group:
         for exc in group.exceptions:
             log.error("agent stopped: %s", exc)
