@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -26,6 +27,9 @@ import yaml
 
 from anju.services import Broker, free_port, local_broker, wait_port
 from anju_wire import AcceleratedClock
+
+if TYPE_CHECKING:
+    from device_sims.household import EstateSpec
 
 SIM_START = datetime(2026, 3, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 DEMO_DATABASE = "anju_demo"
@@ -150,6 +154,26 @@ def _final_pass(database_url: str, tenancy_url: str, as_of: date) -> None:
                 if _count(conn, "SELECT count(*) FROM tenancy_outbox WHERE state = 'pending'") == 0:
                     break
                 time.sleep(0.5)
+
+
+def truth_report(database_url: str, specs: list[EstateSpec]) -> str:
+    """Compare the open alerts with the simulator's ground truth: hits, misses, false alerts, delay."""
+    truth = {u.unit_id: u for spec in specs for u in spec.units}
+    expected = {"vacancy": "vacant", "sublet": "sublet"}
+    with psycopg.connect(database_url) as conn:
+        alerts = conn.execute("SELECT unit_id, kind, first_flagged FROM alerts").fetchall()
+    parts = []
+    for kind, behaviour in expected.items():
+        actual = {u for u, b in truth.items() if b.behaviour == behaviour}
+        flagged = {a[0]: a[2] for a in alerts if a[1] == kind}
+        hits = actual & flagged.keys()
+        delays = sorted(
+            (flagged[u] - (SIM_START + timedelta(days=truth[u].onset_day or 0)).date()).days for u in hits
+        )
+        median = f"{delays[len(delays) // 2]} d" if delays else "n/a"
+        parts.append(f"{kind}: {len(hits)}/{len(actual)} found, {len(flagged.keys() - actual)} false, "
+                     f"median delay from onset {median}")
+    return "; ".join(parts)
 
 
 def summary_line(database_url: str) -> str:
@@ -280,6 +304,7 @@ def run_demo(opts: DemoOptions) -> int:
         wall = time.monotonic() - wall_start
         rate = readings / float(span[0]) if span and span[0] else 0.0
         say(f"tenancy stand-in received {received} cases")
+        say("against the simulated ground truth: " + truth_report(database_url, specs))
         say(f"wall time {wall:.0f} s; hub stored {readings} meter readings at {rate:.0f} readings/s")
         line = summary_line(database_url)
         if not opts.headless:
