@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
+
+# Further command groups, each a module with ``register(subparsers)`` and ``run(args) -> int | None``
+# (None: not one of its commands). Kept apart so that each area owns its own commands.
+COMMAND_MODULES = ("anju.cmd_data", "anju.cmd_edge", "anju.cmd_cases")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -44,6 +49,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ten = simsub.add_parser("tenancy", help="the city tenancy-system stand-in")
     ten.add_argument("--host", default="127.0.0.1")
     ten.add_argument("--port", type=int, default=8090)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return p
 
 
@@ -88,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 
         run_tenancy(args.host, args.port)
         return 0
+    for name in COMMAND_MODULES:
+        status = importlib.import_module(name).run(args)
+        if status is not None:
+            return int(status)
     raise AssertionError(f"unhandled command {args.command}")
 
 

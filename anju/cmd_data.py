@@ -1,0 +1,15 @@
+"""anju bulk data commands (import, detect, alerts export, eval)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add this group's subcommands to the ``anju`` parser (none yet)."""
+
+
+def run(args: argparse.Namespace) -> int | None:
+    """Run the command if it belongs to this group; None otherwise."""
+    return None
