@@ -7,8 +7,8 @@ import importlib
 import logging
 import sys
 
-# Further command groups, each a module with ``register(subparsers)`` and ``run(args) -> int | None``
-# (None: not one of its commands). Kept apart so that each area owns its own commands.
+# Further command groups, each a module with ``register(subparsers, sim_subparsers)`` and
+# ``run(args) -> int | None`` (None: not one of its commands), so that each area owns its commands.
 COMMAND_MODULES = ("anju.cmd_data", "anju.cmd_edge", "anju.cmd_cases")
 
 
@@ -50,7 +50,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ten.add_argument("--host", default="127.0.0.1")
     ten.add_argument("--port", type=int, default=8090)
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+        importlib.import_module(name).register(sub, simsub)
     return p
 
 

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 
-def register(sub: Any) -> None:
-    """Add this group's subcommands to the ``anju`` parser (none yet)."""
+def register(sub: Any, sim: Any) -> None:
+    """Add this group's subcommands to the ``anju`` parser and its ``sim`` group (none yet)."""
 
 
 def run(args: argparse.Namespace) -> int | None:
