@@ -3,13 +3,130 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from datetime import date
+from pathlib import Path
 from typing import Any
+
+import psycopg
 
 
 def register(sub: Any, sim: Any) -> None:
-    """Add this group's subcommands to the ``anju`` parser and its ``sim`` group (none yet)."""
+    """Add this group's subcommands to the ``anju`` parser and its ``sim`` group."""
+    imp = sub.add_parser("import", help="bulk-import units, meter readings and access events from CSV")
+    imp.add_argument("--units", type=Path, help="units.csv: unit_id,estate_id,building,floor,area_m2,...")
+    imp.add_argument("--readings", type=Path, help="readings.csv: ts,unit_id,meter,value (cumulative)")
+    imp.add_argument("--access", type=Path, help="access.csv: ts,device_id,estate_id,building,floor,...")
+    imp.add_argument("--rejects", type=Path, default=Path("anju-import-rejects.csv"),
+                     help="where refused lines go, with line number and reason")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_db(imp)
+
+    det = sub.add_parser("detect", help="run detection on the data up to a day; opens or updates alerts")
+    det.add_argument("--as-of", type=date.fromisoformat, default=None,
+                     help="YYYY-MM-DD (default: the last complete day of data)")
+    _add_db(det)
+
+    alerts = sub.add_parser("alerts", help="alerts")
+    asub = alerts.add_subparsers(dest="alerts_command", required=True)
+    exp = asub.add_parser("export", help="alerts as CSV on stdout")
+    exp.add_argument("--format", choices=["csv"], default="csv")
+    exp.add_argument("--status", choices=["open", "closed"], default=None)
+    _add_db(exp)
+
+    ev = sub.add_parser("eval", help="generate a labelled scenario, import it, detect, and score")
+    ev.add_argument("--units", type=int, default=2000)
+    ev.add_argument("--days", type=int, default=180)
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--workdir", type=Path, default=None, help="where the CSV files go (default: a temp dir)")
+    ev.add_argument("--cadence-days", type=int, default=7, help="detection cadence for time-to-alert")
+    ev.add_argument("--database-url", default=None,
+                    help="use this (empty) database; default: a fresh 'anju_eval' on the hub's server")
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", default=None,
+                   help="default: ANJU_DATABASE_URL, else the embedded PostgreSQL")
+
+
+def _database_url(explicit: str | None) -> str:
+    from hub.settings import HubSettings
+    from hub.storage.embedded import resolve_database_url
+
+    settings = HubSettings()
+    return explicit or resolve_database_url(settings.database_url, settings.home)
+
+
+def _connect(explicit: str | None) -> psycopg.Connection:
+    from hub.storage import ensure_schema
+
+    conn = psycopg.connect(_database_url(explicit))
+    ensure_schema(conn)
+    conn.commit()
+    return conn
 
 
 def run(args: argparse.Namespace) -> int | None:
     """Run the command if it belongs to this group; None otherwise."""
+    if args.command == "import":
+        return _import(args)
+    if args.command == "detect":
+        return _detect(args)
+    if args.command == "alerts" and args.alerts_command == "export":
+        return _export(args)
+    if args.command == "eval":
+        return _eval(args)
     return None
+
+
+def _import(args: argparse.Namespace) -> int:
+    from hub.bulk import BulkImport, BulkImportError, import_all
+
+    if not (args.units or args.readings or args.access):
+        print("anju import: give at least one of --units, --readings, --access", file=sys.stderr)
+        return 2
+    files = BulkImport(units=args.units, readings=args.readings, access=args.access)
+    with _connect(args.database_url) as conn:
+        try:
+            results = import_all(conn, files, rejects_path=args.rejects, progress=not args.no_progress)
+        except BulkImportError as err:
+            print(f"anju import: {err}", file=sys.stderr)
+            return 2
+    rejected = 0
+    for r in results:
+        rejected += r.rows_rejected
+        print(f"{r.kind}: read={r.rows_read} new={r.rows_new} already_present={r.rows_known} "
+              f"rejected={r.rows_rejected} seconds={r.seconds:.1f} rows_per_s={r.rows_per_s:,.0f}")
+    print(f"rejects: {rejected} line(s) in {args.rejects}")
+    if rejected:
+        print(f"anju import: {rejected} line(s) refused; see {args.rejects}", file=sys.stderr)
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from hub.detection.asof import detect_as_of
+    from hub.detection.service import last_complete_day
+
+    with _connect(args.database_url) as conn:
+        as_of = args.as_of or last_complete_day(conn)
+        if as_of is None:
+            print("anju detect: no data", file=sys.stderr)
+            return 1
+        r = detect_as_of(conn, as_of=as_of)
+    print(f"as_of={r.as_of} units={r.units} flagged_vacancy={r.flagged_vacancy} "
+          f"flagged_sublet={r.flagged_sublet} no_verdict={r.no_verdict} alerts_opened={r.alerts_opened} "
+          f"alerts_updated={r.alerts_updated} cases_opened={r.cases_opened}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from hub.bulk import export_alerts_csv
+
+    with _connect(args.database_url) as conn:
+        export_alerts_csv(conn, sys.stdout, status=args.status)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    print("anju eval: not implemented yet", file=sys.stderr)
+    return 2
