@@ -1,0 +1,118 @@
+"""Benchmark: how many meter readings per second the hub's ingest stores, broker to committed rows.
+
+Publishes ReadingsBatch messages (QoS 1, 500 readings each, several simulated agents) through a private
+Mosquitto to a real IngestService writing into PostgreSQL (embedded unless ANJU_DATABASE_URL is set), and
+waits until every record is acknowledged. Prints rows/s for the whole path and the conditions.
+
+    .venv/bin/python bench/hub_ingest.py [--readings 300000] [--agents 4] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from anju.services import mosquitto_broker
+from anju_wire import Ack, MeterKind, MeterReading, ReadingsBatch, Topic, decode, encode
+from hub.ingest.consumer import IngestService
+from hub.storage import ensure_schema
+from hub.storage.embedded import embedded_database_url
+
+
+def _batches(agent: str, estate: str, n: int, batch: int) -> list[bytes]:
+    """``n`` hourly electricity readings of 50 units for one agent, cut into batches."""
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    out: list[bytes] = []
+    rows: list[MeterReading] = []
+    for seq in range(1, n + 1):
+        unit, hour = divmod(seq - 1, max(1, n // 50))
+        rows.append(MeterReading(
+            seq=seq, unit_id=f"{estate}-1-{unit:04d}", meter=MeterKind.ELECTRICITY,
+            device=f"modbus-tcp://127.0.0.1:502/{unit + 1}", ts=start + timedelta(hours=hour),
+            value=float(seq),
+        ))
+        if len(rows) == batch or seq == n:
+            out.append(encode(ReadingsBatch(agent_id=agent, estate_id=estate, sent_at=start, readings=rows)))
+            rows = []
+    return out
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--readings", type=int, default=300_000)
+    ap.add_argument("--agents", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=500)
+    args = ap.parse_args()
+    per_agent = args.readings // args.agents
+
+    with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp, mosquitto_broker(Path(tmp)) as broker:
+        url = os.environ.get("ANJU_DATABASE_URL") or embedded_database_url(Path(tmp), database="bench")
+        with psycopg.connect(url) as conn:
+            ensure_schema(conn)
+            conn.execute("TRUNCATE meter_readings")
+            conn.commit()
+        host, port = broker.url.removeprefix("mqtt://").split(":")
+        acked: dict[str, set[int]] = {}
+        done = threading.Event()
+        lock = threading.Lock()
+
+        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            ack = decode(Ack, bytes(msg.payload))
+            with lock:
+                acked.setdefault(ack.agent_id, set()).update(ack.seqs())
+                if sum(len(v) for v in acked.values()) >= per_agent * args.agents:
+                    done.set()
+
+        payloads = {
+            f"gw{i}": _batches(f"gw{i}", f"B{i:02d}", per_agent, args.batch) for i in range(args.agents)
+        }
+        service = IngestService(
+            database_url=url, mqtt_url=broker.url, share_group="bench", client_id="bench-hub"
+        )
+        service.start()
+        assert service.wait_ready(10), "ingest service did not subscribe"
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-agents")
+        pub.max_inflight_messages_set(100)
+        pub.on_message = on_message
+        pub.connect(host, int(port))
+        for i in range(args.agents):
+            pub.subscribe(str(Topic.ack(f"B{i:02d}", f"gw{i}")), qos=1)
+        pub.loop_start()
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        for i, (_agent, msgs) in enumerate(payloads.items()):
+            for raw in msgs:
+                pub.publish(str(Topic.readings(f"B{i:02d}")), raw, qos=1)
+        finished = done.wait(600)
+        elapsed = time.perf_counter() - t0
+        pub.loop_stop()
+        pub.disconnect()
+        stats = service.stats()
+        service.stop()
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM meter_readings").fetchone()
+        stored = int(row[0]) if row else 0
+    total = per_agent * args.agents
+    database = "ANJU_DATABASE_URL" if os.environ.get("ANJU_DATABASE_URL") else "embedded"
+    print(f"conditions: {platform.node()} {os.cpu_count()} cpus, python {platform.python_version()}, "
+          f"mosquitto, PostgreSQL ({database}), "
+          f"{args.agents} agents, {args.batch} readings/message, QoS 1")
+    messages = sum(len(m) for m in payloads.values())
+    print(f"published {total} readings in {messages} messages; all acked: {finished}")
+    print(f"stored {stored} rows in {elapsed:.1f} s: {stored / elapsed:,.0f} readings/s broker-to-commit "
+          f"({stats.flushes} flushes, {stats.flush_failures} failed)")
+
+
+if __name__ == "__main__":
+    main()
