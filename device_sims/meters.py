@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from types import TracebackType
 
 from pymodbus.constants import ExcCodes
@@ -156,3 +158,135 @@ async def serve_meters(
     """Serve the estate's meters until cancelled."""
     async with MeterServer(model, clock, host=host, port=port, silent=silent, failing=failing):
         await asyncio.Event().wait()
+
+
+# --- A fleet of stand-alone electricity meters (``anju sim meters``) -----------------------------------
+
+FLEET_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # fleet meters count from here
+MAX_DEVICE_ID = 247  # Modbus unit ids 1..247 address devices; 0 is broadcast, 248..255 are reserved
+
+
+def fleet_energy_kwh(unit: int, t: datetime) -> float:
+    """Cumulative kWh of fleet unit ``unit`` (1-based) at ``t``: a closed-form, never-decreasing use curve.
+
+    Each unit draws its own base load plus an evening peak; the integral is analytic, so any instant
+    has one exact total, whoever asks and however often.
+    """
+    hours = (t - FLEET_EPOCH).total_seconds() / 3600.0
+    base_kw = 0.08 + 0.03 * (unit % 11)  # 80 W .. 380 W
+    peak_kw = 0.5 * base_kw
+    # integral of base + peak * (1 - cos(2 pi h / 24)): never negative, so never decreasing
+    diurnal = peak_kw * (hours - 24.0 / (2 * math.pi) * math.sin(2 * math.pi * hours / 24.0))
+    return 1000.0 + 37.0 * unit + base_kw * hours + diurnal
+
+
+
+def fleet_endpoint(unit: int, *, base_port: int) -> tuple[int, int]:
+    """(port, device id) of fleet unit ``unit`` (1-based): 247 units per port, ports counted up from base."""
+    if unit < 1:
+        raise ValueError("fleet units are numbered from 1")
+    return base_port + (unit - 1) // MAX_DEVICE_ID, (unit - 1) % MAX_DEVICE_ID + 1
+
+
+class FleetMeterServer:
+    """``units`` Eastron SDM120 electricity meters over Modbus TCP, 247 per port from ``port`` upwards.
+
+    Unit ``u`` answers at ``fleet_endpoint(u)``: with up to 247 units that is device ids 1..N on one port.
+    ``slow`` units answer after ``slow_s`` seconds, ``silent`` ones never, ``failing`` ones with exception
+    code 4 (server device failure). The fault sets hold unit numbers and may be changed while serving.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        units: int,
+        host: str = "127.0.0.1",
+        port: int,
+        slow: Iterable[int] = frozenset(),
+        silent: Iterable[int] = frozenset(),
+        failing: Iterable[int] = frozenset(),
+        slow_s: float = 2.0,
+        reg_map: RegisterMap | None = None,
+    ) -> None:
+        if units < 1:
+            raise ValueError("a fleet needs at least one unit")
+        if port < 1:
+            raise ValueError("a fleet needs a fixed base port (it serves on port, port+1, ...)")
+        self.clock = clock
+        self.units = units
+        self.host = host
+        self.base_port = port
+        self.slow: set[int] = set(slow)
+        self.silent: set[int] = set(silent)
+        self.failing: set[int] = set(failing)
+        self.slow_s = slow_s
+        self.reg_map = reg_map or map_for_meter(MeterKind.ELECTRICITY)
+        if self.reg_map.meter is not MeterKind.ELECTRICITY:
+            raise ValueError(f"{self.reg_map.name} is not an electricity map")
+        self.reads = 0
+        self._servers: list[ModbusTcpServer] = []
+
+    @property
+    def ports(self) -> list[int]:
+        """Every port served, lowest first."""
+        return sorted({fleet_endpoint(u, base_port=self.base_port)[0] for u in range(1, self.units + 1)})
+
+    def value(self, unit: int) -> float:
+        """The total the meter of ``unit`` shows now."""
+        return fleet_energy_kwh(unit, self.clock.now())
+
+    def _action(self, unit: int) -> SimAction:
+        async def on_access(
+            function_code: int, start_address: int, address: int, count: int,
+            registers: list[int], set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            if unit in self.silent:
+                raise NoSuchIdException(f"unit {unit} is silent")
+            if unit in self.slow:
+                await asyncio.sleep(self.slow_s)
+            if unit in self.failing:
+                return ExcCodes.DEVICE_FAILURE
+            if set_values is not None or function_code not in _READS:
+                return ExcCodes.ILLEGAL_FUNCTION
+            self.reads += 1
+            for reg_address, word in encode_value(self.reg_map, self.value(unit)).items():
+                registers[reg_address - start_address] = word
+            return None
+
+        return on_access
+
+    async def start(self) -> None:
+        """Bind every port and serve in the background."""
+        if self._servers:
+            raise RuntimeError("fleet already started")
+        by_port: dict[int, list[SimDevice]] = {}
+        for u in range(1, self.units + 1):
+            port, device_id = fleet_endpoint(u, base_port=self.base_port)
+            by_port.setdefault(port, []).append(
+                SimDevice(id=device_id, simdata=_blocks(self.reg_map), action=self._action(u))
+            )
+        try:
+            for port, devices in sorted(by_port.items()):
+                server = ModbusTcpServer(devices, address=(self.host, port), ignore_missing_devices=True)
+                await server.serve_forever(background=True)
+                self._servers.append(server)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("serving %d SDM120 meters on %s ports %s", self.units, self.host, self.ports)
+
+    async def stop(self) -> None:
+        """Stop every port."""
+        servers, self._servers = self._servers, []
+        for server in servers:
+            await server.shutdown()
+
+    async def __aenter__(self) -> FleetMeterServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
