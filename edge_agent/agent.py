@@ -12,6 +12,7 @@ from collections import defaultdict
 from anju_wire.payloads import DeviceAvailability
 from edge_agent.errors import EdgeAgentError
 from edge_agent.gates import GateSubscriber
+from edge_agent.metrics import AgentMetrics, MetricsServer
 from edge_agent.modbus import ModbusEndpointPoller
 from edge_agent.outbox import Outbox
 from edge_agent.publisher import Publisher
@@ -50,8 +51,12 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
     """
     stop = stop or asyncio.Event()
     outbox = Outbox(config.outbox.path, capacity=config.outbox.capacity)
+    metrics_server: MetricsServer | None = None
     try:
         pollers = [] if drain else build_pollers(config, outbox)
+        metrics = AgentMetrics(agent_id=config.agent_id, outbox=outbox, pollers=pollers)
+        if config.metrics is not None and not drain:
+            metrics_server = MetricsServer(metrics, host=config.metrics.host, port=config.metrics.port)
 
         def devices() -> list[DeviceAvailability]:
             return [d for p in pollers for d in p.availability()]
@@ -65,6 +70,7 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
             settings=config.publish,
             devices=devices,
         )
+        metrics.publisher = publisher
         log.info(
             "agent %s for estate %s: %d meters on %d endpoints, %d gates, outbox %s (%d waiting)",
             config.agent_id, config.estate_id, len(config.meters), len(pollers), len(config.gates),
@@ -86,8 +92,11 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
                     gates=config.gates,
                     outbox=outbox,
                 )
+                metrics.gates = gates
                 tg.create_task(gates.run(stop), name="gates")
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         outbox.close()
 
 

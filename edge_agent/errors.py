@@ -5,6 +5,7 @@ EdgeAgentError
 ├── DecodeError        register words do not give a valid cumulative total
 ├── SiteConfigError    the site file or its environment is wrong; the message names the field
 ├── GateEventError     a gate vendor payload is malformed
+├── MetricsError       the metrics endpoint cannot listen
 └── OutboxError        the durable outbox cannot do what was asked
     └── OutboxFull     the outbox is at capacity and refuses new records
 """
@@ -28,6 +29,10 @@ class SiteConfigError(EdgeAgentError):
 
 class GateEventError(EdgeAgentError):
     """A gate vendor event payload is malformed."""
+
+
+class MetricsError(EdgeAgentError):
+    """The Prometheus metrics endpoint cannot be served (e.g. its port is taken)."""
 
 
 class OutboxError(EdgeAgentError):

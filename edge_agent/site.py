@@ -60,6 +60,13 @@ class PublishSettings(_Section):
     max_inflight: Annotated[int, Field(ge=1)] = 8
 
 
+class MetricsSettings(_Section):
+    """Where the agent serves Prometheus metrics (``/metrics``); absent = no metrics endpoint."""
+
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9108
+
+
 class MeterConfig(_Section):
     """One meter of one unit, reached over Modbus TCP."""
 
@@ -127,6 +134,7 @@ class SiteConfig(_Section):
     pseudonym_secret: SecretStr = Field(exclude=True)
     clock: ClockSettings | None = None
     publish: PublishSettings = PublishSettings()
+    metrics: MetricsSettings | None = None
     meters: list[MeterConfig] = Field(default_factory=list)
     gates: list[GateConfig] = Field(default_factory=list)
 
