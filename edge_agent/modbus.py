@@ -124,7 +124,11 @@ class ModbusEndpointPoller:
                 if records:
                     await self._store(records)
         finally:
-            self._client.close()
+            self.close()
+
+    def close(self) -> None:
+        """Close the Modbus connection (``run`` does this on its way out)."""
+        self._client.close()
 
     def _schedule(self, state: MeterState) -> None:
         interval = self._clock.wall_seconds(state.config.poll_interval_s)
