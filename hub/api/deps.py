@@ -1,13 +1,20 @@
-"""Request dependencies: a pooled database connection per request."""
+"""Request dependencies: a pooled database connection, the signed-in person, role checks, form bodies."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from psycopg_pool import ConnectionPool
+
+from hub.auth.models import Principal, Role
+from hub.auth.service import session_principal
+
+SESSION_COOKIE = "anju_session"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def get_pool(request: Request) -> ConnectionPool:
@@ -25,3 +32,72 @@ def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
 
 DbConn = Annotated[psycopg.Connection[Any], Depends(get_conn)]
 DbPool = Annotated[ConnectionPool, Depends(get_pool)]
+
+
+def request_token(request: Request) -> tuple[str | None, bool]:
+    """The session token of a request and whether it came in a cookie (bearer header wins)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether an unsafe request sent with a cookie comes from our own pages (CSRF defence beside
+    SameSite=Lax): its Origin, or failing that its Referer, names this host; neither header also passes,
+    because browsers send Origin on every cross-site POST."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source or source == "null":
+        return source is None
+    return urlsplit(source).netloc == request.headers.get("host", request.url.netloc)
+
+
+def optional_principal(request: Request, conn: DbConn) -> Principal | None:
+    """The signed-in person, or None; an unsafe cookie request from another origin counts as no one."""
+    token, from_cookie = request_token(request)
+    if token is None or len(token) > 200:
+        return None
+    if from_cookie and request.method in UNSAFE_METHODS and not _same_origin(request):
+        return None
+    return session_principal(conn, token)
+
+
+def get_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+    """The signed-in person; 401 without a live session."""
+    if principal is None:
+        raise HTTPException(status_code=401, detail="sign in first", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+MaybeUser = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency: the signed-in person if their role is one of ``roles``, else 403."""
+    allowed = frozenset(roles)
+
+    def check(principal: CurrentUser) -> Principal:
+        if principal.role not in allowed:
+            raise HTTPException(status_code=403, detail=f"not allowed for role {principal.role.value}")
+        return principal
+
+    return check
+
+
+AuditReader = Annotated[Principal, Depends(require_roles(Role.AUDITOR, Role.ADMIN))]
+Overseer = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN))]
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An urlencoded form body as a dict (first value of each field), at most 64 KiB."""
+    body = await request.body()
+    if len(body) > 65536:
+        raise HTTPException(status_code=413, detail="form too large")
+    parsed = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in parsed.items()}
+
+
+FormFields = Annotated[dict[str, str], Depends(form_fields)]

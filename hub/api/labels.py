@@ -19,7 +19,11 @@ ALERT_STATUSES: dict[str, tuple[str, str]] = {
 }
 
 CASE_STATUSES: dict[str, tuple[str, str]] = {
-    "open": ("处理中", "open"),
+    "open": ("待分派", "open"),
+    "assigned": ("已分派", "assigned"),
+    "visit_scheduled": ("已约上门", "visit scheduled"),
+    "confirmed": ("已核实", "confirmed"),
+    "dismissed": ("已排除", "dismissed"),
     "filed": ("已报送", "filed"),
     "closed": ("已结案", "closed"),
 }

@@ -58,7 +58,12 @@ class CaseSummary(BaseModel):
     opened_at: datetime | None = None
     filed_at: datetime | None = None
     evidence_sha256: str | None = None
+    assignee: str | None = None
+    visit_on: date | None = None
+    closed_at: datetime | None = None
+    alert_ids: list[int] = Field(default_factory=list)
     filing: Filing | None = None
+    filing_dead: bool = Field(False, description="the filing was dead-lettered: a person must look at it")
 
 
 class CaseDetail(CaseSummary):
@@ -87,6 +92,7 @@ class AlertSummary(BaseModel):
     updated_at: datetime | None = None
     case_id: int | None = None
     case_status: str | None = None
+    case_filing_dead: bool = False
 
 
 class AlertDetail(AlertSummary):
@@ -176,3 +182,115 @@ class Health(BaseModel):
     database: bool
     storage: str
     server_version: str | None = None
+
+
+class AuditEntry(BaseModel):
+    """One row of the audit log with its chain MAC."""
+
+    seq: int
+    ts: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+    mac: str | None = None
+
+
+class AuditPage(BaseModel):
+    """One page of the audit log, newest first."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[AuditEntry]
+
+
+class AuditCheck(BaseModel):
+    """The result of verifying the whole chain."""
+
+    ok: bool
+    rows: int
+    head_seq: int
+    head_mac: str
+    bad_seq: int | None = None
+    problem: str | None = None
+
+
+class Verdict(BaseModel):
+    """An inspector's verdict on a case, as kept for learning."""
+
+    case_id: int
+    alert_id: int | None = None
+    verdict: str
+    reason_code: str | None = None
+    note: str = ""
+    score: float | None = None
+    rule_version: str | None = None
+    decided_by: str
+    decided_at: datetime
+
+
+class UnitTrail(BaseModel):
+    """A household's case trail: alerts, cases, verdicts and every audit row about them."""
+
+    unit_id: str
+    estate_id: str
+    alerts: list[AlertSummary]
+    cases: list[CaseSummary]
+    verdicts: list[Verdict]
+    audit: list[AuditEntry]
+
+
+class CaseWithTrail(CaseDetail):
+    """A case with its audit trail."""
+
+    trail: list[AuditEntry] = Field(default_factory=list)
+
+
+class LoginRequest(BaseModel):
+    """Name and password."""
+
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class Me(BaseModel):
+    """The signed-in person."""
+
+    name: str
+    role: str
+    estates: list[str]
+
+
+class LoginAnswer(Me):
+    """A new session: use ``token`` as a bearer token, or the cookie set with the answer."""
+
+    token: str
+
+
+class AssignRequest(BaseModel):
+    """Assign a case to an inspector of its estate."""
+
+    assignee: str = Field(min_length=1, max_length=64)
+    note: str = Field("", max_length=2000)
+
+
+class VisitRequest(BaseModel):
+    """Schedule the home visit."""
+
+    visit_on: date
+    note: str = Field("", max_length=2000)
+
+
+class NoteRequest(BaseModel):
+    """An action with an optional note (confirm, close)."""
+
+    note: str = Field("", max_length=2000)
+
+
+class DismissRequest(BaseModel):
+    """Dismiss a case: a reason from the list, plus free text."""
+
+    reason: str = Field(min_length=1, max_length=32)
+    note: str = Field("", max_length=2000)

@@ -1,16 +1,22 @@
-"""The inspector's HTML pages: alerts by risk, and one alert with its reasons, case and charts."""
+"""The inspector's HTML pages: sign-in, alerts by risk, one alert with its case actions, the audit log."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from hub.api import queries
 from hub.api.charts import evidence_charts
-from hub.api.deps import DbConn
+from hub.api.deps import SESSION_COOKIE, DbConn, FormFields, MaybeUser, request_token
+from hub.api.views import set_session_cookie
+from hub.auth.models import Principal, Role
+from hub.auth.service import authenticate, close_session, inspectors_for, open_session
+from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
+from hub.cases.states import DISMISS_REASONS, Action, allowed_actions
 
 router = APIRouter(include_in_schema=False)
 
@@ -21,47 +27,164 @@ PAGE_HEADERS = {
         " frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
 }
 
 PAGE_SIZE = 100
 
 
-def render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
-    """Render a template with the page headers."""
+def render(
+    request: Request, name: str, context: dict[str, Any], *, status_code: int = 200,
+    user: Principal | None = None,
+) -> HTMLResponse:
+    """Render a template with the page headers and the signed-in person."""
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, context, status_code=status_code, headers=PAGE_HEADERS)
+    return templates.TemplateResponse(request, name, {"user": user, **context}, status_code=status_code,
+                                      headers=PAGE_HEADERS)
 
 
-@router.get("/", response_class=HTMLResponse)
+def to_login() -> RedirectResponse:
+    """Send someone not signed in to the sign-in page."""
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    """The sign-in form."""
+    return render(request, "login.html", {"error": None})
+
+
+@router.post("/login", response_model=None)
+def login_submit(request: Request, conn: DbConn, form: FormFields) -> Response:
+    """Check the password, open a session, set its cookie and go to the alerts."""
+    with conn.transaction():
+        principal = authenticate(conn, name=form.get("name", "")[:64],
+                                 password=form.get("password", "")[:256])
+        token = open_session(conn, principal=principal) if principal else None
+    if token is None:
+        return render(request, "login.html", {"error": "用户名或密码错误 wrong name or password"},
+                      status_code=401)
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(request, response, token)
+    return response
+
+
+@router.post("/logout", response_model=None)
+def logout_submit(request: Request, conn: DbConn, user: MaybeUser) -> Response:
+    """End the session and go back to the sign-in page."""
+    token, _ = request_token(request)
+    if user is not None and token is not None:
+        with conn.transaction():
+            close_session(conn, token=token, principal=user)
+    response = to_login()
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse, response_model=None)
 def alert_list_page(
     request: Request,
     conn: DbConn,
+    user: MaybeUser,
     estate: Annotated[str, Query(max_length=64)] = "",
     kind: Annotated[str, Query(max_length=32)] = "",
     status: Annotated[str, Query(max_length=16)] = "open",
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> HTMLResponse:
-    """Alerts sorted by risk, with their reasons in plain words."""
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    """Alerts of the person's estates sorted by risk, with their reasons in plain words."""
+    if user is None:
+        return to_login()
     page = queries.list_alerts(
         conn, estate=estate or None, kind=kind or None, status=None if status == "all" else status or None,
-        limit=PAGE_SIZE, offset=offset,
+        estates=user.estate_filter(), limit=PAGE_SIZE, offset=offset,
     )
     context = {
         "page": page,
         "filters": {"estate": estate, "kind": kind, "status": status},
-        "estates": queries.list_estates(conn),
-        "counts": queries.summary_counts(conn),
+        "estates": queries.list_estates(conn, estates=user.estate_filter()),
+        "counts": queries.summary_counts(conn) if not user.scoped else None,
     }
-    return render(request, "alerts.html", context)
+    return render(request, "alerts.html", context, user=user)
 
 
-@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
-def alert_page(request: Request, conn: DbConn, alert_id: int) -> HTMLResponse:
-    """One alert: its reasons, its case and filing status, and its evidence as daily charts."""
+def _alert_context(conn: Any, user: Principal, alert_id: int) -> dict[str, Any] | None:
     alert = queries.get_alert(conn, alert_id=alert_id)
-    if alert is None:
-        return render(request, "not_found.html", {"what": f"alert {alert_id}"}, status_code=404)
+    if alert is None or not user.sees(alert.estate_id):
+        return None
     evidence = alert.evidence.model_dump()
     charts = evidence_charts(evidence, days=alert.evidence.days)
-    return render(request, "alert.html", {"alert": alert, "charts": charts})
+    case = alert.case
+    trail = []
+    actions: list[str] = []
+    inspectors: list[str] = []
+    if case is not None:
+        trail = queries.case_audit(conn, case_id=case.id, alert_ids=case.alert_ids or [alert.id])
+        actions = [a.value for a in allowed_actions(case.status, user.role)]
+        if user.role is Role.INSPECTOR and case.assignee not in (None, user.name):
+            actions = []
+        if Action.ASSIGN.value in actions:
+            inspectors = inspectors_for(conn, estate_id=case.estate_id)
+    return {"alert": alert, "charts": charts, "trail": trail, "actions": actions, "inspectors": inspectors,
+            "dismiss_reasons": DISMISS_REASONS, "today": date.today().isoformat(), "error": None}
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse, response_model=None)
+def alert_page(request: Request, conn: DbConn, user: MaybeUser, alert_id: int) -> Response:
+    """One alert: its reasons, its case with the actions open to this person, its trail, its charts."""
+    if user is None:
+        return to_login()
+    context = _alert_context(conn, user, alert_id)
+    if context is None:
+        return render(request, "not_found.html", {"what": f"alert {alert_id}"}, status_code=404, user=user)
+    return render(request, "alert.html", context, user=user)
+
+
+@router.post("/cases/{case_id}/action", response_model=None)
+def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, form: FormFields) -> Response:
+    """Take the action of a button on the alert page, then show the alert again."""
+    if user is None:
+        return to_login()
+    back = form.get("alert_id", "")
+    error: str | None = None
+    status = 200
+    try:
+        action = Action(form.get("action", ""))
+        visit = form.get("visit_on") or None
+        with conn.transaction():
+            transition(
+                conn, case_id=case_id, action=action, principal=user, assignee=form.get("assignee") or None,
+                visit_on=date.fromisoformat(visit) if visit else None, reason=form.get("reason") or None,
+                note=form.get("note", ""),
+            )
+    except CaseNotFound:
+        return render(request, "not_found.html", {"what": f"case {case_id}"}, status_code=404, user=user)
+    except ActionForbidden as err:
+        error, status = f"不允许 not allowed: {err}", 403
+    except (TransitionRefused, ValueError) as err:
+        error, status = f"无法执行 cannot do that: {err}", 409
+    if error is None and back.isdigit():
+        return RedirectResponse(f"/alerts/{int(back)}", status_code=303)
+    context = _alert_context(conn, user, int(back)) if back.isdigit() else None
+    if context is None:
+        return render(request, "not_found.html", {"what": f"case {case_id}"}, status_code=404, user=user)
+    context["error"] = error
+    return render(request, "alert.html", context, status_code=status, user=user)
+
+
+@router.get("/audit", response_class=HTMLResponse, response_model=None)
+def audit_page(
+    request: Request, conn: DbConn, user: MaybeUser,
+    object_type: Annotated[str, Query(max_length=32)] = "",
+    object_id: Annotated[str, Query(max_length=64)] = "",
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    """The audit log for auditors and admins, newest first, with the chain's verification."""
+    if user is None:
+        return to_login()
+    if user.role not in (Role.AUDITOR, Role.ADMIN):
+        return render(request, "not_found.html", {"what": "audit log"}, status_code=403, user=user)
+    page = queries.audit_rows(conn, object_type=object_type or None, object_id=object_id or None,
+                              limit=PAGE_SIZE, offset=offset)
+    return render(request, "audit.html", {"page": page, "filters": {"object_type": object_type,
+                                                                     "object_id": object_id}}, user=user)

@@ -12,6 +12,8 @@ from hub.api.models import (
     AlertDetail,
     AlertPage,
     AlertSummary,
+    AuditEntry,
+    AuditPage,
     CaseDetail,
     CasePage,
     CaseSummary,
@@ -19,6 +21,8 @@ from hub.api.models import (
     Health,
     UnitDay,
     UnitDetail,
+    UnitTrail,
+    Verdict,
 )
 
 Conn = psycopg.Connection[Any]
@@ -29,7 +33,8 @@ SUMMARY_KINDS = ("vacancy", "sublet")
 _ALERT_COLUMNS = """
     a.id, a.unit_id, a.estate_id, a.kind, a.status, a.score, a.first_flagged, a.last_flagged,
     a.reasons, a.rule_version, a.window_start, a.window_end, a.created_at, a.updated_at,
-    c.id AS case_id, c.status AS case_status
+    c.id AS case_id, c.status AS case_status,
+    EXISTS (SELECT 1 FROM tenancy_outbox o WHERE o.case_id = c.id AND o.state = 'dead') AS case_filing_dead
 """
 
 # The case an alert belongs to: the one opened from it, else (while the alert is open) the unit's
@@ -49,6 +54,7 @@ _ALERT_FILTER = """
       AND (%(kind)s::text IS NULL OR a.kind = %(kind)s)
       AND (%(status)s::text IS NULL OR a.status = %(status)s)
       AND (%(unit)s::text IS NULL OR a.unit_id = %(unit)s)
+      AND (%(estates)s::text[] IS NULL OR a.estate_id = ANY(%(estates)s))
 """
 
 _FILING_COLUMNS = """
@@ -63,7 +69,8 @@ def _case_select(*, with_evidence: bool) -> str:
     evidence = "c.evidence" if with_evidence else "NULL::jsonb"
     return f"""
         SELECT c.id, c.unit_id, c.estate_id, c.kind, c.alert_id, c.status, c.opened_at, c.filed_at,
-               c.evidence_sha256, {evidence} AS evidence, to_jsonb(f) AS filing
+               c.evidence_sha256, c.assignee, c.visit_on, c.closed_at, c.alert_ids,
+               coalesce(f.state = 'dead', false) AS filing_dead, {evidence} AS evidence, to_jsonb(f) AS filing
         FROM cases c
         LEFT JOIN LATERAL (
             SELECT {_FILING_COLUMNS} FROM tenancy_outbox o WHERE o.case_id = c.id ORDER BY o.id DESC LIMIT 1
@@ -76,6 +83,7 @@ _CASE_FILTER = """
       AND (%(kind)s::text IS NULL OR c.kind = %(kind)s)
       AND (%(status)s::text IS NULL OR c.status = %(status)s)
       AND (%(unit)s::text IS NULL OR c.unit_id = %(unit)s)
+      AND (%(estates)s::text[] IS NULL OR c.estate_id = ANY(%(estates)s))
 """
 
 
@@ -116,12 +124,14 @@ def list_alerts(
     kind: str | None = None,
     status: str | None = None,
     unit: str | None = None,
+    estates: list[str] | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> AlertPage:
     """Alerts matching the filters, highest score first, most recently flagged next."""
     params: dict[str, Any] = {
-        "estate": estate, "kind": kind, "status": status, "unit": unit, "limit": limit, "offset": offset,
+        "estate": estate, "kind": kind, "status": status, "unit": unit, "estates": estates, "limit": limit,
+        "offset": offset,
     }
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT count(*) AS n FROM alerts a {_ALERT_FILTER}", params)
@@ -162,12 +172,14 @@ def list_cases(
     kind: str | None = None,
     status: str | None = None,
     unit: str | None = None,
+    estates: list[str] | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> CasePage:
     """Cases matching the filters, newest first, each with its latest filing state."""
     params: dict[str, Any] = {
-        "estate": estate, "kind": kind, "status": status, "unit": unit, "limit": limit, "offset": offset,
+        "estate": estate, "kind": kind, "status": status, "unit": unit, "estates": estates, "limit": limit,
+        "offset": offset,
     }
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT count(*) AS n FROM cases c {_CASE_FILTER}", params)
@@ -216,7 +228,7 @@ def get_unit(conn: Conn, *, unit_id: str, days: int = 60) -> UnitDetail | None:
         )
         recent = [UnitDay.model_validate(r) for r in reversed(cur.fetchall())]
     alerts = list_alerts(conn, unit=unit_id, limit=500).items
-    cases = list_cases(conn, unit=unit_id, limit=500).items
+    cases = list_cases(conn, unit=unit_id, limit=500).items  # same unit, so the same estate as checked
     return UnitDetail.model_validate({**row, "alerts": alerts, "cases": cases, "recent_days": recent})
 
 
@@ -251,8 +263,66 @@ def database_health(conn: Conn) -> Health:
     return Health(status="ok", database=True, storage=storage, server_version=version)
 
 
-def list_estates(conn: Conn) -> list[str]:
-    """Every estate with units or alerts, for the page's filter."""
+def list_estates(conn: Conn, *, estates: list[str] | None = None) -> list[str]:
+    """Every estate with units or alerts (of ``estates`` when given), for the page's filter."""
     with conn.cursor() as cur:
         cur.execute("SELECT estate_id FROM units UNION SELECT estate_id FROM alerts ORDER BY 1")
-        return [str(r[0]) for r in cur.fetchall() if r[0] is not None]
+        found = [str(r[0]) for r in cur.fetchall() if r[0] is not None]
+    return [e for e in found if estates is None or e in estates]
+
+
+def audit_rows(
+    conn: Conn, *, object_type: str | None = None, object_id: str | None = None, actor: str | None = None,
+    limit: int = 100, offset: int = 0,
+) -> AuditPage:
+    """Audit rows, newest first, filtered by object and actor."""
+    params: dict[str, Any] = {"ot": object_type, "oid": object_id, "actor": actor, "limit": limit,
+                              "offset": offset}
+    where = """WHERE (%(ot)s::text IS NULL OR object_type = %(ot)s)
+                 AND (%(oid)s::text IS NULL OR object_id = %(oid)s)
+                 AND (%(actor)s::text IS NULL OR actor = %(actor)s)"""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT count(*) AS n FROM audit_log {where}", params)
+        total_row = cur.fetchone()
+        cur.execute(
+            f"SELECT seq, ts, actor, action, object_type, object_id, detail, mac FROM audit_log {where}"
+            " ORDER BY seq DESC LIMIT %(limit)s OFFSET %(offset)s", params,
+        )
+        items = [AuditEntry.model_validate(r) for r in cur.fetchall()]
+    return AuditPage(total=int(total_row["n"]) if total_row else 0, limit=limit, offset=offset, items=items)
+
+
+def case_audit(conn: Conn, *, case_id: int, alert_ids: list[int]) -> list[AuditEntry]:
+    """The audit trail of one case and its alerts, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT seq, ts, actor, action, object_type, object_id, detail, mac FROM audit_log"
+            " WHERE (object_type = 'case' AND object_id = %s)"
+            "    OR (object_type = 'alert' AND object_id = ANY(%s)) ORDER BY seq",
+            (str(case_id), [str(a) for a in alert_ids]),
+        )
+        return [AuditEntry.model_validate(r) for r in cur.fetchall()]
+
+
+def unit_trail(conn: Conn, *, unit_id: str) -> UnitTrail | None:
+    """A household's case trail: its unit, alerts, cases with verdicts, and every audit row about them."""
+    unit = get_unit(conn, unit_id=unit_id, days=0)
+    if unit is None:
+        return None
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT case_id, alert_id, verdict, reason_code, note, score, rule_version, decided_by,"
+            " decided_at"
+            " FROM case_verdicts WHERE unit_id = %s ORDER BY id", (unit_id,),
+        )
+        verdicts = [Verdict.model_validate(r) for r in cur.fetchall()]
+        cur.execute(
+            "SELECT seq, ts, actor, action, object_type, object_id, detail, mac FROM audit_log"
+            " WHERE (object_type = 'unit' AND object_id = %s)"
+            "    OR (object_type = 'case' AND object_id = ANY(%s))"
+            "    OR (object_type = 'alert' AND object_id = ANY(%s)) ORDER BY seq",
+            (unit_id, [str(c.id) for c in unit.cases], [str(a.id) for a in unit.alerts]),
+        )
+        audit = [AuditEntry.model_validate(r) for r in cur.fetchall()]
+    return UnitTrail(unit_id=unit.unit_id, estate_id=unit.estate_id, alerts=unit.alerts, cases=unit.cases,
+                     verdicts=verdicts, audit=audit)

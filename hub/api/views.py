@@ -1,41 +1,80 @@
-"""JSON endpoints of the inspector API under ``/api``; thin: parse, query, answer."""
+"""JSON endpoints of the inspector API under ``/api``; thin: authorise, parse, call a service, answer.
+
+Every object is looked up within the caller's estates: another estate's unit, alert or case is 404,
+exactly like one that does not exist. A role that may never take an action gets 403.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
 from hub.api import queries
-from hub.api.deps import DbConn, DbPool
+from hub.api.deps import (
+    SESSION_COOKIE,
+    AuditReader,
+    CurrentUser,
+    DbConn,
+    DbPool,
+    Overseer,
+    request_token,
+)
 from hub.api.models import (
     AgentStatus,
     AlertDetail,
     AlertPage,
+    AssignRequest,
+    AuditCheck,
+    AuditPage,
     CaseDetail,
     CasePage,
+    CaseWithTrail,
+    DismissRequest,
     Health,
+    LoginAnswer,
+    LoginRequest,
+    Me,
+    NoteRequest,
     Stats,
     UnitDetail,
+    UnitTrail,
+    VisitRequest,
 )
+from hub.auth.models import Principal
+from hub.auth.service import authenticate, close_session, open_session
+from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
+from hub.cases.states import Action
 
 router = APIRouter(prefix="/api", tags=["inspector API"])
 
 Estate = Annotated[str | None, Query(max_length=64, description="estate id, e.g. E01")]
 Kind = Annotated[str | None, Query(max_length=32, description="vacancy | sublet")]
 Status = Annotated[
-    str | None, Query(max_length=16, description="alert: open | closed; case: open | filed | closed")
+    str | None, Query(max_length=16, description="alert: open | closed; case: a workflow status")
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such object, or not in your estates"}}
+ACTION_ANSWERS: dict[int | str, dict[str, Any]] = {**NOT_FOUND, 403: {"description": "your role may not"},
+                  409: {"description": "not possible in the case's status"}}
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    """The session cookie: HttpOnly, SameSite=Lax, Secure when the request came over https."""
+    secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/",
+                        max_age=12 * 3600)
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 def health(request: Request, pool: DbPool) -> Health | JSONResponse:
-    """Whether the database answers, and which storage path is in use."""
+    """Whether the database answers, and which storage path is in use (no sign-in needed)."""
     try:
         with pool.connection(timeout=request.app.state.pool_timeout_s) as conn:
             return queries.database_health(conn)
@@ -45,55 +84,160 @@ def health(request: Request, pool: DbPool) -> Health | JSONResponse:
         return JSONResponse(down.model_dump(), status_code=503)
 
 
+def _me(p: Principal) -> Me:
+    return Me(name=p.name, role=p.role.value, estates=sorted(p.estates))
+
+
+@router.post("/auth/login", response_model=LoginAnswer,
+             responses={401: {"description": "wrong name or password"}})
+def login(request: Request, response: Response, conn: DbConn, body: LoginRequest) -> LoginAnswer:
+    """Sign in: answers a bearer token and sets the same token as a session cookie."""
+    with conn.transaction():
+        principal = authenticate(conn, name=body.name, password=body.password)
+        if principal is None:
+            raise HTTPException(status_code=401, detail="wrong name or password")
+        token = open_session(conn, principal=principal)
+    set_session_cookie(request, response, token)
+    return LoginAnswer(**_me(principal).model_dump(), token=token)
+
+
+@router.post("/auth/logout", status_code=204, responses={401: {"description": "not signed in"}})
+def logout(request: Request, conn: DbConn, principal: CurrentUser) -> Response:
+    """End this session."""
+    token, _ = request_token(request)
+    assert token is not None  # CurrentUser had one
+    with conn.transaction():
+        close_session(conn, token=token, principal=principal)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/auth/me", response_model=Me)
+def me(principal: CurrentUser) -> Me:
+    """Who is signed in, with their role and estates."""
+    return _me(principal)
+
+
 @router.get("/alerts", response_model=AlertPage)
 def list_alerts(
-    conn: DbConn, estate: Estate = None, kind: Kind = None, status: Status = None, limit: Limit = 50,
-    offset: Offset = 0,
+    conn: DbConn, principal: CurrentUser, estate: Estate = None, kind: Kind = None, status: Status = None,
+    limit: Limit = 50, offset: Offset = 0,
 ) -> AlertPage:
-    """Alerts, highest score first, filtered by estate, kind and status."""
-    return queries.list_alerts(conn, estate=estate, kind=kind, status=status, limit=limit, offset=offset)
+    """Alerts in your estates, highest score first, filtered by estate, kind and status."""
+    return queries.list_alerts(conn, estate=estate, kind=kind, status=status, limit=limit,
+                               offset=offset, estates=principal.estate_filter())
 
 
-@router.get(
-    "/alerts/{alert_id}", response_model=AlertDetail, responses={404: {"description": "no such alert"}}
-)
-def get_alert(conn: DbConn, alert_id: int) -> AlertDetail:
+@router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=NOT_FOUND)
+def get_alert(conn: DbConn, principal: CurrentUser, alert_id: int) -> AlertDetail:
     """One alert with its reasons, evidence series and case."""
     alert = queries.get_alert(conn, alert_id=alert_id)
-    if alert is None:
+    if alert is None or not principal.sees(alert.estate_id):
         raise HTTPException(status_code=404, detail=f"alert {alert_id} not found")
     return alert
 
 
 @router.get("/cases", response_model=CasePage)
 def list_cases(
-    conn: DbConn, estate: Estate = None, kind: Kind = None, status: Status = None, limit: Limit = 50,
-    offset: Offset = 0,
+    conn: DbConn, principal: CurrentUser, estate: Estate = None, kind: Kind = None, status: Status = None,
+    limit: Limit = 50, offset: Offset = 0,
 ) -> CasePage:
-    """Cases, newest first, each with its latest filing state in the tenancy system."""
-    return queries.list_cases(conn, estate=estate, kind=kind, status=status, limit=limit, offset=offset)
+    """Cases in your estates, newest first, each with its latest filing state in the tenancy system."""
+    return queries.list_cases(conn, estate=estate, kind=kind, status=status, limit=limit,
+                              offset=offset, estates=principal.estate_filter())
 
 
-@router.get("/cases/{case_id}", response_model=CaseDetail, responses={404: {"description": "no such case"}})
-def get_case(conn: DbConn, case_id: int) -> CaseDetail:
-    """One case with its evidence and every filing attempt."""
+def visible_case(conn: psycopg.Connection, principal: Principal, case_id: int) -> CaseDetail:
+    """The case if this person may see it; 404 otherwise."""
     case = queries.get_case(conn, case_id=case_id)
-    if case is None:
+    if case is None or not principal.sees(case.estate_id):
         raise HTTPException(status_code=404, detail=f"case {case_id} not found")
     return case
 
 
-@router.get("/units/{unit_id}", response_model=UnitDetail, responses={404: {"description": "no such unit"}})
-def get_unit(conn: DbConn, unit_id: str) -> UnitDetail:
+@router.get("/cases/{case_id}", response_model=CaseWithTrail, responses=NOT_FOUND)
+def get_case(conn: DbConn, principal: CurrentUser, case_id: int) -> CaseWithTrail:
+    """One case with its evidence, every filing attempt and its audit trail."""
+    case = visible_case(conn, principal, case_id)
+    trail = queries.case_audit(conn, case_id=case_id, alert_ids=case.alert_ids or
+                               ([case.alert_id] if case.alert_id else []))
+    return CaseWithTrail(**case.model_dump(), trail=trail)
+
+
+@contextmanager
+def case_errors() -> Iterator[None]:
+    """The workflow's refusals as HTTP answers."""
+    try:
+        yield
+    except CaseNotFound as err:
+        raise HTTPException(status_code=404, detail=str(err)) from err
+    except ActionForbidden as err:
+        raise HTTPException(status_code=403, detail=str(err)) from err
+    except TransitionRefused as err:
+        raise HTTPException(status_code=409, detail=str(err)) from err
+
+
+def act(
+    conn: psycopg.Connection, principal: Principal, case_id: int, action: Action, **kw: object
+) -> CaseDetail:
+    """Take a workflow action in one transaction and answer the case as it now is."""
+    with case_errors(), conn.transaction():
+        transition(conn, case_id=case_id, action=action, principal=principal, **kw)  # type: ignore[arg-type]
+    return visible_case(conn, principal, case_id)
+
+
+@router.post("/cases/{case_id}/assign", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def assign_case(conn: DbConn, principal: CurrentUser, case_id: int, body: AssignRequest) -> CaseDetail:
+    """Assign the case to an inspector of its estate (supervisor, admin)."""
+    return act(conn, principal, case_id, Action.ASSIGN, assignee=body.assignee, note=body.note)
+
+
+@router.post("/cases/{case_id}/schedule-visit", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def schedule_visit(conn: DbConn, principal: CurrentUser, case_id: int, body: VisitRequest) -> CaseDetail:
+    """Schedule the home visit."""
+    return act(conn, principal, case_id, Action.SCHEDULE_VISIT, visit_on=body.visit_on, note=body.note)
+
+
+@router.post("/cases/{case_id}/confirm", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def confirm_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+    """Confirm the suspicion after the visit; the case is queued for filing to the tenancy system."""
+    return act(conn, principal, case_id, Action.CONFIRM, note=body.note)
+
+
+@router.post("/cases/{case_id}/dismiss", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def dismiss_case(conn: DbConn, principal: CurrentUser, case_id: int, body: DismissRequest) -> CaseDetail:
+    """Dismiss the case with a reason from the list and free text; its alert is closed."""
+    return act(conn, principal, case_id, Action.DISMISS, reason=body.reason, note=body.note)
+
+
+@router.post("/cases/{case_id}/close", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def close_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+    """Close a dismissed or filed case (supervisor, admin)."""
+    return act(conn, principal, case_id, Action.CLOSE, note=body.note)
+
+
+@router.get("/units/{unit_id}", response_model=UnitDetail, responses=NOT_FOUND)
+def get_unit(conn: DbConn, principal: CurrentUser, unit_id: Annotated[str, Path(max_length=64)]
+             ) -> UnitDetail:
     """One unit with its alerts, cases and recent daily features."""
     unit = queries.get_unit(conn, unit_id=unit_id)
-    if unit is None:
+    if unit is None or not principal.sees(unit.estate_id):
         raise HTTPException(status_code=404, detail=f"unit {unit_id} not found")
     return unit
 
 
+@router.get("/units/{unit_id}/trail", response_model=UnitTrail, responses=NOT_FOUND)
+def unit_trail(conn: DbConn, principal: Overseer, unit_id: Annotated[str, Path(max_length=64)]) -> UnitTrail:
+    """A household's case trail for export: alerts, cases, verdicts and every audit row about them."""
+    trail = queries.unit_trail(conn, unit_id=unit_id)
+    if trail is None or not principal.sees(trail.estate_id):
+        raise HTTPException(status_code=404, detail=f"unit {unit_id} not found")
+    return trail
+
+
 @router.get("/stats", response_model=Stats)
-def stats(conn: DbConn) -> Stats:
+def stats(conn: DbConn, principal: Overseer) -> Stats:
     """Counts of units, readings, events, dead letters, alerts per kind and cases (the demo summary's)."""
     counts = queries.summary_counts(conn)
     return Stats(
@@ -105,6 +249,31 @@ def stats(conn: DbConn) -> Stats:
 
 
 @router.get("/agents", response_model=list[AgentStatus])
-def list_agents(conn: DbConn) -> list[AgentStatus]:
-    """Every edge agent's last reported status."""
-    return queries.list_agents(conn)
+def list_agents(conn: DbConn, principal: CurrentUser) -> list[AgentStatus]:
+    """The last reported status of every edge agent of your estates."""
+    return [a for a in queries.list_agents(conn) if a.estate_id is not None and principal.sees(a.estate_id)]
+
+
+@router.get("/audit", response_model=AuditPage)
+def audit_log(
+    conn: DbConn, principal: AuditReader,
+    object_type: Annotated[str | None, Query(max_length=32)] = None,
+    object_id: Annotated[str | None, Query(max_length=64)] = None,
+    actor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 100, offset: Offset = 0,
+) -> AuditPage:
+    """The audit log, newest first (auditor, admin)."""
+    return queries.audit_rows(conn, object_type=object_type, object_id=object_id, actor=actor, limit=limit,
+                              offset=offset)
+
+
+@router.get("/audit/verify", response_model=AuditCheck)
+def audit_verify(conn: DbConn, principal: AuditReader) -> AuditCheck:
+    """Walk the whole hash chain and name the first bad sequence number, if any (auditor, admin)."""
+    from hub.audit.store import verify
+
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        result = verify(conn)
+    return AuditCheck(ok=result.ok, rows=result.rows, head_seq=result.head_seq, head_mac=result.head_mac,
+                      bad_seq=result.bad_seq, problem=result.problem)

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
+
+from hub.audit.store import append
 
 
 def record_audit(
     conn: psycopg.Connection, *, actor: str, action: str, object_type: str, object_id: str | int,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Insert one audit row in the caller's transaction."""
-    conn.execute(
-        "INSERT INTO audit_log (actor, action, object_type, object_id, detail) VALUES (%s, %s, %s, %s, %s)",
-        (actor, action, object_type, str(object_id), Jsonb(detail or {})),
-    )
+    """Append one audit row, chained with a keyed MAC, in the caller's transaction (the one entry point)."""
+    append(conn, actor=actor, action=action, object_type=object_type, object_id=str(object_id),
+           detail=detail or {})

@@ -1,18 +1,50 @@
-"""Opening cases: frozen evidence with its hash, the tenancy outbox row and audit rows, in one transaction."""
+"""Cases: opening with frozen evidence and its hash, the workflow's transitions, and queueing the filing.
+
+Every change happens in the caller's transaction together with its audit row and, when the case is to
+be filed, its tenancy outbox row: the outbox is written in the same transaction as the case change.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.auth.models import Principal, Role
 from hub.cases.audit import record_audit
+from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action
 from models.evidence import evidence_sha256
 
 DETECTOR = "system:detector"
+
+
+class CaseSettings(BaseSettings):
+    """``ANJU_AUTO_FILE``: file a case to the tenancy system when it opens (true, as the skeleton did),
+    or only once an inspector has confirmed it (false)."""
+
+    model_config = SettingsConfigDict(env_prefix="ANJU_", env_file=None, extra="ignore")
+
+    auto_file: bool = True
+
+
+class CaseError(Exception):
+    """Base of the case workflow's errors."""
+
+
+class CaseNotFound(CaseError):
+    """No such case, or not one this person may see (both answer 404)."""
+
+
+class ActionForbidden(CaseError):
+    """This person's role may not take this action, or the case is assigned to someone else (403)."""
+
+
+class TransitionRefused(CaseError):
+    """The action does not apply to the case's current status, or its input is wrong (409)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +81,26 @@ def tenancy_payload(
 def open_case(
     conn: psycopg.Connection, *, alert_id: int, unit_id: str, estate_id: str, kind: str, summary: str,
     evidence: dict[str, Any], actor: str = DETECTOR, opened_at: datetime | None = None,
+    auto_file: bool | None = None,
 ) -> OpenedCase | None:
-    """Open a case for an alert and queue its filing; None when the unit already has a non-closed case."""
+    """Open a case for an alert (filing it at once when ``auto_file``, default ``ANJU_AUTO_FILE``);
+    None when the unit already has a non-closed case of that kind, to which the alert is attached."""
     opened_at = opened_at or datetime.now(UTC)
+    if auto_file is None:
+        auto_file = CaseSettings().auto_file
     digest = evidence_sha256(evidence)
     row = conn.execute(
-        "INSERT INTO cases (unit_id, estate_id, kind, alert_id, status, opened_at, evidence, evidence_sha256)"
-        " VALUES (%s, %s, %s, %s, 'open', %s, %s, %s)"
+        "INSERT INTO cases (unit_id, estate_id, kind, alert_id, status, opened_at, evidence, evidence_sha256,"
+        " summary, alert_ids) VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, %s, ARRAY[%s]::bigint[])"
         " ON CONFLICT (unit_id, kind) WHERE status <> 'closed' DO NOTHING RETURNING id",
-        (unit_id, estate_id, kind, alert_id, opened_at, Jsonb(evidence), digest),
+        (unit_id, estate_id, kind, alert_id, opened_at, Jsonb(evidence), digest, summary, alert_id),
     ).fetchone()
     if row is None:
         existing = conn.execute(
-            "SELECT id FROM cases WHERE unit_id = %s AND kind = %s AND status <> 'closed'", (unit_id, kind)
+            "UPDATE cases SET alert_ids = CASE WHEN %s = ANY(alert_ids) THEN alert_ids"
+            " ELSE alert_ids || %s::bigint END, updated_at = now()"
+            " WHERE unit_id = %s AND kind = %s AND status <> 'closed' RETURNING id",
+            (alert_id, alert_id, unit_id, kind),
         ).fetchone()
         record_audit(
             conn, actor=actor, action="case.realerted", object_type="case",
@@ -69,22 +108,140 @@ def open_case(
         )
         return None
     case_id = int(row[0])
+    record_audit(
+        conn, actor=actor, action="case.opened", object_type="case", object_id=case_id,
+        detail={"alert_id": alert_id, "unit_id": unit_id, "kind": kind, "evidence_sha256": digest,
+                "auto_file": auto_file},
+    )
+    key = idempotency_key(case_id)
+    if auto_file:
+        queue_filing(conn, case_id=case_id, actor=actor, now=opened_at)
+    return OpenedCase(case_id=case_id, idempotency_key=key, evidence_sha256=digest)
+
+
+def queue_filing(conn: psycopg.Connection, *, case_id: int, actor: str, now: datetime | None = None) -> bool:
+    """Write the case's tenancy outbox row (once: the key is unique); False if it was queued before."""
+    now = now or datetime.now(UTC)
+    case = conn.execute(
+        "SELECT unit_id, estate_id, kind, opened_at, summary, evidence, evidence_sha256 FROM cases"
+        " WHERE id = %s", (case_id,),
+    ).fetchone()
+    if case is None:
+        raise CaseNotFound(f"case {case_id} not found")
+    unit_id, estate_id, kind, opened_at, summary, evidence, digest = case
     key = idempotency_key(case_id)
     payload = tenancy_payload(
         case_id=case_id, unit_id=unit_id, estate_id=estate_id, kind=kind, opened_at=opened_at,
-        summary=summary, reasons=list(evidence.get("reasons", [])), evidence_hash=digest,
+        summary=summary, reasons=list((evidence or {}).get("reasons", [])), evidence_hash=digest,
     )
-    conn.execute(
+    row = conn.execute(
         "INSERT INTO tenancy_outbox (case_id, idempotency_key, payload, state, attempts, next_attempt_at)"
-        " VALUES (%s, %s, %s, 'pending', 0, %s)",
-        (case_id, key, Jsonb(payload), opened_at),
+        " VALUES (%s, %s, %s, 'pending', 0, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        (case_id, key, Jsonb(payload), now),
+    ).fetchone()
+    if row is None:
+        return False
+    record_audit(conn, actor=actor, action="tenancy.queued", object_type="case", object_id=case_id,
+                 detail={"idempotency_key": key})
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionResult:
+    """A case after an action: its id, old and new status."""
+
+    case_id: int
+    before: str
+    after: str
+
+
+def transition(
+    conn: psycopg.Connection, *, case_id: int, action: Action, principal: Principal,
+    assignee: str | None = None, visit_on: date | None = None, reason: str | None = None, note: str = "",
+) -> TransitionResult:
+    """Take one workflow action on a case as this person, audited under their name, in the caller's
+    transaction. Raise ``CaseNotFound`` (also for another estate's case), ``ActionForbidden`` or
+    ``TransitionRefused``."""
+    row = conn.execute(
+        "SELECT id, unit_id, estate_id, kind, alert_id, status, assignee FROM cases WHERE id = %s FOR UPDATE",
+        (case_id,),
+    ).fetchone()
+    if row is None or not principal.sees(row[2]):
+        raise CaseNotFound(f"case {case_id} not found")
+    _, unit_id, estate_id, kind, alert_id, status, current_assignee = row
+    rule = TRANSITIONS[action]
+    if principal.role not in rule.roles:
+        raise ActionForbidden(f"a {principal.role.value} may not {action.value} a case")
+    if (principal.role is Role.INSPECTOR and current_assignee is not None
+            and current_assignee != principal.name):
+        raise ActionForbidden(f"case {case_id} is assigned to {current_assignee}")
+    if status not in rule.sources:
+        raise TransitionRefused(f"cannot {action.value} a case that is {status}")
+    note = note.strip()[:2000]
+    detail: dict[str, Any] = {"from": status, "to": rule.target}
+    if note:
+        detail["note"] = note
+    sets = ["status = %(target)s", "updated_at = now()"]
+    params: dict[str, Any] = {"target": rule.target, "id": case_id}
+    if action is Action.ASSIGN:
+        from hub.auth.service import inspectors_for
+
+        if not assignee or assignee not in inspectors_for(conn, estate_id=estate_id):
+            raise TransitionRefused(f"{assignee!r} is not an inspector of estate {estate_id}")
+        sets.append("assignee = %(assignee)s")
+        params["assignee"] = detail["assignee"] = assignee
+    elif action is Action.SCHEDULE_VISIT:
+        if visit_on is None:
+            raise TransitionRefused("a visit needs a date")
+        sets.append("visit_on = %(visit_on)s")
+        params["visit_on"] = visit_on
+        detail["visit_on"] = visit_on.isoformat()
+    elif action is Action.DISMISS:
+        if reason not in DISMISS_REASONS:
+            raise TransitionRefused(f"dismissal reason must be one of {', '.join(DISMISS_REASONS)}")
+        if reason == "other" and not note:
+            raise TransitionRefused("dismissal for 'other' needs a note")
+        detail["reason"] = reason
+    elif action is Action.CLOSE:
+        sets.append("closed_at = now()")
+    if principal.role is Role.INSPECTOR and current_assignee is None and action is not Action.ASSIGN:
+        sets.append("assignee = %(me)s")  # an inspector taking up an unassigned case owns it from now on
+        params["me"] = principal.name
+    conn.execute(f"UPDATE cases SET {', '.join(sets)} WHERE id = %(id)s", params)
+    record_audit(conn, actor=principal.actor, action=f"case.{action.value}", object_type="case",
+                 object_id=case_id, detail=detail)
+    after = rule.target
+    if action in (Action.CONFIRM, Action.DISMISS):
+        _store_verdict(conn, case_id=case_id, alert_id=alert_id, unit_id=unit_id, estate_id=estate_id,
+                       kind=kind, verdict=rule.target, reason=reason if action is Action.DISMISS else None,
+                       note=note, principal=principal)
+    if action is Action.CONFIRM:
+        queue_filing(conn, case_id=case_id, actor=principal.actor)
+        sent = conn.execute(
+            "SELECT 1 FROM tenancy_outbox WHERE case_id = %s AND state = 'sent'", (case_id,)
+        ).fetchone()
+        if sent is not None:  # auto-filed when it opened: confirming completes the filing step
+            conn.execute("UPDATE cases SET status = 'filed' WHERE id = %s", (case_id,))
+            after = "filed"
+    if action in (Action.DISMISS, Action.CLOSE):
+        alerts = conn.execute(
+            "UPDATE alerts SET status = 'closed', updated_at = now() WHERE status = 'open' AND unit_id = %s"
+            " AND kind = %s RETURNING id", (unit_id, kind),
+        ).fetchall()
+        for (closed_alert,) in alerts:
+            record_audit(conn, actor=principal.actor, action="alert.closed", object_type="alert",
+                         object_id=closed_alert, detail={"case_id": case_id, "by": action.value})
+    return TransitionResult(case_id=case_id, before=status, after=after)
+
+
+def _store_verdict(
+    conn: psycopg.Connection, *, case_id: int, alert_id: int | None, unit_id: str, estate_id: str, kind: str,
+    verdict: str, reason: str | None, note: str, principal: Principal,
+) -> None:
+    """Keep the inspector's verdict with the alert's score and rule version, for the models to learn from."""
+    conn.execute(
+        "INSERT INTO case_verdicts (case_id, alert_id, unit_id, estate_id, kind, verdict, reason_code, note,"
+        " score, rule_version, decided_by) SELECT %s, %s, %s, %s, %s, %s, %s, %s, a.score, a.rule_version, %s"
+        " FROM (SELECT 1) one LEFT JOIN alerts a ON a.id = %s",
+        (case_id, alert_id, unit_id, estate_id, kind, verdict, reason, note, principal.name, alert_id),
     )
-    record_audit(
-        conn, actor=actor, action="case.opened", object_type="case", object_id=case_id,
-        detail={"alert_id": alert_id, "unit_id": unit_id, "kind": kind, "evidence_sha256": digest},
-    )
-    record_audit(
-        conn, actor=actor, action="tenancy.queued", object_type="case", object_id=case_id,
-        detail={"idempotency_key": key},
-    )
-    return OpenedCase(case_id=case_id, idempotency_key=key, evidence_sha256=digest)

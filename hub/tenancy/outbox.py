@@ -53,20 +53,29 @@ def deliver_pending(
             " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
             (now, limit),
         ).fetchall()
+        # All HTTP calls first, then the row updates and audit rows: appending to the audit chain takes
+        # a lock held until commit, which must not wait on the tenancy system's answers.
+        outcomes: list[tuple[int, int, str, int, int | None, dict[str, object] | None, str | None, bool]] = []
         for outbox_id, case_id, key, payload, attempts in rows:
             status: int | None = None
             try:
                 resp = client.file_case(idempotency_key=key, payload=payload)
             except TenancyUnavailable as err:
-                error, permanent = str(err), False
+                outcomes.append((outbox_id, case_id, key, attempts, None, None, str(err), False))
+                continue
+            status = resp.status
+            if resp.accepted:
+                outcomes.append((outbox_id, case_id, key, attempts, status, resp.body, None, False))
             else:
-                status = resp.status
-                if resp.accepted:
-                    _mark_sent(conn, outbox_id=outbox_id, case_id=case_id, key=key, status=status, now=now,
-                               body=resp.body)
-                    sent += 1
-                    continue
-                error, permanent = f"HTTP {status}: {resp.text}", not resp.retryable
+                outcomes.append((outbox_id, case_id, key, attempts, status, None,
+                                 f"HTTP {status}: {resp.text}", not resp.retryable))
+        for outbox_id, case_id, key, attempts, status, body, error, permanent in outcomes:
+            if error is None:
+                assert status is not None
+                _mark_sent(conn, outbox_id=outbox_id, case_id=case_id, key=key, status=status, now=now,
+                           body=body)
+                sent += 1
+                continue
             attempts += 1
             if permanent or attempts >= max_attempts:
                 # A 4xx such as 409 (same key, different body) will not heal by retrying: dead-letter it
@@ -101,8 +110,12 @@ def _mark_sent(
         " response_status = %s, last_error = NULL WHERE id = %s",
         (now, status, outbox_id),
     )
+    # Auto-filed cases (ANJU_AUTO_FILE) go open -> filed; confirmed ones confirmed -> filed. A case an
+    # inspector already took up keeps its workflow status and only gains its filing time.
     conn.execute(
-        "UPDATE cases SET status = 'filed', filed_at = %s WHERE id = %s AND status = 'open'", (now, case_id)
+        "UPDATE cases SET filed_at = coalesce(filed_at, %s), updated_at = now(),"
+        " status = CASE WHEN status IN ('open', 'confirmed') THEN 'filed' ELSE status END WHERE id = %s",
+        (now, case_id),
     )
     record_audit(conn, actor=ACTOR, action="case.filed", object_type="case", object_id=case_id,
                  detail={"idempotency_key": key, "response_status": status,

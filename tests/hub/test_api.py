@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from psycopg.types.json import Jsonb
 
 from hub.api.app import create_app
+from hub.auth.service import add_user, hash_password
 from hub.storage import ensure_schema
 from tests.services import drop_database, free_port
 
@@ -166,6 +168,46 @@ def seed(conn: psycopg.Connection[Any]) -> dict[str, int]:
     }
 
 
+PASSWORD = "correct horse battery"
+# name -> (role, estates): an inspector and a supervisor of each estate, an auditor and an admin.
+USERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "insp1": ("inspector", ("E01",)),
+    "insp1b": ("inspector", ("E01",)),
+    "insp2": ("inspector", ("E02",)),
+    "sup1": ("supervisor", ("E01", "E03")),
+    "sup2": ("supervisor", ("E02",)),
+    "aud": ("auditor", ()),
+    "adm": ("admin", ()),
+}
+
+
+@functools.cache
+def password_hash() -> str:
+    """One argon2 hash of ``PASSWORD`` for all test users (hashing is slow on purpose)."""
+    return hash_password(PASSWORD)
+
+
+def add_users(conn: psycopg.Connection[Any]) -> None:
+    """The test users, all with ``PASSWORD``."""
+    for name, (role, estates) in USERS.items():
+        add_user(conn, name=name, role=role, password=PASSWORD, estates=estates,
+                 password_hash=password_hash())
+    conn.commit()
+
+
+def login(base_url: str, name: str) -> dict[str, str]:
+    """Sign in over the API; the bearer header to send."""
+    resp = httpx.post(f"{base_url}/api/auth/login", json={"name": name, "password": PASSWORD}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return {"Authorization": f"Bearer {resp.json()['token']}"}
+
+
+@pytest.fixture(autouse=True)
+def audit_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test MAC key for the audit chain, from the environment as in production."""
+    monkeypatch.setenv("ANJU_AUDIT_KEY", "test-audit-key-" + "k" * 32)
+
+
 @contextmanager
 def serve(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread on a free port; yield its base URL; stop it on exit."""
@@ -191,13 +233,16 @@ def seeded(database_url: str) -> dict[str, int]:
     """A database with the schema and the seed rows."""
     with psycopg.connect(database_url) as conn:
         create_schema(conn)
-        return seed(conn)
+        ids = seed(conn)
+        add_users(conn)
+        return ids
 
 
 @pytest.fixture
 def client(database_url: str, seeded: dict[str, int]) -> Iterator[httpx.Client]:
-    """An HTTP client of the app, served by uvicorn over the seeded database."""
-    with serve(create_app(database_url=database_url)) as url, httpx.Client(base_url=url, timeout=10) as c:
+    """An HTTP client of the app signed in as an admin, served by uvicorn over the seeded database."""
+    with (serve(create_app(database_url=database_url)) as url,
+          httpx.Client(base_url=url, timeout=10, headers=login(url, "adm")) as c):
         yield c
 
 
@@ -307,8 +352,9 @@ def test_stats_match_summary_counts(client: httpx.Client, database_url: str) -> 
 def test_stats_on_an_empty_database_name_both_kinds(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         create_schema(conn)
+        add_users(conn)
     with serve(create_app(database_url=database_url)) as url:
-        body = httpx.get(f"{url}/api/stats", timeout=10).json()
+        body = httpx.get(f"{url}/api/stats", timeout=10, headers=login(url, "adm")).json()
     assert body["alerts_by_kind"] == {"vacancy": 0, "sublet": 0}
     assert body["units"] == 0
 

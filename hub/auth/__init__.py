@@ -1,0 +1,1 @@
+"""Users, roles, estate scopes and sessions of the inspector application."""

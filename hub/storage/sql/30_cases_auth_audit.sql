@@ -1,0 +1,82 @@
+-- Case workflow, users and roles, and the keyed hash chain of the audit log (issue 5).
+-- Idempotent: every statement may run again on an existing database.
+
+-- The inspector's workflow: open -> assigned -> visit_scheduled -> confirmed | dismissed -> filed -> closed.
+ALTER TABLE cases DROP CONSTRAINT IF EXISTS cases_status_check;
+ALTER TABLE cases ADD CONSTRAINT cases_status_check CHECK (
+    status IN ('open', 'assigned', 'visit_scheduled', 'confirmed', 'dismissed', 'filed', 'closed'));
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS assignee text NULL;
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS visit_on date NULL;
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS closed_at timestamptz NULL;
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS alert_ids bigint[] NOT NULL DEFAULT '{}';
+CREATE INDEX IF NOT EXISTS cases_estate_status ON cases (estate_id, status);
+CREATE INDEX IF NOT EXISTS cases_unit ON cases (unit_id);
+
+-- Inspectors' verdicts, kept for the models to learn from (never edited: a new verdict is a new row).
+CREATE TABLE IF NOT EXISTS case_verdicts (
+    id           bigserial        PRIMARY KEY,
+    case_id      bigint           NOT NULL REFERENCES cases (id),
+    alert_id     bigint           NULL,
+    unit_id      text             NOT NULL,
+    estate_id    text             NOT NULL,
+    kind         text             NOT NULL,
+    verdict      text             NOT NULL CHECK (verdict IN ('confirmed', 'dismissed')),
+    reason_code  text             NULL,
+    note         text             NOT NULL DEFAULT '',
+    score        double precision NULL,
+    rule_version text             NULL,
+    decided_by   text             NOT NULL,
+    decided_at   timestamptz      NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS case_verdicts_case ON case_verdicts (case_id);
+
+-- People: a role and, for inspectors and supervisors, the estates they may see (a district is a list).
+CREATE TABLE IF NOT EXISTS users (
+    id            bigserial   PRIMARY KEY,
+    name          text        NOT NULL UNIQUE,
+    role          text        NOT NULL CHECK (role IN ('inspector', 'supervisor', 'auditor', 'admin')),
+    password_hash text        NOT NULL,
+    active        boolean     NOT NULL DEFAULT true,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS user_estates (
+    user_id   bigint NOT NULL REFERENCES users (id),
+    estate_id text   NOT NULL,
+    PRIMARY KEY (user_id, estate_id)
+);
+-- Sessions: only a SHA-256 of the token is stored, so a copy of this table logs no one in.
+CREATE TABLE IF NOT EXISTS user_sessions (
+    token_sha256 text        PRIMARY KEY,
+    user_id      bigint      NOT NULL REFERENCES users (id),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS user_sessions_expiry ON user_sessions (expires_at);
+
+-- Audit chain: mac = HMAC-SHA256(key, previous mac || canonical row); the key never enters the database.
+ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS mac text NULL;
+CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log (ts);
+
+-- Append-only by trigger as well: an UPDATE or DELETE needs a superuser disabling this, and the chain
+-- still shows it at its sequence number.
+CREATE OR REPLACE FUNCTION anju_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only (% refused)', TG_OP;
+END
+$$;
+DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION anju_audit_append_only();
+DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log;
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION anju_audit_append_only();
+
+-- The filing summary, kept for filings queued later (on confirmation) rather than when the case opens.
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS summary text NOT NULL DEFAULT '';
+
+-- The alert queue at 100,000 alerts: sorted by risk per status, and each row's case filing looked up.
+CREATE INDEX IF NOT EXISTS alerts_queue ON alerts (status, score DESC NULLS LAST, last_flagged DESC NULLS LAST, id);
+CREATE INDEX IF NOT EXISTS alerts_queue_all ON alerts (score DESC NULLS LAST, last_flagged DESC NULLS LAST, id);
+CREATE INDEX IF NOT EXISTS tenancy_outbox_case ON tenancy_outbox (case_id);
+CREATE INDEX IF NOT EXISTS cases_unit_kind ON cases (unit_id, kind);
