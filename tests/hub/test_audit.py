@@ -115,7 +115,7 @@ def test_concurrent_writers_keep_one_chain(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         ensure_schema(conn)
         conn.commit()
-    errors: list[BaseException] = []
+    errors: list[psycopg.Error] = []
 
     def writer(n: int) -> None:
         try:
@@ -127,7 +127,7 @@ def test_concurrent_writers_keep_one_chain(database_url: str) -> None:
                         conn.rollback()  # rolled-back appends leave no gap
                     else:
                         conn.commit()
-        except BaseException as err:  # handed to the main thread, which fails the test with it
+        except psycopg.Error as err:  # handed to the main thread, which fails the test with it
             errors.append(err)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
