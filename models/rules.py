@@ -24,7 +24,7 @@ from models.features import (
 )
 
 POLICY_PATH = Path(__file__).with_name("policy.yaml")
-RULE_VERSION = "rules-1"  # bump when the logic of a rule changes; threshold changes show in Policy.version
+RULE_VERSION = "rules-2"  # bump when the logic of a rule changes; threshold changes show in Policy.version
 
 
 class _Frozen(BaseModel):
@@ -331,11 +331,12 @@ class SubletRule:
         presence_ended = b.gate_days > 0 and b.presence_share >= p.min_presence_share_before
         recurring = [s for s in series.strangers if s.days_in_window >= p.stranger_min_days]
         aligned = [s for s in recurring if self._appeared_as_presence_ended(series, s, end=ctx.end)]
-        if not (presence_ended or aligned):
-            # No change to explain: a household that always used a side entrance looks like this.
+        if not aligned:
+            # Tenants who stop passing the gate (car-park door, side entrance) while still living there
+            # look the same on the meters; only new recurring faces tell a new occupant apart.
             return verdict(Outcome.CLEAR, 0.0, [Reason(
-                "no_change", "No registered entries before or during the window, and no recurring "
-                "strangers: likely another entrance, not a new occupant.",
+                "no_new_faces", "Registered entries stopped or never happened, but no recurring stranger "
+                "appeared as they stopped: likely another entrance, not a new occupant.",
             )])
 
         reasons = [
