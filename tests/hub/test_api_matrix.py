@@ -1,0 +1,193 @@
+"""Role x endpoint x estate matrix over the whole API and the pages: who gets 200, 401, 403, 404 or 409.
+
+Write endpoints are tried on closed cases, so a caller who passes every authorisation check gets 409
+(the action does not apply) and nothing changes; anyone refused gets 401, 403 or 404 before that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+from fastapi.routing import APIRoute
+from psycopg.types.json import Jsonb
+
+from hub.api.app import create_app
+from tests.hub.test_api import (
+    add_users,
+    create_schema,
+    insert_alert,
+    insert_unit,
+    login,
+    seed,
+    serve,
+    vacancy_evidence,
+)
+
+ROLES = {"anon": None, "inspector": "insp1", "supervisor": "sup1", "auditor": "aud", "admin": "adm"}
+SCOPED = {"inspector", "supervisor"}
+
+
+def closed_case(conn: psycopg.Connection[Any], *, unit_id: str, estate_id: str, assignee: str) -> int:
+    alert = insert_alert(conn, unit_id=unit_id, estate_id=estate_id, kind="sublet", score=0.5, reasons=[],
+                         evidence=vacancy_evidence(), status="closed")
+    row = conn.execute(
+        "INSERT INTO cases (unit_id, estate_id, kind, alert_id, status, evidence, evidence_sha256, assignee,"
+        " alert_ids) VALUES (%s, %s, 'sublet', %s, 'closed', %s, %s, %s, ARRAY[%s]::bigint[]) RETURNING id",
+        (unit_id, estate_id, alert, Jsonb({}), "cd" * 32, assignee, alert),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    route: str  # the route template, for the coverage check
+    path: str
+    body: dict[str, Any] | None
+    scope: str  # "own" | "other" | "-"
+    expected: Callable[[str], int]
+
+
+def api(allowed: set[str] | None, *, ok: int = 200, scoped_other: bool = False, public: bool = False
+        ) -> Callable[[str], int]:
+    """Expected status per role: 401 anonymous, 403 for a role not allowed, 404 for another estate's
+    object (checked before the role for object actions), ``ok`` otherwise."""
+    def expect(role: str) -> int:
+        if public:
+            return ok
+        if role == "anon":
+            return 401
+        if scoped_other and role in SCOPED:
+            return 404
+        if allowed is not None and role not in allowed:
+            return 403
+        return ok
+    return expect
+
+
+def page(
+    allowed: set[str] | None = None, *, scoped_other: bool = False, ok: int = 200
+) -> Callable[[str], int]:
+    """Pages: anonymous callers are sent to sign in (303); the rest as for the API."""
+    inner = api(allowed, ok=ok, scoped_other=scoped_other)
+    return lambda role: 303 if role == "anon" else inner(role)
+
+
+def cells(ids: dict[str, int]) -> list[Cell]:
+    all_roles = None
+    writers = {"inspector", "supervisor", "admin"}
+    managers = {"supervisor", "admin"}
+    overseers = {"supervisor", "auditor", "admin"}
+    auditors = {"auditor", "admin"}
+    out = [
+        Cell("GET", "/api/health", "/api/health", None, "-", api(None, public=True)),
+        Cell("POST", "/api/auth/login", "/api/auth/login", {"name": "nobody", "password": "wrong-password"},
+             "-", api(None, public=True, ok=401)),
+        Cell("GET", "/api/auth/me", "/api/auth/me", None, "-", api(all_roles)),
+        Cell("GET", "/api/alerts", "/api/alerts", None, "-", api(all_roles)),
+        Cell("GET", "/api/cases", "/api/cases", None, "-", api(all_roles)),
+        Cell("GET", "/api/stats", "/api/stats", None, "-", api(overseers)),
+        Cell("GET", "/api/agents", "/api/agents", None, "-", api(all_roles)),
+        Cell("GET", "/api/audit", "/api/audit", None, "-", api(auditors)),
+        Cell("GET", "/api/audit/verify", "/api/audit/verify", None, "-", api(auditors)),
+        Cell("GET", "/", "/", None, "-", page()),
+        Cell("GET", "/login", "/login", None, "-", lambda role: 200),
+        Cell("GET", "/audit", "/audit", None, "-", page(auditors)),
+    ]
+    for scope in ("own", "other"):
+        other = scope == "other"
+        alert, case = ids[f"{scope}_alert"], ids[f"{scope}_case"]
+        unit_id = "E01-1-0101" if not other else "E02-2-0501"
+        actions = [
+            ("assign", {"assignee": "insp1"}, managers),
+            ("schedule-visit", {"visit_on": "2026-04-01"}, writers),
+            ("confirm", {"note": "seen"}, writers),
+            ("dismiss", {"reason": "travel", "note": ""}, writers),
+            ("close", {"note": ""}, managers),
+        ]
+        out += [
+            Cell("GET", "/api/alerts/{alert_id}", f"/api/alerts/{alert}", None, scope,
+                 api(all_roles, scoped_other=other)),
+            Cell("GET", "/api/cases/{case_id}", f"/api/cases/{case}", None, scope,
+                 api(all_roles, scoped_other=other)),
+            Cell("GET", "/api/units/{unit_id}", f"/api/units/{unit_id}", None, scope,
+                 api(all_roles, scoped_other=other)),
+            # Role first (a dependency), then the estate: an inspector is 403 for any unit's trail.
+            Cell("GET", "/api/units/{unit_id}/trail", f"/api/units/{unit_id}/trail", None, scope,
+                 lambda role, other=other: 401 if role == "anon" else 403 if role == "inspector"
+                 else 404 if (other and role == "supervisor") else 200),
+            Cell("GET", "/alerts/{alert_id}", f"/alerts/{alert}", None, scope, page(scoped_other=other)),
+        ]
+        for name, body, allowed in actions:
+            route = f"/api/cases/{{case_id}}/{name}"
+            out.append(Cell("POST", route, f"/api/cases/{case}/{name}", body, scope,
+                            api(allowed, ok=409, scoped_other=other)))
+            form = {"action": name.replace("-", "_"), "alert_id": str(alert), "assignee": "insp1",
+                    "visit_on": "2026-04-01", "reason": "travel"}
+            out.append(Cell("POST", "/cases/{case_id}/action", f"/cases/{case}/action", form, scope,
+                            page(allowed, ok=409, scoped_other=other)))
+    return out
+
+
+def test_role_endpoint_matrix(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+        seed(conn)
+        insert_unit(conn, "E02-2-0777", "E02")
+        add_users(conn)
+        ids = {
+            "own_case": closed_case(conn, unit_id="E01-1-0101", estate_id="E01", assignee="insp1"),
+            "other_case": closed_case(conn, unit_id="E02-2-0501", estate_id="E02", assignee="insp2"),
+        }
+        row = conn.execute("SELECT alert_id FROM cases WHERE id = %s", (ids["own_case"],)).fetchone()
+        ids["own_alert"] = row[0] if row else 0
+        row = conn.execute("SELECT alert_id FROM cases WHERE id = %s", (ids["other_case"],)).fetchone()
+        ids["other_alert"] = row[0] if row else 0
+        conn.commit()
+    app = create_app(database_url=database_url)
+    matrix = cells(ids)
+    covered = {(c.method, c.route) for c in matrix} | {("POST", "/api/auth/logout"), ("POST", "/logout"),
+                                                          ("POST", "/login")}
+    routes = {(m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in r.methods}
+    assert routes - covered == set(), "endpoints missing from the matrix"
+
+    failures: list[str] = []
+    checked = 0
+    with serve(app) as url:
+        headers = {role: login(url, name) if name else {} for role, name in ROLES.items()}
+        with httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
+            for cell in matrix:
+                for role in ROLES:
+                    if cell.route.startswith("/cases/"):
+                        resp = http.request(cell.method, cell.path, data=cell.body, headers=headers[role])
+                    else:
+                        resp = http.request(cell.method, cell.path, json=cell.body, headers=headers[role])
+                    checked += 1
+                    want = cell.expected(role)
+                    if resp.status_code != want:
+                        failures.append(f"{role:10} {cell.method} {cell.path} ({cell.scope}): "
+                                        f"got {resp.status_code}, want {want}")
+                    listing = cell.path in ("/api/alerts", "/api/cases")
+                    if resp.status_code == 200 and listing and role in SCOPED:
+                        estates = {i["estate_id"] for i in resp.json()["items"]}
+                        if not estates <= {"E01", "E03"}:
+                            failures.append(f"{role} {cell.path} leaks estates {estates}")
+            # Sign out last: the token stops working.
+            for role in ("inspector", "supervisor", "auditor", "admin"):
+                assert http.post("/api/auth/logout", headers=headers[role]).status_code == 204
+                assert http.get("/api/auth/me", headers=headers[role]).status_code == 401
+                checked += 2
+            assert http.post("/api/auth/logout").status_code == 401
+            checked += 1
+        with psycopg.connect(database_url) as conn:
+            statuses = conn.execute("SELECT status FROM cases WHERE id = ANY(%s)",
+                                    ([ids["own_case"], ids["other_case"]],)).fetchall()
+    print(f"role x endpoint matrix: {len(matrix)} endpoint cells x {len(ROLES)} roles = {checked} requests "
+          f"checked, {len(failures)} authorisation failures")
+    assert failures == [], "\n".join(failures)
+    assert statuses == [("closed",), ("closed",)]  # nothing was changed by the matrix
