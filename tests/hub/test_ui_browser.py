@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from hub.api.app import create_app
-from tests.hub.test_api import create_schema, seed, serve
+from tests.hub.test_api import PASSWORD, add_users, create_schema, seed, serve
+from tests.hub.test_cases import new_case
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = [
@@ -31,13 +35,14 @@ def test_inspector_clicks_from_list_to_alert_chart(database_url: str, tmp_path: 
     with psycopg.connect(database_url) as conn:
         create_schema(conn)
         ids = seed(conn)
+        add_users(conn)
     with serve(create_app(database_url=database_url)) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             failed: list[str] = []
             page.on("requestfailed", lambda req: failed.append(req.url))
-            page.goto(f"{url}/")
+            sign_in(page, url, "insp1")
 
             rows = page.locator("tr.alert")
             assert rows.count() == 2
@@ -66,5 +71,107 @@ def test_inspector_clicks_from_list_to_alert_chart(database_url: str, tmp_path: 
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
             assert failed == []  # the stylesheet and everything else came from the hub itself
+        finally:
+            browser.close()
+
+
+def sign_in(page: Any, url: str, name: str) -> None:
+    """Fill in the sign-in form and land on the alert list."""
+    page.goto(f"{url}/")
+    page.wait_for_url("**/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
+def sign_out(page: Any) -> None:
+    """Press the sign-out button."""
+    page.click("form.logout button")
+    page.wait_for_url("**/login")
+
+
+def test_triage_confirm_dismiss_audit_and_refusal(database_url: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+        seed(conn)
+        add_users(conn)
+        conn.execute("INSERT INTO units (unit_id, estate_id) VALUES ('E01-3-0101', 'E01'),"
+                     " ('E01-3-0102', 'E01'), ('E02-3-0101', 'E02')")
+        confirm_alert, confirm_case = new_case(conn, "E01-3-0101")
+        dismiss_alert, _ = new_case(conn, "E01-3-0102", kind="sublet")
+        other_alert, other_case = new_case(conn, "E02-3-0101")
+    with serve(create_app(database_url=database_url)) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            page = context.new_page()
+            page.goto(f"{url}/login")
+            page.fill("input[name=name]", "insp1")
+            page.fill("input[name=password]", "wrong password")
+            page.click("button[type=submit]")
+            assert "wrong name or password" in page.locator("p.error").inner_text()
+
+            # The supervisor triages: assigns the alert's case to an inspector.
+            sign_in(page, url, "sup1")
+            cookie = next(c for c in context.cookies() if c["name"] == "anju_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+            page.goto(f"{url}/alerts/{confirm_alert}")
+            page.select_option("form.assign select[name=assignee]", "insp1")
+            page.click("form.assign button")
+            page.wait_for_url(f"**/alerts/{confirm_alert}")
+            assert "已分派 assigned" in page.locator("dd.case-status").inner_text()
+            assert page.locator("dd.assignee").inner_text() == "insp1"
+            sign_out(page)
+
+            # The inspector schedules the visit, then confirms.
+            sign_in(page, url, "insp1")
+            page.goto(f"{url}/alerts/{confirm_alert}")
+            page.fill("form.schedule input[name=visit_on]", "2026-04-02")
+            page.click("form.schedule button")
+            page.wait_for_url(f"**/alerts/{confirm_alert}")
+            assert "已约上门 visit scheduled" in page.locator("dd.case-status").inner_text()
+            page.fill("form.confirm input[name=note]", "two people not on the lease live there")
+            page.click("form.confirm button")
+            page.wait_for_url(f"**/alerts/{confirm_alert}")
+            assert "已核实 confirmed" in page.locator("dd.case-status").inner_text()
+            assert "待报送 pending" in page.locator("dd.filing").inner_text()
+            trail = page.locator("ol.trail").inner_text()
+            assert "user:sup1" in trail and "user:insp1" in trail and "case.confirm" in trail
+            DOCS.mkdir(exist_ok=True)
+            page.screenshot(path=str(DOCS / "alert-page.png"), full_page=True)
+
+            # ... and dismisses another lead with a reason from the list.
+            page.goto(f"{url}/alerts/{dismiss_alert}")
+            page.select_option("form.dismiss select[name=reason]", "night_shift")
+            page.fill("form.dismiss input[name=note]", "works nights at the hospital")
+            page.click("form.dismiss button")
+            page.wait_for_url(f"**/alerts/{dismiss_alert}")
+            assert "已排除 dismissed" in page.locator("dd.case-status").inner_text()
+            assert "night_shift" in page.locator("ol.trail").inner_text()
+
+            # Another estate's alert does not exist for this inspector; the audit page is not theirs.
+            refused = page.goto(f"{url}/alerts/{other_alert}")
+            assert refused is not None and refused.status == 404
+            api = page.request.get(f"{url}/api/cases/{other_case}")
+            assert api.status == 404
+            audit = page.goto(f"{url}/audit")
+            assert audit is not None and audit.status == 403
+            sign_out(page)
+
+            # The auditor reads the log: the inspector's actions under their name.
+            sign_in(page, url, "aud")
+            assert page.locator("form.action").count() == 0
+            page.goto(f"{url}/alerts/{confirm_alert}")
+            assert page.locator("section.actions").count() == 0  # read-only
+            page.goto(f"{url}/audit?object_type=case&object_id={confirm_case}")
+            rows = page.locator("tr.audit-row")
+            assert rows.count() >= 4
+            seen = {(r.locator(".actor").inner_text(), r.locator(".action").inner_text())
+                    for r in rows.all()}
+            assert ("user:insp1", "case.confirm") in seen and ("user:sup1", "case.assign") in seen
+            context.close()
         finally:
             browser.close()
