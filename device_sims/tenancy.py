@@ -2,8 +2,10 @@
 
 ``POST /api/v1/cases`` needs an ``Idempotency-Key``: the first filing answers 201, the same key with
 the same body answers 200 with the same body, the same key with another body answers 409. Faults
-(``POST /_sim/faults``, or ``fail_rate``) make filings answer 503 before anything is stored, so a
-client's retries can be tested against a real HTTP server.
+(``POST /_sim/faults``, or ``fail_rate``), each drawn per filing from a seeded generator:
+503 outage and HTTP 500 (nothing stored), a slow answer (``delay_s`` before storing: a client with a
+shorter timeout gives up although the filing is then stored), and a connection reset after the
+filing was stored (headers sent, body cut off). ``GET /_sim/stats`` tallies what was injected.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, Header
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_KEY_LENGTH = 200
@@ -45,6 +49,10 @@ class FaultSettings(BaseModel):
 
     fail_next: Annotated[int, Field(ge=0)] = 0
     fail_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    timeout_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    delay_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    reset_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
 @dataclass
@@ -79,6 +87,18 @@ class TenancyStore:
     lock: threading.Lock = field(default_factory=threading.Lock)
     filings: dict[str, _Filing] = field(default_factory=dict)
     rejected: int = 0
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    tally: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("outage_503", "error_500", "slow", "reset_after_commit", "created", "repeated", "conflict"), 0))
+
+    def draw(self) -> str | None:
+        """Which fault (if any) this filing gets: outage, error, slow, reset (call with the lock held)."""
+        f = self.faults
+        for name, rate in (("error_500", f.error_rate), ("slow", f.timeout_rate),
+                           ("reset_after_commit", f.reset_rate)):
+            if rate > 0 and self.rng.random() < rate:
+                return name
+        return None
 
     def should_fail(self) -> bool:
         """Whether the current filing is to answer 503 (call with the lock held)."""
@@ -90,6 +110,21 @@ class TenancyStore:
 
 def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
+
+
+class _SimulatedReset(ConnectionResetError):
+    """Raised inside a response body to make the server drop the connection mid-answer."""
+
+
+def _cut_off(status: int) -> StreamingResponse:
+    """An answer whose headers go out and whose body never completes: the server closes the socket."""
+
+    def body() -> Iterator[bytes]:
+        yield b'{"tenancy_case_id": '
+        raise _SimulatedReset("simulated connection reset after the filing was stored")
+
+    return StreamingResponse(body(), status_code=status, media_type="application/json",
+                             headers={"content-length": "200"})
 
 
 def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
@@ -107,7 +142,7 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
     def file_case(
         filing: CaseFiling,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-    ) -> JSONResponse:
+    ) -> JSONResponse | StreamingResponse:
         """File a case once per idempotency key."""
         if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
             return _error(400, f"an Idempotency-Key header of 1..{MAX_KEY_LENGTH} characters is required")
@@ -115,21 +150,38 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         with store.lock:
             if store.should_fail():
+                store.tally["outage_503"] += 1
                 return _error(503, "simulated outage of the tenancy system")
+            fault = store.draw()
+            if fault is not None:
+                store.tally[fault] += 1
+            if fault == "error_500":
+                return _error(500, "simulated internal error of the tenancy system")
+            delay = store.faults.delay_s
+        if fault == "slow":
+            time.sleep(delay)  # the client may have given up by now; the filing is stored all the same
+        with store.lock:
             known = store.filings.get(idempotency_key)
             if known is not None:
                 if known.canonical != canonical:
                     store.rejected += 1
+                    store.tally["conflict"] += 1
                     return _error(409, "this Idempotency-Key was used with a different body")
                 known.deliveries += 1
-                return JSONResponse(status_code=200, content=known.answer())
-            created = _Filing(
-                body=body, canonical=canonical, idempotency_key=idempotency_key,
-                tenancy_case_id=f"TC-{len(store.filings) + 1:06d}",
-                received_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            )
-            store.filings[idempotency_key] = created
-            return JSONResponse(status_code=201, content=created.answer())
+                store.tally["repeated"] += 1
+                status, answer = 200, known.answer()
+            else:
+                created = _Filing(
+                    body=body, canonical=canonical, idempotency_key=idempotency_key,
+                    tenancy_case_id=f"TC-{len(store.filings) + 1:06d}",
+                    received_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                )
+                store.filings[idempotency_key] = created
+                store.tally["created"] += 1
+                status, answer = 201, created.answer()
+        if fault == "reset_after_commit":
+            return _cut_off(status)
+        return JSONResponse(status_code=status, content=answer)
 
     @app.get("/api/v1/cases")
     def list_cases() -> dict[str, list[dict[str, Any]]]:
@@ -139,11 +191,18 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
 
     @app.post("/_sim/faults")
     def set_faults(settings: FaultSettings) -> dict[str, float]:
-        """Simulator control: fail the next N filings and/or a random share of them with 503."""
+        """Simulator control: 503 the next N filings, and shares of 503s, 500s, slow answers and resets."""
         with store.lock:
             store.fail_next = settings.fail_next
             store.fail_rate = settings.fail_rate
-        return {"fail_next": settings.fail_next, "fail_rate": settings.fail_rate}
+            store.faults = settings
+        return settings.model_dump()
+
+    @app.get("/_sim/stats")
+    def stats() -> dict[str, int]:
+        """Simulator control: how many of each fault were injected, filings created and repeated."""
+        with store.lock:
+            return {**store.tally, "cases": len(store.filings)}
 
     return app
 
