@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def sign_out(page: Any) -> None:
     page.wait_for_url("**/login")
 
 
-def test_triage_confirm_dismiss_audit_and_refusal(database_url: str) -> None:
+def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with psycopg.connect(database_url) as conn:
@@ -140,8 +141,11 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str) -> None:
             assert "待报送 pending" in page.locator("dd.filing").inner_text()
             trail = page.locator("ol.trail").inner_text()
             assert "user:sup1" in trail and "user:insp1" in trail and "case.confirm" in trail
-            DOCS.mkdir(exist_ok=True)
-            page.screenshot(path=str(DOCS / "alert-page.png"), full_page=True)
+            # ANJU_SAVE_SCREENSHOTS=1 refreshes the committed docs/alert-page.png; otherwise a temp copy,
+            # so that running the tests does not dirty the working tree.
+            shots = DOCS if os.environ.get("ANJU_SAVE_SCREENSHOTS") else tmp_path
+            page.screenshot(path=str(shots / "alert-page.png"), full_page=True)
+            assert (shots / "alert-page.png").stat().st_size > 10_000
 
             # ... and dismisses another lead with a reason from the list.
             page.goto(f"{url}/alerts/{dismiss_alert}")
