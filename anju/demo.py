@@ -129,6 +129,29 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
+def _demo_users(conn: psycopg.Connection, estate_ids: list[str]) -> list[tuple[str, str, str]]:
+    """Demo logins with fresh random passwords: a supervisor of every estate, an inspector of the first."""
+    from hub.auth.errors import UserExists
+    from hub.auth.service import add_user
+
+    wanted = [
+        ("demo-supervisor", "supervisor", estate_ids, "supervisor, all estates"),
+        ("demo-inspector", "inspector", estate_ids[:1], f"inspector, estate {estate_ids[0]} only"),
+    ]
+    logins = []
+    for name, role, estates, what in wanted:
+        password = secrets.token_urlsafe(9)
+        try:
+            with conn.transaction():
+                add_user(conn, name=name, role=role, password=password, estates=estates, actor="system:demo")
+        except UserExists:
+            # Only on a database the operator configured (the embedded demo database is new each run).
+            logins.append((name, "(unchanged: set earlier)", what))
+            continue
+        logins.append((name, password, what))
+    return logins
+
+
 def _count(conn: psycopg.Connection, sql: str) -> int:
     row = conn.execute(sql).fetchone()
     conn.commit()
@@ -216,7 +239,10 @@ def run_demo(opts: DemoOptions) -> int:
         ensure_schema(conn)
         for spec in specs:
             upsert_units(conn, units_registry(spec))
+        logins = _demo_users(conn, estate_ids)
         conn.commit()
+    (run_dir / "logins.txt").write_text("".join(f"{n} {p} ({what})\n" for n, p, what in logins))
+    (run_dir / "logins.txt").chmod(0o600)
 
     procs = Processes(run_dir / "logs")
     with ExitStack() as stack:
@@ -265,6 +291,8 @@ def run_demo(opts: DemoOptions) -> int:
         procs.start("hub", ["hub"], env=hub_env)
         wait_port("127.0.0.1", opts.http_port, timeout=60)
         say(f"inspector page: http://127.0.0.1:{opts.http_port}/  (API docs: /docs)")
+        for name, password, what in logins:
+            say(f"  log in as {name} / {password}  ({what})")
         say(f"simulating {len(specs)} estates x {opts.units} units x {opts.days} days "
             f"in about {opts.wall_seconds:.0f} s (1 s = {speed / 3600:.1f} simulated hours)")
 
@@ -310,7 +338,8 @@ def run_demo(opts: DemoOptions) -> int:
         if not opts.headless:
             procs.start("hub", ["hub"], env=hub_env)
             wait_port("127.0.0.1", opts.http_port, timeout=60)
-            say(f"done. Inspector page: http://127.0.0.1:{opts.http_port}/  (Ctrl-C to stop)")
+            say(f"done. Inspector page: http://127.0.0.1:{opts.http_port}/  (Ctrl-C to stop); "
+                f"logins in {run_dir / 'logins.txt'}")
             print(line, flush=True)
             try:
                 while True:

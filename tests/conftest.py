@@ -11,6 +11,20 @@ import pytest
 from tests.services import create_database, drop_database, mosquitto_broker, postgres_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_anju_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep everything anju writes under ANJU_HOME (e.g. the development audit key) out of the user's home."""
+    previous = os.environ.get("ANJU_HOME")
+    os.environ["ANJU_HOME"] = str(tmp_path_factory.mktemp("anju-home-session"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("ANJU_HOME", None)
+        else:
+            os.environ["ANJU_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Admin URL of a PostgreSQL for the whole session."""
