@@ -9,6 +9,7 @@ from anju_wire.topics import TopicKind
 
 EXAMPLES: dict[str, tuple[TopicKind, type[ReadingsBatch | AccessBatch | AgentStatus | Ack]]] = {
     "readings_batch.json": (TopicKind.READINGS, ReadingsBatch),
+    "readings_batch_counter_events.json": (TopicKind.READINGS, ReadingsBatch),
     "access_batch.json": (TopicKind.ACCESS, AccessBatch),
     "agent_status_online.json": (TopicKind.STATUS, AgentStatus),
     "agent_status_offline.json": (TopicKind.STATUS, AgentStatus),

@@ -10,7 +10,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from anju_wire.errors import ContractError
 
@@ -38,8 +47,17 @@ METER_UNITS: dict[MeterKind, str] = {
 }
 
 
+CounterEvent = Literal["rollover", "replaced"]
+
+
 class MeterReading(_Model):
-    """One poll of one meter: the cumulative register value, or the fact that the meter did not answer."""
+    """One poll of one meter: the cumulative register value, or the fact that the meter did not answer.
+
+    ``event`` (optional, added within v1) flags a reading whose total fell below the meter's previous
+    total: ``rollover`` when the register wrapped past its maximum to near zero, ``replaced`` for any
+    other drop (a new meter, or a reset). The hub must not turn such a drop into a consumption delta.
+    Absent means no such event; it is left out of the JSON then, so older readers see the same bytes.
+    """
 
     seq: Seq
     unit_id: Ident
@@ -48,12 +66,22 @@ class MeterReading(_Model):
     ts: AwareDatetime
     value: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
     quality: Literal["ok", "unavailable"] = "ok"
+    event: CounterEvent | None = None
 
     @model_validator(mode="after")
     def _value_matches_quality(self) -> Self:
         if (self.value is None) != (self.quality == "unavailable"):
             raise ValueError("value must be null exactly when quality is 'unavailable'")
+        if self.event is not None and self.value is None:
+            raise ValueError("an event needs the value that shows it")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_event(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if data.get("event", "") is None:
+            del data["event"]
+        return data
 
 
 class ReadingsBatch(_Model):

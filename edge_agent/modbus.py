@@ -4,7 +4,9 @@ Meters behind one endpoint (an RS-485 line behind a serial-to-TCP converter) are
 one connection, staggered across the interval. Every poll becomes a reading in the outbox: the decoded
 total, or ``quality: unavailable`` with a null value when the meter does not answer, answers with a
 Modbus exception, or answers with a value that cannot be a cumulative total. Availability changes are
-logged once when a meter goes away and once when it returns.
+logged once when a meter goes away and once when it returns. A total below the meter's last stored one
+is flagged as a rollover or a replaced meter (``edge_agent.counters``); the last totals are kept in the
+outbox database, in the same commit as the readings, so a restart does not forget them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pymodbus.exceptions import ModbusException
 
 from anju_wire import Clock
 from anju_wire.payloads import DeviceAvailability
+from edge_agent.counters import CounterTracker, LastTotal, rollover_max
 from edge_agent.errors import DecodeError, OutboxError
 from edge_agent.mqtt import wait_or_stop
 from edge_agent.outbox import Outbox
@@ -37,6 +40,7 @@ class MeterState:
     config: MeterConfig
     register_map: RegisterMap
     next_due: float
+    maximum: float | None = None  # the total at which the meter wraps to zero, if it can
     available: bool | None = None
     since: datetime | None = None
     last_problem: str | None = None
@@ -62,6 +66,8 @@ class PollerStats:
     decode_errors: int = 0
     refused_full: int = 0
     late_rounds: int = field(default=0)
+    rollovers: int = 0
+    replacements: int = 0
 
 
 class ModbusEndpointPoller:
@@ -78,15 +84,19 @@ class ModbusEndpointPoller:
         self._outbox = outbox
         self.stats = PollerStats()
         start = time.monotonic()
-        self.meters = [
-            MeterState(
-                config=m,
-                register_map=m.load_map(),
-                # stagger: spread the first polls over each meter's interval
-                next_due=start + clock.wall_seconds(m.poll_interval_s) * i / len(meters),
+        self.meters = []
+        for i, m in enumerate(meters):
+            register_map = m.load_map()
+            self.meters.append(
+                MeterState(
+                    config=m,
+                    register_map=register_map,
+                    # stagger: spread the first polls over each meter's interval
+                    next_due=start + clock.wall_seconds(m.poll_interval_s) * i / len(meters),
+                    maximum=rollover_max(register_map),
+                )
             )
-            for i, m in enumerate(meters)
-        ]
+        self._counters = CounterTracker(outbox.last_totals())
         self._timeout = max(m.timeout_s for m in meters)
         self._client = AsyncModbusTcpClient(
             host, port=port, timeout=self._timeout, retries=0, reconnect_delay=0
@@ -115,16 +125,23 @@ class ModbusEndpointPoller:
                     wake = min(s.next_due for s in self.meters)
                     await wait_or_stop(stop, wake - now)
                     continue
-                records: list[str] = []
-                for state in due:
-                    if stop.is_set():
-                        break
-                    records.append((await self.poll(state)).to_json())
-                    self._schedule(state)
-                if records:
-                    await self._store(records)
+                await self.poll_round(due, stop=stop)
         finally:
             self.close()
+
+    async def poll_round(
+        self, states: list[MeterState] | None = None, *, stop: asyncio.Event | None = None
+    ) -> list[ReadingRecord]:
+        """Poll these meters (default: all) in turn, store their readings in one commit, return them."""
+        records: list[ReadingRecord] = []
+        for state in self.meters if states is None else states:
+            if stop is not None and stop.is_set():
+                break
+            records.append(await self.poll(state))
+            self._schedule(state)
+        if records:
+            await self._store(records)
+        return records
 
     def close(self) -> None:
         """Close the Modbus connection (``run`` does this on its way out)."""
@@ -139,12 +156,27 @@ class ModbusEndpointPoller:
             self.stats.late_rounds += 1
             state.next_due = now + interval
 
-    async def _store(self, records: list[str]) -> None:
+    async def _store(self, records: list[ReadingRecord]) -> None:
+        totals = [
+            LastTotal(
+                unit_id=r.unit_id, meter=r.meter.value, device=r.device, total=r.value, ts=r.ts.isoformat()
+            )
+            for r in records
+            if r.value is not None
+        ]
         try:
-            await asyncio.to_thread(self._outbox.put_many, RecordKind.READING, records)
+            await asyncio.to_thread(
+                self._outbox.put_many, RecordKind.READING, [r.to_json() for r in records], totals=totals
+            )
         except OutboxError as err:
             self.stats.refused_full += len(records)
             log.error("%s: %d readings not stored: %s", self.name, len(records), err)
+            return
+        # only now: a refused reading must not become the baseline its successor is compared with
+        self._counters.remember(totals)
+        for r in records:
+            if r.event is not None:
+                log.warning("%s: total fell to %s: flagged %s", r.device, r.value, r.event)
 
     async def poll(self, state: MeterState) -> ReadingRecord:
         """Read one meter once and return its reading, timestamped at the poll."""
@@ -153,12 +185,16 @@ class ModbusEndpointPoller:
         state.polls += 1
         self.stats.polls += 1
         self._note_availability(state, outcome, ts)
+        cfg = state.config
+        event = self._counters.event(
+            unit_id=cfg.unit_id, meter=cfg.meter.value, value=outcome.value, maximum=state.maximum
+        )
+        if event == "rollover":
+            self.stats.rollovers += 1
+        elif event == "replaced":
+            self.stats.replacements += 1
         return reading_record(
-            unit_id=state.config.unit_id,
-            meter=state.config.meter,
-            device=state.config.device,
-            ts=ts,
-            value=outcome.value,
+            unit_id=cfg.unit_id, meter=cfg.meter, device=cfg.device, ts=ts, value=outcome.value, event=event
         )
 
     async def _read(self, state: MeterState) -> PollOutcome:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from edge_agent.counters import LastTotal
 from edge_agent.errors import OutboxError, OutboxFull
 from edge_agent.records import RecordKind, StoredRecord
 
@@ -34,6 +35,16 @@ CREATE TABLE IF NOT EXISTS rejected (
     source TEXT NOT NULL,
     payload BLOB NOT NULL,
     reason TEXT NOT NULL
+);
+-- The last total stored per meter, written in the same commit as its reading, so that a restarted
+-- agent still recognises a rollover or a replaced meter on its first poll.
+CREATE TABLE IF NOT EXISTS meter_totals (
+    unit_id TEXT NOT NULL,
+    meter TEXT NOT NULL,
+    device TEXT NOT NULL,
+    total REAL NOT NULL,
+    ts TEXT NOT NULL,
+    PRIMARY KEY (unit_id, meter)
 );
 """
 _CHUNK = 500  # keeps IN (...) lists under SQLite's parameter limit
@@ -88,8 +99,13 @@ class Outbox:
         """Store one record durably and return its sequence number; raise OutboxFull at capacity."""
         return self.put_many(kind, [payload_json])[0]
 
-    def put_many(self, kind: RecordKind | str, payloads: Sequence[str]) -> list[int]:
-        """Store records in one durable commit (all or none); return their sequence numbers in order."""
+    def put_many(
+        self, kind: RecordKind | str, payloads: Sequence[str], *, totals: Sequence[LastTotal] = ()
+    ) -> list[int]:
+        """Store records in one durable commit (all or none); return their sequence numbers in order.
+
+        ``totals`` replace the kept last total of their meters in the same commit as the readings.
+        """
         k = RecordKind(kind)
         if not payloads:
             return []
@@ -109,12 +125,30 @@ class Outbox:
                     )
                     assert cur.lastrowid is not None
                     seqs.append(cur.lastrowid)
+                self._conn.executemany(
+                    "INSERT INTO meter_totals (unit_id, meter, device, total, ts) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (unit_id, meter) DO UPDATE SET device = excluded.device, "
+                    "total = excluded.total, ts = excluded.ts",
+                    [(t.unit_id, t.meter, t.device, t.total, t.ts) for t in totals],
+                )
                 self._conn.execute("COMMIT")
             except sqlite3.Error as err:
                 self._rollback()
                 raise OutboxError(f"cannot store {len(payloads)} {k} records: {err}") from err
             self._depth += len(seqs)
             return seqs
+
+    def last_totals(self) -> dict[tuple[str, str], LastTotal]:
+        """The last stored total of every meter, by (unit_id, meter)."""
+        with self._lock:
+            self._check_open()
+            rows = self._conn.execute("SELECT unit_id, meter, device, total, ts FROM meter_totals").fetchall()
+        return {
+            (str(u), str(m)): LastTotal(
+                unit_id=str(u), meter=str(m), device=str(d), total=float(t), ts=str(ts)
+            )
+            for u, m, d, t, ts in rows
+        }
 
     def next_batch(self, kind: RecordKind | str, limit: int, not_sent_since: float) -> list[StoredRecord]:
         """Oldest records of ``kind`` never sent or last sent before ``not_sent_since`` (unix seconds)."""

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from anju_wire.payloads import AccessBatch, AccessEvent, MeterKind, MeterReading, ReadingsBatch
+from anju_wire.payloads import AccessBatch, AccessEvent, CounterEvent, MeterKind, MeterReading, ReadingsBatch
 
 
 class RecordKind(StrEnum):
@@ -40,7 +40,13 @@ class AccessRecord(AccessEvent):
 
 
 def reading_record(
-    *, unit_id: str, meter: MeterKind, device: str, ts: datetime, value: float | None
+    *,
+    unit_id: str,
+    meter: MeterKind,
+    device: str,
+    ts: datetime,
+    value: float | None,
+    event: CounterEvent | None = None,
 ) -> ReadingRecord:
     """A reading: ``value`` None means the meter could not be read (quality ``unavailable``)."""
     return ReadingRecord(
@@ -50,6 +56,7 @@ def reading_record(
         ts=ts,
         value=value,
         quality="ok" if value is not None else "unavailable",
+        event=event,
     )
 
 

@@ -77,6 +77,8 @@ class RegisterMap(BaseModel):
     source: Annotated[str, Field(min_length=1)]
     function: Literal["input", "holding"]
     total: Annotated[list[RegisterPart], Field(min_length=1)]
+    # The total at which the meter itself wraps to zero (a display limit), when its registers do not show it.
+    rollover_at: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

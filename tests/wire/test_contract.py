@@ -112,3 +112,28 @@ def test_ack_ranges_compress_and_expand() -> None:
     assert [(r.first, r.last) for r in ranges] == [(1, 3), (5, 5), (7, 7), (9, 10)]
     ack = Ack(agent_id="a", estate_id="E01", ts="2026-03-01T08:00:00+08:00", ranges=ranges)  # type: ignore[arg-type]
     assert ack.seqs() == sorted(seqs)
+
+
+def test_counter_events_are_optional_and_left_out_when_absent() -> None:
+    plain = decode(ReadingsBatch, example_bytes("readings_batch.json"))
+    assert all(r.event is None for r in plain.readings)
+    assert b'"event"' not in encode(plain)  # a reader of the first v1 sees the bytes it knows
+    flagged = decode(ReadingsBatch, example_bytes("readings_batch_counter_events.json"))
+    assert [r.event for r in flagged.readings] == ["rollover", "replaced", None]
+    wire = json.loads(encode(flagged))
+    assert [r.get("event") for r in wire["readings"]] == ["rollover", "replaced", None]
+    assert "event" not in wire["readings"][2]
+
+
+@pytest.mark.parametrize(
+    ("patch", "fragment"),
+    [
+        ({"event": "reset"}, "readings.0.event"),
+        ({"event": "rollover", "value": None, "quality": "unavailable"}, "an event needs the value"),
+    ],
+)
+def test_bad_counter_events_are_refused(patch: dict, fragment: str) -> None:
+    doc = _readings_doc()
+    doc["readings"][0].update(patch)
+    with pytest.raises(ContractError, match=fragment.replace(".", r"\.")):
+        decode(ReadingsBatch, json.dumps(doc).encode())
