@@ -30,6 +30,7 @@ class ReadingRow:
     seq: int
     estate_id: str
     received_at: datetime
+    event: str | None = None  # 'rollover' or 'replaced' when the edge saw the total fall
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,7 @@ def _readings(batch: ReadingsBatch, received_at: datetime) -> ProcessResult:
             seq=r.seq,
             estate_id=batch.estate_id,
             received_at=received_at,
+            event=r.event,
         )
         for r in batch.readings
     )

@@ -17,7 +17,9 @@ from hub.storage.timeseries import month_start
 
 log = logging.getLogger(__name__)
 
-READING_COLUMNS = ("ts", "unit_id", "meter", "value", "quality", "device", "agent_id", "seq", "received_at")
+READING_COLUMNS = (
+    "ts", "unit_id", "meter", "value", "quality", "device", "agent_id", "seq", "received_at", "event",
+)  # fmt: skip
 ACCESS_COLUMNS = (
     "ts", "estate_id", "device_id", "event_id", "building", "floor", "method", "person", "unit_id",
     "stranger_track", "agent_id", "seq", "received_at",
@@ -27,7 +29,7 @@ ACCESS_COLUMNS = (
 _STAGE_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS anju_stage_readings (ts timestamptz, unit_id text, meter text, "
     "value double precision, quality text, device text, agent_id text, seq bigint, received_at timestamptz, "
-    "estate_id text) ON COMMIT DELETE ROWS",
+    "event text, estate_id text) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS anju_stage_access (ts timestamptz, estate_id text, device_id text, "
     "event_id text, building text, floor int, method text, person text, unit_id text, stranger_track text, "
     "agent_id text, seq bigint, received_at timestamptz) ON COMMIT DELETE ROWS",
@@ -147,7 +149,7 @@ class BatchWriter:
                     for x in readings:
                         copy.write_row(
                             (x.ts, x.unit_id, x.meter, x.value, x.quality, x.device, x.agent_id, x.seq,
-                             x.received_at, x.estate_id)
+                             x.received_at, x.event, x.estate_id)
                         )  # fmt: skip
             if access:
                 with cur.copy(f"COPY anju_stage_access ({', '.join(ACCESS_COLUMNS)}) FROM STDIN") as copy:

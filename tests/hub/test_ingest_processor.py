@@ -29,6 +29,17 @@ def test_readings_example_gives_rows_and_ack() -> None:
     assert result.ack == AckDue(agent_id="E01-gw1", estate_id="E01", seqs=(1041, 1042, 1043))
 
 
+def test_counter_events_pass_through_to_rows() -> None:
+    plain = process(READINGS, example_bytes("readings_batch.json"), RECEIVED)
+    assert {r.event for r in plain.readings} == {None}
+    flagged = process(READINGS, example_bytes("readings_batch_counter_events.json"), RECEIVED)
+    assert [(r.meter, r.value, r.event) for r in flagged.readings] == [
+        ("gas", 0.42, "rollover"),
+        ("electricity", 0.8, "replaced"),
+        ("water", 87.402, None),
+    ]
+
+
 def test_access_example_gives_rows_and_ack() -> None:
     result = process(ACCESS, example_bytes("access_batch.json"), RECEIVED)
     assert result.dead_letter is None
@@ -52,6 +63,7 @@ def test_status_examples_give_a_status_row(name: str) -> None:
     ("topic", "name"),
     [
         (READINGS, "readings_batch.json"),
+        (READINGS, "readings_batch_counter_events.json"),
         (ACCESS, "access_batch.json"),
         (STATUS, "agent_status_online.json"),
         ("anju/v1/E01/readings", "{not json"),

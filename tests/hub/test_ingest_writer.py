@@ -131,3 +131,27 @@ def test_writer_needs_autocommit_and_schema(database_url: str) -> None:
         pytest.raises(WriterError, match="ensure_schema"),
     ):
         BatchWriter(c)
+
+
+def test_counter_events_are_stored_in_every_partition(conn: psycopg.Connection) -> None:
+    ensure_schema(conn)  # 50_edge.sql runs again without complaint
+    partitioned = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'meter_readings'").fetchone()
+    assert partitioned == ("p",)
+    flagged = json.loads(example_bytes("readings_batch_counter_events.json"))
+    future = json.loads(example_bytes("readings_batch_counter_events.json"))
+    for r in future["readings"]:
+        r["ts"] = "2034-01-02T10:00:00+08:00"  # a partition made after the column was added
+        r["seq"] += 100
+    writer = BatchWriter(conn)
+    writer.write(examples()[:1])
+    stored = writer.write(
+        [process(str(Topic.readings("E01")), json.dumps(d).encode(), RECEIVED) for d in (flagged, future)]
+    )
+    assert stored.stored_readings == 6
+    rows = conn.execute(
+        "SELECT extract(year FROM ts)::int, meter, event FROM meter_readings "
+        "WHERE event IS NOT NULL ORDER BY ts, meter"
+    ).fetchall()
+    assert rows == [(2026, "electricity", "replaced"), (2026, "gas", "rollover"),
+                    (2034, "electricity", "replaced"), (2034, "gas", "rollover")]  # fmt: skip
+    assert count(conn, "meter_readings") == 9
