@@ -14,7 +14,9 @@ MIN_HOURS = 12  # fewer distinct hours with an OK reading: the day's consumption
 # Consumption of a day = sum of the increases between consecutive OK readings at most MAX_GAP apart,
 # attributed to the local day of the later reading. A decrease is a reset (register rollover or a
 # replaced meter): counted in `resets` and contributing nothing, because the amount used across a reset
-# is not known and must never show up as a huge (or negative) consumption.
+# is not known and must never show up as a huge (or negative) consumption. `night_min_rate` is the
+# smallest hourly rate over local 01:00-05:00 (readings stamped 02:00 to 05:59): a household's water
+# stops at night, a leaking cistern does not.
 _METER_DAILY = """
 WITH r AS (
     SELECT unit_id, meter, ts, value,
@@ -31,21 +33,27 @@ WITH r AS (
                     THEN value - prev_value ELSE 0 END) AS consumption,
            count(DISTINCT date_trunc('hour', ts AT TIME ZONE %(tz)s)) AS hours_covered,
            count(*) AS readings,
-           count(*) FILTER (WHERE prev_ts IS NOT NULL AND value < prev_value) AS resets
+           count(*) FILTER (WHERE prev_ts IS NOT NULL AND value < prev_value) AS resets,
+           min((value - prev_value) / (extract(epoch FROM ts - prev_ts) / 3600.0))
+               FILTER (WHERE prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval
+                       AND value >= prev_value AND ts > prev_ts
+                       AND extract(hour FROM ts AT TIME ZONE %(tz)s) BETWEEN 2 AND 5) AS night_min_rate
     FROM r
     WHERE ts >= %(lo)s
     GROUP BY 1, 2, 3
 )
-INSERT INTO meter_daily (unit_id, meter, day, consumption, hours_covered, readings, resets)
+INSERT INTO meter_daily (unit_id, meter, day, consumption, hours_covered, readings, resets, night_min_rate)
 SELECT unit_id, meter, day,
        CASE WHEN hours_covered >= %(min_hours)s THEN consumption END,
-       hours_covered, readings, resets
+       hours_covered, readings, resets,
+       CASE WHEN hours_covered >= %(min_hours)s THEN night_min_rate END
 FROM d
 ON CONFLICT (unit_id, meter, day) DO UPDATE SET
     consumption = EXCLUDED.consumption,
     hours_covered = EXCLUDED.hours_covered,
     readings = EXCLUDED.readings,
-    resets = EXCLUDED.resets
+    resets = EXCLUDED.resets,
+    night_min_rate = EXCLUDED.night_min_rate
 """
 
 # Days of a unit with no meter_daily row at all are kept with NULL consumption (unknown), so that the
@@ -67,7 +75,9 @@ WITH days AS (
            max(consumption) FILTER (WHERE meter = 'gas') AS gas_m3,
            max(hours_covered) FILTER (WHERE meter = 'electricity') AS elec_hours,
            max(hours_covered) FILTER (WHERE meter = 'water') AS water_hours,
-           max(hours_covered) FILTER (WHERE meter = 'gas') AS gas_hours
+           max(hours_covered) FILTER (WHERE meter = 'gas') AS gas_hours,
+           max(night_min_rate) FILTER (WHERE meter = 'electricity') AS elec_night,
+           max(night_min_rate) FILTER (WHERE meter = 'water') AS water_night
     FROM meter_daily
     WHERE day BETWEEN %(since)s AND %(until)s
     GROUP BY 1, 2
@@ -82,10 +92,12 @@ WITH days AS (
     FROM ev GROUP BY 1, 2, 3
 )
 INSERT INTO unit_daily (unit_id, day, elec_kwh, water_m3, gas_m3, elec_hours, water_hours, gas_hours,
-                        tenant_entries, strangers_building, gate_events_building)
+                        tenant_entries, strangers_building, gate_events_building, elec_night_kwh_h,
+                        water_night_m3_h)
 SELECT u.unit_id, days.day, md.elec_kwh, md.water_m3, md.gas_m3,
        coalesce(md.elec_hours, 0), coalesce(md.water_hours, 0), coalesce(md.gas_hours, 0),
-       coalesce(eu.entries, 0), coalesce(eb.strangers, 0), coalesce(eb.events, 0)
+       coalesce(eu.entries, 0), coalesce(eb.strangers, 0), coalesce(eb.events, 0), md.elec_night,
+       md.water_night
 FROM u
 CROSS JOIN days
 LEFT JOIN md ON md.unit_id = u.unit_id AND md.day = days.day
@@ -95,7 +107,8 @@ ON CONFLICT (unit_id, day) DO UPDATE SET
     elec_kwh = EXCLUDED.elec_kwh, water_m3 = EXCLUDED.water_m3, gas_m3 = EXCLUDED.gas_m3,
     elec_hours = EXCLUDED.elec_hours, water_hours = EXCLUDED.water_hours, gas_hours = EXCLUDED.gas_hours,
     tenant_entries = EXCLUDED.tenant_entries, strangers_building = EXCLUDED.strangers_building,
-    gate_events_building = EXCLUDED.gate_events_building
+    gate_events_building = EXCLUDED.gate_events_building,
+    elec_night_kwh_h = EXCLUDED.elec_night_kwh_h, water_night_m3_h = EXCLUDED.water_night_m3_h
 """
 
 _DATA_DAYS = """

@@ -19,6 +19,7 @@ class DailyFeatures:
     tenant_entries: int = 0
     strangers_building: int = 0
     gate_events_building: int = 0
+    water_night_m3_h: float | None = None  # smallest hourly water rate over local 01:00-05:00
 
     @property
     def gate_working(self) -> bool:
@@ -28,11 +29,16 @@ class DailyFeatures:
 
 @dataclass(frozen=True, slots=True)
 class StrangerTrack:
-    """A stranger track seen at a unit's building: when it first appeared and on how many window days."""
+    """A stranger track seen near a unit: when it first appeared and on how many window days.
+
+    ``floor`` is the floor whose corridor camera saw the track most often, or None when only a building
+    entrance saw it.
+    """
 
     track: str
     first_seen: date
     days_in_window: int
+    floor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,7 @@ class UnitSeries:
     days: tuple[DailyFeatures, ...]
     lease_start: date | None = None
     strangers: tuple[StrangerTrack, ...] = ()
+    strangers_scope: str = "building"  # "floor" when corridor cameras let strangers be placed on a floor
 
     def between(self, start: date, end: date) -> tuple[DailyFeatures, ...]:
         """The days in ``[start, end]``, inclusive."""
@@ -60,6 +67,7 @@ class WindowSummary:
     elec_median: float | None
     water_median: float | None
     gas_median: float | None
+    water_night_median: float | None
     elec_known: int
     water_known: int
     tenant_entries: int
@@ -106,6 +114,7 @@ def summarize(days: Sequence[DailyFeatures], *, start: date, end: date) -> Windo
         elec_median=_median(d.elec_kwh for d in inside),
         water_median=_median(d.water_m3 for d in inside),
         gas_median=_median(d.gas_m3 for d in inside),
+        water_night_median=_median(d.water_night_m3_h for d in inside),
         elec_known=sum(d.elec_kwh is not None for d in inside),
         water_known=sum(d.water_m3 is not None for d in inside),
         tenant_entries=sum(d.tenant_entries for d in inside),
@@ -147,18 +156,28 @@ def peer_stats(windows: Mapping[str, tuple[str, WindowSummary]]) -> dict[str, Pe
     }
 
 
-def idle_streak(days: Sequence[DailyFeatures], *, end: date, base_load_kwh: float) -> int:
+def idle_streak(
+    days: Sequence[DailyFeatures], *, end: date, base_load_kwh: float, visit_kwh: float = 0.0,
+    max_visit_entries: int = 0,
+) -> int:
     """Consecutive days up to ``end`` without tenant entries and with electricity at or below base load.
 
     Unknown electricity neither breaks nor extends the streak's evidence: such a day is skipped over
-    but not counted, so an outage cannot make a flat look idle for longer than it was observed.
+    but not counted, so an outage cannot make a flat look idle for longer than it was observed. A short
+    drop-by (at most ``max_visit_entries`` entries, electricity within ``visit_kwh`` of base load) is
+    skipped the same way: a tenant keeping up appearances does not make a flat lived in, whereas a
+    return from travel (a full day's use) ends the streak.
     """
     streak = 0
     for d in sorted((d for d in days if d.day <= end), key=lambda d: d.day, reverse=True):
-        if d.tenant_entries > 0:
-            break
         if d.elec_kwh is None:
+            if d.tenant_entries > max_visit_entries:
+                break
             continue
+        if d.tenant_entries > 0:
+            if d.tenant_entries <= max_visit_entries and d.elec_kwh <= base_load_kwh + visit_kwh:
+                continue
+            break
         if d.elec_kwh > base_load_kwh:
             break
         streak += 1

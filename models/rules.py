@@ -24,7 +24,7 @@ from models.features import (
 )
 
 POLICY_PATH = Path(__file__).with_name("policy.yaml")
-RULE_VERSION = "rules-2"  # bump when the logic of a rule changes; threshold changes show in Policy.version
+RULE_VERSION = "rules-3"  # bump when the logic of a rule changes; threshold changes show in Policy.version
 
 
 class _Frozen(BaseModel):
@@ -39,6 +39,10 @@ class VacancyPolicy(_Frozen):
     base_load_kwh: float = Field(ge=0)
     base_load_share: float = Field(ge=0, le=1)
     max_water_m3: float = Field(ge=0)
+    min_idle_days: int = Field(ge=1)
+    visit_kwh: float = Field(ge=0)
+    leak_night_share: float = Field(gt=0, le=1)
+    min_leak_m3_h: float = Field(ge=0)
 
 
 class SubletPolicy(_Frozen):
@@ -50,6 +54,7 @@ class SubletPolicy(_Frozen):
     min_presence_share_before: float = Field(ge=0, le=1)
     stranger_min_days: int = Field(ge=1)
     max_presence_share_after: float = Field(ge=0, le=1)
+    alignment_days: int = Field(ge=1)
 
 
 class Policy(_Frozen):
@@ -210,10 +215,25 @@ class VacancyRule:
         base_load = elec <= limit
         water_known = w.water_coverage >= pol.min_coverage and w.water_median is not None
         dry = water_known and w.water_median is not None and w.water_median <= p.max_water_m3
-        if not (absent and base_load and (dry or not water_known)):
+        # Water that keeps flowing at night at (nearly) its daytime rate is a leak, not a household:
+        # people sleep, a cistern does not.
+        night = w.water_night_median
+        leak = (
+            water_known and not dry and w.water_median is not None and night is not None
+            and night >= p.min_leak_m3_h and night * 24 >= p.leak_night_share * w.water_median
+        )
+        if not (absent and base_load and (dry or leak or not water_known)):
             return verdict(Outcome.CLEAR, 0.0, [])
 
-        streak = idle_streak(series.days, end=ctx.end, base_load_kwh=limit)
+        streak = idle_streak(series.days, end=ctx.end, base_load_kwh=limit, visit_kwh=p.visit_kwh,
+                             max_visit_entries=p.max_tenant_entries)
+        if streak < p.min_idle_days:
+            # Travel of up to three weeks looks exactly like this; only a longer unbroken idle run is
+            # evidence of an empty flat.
+            return verdict(Outcome.CLEAR, 0.0, [Reason(
+                "idle_streak_short", f"Idle for {streak} observed days in a row, fewer than "
+                f"{p.min_idle_days}: could be travel.", value=streak, baseline=p.min_idle_days, unit="days",
+            )])
         reasons = [
             Reason(
                 "no_tenant_entries",
@@ -231,7 +251,15 @@ class VacancyRule:
                 unit="kWh/day",
             ),
         ]
-        if water_known:
+        if leak:
+            reasons.append(Reason(
+                "water_constant_flow",
+                f"Water flows day and night: night-time minimum {_fmt(night, 'm³/h')} against a daily "
+                f"median of {_fmt(w.water_median, 'm³/day')}, with nobody entering: a leak in an empty flat.",
+                value=None if night is None else round(night, 5),
+                baseline=None if w.water_median is None else round(w.water_median / 24, 5), unit="m3/h",
+            ))
+        elif water_known:
             reasons.append(Reason(
                 "water_near_zero",
                 f"Median water use {_fmt(w.water_median, 'm³/day')} (own earlier median "
@@ -274,7 +302,9 @@ class SubletRule:
         """Tenants entered regularly before the track first appeared, and (almost) never since."""
         p = self.policy.sublet
         first = track.first_seen
-        lookback = timedelta(days=self.policy.baseline_days)
+        # A short lookback: a subtenant moves in as the household moves out, whereas a face that turns up
+        # weeks after a tenant started using another entrance is unrelated to that unit.
+        lookback = timedelta(days=p.alignment_days)
         before = summarize(series.days, start=first - lookback, end=first - timedelta(days=1))
         after = summarize(series.days, start=first, end=end)
         return (
@@ -371,7 +401,8 @@ class SubletRule:
         if aligned:
             reasons.append(Reason(
                 "recurring_strangers",
-                f"{len(aligned)} unrecognised face(s) seen repeatedly at the building since about the time "
+                f"{len(aligned)} unrecognised face(s) seen repeatedly at the unit's {series.strangers_scope} "
+                "since about the time "
                 "the registered tenants stopped appearing.",
                 value=len(aligned), baseline=0, unit="tracks",
             ))

@@ -45,22 +45,24 @@ WHERE day < (SELECT (max(ts) AT TIME ZONE %(tz)s)::date FROM meter_readings)
 """
 
 _DAILY = """
-SELECT d.unit_id, u.estate_id, u.building, u.lease_start, d.day, d.elec_kwh, d.water_m3, d.gas_m3,
-       d.tenant_entries, d.strangers_building, d.gate_events_building
+SELECT d.unit_id, u.estate_id, u.building, u.floor, u.lease_start, d.day, d.elec_kwh, d.water_m3, d.gas_m3,
+       d.tenant_entries, d.strangers_building, d.gate_events_building, d.water_night_m3_h
 FROM unit_daily d JOIN units u USING (unit_id)
 WHERE d.day BETWEEN %(lo)s AND %(hi)s
 ORDER BY d.unit_id, d.day
 """
 
-# Stranger tracks seen at a building on several days of the window, with the day each first appeared.
+# Stranger tracks seen at a building on several days of the window, with the day each first appeared
+# and the floor whose corridor camera saw it most (NULL: only building entrances saw it).
 _STRANGERS = """
 WITH s AS (
-    SELECT estate_id, building, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
+    SELECT estate_id, building, floor, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
     FROM access_events
     WHERE stranger_track IS NOT NULL AND ts >= %(lo_ts)s AND ts < %(hi_ts)s
 )
 SELECT estate_id, building, stranger_track, min(day),
-       count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) AS window_days
+       count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) AS window_days,
+       mode() WITHIN GROUP (ORDER BY floor) FILTER (WHERE floor IS NOT NULL) AS floor
 FROM s
 GROUP BY 1, 2, 3
 HAVING count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) >= %(min_days)s
@@ -79,28 +81,45 @@ def _load_series(
     lo = as_of - timedelta(days=policy.window_days + policy.baseline_days - 1)
     window_start, _ = window_bounds(as_of, policy.window_days)
     tracks: dict[tuple[str, str], list[StrangerTrack]] = defaultdict(list)
-    for estate, building, track, first_seen, days in conn.execute(_STRANGERS, {
+    for estate, building, track, first_seen, days, floor in conn.execute(_STRANGERS, {
         "tz": LOCAL_TZ, "lo_ts": local_midnight(lo), "hi_ts": local_midnight(as_of + timedelta(days=1)),
         "window_start": window_start, "min_days": policy.sublet.stranger_min_days,
     }):
-        tracks[(estate, building)].append(StrangerTrack(track, first_seen=first_seen, days_in_window=days))
+        tracks[(estate, building)].append(
+            StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor))
     rows: dict[str, list[DailyFeatures]] = defaultdict(list)
-    meta: dict[str, tuple[str, str | None, date | None]] = {}
+    meta: dict[str, tuple[str, str | None, int | None, date | None]] = {}
     for row in conn.execute(_DAILY, {"lo": lo, "hi": as_of}):
-        unit_id, estate, building, lease_start, day, elec, water, gas, entries, strangers, gate = row
-        meta[unit_id] = (estate, building, lease_start)
+        (unit_id, estate, building, floor, lease_start, day, elec, water, gas, entries, strangers, gate,
+         water_night) = row
+        meta[unit_id] = (estate, building, floor, lease_start)
         rows[unit_id].append(DailyFeatures(
             day=day, elec_kwh=elec, water_m3=water, gas_m3=gas, tenant_entries=entries,
-            strangers_building=strangers, gate_events_building=gate,
+            strangers_building=strangers, gate_events_building=gate, water_night_m3_h=water_night,
         ))
-    series = [
-        UnitSeries(
+    series = []
+    for unit_id, (estate, building, floor, lease_start) in meta.items():
+        near, scope = strangers_near(tracks.get((estate, building), []) if building is not None else [],
+                                     floor=floor)
+        series.append(UnitSeries(
             unit_id=unit_id, estate_id=estate, days=tuple(rows[unit_id]), lease_start=lease_start,
-            strangers=tuple(tracks.get((estate, building), ())) if building is not None else (),
-        )
-        for unit_id, (estate, building, lease_start) in meta.items()
-    ]
+            strangers=near, strangers_scope=scope,
+        ))
     return series, lo
+
+
+def strangers_near(
+    tracks: list[StrangerTrack], *, floor: int | None
+) -> tuple[tuple[StrangerTrack, ...], str]:
+    """The recurring strangers that bear on a unit, and whether they were placed on its floor.
+
+    Where corridor cameras place strangers on floors, only those on the unit's own floor count: the
+    subtenants of other units in the building say nothing about this one. Buildings with entrance gates
+    only (no floor on any track) fall back to every recurring stranger of the building.
+    """
+    if floor is None or not any(t.floor is not None for t in tracks):
+        return tuple(tracks), "building"
+    return tuple(t for t in tracks if t.floor == floor), "floor"
 
 
 def _summary(verdict: Verdict, unit_id: str) -> str:

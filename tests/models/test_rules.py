@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,11 +39,13 @@ def test_policy_carries_the_legal_horizon_and_a_versioned_digest(policy: Policy,
 
 
 def test_vacant_unit_is_flagged_with_reasons(policy: Policy) -> None:
-    vac, sub = judge(policy, series(elec=0.6, water=0.0, gas=0.0, entries=0, strangers=0))
+    empty_since = AS_OF - timedelta(days=29)
+    vac, sub = judge(policy, series(change_from=empty_since, elec=0.6, water=0.0, gas=0.0, entries=0,
+                                    strangers=0))
     assert vac.outcome is Outcome.FLAGGED and 0 < vac.score <= 1
     assert {"no_tenant_entries", "electricity_base_load", "water_near_zero", "idle_streak"} <= codes(vac)
     streak = next(r for r in vac.reasons if r.code == "idle_streak")
-    assert streak.value == 21 and streak.baseline == 180 and streak.unit == "days"
+    assert streak.value == 30 and streak.baseline == 180 and streak.unit == "days"
     elec = next(r for r in vac.reasons if r.code == "electricity_base_load")
     assert elec.value == 0.6 and elec.baseline == 8.0 and "kWh" in elec.text
     assert all(set(r.to_dict()) == {"code", "text", "value", "baseline", "unit"} for r in vac.reasons)
@@ -141,8 +144,9 @@ def test_vacant_since_before_the_data_uses_absolute_limits(policy: Policy) -> No
 
 
 def test_vacancy_with_unknown_water_is_flagged_with_lower_score(policy: Policy) -> None:
-    dry, _ = judge(policy, series(elec=0.6, water=0.0, entries=0))
-    unknown, _ = judge(policy, series(elec=0.6, water=None, entries=0))
+    since = AS_OF - timedelta(days=29)
+    dry, _ = judge(policy, series(change_from=since, elec=0.6, water=0.0, entries=0))
+    unknown, _ = judge(policy, series(change_from=since, elec=0.6, water=None, entries=0))
     assert unknown.outcome is Outcome.FLAGGED and "water_unknown" in codes(unknown)
     assert unknown.score < dry.score
 
@@ -152,3 +156,34 @@ def test_strangers_who_were_always_there_are_not_support(policy: Policy) -> None
     old = (StrangerTrack("s-1", first_seen=AS_OF - timedelta(days=80), days_in_window=15),)
     _, sub = judge(policy, series(change_from=moved_out, elec=7.0, water=0.25, entries=0, tracks=old))
     assert sub.outcome is Outcome.CLEAR and "no_new_faces" in codes(sub)
+
+
+def test_three_weeks_of_travel_is_not_vacancy_but_a_fourth_idle_week_is(policy: Policy) -> None:
+    trip = series(change_from=AS_OF - timedelta(days=20), elec=0.7, water=0.0, entries=0)
+    vac, _ = judge(policy, trip)
+    assert vac.outcome is Outcome.CLEAR and "idle_streak_short" in codes(vac)
+    longer, _ = judge(policy, series(change_from=AS_OF - timedelta(days=27), elec=0.7, water=0.0, entries=0))
+    assert longer.outcome is Outcome.FLAGGED
+
+
+def test_drop_by_visit_does_not_reset_the_idle_streak(policy: Policy) -> None:
+    s = series(change_from=AS_OF - timedelta(days=40), elec=0.8, water=0.0, entries=0)
+    visit = AS_OF - timedelta(days=10)
+    days = tuple(replace(d, tenant_entries=1, elec_kwh=1.1, water_m3=0.02) if d.day == visit else d
+                 for d in s.days)
+    vac, _ = judge(policy, replace(s, days=days))
+    assert vac.outcome is Outcome.FLAGGED
+    assert next(r for r in vac.reasons if r.code == "idle_streak").value == 40  # the visit day not counted
+
+
+def test_leaking_cistern_in_an_empty_flat_is_vacancy_but_a_household_is_not(policy: Policy) -> None:
+    since = AS_OF - timedelta(days=40)
+    s = series(change_from=since, elec=0.8, water=0.2, entries=0, strangers=0)
+    leaking = replace(s, days=tuple(replace(d, water_night_m3_h=0.008 if d.day >= since else 0.0)
+                                    for d in s.days))
+    vac, sub = judge(policy, leaking)
+    assert vac.outcome is Outcome.FLAGGED and "water_constant_flow" in codes(vac)
+    assert sub.outcome is Outcome.CLEAR
+    quiet_nights = replace(s, days=tuple(replace(d, water_night_m3_h=0.0) for d in s.days))
+    vac, _ = judge(policy, quiet_nights)
+    assert vac.outcome is Outcome.CLEAR
