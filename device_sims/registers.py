@@ -143,10 +143,23 @@ def load_maps(folder: Path | None = None) -> dict[str, RegisterMap]:
     return {p.stem: load_map(p.stem, base) for p in sorted(base.glob("*.yaml"))}
 
 
+# The model each utility is simulated with unless a map is chosen; fixed by name so that adding a
+# second map for a utility (e.g. chint_ddsu666) does not change what the simulators serve.
+DEFAULT_MAPS: dict[MeterKind, str] = {
+    MeterKind.ELECTRICITY: "eastron_sdm120",
+    MeterKind.WATER: "tuf_2000m",
+    MeterKind.GAS: "advantech_adam6051_counter",
+}
+
+
 def map_for_meter(meter: MeterKind | str, folder: Path | None = None) -> RegisterMap:
-    """The map used for a utility: the first by name whose ``meter:`` matches."""
+    """The map used for a utility: its DEFAULT_MAPS entry, else the first by name whose ``meter:`` matches."""
     kind = MeterKind(meter)
-    for reg_map in load_maps(folder).values():
+    maps = load_maps(folder)
+    default = maps.get(DEFAULT_MAPS[kind])
+    if default is not None and default.meter is kind:
+        return default
+    for reg_map in maps.values():
         if reg_map.meter is kind:
             return reg_map
     raise RegisterMapError(f"no register map for meter {kind.value}")

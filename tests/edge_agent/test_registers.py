@@ -28,7 +28,7 @@ ORDERS = st.sampled_from(["big", "little"])
 
 def test_shipped_maps_load_with_sources() -> None:
     names = available_maps()
-    assert {"eastron_sdm120", "tuf_2000m", "advantech_adam6051_counter"} <= set(names)
+    assert {"eastron_sdm120", "chint_ddsu666", "tuf_2000m", "advantech_adam6051_counter"} <= set(names)
     meters = {load_map(n).meter for n in names}
     assert meters == {MeterKind.ELECTRICITY, MeterKind.WATER, MeterKind.GAS}
     for n in names:
@@ -40,6 +40,14 @@ def test_eastron_total_kwh_is_input_register_30343() -> None:
     assert (m.function_code, m.start, m.count) == (4, 342, 2)
     hi, lo = struct.unpack(">HH", struct.pack(">f", 1532.47))
     assert decode_total(m, [hi, lo]) == pytest.approx(1532.47, rel=1e-7)
+
+
+def test_chint_ddsu666_import_energy_is_float_at_0x4000() -> None:
+    m = load_map("chint_ddsu666")
+    assert (m.meter, m.function_code, m.start, m.count) == (MeterKind.ELECTRICITY, 4, 0x4000, 2)
+    # the bytes of Tasmota's example reading, 478.492 kWh, as they come off the wire
+    hi, lo = struct.unpack(">HH", struct.pack(">f", 478.492))
+    assert decode_total(m, [hi, lo]) == pytest.approx(478.492, rel=1e-7)
 
 
 def test_tuf_2000m_adds_integer_and_fraction_low_word_first() -> None:
@@ -83,7 +91,7 @@ def test_part_round_trip_with_struct_made_words(
     assert decode_part(part, words) == value
 
 
-@given(name=st.sampled_from(["eastron_sdm120", "tuf_2000m", "advantech_adam6051_counter"]),
+@given(name=st.sampled_from(["eastron_sdm120", "chint_ddsu666", "tuf_2000m", "advantech_adam6051_counter"]),
        total=st.floats(min_value=0, max_value=1e6, allow_nan=False))  # fmt: skip
 def test_shipped_maps_encode_decode_round_trip(name: str, total: float) -> None:
     m = load_map(name)

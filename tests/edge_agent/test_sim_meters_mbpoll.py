@@ -93,6 +93,35 @@ def test_mbpoll_reads_the_sdm120_total_the_agent_reports() -> None:
     asyncio.run(scenario())
 
 
+@needs_mbpoll
+def test_agent_and_mbpoll_read_a_simulated_chint_ddsu666_alike() -> None:
+    from device_sims.registers import load_map as sim_map  # the simulator's own, independent map reader
+
+    base = free_port()
+    clock = FrozenClock(datetime(2026, 3, 9, 19, 30, tzinfo=UTC))
+
+    async def scenario() -> None:
+        async with FleetMeterServer(clock, units=2, port=base, reg_map=sim_map("chint_ddsu666")) as fleet:
+            meters = [_meter(base, u, u).model_copy(update={"register_map": "chint_ddsu666"}) for u in (1, 2)]
+            with Outbox(":memory:", capacity=100) as outbox:
+                poller = ModbusEndpointPoller(
+                    host="127.0.0.1", port=base, meters=meters, clock=clock, outbox=outbox
+                )
+                try:
+                    readings = await poller.poll_round()
+                finally:
+                    poller.close()
+            for unit, reading in zip((1, 2), readings, strict=True):
+                assert reading.value is not None
+                assert abs(reading.value - fleet.value(unit)) < 1e-3 * reading.value
+                # 0x4000 is PDU address 16384, one-based register 16385 for mbpoll; FC04 is table 3
+                shown = await _mbpoll(base, unit, "-t", "3:hex", "-r", "16385", "-c", "2")
+                hi, lo = (int(w, 16) for w in re.findall(r"\[1638[56]\]:\s*0x([0-9A-Fa-f]{4})", shown))
+                assert struct.unpack(">f", struct.pack(">HH", hi, lo))[0] == reading.value, shown
+
+    asyncio.run(scenario())
+
+
 def test_fleet_beyond_247_units_takes_the_next_port() -> None:
     assert fleet_endpoint(1, base_port=5020) == (5020, 1)
     assert fleet_endpoint(247, base_port=5020) == (5020, 247)
