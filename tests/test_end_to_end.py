@@ -34,10 +34,12 @@ def test_demo_pipeline_flags_the_simulated_vacant_and_sublet_units(
         "ANJU_MQTT_URL": mqtt_url,
         "ANJU_HOME": str(tmp_path / "home"),
     }
+    # 100 s for 70 days (1 simulated hour = 60 ms) leaves the agent slack to poll every meter hourly
+    # even on a busy 2-core machine; fewer than 12 hourly readings make a day "unknown", never "empty".
     units, days, seed = 12, 70, 11
     proc = subprocess.run(
         [sys.executable, "-m", "anju.cli", "demo", "--headless", "--estates", "1", "--units", str(units),
-         "--days", str(days), "--wall-seconds", "60", "--seed", str(seed), "--port", str(free_port())],
+         "--days", str(days), "--wall-seconds", "100", "--seed", str(seed), "--port", str(free_port())],
         env=env, capture_output=True, text=True, timeout=400,
     )
     logs = tmp_path / "home" / "demo" / "logs"
