@@ -1,0 +1,110 @@
+"""Benchmark: detection for many units from daily rollups (``unit_daily``): wall time and peak memory.
+
+Fills a fresh database with ``--units`` units x ``--days`` days of daily features (generated in SQL: lived-in
+flats, 3% vacant for the last 40 days, 2% with a meter outage, a working building gate), then runs
+``run_detection`` once for the last day, as the hub does daily: load the window and baseline days, judge
+every unit with both rules, open alerts and cases for what is flagged. Prints the phases' wall times, the
+detector process's peak RSS and the conditions. PostgreSQL's own memory is not counted.
+
+    .venv/bin/python bench/detect_scale.py [--units 100000] [--days 180]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+
+from hub.detection.service import _load_series, run_detection
+from hub.storage import ensure_schema
+from hub.storage.embedded import embedded_database_url
+from models.rules import Policy
+
+_UNITS = """
+INSERT INTO units (unit_id, estate_id, building, floor, area_m2, household_size, lease_start)
+SELECT 'B' || lpad(i::text, 7, '0'), 'E' || lpad((i / 400)::text, 4, '0'), ((i / 40) %% 10)::text,
+       (i %% 40) / 4 + 1, 50, 1 + i %% 4, date '2020-01-01'
+FROM generate_series(0, %(n)s - 1) i
+"""
+
+# Deterministic per-unit levels from hashes, daily noise from random(); setseed makes runs comparable.
+_DAILY = """
+INSERT INTO unit_daily (unit_id, day, elec_kwh, water_m3, gas_m3, elec_hours, water_hours, gas_hours,
+                        tenant_entries, strangers_building, gate_events_building, water_night_m3_h)
+SELECT u.unit_id, d.day,
+       CASE WHEN outage THEN NULL WHEN vacant THEN 0.7 + 0.3 * random() ELSE lvl * (0.7 + 0.6 * random()) END,
+       CASE WHEN outage THEN NULL WHEN vacant THEN 0.0 ELSE lvl * 0.04 * (0.7 + 0.6 * random()) END,
+       NULL, 24, 24, 0,
+       CASE WHEN vacant THEN 0 ELSE (random() * 4)::int END, 3, 60,
+       CASE WHEN vacant THEN 0.0 ELSE 0.0 END
+FROM (SELECT unit_id, 3 + (abs(hashtext(unit_id)) %% 600) / 100.0 AS lvl,
+             abs(hashtext(unit_id || 'v')) %% 100 < 3 AS is_vacant,
+             abs(hashtext(unit_id || 'o')) %% 100 < 2 AS has_outage
+      FROM units) u
+CROSS JOIN LATERAL (
+    SELECT g::date AS day,
+           u.is_vacant AND g::date > %(last)s::date - 40 AS vacant,
+           u.has_outage AND g::date BETWEEN %(last)s::date - 30 AND %(last)s::date - 20 AS outage
+    FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') g
+) d
+"""
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    """Fill, detect, print figures."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--units", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=180)
+    args = ap.parse_args()
+    last = date(2026, 6, 29)
+    first = last - timedelta(days=args.days - 1)
+    with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp:
+        url = os.environ.get("ANJU_DATABASE_URL") or embedded_database_url(Path(tmp), database="bench_detect")
+        with psycopg.connect(url) as conn:
+            ensure_schema(conn)
+            conn.execute("TRUNCATE units, unit_daily, alerts CASCADE")
+            conn.execute("SELECT setseed(0.42)")
+            t0 = time.monotonic()
+            conn.execute(_UNITS, {"n": args.units})
+            conn.execute(_DAILY, {"first": first, "last": last})
+            conn.execute("ANALYZE units")
+            conn.execute("ANALYZE unit_daily")
+            conn.commit()
+            fill = time.monotonic() - t0
+            rows = conn.execute("SELECT count(*) FROM unit_daily").fetchone()
+            policy = Policy.load()
+            rss_before = _rss_mib()
+            t0 = time.monotonic()
+            series, _ = _load_series(conn, as_of=last, policy=policy)
+            load = time.monotonic() - t0
+            n_series = len(series)
+            del series
+            conn.rollback()
+            t0 = time.monotonic()
+            result = run_detection(conn, as_of=last, policy=policy)
+            conn.commit()
+            detect = time.monotonic() - t0
+    print(f"units={args.units:,} days={args.days} unit_daily_rows={rows[0] if rows else 0:,} "
+          f"fill_s={fill:.1f} (SQL generate_series, not part of the figure)")
+    print(f"load_only_s={load:.1f} ({n_series:,} unit series, {policy.window_days + policy.baseline_days} days each)")
+    print(f"detection_s={detect:.1f} (load + both rules + alerts/cases) flagged_vacancy={result.flagged_vacancy} "
+          f"flagged_sublet={result.flagged_sublet} no_verdict={result.no_verdict} alerts_opened={result.alerts_opened}")
+    print(f"peak_rss_mib={_rss_mib():.0f} (detector process; {rss_before:.0f} before detection; PostgreSQL not counted)")
+    print(f"conditions: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, PostgreSQL {'ANJU_DATABASE_URL' if os.environ.get('ANJU_DATABASE_URL') else 'embedded'}, "
+          f"one process, one connection")
+
+
+if __name__ == "__main__":
+    main()
