@@ -22,15 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def build_pollers(config: SiteConfig, outbox: Outbox) -> list[ModbusEndpointPoller]:
-    """One poller per Modbus TCP endpoint named in the site file."""
+    """One poller per Modbus endpoint in the site file: a TCP host:port, or an RTU serial port (bus)."""
     clock = config.make_clock()
-    by_endpoint: dict[tuple[str, int], list[MeterConfig]] = defaultdict(list)
+    by_endpoint: dict[tuple[str, ...], list[MeterConfig]] = defaultdict(list)
     for m in config.meters:
-        by_endpoint[(m.host, m.port)].append(m)
-    return [
-        ModbusEndpointPoller(host=h, port=p, meters=ms, clock=clock, outbox=outbox)
-        for (h, p), ms in by_endpoint.items()
-    ]
+        by_endpoint[m.endpoint].append(m)
+    return [ModbusEndpointPoller(meters=ms, clock=clock, outbox=outbox) for ms in by_endpoint.values()]
 
 
 async def _stop_when_drained(outbox: Outbox, stop: asyncio.Event, *, interval_s: float = 0.5) -> None:

@@ -1,12 +1,14 @@
-"""One poller per Modbus TCP endpoint: reads each meter's cumulative register on its clock interval.
+"""One poller per Modbus endpoint: reads each meter's cumulative register on its clock interval.
 
-Meters behind one endpoint (an RS-485 line behind a serial-to-TCP converter) are read one at a time over
-one connection, staggered across the interval. Every poll becomes a reading in the outbox: the decoded
-total, or ``quality: unavailable`` with a null value when the meter does not answer, answers with a
-Modbus exception, or answers with a value that cannot be a cumulative total. Availability changes are
-logged once when a meter goes away and once when it returns. A total below the meter's last stored one
-is flagged as a rollover or a replaced meter (``edge_agent.counters``); the last totals are kept in the
-outbox database, in the same commit as the readings, so a restart does not forget them.
+An endpoint is a Modbus TCP host:port (often an RS-485 line behind a serial-to-TCP converter) or a
+serial port driving an RS-485 bus directly (Modbus RTU). Its meters are read one at a time over one
+connection, staggered across the interval: a bus carries one request at a time.
+Every poll becomes a reading in the outbox: the decoded total, or ``quality: unavailable`` with a null
+value when the meter does not answer, answers with a Modbus exception, or answers with a value that
+cannot be a cumulative total. Availability changes are logged once when a meter goes away and once
+when it returns. A total below the meter's last stored one is flagged as a rollover or a replaced meter
+(``edge_agent.counters``); the last totals are kept in the outbox database, in the same commit as the
+readings, so a restart does not forget them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from anju_wire import Clock
@@ -71,15 +73,26 @@ class PollerStats:
 
 
 class ModbusEndpointPoller:
-    """Polls every meter behind one Modbus TCP endpoint (host:port) into the outbox."""
+    """Polls every meter behind one Modbus endpoint (TCP host:port, or an RTU serial port) into the outbox."""
 
     def __init__(
-        self, *, host: str, port: int, meters: list[MeterConfig], clock: Clock, outbox: Outbox
+        self,
+        *,
+        meters: list[MeterConfig],
+        clock: Clock,
+        outbox: Outbox,
+        host: str | None = None,
+        port: int | None = None,
     ) -> None:
-        if not meters or any((m.host, m.port) != (host, port) for m in meters):
-            raise ValueError("a poller needs meters, all behind its own host:port")
-        self.host = host
-        self.port = port
+        if not meters or any(m.endpoint != meters[0].endpoint for m in meters):
+            raise ValueError("a poller needs meters, all behind one endpoint")
+        first = meters[0]
+        if host is not None and (first.transport != "tcp" or (host, port) != (first.host, first.port)):
+            raise ValueError("host/port given do not match the meters' endpoint")
+        self.transport = first.transport
+        self.host = first.host
+        self.port = first.port
+        self.serial_port = first.serial_port
         self._clock = clock
         self._outbox = outbox
         self.stats = PollerStats()
@@ -98,13 +111,24 @@ class ModbusEndpointPoller:
             )
         self._counters = CounterTracker(outbox.last_totals())
         self._timeout = max(m.timeout_s for m in meters)
-        self._client = AsyncModbusTcpClient(
-            host, port=port, timeout=self._timeout, retries=0, reconnect_delay=0
-        )
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient
+        if first.transport == "rtu":
+            assert first.serial_port is not None
+            self._client = AsyncModbusSerialClient(
+                first.serial_port, baudrate=first.baudrate, parity=first.parity, stopbits=first.stopbits,
+                bytesize=first.bytesize, timeout=self._timeout, retries=0, reconnect_delay=0,
+            )  # fmt: skip
+        else:
+            assert first.host is not None
+            self._client = AsyncModbusTcpClient(
+                first.host, port=first.port, timeout=self._timeout, retries=0, reconnect_delay=0
+            )
 
     @property
     def name(self) -> str:
-        """The endpoint as ``host:port``."""
+        """The endpoint as ``host:port`` or the serial port's path."""
+        if self.serial_port is not None:
+            return self.serial_port
         return f"{self.host}:{self.port}"
 
     def availability(self) -> list[DeviceAvailability]:

@@ -68,16 +68,56 @@ class MetricsSettings(_Section):
 
 
 class MeterConfig(_Section):
-    """One meter of one unit, reached over Modbus TCP."""
+    """One meter of one unit, reached over Modbus TCP (``host``) or Modbus RTU on a serial line.
+
+    RTU meters sharing one ``serial_port`` are one RS-485 bus: they are polled one at a time, staggered
+    over the interval, and must agree on the line settings.
+    """
 
     unit_id: Ident
     meter: MeterKind
-    host: Annotated[str, Field(min_length=1)]
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: Annotated[str, Field(min_length=1)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 502
+    serial_port: Annotated[str, Field(min_length=1, max_length=150, pattern=r"^[^\x00\s]+$")] | None = None
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
     device_id: Annotated[int, Field(ge=0, le=255)] = 1
     register_map: str
     poll_interval_s: Annotated[float, Field(gt=0)] = 3600.0
     timeout_s: Annotated[float, Field(gt=0)] = 3.0
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> Self:
+        if self.transport == "tcp":
+            if self.host is None:
+                raise ValueError("a tcp meter needs host")
+            if self.serial_port is not None:
+                raise ValueError("serial_port is for transport: rtu")
+        else:
+            if self.serial_port is None:
+                raise ValueError("an rtu meter needs serial_port (e.g. /dev/ttyUSB0)")
+            if self.host is not None:
+                raise ValueError("host is for transport: tcp")
+            if not 1 <= self.device_id <= 247:
+                raise ValueError("an rtu device_id must be 1..247 (0 is broadcast)")
+        return self
+
+    @property
+    def endpoint(self) -> tuple[str, ...]:
+        """What one poller owns: ``("tcp", host, port)`` or ``("rtu", serial_port)``."""
+        if self.transport == "rtu":
+            assert self.serial_port is not None
+            return ("rtu", self.serial_port)
+        assert self.host is not None
+        return ("tcp", self.host, str(self.port))
+
+    @property
+    def line_settings(self) -> tuple[int, str, int, int]:
+        """(baudrate, parity, stopbits, bytesize) of an RTU meter's serial line."""
+        return (self.baudrate, self.parity, self.stopbits, self.bytesize)
 
     @field_validator("register_map")
     @classmethod
@@ -102,7 +142,9 @@ class MeterConfig(_Section):
 
     @property
     def device(self) -> str:
-        """The device string carried in readings: ``modbus-tcp://host:port/device_id``."""
+        """The device in readings: ``modbus-tcp://host:port/id`` or ``modbus-rtu:///dev/ttyUSB0/id``."""
+        if self.transport == "rtu":
+            return f"modbus-rtu://{self.serial_port}/{self.device_id}"
         return f"modbus-tcp://{self.host}:{self.port}/{self.device_id}"
 
 
@@ -147,6 +189,20 @@ class SiteConfig(_Section):
             if (m.unit_id, m.meter) in seen:
                 raise ValueError(f"unit {m.unit_id} lists its {m.meter} meter twice")
             seen.add((m.unit_id, m.meter))
+        buses: dict[str, MeterConfig] = {}
+        ids: set[tuple[str, int]] = set()
+        for m in self.meters:
+            if m.serial_port is None:
+                continue
+            first = buses.setdefault(m.serial_port, m)
+            if first.line_settings != m.line_settings:
+                raise ValueError(
+                    f"meters on {m.serial_port} disagree on baudrate/parity/stopbits/bytesize "
+                    f"({first.unit_id} {first.line_settings}, {m.unit_id} {m.line_settings})"
+                )
+            if (m.serial_port, m.device_id) in ids:
+                raise ValueError(f"two meters on {m.serial_port} share device_id {m.device_id}")
+            ids.add((m.serial_port, m.device_id))
         topics = [g.topic for g in self.gates]
         if len(topics) != len(set(topics)):
             raise ValueError("two gates share one topic")
