@@ -95,16 +95,18 @@ def main() -> None:
             result = run_detection(conn, as_of=last, policy=policy)
             conn.commit()
             detect = time.monotonic() - t0
+    db = "ANJU_DATABASE_URL" if os.environ.get("ANJU_DATABASE_URL") else "embedded"
+    days_each = policy.window_days + policy.baseline_days
     print(f"units={args.units:,} days={args.days} unit_daily_rows={rows[0] if rows else 0:,} "
           f"fill_s={fill:.1f} (SQL generate_series, not part of the figure)")
-    print(f"load_only_s={load:.1f} ({n_series:,} unit series, {policy.window_days + policy.baseline_days} days each)")
-    print(f"detection_s={detect:.1f} (load + both rules + alerts/cases) flagged_vacancy={result.flagged_vacancy} "
-          f"flagged_sublet={result.flagged_sublet} no_verdict={result.no_verdict} alerts_opened={result.alerts_opened}")
-    print(f"peak_rss_mib={_rss_mib():.0f} (detector process; {rss_before:.0f} before detection; PostgreSQL not counted)")
-    print(f"conditions: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, PostgreSQL {'ANJU_DATABASE_URL' if os.environ.get('ANJU_DATABASE_URL') else 'embedded'}, "
-          f"one process, one connection")
-
+    print(f"load_only_s={load:.1f} ({n_series:,} unit series, {days_each} days each)")
+    print(f"detection_s={detect:.1f} (load + both rules + alerts/cases) "
+          f"flagged_vacancy={result.flagged_vacancy} flagged_sublet={result.flagged_sublet} "
+          f"no_verdict={result.no_verdict} alerts_opened={result.alerts_opened}")
+    print(f"peak_rss_mib={_rss_mib():.0f} (detector process; {rss_before:.0f} before detection; "
+          "PostgreSQL not counted)")
+    print(f"conditions: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"PostgreSQL {db}, one process, one connection")
 
 if __name__ == "__main__":
     main()

@@ -180,3 +180,16 @@ def test_schema_is_idempotent_and_allows_one_open_alert_one_active_case(conn: ps
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(case, ("open",))
     conn.rollback()
+
+
+def test_strangers_count_on_the_units_floor_where_corridor_cameras_exist() -> None:
+    from hub.detection.service import strangers_near
+    from models.features import StrangerTrack
+
+    day = AS_OF - timedelta(days=10)
+    on_3, on_5 = StrangerTrack("a", day, 5, floor=3), StrangerTrack("b", day, 5, floor=5)
+    gate_only = StrangerTrack("c", day, 5)
+    assert strangers_near([on_3, on_5, gate_only], floor=3) == ((on_3,), "floor")
+    # Entrance gates only (the live demo's buildings), or a unit without a floor: the whole building.
+    assert strangers_near([gate_only], floor=3) == ((gate_only,), "building")
+    assert strangers_near([on_3, on_5], floor=None) == ((on_3, on_5), "building")
