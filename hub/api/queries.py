@@ -136,11 +136,17 @@ def list_alerts(
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT count(*) AS n FROM alerts a {_ALERT_FILTER}", params)
         total_row = cur.fetchone()
+        # The page's ids first (an index-only walk, see 35_alert_queue.sql), then only those rows with
+        # their case: joining cases before LIMIT/OFFSET would look up a case for every skipped row.
         cur.execute(
             f"""
-            SELECT {_ALERT_COLUMNS} FROM alerts a {_ALERT_CASE_JOIN} {_ALERT_FILTER}
+            WITH page AS (
+                SELECT a.id FROM alerts a {_ALERT_FILTER}
+                ORDER BY a.score DESC NULLS LAST, a.last_flagged DESC NULLS LAST, a.id
+                LIMIT %(limit)s OFFSET %(offset)s
+            )
+            SELECT {_ALERT_COLUMNS} FROM page JOIN alerts a ON a.id = page.id {_ALERT_CASE_JOIN}
             ORDER BY a.score DESC NULLS LAST, a.last_flagged DESC NULLS LAST, a.id
-            LIMIT %(limit)s OFFSET %(offset)s
             """,
             params,
         )
@@ -266,7 +272,22 @@ def database_health(conn: Conn) -> Health:
 def list_estates(conn: Conn, *, estates: list[str] | None = None) -> list[str]:
     """Every estate with units or alerts (of ``estates`` when given), for the page's filter."""
     with conn.cursor() as cur:
-        cur.execute("SELECT estate_id FROM units UNION SELECT estate_id FROM alerts ORDER BY 1")
+        # A loose index scan per table (one probe per estate on units_estate and alerts_count) instead
+        # of reading every unit and alert: the page asks for this on every load.
+        cur.execute(
+            """
+            WITH RECURSIVE u(e) AS (
+                SELECT min(estate_id) FROM units
+                UNION ALL SELECT (SELECT min(estate_id) FROM units WHERE estate_id > u.e) FROM u
+                WHERE u.e IS NOT NULL
+            ), a(e) AS (
+                SELECT min(estate_id) FROM alerts
+                UNION ALL SELECT (SELECT min(estate_id) FROM alerts WHERE estate_id > a.e) FROM a
+                WHERE a.e IS NOT NULL
+            )
+            SELECT e FROM u WHERE e IS NOT NULL UNION SELECT e FROM a WHERE e IS NOT NULL ORDER BY 1
+            """
+        )
         found = [str(r[0]) for r in cur.fetchall() if r[0] is not None]
     return [e for e in found if estates is None or e in estates]
 

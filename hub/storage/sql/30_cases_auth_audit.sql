@@ -76,7 +76,6 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 ALTER TABLE cases ADD COLUMN IF NOT EXISTS summary text NOT NULL DEFAULT '';
 
 -- The alert queue at 100,000 alerts: sorted by risk per status, and each row's case filing looked up.
-CREATE INDEX IF NOT EXISTS alerts_queue ON alerts (status, score DESC NULLS LAST, last_flagged DESC NULLS LAST, id);
-CREATE INDEX IF NOT EXISTS alerts_queue_all ON alerts (score DESC NULLS LAST, last_flagged DESC NULLS LAST, id);
+-- (The queue's own indexes are in 35_alert_queue.sql.)
 CREATE INDEX IF NOT EXISTS tenancy_outbox_case ON tenancy_outbox (case_id);
 CREATE INDEX IF NOT EXISTS cases_unit_kind ON cases (unit_id, kind);
