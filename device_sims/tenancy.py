@@ -6,6 +6,11 @@ the same body answers 200 with the same body, the same key with another body ans
 503 outage and HTTP 500 (nothing stored), a slow answer (``delay_s`` before storing: a client with a
 shorter timeout gives up although the filing is then stored), and a connection reset after the
 filing was stored (headers sent, body cut off). ``GET /_sim/stats`` tallies what was injected.
+
+Status changes flow back: each filed case has a status in the tenancy system (``filed`` at first; then
+e.g. ``closed`` or ``moved_out``, set with ``POST /_sim/cases/{tenancy_case_id}/status``), readable per
+case at ``GET /api/v1/cases/{tenancy_case_id}`` and as a feed ``GET /api/v1/changes?since=N`` of every
+change numbered in order, so a poller resumes after the last number it applied.
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_KEY_LENGTH = 200
+TENANCY_STATUSES = ("filed", "under_review", "closed", "moved_out")
 
 
 class CaseFiling(BaseModel):
@@ -55,6 +61,15 @@ class FaultSettings(BaseModel):
     reset_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
+class StatusChange(BaseModel):
+    """Body of ``POST /_sim/cases/{tenancy_case_id}/status``: what the housing office decided."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["filed", "under_review", "closed", "moved_out"]
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
 @dataclass
 class _Filing:
     body: dict[str, Any]
@@ -63,6 +78,7 @@ class _Filing:
     tenancy_case_id: str
     received_at: str
     deliveries: int = 1
+    status: str = "filed"
 
     def answer(self) -> dict[str, str]:
         return {"tenancy_case_id": self.tenancy_case_id, "received_at": self.received_at}
@@ -74,6 +90,7 @@ class _Filing:
             "tenancy_case_id": self.tenancy_case_id,
             "received_at": self.received_at,
             "deliveries": self.deliveries,
+            "status": self.status,
         }
 
 
@@ -86,6 +103,7 @@ class TenancyStore:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     lock: threading.Lock = field(default_factory=threading.Lock)
     filings: dict[str, _Filing] = field(default_factory=dict)
+    changes: list[dict[str, Any]] = field(default_factory=list)
     rejected: int = 0
     faults: FaultSettings = field(default_factory=FaultSettings)
     tally: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
@@ -188,6 +206,41 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
         """Every filed case, in filing order, with how often it was delivered."""
         with store.lock:
             return {"cases": [f.listing() for f in store.filings.values()]}
+
+    def by_tenancy_id(tenancy_case_id: str) -> _Filing | None:
+        return next((f for f in store.filings.values() if f.tenancy_case_id == tenancy_case_id), None)
+
+    @app.get("/api/v1/cases/{tenancy_case_id}", response_model=None)
+    def get_case(tenancy_case_id: str) -> dict[str, Any] | JSONResponse:
+        """One filed case with its current status."""
+        with store.lock:
+            found = by_tenancy_id(tenancy_case_id)
+            return found.listing() if found else _error(404, f"no case {tenancy_case_id}")
+
+    @app.get("/api/v1/changes")
+    def changes(
+        since: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """Status changes numbered from 1, those after ``since`` in order; ``last`` is the newest number."""
+        with store.lock:
+            return {"changes": store.changes[since:since + limit], "last": len(store.changes)}
+
+    @app.post("/_sim/cases/{tenancy_case_id}/status", response_model=None)
+    def set_status(tenancy_case_id: str, change: StatusChange) -> dict[str, Any] | JSONResponse:
+        """Simulator control: the housing office changes a filed case's status (closed, moved_out...)."""
+        with store.lock:
+            found = by_tenancy_id(tenancy_case_id)
+            if found is None:
+                return _error(404, f"no case {tenancy_case_id}")
+            found.status = change.status
+            entry = {
+                "seq": len(store.changes) + 1, "tenancy_case_id": tenancy_case_id,
+                "case_ref": found.body["case_ref"], "idempotency_key": found.idempotency_key,
+                "status": change.status, "note": change.note,
+                "changed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            }
+            store.changes.append(entry)
+            return entry
 
     @app.post("/_sim/faults")
     def set_faults(settings: FaultSettings) -> dict[str, float]:

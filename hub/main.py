@@ -59,6 +59,7 @@ class Pipeline:
         self._thread.join(30)
 
     def _run(self) -> None:
+        from hub.tenancy.changes import apply_tenancy_changes
         from hub.tenancy.client import TenancyClient
         from hub.tenancy.outbox import deliver_pending
 
@@ -77,6 +78,7 @@ class Pipeline:
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
                     result = deliver_pending(conn, client=client)
+                    apply_tenancy_changes(conn, client=client)  # closed / moved out flow back to cases
                     conn.commit()
                     self.stats.cases_filed += result.sent
                 except psycopg.Error as err:

@@ -74,6 +74,24 @@ class TenancyClient:
             status=resp.status_code, body=body if isinstance(body, dict) else None, text=resp.text[:500]
         )
 
+    def changes(self, *, since: int, limit: int = 100) -> list[dict[str, Any]]:
+        """Status changes numbered after ``since`` (``GET /api/v1/changes``), oldest first; raise
+        ``TenancyUnavailable`` when no usable answer came back."""
+        try:
+            resp = self._http.get("/api/v1/changes", params={"since": since, "limit": limit})
+        except httpx.TransportError as err:
+            raise TenancyUnavailable(f"{type(err).__name__}: {err}") from err
+        if resp.status_code != 200:
+            raise TenancyUnavailable(f"changes feed answered HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            body = resp.json()
+        except ValueError as err:
+            raise TenancyUnavailable(f"changes feed answered no JSON: {resp.text[:200]}") from err
+        changes = body.get("changes") if isinstance(body, dict) else None
+        if not isinstance(changes, list):
+            raise TenancyUnavailable(f"changes feed answered no list of changes: {resp.text[:200]}")
+        return [c for c in changes if isinstance(c, dict)]
+
     def health(self) -> bool:
         """Whether ``GET /health`` answers ok."""
         try:

@@ -105,3 +105,26 @@ def test_concurrent_repeats_file_one_case() -> None:
             cases = http.get("/api/v1/cases").json()["cases"]
     assert sorted(statuses) == [200] * 7 + [201]
     assert len(cases) == 1 and cases[0]["deliveries"] == 8
+
+
+def test_status_changes_are_readable_per_case_and_as_a_numbered_feed() -> None:
+    with served(create_app()) as url:
+        for n in (1, 2):
+            r = httpx.post(f"{url}/api/v1/cases", json=_body(case_ref=f"ANJU-{n}"),
+                           headers={"Idempotency-Key": f"anju-case-{n}"})
+            assert r.status_code == 201
+        assert httpx.get(f"{url}/api/v1/cases/TC-000001").json()["status"] == "filed"
+        assert httpx.get(f"{url}/api/v1/changes").json() == {"changes": [], "last": 0}
+        moved = httpx.post(f"{url}/_sim/cases/TC-000002/status", json={"status": "moved_out"})
+        assert moved.status_code == 200
+        assert httpx.post(f"{url}/_sim/cases/TC-000001/status", json={"status": "closed"}).status_code == 200
+        assert httpx.post(f"{url}/_sim/cases/TC-000009/status", json={"status": "closed"}).status_code == 404
+        assert httpx.post(f"{url}/_sim/cases/TC-000001/status", json={"status": "gone"}).status_code == 422
+        assert httpx.get(f"{url}/api/v1/cases/TC-000002").json()["status"] == "moved_out"
+        assert httpx.get(f"{url}/api/v1/cases/TC-000009").status_code == 404
+        feed = httpx.get(f"{url}/api/v1/changes", params={"since": 0}).json()
+        assert feed["last"] == 2
+        assert [(c["seq"], c["idempotency_key"], c["status"]) for c in feed["changes"]] == [
+            (1, "anju-case-2", "moved_out"), (2, "anju-case-1", "closed")]
+        after = httpx.get(f"{url}/api/v1/changes", params={"since": 1}).json()["changes"]
+        assert [c["seq"] for c in after] == [2]

@@ -1,0 +1,118 @@
+"""Status changes in the tenancy system flow back: poll its changes feed and apply each to the case.
+
+A case the tenancy system reports ``closed`` or ``moved_out`` (the household moved out) is closed here,
+audited as ``system:tenancy``. Other statuses are recorded on the case's trail without a transition.
+The feed's position is stored in ``tenancy_feed`` and moves in the same transaction as the case
+changes, so each change is applied exactly once however often the hub polls or restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from hub.cases.audit import record_audit
+from hub.tenancy.client import TenancyClient, TenancyUnavailable
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:tenancy"
+FEED = "changes"
+CLOSING_STATUSES = frozenset({"closed", "moved_out"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesResult:
+    """What one poll of the changes feed did."""
+
+    seen: int = 0
+    closed: int = 0
+    noted: int = 0
+    unknown: int = 0
+    last_seq: int = 0
+    error: str | None = None
+
+
+def apply_tenancy_changes(
+    conn: psycopg.Connection[Any], *, client: TenancyClient, limit: int = 100, max_pages: int = 10,
+) -> ChangesResult:
+    """Fetch the changes after the stored position and apply them, a page per transaction.
+
+    The HTTP call is made before the transaction opens, so the audit chain's lock never waits on the
+    tenancy system. An unreachable feed is logged and reported in the result, not raised: the next
+    poll resumes from the same position."""
+    seen = closed = noted = unknown = 0
+    last = _position(conn)
+    for _ in range(max_pages):
+        try:
+            page = client.changes(since=last, limit=limit)
+        except TenancyUnavailable as err:
+            log.warning("tenancy changes feed unavailable, will retry: %s", err)
+            return ChangesResult(seen, closed, noted, unknown, last, str(err))
+        fresh = [c for c in page if isinstance(c.get("seq"), int) and c["seq"] > last]
+        if not fresh:
+            break
+        with conn.transaction():
+            # Lock the position: two hubs polling at once apply each change once (the second waits,
+            # then sees the moved position and skips what the first applied).
+            stored = conn.execute(
+                "SELECT last_seq FROM tenancy_feed WHERE feed = %s FOR UPDATE", (FEED,)
+            ).fetchone()
+            start = int(stored[0]) if stored else 0
+            for change in sorted(fresh, key=lambda c: int(c["seq"])):
+                if change["seq"] <= start:
+                    continue
+                outcome = _apply(conn, change)
+                seen += 1
+                closed += outcome == "closed"
+                noted += outcome == "noted"
+                unknown += outcome == "unknown"
+                start = int(change["seq"])
+            conn.execute(
+                "INSERT INTO tenancy_feed (feed, last_seq) VALUES (%s, %s) ON CONFLICT (feed)"
+                " DO UPDATE SET last_seq = excluded.last_seq, updated_at = now()",
+                (FEED, start),
+            )
+        last = start
+        if len(page) < limit:
+            break
+    return ChangesResult(seen, closed, noted, unknown, last)
+
+
+def _position(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT last_seq FROM tenancy_feed WHERE feed = %s", (FEED,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _apply(conn: psycopg.Connection[Any], change: dict[str, Any]) -> str:
+    """Apply one change in the caller's transaction: ``closed``, ``noted``, ``unknown`` or ``unchanged``."""
+    key = change.get("idempotency_key")
+    row = conn.execute(
+        "SELECT c.id, c.status FROM tenancy_outbox o JOIN cases c ON c.id = o.case_id"
+        " WHERE o.idempotency_key = %s FOR UPDATE OF c", (key,),
+    ).fetchone()
+    if row is None:
+        log.warning("tenancy change %s names no case of ours (key %r)", change.get("seq"), key)
+        return "unknown"
+    case_id, status = int(row[0]), str(row[1])
+    tenancy_status = str(change.get("status"))
+    detail = {"tenancy_status": tenancy_status, "tenancy_case_id": change.get("tenancy_case_id"),
+              "change_seq": change["seq"], "changed_at": change.get("changed_at")}
+    if change.get("note"):
+        detail["note"] = str(change["note"])[:500]
+    if tenancy_status in CLOSING_STATUSES and status != "closed":
+        conn.execute(
+            "UPDATE cases SET status = 'closed', closed_at = now(), updated_at = now() WHERE id = %s",
+            (case_id,),
+        )
+        record_audit(conn, actor=ACTOR, action="case.close", object_type="case", object_id=case_id,
+                     detail={"from": status, "to": "closed", **detail})
+        return "closed"
+    if tenancy_status in CLOSING_STATUSES:
+        return "unchanged"
+    record_audit(conn, actor=ACTOR, action="case.tenancy_status", object_type="case", object_id=case_id,
+                 detail=detail)
+    return "noted"

@@ -1,0 +1,84 @@
+"""Status changes in the tenancy system (closed, household moved out) flow back to the hub's cases."""
+
+from __future__ import annotations
+
+import httpx
+import psycopg
+import pytest
+
+from hub.audit.store import verify
+from hub.tenancy.changes import apply_tenancy_changes
+from hub.tenancy.client import TenancyClient
+from hub.tenancy.outbox import deliver_pending
+from tests.hub.test_tenancy import conn, stand_in  # noqa: F401  (fixtures)
+from tests.services import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def set_status(url: str, tenancy_case_id: str, status: str) -> None:
+    r = httpx.post(f"{url}/_sim/cases/{tenancy_case_id}/status", json={"status": status, "note": "by office"})
+    assert r.status_code == 200, r.text
+
+
+def tenancy_rows(conn: psycopg.Connection) -> list[tuple[str, str, str]]:  # noqa: F811
+    return [(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT object_id, action, detail->>'tenancy_status' FROM audit_log"
+        " WHERE actor = 'system:tenancy' AND action <> 'case.filed' ORDER BY seq").fetchall()]
+
+
+def test_closed_and_moved_out_close_the_case_once_audited_as_the_tenancy_system(
+    conn: psycopg.Connection, stand_in: str  # noqa: F811
+) -> None:
+    with TenancyClient(stand_in, None, 5.0) as client:
+        assert deliver_pending(conn, client=client).sent == 2
+        conn.commit()
+        remote = {c["idempotency_key"]: c["tenancy_case_id"]
+                  for c in httpx.get(f"{stand_in}/api/v1/cases").json()["cases"]}
+        ours = {key: case_id for key, case_id in conn.execute(
+            "SELECT idempotency_key, case_id FROM tenancy_outbox").fetchall()}
+        (key_a, tc_a), (key_b, tc_b) = sorted(remote.items())
+        case_a, case_b = str(ours[key_a]), str(ours[key_b])
+
+        assert apply_tenancy_changes(conn, client=client).seen == 0  # nothing changed there yet
+        set_status(stand_in, tc_a, "closed")
+        set_status(stand_in, tc_b, "under_review")
+        set_status(stand_in, tc_b, "moved_out")
+        result = apply_tenancy_changes(conn, client=client, limit=2)  # two pages
+        conn.commit()
+        assert (result.seen, result.closed, result.noted, result.unknown, result.last_seq) == (3, 2, 1, 0, 3)
+        assert result.error is None
+        assert conn.execute("SELECT status, closed_at IS NOT NULL FROM cases ORDER BY id").fetchall() == [
+            ("closed", True), ("closed", True)]
+        assert tenancy_rows(conn) == [(case_a, "case.close", "closed"),
+                                      (case_b, "case.tenancy_status", "under_review"),
+                                      (case_b, "case.close", "moved_out")]
+
+        # Polling again applies nothing twice; a repeated "closed" on a closed case adds no row.
+        assert apply_tenancy_changes(conn, client=client).seen == 0
+        set_status(stand_in, tc_a, "closed")
+        again = apply_tenancy_changes(conn, client=client)
+        conn.commit()
+        assert (again.seen, again.closed, again.last_seq) == (1, 0, 4)
+        assert len(tenancy_rows(conn)) == 3
+
+        # A case the hub never filed is skipped (and logged), and the feed moves on past it.
+        r = httpx.post(f"{stand_in}/api/v1/cases", headers={"Idempotency-Key": "someone-else-1"}, json={
+            "case_ref": "X-1", "unit_id": "E09-1-0101", "estate_id": "E09", "kind": "vacancy",
+            "opened_at": "2026-04-10T09:00:00+08:00", "summary": "", "reasons": [],
+            "evidence_sha256": "c" * 64})
+        set_status(stand_in, r.json()["tenancy_case_id"], "closed")
+        stray = apply_tenancy_changes(conn, client=client)
+        conn.commit()
+        assert (stray.seen, stray.unknown, stray.last_seq) == (1, 1, 5)
+
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        assert verify(conn).ok
+
+
+def test_unreachable_feed_is_reported_and_resumed_later(conn: psycopg.Connection) -> None:  # noqa: F811
+    with TenancyClient(f"http://127.0.0.1:{free_port()}", None, 0.5) as client:
+        result = apply_tenancy_changes(conn, client=client)
+    assert result.error is not None and result.seen == 0 and result.last_seq == 0
+    assert conn.execute("SELECT last_seq FROM tenancy_feed").fetchall() == [(0,)]
