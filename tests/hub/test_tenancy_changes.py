@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import psycopg
 import pytest
@@ -82,3 +84,32 @@ def test_unreachable_feed_is_reported_and_resumed_later(conn: psycopg.Connection
         result = apply_tenancy_changes(conn, client=client)
     assert result.error is not None and result.seen == 0 and result.last_seq == 0
     assert conn.execute("SELECT last_seq FROM tenancy_feed").fetchall() == [(0,)]
+
+
+def test_hub_pipeline_files_then_closes_from_the_feed(
+    conn: psycopg.Connection, stand_in: str, database_url: str  # noqa: F811
+) -> None:
+    from hub.main import Pipeline
+    from hub.settings import HubSettings
+
+    settings = HubSettings(tenancy_url=stand_in, detect_interval_s=3600, filing_interval_s=0.05)
+    pipeline = Pipeline(database_url=database_url, settings=settings)
+    pipeline.start()
+    try:
+        for _ in range(200):
+            if len(httpx.get(f"{stand_in}/api/v1/cases").json()["cases"]) == 2:
+                break
+            threading.Event().wait(0.05)
+        for c in httpx.get(f"{stand_in}/api/v1/cases").json()["cases"]:
+            set_status(stand_in, c["tenancy_case_id"], "moved_out")
+        for _ in range(200):
+            conn.rollback()
+            if conn.execute("SELECT count(*) FROM cases WHERE status = 'closed'").fetchone() == (2,):
+                break
+            threading.Event().wait(0.05)
+    finally:
+        pipeline.stop()
+    conn.rollback()
+    assert conn.execute("SELECT count(*) FROM cases WHERE status = 'closed'").fetchone() == (2,)
+    assert [r[1] for r in tenancy_rows(conn)] == ["case.close", "case.close"]
+    assert pipeline.stats.errors == []
