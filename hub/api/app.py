@@ -50,6 +50,13 @@ async def _database_unavailable(_request: Request, exc: Exception) -> JSONRespon
     return JSONResponse({"detail": "database unavailable"}, status_code=503)
 
 
+async def _bad_value(_request: Request, exc: Exception) -> JSONResponse:
+    """Answer 422 when a value from the request cannot go into SQL at all (a NUL byte in a text
+    parameter, say): PostgreSQL's data exceptions (SQLSTATE class 22) are about the value, not the server."""
+    log.warning("request value refused by the database: %s", exc)
+    return JSONResponse({"detail": f"invalid value: {exc}"}, status_code=422)
+
+
 def create_app(
     *,
     database_url: str,
@@ -87,6 +94,7 @@ def create_app(
     app.state.pool_timeout_s = pool_timeout_s
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(psycopg.DataError, _bad_value)
     app.include_router(views.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

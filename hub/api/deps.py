@@ -89,6 +89,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
 
 AuditReader = Annotated[Principal, Depends(require_roles(Role.AUDITOR, Role.ADMIN))]
 Overseer = Annotated[Principal, Depends(require_roles(Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN))]
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
 
 async def form_fields(request: Request) -> dict[str, str]:

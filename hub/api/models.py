@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# An estate id as a person's scope names it, e.g. E01.
+Estate_ = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class Reason(BaseModel):
@@ -294,3 +297,28 @@ class DismissRequest(BaseModel):
 
     reason: str = Field(min_length=1, max_length=32)
     note: str = Field("", max_length=2000)
+
+
+class UserInfo(BaseModel):
+    """A person who may sign in: role, estates, whether the account is active (never the password)."""
+
+    name: str
+    role: str
+    estates: list[str]
+    active: bool
+    created_at: datetime
+
+
+class NewUser(BaseModel):
+    """Add a person (admin): inspectors and supervisors need at least one estate."""
+
+    name: str = Field(min_length=1, max_length=64)
+    role: str = Field(min_length=1, max_length=16, description="inspector | supervisor | auditor | admin")
+    password: str = Field(min_length=8, max_length=256)
+    estates: list[Estate_] = Field(default_factory=list, max_length=200)
+
+
+class EstatesRequest(BaseModel):
+    """The estates a person may see from now on, replacing the previous list (admin)."""
+
+    estates: list[Estate_] = Field(max_length=200)

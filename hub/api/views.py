@@ -18,6 +18,7 @@ from psycopg_pool import PoolTimeout
 from hub.api import queries
 from hub.api.deps import (
     SESSION_COOKIE,
+    Admin,
     AuditReader,
     CurrentUser,
     DbConn,
@@ -36,18 +37,22 @@ from hub.api.models import (
     CasePage,
     CaseWithTrail,
     DismissRequest,
+    EstatesRequest,
     Health,
     LoginAnswer,
     LoginRequest,
     Me,
+    NewUser,
     NoteRequest,
     Stats,
     UnitDetail,
     UnitTrail,
+    UserInfo,
     VisitRequest,
 )
+from hub.auth.errors import InvalidUser, UnknownUser, UserExists
 from hub.auth.models import Principal
-from hub.auth.service import authenticate, close_session, open_session
+from hub.auth.service import add_user, authenticate, close_session, list_users, open_session, set_estates
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
 from hub.cases.states import Action
 
@@ -277,3 +282,48 @@ def audit_verify(conn: DbConn, principal: AuditReader) -> AuditCheck:
         result = verify(conn)
     return AuditCheck(ok=result.ok, rows=result.rows, head_seq=result.head_seq, head_mac=result.head_mac,
                       bad_seq=result.bad_seq, problem=result.problem)
+
+
+def _user(conn: psycopg.Connection, name: str) -> UserInfo:
+    found = next((u for u in list_users(conn) if u["name"] == name), None)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"user {name} not found")
+    return UserInfo.model_validate(found)
+
+
+@router.get("/users", response_model=list[UserInfo])
+def users(conn: DbConn, principal: Admin) -> list[UserInfo]:
+    """Every person who may sign in, with role and estates (admin)."""
+    return [UserInfo.model_validate(u) for u in list_users(conn)]
+
+
+@router.post("/users", status_code=201, response_model=UserInfo,
+             responses={409: {"description": "the name is taken"},
+                        422: {"description": "unknown role, or no estate for a scoped role"}})
+def create_user(conn: DbConn, principal: Admin, body: NewUser) -> UserInfo:
+    """Add a person with a role and estates; audited under the admin's name (admin)."""
+    try:
+        with conn.transaction():
+            add_user(conn, name=body.name, role=body.role, password=body.password, estates=body.estates,
+                     actor=principal.actor)
+    except UserExists as err:
+        raise HTTPException(status_code=409, detail=str(err)) from err
+    except InvalidUser as err:
+        raise HTTPException(status_code=422, detail=str(err)) from err
+    return _user(conn, body.name)
+
+
+@router.put("/users/{name}/estates", response_model=UserInfo,
+            responses={404: {"description": "no such user"},
+                       422: {"description": "a scoped role left with no estate"}})
+def put_estates(conn: DbConn, principal: Admin, name: Annotated[str, Path(max_length=64)],
+                body: EstatesRequest) -> UserInfo:
+    """Replace the estates a person may see; audited with the lists before and after (admin)."""
+    try:
+        with conn.transaction():
+            set_estates(conn, name=name, estates=body.estates, actor=principal.actor)
+    except UnknownUser as err:
+        raise HTTPException(status_code=404, detail=str(err)) from err
+    except InvalidUser as err:
+        raise HTTPException(status_code=422, detail=str(err)) from err
+    return _user(conn, name)

@@ -13,3 +13,7 @@ class UserExists(AuthError):
 
 class InvalidUser(AuthError):
     """A user definition that cannot be stored (unknown role, estate missing for a scoped role)."""
+
+
+class UnknownUser(AuthError):
+    """No user of that name."""

@@ -12,7 +12,7 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from hub.auth.errors import InvalidUser, UserExists
+from hub.auth.errors import InvalidUser, UnknownUser, UserExists
 from hub.auth.models import SCOPED_ROLES, Principal, Role
 from hub.cases.audit import record_audit
 
@@ -122,3 +122,34 @@ def inspectors_for(conn: psycopg.Connection[Any], *, estate_id: str) -> list[str
         (estate_id,),
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def list_users(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every user with role, estates, active flag and creation time, by name (never the hash)."""
+    rows = conn.execute(
+        "SELECT u.name, u.role, u.active, u.created_at,"
+        " coalesce(array_agg(e.estate_id ORDER BY e.estate_id) FILTER (WHERE e.estate_id IS NOT NULL), '{}')"
+        " FROM users u LEFT JOIN user_estates e ON e.user_id = u.id"
+        " GROUP BY u.id ORDER BY u.name"
+    ).fetchall()
+    return [{"name": r[0], "role": r[1], "active": r[2], "created_at": r[3], "estates": list(r[4])}
+            for r in rows]
+
+
+def set_estates(conn: psycopg.Connection[Any], *, name: str, estates: Iterable[str], actor: str) -> None:
+    """Replace a user's estates; audited with the lists before and after. Raise ``UnknownUser`` or
+    ``InvalidUser`` (an inspector or supervisor left with no estate)."""
+    row = conn.execute("SELECT id, role FROM users WHERE name = %s FOR UPDATE", (name,)).fetchone()
+    if row is None:
+        raise UnknownUser(f"no user {name!r}")
+    user_id, role = int(row[0]), Role(row[1])
+    wanted = sorted({e.strip() for e in estates if e.strip()})
+    if role in SCOPED_ROLES and not wanted:
+        raise InvalidUser(f"a {role.value} needs at least one estate")
+    before = [r[0] for r in conn.execute(
+        "SELECT estate_id FROM user_estates WHERE user_id = %s ORDER BY estate_id", (user_id,)).fetchall()]
+    conn.execute("DELETE FROM user_estates WHERE user_id = %s", (user_id,))
+    for estate in wanted:
+        conn.execute("INSERT INTO user_estates (user_id, estate_id) VALUES (%s, %s)", (user_id, estate))
+    record_audit(conn, actor=actor, action="user.estates", object_type="user", object_id=name,
+                 detail={"from": before, "to": wanted})

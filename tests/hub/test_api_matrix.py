@@ -84,6 +84,7 @@ def cells(ids: dict[str, int]) -> list[Cell]:
     managers = {"supervisor", "admin"}
     overseers = {"supervisor", "auditor", "admin"}
     auditors = {"auditor", "admin"}
+    admins = {"admin"}
     out = [
         Cell("GET", "/api/health", "/api/health", None, "-", api(None, public=True)),
         Cell("POST", "/api/auth/login", "/api/auth/login", {"name": "nobody", "password": "wrong-password"},
@@ -95,6 +96,14 @@ def cells(ids: dict[str, int]) -> list[Cell]:
         Cell("GET", "/api/agents", "/api/agents", None, "-", api(all_roles)),
         Cell("GET", "/api/audit", "/api/audit", None, "-", api(auditors)),
         Cell("GET", "/api/audit/verify", "/api/audit/verify", None, "-", api(auditors)),
+        Cell("GET", "/api/users", "/api/users", None, "-", api(admins)),
+        # Only the admin's request goes through: it adds this user once and sets insp1b's estates to
+        # what they were, so the rest of the matrix sees the same people.
+        Cell("POST", "/api/users", "/api/users",
+             {"name": "matrix-user", "role": "inspector", "password": "long enough", "estates": ["E01"]},
+             "-", api(admins, ok=201)),
+        Cell("PUT", "/api/users/{name}/estates", "/api/users/insp1b/estates", {"estates": ["E01"]}, "-",
+             api(admins)),
         Cell("GET", "/", "/", None, "-", page()),
         Cell("GET", "/login", "/login", None, "-", lambda role: 200),
         Cell("GET", "/audit", "/audit", None, "-", page(auditors)),
