@@ -32,9 +32,11 @@ def current_key() -> bytes:
 
 def append(
     conn: psycopg.Connection[Any], *, actor: str, action: str, object_type: str, object_id: str,
-    detail: dict[str, Any], key: bytes | None = None,
+    detail: dict[str, Any], key: bytes | None = None, ts: datetime | None = None,
 ) -> int:
-    """Append one row in the caller's transaction, chained to the last one; return its sequence number."""
+    """Append one row in the caller's transaction, chained to the last one; return its sequence number.
+
+    ``ts``: when the action happened, if earlier than now (rows written late by ``deferred_audit``)."""
     key = key if key is not None else current_key()
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
     last = conn.execute("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
@@ -42,7 +44,7 @@ def append(
     prev = (last[1] or GENESIS) if last else GENESIS
     normal = conn.execute("SELECT %s::jsonb::text", (Jsonb(detail),)).fetchone()
     assert normal is not None
-    row = AuditRow(seq=seq, ts=datetime.now(UTC), actor=actor, action=action, object_type=object_type,
+    row = AuditRow(seq=seq, ts=ts or datetime.now(UTC), actor=actor, action=action, object_type=object_type,
                    object_id=object_id, detail_json=str(normal[0]))
     conn.execute(
         "INSERT INTO audit_log (seq, ts, actor, action, object_type, object_id, detail, mac)"

@@ -12,7 +12,7 @@ from anju.cli import main as anju
 from hub.audit.errors import AuditKeyError
 from hub.audit.keys import AuditSettings, resolve_audit_key
 from hub.audit.store import verify
-from hub.cases.audit import record_audit
+from hub.cases.audit import deferred_audit, record_audit
 from hub.storage import ensure_schema
 
 KEY = "audit-test-key-" + "x" * 40
@@ -156,3 +156,33 @@ def test_key_rules(tmp_path: Any) -> None:
     assert len(first) == 64 and resolve_audit_key(dev) == first  # generated once, then reused
     key_file = tmp_path / "keys" / "audit.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_deferred_rows_leave_the_chain_free_until_the_end_of_the_block(database_url: str) -> None:
+    with psycopg.connect(database_url) as long_run, psycopg.connect(database_url) as person:
+        ensure_schema(long_run)
+        long_run.commit()
+        person.execute("SET lock_timeout = '2s'")
+        with deferred_audit(long_run):
+            for i in range(3):
+                record_audit(long_run, actor="system:detector", action="alert.opened", object_type="alert",
+                             object_id=i)
+            # Mid-run, a person's action appends and commits without waiting for the long transaction.
+            record_audit(person, actor="user:insp1", action="case.confirm", object_type="case", object_id=7)
+            person.commit()
+        long_run.commit()
+        rows = long_run.execute("SELECT seq, actor, ts FROM audit_log ORDER BY seq").fetchall()
+        assert [(r[0], r[1]) for r in rows] == [
+            (1, "user:insp1"), (2, "system:detector"), (3, "system:detector"), (4, "system:detector")]
+        assert rows[1][2] < rows[0][2]  # the held rows keep the time of their action
+
+        # A block that raises writes nothing.
+        with pytest.raises(RuntimeError), deferred_audit(long_run):
+            record_audit(long_run, actor="system:detector", action="alert.opened", object_type="alert",
+                         object_id=99)
+            raise RuntimeError("detection failed")
+        long_run.commit()
+        with long_run.transaction():
+            long_run.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            result = verify(long_run)
+        assert result.ok and result.rows == 4
