@@ -11,14 +11,25 @@ from collections import defaultdict
 
 from anju_wire.payloads import DeviceAvailability
 from edge_agent.errors import EdgeAgentError
-from edge_agent.gates import GateSubscriber
+from edge_agent.gate_http import HttpGateListener
+from edge_agent.gates import GateIntake, GateSubscriber
 from edge_agent.metrics import AgentMetrics, MetricsServer
 from edge_agent.modbus import ModbusEndpointPoller
+from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
 from edge_agent.publisher import Publisher
-from edge_agent.site import MeterConfig, SiteConfig, load_site
+from edge_agent.site import GateConfig, MeterConfig, SiteConfig, load_site
 
 log = logging.getLogger(__name__)
+
+
+def build_gate_listeners(config: SiteConfig, intake: GateIntake) -> list[HttpGateListener]:
+    """One HTTP listener per listen address of the site's ``source: http`` gates."""
+    by_address: dict[tuple[str, int], list[GateConfig]] = defaultdict(list)
+    for g in config.gates:
+        if g.source == "http":
+            by_address[g.listener].append(g)
+    return [HttpGateListener(host=h, port=p, gates=gs, intake=intake) for (h, p), gs in by_address.items()]
 
 
 def build_pollers(config: SiteConfig, outbox: Outbox) -> list[ModbusEndpointPoller]:
@@ -26,7 +37,8 @@ def build_pollers(config: SiteConfig, outbox: Outbox) -> list[ModbusEndpointPoll
     clock = config.make_clock()
     by_endpoint: dict[tuple[str, ...], list[MeterConfig]] = defaultdict(list)
     for m in config.meters:
-        by_endpoint[m.endpoint].append(m)
+        if m.transport != "mqtt":
+            by_endpoint[m.endpoint].append(m)
     return [ModbusEndpointPoller(meters=ms, clock=clock, outbox=outbox) for ms in by_endpoint.values()]
 
 
@@ -51,12 +63,22 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
     metrics_server: MetricsServer | None = None
     try:
         pollers = [] if drain else build_pollers(config, outbox)
-        metrics = AgentMetrics(agent_id=config.agent_id, outbox=outbox, pollers=pollers)
+        reporting = [m for m in config.meters if m.transport == "mqtt"]
+        mqtt_meters = None
+        if reporting and not drain:
+            mqtt_meters = MqttMeterSource(
+                url=config.gates_mqtt_url, agent_id=config.agent_id, meters=reporting,
+                clock=config.make_clock(), outbox=outbox,
+            )  # fmt: skip
+        metrics = AgentMetrics(
+            agent_id=config.agent_id, outbox=outbox, pollers=pollers, mqtt_meters=mqtt_meters
+        )
         if config.metrics is not None and not drain:
             metrics_server = MetricsServer(metrics, host=config.metrics.host, port=config.metrics.port)
 
         def devices() -> list[DeviceAvailability]:
-            return [d for p in pollers for d in p.availability()]
+            polled = [d for p in pollers for d in p.availability()]
+            return polled + (mqtt_meters.availability() if mqtt_meters is not None else [])
 
         publisher = Publisher(
             url=config.mqtt_url,
@@ -69,7 +91,7 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
         )
         metrics.publisher = publisher
         log.info(
-            "agent %s for estate %s: %d meters on %d endpoints, %d gates, outbox %s (%d waiting)",
+            "agent %s for estate %s: %d meters (%d polled endpoints), %d gates, outbox %s (%d waiting)",
             config.agent_id, config.estate_id, len(config.meters), len(pollers), len(config.gates),
             outbox.path, outbox.depth(),
         )  # fmt: skip
@@ -80,17 +102,18 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
                 return
             for p in pollers:
                 tg.create_task(p.run(stop), name=f"modbus {p.name}")
-            if config.gates:
+            intake = GateIntake(estate_id=config.estate_id, secret=config.secret_bytes(), outbox=outbox)
+            metrics.gates = intake
+            if any(g.source == "mqtt" for g in config.gates):
                 gates = GateSubscriber(
-                    url=config.gates_mqtt_url,
-                    agent_id=config.agent_id,
-                    estate_id=config.estate_id,
-                    secret=config.secret_bytes(),
-                    gates=config.gates,
-                    outbox=outbox,
+                    url=config.gates_mqtt_url, agent_id=config.agent_id, gates=config.gates, intake=intake
                 )
-                metrics.gates = gates
                 tg.create_task(gates.run(stop), name="gates")
+            for listener in build_gate_listeners(config, intake):
+                listener.bind()  # a taken port fails the start, not a task later
+                tg.create_task(listener.run(stop), name=f"gates http {listener.host}:{listener.port}")
+            if mqtt_meters is not None:
+                tg.create_task(mqtt_meters.run(stop), name="mqtt meters")
     finally:
         if metrics_server is not None:
             metrics_server.close()

@@ -1,15 +1,19 @@
-"""Face-gate adapter: the vendor's JSON events on the estate broker become pseudonymised access records.
+"""Face-gate adapter: the vendor's JSON events become pseudonymised access records.
 
-``parse_gate_event`` is pure. ``GateSubscriber`` stores every accepted event in the outbox from inside
-paho's message callback, so the estate broker gets its PUBACK only after the event is durable; malformed
-payloads are kept, raw, in the outbox's ``rejected`` table with the reason, and counted.
+``parse_gate_event`` and ``unwrap_pushed_event`` are pure. ``GateIntake`` stores what any transport
+brings (MQTT here, HTTP push in ``edge_agent.gate_http``). ``GateSubscriber`` stores every accepted
+event in the outbox from inside paho's message callback, so the estate broker gets its PUBACK only
+after the event is durable; malformed payloads are kept, raw, in the outbox's ``rejected`` table with
+the reason, and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import json
 import logging
 from typing import Annotated, Literal
 
@@ -81,6 +85,72 @@ def parse_gate_event(raw: bytes, *, estate_id: str, secret: bytes) -> AccessReco
         raise GateEventError(f"gate event does not make an access event: {_problems(err)}") from err
 
 
+def unwrap_pushed_event(raw: bytes, *, device_id: str, building: str) -> bytes:
+    """The vendor event inside an HTTP push, with the gate's configured id and building where it omits them.
+
+    Accepts the plain vendor event, or a Hikvision ISAPI-style notification whose
+    ``AccessControllerEvent`` object holds the event fields (``employeeNoString`` read as ``employeeNo``)
+    while ``eventType`` and ``dateTime`` sit on the outer object. Anything that is not a JSON object is
+    returned unchanged for ``parse_gate_event`` to reject with its reason.
+    """
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return raw
+    if not isinstance(doc, dict):
+        return raw
+    inner = doc.get("AccessControllerEvent")
+    if isinstance(inner, dict):
+        event = {k: v for k, v in doc.items() if k != "AccessControllerEvent"}
+        event.update(inner)
+        if "employeeNo" not in event and "employeeNoString" in event:
+            event["employeeNo"] = event["employeeNoString"]
+        doc = event
+    doc.setdefault("deviceID", device_id)
+    doc.setdefault("building", building)
+    return json.dumps(doc).encode()
+
+
+class GateIntake:
+    """Where every gate message goes, whatever brought it: the outbox, or the ``rejected`` table.
+
+    Thread-safe (the outbox is); the counters are read by metrics.
+    """
+
+    def __init__(self, *, estate_id: str, secret: bytes, outbox: Outbox) -> None:
+        self._estate_id = estate_id
+        self._secret = secret
+        self._outbox = outbox
+        self.accepted = 0
+        self.rejected = 0
+        self.refused_full = 0
+
+    def take(self, source: str, raw: bytes) -> AccessRecord:
+        """Store one vendor message durably and return its record.
+
+        Raise GateEventError when it is malformed (it is then kept raw in ``rejected`` with the reason),
+        OutboxError when the outbox refuses it.
+        """
+        try:
+            record = parse_gate_event(raw, estate_id=self._estate_id, secret=self._secret)
+        except GateEventError as err:
+            self.rejected += 1
+            log.warning("rejected gate message from %s: %s", source, err)
+            try:
+                self._outbox.reject(source=source, payload=raw, reason=str(err))
+            except OutboxError as store_err:
+                log.error("rejected gate message from %s not kept: %s", source, store_err)
+            raise
+        try:
+            self._outbox.put(RecordKind.ACCESS, record.to_json())
+        except OutboxError as err:
+            self.refused_full += 1
+            log.error("access event %s not stored: %s", record.event_id, err)
+            raise
+        self.accepted += 1
+        return record
+
+
 class GateSubscriber:
     """Subscribes to the gates' vendor topics on the estate broker and feeds the outbox."""
 
@@ -89,18 +159,11 @@ class GateSubscriber:
         *,
         url: str,
         agent_id: str,
-        estate_id: str,
-        secret: bytes,
         gates: list[GateConfig],
-        outbox: Outbox,
+        intake: GateIntake,
     ) -> None:
-        self._estate_id = estate_id
-        self._secret = secret
-        self._gates = {g.topic: g for g in gates}
-        self._outbox = outbox
-        self.accepted = 0
-        self.rejected = 0
-        self.refused_full = 0
+        self._topics = [g.topic for g in gates if g.topic is not None]
+        self.intake = intake
         self.link = MqttLink(
             url=url,
             client_id=f"{agent_id}-gates",
@@ -114,25 +177,11 @@ class GateSubscriber:
         await self.link.run(stop)
 
     def _subscribe(self) -> None:
-        for topic in self._gates:
+        for topic in self._topics:
             self.link.client.subscribe(topic, qos=1)
 
     def handle(self, topic: str, raw: bytes) -> None:
         """Store one vendor message: as an access record, or raw in ``rejected`` with the reason."""
-        try:
-            record = parse_gate_event(raw, estate_id=self._estate_id, secret=self._secret)
-        except GateEventError as err:
-            self.rejected += 1
-            log.warning("rejected gate message on %s: %s", topic, err)
-            try:
-                self._outbox.reject(source=f"gate:{topic}", payload=raw, reason=str(err))
-            except OutboxError as store_err:
-                log.error("rejected gate message on %s not kept: %s", topic, store_err)
-            return
-        try:
-            self._outbox.put(RecordKind.ACCESS, record.to_json())
-        except OutboxError as err:
-            self.refused_full += 1
-            log.error("access event %s not stored: %s", record.event_id, err)
-            return
-        self.accepted += 1
+        # the broker gets its PUBACK when this returns: the message is stored (or refused loudly) by then
+        with contextlib.suppress(GateEventError, OutboxError):  # logged and counted by the intake
+            self.intake.take(f"gate:{topic}", raw)

@@ -1,7 +1,8 @@
 """Prometheus metrics of one edge agent, read from the live counters at scrape time.
 
 Nothing on the polling or publishing path touches Prometheus: the collector reads the pollers',
-the publisher's, the gate subscriber's and the outbox's own counters when ``/metrics`` is scraped.
+the MQTT meters', the publisher's, the gate intake's and the outbox's own counters when ``/metrics``
+is scraped.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edge_agent.errors import MetricsError, OutboxError
-from edge_agent.gates import GateSubscriber
+from edge_agent.gates import GateIntake
 from edge_agent.modbus import ModbusEndpointPoller
+from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
 from edge_agent.publisher import Publisher
 
@@ -33,7 +35,8 @@ class AgentMetrics(Collector):
     outbox: Outbox
     pollers: list[ModbusEndpointPoller] = field(default_factory=list)
     publisher: Publisher | None = None
-    gates: GateSubscriber | None = None
+    gates: GateIntake | None = None
+    mqtt_meters: MqttMeterSource | None = None
 
     def collect(self) -> Iterator[Metric]:
         """Every metric as it stands now."""
@@ -53,16 +56,46 @@ class AgentMetrics(Collector):
             "anju_edge_endpoint_errors", "Failed polls per Modbus endpoint by cause",
             labels=["endpoint", "cause"],
         )  # fmt: skip
+        counter_events = CounterMetricFamily(
+            "anju_edge_counter_events", "Readings whose total fell below the last one, by flag",
+            labels=["device", "event"],
+        )  # fmt: skip
         for p in self.pollers:
             for s in p.meters:
                 polls.add_metric([s.config.device], s.polls)
                 errors.add_metric([s.config.device], s.failures)
                 if s.available is not None:
                     available.add_metric([s.config.device], 1.0 if s.available else 0.0)
+                counter_events.add_metric([s.config.device, "rollover"], s.rollovers)
+                counter_events.add_metric([s.config.device, "replaced"], s.replacements)
             kinds.add_metric([p.name, "transport"], p.stats.transport_errors)
             kinds.add_metric([p.name, "exception_response"], p.stats.device_errors)
             kinds.add_metric([p.name, "decode"], p.stats.decode_errors)
-        return [polls, errors, available, kinds]
+        out: list[Metric] = [polls, errors, available, kinds, counter_events]
+        if self.mqtt_meters is not None:
+            src = self.mqtt_meters
+            messages = CounterMetricFamily(
+                "anju_edge_meter_messages", "Readings stored from a self-reporting (MQTT) meter",
+                labels=["device"],
+            )  # fmt: skip
+            silent = CounterMetricFamily(
+                "anju_edge_meter_silent_intervals",
+                "Expected intervals an MQTT meter let pass in silence (each an unavailable reading)",
+                labels=["device"],
+            )
+            for m in src.meters:
+                messages.add_metric([m.config.device], m.messages)
+                silent.add_metric([m.config.device], m.silent_intervals)
+                if m.available is not None:
+                    available.add_metric([m.config.device], 1.0 if m.available else 0.0)
+                counter_events.add_metric([m.config.device, "rollover"], m.rollovers)
+                counter_events.add_metric([m.config.device, "replaced"], m.replacements)
+            rejected = CounterMetricFamily(
+                "anju_edge_meter_messages_rejected", "MQTT meter messages that did not decode",
+                value=src.stats.rejected,
+            )  # fmt: skip
+            out += [messages, silent, rejected]
+        return out
 
     def _outbox(self) -> Iterable[Metric]:
         try:
@@ -73,6 +106,7 @@ class AgentMetrics(Collector):
             return []
         refused = sum(p.stats.refused_full for p in self.pollers)
         refused += self.gates.refused_full if self.gates is not None else 0
+        refused += self.mqtt_meters.stats.refused_full if self.mqtt_meters is not None else 0
         return [
             GaugeMetricFamily("anju_edge_outbox_depth", "Records waiting for the hub's ack", value=depth),
             GaugeMetricFamily("anju_edge_outbox_capacity", "Records the outbox holds at most",

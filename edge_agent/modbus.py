@@ -48,6 +48,8 @@ class MeterState:
     last_problem: str | None = None
     polls: int = 0
     failures: int = 0
+    rollovers: int = 0
+    replacements: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +217,10 @@ class ModbusEndpointPoller:
         )
         if event == "rollover":
             self.stats.rollovers += 1
+            state.rollovers += 1
         elif event == "replaced":
             self.stats.replacements += 1
+            state.replacements += 1
         return reading_record(
             unit_id=cfg.unit_id, meter=cfg.meter, device=cfg.device, ts=ts, value=outcome.value, event=event
         )

@@ -23,6 +23,7 @@ from anju_wire import AcceleratedClock, Clock, WallClock
 from anju_wire.payloads import MAX_BATCH, Ident, MeterKind
 from anju_wire.topics import check_id
 from edge_agent.errors import RegisterMapError, SiteConfigError
+from edge_agent.meter_payloads import PayloadMap, load_payload_map
 from edge_agent.registers import RegisterMap, load_map
 
 MQTT_URL_ENV = "ANJU_MQTT_URL"
@@ -68,15 +69,17 @@ class MetricsSettings(_Section):
 
 
 class MeterConfig(_Section):
-    """One meter of one unit, reached over Modbus TCP (``host``) or Modbus RTU on a serial line.
+    """One meter of one unit: polled over Modbus TCP (``host``) or RTU (a serial line), or reporting on MQTT.
 
     RTU meters sharing one ``serial_port`` are one RS-485 bus: they are polled one at a time, staggered
-    over the interval, and must agree on the line settings.
+    over the interval, and must agree on the line settings. An ``mqtt`` meter publishes on its own to
+    ``topic`` on the estate broker, in the layout of ``payload_map``; ``poll_interval_s`` is then its
+    expected reporting interval, and ``silence_intervals`` of them without a message make it unavailable.
     """
 
     unit_id: Ident
     meter: MeterKind
-    transport: Literal["tcp", "rtu"] = "tcp"
+    transport: Literal["tcp", "rtu", "mqtt"] = "tcp"
     host: Annotated[str, Field(min_length=1)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 502
     serial_port: Annotated[str, Field(min_length=1, max_length=150, pattern=r"^[^\x00\s]+$")] | None = None
@@ -85,12 +88,28 @@ class MeterConfig(_Section):
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
     device_id: Annotated[int, Field(ge=0, le=255)] = 1
-    register_map: str
+    register_map: str | None = None
+    topic: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    payload_map: str | None = None
+    payload_device: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    silence_intervals: Annotated[float, Field(ge=1)] = 3.0
     poll_interval_s: Annotated[float, Field(gt=0)] = 3600.0
     timeout_s: Annotated[float, Field(gt=0)] = 3.0
 
     @model_validator(mode="after")
     def _transport_fields(self) -> Self:
+        if self.transport == "mqtt":
+            if self.topic is None or self.payload_map is None:
+                raise ValueError("an mqtt meter needs topic and payload_map")
+            if any(c in self.topic for c in "+#\x00"):
+                raise ValueError("an mqtt meter topic must be concrete (no wildcards)")
+            if self.host is not None or self.serial_port is not None or self.register_map is not None:
+                raise ValueError("host, serial_port and register_map are for Modbus meters")
+            return self
+        if self.register_map is None:
+            raise ValueError("a Modbus meter needs register_map")
+        if self.topic is not None or self.payload_map is not None or self.payload_device is not None:
+            raise ValueError("topic, payload_map and payload_device are for transport: mqtt")
         if self.transport == "tcp":
             if self.host is None:
                 raise ValueError("a tcp meter needs host")
@@ -107,7 +126,10 @@ class MeterConfig(_Section):
 
     @property
     def endpoint(self) -> tuple[str, ...]:
-        """What one poller owns: ``("tcp", host, port)`` or ``("rtu", serial_port)``."""
+        """What one poller owns: ``("tcp", host, port)``, ``("rtu", serial_port)`` or ``("mqtt", topic)``."""
+        if self.transport == "mqtt":
+            assert self.topic is not None
+            return ("mqtt", self.topic)
         if self.transport == "rtu":
             assert self.serial_port is not None
             return ("rtu", self.serial_port)
@@ -121,47 +143,102 @@ class MeterConfig(_Section):
 
     @field_validator("register_map")
     @classmethod
-    def _map_exists(cls, name: str) -> str:
-        try:
-            load_map(name)
-        except RegisterMapError as err:
-            raise ValueError(str(err)) from err
+    def _map_exists(cls, name: str | None) -> str | None:
+        if name is not None:
+            try:
+                load_map(name)
+            except RegisterMapError as err:
+                raise ValueError(str(err)) from err
+        return name
+
+    @field_validator("payload_map")
+    @classmethod
+    def _payload_map_exists(cls, name: str | None) -> str | None:
+        if name is not None:
+            try:
+                load_payload_map(name)
+            except RegisterMapError as err:
+                raise ValueError(str(err)) from err
         return name
 
     @model_validator(mode="after")
     def _map_fits_meter(self) -> Self:
-        if self.load_map().meter != self.meter:
+        if self.register_map is not None and self.load_map().meter != self.meter:
             raise ValueError(
                 f"register map {self.register_map!r} is for {self.load_map().meter}, not {self.meter}"
+            )
+        if self.payload_map is not None and self.load_payload_map().meter != self.meter:
+            raise ValueError(
+                f"payload map {self.payload_map!r} is for {self.load_payload_map().meter}, not {self.meter}"
             )
         return self
 
     def load_map(self) -> RegisterMap:
-        """The register map of this meter's model."""
+        """The register map of this Modbus meter's model."""
+        if self.register_map is None:
+            raise RegisterMapError(f"{self.unit_id} {self.meter} is an mqtt meter: it has no register map")
         return load_map(self.register_map)
+
+    def load_payload_map(self) -> PayloadMap:
+        """The payload map of this MQTT meter's message layout."""
+        if self.payload_map is None:
+            raise RegisterMapError(f"{self.unit_id} {self.meter} is a Modbus meter: it has no payload map")
+        return load_payload_map(self.payload_map)
 
     @property
     def device(self) -> str:
-        """The device in readings: ``modbus-tcp://host:port/id`` or ``modbus-rtu:///dev/ttyUSB0/id``."""
+        """The device in readings: ``modbus-tcp://host:port/id``, ``modbus-rtu:///dev/ttyUSB0/id`` or
+        ``mqtt://topic[#payload_device]``."""
+        if self.transport == "mqtt":
+            return f"mqtt://{self.topic}" + (f"#{self.payload_device}" if self.payload_device else "")
         if self.transport == "rtu":
             return f"modbus-rtu://{self.serial_port}/{self.device_id}"
         return f"modbus-tcp://{self.host}:{self.port}/{self.device_id}"
 
 
 class GateConfig(_Section):
-    """One gate (or corridor camera) whose vendor events arrive on the estate broker."""
+    """One gate (or corridor camera): vendor events on the estate broker (``mqtt``) or POSTed (``http``).
+
+    An ``http`` gate is configured on the device as an HTTP event host: it POSTs each event as JSON to
+    ``http://<listen_host>:<listen_port><path>``. Gates sharing host and port share one listener. With
+    ``token_env``, every request must carry ``Authorization: Bearer <token>`` (token from that variable).
+    """
 
     device_id: Ident
     building: Annotated[str, Field(min_length=1, max_length=32)]
-    source: Literal["mqtt"] = "mqtt"
-    topic: Annotated[str, Field(min_length=1)]
+    source: Literal["mqtt", "http"] = "mqtt"
+    topic: Annotated[str, Field(min_length=1)] | None = None
+    listen_host: Annotated[str, Field(min_length=1)] = "0.0.0.0"
+    listen_port: Annotated[int, Field(ge=1, le=65535)] = 8099
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./-]*$", max_length=200)] | None = None
+    token_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    token: SecretStr | None = Field(None, exclude=True)
 
     @field_validator("topic")
     @classmethod
-    def _concrete_topic(cls, topic: str) -> str:
-        if any(c in topic for c in "+#\x00"):
+    def _concrete_topic(cls, topic: str | None) -> str | None:
+        if topic is not None and any(c in topic for c in "+#\x00"):
             raise ValueError("a gate topic must be concrete (no wildcards)")
         return topic
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> Self:
+        if self.source == "mqtt":
+            if self.topic is None:
+                raise ValueError("an mqtt gate needs topic")
+            if self.path is not None or self.token_env is not None:
+                raise ValueError("path and token_env are for source: http")
+        else:
+            if self.path is None:
+                raise ValueError("an http gate needs path (e.g. /gates/E01-G1)")
+            if self.topic is not None:
+                raise ValueError("topic is for source: mqtt")
+        return self
+
+    @property
+    def listener(self) -> tuple[str, int]:
+        """The (host, port) an http gate posts to."""
+        return (self.listen_host, self.listen_port)
 
 
 class SiteConfig(_Section):
@@ -203,9 +280,15 @@ class SiteConfig(_Section):
             if (m.serial_port, m.device_id) in ids:
                 raise ValueError(f"two meters on {m.serial_port} share device_id {m.device_id}")
             ids.add((m.serial_port, m.device_id))
-        topics = [g.topic for g in self.gates]
+        topics = [g.topic for g in self.gates if g.source == "mqtt"]
         if len(topics) != len(set(topics)):
             raise ValueError("two gates share one topic")
+        paths = [(g.listener, g.path) for g in self.gates if g.source == "http"]
+        if len(paths) != len(set(paths)):
+            raise ValueError("two http gates share one listen address and path")
+        keys = [(m.topic, m.payload_device) for m in self.meters if m.transport == "mqtt"]
+        if len(keys) != len(set(keys)):
+            raise ValueError("two mqtt meters share one topic (give each a payload_device)")
         return self
 
     @property
@@ -228,6 +311,20 @@ def _describe(err: ValidationError) -> str:
     )
 
 
+def _gate_with_token(index: int, gate: Any, environ: Mapping[str, str]) -> Any:
+    if not isinstance(gate, dict):
+        return gate
+    if "token" in gate:
+        raise SiteConfigError(f"gates.{index}.token: keep the token in the environment, named by token_env")
+    name = gate.get("token_env")
+    if not isinstance(name, str) or not name:
+        return gate
+    token = environ.get(name)
+    if not token:
+        raise SiteConfigError(f"gates.{index}.token_env: environment variable {name} is not set or empty")
+    return {**gate, "token": token}
+
+
 def parse_site(data: Any, *, environ: Mapping[str, str], base_dir: Path | None = None) -> SiteConfig:
     """Validate a parsed site document, taking secrets and overrides from ``environ``."""
     if not isinstance(data, dict):
@@ -245,6 +342,9 @@ def parse_site(data: Any, *, environ: Mapping[str, str], base_dir: Path | None =
                 f"pseudonym_secret_env: environment variable {env_name} is not set or empty"
             )
         doc["pseudonym_secret"] = secret
+    gates = doc.get("gates")
+    if isinstance(gates, list):
+        doc["gates"] = [_gate_with_token(i, g, environ) for i, g in enumerate(gates)]
     if environ.get(MQTT_URL_ENV):
         doc["mqtt_url"] = environ[MQTT_URL_ENV]
     outbox = doc.get("outbox")

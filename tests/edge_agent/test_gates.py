@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from anju_wire import AccessEvent
 from edge_agent.errors import GateEventError
-from edge_agent.gates import GateSubscriber, parse_gate_event
+from edge_agent.gates import GateIntake, GateSubscriber, parse_gate_event
 from edge_agent.mqtt import parse_mqtt_url
 from edge_agent.outbox import Outbox
 from edge_agent.site import GateConfig
@@ -95,9 +95,10 @@ def test_subscriber_stores_events_and_keeps_rejects(mqtt_url: str, tmp_path: Pat
     estate, agent = unique_ids()
     topic = f"gates/{estate}-G1/events"
     with Outbox(tmp_path / "o.sqlite", capacity=100) as ob:
+        intake = GateIntake(estate_id=estate, secret=SECRET, outbox=ob)
         sub = GateSubscriber(
-            url=mqtt_url, agent_id=agent, estate_id=estate, secret=SECRET,
-            gates=[GateConfig(device_id=f"{estate}-G1", building="1", topic=topic)], outbox=ob,
+            url=mqtt_url, agent_id=agent, intake=intake,
+            gates=[GateConfig(device_id=f"{estate}-G1", building="1", topic=topic)],
         )  # fmt: skip
 
         async def scenario() -> None:
@@ -112,7 +113,8 @@ def test_subscriber_stores_events_and_keeps_rejects(mqtt_url: str, tmp_path: Pat
                 await asyncio.sleep(0.2)  # let the subscription settle
                 for raw in (json.dumps(TENANT).encode(), b"{not json", json.dumps(STRANGER).encode()):
                     gate.publish(topic, raw, qos=1).wait_for_publish(5)
-                await asyncio.to_thread(wait_until, lambda: sub.accepted + sub.rejected == 3, 10, "3 events")
+                done = lambda: intake.accepted + intake.rejected == 3  # noqa: E731
+                await asyncio.to_thread(wait_until, done, 10, "3 events")
             finally:
                 gate.disconnect()
                 gate.loop_stop()
@@ -120,7 +122,7 @@ def test_subscriber_stores_events_and_keeps_rejects(mqtt_url: str, tmp_path: Pat
                 await task
 
         asyncio.run(scenario())
-        assert (sub.accepted, sub.rejected) == (2, 1)
+        assert (intake.accepted, intake.rejected) == (2, 1)
         assert ob.depth() == 2
         ((source, raw, reason),) = ob.rejected()
         assert (source, raw) == (f"gate:{topic}", b"{not json") and "malformed" in reason
