@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from anju.services import mosquitto_broker
 from anju_wire import Ack, MeterKind, MeterReading, ReadingsBatch, Topic, decode, encode
+from anju_wire.paho_util import stop_loop
 from hub.ingest.consumer import IngestService
 from hub.storage import ensure_schema
 from hub.storage.embedded import embedded_database_url
@@ -96,7 +97,7 @@ def main() -> None:
                 pub.publish(str(Topic.readings(f"B{i:02d}")), raw, qos=1)
         finished = done.wait(600)
         elapsed = time.perf_counter() - t0
-        pub.loop_stop()
+        stop_loop(pub)
         pub.disconnect()
         stats = service.stats()
         service.stop()

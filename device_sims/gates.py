@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from anju_wire import Clock
+from anju_wire.paho_util import stop_loop
 from device_sims.household import EstateModel, GateEvent
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class _Publisher:
     def close(self) -> None:
         """Disconnect and join paho's network thread."""
         self._client.disconnect()
-        self._client.loop_stop()
+        stop_loop(self._client)
 
 
 async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:

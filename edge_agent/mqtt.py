@@ -22,6 +22,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from anju_wire.paho_util import stop_loop
 from edge_agent.errors import SiteConfigError
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class MqttLink:
                     await asyncio.gather(lost, halt, return_exceptions=True)
                 if stop.is_set():
                     break
-                await asyncio.to_thread(self.client.loop_stop)
+                await asyncio.to_thread(stop_loop, self.client)
                 attempt = 0 if self.connects > connects_before else attempt + 1
                 await wait_or_stop(stop, backoff_delay(attempt, cap=self._backoff_cap))
         finally:
@@ -187,7 +188,7 @@ class MqttLink:
             before_disconnect()
         self._connected.clear()  # a disconnect we asked for is not a lost connection
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_loop(self.client)
 
     # paho callbacks: network thread
     def _handle_connect(

@@ -17,6 +17,7 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
 fi
 
 # System packages: mosquitto (broker; the demo falls back to amqtt without it), chromium (browser tests),
+# mbpoll (the test that an independent Modbus client reads the simulator's meters as the agent does),
 # python3-venv (where the interpreter is Debian's own and lacks ensurepip).
 need=()
 want_mosquitto=0
@@ -24,6 +25,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want_mosqu
 if [ "$want_mosquitto" = 1 ]; then need+=(mosquitto); fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
 fi
 "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

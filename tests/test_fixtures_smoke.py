@@ -7,6 +7,8 @@ import threading
 import paho.mqtt.client as mqtt
 import psycopg
 
+from anju_wire.paho_util import stop_loop
+
 
 def test_database_answers(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
@@ -32,5 +34,5 @@ def test_broker_round_trip(mqtt_url: str) -> None:
         assert got.wait(5)
         assert received == [b"hello"]
     finally:
-        c.loop_stop()
+        stop_loop(c)
         c.disconnect()

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub.cases.audit import record_audit
+from hub.cases.audit import deferred_audit, record_audit
 from hub.cases.service import DETECTOR, open_case
 from hub.features import LOCAL_TZ, local_midnight
 from models.features import (
@@ -175,9 +175,13 @@ def _upsert_alert(
 def run_detection(
     conn: psycopg.Connection, *, as_of: date | None = None, policy: Policy | None = None
 ) -> DetectionResult:
-    """Judge all units for the window ending on ``as_of`` (default: last complete day), in one transaction."""
+    """Judge all units for the window ending on ``as_of`` (default: last complete day), in one transaction.
+
+    Its audit rows are held back and appended at the end, so the audit chain's lock is not held for the
+    whole run while inspectors act on cases.
+    """
     policy = policy or Policy.load()
-    with conn.transaction():
+    with conn.transaction(), deferred_audit(conn):
         as_of = as_of or last_complete_day(conn)
         if as_of is None:
             return DetectionResult(as_of=None)

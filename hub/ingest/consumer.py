@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from anju_wire import Ack, Topic, TopicKind, encode
+from anju_wire.paho_util import stop_loop
 from anju_wire.payloads import ranges_of
 from anju_wire.topics import subscription
 from hub.ingest.errors import IngestError, WriterError
@@ -173,7 +174,7 @@ class IngestService:
         if self._thread.is_alive():
             self._thread.join(timeout)
         self._client.disconnect()
-        self._client.loop_stop()
+        stop_loop(self._client)
 
     def stats(self) -> IngestStats:
         """A snapshot of the counters."""

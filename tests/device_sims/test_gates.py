@@ -15,6 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from anju_wire import AcceleratedClock
+from anju_wire.paho_util import stop_loop
 from device_sims.gates import GateSourceError, parse_mqtt_url, run_gate_source
 from device_sims.household import EstateModel
 from tests.device_sims.factories import START, private_estate_id, small_estate
@@ -42,7 +43,7 @@ def subscriber(mqtt_url: str, estate_id: str) -> Iterator[list[mqtt.MQTTMessage]
         yield received
     finally:
         client.disconnect()
-        client.loop_stop()
+        stop_loop(client)
 
 
 def test_events_arrive_as_vendor_json_when_the_clock_passes_them(mqtt_url: str) -> None:

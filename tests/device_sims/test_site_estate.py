@@ -7,7 +7,6 @@ import struct
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
@@ -16,6 +15,7 @@ from anju_wire import AcceleratedClock
 from device_sims.estate import run_estate_sim
 from device_sims.household import EstateModel
 from device_sims.site import site_config, units_registry
+from edge_agent.site import parse_site
 from tests.device_sims.factories import START, private_estate_id, small_estate
 from tests.device_sims.test_gates import subscriber
 
@@ -49,8 +49,7 @@ def test_site_config_lists_every_meter_and_gate(tmp_path: Path) -> None:
 
 
 def test_site_config_is_accepted_by_the_edge_agent(tmp_path: Path) -> None:
-    agent_site = pytest.importorskip("edge_agent.site")
-    config = agent_site.parse_site(_site(tmp_path), environ={"ANJU_PSEUDONYM_SECRET": "x" * 32})
+    config = parse_site(_site(tmp_path), environ={"ANJU_PSEUDONYM_SECRET": "x" * 32})
     assert len(config.meters) == 3 * len(small_estate().units)
 
 

@@ -16,6 +16,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from anju_wire import AccessBatch, Ack, ReadingsBatch, Topic, decode, encode
+from anju_wire.paho_util import stop_loop
 from anju_wire.payloads import ranges_of
 from edge_agent.mqtt import parse_mqtt_url
 from tests.services import free_port
@@ -106,7 +107,7 @@ class HubStandIn:
     def close(self) -> None:
         """Disconnect and stop the network thread."""
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_loop(self.client)
 
 
 @contextmanager

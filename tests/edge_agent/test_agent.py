@@ -17,6 +17,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from anju_wire import AgentStatus, decode
+from anju_wire.paho_util import stop_loop
 from edge_agent.agent import main, run_agent
 from edge_agent.mqtt import parse_mqtt_url
 from edge_agent.outbox import Outbox
@@ -88,7 +89,7 @@ def test_records_leave_the_outbox_only_after_the_hub_acks_them(mqtt_url: str, tm
             gate.publish(gate_topic, json.dumps(GATE_EVENT).encode(), qos=1).wait_for_publish(5)
         finally:
             gate.disconnect()
-            gate.loop_stop()
+            stop_loop(gate)
         wait_until(lambda: len(hub.access) >= 1, 10, "an access batch")
         first_seen = set(hub.seqs_seen())
         wait_until(lambda: len(hub.seqs_seen()) > len(set(hub.seqs_seen())), 10, "a re-send")

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from anju_wire import AccessEvent
+from anju_wire.paho_util import stop_loop
 from edge_agent.errors import GateEventError
 from edge_agent.gates import GateIntake, GateSubscriber, parse_gate_event
 from edge_agent.mqtt import parse_mqtt_url
@@ -117,7 +118,7 @@ def test_subscriber_stores_events_and_keeps_rejects(mqtt_url: str, tmp_path: Pat
                 await asyncio.to_thread(wait_until, done, 10, "3 events")
             finally:
                 gate.disconnect()
-                gate.loop_stop()
+                stop_loop(gate)
                 stop.set()
                 await task
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
+from anju_wire.paho_util import stop_loop
 from edge_agent.agent import run_agent
 from edge_agent.errors import PayloadError, SiteConfigError
 from edge_agent.meter_payloads import available_payload_maps, decode_payload, load_payload_map
@@ -153,7 +154,7 @@ def test_agent_stores_mqtt_readings_flags_replacement_and_notices_silence(
             return _scrape(metrics_port)
         finally:
             dev.disconnect()
-            dev.loop_stop()
+            stop_loop(dev)
 
     async def scenario() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         stop = asyncio.Event()

@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from anju_wire import Ack, Topic, decode
 from anju_wire.examples import example_bytes
+from anju_wire.paho_util import stop_loop
 from hub.ingest.consumer import BrokerAddress, IngestService
 from hub.storage import ensure_schema
 from tests.services import create_database, drop_database
@@ -85,7 +86,7 @@ class Agent:
 
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        stop_loop(self.client)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 from psycopg.types.json import Jsonb
 
+from device_sims import tenancy
 from hub.detection.service import run_detection
 from hub.tenancy.client import TenancyClient
 from hub.tenancy.outbox import BACKOFF_CAP, backoff, deliver_pending
@@ -45,7 +46,6 @@ def serve(app: Any) -> Iterator[str]:
 
 @pytest.fixture
 def stand_in() -> Iterator[str]:
-    tenancy = pytest.importorskip("device_sims.tenancy", reason="tenancy stand-in not written yet")
     with serve(tenancy.create_app()) as url:
         yield url
 
