@@ -224,14 +224,26 @@ def transition(
             conn.execute("UPDATE cases SET status = 'filed' WHERE id = %s", (case_id,))
             after = "filed"
     if action in (Action.DISMISS, Action.CLOSE):
-        alerts = conn.execute(
-            "UPDATE alerts SET status = 'closed', updated_at = now() WHERE status = 'open' AND unit_id = %s"
-            " AND kind = %s RETURNING id", (unit_id, kind),
-        ).fetchall()
-        for (closed_alert,) in alerts:
-            record_audit(conn, actor=principal.actor, action="alert.closed", object_type="alert",
-                         object_id=closed_alert, detail={"case_id": case_id, "by": action.value})
+        close_case_alerts(conn, case_id=case_id, unit_id=unit_id, kind=kind, actor=principal.actor,
+                          by=action.value)
     return TransitionResult(case_id=case_id, before=status, after=after)
+
+
+def close_case_alerts(
+    conn: psycopg.Connection, *, case_id: int, unit_id: str, kind: str, actor: str, by: str,
+) -> list[int]:
+    """Close the open alerts a case answers for (its unit's of its kind), one audit row each, in the
+    caller's transaction; the ids closed. Whatever ends a case, a person or the tenancy system, calls
+    this, so that no alert stays in the open queue behind a closed case."""
+    rows = conn.execute(
+        "UPDATE alerts SET status = 'closed', updated_at = now() WHERE status = 'open' AND unit_id = %s"
+        " AND kind = %s RETURNING id", (unit_id, kind),
+    ).fetchall()
+    closed = sorted(int(r[0]) for r in rows)
+    for alert_id in closed:
+        record_audit(conn, actor=actor, action="alert.closed", object_type="alert", object_id=alert_id,
+                     detail={"case_id": case_id, "by": by})
+    return closed
 
 
 def _store_verdict(

@@ -1,9 +1,10 @@
 """Status changes in the tenancy system flow back: poll its changes feed and apply each to the case.
 
 A case the tenancy system reports ``closed`` or ``moved_out`` (the household moved out) is closed here,
-audited as ``system:tenancy``. Other statuses are recorded on the case's trail without a transition.
-The feed's position is stored in ``tenancy_feed`` and moves in the same transaction as the case
-changes, so each change is applied exactly once however often the hub polls or restarts.
+and so are its open alerts (they leave the inspectors' queue), all audited as ``system:tenancy``.
+Other statuses are recorded on the case's trail without a transition. The feed's position is stored
+in ``tenancy_feed`` and moves in the same transaction as the case changes, so each change is applied
+exactly once however often the hub polls or restarts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import psycopg
 
 from hub.cases.audit import record_audit
+from hub.cases.service import close_case_alerts
 from hub.tenancy.client import TenancyClient, TenancyUnavailable
 
 log = logging.getLogger(__name__)
@@ -91,13 +93,13 @@ def _apply(conn: psycopg.Connection[Any], change: dict[str, Any]) -> str:
     """Apply one change in the caller's transaction: ``closed``, ``noted``, ``unknown`` or ``unchanged``."""
     key = change.get("idempotency_key")
     row = conn.execute(
-        "SELECT c.id, c.status FROM tenancy_outbox o JOIN cases c ON c.id = o.case_id"
+        "SELECT c.id, c.status, c.unit_id, c.kind FROM tenancy_outbox o JOIN cases c ON c.id = o.case_id"
         " WHERE o.idempotency_key = %s FOR UPDATE OF c", (key,),
     ).fetchone()
     if row is None:
         log.warning("tenancy change %s names no case of ours (key %r)", change.get("seq"), key)
         return "unknown"
-    case_id, status = int(row[0]), str(row[1])
+    case_id, status, unit_id, kind = int(row[0]), str(row[1]), str(row[2]), str(row[3])
     tenancy_status = str(change.get("status"))
     detail = {"tenancy_status": tenancy_status, "tenancy_case_id": change.get("tenancy_case_id"),
               "change_seq": change["seq"], "changed_at": change.get("changed_at")}
@@ -110,6 +112,9 @@ def _apply(conn: psycopg.Connection[Any], change: dict[str, Any]) -> str:
         )
         record_audit(conn, actor=ACTOR, action="case.close", object_type="case", object_id=case_id,
                      detail={"from": status, "to": "closed", **detail})
+        # The case's alerts leave the open queue with it, audited under the same system actor.
+        close_case_alerts(conn, case_id=case_id, unit_id=unit_id, kind=kind, actor=ACTOR,
+                          by=f"tenancy:{tenancy_status}")
         return "closed"
     if tenancy_status in CLOSING_STATUSES:
         return "unchanged"

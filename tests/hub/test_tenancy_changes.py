@@ -26,7 +26,23 @@ def set_status(url: str, tenancy_case_id: str, status: str) -> None:
 def tenancy_rows(conn: psycopg.Connection) -> list[tuple[str, str, str]]:  # noqa: F811
     return [(r[0], r[1], r[2]) for r in conn.execute(
         "SELECT object_id, action, detail->>'tenancy_status' FROM audit_log"
-        " WHERE actor = 'system:tenancy' AND action <> 'case.filed' ORDER BY seq").fetchall()]
+        " WHERE actor = 'system:tenancy' AND object_type = 'case' AND action <> 'case.filed'"
+        " ORDER BY seq").fetchall()]
+
+
+def closed_alert_rows(conn: psycopg.Connection) -> list[tuple[str, str, str]]:  # noqa: F811
+    """(alert id, case id, why) of every alert the tenancy system closed, in order."""
+    return [(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT object_id, detail->>'case_id', detail->>'by' FROM audit_log"
+        " WHERE actor = 'system:tenancy' AND object_type = 'alert' AND action = 'alert.closed'"
+        " ORDER BY seq").fetchall()]
+
+
+def open_queue(conn: psycopg.Connection) -> list[int]:  # noqa: F811
+    """The ids of the open alerts, as the inspectors' queue lists them."""
+    from hub.api.queries import list_alerts
+
+    return [a.id for a in list_alerts(conn, status="open").items]
 
 
 def test_closed_and_moved_out_close_the_case_once_audited_as_the_tenancy_system(
@@ -41,20 +57,33 @@ def test_closed_and_moved_out_close_the_case_once_audited_as_the_tenancy_system(
             "SELECT idempotency_key, case_id FROM tenancy_outbox").fetchall()}
         (key_a, tc_a), (key_b, tc_b) = sorted(remote.items())
         case_a, case_b = str(ours[key_a]), str(ours[key_b])
+        alert_of = {str(c): str(a) for c, a in conn.execute("SELECT id, alert_id FROM cases").fetchall()}
+        assert sorted(open_queue(conn)) == sorted(int(a) for a in alert_of.values())
 
         assert apply_tenancy_changes(conn, client=client).seen == 0  # nothing changed there yet
         set_status(stand_in, tc_a, "closed")
         set_status(stand_in, tc_b, "under_review")
-        set_status(stand_in, tc_b, "moved_out")
-        result = apply_tenancy_changes(conn, client=client, limit=2)  # two pages
+        noted = apply_tenancy_changes(conn, client=client, limit=1)  # two pages
         conn.commit()
-        assert (result.seen, result.closed, result.noted, result.unknown, result.last_seq) == (3, 2, 1, 0, 3)
+        assert (noted.seen, noted.closed, noted.noted) == (2, 1, 1)
+        # Case A is closed, and its alert left the open queue with it; B's alert (only noted) stays.
+        assert open_queue(conn) == [int(alert_of[case_b])]
+        assert closed_alert_rows(conn) == [(alert_of[case_a], case_a, "tenancy:closed")]
+        set_status(stand_in, tc_b, "moved_out")
+        result = apply_tenancy_changes(conn, client=client)
+        conn.commit()
+        assert (result.seen, result.closed, result.noted, result.unknown, result.last_seq) == (1, 1, 0, 0, 3)
         assert result.error is None
         assert conn.execute("SELECT status, closed_at IS NOT NULL FROM cases ORDER BY id").fetchall() == [
             ("closed", True), ("closed", True)]
         assert tenancy_rows(conn) == [(case_a, "case.close", "closed"),
                                       (case_b, "case.tenancy_status", "under_review"),
                                       (case_b, "case.close", "moved_out")]
+        # Both alerts are closed now, each once, audited as the tenancy system with the status that did it.
+        assert open_queue(conn) == []
+        assert conn.execute("SELECT DISTINCT status FROM alerts").fetchall() == [("closed",)]
+        assert closed_alert_rows(conn) == [(alert_of[case_a], case_a, "tenancy:closed"),
+                                           (alert_of[case_b], case_b, "tenancy:moved_out")]
 
         # Polling again applies nothing twice; a repeated "closed" on a closed case adds no row.
         assert apply_tenancy_changes(conn, client=client).seen == 0
@@ -63,6 +92,7 @@ def test_closed_and_moved_out_close_the_case_once_audited_as_the_tenancy_system(
         conn.commit()
         assert (again.seen, again.closed, again.last_seq) == (1, 0, 4)
         assert len(tenancy_rows(conn)) == 3
+        assert len(closed_alert_rows(conn)) == 2
 
         # A case the hub never filed is skipped (and logged), and the feed moves on past it.
         r = httpx.post(f"{stand_in}/api/v1/cases", headers={"Idempotency-Key": "someone-else-1"}, json={
@@ -112,4 +142,6 @@ def test_hub_pipeline_files_then_closes_from_the_feed(
     conn.rollback()
     assert conn.execute("SELECT count(*) FROM cases WHERE status = 'closed'").fetchone() == (2,)
     assert [r[1] for r in tenancy_rows(conn)] == ["case.close", "case.close"]
+    assert conn.execute("SELECT count(*) FROM alerts WHERE status = 'open'").fetchone() == (0,)
+    assert len(closed_alert_rows(conn)) == 2
     assert pipeline.stats.errors == []
