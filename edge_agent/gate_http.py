@@ -4,7 +4,10 @@ One uvicorn server (Starlette app) per listen address, run as a task in the agen
 stopped with it. The reply is the device's receipt: 200 only once the event is durable in the outbox,
 400 with the reason for a malformed event (kept raw in ``rejected``), 401 for a missing or wrong
 token, 404 for a path no gate is configured at, 503 while the outbox refuses records (the device keeps
-the event and retries, as access controllers do with their offline event store).
+the event and retries, as access controllers do with their offline event store). A 503 stores nothing
+(neither the event nor a ``rejected`` row: the event is well formed and its device still holds it),
+carries ``Retry-After`` and is counted in the intake's ``refused_full`` (metrics) while the outbox-full
+alarm shows in metrics and in the agent's status.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge_agent.errors import GateEventError, ListenError, OutboxError
+from edge_agent.errors import GateEventError, ListenError, OutboxError, OutboxFull
 from edge_agent.gates import GateIntake, unwrap_pushed_event
 from edge_agent.site import GateConfig
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # a vendor event is a few hundred bytes; refuse anything absurd before reading it
+RETRY_AFTER_S = 30  # a full outbox empties at the uplink's pace once the hub is back: seconds, not ms
 
 
 class _Server(uvicorn.Server):
@@ -68,8 +72,16 @@ def build_app(gates: list[GateConfig], intake: GateIntake) -> Starlette:
                 record = await asyncio.to_thread(intake.take, f"gate-http:{gate.path}", raw)
             except GateEventError as err:
                 return JSONResponse({"error": str(err)}, status_code=400)
+            except OutboxFull as err:
+                return JSONResponse(
+                    {"error": f"outbox full, event not stored; send it again later ({err})"},
+                    status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)},
+                )  # fmt: skip
             except OutboxError as err:
-                return JSONResponse({"error": f"not stored: {err}"}, status_code=503)
+                return JSONResponse(
+                    {"error": f"event not stored; send it again later ({err})"},
+                    status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)},
+                )  # fmt: skip
             return JSONResponse({"status": "stored", "event_id": record.event_id})
 
         return receive

@@ -140,6 +140,7 @@ class AgentMetrics(Collector):
             )
             events.add_metric(["accepted"], self.gates.accepted)
             events.add_metric(["rejected"], self.gates.rejected)
+            events.add_metric(["refused"], self.gates.refused_full)  # outbox full: the device retries
             out.append(events)
         return out
 

@@ -1,21 +1,30 @@
-"""HTTP push gates: events POSTed to a running agent are stored before the 200, bad ones answered 400/401."""
+"""HTTP push gates: events POSTed to a running agent are stored before the 200, bad ones answered 400/401,
+a full outbox 503 (nothing stored, counted), a taken listen port a clear error at start."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from anju_wire import decode
+from anju_wire.payloads import AgentStatus
 from edge_agent.agent import run_agent
-from edge_agent.errors import SiteConfigError
+from edge_agent.errors import ListenError, SiteConfigError
 from edge_agent.gates import parse_gate_event, unwrap_pushed_event
 from edge_agent.outbox import Outbox
 from edge_agent.site import parse_site
-from tests.edge_agent.helpers import SECRET_ENV, site_dict, unique_ids
+from tests.edge_agent.helpers import SECRET_ENV, HubStandIn, hub_stand_in, site_dict, unique_ids, wait_until
 from tests.services import free_port
 
 TOKEN_ENV = "ANJU_TEST_GATE_TOKEN"
@@ -121,3 +130,117 @@ def test_pushed_events_are_stored_before_200_and_bad_ones_refused(mqtt_url: str,
         ("gate-http:/gates/G1", b'{"eventType": "AccessControllerEvent"'),
         ("gate-http:/gates/G2", b""),
     ]
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def _statuses(hub: HubStandIn) -> list[AgentStatus]:
+    with hub.lock:
+        return [decode(AgentStatus, raw) for raw in hub.status]
+
+
+def test_full_outbox_answers_503_stores_nothing_counts_it_and_the_retry_is_stored(
+    mqtt_url: str, tmp_path: Path
+) -> None:
+    estate, agent = unique_ids()
+    port, metrics_port = free_port(), free_port()
+    outbox_path = tmp_path / "o.sqlite"
+    gates = [{"device_id": "G1", "building": "1", "source": "http", "listen_host": "127.0.0.1",
+              "listen_port": port, "path": "/gates/G1"}]  # fmt: skip
+    doc = site_dict(
+        estate=estate, agent=agent, mqtt_url=mqtt_url, outbox_path=str(outbox_path), gates=gates,
+        outbox={"path": str(outbox_path), "capacity": 1}, metrics={"host": "127.0.0.1", "port": metrics_port},
+    )  # fmt: skip
+    config = parse_site(doc, environ={SECRET_ENV: "k"})
+    second = {**EVENT, "serialNo": 4712}
+    Scraped = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+    async def scenario(hub: HubStandIn) -> tuple[httpx.Response, httpx.Response, Scraped, httpx.Response]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_agent(config, stop=stop))
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+                for _ in range(100):
+                    try:
+                        first = await client.post("/gates/G1", json=EVENT)
+                        break
+                    except httpx.ConnectError:
+                        await asyncio.sleep(0.05)
+                # the hub does not ack: the one stored event fills the outbox (capacity 1)
+                refused = await client.post("/gates/G1", json=second)
+                await asyncio.to_thread(
+                    wait_until, lambda: any(s.outbox_full for s in _statuses(hub)), 10, "status: outbox full"
+                )
+                scraped = await asyncio.to_thread(_scrape, metrics_port)
+                hub.acking = True  # the hub is back: the outbox drains and the device's retry is stored
+                await asyncio.to_thread(
+                    wait_until, lambda: _scrape(metrics_port)[("anju_edge_outbox_depth", ())] == 0, 10,
+                    "outbox drained",
+                )  # fmt: skip
+                retried = await client.post("/gates/G1", json=second)
+                await asyncio.to_thread(wait_until, lambda: 2 in hub.seqs_seen(), 10, "the retry published")
+                return first, refused, scraped, retried
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    with hub_stand_in(mqtt_url, estate=estate, agent=agent) as hub:
+        hub.acking = False
+        first, refused, scraped, retried = asyncio.run(scenario(hub))
+        events = [(e.seq, e.event_id) for b in hub.access for e in b.events]
+    assert (first.status_code, first.json()) == (200, {"status": "stored", "event_id": "G1:4711"})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "30"
+    assert refused.json() == {
+        "error": "outbox full, event not stored; send it again later "
+        "(outbox holds 1 of 1 records; refusing 1 more)"
+    }
+    assert scraped[("anju_edge_outbox_full", ())] == 1.0
+    assert scraped[("anju_edge_outbox_refused_records_total", ())] == 1.0
+    assert scraped[("anju_edge_gate_events_total", (("outcome", "refused"),))] == 1.0
+    assert scraped[("anju_edge_gate_events_total", (("outcome", "accepted"),))] == 1.0
+    assert (retried.status_code, retried.json()) == (200, {"status": "stored", "event_id": "G1:4712"})
+    # the refused attempt took no sequence number and left no row: each event went up once, in order
+    assert sorted(set(events)) == [(1, "G1:4711"), (2, "G1:4712")]
+    with Outbox(outbox_path, capacity=1) as ob:
+        assert ob.rejected() == [] and ob.depth() == 0
+
+
+def test_a_taken_listen_port_stops_the_agent_at_start_with_a_clear_error(tmp_path: Path) -> None:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = int(holder.getsockname()[1])
+    estate, agent = unique_ids()
+    doc = site_dict(
+        estate=estate, agent=agent, mqtt_url="mqtt://127.0.0.1:1", outbox_path=str(tmp_path / "o.sqlite"),
+        gates=[{"device_id": "G1", "building": "1", "source": "http", "listen_host": "127.0.0.1",
+                "listen_port": port, "path": "/gates/G1"}],
+    )  # fmt: skip
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump(doc))
+    try:
+        with pytest.raises(ExceptionGroup) as caught:  # in-process: the TaskGroup carries the ListenError
+            asyncio.run(run_agent(parse_site(doc, environ={SECRET_ENV: "k"})))
+        run = subprocess.run(
+            [sys.executable, "-m", "anju.cli", "agent", "--config", str(site)],
+            capture_output=True, text=True, timeout=60, env={**os.environ, SECRET_ENV: "k"},
+        )  # fmt: skip
+    finally:
+        holder.close()
+    (err,) = caught.value.exceptions
+    assert isinstance(err, ListenError) and str(err).startswith(f"gates: cannot listen on 127.0.0.1:{port}: ")
+    assert run.returncode == 1, run.stderr
+    assert f"agent stopped: gates: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use" in (
+        run.stderr
+    )
+    assert "Traceback" not in run.stderr + run.stdout
+    # the agent that could not start stored nothing
+    with Outbox(tmp_path / "o.sqlite", capacity=10) as ob:
+        assert ob.depth() == 0 and ob.rejected() == []
