@@ -1,10 +1,12 @@
-"""anju edge-side commands: ``anju sim meters`` serves a fleet of Modbus TCP electricity meters."""
+"""anju edge-side commands: ``anju sim meters`` serves a fleet of electricity meters, Modbus TCP or RTU."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
+import sys
 import time
 from datetime import datetime
 from typing import Any
@@ -34,13 +36,25 @@ def register(sub: Any, sim: Any) -> None:
     """Add ``anju sim meters`` to the ``sim`` group."""
     p = sim.add_parser(
         "meters",
-        help="serve N units' SDM120 electricity meters over Modbus TCP (device ids 1..N, 247 per port)",
+        help="serve N units' SDM120 electricity meters over Modbus TCP (ids 1..N, 247 per port) or RTU",
         description=(
-            "Unit u (1-based) answers at port PORT + (u-1)//247, device id (u-1)%%247 + 1: up to 247 units "
-            "are device ids 1..N on PORT; more units take the next ports. Values advance with simulated use."
+            "Over TCP (--listen), unit u (1-based) answers at port PORT + (u-1)//247, device id "
+            "(u-1)%247 + 1: up to 247 units are device ids 1..N on PORT; more units take the next ports. "
+            "Over RTU (--serial or --rtu-pty) units 1..N (at most 247) are device ids 1..N on one serial "
+            "line. Values advance with simulated use."
         ),
     )
-    p.add_argument("--listen", type=_listen, required=True, help="HOST:PORT of the first port")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--listen", type=_listen, help="Modbus TCP: HOST:PORT of the first port")
+    where.add_argument(
+        "--serial", metavar="DEVICE", help="Modbus RTU on this serial port, e.g. a USB RS-485 adapter"
+    )
+    where.add_argument(
+        "--rtu-pty", action="store_true",
+        help="Modbus RTU on a new pseudo-terminal pair; prints the path to give the agent as serial_port",
+    )  # fmt: skip
+    p.add_argument("--baudrate", type=int, default=9600, help="RTU line speed (default 9600, the SDM120's)")
+    p.add_argument("--parity", choices=("N", "E", "O"), default="N", help="RTU parity (default N: 8N1)")
     p.add_argument("--units", type=int, required=True)
     p.add_argument("--slow", type=_ids, default=frozenset(), help="units that answer late, e.g. 3,7-9")
     p.add_argument("--slow-s", type=float, default=2.0, help="how late slow units answer (seconds)")
@@ -56,30 +70,52 @@ def run(args: argparse.Namespace) -> int | None:
     if args.command != "sim" or getattr(args, "sim_command", None) != "meters":
         return None
     from anju_wire import AcceleratedClock, Clock, WallClock
-    from device_sims.meters import FleetMeterServer
+    from device_sims.meters import FleetMeterServer, pty_pair
 
-    if args.units < 1:
-        print("anju sim meters: --units must be at least 1")
+    rtu = args.serial is not None or args.rtu_pty
+    if args.units < 1 or (rtu and args.units > 247):
+        print("anju sim meters: --units must be 1..247 on one RTU line" if rtu else
+              "anju sim meters: --units must be at least 1", file=sys.stderr)  # fmt: skip
         return 2
     clock: Clock = WallClock()
     if args.start is not None or args.speed != 1.0:
         start = datetime.fromisoformat(args.start) if args.start else datetime.now().astimezone()
         origin = args.origin_wall if args.origin_wall is not None else time.time()
         clock = AcceleratedClock(origin_wall=origin, origin_sim=start, speed=args.speed)
-    host, port = args.listen
-    fleet = FleetMeterServer(
-        clock, units=args.units, host=host, port=port, slow=args.slow, silent=args.silent,
-        failing=args.failing, slow_s=args.slow_s,
-    )  # fmt: skip
+    faults = {"slow": args.slow, "silent": args.silent, "failing": args.failing, "slow_s": args.slow_s}
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with fleet:
-            print(f"serving {args.units} meters on {host} ports {fleet.ports}", flush=True)
+        async with contextlib.AsyncExitStack() as stack:
+            line = f"{args.baudrate} 8{args.parity}1"
+            if args.listen is not None:
+                host, port = args.listen
+                fleet = FleetMeterServer(clock, units=args.units, host=host, port=port, **faults)
+                where = f"on {host} ports {fleet.ports}"
+            else:
+                path = args.serial
+                if args.rtu_pty:
+                    path, agent_end = await stack.enter_async_context(pty_pair())
+                fleet = FleetMeterServer(
+                    clock, units=args.units, serial_port=path, baudrate=args.baudrate, parity=args.parity,
+                    **faults,
+                )  # fmt: skip
+                where = f"over Modbus RTU on {path} ({line}), device ids 1..{args.units}"
+                if args.rtu_pty:
+                    where = (
+                        f"over Modbus RTU ({line}), device ids 1..{args.units}; "
+                        f"agent serial_port: {agent_end}"
+                    )
+            await stack.enter_async_context(fleet)
+            print(f"serving {args.units} meters {where}", flush=True)
             await stop.wait()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except OSError as err:  # a taken TCP port, a serial port that does not open
+        print(f"anju sim meters: {err}", file=sys.stderr)
+        return 1
     return 0

@@ -1,4 +1,4 @@
-"""Modbus TCP server playing every electricity, water and gas meter of one simulated estate.
+"""Modbus servers playing meters: all of one simulated estate's (TCP), a fleet of SDM120s (TCP or RTU).
 
 Each meter is a pymodbus ``SimDevice`` at its unit's device id, laid out by the register map of its
 utility. Register words are not stored: a device's read action computes them at the moment of the
@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Iterable
+import os
+import tty
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Literal
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
 from anju_wire import Clock, MeterKind
@@ -189,11 +193,13 @@ def fleet_endpoint(unit: int, *, base_port: int) -> tuple[int, int]:
 
 
 class FleetMeterServer:
-    """``units`` Eastron SDM120 electricity meters over Modbus TCP, 247 per port from ``port`` upwards.
+    """``units`` Eastron SDM120 electricity meters over Modbus TCP, 247 per port from ``port`` upwards,
+    or over Modbus RTU on one serial line (``serial_port``; at most 247 units, device ids 1..N).
 
-    Unit ``u`` answers at ``fleet_endpoint(u)``: with up to 247 units that is device ids 1..N on one port.
-    ``slow`` units answer after ``slow_s`` seconds, ``silent`` ones never, ``failing`` ones with exception
-    code 4 (server device failure). The fault sets hold unit numbers and may be changed while serving.
+    Over TCP unit ``u`` answers at ``fleet_endpoint(u)``: with up to 247 units that is device ids 1..N on
+    one port. ``slow`` units answer after ``slow_s`` seconds (on RTU they hold the bus meanwhile, as a slow
+    meter does), ``silent`` ones never, ``failing`` ones with exception code 4 (server device failure).
+    The fault sets hold unit numbers and may be changed while serving.
     """
 
     def __init__(
@@ -202,7 +208,10 @@ class FleetMeterServer:
         *,
         units: int,
         host: str = "127.0.0.1",
-        port: int,
+        port: int = 0,
+        serial_port: str | None = None,
+        baudrate: int = 9600,
+        parity: Literal["N", "E", "O"] = "N",
         slow: Iterable[int] = frozenset(),
         silent: Iterable[int] = frozenset(),
         failing: Iterable[int] = frozenset(),
@@ -211,8 +220,13 @@ class FleetMeterServer:
     ) -> None:
         if units < 1:
             raise ValueError("a fleet needs at least one unit")
-        if port < 1:
+        if serial_port is None and port < 1:
             raise ValueError("a fleet needs a fixed base port (it serves on port, port+1, ...)")
+        if serial_port is not None and units > MAX_DEVICE_ID:
+            raise ValueError(f"one RTU line addresses at most {MAX_DEVICE_ID} meters (device ids 1..247)")
+        self.serial_port = serial_port
+        self.baudrate = baudrate
+        self.parity = parity
         self.clock = clock
         self.units = units
         self.host = host
@@ -225,11 +239,13 @@ class FleetMeterServer:
         if self.reg_map.meter is not MeterKind.ELECTRICITY:
             raise ValueError(f"{self.reg_map.name} is not an electricity map")
         self.reads = 0
-        self._servers: list[ModbusTcpServer] = []
+        self._servers: list[ModbusTcpServer | ModbusSerialServer] = []
 
     @property
     def ports(self) -> list[int]:
-        """Every port served, lowest first."""
+        """Every TCP port served, lowest first (none over RTU)."""
+        if self.serial_port is not None:
+            return []
         return sorted({fleet_endpoint(u, base_port=self.base_port)[0] for u in range(1, self.units + 1)})
 
     def value(self, unit: int) -> float:
@@ -257,9 +273,12 @@ class FleetMeterServer:
         return on_access
 
     async def start(self) -> None:
-        """Bind every port and serve in the background."""
+        """Bind every port (or open the serial line) and serve in the background."""
         if self._servers:
             raise RuntimeError("fleet already started")
+        if self.serial_port is not None:
+            await self._start_rtu(self.serial_port)
+            return
         by_port: dict[int, list[SimDevice]] = {}
         for u in range(1, self.units + 1):
             port, device_id = fleet_endpoint(u, base_port=self.base_port)
@@ -276,6 +295,23 @@ class FleetMeterServer:
             raise
         log.info("serving %d SDM120 meters on %s ports %s", self.units, self.host, self.ports)
 
+    async def _start_rtu(self, path: str) -> None:
+        try:  # pymodbus only logs an unopenable port and retries; an operator needs the reason now
+            os.close(os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK))
+        except OSError as err:
+            raise OSError(err.errno, f"cannot open serial port {path}: {err.strerror}") from err
+        devices = [
+            SimDevice(id=u, simdata=_blocks(self.reg_map), action=self._action(u))
+            for u in range(1, self.units + 1)
+        ]
+        server = ModbusSerialServer(
+            devices, port=path, baudrate=self.baudrate, parity=self.parity, ignore_missing_devices=True
+        )
+        await server.serve_forever(background=True)
+        self._servers.append(server)
+        log.info("serving %d SDM120 meters over Modbus RTU on %s (%d 8%s1)",
+                 self.units, path, self.baudrate, self.parity)  # fmt: skip
+
     async def stop(self) -> None:
         """Stop every port."""
         servers, self._servers = self._servers, []
@@ -290,3 +326,37 @@ class FleetMeterServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+@asynccontextmanager
+async def pty_pair() -> AsyncIterator[tuple[str, str]]:
+    """Two serial device paths wired to each other, like two USB RS-485 adapters on one pair of wires.
+
+    Yields (one end, other end): a Modbus RTU server opens one, the agent (or any RTU client) the other.
+    Bytes are relayed by the running event loop between the two pseudo-terminals' master sides; both
+    lines are raw (no echo, no line discipline) from the start, so nothing is echoed into the bus
+    before a client has opened its end.
+    """
+    loop = asyncio.get_running_loop()
+    (ma, sa), (mb, sb) = os.openpty(), os.openpty()
+    for fd in (sa, sb):
+        tty.setraw(fd)
+    for fd in (ma, mb):
+        os.set_blocking(fd, False)
+
+    def relay(src: int, dst: int) -> None:
+        try:
+            data = os.read(src, 4096)
+        except BlockingIOError:
+            return
+        os.write(dst, data)
+
+    loop.add_reader(ma, relay, ma, mb)
+    loop.add_reader(mb, relay, mb, ma)
+    try:
+        yield os.ttyname(sa), os.ttyname(sb)
+    finally:
+        loop.remove_reader(ma)
+        loop.remove_reader(mb)
+        for fd in (ma, sa, mb, sb):
+            os.close(fd)

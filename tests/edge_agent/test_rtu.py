@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import struct
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +15,13 @@ from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from anju_wire import MeterReading
+from device_sims.meters import pty_pair
 from edge_agent.agent import build_pollers
 from edge_agent.errors import SiteConfigError
 from edge_agent.modbus import ModbusEndpointPoller
 from edge_agent.outbox import Outbox
 from edge_agent.site import MeterConfig, parse_site
 from tests.edge_agent.test_modbus import _fast_clock
-
-
-@asynccontextmanager
-async def pty_pair() -> AsyncIterator[tuple[str, str]]:
-    """Two serial device paths wired to each other, like two RS-485 converters on one pair of wires."""
-    loop = asyncio.get_running_loop()
-    (ma, sa), (mb, sb) = os.openpty(), os.openpty()
-    for fd in (ma, mb):
-        os.set_blocking(fd, False)
-
-    def relay(src: int, dst: int) -> None:
-        try:
-            data = os.read(src, 4096)
-        except BlockingIOError:
-            return
-        os.write(dst, data)
-
-    loop.add_reader(ma, relay, ma, mb)
-    loop.add_reader(mb, relay, mb, ma)
-    try:
-        yield os.ttyname(sa), os.ttyname(sb)
-    finally:
-        loop.remove_reader(ma)
-        loop.remove_reader(mb)
-        for fd in (ma, sa, mb, sb):
-            os.close(fd)
 
 
 def _device(dev_id: int, words: dict[int, int]) -> SimDevice:
