@@ -94,7 +94,16 @@ class AgentMetrics(Collector):
                 "anju_edge_meter_messages_rejected", "MQTT meter messages that did not decode",
                 value=src.stats.rejected,
             )  # fmt: skip
-            out += [messages, silent, rejected]
+            redelivered = CounterMetricFamily(
+                "anju_edge_meter_messages_redelivered",
+                "MQTT meter messages the estate broker delivered again after they were stored (not stored "
+                "twice)", value=src.stats.redelivered,
+            )  # fmt: skip
+            late = CounterMetricFamily(
+                "anju_edge_meter_messages_late", "MQTT meter messages older than the meter's last stored "
+                "reading (stored, not compared for rollover)", value=src.stats.late,
+            )  # fmt: skip
+            out += [messages, silent, rejected, redelivered, late]
         return out
 
     def _outbox(self) -> Iterable[Metric]:

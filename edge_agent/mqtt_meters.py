@@ -6,6 +6,14 @@ rollover or a replaced meter against the same persisted last totals as Modbus me
 has sent nothing for ``silence_intervals`` of its expected intervals is unavailable: logged once when it
 goes silent and once when it returns, with an ``unavailable`` reading for each interval of silence.
 Messages that do not decode are kept raw in the outbox's ``rejected`` table with the reason.
+
+Delivery from the estate broker is at least once: a message stored just before the agent died, whose
+PUBACK never left, comes again on the persistent session. A message carrying its own time that repeats
+the meter's last stored total and time (persisted with it, so this holds across a SIGKILL) is such a
+redelivery and is not stored twice. A message older than the last stored one (an earlier redelivery, or
+a platform delivering late) is stored as the valid reading it is, but it neither raises a rollover or
+replacement flag nor replaces the last total: only a newer total can show that the register fell.
+The hub keys readings by (unit, meter, time), so a late copy of a reading it has is dropped there.
 """
 
 from __future__ import annotations
@@ -61,6 +69,8 @@ class MqttMeterStats:
     rejected: int = 0
     foreign: int = 0  # messages for a platform device that no meter of this site is
     refused_full: int = 0
+    redelivered: int = 0  # repeats of the last stored message, not stored again
+    late: int = 0  # older than the meter's last stored reading: stored, not compared
 
 
 class MqttMeterSource:
@@ -156,14 +166,27 @@ class MqttMeterSource:
         state, total, ts = matched
         with self._lock:
             cfg = state.config
-            event = self._counters.event(
-                unit_id=cfg.unit_id, meter=cfg.meter.value, value=total, maximum=state.payload_map.rollover_at
-            )
+            last = self._counters.last(cfg.unit_id, cfg.meter.value)
+            last_ts = datetime.fromisoformat(last.ts) if last is not None and ts is not None else None
+            if last is not None and last_ts is not None and ts == last_ts and total == last.total:
+                self.stats.redelivered += 1
+                state.last_heard = time.monotonic()
+                log.debug("%s: message of %s delivered again; stored once", cfg.device, ts)
+                return
+            newest = last_ts is None or ts is None or ts >= last_ts
+            event = None
+            if newest:
+                event = self._counters.event(
+                    unit_id=cfg.unit_id, meter=cfg.meter.value, value=total,
+                    maximum=state.payload_map.rollover_at,
+                )  # fmt: skip
+            else:
+                self.stats.late += 1
             record = reading_record(
                 unit_id=cfg.unit_id, meter=cfg.meter, device=cfg.device, ts=ts or self._clock.now(),
                 value=total, event=event,
             )  # fmt: skip
-            if not self._store(record):
+            if not self._store(record, newest=newest):
                 return
             state.messages += 1
             state.last_heard = time.monotonic()
@@ -203,9 +226,9 @@ class MqttMeterSource:
                     s.silent_intervals += 1
                 s.next_gap_reading = now + s.interval_s
 
-    def _store(self, record: ReadingRecord) -> bool:
+    def _store(self, record: ReadingRecord, *, newest: bool = True) -> bool:
         totals = []
-        if record.value is not None:
+        if record.value is not None and newest:
             totals.append(
                 LastTotal(
                     unit_id=record.unit_id,

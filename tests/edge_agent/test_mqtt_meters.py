@@ -16,13 +16,15 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
+from anju_wire import WallClock
 from anju_wire.paho_util import stop_loop
 from edge_agent.agent import run_agent
 from edge_agent.errors import PayloadError, SiteConfigError
 from edge_agent.meter_payloads import available_payload_maps, decode_payload, load_payload_map
 from edge_agent.mqtt import parse_mqtt_url
+from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
-from edge_agent.site import parse_site
+from edge_agent.site import MeterConfig, parse_site
 from tests.edge_agent.helpers import SECRET_ENV, site_dict, unique_ids, wait_until
 from tests.services import free_port
 
@@ -192,3 +194,51 @@ def _up(port: int) -> bool:
     except httpx.HTTPError:
         return False
     return True
+
+
+def _plug_source(outbox: Outbox, topic: str) -> MqttMeterSource:
+    meter = MeterConfig.model_validate(
+        {"unit_id": "U-0101", "meter": "electricity", "transport": "mqtt", "topic": topic,
+         "payload_map": "tasmota_energy", "poll_interval_s": 3600}
+    )  # fmt: skip
+    return MqttMeterSource(
+        url="mqtt://127.0.0.1:1", agent_id="E01-gw1", meters=[meter], clock=WallClock(), outbox=outbox
+    )
+
+
+def test_a_redelivered_message_is_stored_once_even_across_a_restart_and_a_late_one_flags_nothing(
+    tmp_path: Path,
+) -> None:
+    topic = "tele/plug/SENSOR"
+
+    def msg(time_: str, total: float) -> bytes:
+        return json.dumps({"Time": time_, "ENERGY": {"Total": total}}).encode()
+
+    seven, eight, nine = (
+        msg("2026-03-01T07:00:00", 10.0),
+        msg("2026-03-01T08:00:00", 10.5),
+        msg("2026-03-01T09:00:00", 11.0),
+    )
+    with Outbox(tmp_path / "o.sqlite", capacity=100) as ob:
+        first = _plug_source(ob, topic)
+        try:
+            for raw in (seven, eight, eight):  # the broker delivers 08:00 again (our PUBACK was lost)
+                first.handle(topic, raw)
+        finally:
+            stop_loop(first.link.client)
+        # the agent was SIGKILLed after storing 08:00; the broker redelivers 07:00 and 08:00, then 09:00
+        again = _plug_source(ob, topic)
+        try:
+            for raw in (seven, eight, nine):
+                again.handle(topic, raw)
+        finally:
+            stop_loop(again.link.client)
+        stored = [json.loads(r.payload) for r in ob.next_batch("reading", 100, 1e12)]
+        last = ob.last_totals()[("U-0101", "electricity")]
+    assert (first.stats.redelivered, again.stats.redelivered, again.stats.late) == (1, 1, 1)
+    # 07:00 came late the second time: stored (the hub keeps one row per time), with no 'replaced' flag
+    assert [(r["ts"][11:16], r["value"], r.get("event")) for r in stored] == [
+        ("07:00", 10.0, None), ("08:00", 10.5, None), ("07:00", 10.0, None), ("09:00", 11.0, None),
+    ]  # fmt: skip
+    assert again.meters[0].replacements == 0 and again.meters[0].rollovers == 0
+    assert (last.total, last.ts) == (11.0, "2026-03-01T09:00:00+08:00")
