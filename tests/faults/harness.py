@@ -10,6 +10,7 @@ keeps its cumulative total, so such a gap costs resolution, not consumption.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -20,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import psycopg
 import yaml
 
 from anju.services import mosquitto_path, wait_port
-from device_sims.meters import fleet_endpoint, fleet_energy_kwh
+from device_sims.meters import ReportingMeterFleet, fleet_endpoint, fleet_energy_kwh
 from hub.ingest.consumer import IngestService
 from hub.storage import ensure_schema
 
@@ -319,3 +321,60 @@ def readings_in_db(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM meter_readings").fetchone()
     return int(row[0]) if row else 0
+
+
+def make_reporting_agent(
+    *, estate: str, fleet: ReportingMeterFleet, hub_url: str, estate_url: str, origin_wall: float,
+    workdir: Path,
+) -> AgentProcess:  # fmt: skip
+    """An agent reading only ``fleet``'s self-reporting meters from the estate broker (``estate_url``)."""
+    name = f"{estate}-gw1"
+    meters: list[dict[str, Any]] = [
+        {"unit_id": f"{estate}-U{u:04d}", "meter": "electricity", "transport": "mqtt",
+         "topic": fleet.plug_topic(u), "payload_map": "tasmota_energy", "poll_interval_s": POLL_INTERVAL_S}
+        for u in fleet.plugs
+    ] + [
+        {"unit_id": f"{estate}-U{u:04d}", "meter": "water", "transport": "mqtt", "topic": fleet.water_topic,
+         "payload_map": "nbiot_water_ctwing", "payload_device": fleet.water_device(u),
+         "poll_interval_s": POLL_INTERVAL_S}
+        for u in fleet.water
+    ]  # fmt: skip
+    outbox = workdir / f"{name}.outbox.sqlite"
+    site = {
+        "agent_id": name, "estate_id": estate, "mqtt_url": hub_url, "local_mqtt_url": estate_url,
+        "outbox": {"path": str(outbox), "capacity": 1_000_000}, "pseudonym_secret_env": SECRET_ENV,
+        "clock": {"origin_wall": origin_wall, "origin_sim": SIM_START, "speed": SPEED},
+        "publish": {"batch_max": 100, "ack_timeout_s": 2.0, "status_interval_s": 2},
+        "meters": meters,
+    }  # fmt: skip
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(site, sort_keys=False))
+    return AgentProcess(name=name, site=path, outbox=outbox, log=workdir / f"{name}.log")
+
+
+def outbox_readings(path: Path) -> set[tuple[str, str, datetime]]:
+    """(unit, meter, ts) of the readings a running agent's outbox holds now (read beside it, WAL)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute("SELECT payload FROM records WHERE kind = 'reading'").fetchall()
+    finally:
+        conn.close()
+    out = set()
+    for (payload,) in rows:
+        r = json.loads(payload)
+        out.add((r["unit_id"], r["meter"], datetime.fromisoformat(r["ts"])))
+    return out
+
+
+DbReading = tuple[str, str, datetime, float | None, str, str | None]
+
+
+def db_readings(database_url: str, estate: str) -> list[DbReading]:
+    """(unit, meter, ts, value, quality, event) of every row of ``estate``'s units, in time order."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT unit_id, meter, ts, value, quality, event FROM meter_readings WHERE unit_id LIKE %s "
+            "ORDER BY unit_id, meter, ts",
+            (f"{estate}-U%",),
+        ).fetchall()
+    return [(str(u), str(m), ts, v, str(q), e) for u, m, ts, v, q, e in rows]
