@@ -16,7 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from hub.api import labels, pages, views
+from hub.api import i18n, labels, pages, views
+from hub.api.models import Reason
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,41 @@ def make_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.globals.update(
-        bilingual=labels.bilingual,
+        t=_t,
+        label=_label,
+        reason_text=_reason_text,
+        reason_comparison=_reason_comparison,
         ALERT_KINDS=labels.ALERT_KINDS,
         ALERT_STATUSES=labels.ALERT_STATUSES,
         CASE_STATUSES=labels.CASE_STATUSES,
         FILING_STATES=labels.FILING_STATES,
-        reason_comparison=labels.reason_comparison,
-        quantity=labels.quantity,
+        AUDIT_ACTIONS=labels.AUDIT_ACTIONS,
+        TENANCY_STATUSES=labels.TENANCY_STATUSES,
+        DISMISSAL_REASONS=labels.DISMISSAL_REASONS,
     )
     return Jinja2Templates(env=env)
+
+
+# The templates' helpers read the page's language from the render context (``lang``, set by
+# pages.render), so that no template passes it along by hand; macros are imported "with context".
+@jinja2.pass_context
+def _t(ctx: jinja2.runtime.Context, key: str, **fields: object) -> str:
+    return i18n.message(ctx["lang"], key, **fields)
+
+
+@jinja2.pass_context
+def _label(ctx: jinja2.runtime.Context, table: labels.Table, key: str | None) -> str:
+    return labels.label(table, key, ctx["lang"])
+
+
+@jinja2.pass_context
+def _reason_text(ctx: jinja2.runtime.Context, reason: Reason) -> str:
+    return labels.reason_text(reason, ctx["lang"])
+
+
+@jinja2.pass_context
+def _reason_comparison(ctx: jinja2.runtime.Context, reason: Reason) -> str:
+    return labels.reason_comparison(reason, ctx["lang"])
 
 
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:

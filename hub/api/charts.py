@@ -59,6 +59,15 @@ class SeriesSpec:
     unit: str
     color: str
     integer: bool = False
+    unit_zh: str = ""
+
+    def title(self, lang: str) -> str:
+        """The series' name in ``lang`` (``zh`` or ``en``)."""
+        return self.title_zh if lang == "zh" else self.title_en
+
+    def unit_in(self, lang: str) -> str:
+        """The unit in ``lang``."""
+        return self.unit_zh or self.unit if lang == "zh" else self.unit
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class BarChart:
     title_en: str
     unit: str
     color: str
+    title: str  # in the page's language, as is ``unit``
     width: int
     height: int
     left: float
@@ -93,12 +103,14 @@ class BarChart:
 
 
 EVIDENCE_SERIES: tuple[SeriesSpec, ...] = (
-    SeriesSpec("electricity", "用电", "Electricity", "kWh/day", "#d97706"),
-    SeriesSpec("water", "用水", "Water", "m³/day", "#2563eb"),
-    SeriesSpec("gas", "用气", "Gas", "m³/day", "#dc2626"),
-    SeriesSpec("tenant_entries", "登记住户进门", "Registered tenant entries", "per day", "#059669", True),
-    SeriesSpec("strangers", "楼栋陌生人", "Strangers at the building", "per day", "#7c3aed", True),
-    SeriesSpec("gate_events", "楼栋门禁事件", "All gate events at the building", "per day", "#6b7280", True),
+    SeriesSpec("electricity", "用电", "Electricity", "kWh/day", "#d97706", unit_zh="千瓦时/天"),
+    SeriesSpec("water", "用水", "Water", "m³/day", "#2563eb", unit_zh="立方米/天"),
+    SeriesSpec("gas", "用气", "Gas", "m³/day", "#dc2626", unit_zh="立方米/天"),
+    SeriesSpec("tenant_entries", "登记住户进门", "Registered tenant entries", "per day", "#059669", True,
+               "次/天"),
+    SeriesSpec("strangers", "楼栋陌生人", "Strangers at the building", "per day", "#7c3aed", True, "人/天"),
+    SeriesSpec("gate_events", "楼栋门禁事件", "All gate events at the building", "per day", "#6b7280", True,
+               "次/天"),
 )
 
 
@@ -127,8 +139,11 @@ def bar_chart(
     values: Sequence[float | None],
     width: int = 720,
     height: int = 150,
+    lang: str = "zh",
 ) -> BarChart:
-    """Lay out one daily series: a bar per known day, a gap per unknown day, 3 grid lines, 3 day labels."""
+    """Lay out one daily series: a bar per known day, a gap per unknown day, 3 grid lines, 3 day labels;
+    its title, unit and bar labels in ``lang`` (``zh`` or ``en``)."""
+    unit = spec.unit_in(lang)
     left, right, top, bottom = 44.0, 8.0, 10.0, 22.0
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(days)
@@ -147,7 +162,7 @@ def bar_chart(
         h = plot_h * max(value, 0.0) / y_max
         # A true zero keeps a hairline so that it is visibly different from a gap.
         h = max(h, 1.0)
-        label = f"{day.isoformat()}: {format_number(value, integer=spec.integer)} {spec.unit}"
+        label = f"{day.isoformat()}: {format_number(value, integer=spec.integer)} {unit}"
         bars.append(
             Bar(x=round(x + (slot - bar_w) / 2, 2), y=round(top + plot_h - h, 2), width=round(bar_w, 2),
                 height=round(h, 2), day=day, value=value, label=label)
@@ -161,16 +176,19 @@ def bar_chart(
         XLabel(x=round(left + (i + 0.5) * slot, 2), label=days[i].strftime("%m-%d")) for i in label_at
     )
     return BarChart(
-        key=spec.key, title_zh=spec.title_zh, title_en=spec.title_en, unit=spec.unit, color=spec.color,
-        width=width, height=height, left=left, top=top, plot_width=plot_w, plot_height=plot_h,
+        key=spec.key, title_zh=spec.title_zh, title_en=spec.title_en, unit=unit, color=spec.color,
+        title=spec.title(lang), width=width, height=height, left=left, top=top, plot_width=plot_w,
+        plot_height=plot_h,
         bars=tuple(bars), gaps=tuple(gaps), ticks=ticks, x_labels=x_labels,
     )
 
 
-def evidence_charts(series: dict[str, Sequence[float | None]], *, days: Sequence[date]) -> list[BarChart]:
-    """One chart per known evidence series that has at least one entry."""
+def evidence_charts(
+    series: dict[str, Sequence[float | None]], *, days: Sequence[date], lang: str = "zh"
+) -> list[BarChart]:
+    """One chart per known evidence series that has at least one entry, labelled in ``lang``."""
     return [
-        bar_chart(spec, days=days, values=series[spec.key])
+        bar_chart(spec, days=days, values=series[spec.key], lang=lang)
         for spec in EVIDENCE_SERIES
         if series.get(spec.key)
     ]

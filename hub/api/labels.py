@@ -1,11 +1,20 @@
-"""Bilingual labels (中文 first, English alongside) and plain-word phrasing for the inspector pages."""
+"""Labels (中文, English) of the pages' data, and reasons in plain words in the chosen language; pure.
+
+A reason is phrased from its structured values (``code``, ``value``, ``baseline``, ``unit``), not from
+the detector's stored ``text``, which is English: that text is only the fallback for a code not known
+here, and the page shows it as the reason's tooltip.
+"""
 
 from __future__ import annotations
 
 from hub.api.charts import format_number
+from hub.api.i18n import LANGUAGES, Language, message
 from hub.api.models import Reason
+from hub.cases.states import DISMISS_REASONS
 
-ALERT_KINDS: dict[str, tuple[str, str]] = {
+Table = dict[str, tuple[str, str]]
+
+ALERT_KINDS: Table = {
     "vacancy": ("空置", "vacancy"),
     "sublet": ("转租", "sublet"),
     "group_rent": ("群租", "group renting"),
@@ -13,12 +22,12 @@ ALERT_KINDS: dict[str, tuple[str, str]] = {
     "welfare": ("关怀探访", "welfare check"),
 }
 
-ALERT_STATUSES: dict[str, tuple[str, str]] = {
+ALERT_STATUSES: Table = {
     "open": ("待处理", "open"),
     "closed": ("已关闭", "closed"),
 }
 
-CASE_STATUSES: dict[str, tuple[str, str]] = {
+CASE_STATUSES: Table = {
     "open": ("待分派", "open"),
     "assigned": ("已分派", "assigned"),
     "visit_scheduled": ("已约上门", "visit scheduled"),
@@ -28,34 +37,191 @@ CASE_STATUSES: dict[str, tuple[str, str]] = {
     "closed": ("已结案", "closed"),
 }
 
-FILING_STATES: dict[str, tuple[str, str]] = {
+FILING_STATES: Table = {
     "pending": ("待报送", "pending"),
     "sent": ("已报送", "sent"),
     "dead": ("报送失败", "failed, needs attention"),
 }
 
+# What the audit trail's action codes mean, for the alert page (the audit log shows the codes too).
+AUDIT_ACTIONS: Table = {
+    "alert.opened": ("发现线索", "alert raised"),
+    "alert.reflagged": ("再次标记", "flagged again"),
+    "alert.closed": ("线索关闭", "alert closed"),
+    "case.opened": ("立案", "case opened"),
+    "case.realerted": ("新线索并入本案", "new alert attached"),
+    "case.assign": ("分派", "assigned"),
+    "case.schedule_visit": ("预约上门", "visit scheduled"),
+    "case.confirm": ("确认属实", "confirmed"),
+    "case.dismiss": ("排除", "dismissed"),
+    "case.close": ("结案", "closed"),
+    "case.filed": ("已报送住房系统", "filed to the tenancy system"),
+    "case.tenancy_status": ("住房系统状态变更", "status changed in the tenancy system"),
+    "tenancy.queued": ("等待报送", "queued for filing"),
+    "tenancy.dead": ("报送失败", "filing failed"),
+    "user.added": ("添加用户", "user added"),
+    "user.estates": ("调整负责小区", "estates changed"),
+    "user.login": ("登录", "signed in"),
+    "user.logout": ("退出", "signed out"),
+}
 
-def bilingual(table: dict[str, tuple[str, str]], key: str | None) -> str:
-    """``中文 English`` for a known key, the key itself otherwise, a dash for nothing."""
+# Statuses the city's tenancy system reports back (device_sims/tenancy.py plays it).
+TENANCY_STATUSES: Table = {
+    "filed": ("已受理", "filed"),
+    "under_review": ("审核中", "under review"),
+    "closed": ("已办结", "closed"),
+    "moved_out": ("住户已搬离", "household moved out"),
+}
+
+# Why a lead was dismissed; the table itself belongs to the case workflow.
+DISMISSAL_REASONS: Table = DISMISS_REASONS
+
+# Units of reasons' values and charts: (中文, English).
+UNITS: Table = {
+    "kWh/day": ("千瓦时/天", "kWh/day"),
+    "m3/day": ("立方米/天", "m³/day"),
+    "m³/day": ("立方米/天", "m³/day"),
+    "m3/h": ("立方米/小时", "m³/h"),
+    "m³/h": ("立方米/小时", "m³/h"),
+    "entries": ("次", "entries"),
+    "entries/day": ("次/天", "entries/day"),
+    "days": ("天", "days"),
+    "tracks": ("人", "people"),
+    "strangers/day": ("人/天", "strangers/day"),
+    "per day": ("次/天", "per day"),
+    "people/day": ("人/天", "people/day"),
+}
+
+# Units that are shares (0..1), shown as percentages: what the share is of.
+SHARES: Table = {
+    "share of days": ("天数占比", "of days"),
+    "share of gate days": ("门禁有记录日占比", "of gate days"),
+}
+
+# Each reason code the detectors give (models/rules.py), in plain words, and how its value compares
+# with its baseline (a message key of hub/api/i18n.py; None: the reason has no comparison).
+REASONS: dict[str, tuple[str, str, str | None]] = {
+    "no_tenant_entries": (
+        "登记住户几乎没有进门记录",
+        "Registered tenants hardly ever entered",
+        "vs_before",
+    ),
+    "electricity_base_load": (
+        "用电只剩待机水平",
+        "Electricity at base load",
+        "vs_before",
+    ),
+    "water_constant_flow": (
+        "无人进出却昼夜流水：空房漏水",
+        "Water flows day and night with nobody entering: a leak in an empty flat",
+        "vs_daytime",
+    ),
+    "water_near_zero": (
+        "几乎不用水",
+        "Almost no water used",
+        "vs_before",
+    ),
+    "water_unknown": (
+        "用水数据缺得太多，只按用电判断",
+        "Water use unknown on too many days: judged on electricity alone",
+        "vs_limit",
+    ),
+    "peer_electricity": (
+        "用电远低于同小区其他单元",
+        "Far less electricity than the estate's other units",
+        "vs_peers",
+    ),
+    "idle_streak": (
+        "连续闲置",
+        "Idle days in a row",
+        "vs_legal",
+    ),
+    "electricity_in_use": (
+        "正常用电：有人居住",
+        "Electricity in normal use: someone lives here",
+        "vs_baseline",
+    ),
+    "water_in_use": (
+        "正常用水",
+        "Water in normal use",
+        "vs_baseline",
+    ),
+    "tenant_presence_ended": (
+        "登记住户不再出现",
+        "Registered tenants stopped appearing",
+        "vs_before",
+    ),
+    "recurring_strangers": (
+        "登记住户消失后，楼里反复出现陌生面孔",
+        "Unrecognised faces seen again and again since the registered tenants stopped appearing",
+        "vs_baseline",
+    ),
+    "new_lease": (
+        "新签租约，时间太短无法判断",
+        "New lease: too recent to judge",
+        None,
+    ),
+    "low_coverage": (
+        "数据太少，无法判断（缺的天数是未知，不是零）",
+        "Too little data to judge (missing days are unknown, not empty)",
+        "vs_limit",
+    ),
+    "gate_silent": (
+        "门禁很少上报，分不清是住户不在还是门禁故障",
+        "The gate reported too rarely to tell absence from a gate outage",
+        "vs_limit",
+    ),
+    "idle_streak_short": (
+        "连续闲置天数不够长：可能是外出",
+        "Idle for too few days in a row: could be travel",
+        "vs_limit",
+    ),
+    "no_new_faces": (
+        "住户不再刷门禁，但没有新面孔：可能走了其他入口",
+        "Tenants stopped using the gate but no new faces appeared: likely another entrance",
+        None,
+    ),
+}
+
+
+def label(table: Table, key: str | None, lang: Language) -> str:
+    """The label of ``key`` in ``lang``; the key itself when the table does not know it, a dash for none."""
     if not key:
         return "—"
-    zh, en = table.get(key, ("", key))
-    return f"{zh} {en}".strip()
+    texts = table.get(key)
+    return texts[LANGUAGES.index(lang)] if texts else key
 
 
-def quantity(value: float | None, unit: str | None) -> str:
-    """A value with its unit in plain words; ``unknown`` when there is no value."""
+def quantity(value: float | None, unit: str | None, lang: Language) -> str:
+    """A value with its unit in plain words (shares as percentages); ``未知``/``unknown`` for no value."""
     if value is None:
-        return "unknown 未知"
+        return message(lang, "unknown")
+    if unit in SHARES:
+        return f"{format_number(value * 100)}% {label(SHARES, unit, lang)}"
     text = format_number(value)
-    return f"{text} {unit}" if unit else text
+    if not unit:
+        return text
+    return f"{text} {label(UNITS, unit, lang)}"
 
 
-def reason_comparison(reason: Reason) -> str:
+def reason_text(reason: Reason, lang: Language) -> str:
+    """What the reason says, in ``lang`` for a known code; else the detector's own words, else its code."""
+    known = REASONS.get(reason.code)
+    if known is not None:
+        zh, en, _ = known
+        return zh if lang == "zh" else en
+    return reason.text or reason.code
+
+
+def reason_comparison(reason: Reason, lang: Language) -> str:
     """The reason's measured value against its baseline, e.g. ``0.8 kWh/day vs baseline 6.1 kWh/day``."""
     if reason.value is None and reason.baseline is None:
         return ""
-    measured = quantity(reason.value, reason.unit)
+    known = REASONS.get(reason.code)
+    if known is not None and known[2] is None:
+        return ""
+    measured = quantity(reason.value, reason.unit, lang)
     if reason.baseline is None:
         return measured
-    return f"{measured} vs baseline 基线 {quantity(reason.baseline, reason.unit)}"
+    key = known[2] if known is not None and known[2] is not None else "vs_baseline"
+    return message(lang, key, value=measured, baseline=quantity(reason.baseline, reason.unit, lang))

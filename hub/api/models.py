@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 # An estate id as a person's scope names it, e.g. E01.
 Estate_ = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class AlertSort(StrEnum):
+    """Orders of the alert queue: highest risk first (the default), oldest or newest lead first."""
+
+    RISK = "risk"
+    OLDEST = "oldest"
+    NEWEST = "newest"
 
 
 class Reason(BaseModel):
@@ -87,6 +96,7 @@ class AlertSummary(BaseModel):
     score: float | None = None
     first_flagged: date | None = None
     last_flagged: date | None = None
+    age_days: int | None = Field(None, description="days since the alert was first flagged")
     reasons: list[Reason] = Field(default_factory=list)
     rule_version: str | None = None
     window_start: date | None = None

@@ -12,6 +12,8 @@ from fastapi.templating import Jinja2Templates
 from hub.api import queries
 from hub.api.charts import evidence_charts
 from hub.api.deps import SESSION_COOKIE, DbConn, FormFields, MaybeUser, request_token
+from hub.api.i18n import HTML_LANG, LANG_COOKIE, LANGUAGES, Language, choose_language, known_language, message
+from hub.api.models import AlertSort
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
 from hub.auth.service import authenticate, close_session, inspectors_for, open_session
@@ -32,21 +34,55 @@ PAGE_HEADERS = {
 }
 
 PAGE_SIZE = 100
+MAX_AGE_DAYS = 36_500
+
+
+def page_language(request: Request) -> Language:
+    """The language of the page: ``?lang=``, then the cookie, then Accept-Language, else Chinese."""
+    return choose_language(query=request.query_params.get("lang"), cookie=request.cookies.get(LANG_COOKIE),
+                           accept_language=request.headers.get("accept-language"))
+
+
+def remember_language(request: Request, response: Response) -> Response:
+    """Keep a language chosen with ``?lang=`` in a cookie for the next pages (a year; no script reads it)."""
+    chosen = known_language(request.query_params.get("lang"))
+    if chosen is not None and request.cookies.get(LANG_COOKIE) != chosen:
+        response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 24 * 3600, path="/", samesite="lax",
+                            httponly=True)
+    return response
 
 
 def render(
     request: Request, name: str, context: dict[str, Any], *, status_code: int = 200,
-    user: Principal | None = None,
+    user: Principal | None = None, here: str | None = None,
 ) -> HTMLResponse:
-    """Render a template with the page headers and the signed-in person."""
+    """Render a template in the page's language, with the page headers and the signed-in person.
+
+    ``here``: the address the language switch reloads when this page answered a form (a POST)."""
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, {"user": user, **context}, status_code=status_code,
-                                      headers=PAGE_HEADERS)
+    lang = page_language(request)
+    other = LANGUAGES[1 - LANGUAGES.index(lang)]
+    if request.method == "GET":
+        switch = str(request.url.include_query_params(lang=other))
+    else:
+        switch = f"{here or '/'}?lang={other}"
+    page = {"user": user, "lang": lang, "html_lang": HTML_LANG[lang], "switch_url": switch, **context}
+    response = templates.TemplateResponse(request, name, page, status_code=status_code,
+                                          headers=PAGE_HEADERS)
+    return remember_language(request, response)  # type: ignore[return-value]
 
 
-def to_login() -> RedirectResponse:
-    """Send someone not signed in to the sign-in page."""
-    return RedirectResponse("/login", status_code=303)
+def to_login(request: Request) -> Response:
+    """Send someone not signed in to the sign-in page (keeping a language chosen on the way)."""
+    return remember_language(request, RedirectResponse("/login", status_code=303))
+
+
+def _days(text: str) -> int | None:
+    """A number of days from a form field: None when blank or not a number, clamped to 0..100 years."""
+    text = text.strip()
+    if not text.isdecimal() or not text.isascii():
+        return None
+    return min(int(text[:6]), MAX_AGE_DAYS)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -63,8 +99,8 @@ def login_submit(request: Request, conn: DbConn, form: FormFields) -> Response:
                                  password=form.get("password", "")[:256])
         token = open_session(conn, principal=principal) if principal else None
     if token is None:
-        return render(request, "login.html", {"error": "用户名或密码错误 wrong name or password"},
-                      status_code=401)
+        return render(request, "login.html", {"error": message(page_language(request), "login.wrong")},
+                      status_code=401, here="/login")
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(request, response, token)
     return response
@@ -77,7 +113,7 @@ def logout_submit(request: Request, conn: DbConn, user: MaybeUser) -> Response:
     if user is not None and token is not None:
         with conn.transaction():
             close_session(conn, token=token, principal=user)
-    response = to_login()
+    response = to_login(request)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -90,30 +126,41 @@ def alert_list_page(
     estate: Annotated[str, Query(max_length=64)] = "",
     kind: Annotated[str, Query(max_length=32)] = "",
     status: Annotated[str, Query(max_length=16)] = "open",
+    min_age_days: Annotated[str, Query(max_length=16)] = "",
+    max_age_days: Annotated[str, Query(max_length=16)] = "",
+    sort: Annotated[str, Query(max_length=16)] = "risk",
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
-    """Alerts of the person's estates sorted by risk, with their reasons in plain words."""
+    """Alerts of the person's estates sorted by risk (or age), with their reasons in plain words.
+
+    The age fields come from a form: blank or not a number means no limit, not an error."""
     if user is None:
-        return to_login()
+        return to_login(request)
+    order = AlertSort(sort) if sort in AlertSort.__members__.values() else AlertSort.RISK
+    min_age, max_age = _days(min_age_days), _days(max_age_days)
     page = queries.list_alerts(
         conn, estate=estate or None, kind=kind or None, status=None if status == "all" else status or None,
-        estates=user.estate_filter(), limit=PAGE_SIZE, offset=offset,
+        estates=user.estate_filter(), min_age_days=min_age, max_age_days=max_age, sort=order,
+        limit=PAGE_SIZE, offset=offset,
     )
     context = {
         "page": page,
-        "filters": {"estate": estate, "kind": kind, "status": status},
+        "filters": {"estate": estate, "kind": kind, "status": status, "sort": order.value,
+                    "min_age_days": "" if min_age is None else str(min_age),
+                    "max_age_days": "" if max_age is None else str(max_age)},
+        "sorts": [s.value for s in AlertSort],
         "estates": queries.list_estates(conn, estates=user.estate_filter()),
         "counts": queries.summary_counts(conn) if not user.scoped else None,
     }
     return render(request, "alerts.html", context, user=user)
 
 
-def _alert_context(conn: Any, user: Principal, alert_id: int) -> dict[str, Any] | None:
+def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) -> dict[str, Any] | None:
     alert = queries.get_alert(conn, alert_id=alert_id)
     if alert is None or not user.sees(alert.estate_id):
         return None
     evidence = alert.evidence.model_dump()
-    charts = evidence_charts(evidence, days=alert.evidence.days)
+    charts = evidence_charts(evidence, days=alert.evidence.days, lang=lang)
     case = alert.case
     trail = []
     actions: list[str] = []
@@ -126,17 +173,27 @@ def _alert_context(conn: Any, user: Principal, alert_id: int) -> dict[str, Any] 
         if Action.ASSIGN.value in actions:
             inspectors = inspectors_for(conn, estate_id=case.estate_id)
     return {"alert": alert, "charts": charts, "trail": trail, "actions": actions, "inspectors": inspectors,
-            "dismiss_reasons": DISMISS_REASONS, "today": date.today().isoformat(), "error": None}
+            "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None}
+
+
+def not_found(request: Request, user: Principal | None, what: str, ident: int | None = None, *,
+              status_code: int = 404) -> HTMLResponse:
+    """The not-found (or not-allowed, 403) page for an object, named in the page's language."""
+    lang = page_language(request)
+    name = message(lang, f"object.{what}", id=ident)
+    template = "not_found.html"
+    return render(request, template, {"what": name, "forbidden": status_code == 403},
+                  status_code=status_code, user=user)
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse, response_model=None)
 def alert_page(request: Request, conn: DbConn, user: MaybeUser, alert_id: int) -> Response:
     """One alert: its reasons, its case with the actions open to this person, its trail, its charts."""
     if user is None:
-        return to_login()
-    context = _alert_context(conn, user, alert_id)
+        return to_login(request)
+    context = _alert_context(conn, user, alert_id, page_language(request))
     if context is None:
-        return render(request, "not_found.html", {"what": f"alert {alert_id}"}, status_code=404, user=user)
+        return not_found(request, user, "alert", alert_id)
     return render(request, "alert.html", context, user=user)
 
 
@@ -144,8 +201,10 @@ def alert_page(request: Request, conn: DbConn, user: MaybeUser, alert_id: int) -
 def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, form: FormFields) -> Response:
     """Take the action of a button on the alert page, then show the alert again."""
     if user is None:
-        return to_login()
+        return to_login(request)
+    lang = page_language(request)
     back = form.get("alert_id", "")
+    back = back if back.isascii() and back.isdigit() and len(back) < 19 else ""
     error: str | None = None
     status = 200
     try:
@@ -158,18 +217,18 @@ def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, f
                 note=form.get("note", ""),
             )
     except CaseNotFound:
-        return render(request, "not_found.html", {"what": f"case {case_id}"}, status_code=404, user=user)
+        return not_found(request, user, "case", case_id)
     except ActionForbidden as err:
-        error, status = f"不允许 not allowed: {err}", 403
+        error, status = message(lang, "error.forbidden", detail=err), 403
     except (TransitionRefused, ValueError) as err:
-        error, status = f"无法执行 cannot do that: {err}", 409
-    if error is None and back.isdigit():
+        error, status = message(lang, "error.refused", detail=err), 409
+    if error is None and back:
         return RedirectResponse(f"/alerts/{int(back)}", status_code=303)
-    context = _alert_context(conn, user, int(back)) if back.isdigit() else None
+    context = _alert_context(conn, user, int(back), lang) if back else None
     if context is None:
-        return render(request, "not_found.html", {"what": f"case {case_id}"}, status_code=404, user=user)
+        return not_found(request, user, "case", case_id)
     context["error"] = error
-    return render(request, "alert.html", context, status_code=status, user=user)
+    return render(request, "alert.html", context, status_code=status, user=user, here=f"/alerts/{int(back)}")
 
 
 @router.get("/audit", response_class=HTMLResponse, response_model=None)
@@ -181,9 +240,9 @@ def audit_page(
 ) -> Response:
     """The audit log for auditors and admins, newest first, with the chain's verification."""
     if user is None:
-        return to_login()
+        return to_login(request)
     if user.role not in (Role.AUDITOR, Role.ADMIN):
-        return render(request, "not_found.html", {"what": "audit log"}, status_code=403, user=user)
+        return not_found(request, user, "audit", status_code=403)
     page = queries.audit_rows(conn, object_type=object_type or None, object_id=object_id or None,
                               limit=PAGE_SIZE, offset=offset)
     return render(request, "audit.html", {"page": page, "filters": {"object_type": object_type,

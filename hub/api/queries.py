@@ -11,6 +11,7 @@ from hub.api.models import (
     AgentStatus,
     AlertDetail,
     AlertPage,
+    AlertSort,
     AlertSummary,
     AuditEntry,
     AuditPage,
@@ -32,7 +33,8 @@ SUMMARY_KINDS = ("vacancy", "sublet")
 
 _ALERT_COLUMNS = """
     a.id, a.unit_id, a.estate_id, a.kind, a.status, a.score, a.first_flagged, a.last_flagged,
-    a.reasons, a.rule_version, a.window_start, a.window_end, a.created_at, a.updated_at,
+    current_date - a.first_flagged AS age_days, a.reasons, a.rule_version, a.window_start, a.window_end,
+    a.created_at, a.updated_at,
     c.id AS case_id, c.status AS case_status,
     EXISTS (SELECT 1 FROM tenancy_outbox o WHERE o.case_id = c.id AND o.state = 'dead') AS case_filing_dead
 """
@@ -56,6 +58,26 @@ _ALERT_FILTER = """
       AND (%(unit)s::text IS NULL OR a.unit_id = %(unit)s)
       AND (%(estates)s::text[] IS NULL OR a.estate_id = ANY(%(estates)s))
 """
+
+# The queue's orders; each is walked in an index (35_alert_queue.sql for risk, 36_alert_queue_age.sql for
+# age, forwards for the oldest, backwards for the newest), the id breaking ties so that pages are stable.
+ALERT_ORDERS: dict[AlertSort, str] = {
+    AlertSort.RISK: "a.score DESC NULLS LAST, a.last_flagged DESC NULLS LAST, a.id",
+    AlertSort.OLDEST: "a.first_flagged, a.id",
+    AlertSort.NEWEST: "a.first_flagged DESC, a.id DESC",
+}
+
+
+def _age_filter(min_age_days: int | None, max_age_days: int | None) -> str:
+    """The age conditions (days since first flagged) that are asked for, and no others: a range on
+    ``first_flagged`` the planner can put on an index, where ``%s IS NULL OR`` would hide it."""
+    clauses = []
+    if min_age_days is not None:
+        clauses.append(" AND a.first_flagged <= current_date - %(min_age)s::int")
+    if max_age_days is not None:
+        clauses.append(" AND a.first_flagged >= current_date - %(max_age)s::int")
+    return "".join(clauses)
+
 
 _FILING_COLUMNS = """
     o.id, o.idempotency_key, o.state, o.attempts, o.next_attempt_at, o.last_error, o.sent_at,
@@ -125,28 +147,34 @@ def list_alerts(
     status: str | None = None,
     unit: str | None = None,
     estates: list[str] | None = None,
+    min_age_days: int | None = None,
+    max_age_days: int | None = None,
+    sort: AlertSort = AlertSort.RISK,
     limit: int = 50,
     offset: int = 0,
 ) -> AlertPage:
-    """Alerts matching the filters, highest score first, most recently flagged next."""
+    """Alerts matching the filters, in ``sort`` order: by default highest score first, most recently
+    flagged next. ``min_age_days``/``max_age_days``: first flagged at least / at most that many days ago."""
     params: dict[str, Any] = {
         "estate": estate, "kind": kind, "status": status, "unit": unit, "estates": estates, "limit": limit,
-        "offset": offset,
+        "offset": offset, "min_age": min_age_days, "max_age": max_age_days,
     }
+    where = _ALERT_FILTER + _age_filter(min_age_days, max_age_days)
+    order = ALERT_ORDERS[AlertSort(sort)]
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT count(*) AS n FROM alerts a {_ALERT_FILTER}", params)
+        cur.execute(f"SELECT count(*) AS n FROM alerts a {where}", params)
         total_row = cur.fetchone()
         # The page's ids first (an index-only walk, see 35_alert_queue.sql), then only those rows with
         # their case: joining cases before LIMIT/OFFSET would look up a case for every skipped row.
         cur.execute(
             f"""
             WITH page AS (
-                SELECT a.id FROM alerts a {_ALERT_FILTER}
-                ORDER BY a.score DESC NULLS LAST, a.last_flagged DESC NULLS LAST, a.id
+                SELECT a.id FROM alerts a {where}
+                ORDER BY {order}
                 LIMIT %(limit)s OFFSET %(offset)s
             )
             SELECT {_ALERT_COLUMNS} FROM page JOIN alerts a ON a.id = page.id {_ALERT_CASE_JOIN}
-            ORDER BY a.score DESC NULLS LAST, a.last_flagged DESC NULLS LAST, a.id
+            ORDER BY {order}
             """,
             params,
         )

@@ -30,6 +30,7 @@ from hub.api.models import (
     AgentStatus,
     AlertDetail,
     AlertPage,
+    AlertSort,
     AssignRequest,
     AuditCheck,
     AuditPage,
@@ -63,6 +64,9 @@ Kind = Annotated[str | None, Query(max_length=32, description="vacancy | sublet"
 Status = Annotated[
     str | None, Query(max_length=16, description="alert: open | closed; case: a workflow status")
 ]
+MinAge = Annotated[int | None, Query(ge=0, le=36_500, description="first flagged at least N days ago")]
+MaxAge = Annotated[int | None, Query(ge=0, le=36_500, description="first flagged at most N days ago")]
+Sort = Annotated[AlertSort, Query(description="risk: highest score first; oldest / newest: by first flagged")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such object, or not in your estates"}}
@@ -127,11 +131,14 @@ def me(principal: CurrentUser) -> Me:
 @router.get("/alerts", response_model=AlertPage)
 def list_alerts(
     conn: DbConn, principal: CurrentUser, estate: Estate = None, kind: Kind = None, status: Status = None,
+    min_age_days: MinAge = None, max_age_days: MaxAge = None, sort: Sort = AlertSort.RISK,
     limit: Limit = 50, offset: Offset = 0,
 ) -> AlertPage:
-    """Alerts in your estates, highest score first, filtered by estate, kind and status."""
-    return queries.list_alerts(conn, estate=estate, kind=kind, status=status, limit=limit,
-                               offset=offset, estates=principal.estate_filter())
+    """Alerts in your estates, highest score first (or oldest / newest first), filtered by estate, kind,
+    status and age (days since first flagged)."""
+    return queries.list_alerts(conn, estate=estate, kind=kind, status=status, min_age_days=min_age_days,
+                               max_age_days=max_age_days, sort=sort, limit=limit, offset=offset,
+                               estates=principal.estate_filter())
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=NOT_FOUND)

@@ -1,0 +1,203 @@
+"""The pages' two languages: Chinese (zh-CN, the default) and English; choosing one, and every message.
+
+The choice, strongest first: ``?lang=zh|en`` on any page (remembered in a cookie), the cookie, the
+browser's Accept-Language, else Chinese. Pure: no I/O; the pages read the request and set the cookie.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Language = Literal["zh", "en"]
+LANGUAGES: tuple[Language, ...] = ("zh", "en")
+DEFAULT_LANGUAGE: Language = "zh"
+LANG_COOKIE = "anju_lang"
+# What <html lang> says for each language.
+HTML_LANG: dict[Language, str] = {"zh": "zh-CN", "en": "en"}
+
+
+def known_language(value: str | None) -> Language | None:
+    """``zh`` or ``en`` when ``value`` names one of them (``zh-CN``, ``EN-us`` too), else None."""
+    if not value:
+        return None
+    primary = value.strip().lower().replace("_", "-").split("-", 1)[0]
+    for lang in LANGUAGES:
+        if primary == lang:
+            return lang
+    return None
+
+
+def from_accept_language(header: str | None) -> Language | None:
+    """The first of our languages in an Accept-Language header by preference (q), or None."""
+    if not header:
+        return None
+    ranked: list[tuple[float, int, Language]] = []
+    for position, part in enumerate(header[:1000].split(",")[:30]):
+        tag, _, params = part.partition(";")
+        lang = known_language(tag)
+        if lang is None:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            ranked.append((-q, position, lang))
+    return min(ranked)[2] if ranked else None
+
+
+def choose_language(*, query: str | None, cookie: str | None, accept_language: str | None) -> Language:
+    """The language of a page: the query parameter, the cookie, Accept-Language, else Chinese."""
+    return (known_language(query) or known_language(cookie) or from_accept_language(accept_language)
+            or DEFAULT_LANGUAGE)
+
+
+# Every fixed text of the pages, by key: (中文, English). ``{name}`` fields are filled by ``message``.
+MESSAGES: dict[str, tuple[str, str]] = {
+    # header, footer, navigation
+    "brand": ("安居", "anju"),
+    "tagline": ("公租房空置与转租线索", "leads on empty or sublet public rental units"),
+    "audit_link": ("审计日志", "audit log"),
+    "sign_out": ("退出", "sign out"),
+    "switch_language": ("English", "中文"),
+    "switch_language_title": ("Switch to English", "切换到中文"),
+    "privacy": ("人脸信息不出小区：本页只显示化名编号和计数。",
+                "Faces never leave the estate: only pseudonymous ids and counts are shown here."),
+    "lead_not_verdict": ("线索不是结论，请上门核实。",
+                         "An alert is a lead, not a verdict: visit before you decide."),
+    "all_alerts": ("← 全部线索", "← all alerts"),
+    "role.inspector": ("巡查员", "inspector"),
+    "role.supervisor": ("主管", "supervisor"),
+    "role.auditor": ("审计员", "auditor"),
+    "role.admin": ("管理员", "admin"),
+    # sign-in
+    "login.title": ("登录", "Sign in"),
+    "login.name": ("用户名", "Name"),
+    "login.password": ("密码", "Password"),
+    "login.submit": ("登录", "Sign in"),
+    "login.wrong": ("用户名或密码错误", "Wrong name or password"),
+    # not found
+    "not_found.title": ("未找到", "Not found"),
+    "not_found.text": ("{what}不存在。", "{what} does not exist."),
+    "not_allowed.title": ("无权查看", "Not allowed"),
+    "not_allowed.text": ("您的角色不能查看{what}。", "Your role may not see the {what}."),
+    "object.alert": ("线索 #{id}", "Alert #{id}"),
+    "object.case": ("案件 #{id}", "Case #{id}"),
+    "object.audit": ("审计日志", "audit log"),
+    # the queue
+    "alerts.title": ("线索", "Alerts"),
+    "alerts.heading.risk": ("线索（按风险排序）", "Alerts, highest risk first"),
+    "alerts.heading.oldest": ("线索（最早的在前）", "Alerts, oldest first"),
+    "alerts.heading.newest": ("线索（最新的在前）", "Alerts, newest first"),
+    "counts": ("单元 {units} · 读数 {readings} · 门禁事件 {events} · 待处理线索 {alerts_open} · 已报送案件 "
+               "{cases_filed}",
+               "units {units} · readings {readings} · access events {events} · open alerts {alerts_open} · "
+               "cases filed {cases_filed}"),
+    "counts.dead_letters": ("无法解析的消息 {n}", "dead letters {n}"),
+    "filter.estate": ("小区", "Estate"),
+    "filter.kind": ("类型", "Kind"),
+    "filter.status": ("状态", "Status"),
+    "filter.all": ("全部", "all"),
+    "filter.min_age": ("首次标记至少几天前", "First flagged at least N days ago"),
+    "filter.max_age": ("首次标记至多几天前", "First flagged at most N days ago"),
+    "filter.days": ("天", "days"),
+    "filter.sort": ("排序", "Sort"),
+    "sort.risk": ("风险最高在前", "highest risk first"),
+    "sort.oldest": ("最早标记在前", "oldest first"),
+    "sort.newest": ("最新标记在前", "newest first"),
+    "filter.submit": ("筛选", "Filter"),
+    "total.one": ("共 {n} 条", "{n} alert"),
+    "total.many": ("共 {n} 条", "{n} alerts"),
+    "col.score": ("风险分", "Score"),
+    "col.kind": ("类型", "Kind"),
+    "col.unit": ("单元", "Unit"),
+    "col.estate": ("小区", "Estate"),
+    "col.flagged": ("首次 / 最近标记", "First / last flagged"),
+    "col.age": ("已有天数", "Age"),
+    "col.status": ("状态", "Status"),
+    "col.reasons": ("原因", "Reasons"),
+    "age_days": ("{n} 天", "{n} days"),
+    "age_day": ("{n} 天", "{n} day"),
+    "case_ref": ("案件 #{id}", "case #{id}"),
+    "filing_failed": ("报送失败", "filing failed"),
+    "details": ("详情", "details"),
+    "no_alerts": ("没有符合条件的线索。", "No alerts match these filters."),
+    "next_page": ("下一页", "next page"),
+    # reasons
+    "no_reasons": ("无说明", "no reasons recorded"),
+    "unknown": ("未知", "unknown"),
+    "vs_baseline": ("{value}，基线 {baseline}", "{value} vs baseline {baseline}"),
+    "vs_legal": ("{value}，法定期限 {baseline}", "{value}; the legal threshold is {baseline}"),
+    "vs_peers": ("{value}，同小区中位数 {baseline}", "{value} vs the estate's median {baseline}"),
+    "vs_before": ("{value}，此前为 {baseline}", "{value} vs {baseline} before"),
+    "vs_limit": ("{value}，至少需要 {baseline}", "{value}, needs at least {baseline}"),
+    "vs_daytime": ("夜间 {value}，全天平均 {baseline}", "{value} at night vs {baseline} over the day"),
+    # the alert page
+    "alert.title": ("线索 #{id}", "Alert #{id}"),
+    "fact.estate": ("小区", "Estate"),
+    "fact.score": ("风险分", "Score"),
+    "fact.status": ("状态", "Status"),
+    "fact.flagged": ("首次 / 最近标记", "First / last flagged"),
+    "fact.window": ("数据窗口", "Data window"),
+    "fact.rule_version": ("规则版本", "Rule version"),
+    "reasons": ("原因", "Reasons"),
+    "case": ("案件", "Case"),
+    "case.inspector": ("承办人", "Inspector"),
+    "case.visit_on": ("上门日期", "Visit on"),
+    "case.opened": ("立案", "Opened"),
+    "case.filed_to": ("报送住房系统", "Filed to tenancy system"),
+    "case.attempts": ("尝试 {n} 次", "attempts {n}"),
+    "case.filed_at": ("已报送 {at}", "filed {at}"),
+    "case.not_filed": ("尚未报送", "not filed yet"),
+    "case.filed_once_confirmed": ("（核实后报送）", " (filed once confirmed)"),
+    "case.evidence_sha256": ("证据摘要 SHA-256", "Evidence SHA-256"),
+    "case.none": ("尚未立案。", "No case opened for this alert yet."),
+    "case.actions": ("案件操作", "case actions"),
+    "action.assign_to": ("分派给", "Assign to"),
+    "action.assign": ("分派", "Assign"),
+    "action.visit_on": ("上门日期", "Visit on"),
+    "action.note": ("备注", "Note"),
+    "action.schedule": ("预约上门", "Schedule visit"),
+    "action.found": ("核实情况", "What you found"),
+    "action.confirm": ("确认属实", "Confirm"),
+    "action.reason": ("排除原因", "Reason"),
+    "action.explain": ("说明", "Note"),
+    "action.dismiss": ("排除", "Dismiss"),
+    "action.close": ("结案", "Close case"),
+    "error.forbidden": ("不允许：{detail}", "Not allowed: {detail}"),
+    "error.refused": ("无法执行：{detail}", "Cannot do that: {detail}"),
+    "trail": ("办理记录", "Case trail"),
+    "evidence": ("每日数据", "Daily evidence"),
+    "evidence.legend": ("斜线表示当天没有数据（未知，不是零）。",
+                        "Hatched days had no data: unknown, not zero."),
+    "evidence.none": ("没有证据序列。", "No evidence series recorded."),
+    "chart.missing": ("{n} 天无数据", "{n} days without data"),
+    "chart.no_data": ("无数据（未知）", "no data (unknown)"),
+    "chart.aria": ("{title}，每日，{unit}", "{title}, daily, {unit}"),
+    # the audit log
+    "audit.title": ("审计日志", "Audit log"),
+    "audit.chained": ("每一行都以密钥哈希链接到上一行。校验命令：",
+                      "Every row is chained to the one before with a keyed MAC. Check it with:"),
+    "audit.object_type": ("对象类型", "Object type"),
+    "audit.object_id": ("对象", "Object id"),
+    "audit.total": ("共 {n} 条", "{n} rows"),
+    "audit.time": ("时间 (UTC)", "Time (UTC)"),
+    "audit.actor": ("操作人", "Actor"),
+    "audit.action": ("操作", "Action"),
+    "audit.object": ("对象", "Object"),
+    "audit.detail": ("详情", "Detail"),
+    "audit.older": ("更早", "older"),
+}
+
+
+def message(lang: Language, key: str, **fields: object) -> str:
+    """The message ``key`` in ``lang`` with its fields filled in; the key itself when unknown."""
+    texts = MESSAGES.get(key)
+    if texts is None:
+        return key
+    text = texts[LANGUAGES.index(lang)]
+    return text.format(**fields) if fields else text
