@@ -3,10 +3,12 @@
 Seeds units, alerts (with reasons and four weeks of evidence each), cases and their tenancy filings with
 COPY into PostgreSQL (embedded unless ANJU_DATABASE_URL is set), serves the hub's app with uvicorn in a
 separate process (one worker), signs in an inspector (one estate) and a supervisor (a district of five
-estates), then sends sequential requests from one client on loopback with the filters inspectors use.
+estates), then sends sequential requests from one client on loopback with the filters inspectors use:
+estate, kind, status, age (days since first flagged), and the three orders (risk, oldest, newest).
+Alerts are first flagged between about 10 and 330 days before today, so that the age filters select.
 Prints p50/p99 per request kind and overall, and the conditions.
 
-    .venv/bin/python bench/api_alert_queue.py [--alerts 100000] [--requests 3000] [--estates 20]
+    .venv/bin/python bench/api_alert_queue.py [--alerts 100000] [--requests 5100] [--estates 20]
 """
 
 from __future__ import annotations
@@ -32,12 +34,11 @@ from hub.storage import ensure_schema
 from hub.storage.embedded import embedded_database_url
 
 PASSWORD = "bench password 123"
-START = date(2026, 1, 1)
 
 
-def _evidence(rng: random.Random) -> str:
+def _evidence(rng: random.Random, start: date) -> str:
     """Four weeks of daily series, as the detectors freeze them into an alert."""
-    days = [(START + timedelta(days=i)).isoformat() for i in range(28)]
+    days = [(start + timedelta(days=i)).isoformat() for i in range(28)]
     return json.dumps({
         "days": days,
         "electricity": [round(rng.uniform(0.2, 8.0), 2) for _ in days],
@@ -52,14 +53,15 @@ def seed(conn: psycopg.Connection, *, alerts: int, estates: int, seed_value: int
     """Units (one per two alerts), alerts (a vacancy and a sublet per unit, about a third open), a case
     for one alert in five with its filing; all with COPY. Returns the row counts."""
     rng = random.Random(seed_value)
+    start = date.today() - timedelta(days=320)  # ages relative to the server's today, as the queue's are
     n_units = alerts // 2
     reasons = json.dumps([
-        {"code": "elec_base_load", "text": "median electricity over the last 21 days is at base load",
+        {"code": "electricity_base_load", "text": "median electricity over the last 21 days is at base load",
          "value": 0.3, "baseline": 6.1, "unit": "kWh/day"},
         {"code": "no_tenant_entries", "text": "no registered tenant entry for 21 days", "value": 0,
          "baseline": 3.0, "unit": "entries/day"},
     ])
-    evidences = [_evidence(rng) for _ in range(64)]  # reused: the size matters, not the values
+    evidences = [_evidence(rng, start) for _ in range(64)]  # reused: the size matters, not the values
     units = [(f"E{u % estates + 1:02d}-{u // 1000 % 10}-{u:06d}", f"E{u % estates + 1:02d}")
              for u in range(n_units)]
     with conn.cursor() as cur:
@@ -67,13 +69,13 @@ def seed(conn: psycopg.Connection, *, alerts: int, estates: int, seed_value: int
                       " FROM STDIN") as cp:
             for unit_id, estate in units:
                 cp.write_row((unit_id, estate, str(rng.randint(1, 9)), rng.randint(1, 30), 45.0, 2,
-                              START - timedelta(days=rng.randint(30, 2000))))
+                              start - timedelta(days=rng.randint(30, 2000))))
         alert_rows = 0
         with cur.copy("COPY alerts (unit_id, estate_id, kind, status, score, first_flagged, last_flagged,"
                       " reasons, evidence, rule_version, window_start, window_end) FROM STDIN") as cp:
             for unit_id, estate in units:
                 for kind in ("vacancy", "sublet"):
-                    last = START + timedelta(days=rng.randint(0, 300))
+                    last = start + timedelta(days=rng.randint(0, 300))
                     cp.write_row((unit_id, estate, kind, "open" if rng.random() < 0.35 else "closed",
                                   round(rng.random(), 4), last - timedelta(days=rng.randint(0, 20)), last,
                                   reasons, rng.choice(evidences), "rules-1", last - timedelta(days=27), last))
@@ -144,9 +146,9 @@ def main() -> None:
     """Seed, serve, measure, print."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--alerts", type=int, default=100_000)
-    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--requests", type=int, default=5100)  # 300 of each of the 17 kinds
     ap.add_argument("--estates", type=int, default=20)
-    ap.add_argument("--page-requests", type=int, default=300)
+    ap.add_argument("--page-requests", type=int, default=600)
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp:
@@ -209,7 +211,7 @@ def main() -> None:
 def measure(base: str, *, requests: int, page_requests: int, district: list[str]) -> dict[str, list[float]]:
     """Sequential timed requests, kinds interleaved at random; returns seconds per request kind."""
     tokens = {}
-    for name in ("bench-insp", "bench-sup"):
+    for name in ("bench-insp", "bench-sup", "bench-adm"):
         r = httpx.post(f"{base}/api/auth/login", json={"name": name, "password": PASSWORD}, timeout=30)
         r.raise_for_status()
         tokens[name] = r.json()["token"]
@@ -224,10 +226,31 @@ def measure(base: str, *, requests: int, page_requests: int, district: list[str]
          f"/api/alerts?estate={district[2]}&status=open&kind=vacancy"),
         ("api supervisor: all alerts, 200 per page", "bench-sup", "/api/alerts?limit=200"),
         ("api supervisor: deep page (offset 5000)", "bench-sup", "/api/alerts?status=closed&offset=5000"),
+        # Age: filtered on days since first flagged, and sorted by it.
+        ("api inspector: open alerts older than 90 days", "bench-insp",
+         "/api/alerts?status=open&min_age_days=90"),
+        ("api inspector: open alerts, oldest first", "bench-insp", "/api/alerts?status=open&sort=oldest"),
+        ("api supervisor: open, last 30 days, newest first", "bench-sup",
+         "/api/alerts?status=open&max_age_days=30&sort=newest"),
+        ("api supervisor: all alerts 60 to 120 days old, by risk", "bench-sup",
+         "/api/alerts?min_age_days=60&max_age_days=120"),
+        ("api supervisor: all alerts, oldest first", "bench-sup", "/api/alerts?sort=oldest"),
+        ("api supervisor: closed, newest first, offset 5000", "bench-sup",
+         "/api/alerts?status=closed&sort=newest&offset=5000"),
+        ("api admin: open alerts, oldest first (all estates)", "bench-adm",
+         "/api/alerts?status=open&sort=oldest"),
+        ("api admin: open, older than 180 days, by risk", "bench-adm",
+         "/api/alerts?status=open&min_age_days=180"),
+        ("api admin: open sublet, last 60 days, newest first", "bench-adm",
+         "/api/alerts?status=open&kind=sublet&max_age_days=60&sort=newest"),
     ]
     plan = [k for k in kinds for _ in range(requests // len(kinds))]
     pages = [("page inspector: alert list (HTML)", "bench-insp", "/"),
-             ("page supervisor: alert list (HTML)", "bench-sup", "/?status=all")]
+             ("page supervisor: alert list (HTML)", "bench-sup", "/?status=all"),
+             ("page inspector: older than 90 days, oldest first (HTML)", "bench-insp",
+              "/?min_age_days=90&sort=oldest"),
+             ("page supervisor: English, last 30 days, newest (HTML)", "bench-sup",
+              "/?status=all&max_age_days=30&sort=newest&lang=en")]
     plan += [p for p in pages for _ in range(page_requests // len(pages))]
     random.Random(1).shuffle(plan)
     results: dict[str, list[float]] = {label: [] for label, _, _ in kinds + pages}
