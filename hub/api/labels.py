@@ -7,6 +7,8 @@ here, and the page shows it as the reason's tooltip.
 
 from __future__ import annotations
 
+import re
+
 from hub.api.charts import format_number
 from hub.api.i18n import LANGUAGES, Language, message
 from hub.api.models import Reason
@@ -75,6 +77,15 @@ TENANCY_STATUSES: Table = {
 
 # Why a lead was dismissed; the table itself belongs to the case workflow.
 DISMISSAL_REASONS: Table = DISMISS_REASONS
+
+# The case actions, as a refusal names them: (中文, English).
+CASE_ACTIONS: Table = {
+    "assign": ("分派", "assign"),
+    "schedule_visit": ("预约上门", "schedule the visit"),
+    "confirm": ("确认属实", "confirm"),
+    "dismiss": ("排除", "dismiss"),
+    "close": ("结案", "close"),
+}
 
 # Units of reasons' values and charts: (中文, English).
 UNITS: Table = {
@@ -225,3 +236,34 @@ def reason_comparison(reason: Reason, lang: Language) -> str:
         return measured
     key = known[2] if known is not None and known[2] is not None else "vs_baseline"
     return message(lang, key, value=measured, baseline=quantity(reason.baseline, reason.unit, lang))
+
+
+# The case workflow's refusals (hub/cases/service.py words them in English), recognised to be said again
+# in the page's language: (pattern, message key, how the groups fill the message).
+_REFUSALS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
+    (re.compile(r"a (\w+) may not (\w+) a case"), "refused.role", ("role", "action")),
+    (re.compile(r"case \d+ is assigned to (.+)"), "refused.assigned", ("name",)),
+    (re.compile(r"cannot (\w+) a case that is (\w+)"), "refused.status", ("action", "status")),
+    (re.compile(r"'?(.*?)'? is not an inspector of estate (.+)"), "refused.assignee", ("name", "estate")),
+    (re.compile(r"a visit needs a date"), "refused.visit_date", ()),
+    (re.compile(r"dismissal reason must be one of .*"), "refused.dismiss_reason", ()),
+    (re.compile(r"dismissal for 'other' needs a note"), "refused.other_note", ()),
+)
+
+
+def refusal(detail: str, lang: Language) -> str:
+    """Why the workflow refused an action, in ``lang``; anything not recognised (a malformed date, an
+    unknown action) as a plain "check your input"."""
+    for pattern, key, names in _REFUSALS:
+        found = pattern.fullmatch(detail.strip())
+        if found is None:
+            continue
+        fields = dict(zip(names, found.groups(), strict=True))
+        if "role" in fields:
+            fields["role"] = message(lang, f"role.{fields['role']}")
+        if "action" in fields:
+            fields["action"] = label(CASE_ACTIONS, fields["action"], lang)
+        if "status" in fields:
+            fields["status"] = label(CASE_STATUSES, fields["status"], lang)
+        return message(lang, key, **fields)
+    return message(lang, "refused.input")

@@ -13,6 +13,7 @@ from hub.api import queries
 from hub.api.charts import evidence_charts
 from hub.api.deps import SESSION_COOKIE, DbConn, FormFields, MaybeUser, request_token
 from hub.api.i18n import HTML_LANG, LANG_COOKIE, LANGUAGES, Language, choose_language, known_language, message
+from hub.api.labels import refusal
 from hub.api.models import AlertSort
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
@@ -219,9 +220,9 @@ def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, f
     except CaseNotFound:
         return not_found(request, user, "case", case_id)
     except ActionForbidden as err:
-        error, status = message(lang, "error.forbidden", detail=err), 403
+        error, status = message(lang, "error.forbidden", detail=refusal(str(err), lang)), 403
     except (TransitionRefused, ValueError) as err:
-        error, status = message(lang, "error.refused", detail=err), 409
+        error, status = message(lang, "error.refused", detail=refusal(str(err), lang)), 409
     if error is None and back:
         return RedirectResponse(f"/alerts/{int(back)}", status_code=303)
     context = _alert_context(conn, user, int(back), lang) if back else None

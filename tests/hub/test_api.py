@@ -482,6 +482,35 @@ def test_sign_in_page_and_its_error_in_english(database_url: str, seeded: dict[s
                                           params={"lang": "zh"}, headers={"Origin": url}).text
 
 
+def test_refusals_on_the_alert_page_in_either_language(database_url: str, seeded: dict[str, int]) -> None:
+    case, alert = seeded["pending_case"], seeded["sublet"]  # an open case of E01
+
+    with serve(create_app(database_url=database_url)) as url, httpx.Client(base_url=url, timeout=10) as http:
+        insp, sup = login(url, "insp1"), login(url, "sup1")
+
+        def refused(who: dict[str, str], lang: str, **form: str) -> tuple[int, str]:
+            http.cookies.set("anju_lang", lang)
+            resp = http.post(f"/cases/{case}/action", data={"alert_id": str(alert), **form}, headers=who)
+            found = re.search(r'<p class="warn error" role="alert">(.*?)</p>', resp.text)
+            assert found is not None, resp.text[:300]
+            return resp.status_code, found.group(1)
+
+        assert refused(insp, "zh", action="close") == (403, "不允许：巡查员不能结案。")
+        assert refused(insp, "en", action="close") == (
+            403, "Not allowed: your role (inspector) may not close a case.")
+        assert refused(sup, "zh", action="schedule_visit", visit_on="2026-04-01") == (
+            409, "无法执行：案件当前状态为“待分派”，不能预约上门。")
+        assert refused(sup, "en", action="schedule_visit", visit_on="2026-04-01") == (
+            409, "Cannot do that: the case is open, so it cannot schedule the visit.")
+        assert refused(sup, "zh", action="assign", assignee="nobody") == (
+            409, "无法执行：nobody 不是小区 E01 的巡查员。")
+        assert refused(sup, "en", action="dismiss", reason="other") == (
+            409, "Cannot do that: a dismissal for “other” needs a note.")
+        assert refused(sup, "zh", action="dismiss", reason="bored") == (
+            409, "无法执行：请从列表中选择排除原因。")
+        assert refused(sup, "zh", action="fly") == (409, "无法执行：输入有误，请检查后重试。")
+
+
 def age_alerts(database_url: str, ages: dict[int, int]) -> None:
     """Move alerts' first flagging to so many days before today (the database's today)."""
     with psycopg.connect(database_url) as conn:
