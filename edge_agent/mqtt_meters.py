@@ -37,6 +37,10 @@ from edge_agent.records import ReadingRecord, RecordKind, reading_record
 from edge_agent.site import MeterConfig
 
 log = logging.getLogger(__name__)
+# The estate broker is local and serves one agent, so no fleet of clients needs spreading out; and a
+# broker restarted without its saved state acknowledges and discards what meters publish until we have
+# subscribed again, so every second of backoff after it returns is a second of readings lost.
+ESTATE_BACKOFF_CAP_S = 2.0
 
 
 @dataclass(slots=True)
@@ -106,6 +110,7 @@ class MqttMeterSource:
             name=f"{agent_id} mqtt meters",
             on_connect=self._subscribe,
             on_message=self.handle,
+            backoff_cap_s=ESTATE_BACKOFF_CAP_S,
         )
 
     def availability(self) -> list[DeviceAvailability]:
