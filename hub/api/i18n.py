@@ -182,6 +182,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refused.other_note": ("选择“其他”时请写明原因。", "a dismissal for “other” needs a note."),
     "refused.input": ("输入有误，请检查后重试。", "the input is not valid; check it and try again."),
     "trail": ("办理记录", "Case trail"),
+    "trail.none": ("尚无记录。", "Nothing recorded yet."),
     "evidence": ("每日数据", "Daily evidence"),
     "evidence.legend": ("斜线表示当天没有数据（未知，不是零）。",
                         "Hatched days had no data: unknown, not zero."),

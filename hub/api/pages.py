@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -35,6 +35,7 @@ PAGE_HEADERS = {
 }
 
 PAGE_SIZE = 100
+R = TypeVar("R", bound=Response)
 MAX_AGE_DAYS = 36_500
 
 
@@ -44,7 +45,7 @@ def page_language(request: Request) -> Language:
                            accept_language=request.headers.get("accept-language"))
 
 
-def remember_language(request: Request, response: Response) -> Response:
+def remember_language(request: Request, response: R) -> R:
     """Keep a language chosen with ``?lang=`` in a cookie for the next pages (a year; no script reads it)."""
     chosen = known_language(request.query_params.get("lang"))
     if chosen is not None and request.cookies.get(LANG_COOKIE) != chosen:
@@ -70,7 +71,7 @@ def render(
     page = {"user": user, "lang": lang, "html_lang": HTML_LANG[lang], "switch_url": switch, **context}
     response = templates.TemplateResponse(request, name, page, status_code=status_code,
                                           headers=PAGE_HEADERS)
-    return remember_language(request, response)  # type: ignore[return-value]
+    return remember_language(request, response)
 
 
 def to_login(request: Request) -> Response:
