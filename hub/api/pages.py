@@ -84,7 +84,7 @@ def _days(text: str) -> int | None:
     text = text.strip()
     if not text.isdecimal() or not text.isascii():
         return None
-    return min(int(text[:6]), MAX_AGE_DAYS)
+    return min(int(text), MAX_AGE_DAYS)  # at most 16 digits: the query parameter's max_length
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -577,6 +577,9 @@ def test_alert_list_page_filters_by_age_and_sorts(
     assert rows(status="all", min_age_days="", max_age_days="", sort="") == [vacancy, sublet, other]
     assert rows(status="all", min_age_days="abc", sort="sideways") == [vacancy, sublet, other]
     assert rows(status="all", min_age_days="٣") == [vacancy, sublet, other]
+    assert rows(status="all", min_age_days="0" * 15 + "1") == [vacancy, sublet, other]
+    assert rows(status="all", min_age_days="9" * 16) == []  # clamped to 100 years
+    assert client.get("/", params={"min_age_days": "9" * 17}).status_code == 422
     html = client.get("/", params={"status": "all", "min_age_days": 30, "sort": "oldest"}).text
     assert 'name="min_age_days" type="number"' in html and 'value="30"' in html
     assert '<option value="oldest" selected>' in html and "线索（最早的在前）" in html
