@@ -477,7 +477,7 @@ def split_readings(data: bytes, known_units: Collection[str]) -> ReadingsBlock:
         seg_key = keys[row_of_line].tolist()
         months_of = seg_month.tolist()
         order: Iterable[int] = range(len(seg_start))
-        if len(seg_start) <= n // 8:  # sorting a file that is not grouped by series would not pay
+        if len(seg_start) <= max(n // 8, 64):  # sorting a file not grouped by series would not pay
             order = sorted(order, key=lambda j: (months_of[j], seg_key[j]))
         lo_b, hi_b = starts[seg_start].tolist(), nl[seg_end - 1].tolist()
         counts = (seg_end - seg_start).tolist()

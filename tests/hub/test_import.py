@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from anju.cli import main
-from hub.bulk import BulkImport, BulkImportError, import_all
+from hub.bulk import BulkImport, BulkImportError, ImportResult, import_all
 from tests.hub.test_features import prepare_schema
 
 UNITS = """unit_id,estate_id,building,floor,area_m2,household_size,lease_start
@@ -146,3 +148,227 @@ def test_cli_import_then_export(
     assert main(["alerts", "export", "--format", "csv", "--database-url", database_url]) == 0
     out, _ = capsys.readouterr()
     assert out.splitlines() == ["unit_id,kind,score,first_flagged,status,reasons"]
+
+
+# --- the readings fast path ------------------------------------------------------------------------
+
+def test_split_readings_keeps_canonical_lines_and_sets_the_rest_aside() -> None:
+    from hub.bulk.importer import month_of_index, split_readings
+
+    block = (
+        b"2026-03-01T07:00:00+08:00,U1,water,10.5\n"  # canonical, UTC 2026-02-28 23:00
+        b"2026-03-01T08:00:00+08:00,U1,water,11\n"  # canonical, UTC March
+        b"2026-03-01T00:00:00Z,U1,electricity,.5\n"  # canonical (Z, leading dot)
+        b"2026-03-01 01:00:00-01:30,U1,gas,5.\n"  # canonical (space, negative offset)
+        b"2026-03-01T02:00:00,U1,water,1\n"  # no offset
+        b"2026-02-30T02:00:00+08:00,U1,water,1\n"  # no such day
+        b'"2026-03-01T02:00:00+08:00",U1,water,1\n'  # quoted
+        b"2026-03-01T02:00:00+08:00,U9,water,1\n"  # unknown unit
+        b"2026-03-01T02:00:00+08:00,U1,steam,1\n"  # unknown meter
+        b"2026-03-01T02:00:00+08:00,U1,water,1e3\n"  # exponent
+        b"2026-03-01T02:00:00+08:00,U1,water,-1\n"  # sign
+        b"2026-03-01T02:00:00+08:00,U1,water,1.2.3\n"  # two dots
+        b"\n"
+        b"2026-03-01T02:00:00+08:00,U1,water\n"
+    )
+    got = split_readings(block, {"U1"})
+    assert got.lines == 14
+    assert [n for n, _ in got.others] == list(range(5, 15))
+    assert got.others[0] == (5, b"2026-03-01T02:00:00,U1,water,1")
+    months = {month_of_index(m).isoformat(): lines for m, lines in got.by_month.items()}
+    assert months == {
+        "2026-02-01": b"2026-03-01T07:00:00+08:00,U1,water,10.5\n",
+        # key order within a month: electricity, gas, water
+        "2026-03-01": b"2026-03-01T00:00:00Z,U1,electricity,.5\n2026-03-01 01:00:00-01:30,U1,gas,5.\n"
+                      b"2026-03-01T08:00:00+08:00,U1,water,11\n",
+    }
+    assert sum(got.fast_rows.values()) == 4
+    # distinct UTC hours, as epoch hours: 2026-02-28T23Z, 2026-03-01T00Z, 2026-03-01T02Z (02:30)
+    march = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp()) // 3600
+    assert got.hours == [march - 1, march, march + 2]
+
+
+def test_split_readings_takes_crlf_files_and_a_last_line_without_newline() -> None:
+    from hub.bulk.importer import split_readings
+
+    got = split_readings(b"2026-03-01T00:00:00Z,U1,water,1\r\n2026-03-01T01:00:00Z,U1,water,2\r\n", {"U1"})
+    assert got.others == []
+    assert list(got.by_month.values()) == [
+        b"2026-03-01T00:00:00Z,U1,water,1\r\n2026-03-01T01:00:00Z,U1,water,2\r\n"
+    ]
+    # A block mixing line ends sends its CR lines through the SQL checks (stripped of the CR).
+    got = split_readings(b"2026-03-01T00:00:00Z,U1,water,1\r\n2026-03-01T01:00:00Z,U1,water,2\n", {"U1"})
+    assert got.others == [(1, b"2026-03-01T00:00:00Z,U1,water,1")]
+
+
+def _readings(units: list[str], hours: range, *, start: str = "2026-01-01T00:00:00+08:00") -> list[str]:
+    from datetime import datetime, timedelta
+
+    t0 = datetime.fromisoformat(start)
+    return [f"{(t0 + timedelta(hours=h)).isoformat()},{u},{m},{1000 + h * 0.125:.3f}"
+            for u in units for m in ("electricity", "water") for h in hours]
+
+
+def _units_file(tmp_path: Path, units: list[str]) -> Path:
+    path = tmp_path / "units.csv"
+    path.write_text("unit_id,estate_id,building,floor,area_m2,household_size,lease_start\n"
+                    + "".join(f"{u},E01,1,1,40,1,2022-01-01\n" for u in units), encoding="utf-8")
+    return path
+
+
+def _import_readings(
+    conn: psycopg.Connection, tmp_path: Path, name: str, lines: list[str], **kw: Any
+) -> tuple[ImportResult, list[tuple[int, str]]]:
+    from hub.bulk import RejectWriter, import_file
+
+    path = tmp_path / name
+    path.write_text("ts,unit_id,meter,value\n" + "".join(line + "\n" for line in lines), encoding="utf-8")
+    with RejectWriter(tmp_path / f"{name}.rejects.csv") as rejects:
+        result = import_file(conn, "readings", path, rejects=rejects, progress=False, **kw)
+    with (tmp_path / f"{name}.rejects.csv").open(encoding="utf-8") as fh:
+        refused = [(int(r["line"]), r["reason"]) for r in csv.DictReader(fh)]
+    return result, refused
+
+
+def _snapshot(conn: psycopg.Connection) -> list[tuple[object, ...]]:
+    return conn.execute(
+        "SELECT ts, unit_id, meter, value, quality, device, agent_id, seq FROM meter_readings"
+        " ORDER BY 2, 3, 1"
+    ).fetchall()
+
+
+def _partitions_ok(conn: psycopg.Connection) -> None:
+    """Every partition of meter_readings has its key and time index attached to the parent's."""
+    rows = conn.execute(
+        "SELECT c.relname, (SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+        "WHERE i.indrelid = c.oid) FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid "
+        "WHERE p.inhparent = 'meter_readings'::regclass"
+    ).fetchall()
+    assert rows and all(n == 2 for _, n in rows), rows
+    left = conn.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'bulk_load_%'").fetchone()
+    assert left == (0,)
+
+
+def test_fast_path_loads_empty_months_and_a_second_import_merges(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    from hub.bulk import RejectWriter, import_file
+
+    units = ["E01-1-0101", "E01-1-0102", "E01-1-0103"]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    lines = _readings(units, range(24 * 40))  # Jan and Feb 2026 (UTC from 2025-12-31T16:00)
+    first, refused = _import_readings(conn, tmp_path, "r1.csv", lines, block_bytes=20_000)
+    assert refused == []
+    assert (first.rows_read, first.rows_new, first.rows_known, first.rows_rejected) == (
+        len(lines), len(lines), 0, 0)
+    _partitions_ok(conn)
+    parts = {r[0] for r in conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings")}
+    assert parts == {"meter_readings_p2025_12", "meter_readings_p2026_01", "meter_readings_p2026_02"}
+    rows = _snapshot(conn)
+    assert len(rows) == len(lines)
+    # Values and instants are exactly what PostgreSQL makes of the text (it casts them itself).
+    ts, unit, meter, value, quality, device, agent, seq = rows[1]
+    assert (unit, meter, value, quality, device, agent, seq) == ("E01-1-0101", "electricity", 1000.125, "ok",
+                                                                 None, "bulk-import", None)
+    assert isinstance(ts, datetime) and ts.isoformat() == "2025-12-31T17:00:00+00:00"
+    stale = conn.execute("SELECT min(day), max(day), count(*) FROM bulk_stale_days").fetchone()
+    assert stale is not None
+    assert (str(stale[0]), str(stale[1]), stale[2]) == ("2026-01-01", "2026-02-09", 40)
+
+    again, refused = _import_readings(conn, tmp_path, "r2.csv", lines, block_bytes=20_000)
+    assert refused == []
+    assert (again.rows_new, again.rows_known) == (0, len(lines))
+    assert _snapshot(conn) == rows
+    _partitions_ok(conn)
+
+
+def test_new_and_known_rows_mixed(conn: psycopg.Connection, tmp_path: Path) -> None:
+    from hub.bulk import RejectWriter, import_file
+
+    units = ["E01-1-0101", "E01-1-0102"]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    early = _readings(units[:1], range(0, 24 * 20))  # January only
+    r1, _ = _import_readings(conn, tmp_path, "r1.csv", early)
+    assert r1.rows_new == len(early)
+    # Now: the same unit again plus its later days (into February, an empty month) and a second unit.
+    both = _readings(units, range(0, 24 * 45))
+    r2, refused = _import_readings(conn, tmp_path, "r2.csv", both, block_bytes=30_000)
+    assert refused == []
+    assert (r2.rows_new, r2.rows_known) == (len(both) - len(early), len(early))
+    assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (len(both),)
+    _partitions_ok(conn)
+
+
+def test_bad_and_unusual_lines_inside_a_big_block(conn: psycopg.Connection, tmp_path: Path) -> None:
+    from hub.bulk import RejectWriter, import_file
+
+    units = ["E01-1-0101"]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    lines = _readings(units, range(0, 24 * 10))
+    lines[100] = lines[100].replace("+08:00", "")  # file line 102
+    lines[250] = lines[250].replace("E01-1-0101", "E01-9-9999")  # line 252
+    lines[300] = lines[300].rsplit(",", 1)[0] + ",NaN"  # line 302
+    # Valid lines in spellings the client leaves to SQL: quoted fields, an exponent, a UTC 'Z'.
+    lines[400] = '"' + lines[400].replace(",", '","') + '"'
+    ts, unit, meter, _ = lines[401].split(",")
+    lines[401] = f"{ts},{unit},{meter},1.00125e3"
+    lines[402] = "2026-01-05T00:00:00.5Z," + ",".join(lines[402].split(",")[1:])
+    result, refused = _import_readings(conn, tmp_path, "r.csv", lines)
+    assert refused == [
+        (102, "ts is not an ISO 8601 timestamp with a UTC offset"),
+        (252, "unknown unit_id (not in units)"),
+        (302, "value must be a finite cumulative register >= 0"),
+    ]
+    assert (result.rows_read, result.rows_new, result.rows_rejected) == (len(lines), len(lines) - 3, 3)
+    assert conn.execute("SELECT value FROM meter_readings WHERE value = 1001.25").fetchone() == (1001.25,)
+    fractional = conn.execute("SELECT count(*) FROM meter_readings WHERE ts = '2026-01-05T00:00:00.5Z'")
+    assert fractional.fetchone() == (1,)
+    _partitions_ok(conn)
+
+
+def test_repeated_reading_in_the_file_keeps_the_first(conn: psycopg.Connection, tmp_path: Path) -> None:
+    from hub.bulk import RejectWriter, import_file
+
+    units = ["E01-1-0101"]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    lines = _readings(units, range(0, 48))
+    lines.append(lines[5].rsplit(",", 1)[0] + ",99999")  # same unit, meter and instant, other value
+    result, refused = _import_readings(conn, tmp_path, "r.csv", lines)
+    assert refused == []
+    assert (result.rows_new, result.rows_known) == (len(lines) - 1, 1)
+    ts = lines[5].split(",")[0]
+    kept = conn.execute(
+        "SELECT value FROM meter_readings WHERE ts = %s::timestamptz AND meter = 'electricity'", (ts,))
+    assert kept.fetchall() == [(float(lines[5].rsplit(",", 1)[1]),)]
+    _partitions_ok(conn)
+
+
+def test_month_written_to_during_the_import_is_merged(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Live ingest writes into a month the import is loading: the load is merged, nothing is lost."""
+    from hub.bulk import RejectWriter, import_file
+
+    units = ["E01-1-0101"]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    lines = _readings(units, range(24, 24 * 20))
+
+    def live_row(_: int) -> None:
+        with psycopg.connect(database_url, autocommit=True) as other:
+            other.execute(
+                "INSERT INTO meter_readings (ts, unit_id, meter, value, agent_id) VALUES "
+                "('2026-01-10T00:30:00Z', 'E01-1-0101', 'water', 1.0, 'live') ON CONFLICT DO NOTHING")
+
+    with caplog.at_level("INFO", logger="hub.bulk.importer"):
+        result, refused = _import_readings(conn, tmp_path, "r.csv", lines, block_bytes=5_000,
+                                           on_block=live_row)
+    assert "meter_readings_p2026_01 not swapped in" in caplog.text
+    assert refused == []
+    assert result.rows_new == len(lines)
+    assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (len(lines) + 1,)
+    _partitions_ok(conn)
