@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import struct
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -309,7 +310,7 @@ def _read_header(fh: IO[bytes], kind: Kind, path: Path) -> None:
 
 METERS = frozenset({"electricity", "water", "gas"})
 _PAD = 32  # zero bytes around a block so fixed-width windows never leave the buffer
-_VALUE_WIDTH = 20  # longest value the fast path takes; longer ones go through SQL
+_VALUE_WIDTH = 16  # longest value the fast path takes (15 digits and a dot); longer ones go through SQL
 _KEY_WIDTH = 128  # longest "unit_id,meter" the fast path takes
 _COLUMNS = np.arange(_KEY_WIDTH, dtype=np.uint8)
 _PG_EPOCH_S = 946_684_800
@@ -352,6 +353,7 @@ class ReadingsBlock:
     lines: int
     by_month: dict[int, bytes]  # month index -> the block's canonical lines of that month, as CSV
     fast_rows: dict[int, int]  # month index -> how many lines by_month holds for it
+    binary: bool  # by_month holds COPY binary data (else the original CSV lines)
     hours: list[int]  # distinct UTC hours (epoch seconds // 3600) of the canonical lines
     others: list[tuple[int, bytes]]  # (line within the block from 1, bytes) of every other line
 
@@ -374,7 +376,7 @@ def split_readings(data: bytes, known_units: Collection[str]) -> ReadingsBlock:
     nl = np.flatnonzero(raw == 10)
     n = len(nl)
     if n == 0:
-        return ReadingsBlock(0, {}, {}, [], [])
+        return ReadingsBlock(0, {}, {}, False, [], [])
     b = np.zeros(len(raw) + 2 * _PAD, np.uint8)
     b[_PAD:_PAD + len(raw)] = raw
     starts = np.empty(n, np.int64)
@@ -430,7 +432,7 @@ def split_readings(data: bytes, known_units: Collection[str]) -> ReadingsBlock:
     v_first = (_VALUE_WIDTH - np.clip(v_len, 0, _VALUE_WIDTH)).astype(np.uint8)
     v_class *= _COLUMNS[:_VALUE_WIDTH] >= v_first[:, None]
     v_sum = v_class.sum(axis=1, dtype=np.uint16)
-    good &= (v_sum < 64) & ((v_sum & 31) >= 1)
+    good &= (v_sum < 64) & ((v_sum & 31) >= 1) & ((v_sum & 31) <= 15)
 
     # "unit_id,meter": checked once per run of equal keys (files are grouped by series).
     k_len = c3 - c1 - 1
@@ -463,6 +465,7 @@ def split_readings(data: bytes, known_units: Collection[str]) -> ReadingsBlock:
     # put in key order: a load table filled in primary-key order makes the key's index build cheaper.
     by_parts: dict[int, list[bytes]] = {}
     fast_rows: dict[int, int] = {}
+    binary = False
     if fast.any():
         series = np.zeros(n, np.int64)
         if len(rows):
@@ -476,18 +479,76 @@ def split_readings(data: bytes, known_units: Collection[str]) -> ReadingsBlock:
         row_of_line = np.searchsorted(rows, seg_start)
         seg_key = keys[row_of_line].tolist()
         months_of = seg_month.tolist()
-        order: Iterable[int] = range(len(seg_start))
-        if len(seg_start) <= max(n // 8, 64):  # sorting a file not grouped by series would not pay
-            order = sorted(order, key=lambda j: (months_of[j], seg_key[j]))
-        lo_b, hi_b = starts[seg_start].tolist(), nl[seg_end - 1].tolist()
         counts = (seg_end - seg_start).tolist()
-        for j in order:
-            m = months_of[j]
-            by_parts.setdefault(m, []).append(data[lo_b[j]:hi_b[j] + 1])
-            fast_rows[m] = fast_rows.get(m, 0) + counts[j]
+        order: Iterable[int] = range(len(seg_start))
+        # Grouped by series (the usual export): key order, and binary rows built a series at a time.
+        # A file in another order keeps its line order and goes as CSV (one slice per line would not pay).
+        binary = len(seg_start) <= max(n // 8, 64)
+        if binary:
+            order = sorted(order, key=lambda j: (months_of[j], seg_key[j]))
+            ts_be = ((secs - _PG_EPOCH_S) * 1_000_000).astype(">i8").view(np.uint8).reshape(-1, 8)
+            value_be = _values(v, v_class).astype(">f8").view(np.uint8).reshape(-1, 8)
+            first_row = row_of_line.tolist()
+            for j in order:
+                m, r0, count = months_of[j], first_row[j], counts[j]
+                by_parts.setdefault(m, []).append(
+                    _binary_rows(seg_key[j], ts_be[r0:r0 + count], value_be[r0:r0 + count]))
+                fast_rows[m] = fast_rows.get(m, 0) + count
+        else:
+            lo_b, hi_b = starts[seg_start].tolist(), nl[seg_end - 1].tolist()
+            for j in order:
+                m = months_of[j]
+                by_parts.setdefault(m, []).append(data[lo_b[j]:hi_b[j] + 1])
+                fast_rows[m] = fast_rows.get(m, 0) + counts[j]
     others = [(int(i) + 1, data[int(starts[i]):int(ends[i])]) for i in np.flatnonzero(~fast).tolist()]
-    return ReadingsBlock(lines=n, by_month={m: b"".join(p) for m, p in by_parts.items()},
-                         fast_rows=fast_rows, hours=hours, others=others)
+    if binary:
+        by_month = {m: b"".join([_BINARY_HEADER, *p, _BINARY_TRAILER]) for m, p in by_parts.items()}
+    else:
+        by_month = {m: b"".join(p) for m, p in by_parts.items()}
+    return ReadingsBlock(lines=n, by_month=by_month, fast_rows=fast_rows, binary=binary, hours=hours,
+                         others=others)
+
+
+# COPY BINARY framing, and each row's constant parts: 4 fields, then ts (8 bytes) ... value (8 bytes).
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_BINARY_TRAILER = b"\xff\xff"
+_ROW_START = np.frombuffer(struct.pack(">hi", 4, 8), np.uint8)
+_VALUE_START = np.frombuffer(struct.pack(">i", 8), np.uint8)
+_POW10 = 10 ** np.arange(16, dtype=np.int64)
+
+
+def _values(window: np.ndarray, byte_class: np.ndarray) -> np.ndarray:
+    """The numbers in right-aligned value windows already checked (at most 15 digits and one dot).
+
+    Exactly what PostgreSQL's float8 input gives: the digits make an integer below 2**53 and the
+    division by a power of ten (also exact) is correctly rounded, as strtod is.
+    """
+    digits = np.where(byte_class == 1, window - np.uint8(48), np.uint8(0))
+    pairs = digits[:, 0::2] * np.uint8(10) + digits[:, 1::2]
+    quads = pairs[:, 0::2].astype(np.uint32) * 100 + pairs[:, 1::2]
+    eights = quads[:, 0::2] * 10_000 + quads[:, 1::2]
+    whole = eights[:, 0].astype(np.int64) * 100_000_000 + eights[:, 1]  # the dot counts as a 0 digit
+    is_dot = byte_class == 32
+    has_dot = is_dot.any(axis=1)
+    frac = np.where(has_dot, _VALUE_WIDTH - 1 - np.argmax(is_dot, axis=1), 0)
+    below = whole % _POW10[frac]
+    mantissa = np.where(has_dot, (whole - below) // 10 + below, whole)
+    out: np.ndarray = mantissa / _POW10[frac].astype(np.float64)
+    return out
+
+
+def _binary_rows(key: bytes, ts_be: np.ndarray, value_be: np.ndarray) -> bytes:
+    """COPY BINARY rows (ts, unit_id, meter, value) of one series: ``key`` is ``unit_id,meter``."""
+    unit, meter = key.split(b",")
+    fields = struct.pack(">i", len(unit)) + unit + struct.pack(">i", len(meter)) + meter
+    width = 14 + len(fields) + 12
+    out = np.empty((len(ts_be), width), np.uint8)
+    out[:, 0:6] = _ROW_START
+    out[:, 6:14] = ts_be
+    out[:, 14:14 + len(fields)] = np.frombuffer(fields, np.uint8)
+    out[:, width - 12:width - 8] = _VALUE_START
+    out[:, width - 8:] = value_be
+    return out.tobytes()
 
 
 def _distinct(values: np.ndarray) -> list[int]:
@@ -536,6 +597,10 @@ SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE 'Asia/Shanghai')::date FROM
 ON CONFLICT DO NOTHING
 """
 _LOAD_PREFIX = "bulk_load_meter_readings_"
+# The two index builds run side by side on two connections, one core each; parallel workers on top
+# of that only fight over the same two cores. Measured on 5.2M rows: 7.4 s so, 7.8 s one after the
+# other with parallel workers, 8.5 s one after the other without.
+_INDEX_SETTINGS = "SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL max_parallel_maintenance_workers = 0"
 # Serialises bulk readings imports (their load tables and swaps); the value is arbitrary but fixed.
 _BULK_LOCK = 0x616E6A75626C6B  # "anjublk"
 
@@ -581,11 +646,12 @@ class _ReadingsTarget:
                                       "ALTER COLUMN agent_id SET DEFAULT 'bulk-import'").format(name))
             self.load[m] = 0
 
-    def copy_csv(self, m: int, data: bytes, rows: int) -> None:
-        """COPY canonical CSV lines of month ``m``: into its load table, or into bulk_rows for a merge."""
+    def copy_rows(self, m: int, data: bytes, rows: int, *, binary: bool) -> None:
+        """COPY canonical rows of month ``m``: into its load table, or into bulk_rows for a merge."""
         table = sql.Identifier(self._load_name(m)) if m in self.load else sql.Identifier("bulk_rows")
         with self.conn.cursor().copy(
-            sql.SQL("COPY {} (ts, unit_id, meter, value) FROM STDIN (FORMAT csv)").format(table)
+            sql.SQL("COPY {} (ts, unit_id, meter, value) FROM STDIN (FORMAT {})").format(
+                table, sql.SQL("binary" if binary else "csv"))
         ) as copy:
             copy.write(data)
         if m in self.load:
@@ -649,7 +715,7 @@ class _ReadingsTarget:
         for m in months:
             load = self._load_name(m)
             with conn.transaction():
-                conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                conn.execute(_INDEX_SETTINGS)
                 conn.execute(sql.SQL("CREATE INDEX {} ON {} (ts)").format(
                     sql.Identifier(load + "_ts"), sql.Identifier(load)))
 
@@ -660,7 +726,7 @@ class _ReadingsTarget:
         create = sql.SQL("CREATE UNIQUE INDEX {} ON {} (unit_id, meter, ts)").format(
             sql.Identifier(load + "_pkey"), ident)
         with conn.transaction():
-            conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            conn.execute(_INDEX_SETTINGS)
             try:
                 with conn.transaction():
                     conn.execute(create)
@@ -778,6 +844,9 @@ def _import_readings(
                 pending = pool.submit(next_block)  # the worker checks the next block meanwhile
                 data, block = item
                 with conn.transaction():
+                    # Blocks need not each wait for their WAL flush: the import's final commit (its
+                    # bulk_imports row) waits for all of it, and a crash before that is re-imported.
+                    conn.execute("SET LOCAL synchronous_commit = off")
                     bad, odd_months = _check_others(conn, block, path, line_base, rejects)
                     months = set(block.by_month) | odd_months
                     ensure_months(conn, [month_of_index(m) for m in months])
@@ -785,7 +854,7 @@ def _import_readings(
                     if block.hours:
                         conn.execute(_STALE_HOURS, (block.hours,))
                     for m, lines in block.by_month.items():
-                        target.copy_csv(m, lines, block.fast_rows[m])
+                        target.copy_rows(m, lines, block.fast_rows[m], binary=block.binary)
                     target.flush_rows(odd_months | (set(block.by_month) & target.merge))
                 line_base += block.lines
                 read += block.lines

@@ -152,6 +152,28 @@ def test_cli_import_then_export(
 
 # --- the readings fast path ------------------------------------------------------------------------
 
+def _binary_rows(data: bytes) -> list[tuple[datetime, str, str, float]]:
+    """Decode COPY BINARY rows (ts, unit_id, meter, value) as PostgreSQL would read them."""
+    import struct
+    from datetime import timedelta
+
+    assert data.startswith(b"PGCOPY\n\xff\r\n\x00") and data.endswith(b"\xff\xff")
+    pos, out = 19, []
+    while struct.unpack_from(">h", data, pos)[0] == 4:
+        pos += 2
+        fields = []
+        for _ in range(4):
+            (size,) = struct.unpack_from(">i", data, pos)
+            fields.append(data[pos + 4:pos + 4 + size])
+            pos += 4 + size
+        (us,) = struct.unpack(">q", fields[0])
+        (value,) = struct.unpack(">d", fields[3])
+        out.append((datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=us), fields[1].decode(),
+                    fields[2].decode(), value))
+    assert pos == len(data) - 2
+    return out
+
+
 def test_split_readings_keeps_canonical_lines_and_sets_the_rest_aside() -> None:
     from hub.bulk.importer import month_of_index, split_readings
 
@@ -168,24 +190,53 @@ def test_split_readings_keeps_canonical_lines_and_sets_the_rest_aside() -> None:
         b"2026-03-01T02:00:00+08:00,U1,water,1e3\n"  # exponent
         b"2026-03-01T02:00:00+08:00,U1,water,-1\n"  # sign
         b"2026-03-01T02:00:00+08:00,U1,water,1.2.3\n"  # two dots
+        b"2026-03-01T02:00:00+08:00,U1,water,1234567890.123456\n"  # 16 digits: SQL's float8 input
         b"\n"
         b"2026-03-01T02:00:00+08:00,U1,water\n"
     )
     got = split_readings(block, {"U1"})
-    assert got.lines == 14
-    assert [n for n, _ in got.others] == list(range(5, 15))
+    assert got.lines == 15 and got.binary
+    assert [n for n, _ in got.others] == list(range(5, 16))
     assert got.others[0] == (5, b"2026-03-01T02:00:00,U1,water,1")
-    months = {month_of_index(m).isoformat(): lines for m, lines in got.by_month.items()}
+    months = {month_of_index(m).isoformat(): _binary_rows(rows) for m, rows in got.by_month.items()}
     assert months == {
-        "2026-02-01": b"2026-03-01T07:00:00+08:00,U1,water,10.5\n",
+        "2026-02-01": [(datetime(2026, 2, 28, 23, tzinfo=UTC), "U1", "water", 10.5)],
         # key order within a month: electricity, gas, water
-        "2026-03-01": b"2026-03-01T00:00:00Z,U1,electricity,.5\n2026-03-01 01:00:00-01:30,U1,gas,5.\n"
-                      b"2026-03-01T08:00:00+08:00,U1,water,11\n",
+        "2026-03-01": [(datetime(2026, 3, 1, 0, tzinfo=UTC), "U1", "electricity", 0.5),
+                       (datetime(2026, 3, 1, 2, 30, tzinfo=UTC), "U1", "gas", 5.0),
+                       (datetime(2026, 3, 1, 0, tzinfo=UTC), "U1", "water", 11.0)],
     }
-    assert sum(got.fast_rows.values()) == 4
+    assert got.fast_rows == {m: len(months[month_of_index(m).isoformat()]) for m in got.by_month}
     # distinct UTC hours, as epoch hours: 2026-02-28T23Z, 2026-03-01T00Z, 2026-03-01T02Z (02:30)
     march = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp()) // 3600
     assert got.hours == [march - 1, march, march + 2]
+
+
+def test_split_readings_values_are_what_float8_input_gives() -> None:
+    import random
+
+    from hub.bulk.importer import split_readings
+
+    rng = random.Random(3)
+    texts = ["0", "0.0", "00012.50", "999999999999999", "0.000000000000001", "123456789.012345", "7.",
+             ".25", "4503599627370497", *(f"{rng.uniform(0, 10 ** rng.randint(0, 12)):.{rng.randint(0, 6)}f}"
+                                          for _ in range(2000))]
+    texts = [t for t in texts if sum(c.isdigit() for c in t) <= 15]
+    block = "".join(f"2026-03-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z,U1,water,{t}\n"
+                    for i, t in enumerate(texts)).encode()
+    got = split_readings(block, {"U1"})
+    assert got.others == [] and got.binary
+    values = [value for _, _, _, value in _binary_rows(next(iter(got.by_month.values())))]
+    assert values == [float(t) for t in texts]
+
+
+def test_split_readings_of_a_file_not_grouped_by_series_keeps_csv_lines() -> None:
+    from hub.bulk.importer import split_readings
+
+    lines = [f"2026-03-01T{h:02d}:00:00Z,U{u},water,{h}.5\n" for h in range(12) for u in range(20)]
+    got = split_readings("".join(lines).encode(), {f"U{u}" for u in range(20)})
+    assert not got.binary and got.others == []
+    assert list(got.by_month.values()) == ["".join(lines).encode()]
 
 
 def test_split_readings_takes_crlf_files_and_a_last_line_without_newline() -> None:
@@ -193,9 +244,7 @@ def test_split_readings_takes_crlf_files_and_a_last_line_without_newline() -> No
 
     got = split_readings(b"2026-03-01T00:00:00Z,U1,water,1\r\n2026-03-01T01:00:00Z,U1,water,2\r\n", {"U1"})
     assert got.others == []
-    assert list(got.by_month.values()) == [
-        b"2026-03-01T00:00:00Z,U1,water,1\r\n2026-03-01T01:00:00Z,U1,water,2\r\n"
-    ]
+    assert [v for _, _, _, v in _binary_rows(next(iter(got.by_month.values())))] == [1.0, 2.0]
     # A block mixing line ends sends its CR lines through the SQL checks (stripped of the CR).
     got = split_readings(b"2026-03-01T00:00:00Z,U1,water,1\r\n2026-03-01T01:00:00Z,U1,water,2\n", {"U1"})
     assert got.others == [(1, b"2026-03-01T00:00:00Z,U1,water,1")]
@@ -371,4 +420,24 @@ def test_month_written_to_during_the_import_is_merged(
     assert refused == []
     assert result.rows_new == len(lines)
     assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (len(lines) + 1,)
+    _partitions_ok(conn)
+
+
+def test_file_ordered_by_time_goes_as_csv_and_matches(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """Lines not grouped by series take the CSV form of the fast path; same rows as the grouped form."""
+    from hub.bulk import RejectWriter, import_file
+
+    units = [f"E01-1-01{i:02d}" for i in range(1, 7)]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    grouped = _readings(units, range(0, 24 * 5))
+    by_time = sorted(grouped, key=lambda line: (line.split(",")[0], line))
+    result, refused = _import_readings(conn, tmp_path, "t.csv", by_time)
+    assert refused == [] and result.rows_new == len(by_time)
+    rows = _snapshot(conn)
+    conn.execute("TRUNCATE meter_readings")
+    conn.commit()
+    result, refused = _import_readings(conn, tmp_path, "g.csv", grouped)
+    assert refused == [] and result.rows_new == len(grouped)
+    assert _snapshot(conn) == rows
     _partitions_ok(conn)
