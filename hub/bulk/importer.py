@@ -597,6 +597,8 @@ SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE 'Asia/Shanghai')::date FROM
 ON CONFLICT DO NOTHING
 """
 _LOAD_PREFIX = "bulk_load_meter_readings_"
+_LOCK_TIMEOUT_MS = 2000  # the swap's wait for meter_readings, per attempt
+_LOCK_TRIES = 5
 # The two index builds run side by side on two connections, one core each; parallel workers on top
 # of that only fight over the same two cores. Measured on 5.2M rows: 7.4 s so, 7.8 s one after the
 # other with parallel workers, 8.5 s one after the other without.
@@ -754,30 +756,17 @@ class _ReadingsTarget:
                 "ADD CONSTRAINT {k} PRIMARY KEY USING INDEX {k}"
             ).format(t=ident, c=sql.Identifier(load + "_range"), lo=sql.Literal(lo), hi=sql.Literal(hi),
                      k=sql.Identifier(load + "_pkey")))
-        try:
-            with conn.transaction():
-                # Parent first, as queries lock; the month must still be empty (live ingest may have written).
-                conn.execute("LOCK TABLE meter_readings IN ACCESS EXCLUSIVE MODE")
-                row = conn.execute(
-                    "SELECT EXISTS (SELECT 1 FROM meter_readings WHERE ts >= %s AND ts < %s)", (lo, hi)
-                ).fetchone()
-                if row is None or row[0]:
-                    raise _MonthNotEmptyError(part)
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(part)))
-                conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident, sql.Identifier(part)))
-                conn.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
-                    sql.Identifier(part), sql.Identifier(load + "_pkey"), sql.Identifier(part + "_pkey")))
-                conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                    sql.Identifier(load + "_ts"), sql.Identifier(part + "_ts_idx")))
-                conn.execute(sql.SQL(
-                    "ALTER TABLE meter_readings ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
-                ).format(sql.Identifier(part), sql.Literal(lo), sql.Literal(hi)))
-                conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    sql.Identifier(part), sql.Identifier(load + "_range")))
-            return rows
-        except (_MonthNotEmptyError, psycopg.errors.ObjectNotInPrerequisiteState,
-                psycopg.errors.CheckViolation) as err:
-            log.info("month %s not swapped in (%s); merging its %d rows instead", part, err, rows)
+        for attempt in range(_LOCK_TRIES):
+            try:
+                return self._attach(m, rows)
+            except psycopg.errors.LockNotAvailable:
+                # Waiting behind a long reader would queue every other query behind us: retry later.
+                log.info("%s: meter_readings busy, attach attempt %d of %d", part, attempt + 1, _LOCK_TRIES)
+                time.sleep(1.0 + attempt)
+            except (_MonthNotEmptyError, psycopg.errors.ObjectNotInPrerequisiteState,
+                    psycopg.errors.CheckViolation) as err:
+                log.info("month %s not swapped in (%s); merging its %d rows instead", part, err, rows)
+                break
         ensure_months(conn, [first])
         with conn.transaction():
             cur = conn.execute(sql.SQL(
@@ -786,6 +775,34 @@ class _ReadingsTarget:
             ).format(ident))
             conn.execute(sql.SQL("DROP TABLE {}").format(ident))
         return max(cur.rowcount, 0)
+
+    def _attach(self, m: int, rows: int) -> int:
+        """Swap the indexed load table in for month ``m``'s partition, which must still be empty."""
+        conn, load = self.conn, self._load_name(m)
+        part = partition_name("meter_readings", month_of_index(m))
+        lo, hi = _month_bounds(m)
+        ident = sql.Identifier(load)
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT_MS}ms'")
+            # Parent first, as queries lock; the month must still be empty (live ingest may have written).
+            conn.execute("LOCK TABLE meter_readings IN ACCESS EXCLUSIVE MODE")
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM meter_readings WHERE ts >= %s AND ts < %s)", (lo, hi)
+            ).fetchone()
+            if row is None or row[0]:
+                raise _MonthNotEmptyError(part)
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(part)))
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident, sql.Identifier(part)))
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+                sql.Identifier(part), sql.Identifier(load + "_pkey"), sql.Identifier(part + "_pkey")))
+            conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(load + "_ts"), sql.Identifier(part + "_ts_idx")))
+            conn.execute(sql.SQL(
+                "ALTER TABLE meter_readings ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
+            ).format(sql.Identifier(part), sql.Literal(lo), sql.Literal(hi)))
+            conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.Identifier(part), sql.Identifier(load + "_range")))
+        return rows
 
     def discard(self) -> None:
         """Drop the load tables of an import that failed (its committed blocks are re-imported next time)."""
@@ -864,17 +881,20 @@ def _import_readings(
                 if on_block is not None:
                     on_block(read)
         if bar is not None:
-            bar.stream.write(f"\r{bar.label:<9} indexing and attaching the loaded months ...")
+            bar.stream.write(f"\r{bar.label:<9} indexing and attaching the loaded months ...".ljust(90))
             bar.stream.flush()
         new = target.finish()
         target = None
         return read, new, rejected
     finally:
-        if target is not None:
-            conn.rollback()
-            target.discard()
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_BULK_LOCK,))
-        conn.commit()
+        try:
+            if target is not None:  # failed: its committed blocks are simply imported again next time
+                conn.rollback()
+                target.discard()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_BULK_LOCK,))
+            conn.commit()
+        except psycopg.Error as err:  # the connection itself failed; the error that got us here goes on
+            log.warning("could not clean up after the readings import: %s", err)
 
 
 def _check_others(

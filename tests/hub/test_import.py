@@ -441,3 +441,35 @@ def test_file_ordered_by_time_goes_as_csv_and_matches(conn: psycopg.Connection, 
     assert refused == [] and result.rows_new == len(grouped)
     assert _snapshot(conn) == rows
     _partitions_ok(conn)
+
+
+def test_busy_table_at_the_swap_falls_back_to_merging(
+    conn: psycopg.Connection, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reader that holds meter_readings past the swap's lock timeouts: the month is merged instead."""
+    import hub.bulk.importer as importer
+    from hub.bulk import RejectWriter, import_file
+
+    monkeypatch.setattr(importer, "_LOCK_TIMEOUT_MS", 50)
+    monkeypatch.setattr(importer, "_LOCK_TRIES", 2)
+    monkeypatch.setattr(importer.time, "sleep", lambda _: None)
+    units = ["E01-1-0101"]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    lines = _readings(units, range(24, 24 * 10))
+    with psycopg.connect(database_url) as reader:
+
+        def read_on(_: int) -> None:
+            # After the first block (its partition exists by then), until after the import.
+            if reader.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                reader.execute("SELECT count(*) FROM meter_readings").fetchone()
+
+        with caplog.at_level("INFO", logger="hub.bulk.importer"):
+            result, refused = _import_readings(conn, tmp_path, "r.csv", lines, on_block=read_on)
+        assert "meter_readings busy, attach attempt 2 of 2" in caplog.text
+        assert reader.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        reader.rollback()
+    assert refused == [] and result.rows_new == len(lines)
+    assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (len(lines),)
+    _partitions_ok(conn)
