@@ -2,9 +2,10 @@
 
 Writes a scenario's ``units.csv`` and ``readings.csv`` (``device_sims.scenarios``; ``--units`` x ``--days``
 hourly cumulative registers), then (1) COPYs the readings file as CSV into a bare table (typed columns,
-no keys, no indexes) and (2) imports it through ``hub.bulk.import_file`` into a fresh hub schema (staging,
-checks, partitions, ``ON CONFLICT DO NOTHING`` into the real table with its keys). Prints both rates and
-their ratio, and the conditions. Issue 3 sizes it at 10,000 units x 90 days (about 65M rows).
+no keys, no indexes) and (2) imports it through ``hub.bulk.import_file`` into a fresh hub schema (checks,
+reject file, partitions, load tables indexed and swapped in, with the real table's keys). A CHECKPOINT
+before each measurement keeps either from paying the other's checkpoint debt. Prints both rates and
+their ratio, and the conditions. Issue 3 sizes it at 10,000 units x 90 days (about 52M rows).
 
     .venv/bin/python bench/import_readings.py [--units 1000] [--days 90]
 """

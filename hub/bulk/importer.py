@@ -6,7 +6,7 @@ rejected lines go to the reject file with their line number and reason, and good
 tables with ``ON CONFLICT DO NOTHING``, so importing the same files twice changes nothing.
 
 Readings, the bulk of any import, take a faster route described above ``split_readings``: canonical
-lines are recognised by vectorised client code and COPYed as they are into unindexed per-month load
+lines are recognised by vectorised client code and COPYed (binary) into unindexed per-month load
 tables that are indexed and swapped in for empty partitions at the end; every other line gets the
 same SQL checks as before, so the reasons and line numbers in the reject file do not change.
 """
@@ -297,16 +297,22 @@ def _read_header(fh: IO[bytes], kind: Kind, path: Path) -> None:
 # building the indexes afterwards (one sort each) ran at 0.67. So readings now take this route:
 #
 # 1. The client checks each block with vectorised numpy code against the canonical line form
-#    (``YYYY-MM-DDTHH:MM:SS+HH:MM`` or ``...Z``, a known unit, a known meter, an unsigned decimal value).
-#    Such lines are certainly valid, so their original bytes are COPYed as CSV and PostgreSQL casts
-#    them exactly as the old SQL path did. Every other line (bad, or valid in an unusual spelling) goes
-#    through the SQL checks below, which stay the one authority on reasons, with its line number.
+#    (``YYYY-MM-DDTHH:MM:SS+HH:MM`` or ``...Z``, a known unit, a known meter, an unsigned decimal value
+#    of at most 15 digits). Such lines are certainly valid. When the file is grouped by series (the
+#    usual export) they are sent as COPY BINARY, built a series at a time, which spares the server
+#    its text parsing (about 40% of a CSV COPY); otherwise their original bytes go as CSV. Every other
+#    line (bad, or valid in an unusual spelling) goes through the SQL checks below, which stay the one
+#    authority on reasons, with its line number.
 # 2. A month whose partition holds no rows when the import first reaches it is loaded into a fresh
-#    unindexed table; at the end its indexes are built and it is swapped in for the empty partition
+#    unindexed table (in key order, which halves the key index's build); at the end its two indexes
+#    are built side by side on two connections and it is swapped in for the empty partition
 #    (re-checked under lock). Any other month (already has rows: a re-import, an extension, live
 #    ingest; or TimescaleDB, which has no partitions to swap) is merged with ON CONFLICT DO NOTHING.
 #    Either way importing twice changes nothing.
 # 3. A worker thread reads and checks the next block while the database takes the current one.
+#
+# Measured on 5.2M rows (1000 units x 90 days), same server and run: plain CSV COPY into a bare
+# table ~990k rows/s; this path ~585k rows/s (0.59), of which ~40% is the two index builds.
 
 METERS = frozenset({"electricity", "water", "gas"})
 _PAD = 32  # zero bytes around a block so fixed-width windows never leave the buffer
