@@ -473,3 +473,32 @@ def test_busy_table_at_the_swap_falls_back_to_merging(
     assert refused == [] and result.rows_new == len(lines)
     assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (len(lines),)
     _partitions_ok(conn)
+
+
+def test_without_partitions_to_swap_every_month_is_merged(
+    conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TimescaleDB form has no partitions to swap: the fast path then merges, with the same results."""
+    import hub.bulk.importer as importer
+    from hub.bulk import RejectWriter, import_file
+
+    original = importer._ReadingsTarget.__init__
+
+    def no_swap(self: importer._ReadingsTarget, c: psycopg.Connection) -> None:
+        original(self, c)
+        self.swappable = False
+
+    monkeypatch.setattr(importer._ReadingsTarget, "__init__", no_swap)
+    units = ["E01-1-0101", "E01-1-0102"]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    lines = _readings(units, range(0, 24 * 35))
+    lines[7] = lines[7].replace("+08:00", "")
+    first, refused = _import_readings(conn, tmp_path, "r1.csv", lines, block_bytes=40_000)
+    assert refused == [(9, "ts is not an ISO 8601 timestamp with a UTC offset")]
+    assert (first.rows_new, first.rows_known, first.rows_rejected) == (len(lines) - 1, 0, 1)
+    rows = _snapshot(conn)
+    again, _ = _import_readings(conn, tmp_path, "r2.csv", lines, block_bytes=40_000)
+    assert (again.rows_new, again.rows_known, again.rows_rejected) == (0, len(lines) - 1, 1)
+    assert _snapshot(conn) == rows
+    _partitions_ok(conn)
