@@ -39,7 +39,9 @@ def register(sub: Any, sim: Any) -> None:
     ev.add_argument("--days", type=int, default=180)
     ev.add_argument("--seed", type=int, default=1)
     ev.add_argument("--workdir", type=Path, default=None, help="where the CSV files go (default: a temp dir)")
-    ev.add_argument("--cadence-days", type=int, default=7, help="detection cadence for time-to-alert")
+    ev.add_argument("--cadence-days", type=int, default=1,
+                    help="run detection every this many days (default 1: daily, as the hub does; a longer "
+                         "cadence is faster but adds up to cadence-1 days to the time to first alert)")
     ev.add_argument("--database-url", default=None,
                     help="use this (empty) database; default: a fresh 'anju_eval' on the hub's server")
 
@@ -141,7 +143,7 @@ def _eval_database(explicit: str | None) -> str:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    """Generate a labelled scenario, import it, detect at a weekly cadence up to its last day, score."""
+    """Generate a labelled scenario, import it, detect at the given cadence up to its last day, score."""
     import csv
     import tempfile
     import time

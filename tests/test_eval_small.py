@@ -12,8 +12,8 @@ from anju.cli import main
 def test_eval_prints_scores_per_kind_and_subtype(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["eval", "--units", "80", "--days", "90", "--seed", "2", "--workdir", str(tmp_path),
-            "--database-url", database_url]
+    argv = ["eval", "--units", "80", "--days", "90", "--seed", "2", "--cadence-days", "7",
+            "--workdir", str(tmp_path), "--database-url", database_url]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "precision" in out and "median_days" in out and "false/1000um" in out
