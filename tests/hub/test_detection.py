@@ -193,3 +193,46 @@ def test_strangers_count_on_the_units_floor_where_corridor_cameras_exist() -> No
     # Entrance gates only (the live demo's buildings), or a unit without a floor: the whole building.
     assert strangers_near([gate_only], floor=3) == ((gate_only,), "building")
     assert strangers_near([on_3, on_5], floor=None) == ((on_3, on_5), "building")
+
+
+def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connection) -> None:
+    from hub.detection.service import _load_series, max_window_entries
+    from models.rules import Policy
+
+    policy = Policy.load()
+    add_unit(conn, "E01-1-0101", building="1")
+    add_days(conn, "E01-1-0101")  # lived in: tenants enter 3 times a day
+    add_unit(conn, "E01-1-0102", building="1")
+    add_days(conn, "E01-1-0102", vacant_last=40)  # no entries in the window: could be flagged
+    conn.commit()
+    loaded = {s.unit_id: s for s in _load_series(conn, as_of=AS_OF, policy=policy)[0]}
+    assert len(loaded["E01-1-0101"].days) == policy.window_days
+    assert len(loaded["E01-1-0102"].days) == policy.window_days + policy.baseline_days
+    assert sum(d.tenant_entries for d in loaded["E01-1-0101"].days) > max_window_entries(policy)
+    conn.rollback()
+
+
+def test_a_busy_units_verdicts_do_not_depend_on_its_baseline_days() -> None:
+    """What the loader relies on: over the entry limit, both rules decide from the window alone."""
+    from models.features import window_bounds
+    from models.rules import Policy, SubletRule, VacancyRule
+    from tests.models import factories as f
+
+    policy = Policy.load()
+    start, end = window_bounds(f.AS_OF, policy.window_days)
+    cases = [
+        f.series(elec=0.5, water=0.0, entries=1),  # empty-looking meters, a visit a day
+        f.series(elec=8.0, water=0.3, entries=1),  # lived in
+        f.series(elec=None, water=None, entries=2),  # outage
+        f.series(elec=0.5, water=0.0, entries=1, gate=0),  # silent gate (entries regardless)
+        f.series(elec=9.0, water=0.4, entries=2, lease_start=f.AS_OF - timedelta(days=5)),
+    ]
+    for full in cases:
+        window_only = type(full)(
+            unit_id=full.unit_id, estate_id=full.estate_id, days=full.between(start, end),
+            lease_start=full.lease_start, strangers=full.strangers,
+        )
+        assert sum(d.tenant_entries for d in window_only.days) > max(
+            policy.vacancy.max_tenant_entries, policy.sublet.max_tenant_entries)
+        for rule in (VacancyRule(policy), SubletRule(policy)):
+            assert rule.evaluate(full, as_of=f.AS_OF) == rule.evaluate(window_only, as_of=f.AS_OF)
