@@ -99,7 +99,8 @@ def main() -> None:
     days_each = policy.window_days + policy.baseline_days
     print(f"units={args.units:,} days={args.days} unit_daily_rows={rows[0] if rows else 0:,} "
           f"fill_s={fill:.1f} (SQL generate_series, not part of the figure)")
-    print(f"load_only_s={load:.1f} ({n_series:,} unit series, {days_each} days each)")
+    print(f"load_only_s={load:.1f} ({n_series:,} unit series: {days_each} days for units the rules could "
+          f"flag, the {policy.window_days}-day window for the rest)")
     print(f"detection_s={detect:.1f} (load + both rules + alerts/cases) "
           f"flagged_vacancy={result.flagged_vacancy} flagged_sublet={result.flagged_sublet} "
           f"no_verdict={result.no_verdict} alerts_opened={result.alerts_opened}")
