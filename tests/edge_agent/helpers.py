@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.parser import text_string_to_metric_families
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -22,6 +24,16 @@ from edge_agent.mqtt import parse_mqtt_url
 from tests.services import free_port
 
 SECRET_ENV = "ANJU_TEST_PSEUDONYM_SECRET"
+
+
+def scrape_metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The agent's /metrics as {(sample name, sorted labels): value}."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def unique_ids() -> tuple[str, str]:

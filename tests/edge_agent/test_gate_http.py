@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from anju_wire import decode
 from anju_wire.payloads import AgentStatus
@@ -24,7 +23,15 @@ from edge_agent.errors import ListenError, SiteConfigError
 from edge_agent.gates import parse_gate_event, unwrap_pushed_event
 from edge_agent.outbox import Outbox
 from edge_agent.site import parse_site
-from tests.edge_agent.helpers import SECRET_ENV, HubStandIn, hub_stand_in, site_dict, unique_ids, wait_until
+from tests.edge_agent.helpers import (
+    SECRET_ENV,
+    HubStandIn,
+    hub_stand_in,
+    scrape_metrics,
+    site_dict,
+    unique_ids,
+    wait_until,
+)
 from tests.services import free_port
 
 TOKEN_ENV = "ANJU_TEST_GATE_TOKEN"
@@ -132,15 +139,6 @@ def test_pushed_events_are_stored_before_200_and_bad_ones_refused(mqtt_url: str,
     ]
 
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for fam in text_string_to_metric_families(text)
-        for s in fam.samples
-    }
-
-
 def _statuses(hub: HubStandIn) -> list[AgentStatus]:
     with hub.lock:
         return [decode(AgentStatus, raw) for raw in hub.status]
@@ -178,10 +176,10 @@ def test_full_outbox_answers_503_stores_nothing_counts_it_and_the_retry_is_store
                 await asyncio.to_thread(
                     wait_until, lambda: any(s.outbox_full for s in _statuses(hub)), 10, "status: outbox full"
                 )
-                scraped = await asyncio.to_thread(_scrape, metrics_port)
+                scraped = await asyncio.to_thread(scrape_metrics, metrics_port)
                 hub.acking = True  # the hub is back: the outbox drains and the device's retry is stored
                 await asyncio.to_thread(
-                    wait_until, lambda: _scrape(metrics_port)[("anju_edge_outbox_depth", ())] == 0, 10,
+                    wait_until, lambda: scrape_metrics(metrics_port)[("anju_edge_outbox_depth", ())] == 0, 10,
                     "outbox drained",
                 )  # fmt: skip
                 retried = await client.post("/gates/G1", json=second)

@@ -8,24 +8,22 @@ from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.agent import run_agent
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.registers import encode_total, load_map
 from edge_agent.site import parse_site
-from tests.edge_agent.helpers import SECRET_ENV, hub_stand_in, meter_server, site_dict, unique_ids, wait_until
+from tests.edge_agent.helpers import (
+    SECRET_ENV,
+    hub_stand_in,
+    meter_server,
+    scrape_metrics,
+    site_dict,
+    unique_ids,
+    wait_until,
+)
 from tests.services import free_port
-
-
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for fam in text_string_to_metric_families(text)
-        for s in fam.samples
-    }
 
 
 def test_metrics_endpoint_reports_polls_errors_availability_outbox_and_acks(
@@ -59,13 +57,13 @@ def test_metrics_endpoint_reports_polls_errors_availability_outbox_and_acks(
 
                     def enough() -> bool:
                         try:
-                            m = _scrape(metrics_port)
+                            m = scrape_metrics(metrics_port)
                         except httpx.HTTPError:
                             return False
                         return m.get(("anju_edge_acked_records_total", ()), 0) >= 4
 
                     await asyncio.to_thread(wait_until, enough, 15, "acked records in /metrics")
-                    return await asyncio.to_thread(_scrape, metrics_port), port
+                    return await asyncio.to_thread(scrape_metrics, metrics_port), port
                 finally:
                     stop.set()
                     await asyncio.wait_for(task, 10)

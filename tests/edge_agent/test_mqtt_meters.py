@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
-from prometheus_client.parser import text_string_to_metric_families
 
 from anju_wire import WallClock
 from anju_wire.paho_util import stop_loop
@@ -25,7 +24,7 @@ from edge_agent.mqtt import parse_mqtt_url
 from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
 from edge_agent.site import MeterConfig, parse_site
-from tests.edge_agent.helpers import SECRET_ENV, site_dict, unique_ids, wait_until
+from tests.edge_agent.helpers import SECRET_ENV, scrape_metrics, site_dict, unique_ids, wait_until
 from tests.services import free_port
 
 TASMOTA = {
@@ -94,15 +93,6 @@ def test_mqtt_meter_site_fields_are_checked() -> None:
             parse_site({**base, "meters": [doc]}, environ={SECRET_ENV: "k"})
 
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for fam in text_string_to_metric_families(text)
-        for s in fam.samples
-    }
-
-
 def test_agent_stores_mqtt_readings_flags_replacement_and_notices_silence(
     mqtt_url: str, tmp_path: Path
 ) -> None:
@@ -152,8 +142,8 @@ def test_agent_stores_mqtt_readings_flags_replacement_and_notices_silence(
                 dev.publish(topic, json.dumps(body).encode(), qos=1).wait_for_publish(5)
             # the plug now falls silent: after 2 intervals (1 s) it is unavailable
             gone = ("anju_edge_device_available", (("device", plug),))
-            wait_until(lambda: _scrape(metrics_port).get(gone) == 0.0, 10, "plug unavailable")
-            return _scrape(metrics_port)
+            wait_until(lambda: scrape_metrics(metrics_port).get(gone) == 0.0, 10, "plug unavailable")
+            return scrape_metrics(metrics_port)
         finally:
             dev.disconnect()
             stop_loop(dev)
