@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 from psycopg import sql
 
 from hub.storage import ensure_months
-from hub.storage.timeseries import partition_name
+from hub.storage.timeseries import month_bounds, partition_name
 
 log = logging.getLogger(__name__)
 
@@ -615,9 +615,7 @@ _BULK_LOCK = 0x616E6A75626C6B  # "anjublk"
 
 
 def _month_bounds(index: int) -> tuple[datetime, datetime]:
-    first = month_of_index(index)
-    nxt = month_of_index(index + 1)
-    return (datetime(first.year, first.month, 1, tzinfo=UTC), datetime(nxt.year, nxt.month, 1, tzinfo=UTC))
+    return month_bounds(month_of_index(index))
 
 
 class _ReadingsTarget:

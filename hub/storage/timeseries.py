@@ -84,6 +84,12 @@ def add_months(d: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+def month_bounds(month: date) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of the month starting at ``month``: a monthly partition's range."""
+    nxt = add_months(month, 1)
+    return datetime(month.year, month.month, 1, tzinfo=UTC), datetime(nxt.year, nxt.month, 1, tzinfo=UTC)
+
+
 def partition_name(table: str, month: date) -> str:
     """Name of ``table``'s partition for the month starting at ``month``."""
     return f"{table}_p{month.year:04d}_{month.month:02d}"
@@ -175,9 +181,7 @@ def _exists(conn: psycopg.Connection, name: str) -> bool:
 def _create_partition(conn: psycopg.Connection, table: str, month: date) -> None:
     """Create one monthly partition, moving rows of that month out of the DEFAULT partition first."""
     name = partition_name(table, month)
-    lo = datetime(month.year, month.month, 1, tzinfo=UTC)
-    nxt = add_months(month, 1)
-    hi = datetime(nxt.year, nxt.month, 1, tzinfo=UTC)
+    lo, hi = month_bounds(month)
     ident, parent, default = sql.Identifier(name), sql.Identifier(table), sql.Identifier(f"{table}_default")
     conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(ident, parent))
     # Rows that arrived before the partition existed sit in DEFAULT; attaching would fail on them.
