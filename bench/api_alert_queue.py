@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from hub.auth.service import add_user
 from hub.storage import ensure_schema
 from hub.storage.embedded import embedded_database_url
 
-PASSWORD = "bench password 123"
+PASSWORD = secrets.token_urlsafe(16)  # the throwaway bench users' password, fresh each run
 
 
 def _evidence(rng: random.Random, start: date) -> str:
