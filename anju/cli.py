@@ -9,7 +9,7 @@ import sys
 
 # Further command groups, each a module with ``register(subparsers, sim_subparsers)`` and
 # ``run(args) -> int | None`` (None: not one of its commands), so that each area owns its commands.
-COMMAND_MODULES = ("anju.cmd_data", "anju.cmd_edge", "anju.cmd_cases")
+COMMAND_MODULES = ("anju.cmd_data", "anju.cmd_edge", "anju.cmd_cases", "anju.cmd_models")
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -20,19 +20,19 @@ def register(sub: Any, sim: Any) -> None:
     imp.add_argument("--rejects", type=Path, default=Path("anju-import-rejects.csv"),
                      help="where refused lines go, with line number and reason")
     imp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    _add_db(imp)
+    add_database_option(imp)
 
     det = sub.add_parser("detect", help="run detection on the data up to a day; opens or updates alerts")
     det.add_argument("--as-of", type=date.fromisoformat, default=None,
                      help="YYYY-MM-DD (default: the last complete day of data)")
-    _add_db(det)
+    add_database_option(det)
 
     alerts = sub.add_parser("alerts", help="alerts")
     asub = alerts.add_subparsers(dest="alerts_command", required=True)
     exp = asub.add_parser("export", help="alerts as CSV on stdout")
     exp.add_argument("--format", choices=["csv"], default="csv")
     exp.add_argument("--status", choices=["open", "closed"], default=None)
-    _add_db(exp)
+    add_database_option(exp)
 
     ev = sub.add_parser("eval", help="generate a labelled scenario, import it, detect, and score")
     ev.add_argument("--units", type=int, default=2000)
@@ -46,7 +46,8 @@ def register(sub: Any, sim: Any) -> None:
                     help="use this (empty) database; default: a fresh 'anju_eval' on the hub's server")
 
 
-def _add_db(p: argparse.ArgumentParser) -> None:
+def add_database_option(p: argparse.ArgumentParser) -> None:
+    """The ``--database-url`` option of commands that work on the hub's database."""
     p.add_argument("--database-url", default=None,
                    help="default: ANJU_DATABASE_URL, else the embedded PostgreSQL")
 
@@ -59,7 +60,8 @@ def _database_url(explicit: str | None) -> str:
     return explicit or resolve_database_url(settings.database_url, settings.home)
 
 
-def _connect(explicit: str | None) -> psycopg.Connection:
+def connect_database(explicit: str | None) -> psycopg.Connection:
+    """A connection to the hub's database (given, from the environment, or embedded), schema ensured."""
     from hub.storage import ensure_schema
 
     conn = psycopg.connect(_database_url(explicit))
@@ -88,7 +90,7 @@ def _import(args: argparse.Namespace) -> int:
         print("anju import: give at least one of --units, --readings, --access", file=sys.stderr)
         return 2
     files = BulkImport(units=args.units, readings=args.readings, access=args.access)
-    with _connect(args.database_url) as conn:
+    with connect_database(args.database_url) as conn:
         try:
             results = import_all(conn, files, rejects_path=args.rejects, progress=not args.no_progress)
         except BulkImportError as err:
@@ -109,7 +111,7 @@ def _detect(args: argparse.Namespace) -> int:
     from hub.detection.asof import detect_as_of
     from hub.detection.service import last_complete_day
 
-    with _connect(args.database_url) as conn:
+    with connect_database(args.database_url) as conn:
         as_of = args.as_of or last_complete_day(conn)
         if as_of is None:
             print("anju detect: no data", file=sys.stderr)
@@ -124,7 +126,7 @@ def _detect(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from hub.bulk import export_alerts_csv
 
-    with _connect(args.database_url) as conn:
+    with connect_database(args.database_url) as conn:
         export_alerts_csv(conn, sys.stdout, status=args.status)
     return 0
 

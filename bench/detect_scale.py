@@ -86,7 +86,7 @@ def main() -> None:
             policy = Policy.load()
             rss_before = _rss_mib()
             t0 = time.monotonic()
-            series, _ = _load_series(conn, as_of=last, policy=policy)
+            series, _, _ = _load_series(conn, as_of=last, policy=policy)
             load = time.monotonic() - t0
             n_series = len(series)
             del series

@@ -57,6 +57,17 @@ class SubletPolicy(_Frozen):
     alignment_days: int = Field(ge=1)
 
 
+class ModelsPolicy(_Frozen):
+    """Settings of the scikit-learn models that rank the rules' alerts."""
+
+    anomaly_min_units: int = Field(ge=2)
+    anomaly_min_estate_units: int = Field(ge=2)
+    anomaly_weight: float = Field(ge=0, le=1)
+    verdict_weight: float = Field(ge=0, le=1)
+    min_verdicts: int = Field(ge=4)
+    min_verdicts_per_class: int = Field(ge=2)
+
+
 class Policy(_Frozen):
     """All detector thresholds, read from ``models/policy.yaml``."""
 
@@ -68,6 +79,7 @@ class Policy(_Frozen):
     new_lease_grace_days: int = Field(ge=0)
     vacancy: VacancyPolicy
     sublet: SubletPolicy
+    models: ModelsPolicy
 
     @classmethod
     def load(cls, path: Path | None = None) -> Policy:

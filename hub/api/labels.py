@@ -65,6 +65,7 @@ AUDIT_ACTIONS: Table = {
     "user.estates": ("调整负责小区", "estates changed"),
     "user.login": ("登录", "signed in"),
     "user.logout": ("退出", "signed out"),
+    "model.trained": ("训练核查结论模型", "verdict model trained"),
 }
 
 # Statuses the city's tenancy system reports back (device_sims/tenancy.py plays it).
@@ -107,6 +108,8 @@ UNITS: Table = {
 SHARES: Table = {
     "share of days": ("天数占比", "of days"),
     "share of gate days": ("门禁有记录日占比", "of gate days"),
+    "share of units less unusual": ("的单元不如它异常", "of units less unusual"),
+    "probability confirmed": ("核实属实的概率", "chance a visit confirms"),
 }
 
 # Each reason code the detectors give (models/rules.py), in plain words, and how its value compares
@@ -165,6 +168,16 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
     "recurring_strangers": (
         "登记住户消失后，楼里反复出现陌生面孔",
         "Unrecognised faces seen again and again since the registered tenants stopped appearing",
+        "vs_baseline",
+    ),
+    "peer_anomaly": (
+        "与同小区单元相比明显异常（孤立森林，同小区对比）",
+        "Unusual against the estate's other units (isolation forest over peer-normalised measures)",
+        "vs_baseline",
+    ),
+    "verdict_model": (
+        "按以往核查结论学得的模型：核实属实的可能性",
+        "A model learned from inspectors' past verdicts: how likely a visit confirms this",
         "vs_baseline",
     ),
     "new_lease": (

@@ -12,17 +12,21 @@ from psycopg.types.json import Jsonb
 
 from hub.cases.audit import deferred_audit, record_audit
 from hub.cases.service import DETECTOR, open_case
+from hub.detection.learned import latest_verdict_model
 from hub.features import LOCAL_TZ, local_midnight
+from models.anomaly import AnomalyScores, Baseline, score_units, unit_measures
 from models.features import (
     DailyFeatures,
     StrangerTrack,
     UnitSeries,
+    WindowSummary,
     evidence_series,
     peer_stats,
     summarize,
     window_bounds,
 )
 from models.rules import Outcome, Policy, SubletRule, VacancyRule, Verdict
+from models.scoring import with_models
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +52,32 @@ WHERE day < (SELECT (max(ts) AT TIME ZONE %(tz)s)::date FROM meter_readings)
 # client than the rules themselves at 100,000 units. A unit whose registered tenants entered more often
 # in the window than either rule tolerates cannot be flagged, and neither rule reads its baseline days
 # (both decide it from the window alone: no verdict or clear), so only its window days are loaded; at
-# 100,000 units that is most of them, and building their day objects was most of the run.
+# 100,000 units that is most of them, and building their day objects was most of the run. Every unit's
+# baseline medians and presence come along as aggregates, for the anomaly score compares all units.
 _DAILY = """
 WITH busy AS (
     SELECT unit_id FROM unit_daily
     WHERE day BETWEEN %(window_start)s AND %(hi)s
     GROUP BY unit_id HAVING sum(tenant_entries) > %(max_entries)s
+), base AS (
+    SELECT unit_id,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY elec_kwh) AS elec_median,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY water_m3) AS water_median,
+           count(elec_kwh) AS elec_known, count(water_m3) AS water_known,
+           count(*) FILTER (WHERE gate_events_building > 0) AS gate_days,
+           count(*) FILTER (WHERE tenant_entries > 0) AS presence_days
+    FROM unit_daily WHERE day BETWEEN %(lo)s AND %(base_end)s
+    GROUP BY unit_id
 )
 SELECT d.unit_id, u.estate_id, u.building, u.floor, u.lease_start,
        array_agg(d.day ORDER BY d.day), array_agg(d.elec_kwh ORDER BY d.day),
        array_agg(d.water_m3 ORDER BY d.day), array_agg(d.gas_m3 ORDER BY d.day),
        array_agg(d.tenant_entries ORDER BY d.day), array_agg(d.strangers_building ORDER BY d.day),
-       array_agg(d.gate_events_building ORDER BY d.day), array_agg(d.water_night_m3_h ORDER BY d.day)
-FROM unit_daily d JOIN units u USING (unit_id) LEFT JOIN busy b USING (unit_id)
+       array_agg(d.gate_events_building ORDER BY d.day), array_agg(d.water_night_m3_h ORDER BY d.day),
+       min(s.elec_median), min(s.water_median), min(s.elec_known), min(s.water_known), min(s.gate_days),
+       min(s.presence_days)
+FROM unit_daily d JOIN units u USING (unit_id)
+     LEFT JOIN busy b USING (unit_id) LEFT JOIN base s USING (unit_id)
 WHERE d.day BETWEEN %(lo)s AND %(hi)s AND (b.unit_id IS NULL OR d.day >= %(window_start)s)
 GROUP BY d.unit_id, u.estate_id, u.building, u.floor, u.lease_start
 ORDER BY d.unit_id
@@ -91,7 +108,7 @@ def last_complete_day(conn: psycopg.Connection) -> date | None:
 
 def _load_series(
     conn: psycopg.Connection, *, as_of: date, policy: Policy
-) -> tuple[list[UnitSeries], date]:
+) -> tuple[list[UnitSeries], dict[str, Baseline], date]:
     lo = as_of - timedelta(days=policy.window_days + policy.baseline_days - 1)
     window_start, _ = window_bounds(as_of, policy.window_days)
     tracks: dict[tuple[str, str], list[StrangerTrack]] = defaultdict(list)
@@ -102,11 +119,12 @@ def _load_series(
         tracks[(estate, building)].append(
             StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor))
     series = []
+    baselines: dict[str, Baseline] = {}
     with conn.cursor(binary=True) as cur:
         for (unit_id, estate, building, floor, lease_start, days, elec, water, gas, entries, strangers, gate,
-             water_night) in cur.execute(_DAILY, {
+             water_night, *base) in cur.execute(_DAILY, {
                 "lo": lo, "hi": as_of, "window_start": window_start,
-                "max_entries": max_window_entries(policy)}):
+                "base_end": window_start - timedelta(days=1), "max_entries": max_window_entries(policy)}):
             near, scope = strangers_near(tracks.get((estate, building), []) if building is not None else [],
                                          floor=floor)
             series.append(UnitSeries(
@@ -114,7 +132,37 @@ def _load_series(
                 strangers_scope=scope,
                 days=tuple(map(DailyFeatures, days, elec, water, gas, entries, strangers, gate, water_night)),
             ))
-    return series, lo
+            elec_median, water_median, elec_known, water_known, gate_days, presence_days = base
+            baselines[unit_id] = Baseline(elec_median, water_median, elec_known or 0, water_known or 0,
+                                          gate_days or 0, presence_days or 0)
+    return series, baselines, lo
+
+
+def _anomalies(
+    all_series: list[UnitSeries], windows: dict[str, WindowSummary], baselines: dict[str, Baseline], *,
+    policy: Policy,
+) -> AnomalyScores | None:
+    """Every unit's peer-normalised anomaly for this window (None when too few units can be scored)."""
+    rows = []
+    for s in all_series:
+        measures = unit_measures(
+            windows[s.unit_id], baselines.get(s.unit_id, _NO_BASELINE), recurring_strangers=len(s.strangers),
+            min_known_days=policy.min_baseline_known_days, min_coverage=policy.min_coverage)
+        if measures is not None:
+            rows.append((s.unit_id, s.estate_id, measures))
+    return score_units(rows, min_units=policy.models.anomaly_min_units,
+                       min_estate_units=policy.models.anomaly_min_estate_units)
+
+
+_NO_BASELINE = Baseline(None, None, 0, 0, 0, 0)
+
+
+def anomaly_scores(conn: psycopg.Connection, *, as_of: date, policy: Policy) -> AnomalyScores | None:
+    """The anomaly of every unit for the window ending on ``as_of``, as detection computes it."""
+    all_series, baselines, _ = _load_series(conn, as_of=as_of, policy=policy)
+    start, end = window_bounds(as_of, policy.window_days)
+    windows = {s.unit_id: summarize(s.days, start=start, end=end) for s in all_series}
+    return _anomalies(all_series, windows, baselines, policy=policy)
 
 
 def max_window_entries(policy: Policy) -> int:
@@ -200,11 +248,12 @@ def run_detection(
         as_of = as_of or last_complete_day(conn)
         if as_of is None:
             return DetectionResult(as_of=None)
-        all_series, lo = _load_series(conn, as_of=as_of, policy=policy)
+        all_series, baselines, lo = _load_series(conn, as_of=as_of, policy=policy)
         start, end = window_bounds(as_of, policy.window_days)
-        peers = peer_stats({
-            s.unit_id: (s.estate_id, summarize(s.days, start=start, end=end)) for s in all_series
-        })
+        windows = {s.unit_id: summarize(s.days, start=start, end=end) for s in all_series}
+        peers = peer_stats({s.unit_id: (s.estate_id, windows[s.unit_id]) for s in all_series})
+        anomalies = _anomalies(all_series, windows, baselines, policy=policy)
+        models = {kind: latest_verdict_model(conn, kind=kind) for kind in ("vacancy", "sublet")}
         rules = (VacancyRule(policy), SubletRule(policy))
         counts: dict[str, int] = defaultdict(int)
         for series in all_series:
@@ -214,9 +263,13 @@ def run_detection(
                     counts["no_verdict"] += 1
                 elif verdict.flagged:
                     counts[f"flagged_{verdict.kind}"] += 1
+                    verdict, features = with_models(
+                        verdict, anomaly=None if anomalies is None else anomalies.get(series.unit_id),
+                        model=models[verdict.kind], policy=policy.models)
                     # The chart series only for flagged units: building it for all would dominate the run.
                     evidence = evidence_series(series.days, start=lo, end=as_of)
-                    done = _act_on(conn, series=series, verdict=verdict, as_of=as_of, series_json=evidence)
+                    done = _act_on(conn, series=series, verdict=verdict, as_of=as_of, series_json=evidence,
+                                   features=features)
                     for key in done:
                         counts[key] += 1
         return DetectionResult(as_of=as_of, units=len(all_series), **counts)
@@ -224,18 +277,19 @@ def run_detection(
 
 def _act_on(
     conn: psycopg.Connection, *, series: UnitSeries, verdict: Verdict, as_of: date,
-    series_json: dict[str, Any],
+    series_json: dict[str, Any], features: dict[str, Any],
 ) -> list[str]:
     """Open or refresh the alert of a flagged verdict and, for a new alert, open its case."""
     evidence = {**series_json, "window_start": verdict.window_start.isoformat(),
                 "window_end": verdict.window_end.isoformat()}
-    alert_id, new = _upsert_alert(conn, series=series, verdict=verdict, as_of=as_of, evidence=evidence)
+    alert_id, new = _upsert_alert(conn, series=series, verdict=verdict, as_of=as_of,
+                                  evidence={**evidence, "features": features})
     if not new:
         return ["alerts_updated"]
     frozen = {
         "alert_id": alert_id, "unit_id": series.unit_id, "estate_id": series.estate_id, "kind": verdict.kind,
         "score": verdict.score, "rule_version": verdict.rule_version,
-        "reasons": [r.to_dict() for r in verdict.reasons], "series": evidence,
+        "reasons": [r.to_dict() for r in verdict.reasons], "series": evidence, "features": features,
     }
     opened = open_case(
         conn, alert_id=alert_id, unit_id=series.unit_id, estate_id=series.estate_id, kind=verdict.kind,
