@@ -137,3 +137,26 @@ def evaluate(
         unit_months=unit_months,
         kinds=tuple(kinds), errors_by_subtype=errors, units_by_subtype=Counter(t.subtype for t in scored),
     )
+
+
+def ranking_auc(labelled: Iterable[tuple[bool, float]]) -> float | None:
+    """ROC AUC of scores against labels: the chance a random positive outranks a random negative (ties
+    count half); None without both a positive and a negative."""
+    pairs = list(labelled)
+    pos = [s for y, s in pairs if y]
+    neg = [s for y, s in pairs if not y]
+    if not pos or not neg:
+        return None
+    # Rank-sum (Mann-Whitney) form, with average ranks for ties.
+    ordered = sorted((s, i) for i, (_, s) in enumerate(pairs))
+    ranks = [0.0] * len(pairs)
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1][0] == ordered[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[ordered[k][1]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = sum(r for r, (y, _) in zip(ranks, pairs, strict=True) if y)
+    return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))

@@ -60,3 +60,4 @@ def test_evidence_series_has_every_day_and_nulls_for_gaps() -> None:
 def test_evidence_hash_is_canonical() -> None:
     assert canonical_json({"b": 1, "a": [1.5, None, "安居"]}) == '{"a":[1.5,null,"安居"],"b":1}'.encode()
     assert evidence_sha256({"a": 1, "b": 2}) == evidence_sha256({"b": 2, "a": 1})
+
