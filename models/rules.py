@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,7 +88,7 @@ class Policy(_Frozen):
         data = yaml.safe_load((path or POLICY_PATH).read_text(encoding="utf-8"))
         return cls.model_validate(data)
 
-    @property
+    @cached_property
     def version(self) -> str:
         """``RULE_VERSION`` plus a digest of the thresholds, e.g. ``rules-1+p3f2a9c01``."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -137,7 +138,9 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
-class _Context:
+class RuleContext:
+    """The window and baseline summaries of one unit for one as-of day: what both rules read."""
+
     window: WindowSummary
     baseline: WindowSummary
     start: date
@@ -148,15 +151,16 @@ def _fmt(x: float | None, unit: str) -> str:
     return "unknown" if x is None else f"{x:.2f} {unit}"
 
 
-def _context(series: UnitSeries, *, as_of: date, policy: Policy) -> _Context:
+def rule_context(series: UnitSeries, *, as_of: date, policy: Policy) -> RuleContext:
+    """Summarise the unit's window and baseline once; pass it to each rule's ``evaluate``."""
     start, end = window_bounds(as_of, policy.window_days)
     window = summarize(series.days, start=start, end=end)
     b_end = start - timedelta(days=1)
     baseline = summarize(series.days, start=b_end - timedelta(days=policy.baseline_days - 1), end=b_end)
-    return _Context(window=window, baseline=baseline, start=start, end=end)
+    return RuleContext(window=window, baseline=baseline, start=start, end=end)
 
 
-def _precheck(series: UnitSeries, ctx: _Context, *, policy: Policy) -> Reason | None:
+def _precheck(series: UnitSeries, ctx: RuleContext, *, policy: Policy) -> Reason | None:
     """A reason why no verdict may be given for this window, or None."""
     if series.lease_start is not None and series.lease_start > ctx.end - timedelta(
         days=policy.new_lease_grace_days
@@ -194,10 +198,13 @@ class VacancyRule:
         p = self.policy.vacancy
         return max(p.base_load_kwh, p.base_load_share * own_baseline_kwh if own_baseline_kwh else 0.0)
 
-    def evaluate(self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None) -> Verdict:
-        """Judge one unit for the window ending on ``as_of``."""
+    def evaluate(
+        self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
+        context: RuleContext | None = None,
+    ) -> Verdict:
+        """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already)."""
         pol, p = self.policy, self.policy.vacancy
-        ctx = _context(series, as_of=as_of, policy=pol)
+        ctx = context or rule_context(series, as_of=as_of, policy=pol)
         w = ctx.window
 
         def verdict(outcome: Outcome, score: float, reasons: list[Reason]) -> Verdict:
@@ -324,10 +331,13 @@ class SubletRule:
             and after.gate_days > 0 and after.presence_share <= p.max_presence_share_after
         )
 
-    def evaluate(self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None) -> Verdict:
-        """Judge one unit for the window ending on ``as_of``."""
+    def evaluate(
+        self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
+        context: RuleContext | None = None,
+    ) -> Verdict:
+        """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already)."""
         pol, p = self.policy, self.policy.sublet
-        ctx = _context(series, as_of=as_of, policy=pol)
+        ctx = context or rule_context(series, as_of=as_of, policy=pol)
         w, b = ctx.window, ctx.baseline
 
         def verdict(outcome: Outcome, score: float, reasons: list[Reason]) -> Verdict:

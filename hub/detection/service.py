@@ -25,7 +25,7 @@ from models.features import (
     summarize,
     window_bounds,
 )
-from models.rules import Outcome, Policy, SubletRule, VacancyRule, Verdict
+from models.rules import Outcome, Policy, SubletRule, VacancyRule, Verdict, rule_context
 from models.scoring import with_models
 
 
@@ -138,6 +138,9 @@ def _load_series(
     return series, baselines, lo
 
 
+_NO_BASELINE = Baseline(None, None, 0, 0, 0, 0)
+
+
 def _anomalies(
     all_series: list[UnitSeries], windows: dict[str, WindowSummary], baselines: dict[str, Baseline], *,
     policy: Policy,
@@ -152,9 +155,6 @@ def _anomalies(
             rows.append((s.unit_id, s.estate_id, measures))
     return score_units(rows, min_units=policy.models.anomaly_min_units,
                        min_estate_units=policy.models.anomaly_min_estate_units)
-
-
-_NO_BASELINE = Baseline(None, None, 0, 0, 0, 0)
 
 
 def anomaly_scores(conn: psycopg.Connection, *, as_of: date, policy: Policy) -> AnomalyScores | None:
@@ -249,8 +249,9 @@ def run_detection(
         if as_of is None:
             return DetectionResult(as_of=None)
         all_series, baselines, lo = _load_series(conn, as_of=as_of, policy=policy)
-        start, end = window_bounds(as_of, policy.window_days)
-        windows = {s.unit_id: summarize(s.days, start=start, end=end) for s in all_series}
+        # Each unit's window and baseline summarised once, for the peers, the anomaly and both rules.
+        contexts = {s.unit_id: rule_context(s, as_of=as_of, policy=policy) for s in all_series}
+        windows = {u: c.window for u, c in contexts.items()}
         peers = peer_stats({s.unit_id: (s.estate_id, windows[s.unit_id]) for s in all_series})
         anomalies = _anomalies(all_series, windows, baselines, policy=policy)
         models = {kind: latest_verdict_model(conn, kind=kind) for kind in ("vacancy", "sublet")}
@@ -258,7 +259,8 @@ def run_detection(
         counts: dict[str, int] = defaultdict(int)
         for series in all_series:
             for rule in rules:
-                verdict = rule.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id))
+                verdict = rule.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
+                                        context=contexts[series.unit_id])
                 if verdict.outcome is Outcome.NO_VERDICT:
                     counts["no_verdict"] += 1
                 elif verdict.flagged:
