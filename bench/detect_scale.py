@@ -24,7 +24,7 @@ import psycopg
 
 from hub.detection.service import _load_series, run_detection
 from hub.storage import ensure_schema
-from hub.storage.embedded import embedded_database_url
+from hub.storage.embedded import throwaway_database
 from models.rules import Policy
 
 _UNITS = """
@@ -69,32 +69,31 @@ def main() -> None:
     args = ap.parse_args()
     last = date(2026, 6, 29)
     first = last - timedelta(days=args.days - 1)
-    with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp:
-        url = os.environ.get("ANJU_DATABASE_URL") or embedded_database_url(Path(tmp), database="bench_detect")
-        with psycopg.connect(url) as conn:
-            ensure_schema(conn)
-            conn.execute("TRUNCATE units, unit_daily, alerts CASCADE")
-            conn.execute("SELECT setseed(0.42)")
-            t0 = time.monotonic()
-            conn.execute(_UNITS, {"n": args.units})
-            conn.execute(_DAILY, {"first": first, "last": last})
-            conn.execute("ANALYZE units")
-            conn.execute("ANALYZE unit_daily")
-            conn.commit()
-            fill = time.monotonic() - t0
-            rows = conn.execute("SELECT count(*) FROM unit_daily").fetchone()
-            policy = Policy.load()
-            rss_before = _rss_mib()
-            t0 = time.monotonic()
-            series, _, _ = _load_series(conn, as_of=last, policy=policy)
-            load = time.monotonic() - t0
-            n_series = len(series)
-            del series
-            conn.rollback()
-            t0 = time.monotonic()
-            result = run_detection(conn, as_of=last, policy=policy)
-            conn.commit()
-            detect = time.monotonic() - t0
+    with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp, \
+            throwaway_database(Path(tmp), "bench_detect") as url, psycopg.connect(url) as conn:
+        ensure_schema(conn)
+        conn.execute("TRUNCATE units, unit_daily, alerts CASCADE")
+        conn.execute("SELECT setseed(0.42)")
+        t0 = time.monotonic()
+        conn.execute(_UNITS, {"n": args.units})
+        conn.execute(_DAILY, {"first": first, "last": last})
+        conn.execute("ANALYZE units")
+        conn.execute("ANALYZE unit_daily")
+        conn.commit()
+        fill = time.monotonic() - t0
+        rows = conn.execute("SELECT count(*) FROM unit_daily").fetchone()
+        policy = Policy.load()
+        rss_before = _rss_mib()
+        t0 = time.monotonic()
+        series, _, _ = _load_series(conn, as_of=last, policy=policy)
+        load = time.monotonic() - t0
+        n_series = len(series)
+        del series
+        conn.rollback()
+        t0 = time.monotonic()
+        result = run_detection(conn, as_of=last, policy=policy)
+        conn.commit()
+        detect = time.monotonic() - t0
     db = "ANJU_DATABASE_URL" if os.environ.get("ANJU_DATABASE_URL") else "embedded"
     days_each = policy.window_days + policy.baseline_days
     print(f"units={args.units:,} days={args.days} unit_daily_rows={rows[0] if rows else 0:,} "

@@ -24,7 +24,7 @@ import psycopg
 from device_sims.scenarios import make_scenario, write_scenario
 from hub.bulk.importer import RejectWriter, import_file
 from hub.storage import ensure_schema
-from hub.storage.embedded import embedded_database_url
+from hub.storage.embedded import throwaway_database
 
 _BARE = "CREATE TABLE bare_readings (ts timestamptz, unit_id text, meter text, value float8)"
 
@@ -40,8 +40,7 @@ def main() -> None:
         t0 = time.monotonic()
         files = write_scenario(make_scenario(n_units=args.units, days=args.days, seed=7), work / "csv")
         gen = time.monotonic() - t0
-        url = os.environ.get("ANJU_DATABASE_URL") or embedded_database_url(work, database="bench_import")
-        with psycopg.connect(url) as conn:
+        with throwaway_database(work, "bench_import") as url, psycopg.connect(url) as conn:
             ensure_schema(conn)
             conn.execute("TRUNCATE meter_readings, units CASCADE")
             conn.execute("DROP TABLE IF EXISTS bare_readings")
