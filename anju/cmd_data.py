@@ -261,8 +261,8 @@ def _eval_models(conn: psycopg.Connection, truth: list[Any], *, as_of: date, pol
         by_anomaly = ranking_auc((y, a) for y, _, _, a in mine if a is not None)
         by_score = ranking_auc((y, s) for y, s, _, _ in mine)
         lines.append(f"{kind} alerts: {len(mine)} ({true} true, {len(mine) - true} false); ROC AUC "
-                     f"true-vs-false by rule score {fmt(by_rule)}, by anomaly percentile {fmt(by_anomaly)}, "
-                     f"by alert score {fmt(by_score)}")
+                     f"true-vs-false by rule score at opening {fmt(by_rule)}, by anomaly percentile at "
+                     f"opening {fmt(by_anomaly)}, by alert score (last run) {fmt(by_score)}")
     cases = conn.execute(
         "SELECT c.id, c.alert_id, c.unit_id, c.estate_id, c.kind, a.first_flagged FROM cases c"
         " JOIN alerts a ON a.id = c.alert_id").fetchall()

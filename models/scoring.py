@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from models.anomaly import UnitAnomaly
@@ -12,8 +13,28 @@ from models.verdict_model import VerdictModel, model_inputs
 from models.verdict_model import describe as describe_model
 
 
+@dataclass(frozen=True, slots=True)
+class AtOpening:
+    """What the models saw when the unit's open alert was opened: the features kept with it and its
+    anomaly reason."""
+
+    features: dict[str, Any]
+    anomaly_reason: Reason | None
+
+    @classmethod
+    def of_alert(
+        cls, features: Mapping[str, Any] | None, reasons: Sequence[Mapping[str, Any]]
+    ) -> AtOpening | None:
+        """From a stored alert's features and reasons; None when it was opened without an anomaly score."""
+        if not features or features.get("anomaly_percentile") is None or features.get("rule_score") is None:
+            return None
+        peer = next((Reason(**r) for r in reasons if r.get("code") == "peer_anomaly"), None)
+        return cls({k: v for k, v in features.items() if k != "verdict_model"}, peer)
+
+
 def with_models(
     verdict: Verdict, *, anomaly: UnitAnomaly | None, model: VerdictModel | None, policy: ModelsPolicy,
+    at_opening: AtOpening | None = None,
 ) -> tuple[Verdict, dict[str, Any]]:
     """The flagged ``verdict`` with the models' reasons and score, and the features to keep with it.
 
@@ -21,22 +42,38 @@ def with_models(
     and say why: the anomaly percentile among peers, and, once inspectors have given enough verdicts,
     the probability that a visit confirms it. The features are kept with the alert and frozen in its
     case, so a later verdict can be learned from exactly what the detector saw.
+
+    For an alert already open (``at_opening``) the models keep judging the unit as it was when the alert
+    opened: later, the suspected change enters the unit's own history and its anomaly fades (a sublet
+    months old looks like its own past), and the verdict model learned from features taken at opening,
+    so it must be applied to those. The rule's part of the score is always today's.
     """
-    features: dict[str, Any] = (
-        anomaly.features() if anomaly is not None
-        else {"measures": None, "peer_z": None, "anomaly_percentile": None}
-    )
-    features["rule_score"] = verdict.score
     reasons = list(verdict.reasons)
     score = verdict.score
-    if anomaly is not None:
-        reasons.append(Reason(
+    features: dict[str, Any]
+    percentile: float | None
+    anomaly_reason: Reason | None
+    if at_opening is not None:
+        features = dict(at_opening.features)
+        percentile = float(features["anomaly_percentile"])
+        anomaly_reason = at_opening.anomaly_reason
+    else:
+        features = (
+            anomaly.features() if anomaly is not None
+            else {"measures": None, "peer_z": None, "anomaly_percentile": None}
+        )
+        features["rule_score"] = verdict.score
+        percentile = None if anomaly is None else anomaly.percentile
+        anomaly_reason = None if anomaly is None else Reason(
             "peer_anomaly", describe_anomaly(anomaly), value=round(anomaly.percentile, 3), baseline=0.5,
             unit="share of units less unusual",
-        ))
-        score *= 1 - policy.anomaly_weight + policy.anomaly_weight * anomaly.percentile
+        )
+    if anomaly_reason is not None:
+        reasons.append(anomaly_reason)
+    if percentile is not None:
+        score *= 1 - policy.anomaly_weight + policy.anomaly_weight * percentile
     if model is not None and model.kind == verdict.kind:
-        x = model_inputs(features, rule_score=verdict.score)
+        x = model_inputs(features, rule_score=float(features["rule_score"]))
         p = model.probability(x)
         reasons.append(Reason(
             "verdict_model", describe_model(model, x), value=round(p, 3),

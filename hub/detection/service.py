@@ -26,7 +26,7 @@ from models.features import (
     window_bounds,
 )
 from models.rules import Outcome, Policy, SubletRule, VacancyRule, Verdict, rule_context
-from models.scoring import with_models
+from models.scoring import AtOpening, with_models
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +255,7 @@ def run_detection(
         peers = peer_stats({s.unit_id: (s.estate_id, windows[s.unit_id]) for s in all_series})
         anomalies = _anomalies(all_series, windows, baselines, policy=policy)
         models = {kind: latest_verdict_model(conn, kind=kind) for kind in ("vacancy", "sublet")}
+        opened = _open_alerts_at_opening(conn)
         rules = (VacancyRule(policy), SubletRule(policy))
         counts: dict[str, int] = defaultdict(int)
         for series in all_series:
@@ -267,7 +268,8 @@ def run_detection(
                     counts[f"flagged_{verdict.kind}"] += 1
                     verdict, features = with_models(
                         verdict, anomaly=None if anomalies is None else anomalies.get(series.unit_id),
-                        model=models[verdict.kind], policy=policy.models)
+                        model=models[verdict.kind], policy=policy.models,
+                        at_opening=opened.get((series.unit_id, verdict.kind)))
                     # The chart series only for flagged units: building it for all would dominate the run.
                     evidence = evidence_series(series.days, start=lo, end=as_of)
                     done = _act_on(conn, series=series, verdict=verdict, as_of=as_of, series_json=evidence,
@@ -275,6 +277,17 @@ def run_detection(
                     for key in done:
                         counts[key] += 1
         return DetectionResult(as_of=as_of, units=len(all_series), **counts)
+
+
+def _open_alerts_at_opening(conn: psycopg.Connection) -> dict[tuple[str, str], AtOpening]:
+    """What the models saw when each open alert was opened, by (unit, kind)."""
+    found = {}
+    for unit_id, kind, features, reasons in conn.execute(
+            "SELECT unit_id, kind, evidence->'features', reasons FROM alerts WHERE status = 'open'"):
+        at = AtOpening.of_alert(features, reasons)
+        if at is not None:
+            found[(unit_id, kind)] = at
+    return found
 
 
 def _act_on(

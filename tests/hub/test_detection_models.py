@@ -71,6 +71,43 @@ def test_alerts_carry_the_anomaly_against_peers_and_cases_freeze_features(conn: 
     assert {u for u, _ in ranked[:VACANT]} == {f"E01-1-{i:04d}" for i in range(VACANT)}
 
 
+def test_an_open_alert_keeps_the_models_view_from_its_opening(conn: psycopg.Connection) -> None:
+    run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    unit = "E01-1-0000"
+    opened = conn.execute("SELECT score, evidence->'features' FROM alerts WHERE unit_id = %s",
+                          (unit,)).fetchone()
+    assert opened is not None
+    score, features = opened
+    assert features["anomaly_percentile"] >= 0.8
+    w = Policy.load().models.anomaly_weight
+    assert score == round(features["rule_score"] * (1 - w + w * features["anomaly_percentile"]), 3)
+    other_before = conn.execute("SELECT score FROM alerts WHERE unit_id = 'E01-1-0001'").fetchone()
+    # Stand in for an anomaly that was lower when the alert opened than it is now (as a sublet's fades
+    # once its new occupants are in its own history, the other way round): the next run must keep it.
+    conn.execute(
+        "UPDATE alerts SET evidence = jsonb_set(evidence, '{features,anomaly_percentile}', '0.1'),"
+        " reasons = (SELECT jsonb_agg(CASE WHEN r->>'code' = 'peer_anomaly'"
+        "            THEN jsonb_set(r, '{value}', '0.1') ELSE r END) FROM jsonb_array_elements(reasons) r)"
+        " WHERE unit_id = %s", (unit,))
+    conn.commit()
+    scores = anomaly_scores(conn, as_of=AS_OF, policy=Policy.load())
+    assert scores is not None and scores.percentiles()[unit] >= 0.8  # what a fresh score would say
+
+    result = run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    assert (result.alerts_opened, result.alerts_updated) == (0, VACANT)
+    again = conn.execute("SELECT score, evidence->'features' FROM alerts WHERE unit_id = %s",
+                         (unit,)).fetchone()
+    assert again is not None
+    assert again[1]["anomaly_percentile"] == 0.1 and again[1]["peer_z"] == features["peer_z"]
+    assert again[0] == round(features["rule_score"] * (1 - w + w * 0.1), 3) < score
+    assert reasons_of(conn, unit)["peer_anomaly"]["value"] == 0.1
+    # An alert left alone keeps its score on the same data.
+    other = conn.execute("SELECT score FROM alerts WHERE unit_id = 'E01-1-0001'").fetchone()
+    assert other is not None and other == other_before
+
+
 def test_verdicts_train_a_model_that_the_next_run_uses_audited(conn: psycopg.Connection) -> None:
     policy = small_policy()
     run_detection(conn, as_of=AS_OF, policy=policy)
