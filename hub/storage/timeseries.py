@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -171,6 +172,8 @@ def plain_sql() -> list[str]:
 
 # Serialises partition changes between hub processes; the value is arbitrary but fixed.
 _PARTITION_LOCK = 0x616E6A7570617274  # "anjupart"
+PARTITION_LOCK_TIMEOUT_MS = 2000  # one try's wait for the table's locks when making a partition
+PARTITION_LOCK_TRIES = 5
 
 
 def _exists(conn: psycopg.Connection, name: str) -> bool:
@@ -201,20 +204,54 @@ def _create_partition(conn: psycopg.Connection, table: str, month: date) -> None
 
 
 def ensure_months(
-    conn: psycopg.Connection, months: Iterable[date], *, tables: Iterable[str] = TIME_TABLES
+    conn: psycopg.Connection, months: Iterable[date], *, tables: Iterable[str] = TIME_TABLES,
+    lock_timeout_ms: int = PARTITION_LOCK_TIMEOUT_MS, tries: int = PARTITION_LOCK_TRIES,
 ) -> list[str]:
-    """Make sure a partition exists for each month in ``months``; return the names of those created."""
+    """Make sure a partition exists for each month in ``months``; return the names of those created.
+
+    Attaching a partition needs the DEFAULT partition to itself, so it waits for every open query that
+    has read the table; and while it waits, every new query on the table queues behind it. So each try
+    waits at most ``lock_timeout_ms``, and after ``tries`` the ``LockNotAvailable`` is raised with a note
+    saying what was being made and why it could not be (the ingest writer retries its batch later, unacked;
+    an import can be run again).
+    """
     wanted = [(t, month_start(m)) for t in tables for m in sorted(set(map(month_start, months)))]
     missing = [(t, m) for t, m in wanted if not _exists(conn, partition_name(t, m))]
     if not missing:
         return []
+    for attempt in range(tries):
+        try:
+            return _create_partitions(conn, missing, lock_timeout_ms=lock_timeout_ms)
+        except psycopg.errors.LockNotAvailable as err:
+            names = ", ".join(partition_name(t, m) for t, m in missing)
+            if attempt + 1 < tries:
+                log.info("partitions %s: table busy, try %d of %d", names, attempt + 1, tries)
+                time.sleep(min(1.0 + attempt, 5.0))
+                continue
+            err.add_note(
+                f"could not create partition(s) {names}: another session held a lock on the table for "
+                f"{tries} tries of {lock_timeout_ms} ms (a long query or transaction on it); retry later")
+            log.warning("could not create partition(s) %s in %d tries of %d ms: the table is busy",
+                        names, tries, lock_timeout_ms)
+            raise
+    return []
+
+
+def _create_partitions(
+    conn: psycopg.Connection, missing: list[tuple[str, date]], *, lock_timeout_ms: int
+) -> list[str]:
     created: list[str] = []
     with conn.transaction():
+        row = conn.execute("SELECT current_setting('lock_timeout')").fetchone()
+        before = row[0] if row else "0"
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_ms)}ms",))
         for table, month in missing:
             if not _exists(conn, partition_name(table, month)):  # another hub may have won the race
                 _create_partition(conn, table, month)
                 created.append(partition_name(table, month))
+        # A caller's own transaction (this block is then a savepoint) keeps its own setting.
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (before,))
     return created
 
 

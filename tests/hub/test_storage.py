@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -98,6 +99,28 @@ def test_row_in_a_far_month_lands_in_default_then_moves_to_its_partition(conn: p
         reading(conn, far, 8.0)
     conn.rollback()
     assert ensure_months(conn, [far]) == []
+
+
+def test_a_busy_table_bounds_the_wait_for_a_partition(conn: psycopg.Connection, database_url: str) -> None:
+    ensure_schema(conn, today=TODAY)
+    conn.commit()
+    far = date(2030, 1, 1)
+    name = partition_name("meter_readings", far)
+    with psycopg.connect(database_url) as reader:
+        # An open transaction that has read the table holds its DEFAULT partition, which attaching needs.
+        reader.execute("SELECT count(*) FROM meter_readings").fetchone()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.LockNotAvailable) as info:
+            ensure_months(conn, [far], tables=["meter_readings"], lock_timeout_ms=200, tries=2)
+        assert time.monotonic() - t0 < 30  # bounded: before, it waited for as long as the reader stayed
+        assert f"could not create partition(s) {name}" in " ".join(getattr(info.value, "__notes__", []))
+        assert conn.execute("SHOW lock_timeout").fetchone() == ("0",)  # the caller's setting is back
+        conn.rollback()
+        assert name not in list_partitions(conn, "meter_readings")
+        reader.rollback()
+    assert ensure_months(conn, [far], tables=["meter_readings"], lock_timeout_ms=200, tries=2) == [name]
+    conn.commit()
+    assert name in list_partitions(conn, "meter_readings")
 
 
 def test_retention_drops_old_partitions_and_old_default_rows(conn: psycopg.Connection) -> None:
