@@ -43,6 +43,7 @@ SUBTYPES: dict[str, tuple[Kind, float]] = {
 }
 UNITS_PER_BUILDING = 40
 BUILDINGS_PER_ESTATE = 4
+TRAVEL_MAX_DAYS = 21  # "travel up to 3 weeks": the longest absence of a travelling household
 SILENT_GATE_SHARE = 0.08  # of buildings: the gate goes silent for 2 to 5 weeks
 BLOCK_UNITS = 6 * UNITS_PER_BUILDING  # whole buildings per block, so per-building events are made once
 _METHODS = ("face", "card", "password", "qr")
@@ -212,6 +213,9 @@ def _simulate_block(sc: Scenario, units: tuple[ScenarioUnit, ...], block_index: 
             for _ in range(int(rng.integers(1, 3))):
                 s = int(rng.integers(10, days - 25))
                 home[i, s:s + int(rng.integers(7, 22))] = False
+            # Two trips, a day trip or the Spring Festival next to a trip would make one longer absence:
+            # back home by day 22, so the subtype stays what it is labelled (a hard negative).
+            home[i] = cap_absences(home[i], TRAVEL_MAX_DAYS)
         elif u.subtype == "night_shift":
             shift[i] = int(rng.integers(8, 11))
         elif u.subtype == "elderly_single":
@@ -305,6 +309,17 @@ def _simulate_block(sc: Scenario, units: tuple[ScenarioUnit, ...], block_index: 
         has_gas=has_gas, missing_elec=missing_elec, missing_water=missing_water, entries=entries,
         shift=shift, strangers=strangers,
     )
+
+
+def cap_absences(home: np.ndarray, max_days: int) -> np.ndarray:
+    """``home`` (a day mask) with every run of days away cut to its first ``max_days`` days."""
+    out = home.copy()
+    run = 0
+    for d, here in enumerate(home):
+        run = 0 if here else run + 1
+        if run > max_days:
+            out[d] = True
+    return out
 
 
 def _every(rng: np.random.Generator, days: int, onset: int, gap: tuple[int, int]) -> np.ndarray:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from device_sims.scenarios import SUBTYPES, make_scenario, write_scenario
+import numpy as np
+
+from device_sims.scenarios import SUBTYPES, cap_absences, make_scenario, write_scenario
 
 
 def test_scenario_is_seeded_and_labels_every_subtype(tmp_path: Path) -> None:
@@ -41,3 +43,10 @@ def test_files_agree_with_the_truth(tmp_path: Path) -> None:
     late = [e for e in events if e["unit_id"] == sublet.unit_id and e["ts"][:10] >= onset.isoformat()]
     assert late == []
     assert any(e["stranger_track"].startswith(sublet.unit_id) for e in events)
+
+
+def test_absences_are_cut_to_their_longest() -> None:
+    home = np.array([True] + [False] * 30 + [True] * 2 + [False] * 5 + [True])
+    capped = cap_absences(home, 21)
+    assert capped.tolist() == [True] + [False] * 21 + [True] * 11 + [False] * 5 + [True]
+    assert cap_absences(home, 40).tolist() == home.tolist()
