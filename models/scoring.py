@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from models.anomaly import UnitAnomaly
@@ -11,6 +11,8 @@ from models.anomaly import describe as describe_anomaly
 from models.rules import ModelsPolicy, Reason, Verdict
 from models.verdict_model import VerdictModel, model_inputs
 from models.verdict_model import describe as describe_model
+
+_REASON_FIELDS = tuple(f.name for f in fields(Reason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,8 @@ class AtOpening:
         """From a stored alert's features and reasons; None when it was opened without an anomaly score."""
         if not features or features.get("anomaly_percentile") is None or features.get("rule_score") is None:
             return None
-        peer = next((Reason(**r) for r in reasons if r.get("code") == "peer_anomaly"), None)
+        peer = next((Reason(**{k: r[k] for k in _REASON_FIELDS if k in r}) for r in reasons
+                     if r.get("code") == "peer_anomaly"), None)
         return cls({k: v for k, v in features.items() if k != "verdict_model"}, peer)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from models.anomaly import MEASURES, UnitAnomaly
 from models.rules import Outcome, Policy, Reason, Verdict
-from models.scoring import with_models
+from models.scoring import AtOpening, with_models
 from models.verdict_model import INPUTS, NotEnoughVerdicts, VerdictModel, describe, model_inputs, train
 from tests.models.factories import AS_OF
 
@@ -91,3 +91,22 @@ def test_models_add_reasons_and_move_the_score_but_never_the_outcome() -> None:
     sublet_model = train("sublet", verdicts(), min_verdicts=30, min_per_class=5)
     other, _ = with_models(flagged(), anomaly=anomaly(0.99), model=sublet_model, policy=POLICY)
     assert other == high
+
+
+def test_an_open_alert_is_judged_on_the_features_it_opened_with() -> None:
+    opened, f_opened = with_models(flagged(0.6), anomaly=anomaly(0.99), model=None, policy=POLICY)
+    stored = [r.to_dict() for r in opened.reasons]
+    at = AtOpening.of_alert(f_opened, stored)
+    assert at is not None and at.features == f_opened and at.anomaly_reason == opened.reasons[-1]
+    # Today the rule scores 0.8 and a fresh anomaly would say 0.2: the rule's part moves, the models' not.
+    today, f_today = with_models(flagged(0.8), anomaly=anomaly(0.2), model=None, policy=POLICY, at_opening=at)
+    assert f_today == f_opened and today.reasons[-1] == opened.reasons[-1]
+    assert today.score == round(0.8 * (1 - POLICY.anomaly_weight + POLICY.anomaly_weight * 0.99), 3)
+    # The verdict model reads the opening features, the rule score at opening included.
+    model = train("vacancy", verdicts(), min_verdicts=30, min_per_class=5)
+    _, f_model = with_models(flagged(0.8), anomaly=anomaly(0.2), model=model, policy=POLICY, at_opening=at)
+    p = model.probability(model_inputs(f_opened, rule_score=0.6))
+    assert f_model["verdict_model"]["probability"] == round(p, 4)
+    # An alert opened before the models, or when too few units could be scored, gets today's view.
+    assert AtOpening.of_alert(None, stored) is None
+    assert AtOpening.of_alert({**f_opened, "anomaly_percentile": None}, stored) is None
