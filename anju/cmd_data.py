@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -44,6 +45,11 @@ def register(sub: Any, sim: Any) -> None:
                          "cadence is faster but adds up to cadence-1 days to the time to first alert)")
     ev.add_argument("--database-url", default=None,
                     help="use this (empty) database; default: a fresh 'anju_eval' on the hub's server")
+    ev.add_argument("--save-verdict-models", type=Path, default=None, metavar="FILE",
+                    help="write the verdict models trained on this scenario's simulated verdicts (JSON)")
+    ev.add_argument("--verdict-models", type=Path, default=None, metavar="FILE",
+                    help="also score verdict models saved from another scenario (another seed) on this "
+                         "scenario's verdicts: a held-out test")
 
 
 def add_database_option(p: argparse.ArgumentParser) -> None:
@@ -159,6 +165,11 @@ def _eval(args: argparse.Namespace) -> int:
     from models.evaluation import AlertRow, TruthRow, evaluate
     from models.rules import Policy
 
+    try:
+        held_out = _load_verdict_models(args.verdict_models) if args.verdict_models else {}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        print(f"anju eval: cannot read verdict models from {args.verdict_models}: {err}", file=sys.stderr)
+        return 2
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="anju-eval-") as tmp:
         workdir = args.workdir or Path(tmp)
@@ -203,7 +214,8 @@ def _eval(args: argparse.Namespace) -> int:
                                   date.fromisoformat(r["onset_date"]) if r["onset_date"] else None)
                          for r in csv.DictReader(fh)]
             t0 = time.monotonic()
-            models = _eval_models(conn, truth, as_of=last, policy=policy)
+            models = _eval_models(conn, truth, as_of=last, policy=policy, held_out=held_out,
+                                  save_to=args.save_verdict_models)
             conn.commit()
             timings["models"] = time.monotonic() - t0
     report = evaluate(truth, alerts, as_of=last, observed_days=args.days)
@@ -216,7 +228,20 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_models(conn: psycopg.Connection, truth: list[Any], *, as_of: date, policy: Any) -> list[str]:
+def _load_verdict_models(path: Path) -> dict[str, Any]:
+    """Verdict models saved by ``--save-verdict-models``, by kind."""
+    from models.verdict_model import VerdictModel
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object of models by kind")
+    return {kind: VerdictModel.from_json(m) for kind, m in data.items()}
+
+
+def _eval_models(
+    conn: psycopg.Connection, truth: list[Any], *, as_of: date, policy: Any,
+    held_out: dict[str, Any] | None = None, save_to: Path | None = None,
+) -> list[str]:
     """How well the scikit-learn models rank, against the scenario's truth: the anomaly percentile over
     all units, the alert scores over the alerts, and a verdict model trained on verdicts simulated from
     the truth (one per case: confirmed where the unit really is of the case's kind since before it was
@@ -277,8 +302,15 @@ def _eval_models(conn: psycopg.Connection, truth: list[Any], *, as_of: date, pol
             " decided_by) VALUES (%s, %s, %s, %s, %s, %s, 'simulated from the scenario truth',"
             " 'anju-eval:truth')",
             verdicts)
+    trained: dict[str, Any] = {}
     for kind in KINDS:
         data = training_rows(conn, kind=kind)
+        given = (held_out or {}).get(kind)
+        if given is not None:
+            auc = ranking_auc((y, given.probability(x)) for x, y in data)
+            lines.append(f"verdict model {kind} trained elsewhere ({given.n_verdicts} verdicts), held out: "
+                         f"ROC AUC {fmt(auc)} on this scenario's {len(data)} simulated verdicts "
+                         f"({sum(1 for _, y in data if y)} confirmed)")
         try:
             with conn.transaction():
                 model = train_verdict_model(conn, kind=kind, actor="system:anju-eval", policy=policy.models,
@@ -286,10 +318,14 @@ def _eval_models(conn: psycopg.Connection, truth: list[Any], *, as_of: date, pol
         except NotEnoughVerdicts as err:
             lines.append(f"verdict model: not trained: {err}")
             continue
+        trained[kind] = model.to_json()
         alone = {name: ranking_auc((y, x[model.inputs.index(name)]) for x, y in data)
                  for name in ("rule_score", "anomaly_percentile")}
         lines.append(f"verdict model {kind}: {model.n_verdicts} simulated verdicts ({model.n_confirmed} "
                      f"confirmed); cross-validated ROC AUC {fmt(model.cv_auc)} (on the same cases: rule "
                      f"score alone {fmt(alone['rule_score'])}, anomaly percentile alone "
                      f"{fmt(alone['anomaly_percentile'])})")
+    if save_to is not None:
+        save_to.write_text(json.dumps(trained, indent=1), encoding="utf-8")
+        lines.append(f"verdict models saved to {save_to}: {', '.join(sorted(trained)) or 'none trained'}")
     return lines
