@@ -235,6 +235,9 @@ def _load_verdict_models(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object of models by kind")
+    unknown = set(data) - {"vacancy", "sublet"}
+    if unknown:
+        raise ValueError(f"unknown kind(s) {', '.join(sorted(unknown))}; expected vacancy or sublet")
     return {kind: VerdictModel.from_json(m) for kind, m in data.items()}
 
 

@@ -219,6 +219,7 @@ def ensure_months(
     missing = [(t, m) for t, m in wanted if not _exists(conn, partition_name(t, m))]
     if not missing:
         return []
+    tries = max(tries, 1)
     for attempt in range(tries):
         try:
             return _create_partitions(conn, missing, lock_timeout_ms=lock_timeout_ms)
