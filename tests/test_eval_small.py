@@ -42,4 +42,7 @@ def test_eval_refuses_an_unreadable_verdict_model_file_before_any_work(
     bad.write_text("[1, 2]", encoding="utf-8")
     assert main(["eval", "--units", "80", "--verdict-models", str(bad), "--workdir", str(tmp_path)]) == 2
     assert "cannot read verdict models" in capsys.readouterr().err
+    bad.write_text('{"vacant": {}}', encoding="utf-8")
+    assert main(["eval", "--units", "80", "--verdict-models", str(bad), "--workdir", str(tmp_path)]) == 2
+    assert "unknown kind(s) vacant" in capsys.readouterr().err
     assert not (tmp_path / "readings.csv").exists()
