@@ -32,7 +32,7 @@ import psycopg
 
 from hub.auth.service import add_user
 from hub.storage import ensure_schema
-from hub.storage.embedded import embedded_database_url
+from hub.storage.embedded import throwaway_database
 
 PASSWORD = secrets.token_urlsafe(16)  # the throwaway bench users' password, fresh each run
 
@@ -152,10 +152,10 @@ def main() -> None:
     ap.add_argument("--page-requests", type=int, default=600)
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp, \
+            throwaway_database(Path(tmp), "bench") as url:
         env = {**os.environ, "ANJU_HOME": tmp, "ANJU_AUDIT_KEY": "bench-audit-key-" + "b" * 32}
         os.environ.update({k: env[k] for k in ("ANJU_HOME", "ANJU_AUDIT_KEY")})
-        url = os.environ.get("ANJU_DATABASE_URL") or embedded_database_url(Path(tmp), database="bench")
         with psycopg.connect(url) as conn:
             ensure_schema(conn)
             conn.commit()

@@ -27,7 +27,7 @@ from anju_wire import Ack, MeterKind, MeterReading, ReadingsBatch, Topic, decode
 from anju_wire.paho_util import stop_loop
 from hub.ingest.consumer import IngestService
 from hub.storage import ensure_schema
-from hub.storage.embedded import embedded_database_url
+from hub.storage.embedded import throwaway_database
 
 
 def _batches(agent: str, estate: str, n: int, batch: int) -> list[bytes]:
@@ -57,8 +57,8 @@ def main() -> None:
     args = ap.parse_args()
     per_agent = args.readings // args.agents
 
-    with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp, mosquitto_broker(Path(tmp)) as broker:
-        url = os.environ.get("ANJU_DATABASE_URL") or embedded_database_url(Path(tmp), database="bench")
+    with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp, mosquitto_broker(Path(tmp)) as broker, \
+            throwaway_database(Path(tmp), "bench") as url:
         with psycopg.connect(url) as conn:
             ensure_schema(conn)
             conn.execute("TRUNCATE meter_readings")
