@@ -219,23 +219,22 @@ def ensure_months(
     missing = [(t, m) for t, m in wanted if not _exists(conn, partition_name(t, m))]
     if not missing:
         return []
-    tries = max(tries, 1)
-    for attempt in range(tries):
+    names = ", ".join(partition_name(t, m) for t, m in missing)
+    for attempt in range(1, tries):
         try:
             return _create_partitions(conn, missing, lock_timeout_ms=lock_timeout_ms)
-        except psycopg.errors.LockNotAvailable as err:
-            names = ", ".join(partition_name(t, m) for t, m in missing)
-            if attempt + 1 < tries:
-                log.info("partitions %s: table busy, try %d of %d", names, attempt + 1, tries)
-                time.sleep(min(1.0 + attempt, 5.0))
-                continue
-            err.add_note(
-                f"could not create partition(s) {names}: another session held a lock on the table for "
-                f"{tries} tries of {lock_timeout_ms} ms (a long query or transaction on it); retry later")
-            log.warning("could not create partition(s) %s in %d tries of %d ms: the table is busy",
-                        names, tries, lock_timeout_ms)
-            raise
-    return []
+        except psycopg.errors.LockNotAvailable:
+            log.info("partitions %s: table busy, try %d of %d", names, attempt, tries)
+            time.sleep(min(float(attempt), 5.0))
+    try:  # the last try (the only one when tries <= 1)
+        return _create_partitions(conn, missing, lock_timeout_ms=lock_timeout_ms)
+    except psycopg.errors.LockNotAvailable as err:
+        err.add_note(
+            f"could not create partition(s) {names}: another session held a lock on the table for "
+            f"{tries} tries of {lock_timeout_ms} ms (a long query or transaction on it); retry later")
+        log.warning("could not create partition(s) %s in %d tries of %d ms: the table is busy",
+                    names, tries, lock_timeout_ms)
+        raise
 
 
 def _create_partitions(
