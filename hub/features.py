@@ -17,6 +17,17 @@ MIN_HOURS = 12  # fewer distinct hours with an OK reading: the day's consumption
 # is not known and must never show up as a huge (or negative) consumption. `night_min_rate` is the
 # smallest hourly rate over local 01:00-05:00 (readings stamped 02:00 to 05:59): a household's water
 # stops at night, a leaking cistern does not.
+#
+# Activity signatures (issue 12): `floor_rate` is the day's smallest hourly rate (a fridge, a router and
+# standby; a leak), `active_amount` what the day used above it, and `active_hours` the local hours in
+# which the register rose by at least one appliance event (ACTIVE_STEP) above the floor. An empty flat
+# whose fridge and water heater stay on uses 0.5 to 2.5 kWh a day but has no water event and next to no
+# electricity above its floor; any lived-in flat flushes, washes and cooks.
+ACTIVE_STEP = {
+    "electricity": 0.1,  # kWh in an hour above the floor: lights and a TV, a kettle, a rice cooker
+    "water": 0.003,      # m3 in an hour above the floor: one toilet flush (3-9 L) or a wash
+    "gas": 0.01,         # m3 in an hour: a burner or a gas water heater lit for a few minutes
+}
 _METER_DAILY = """
 WITH r AS (
     SELECT unit_id, meter, ts, value,
@@ -26,34 +37,57 @@ WITH r AS (
     WHERE quality = 'ok' AND value IS NOT NULL
       AND ts >= %(lo)s::timestamptz - %(max_gap)s::interval AND ts < %(hi)s
     WINDOW w AS (PARTITION BY unit_id, meter ORDER BY ts)
-), d AS (
-    SELECT unit_id, meter, (ts AT TIME ZONE %(tz)s)::date AS day,
-           sum(CASE WHEN prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval
-                         AND value >= prev_value
-                    THEN value - prev_value ELSE 0 END) AS consumption,
-           count(DISTINCT date_trunc('hour', ts AT TIME ZONE %(tz)s)) AS hours_covered,
-           count(*) AS readings,
-           count(*) FILTER (WHERE prev_ts IS NOT NULL AND value < prev_value) AS resets,
-           min((value - prev_value) / (extract(epoch FROM ts - prev_ts) / 3600.0))
-               FILTER (WHERE prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval
-                       AND value >= prev_value AND ts > prev_ts
-                       AND extract(hour FROM ts AT TIME ZONE %(tz)s) BETWEEN 2 AND 5) AS night_min_rate
+), i AS (
+    SELECT unit_id, meter, ts, value, prev_ts, prev_value,
+           (ts AT TIME ZONE %(tz)s)::date AS day,
+           date_trunc('hour', ts AT TIME ZONE %(tz)s) AS hour,
+           extract(hour FROM ts AT TIME ZONE %(tz)s) AS hour_of_day,
+           (prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval AND value >= prev_value) AS ok,
+           CASE WHEN prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval AND value >= prev_value
+                     AND ts > prev_ts
+                THEN extract(epoch FROM ts - prev_ts) / 3600.0 END AS dt_h
     FROM r
     WHERE ts >= %(lo)s
+), f AS (
+    SELECT i.*, (value - prev_value) / dt_h AS rate,
+           min((value - prev_value) / dt_h) OVER (PARTITION BY unit_id, meter, day) AS floor_rate
+    FROM i
+), d AS (
+    SELECT unit_id, meter, day,
+           sum(CASE WHEN ok THEN value - prev_value ELSE 0 END) AS consumption,
+           count(DISTINCT hour) AS hours_covered,
+           count(*) AS readings,
+           count(*) FILTER (WHERE prev_ts IS NOT NULL AND value < prev_value) AS resets,
+           min(rate) FILTER (WHERE hour_of_day BETWEEN 2 AND 5) AS night_min_rate,
+           min(floor_rate) AS floor_rate,
+           sum(greatest(value - prev_value - floor_rate * dt_h, 0)) FILTER (WHERE dt_h IS NOT NULL)
+               AS active_amount,
+           count(DISTINCT hour) FILTER (
+               WHERE dt_h IS NOT NULL AND value - prev_value - floor_rate * dt_h >= CASE meter
+                   WHEN 'electricity' THEN %(step_elec)s WHEN 'water' THEN %(step_water)s
+                   ELSE %(step_gas)s END) AS active_hours
+    FROM f
     GROUP BY 1, 2, 3
 )
-INSERT INTO meter_daily (unit_id, meter, day, consumption, hours_covered, readings, resets, night_min_rate)
+INSERT INTO meter_daily (unit_id, meter, day, consumption, hours_covered, readings, resets, night_min_rate,
+                         floor_rate, active_amount, active_hours)
 SELECT unit_id, meter, day,
        CASE WHEN hours_covered >= %(min_hours)s THEN consumption END,
        hours_covered, readings, resets,
-       CASE WHEN hours_covered >= %(min_hours)s THEN night_min_rate END
+       CASE WHEN hours_covered >= %(min_hours)s THEN night_min_rate END,
+       CASE WHEN hours_covered >= %(min_hours)s THEN floor_rate END,
+       CASE WHEN hours_covered >= %(min_hours)s THEN coalesce(active_amount, 0) END,
+       CASE WHEN hours_covered >= %(min_hours)s THEN active_hours END
 FROM d
 ON CONFLICT (unit_id, meter, day) DO UPDATE SET
     consumption = EXCLUDED.consumption,
     hours_covered = EXCLUDED.hours_covered,
     readings = EXCLUDED.readings,
     resets = EXCLUDED.resets,
-    night_min_rate = EXCLUDED.night_min_rate
+    night_min_rate = EXCLUDED.night_min_rate,
+    floor_rate = EXCLUDED.floor_rate,
+    active_amount = EXCLUDED.active_amount,
+    active_hours = EXCLUDED.active_hours
 """
 
 # Days of a unit with no meter_daily row at all are kept with NULL consumption (unknown), so that the
@@ -77,7 +111,12 @@ WITH days AS (
            max(hours_covered) FILTER (WHERE meter = 'water') AS water_hours,
            max(hours_covered) FILTER (WHERE meter = 'gas') AS gas_hours,
            max(night_min_rate) FILTER (WHERE meter = 'electricity') AS elec_night,
-           max(night_min_rate) FILTER (WHERE meter = 'water') AS water_night
+           max(night_min_rate) FILTER (WHERE meter = 'water') AS water_night,
+           max(active_amount) FILTER (WHERE meter = 'electricity') AS elec_active,
+           max(active_hours) FILTER (WHERE meter = 'electricity') AS elec_active_hours,
+           max(active_amount) FILTER (WHERE meter = 'water') AS water_active,
+           max(active_hours) FILTER (WHERE meter = 'water') AS water_active_hours,
+           max(active_hours) FILTER (WHERE meter = 'gas') AS gas_active_hours
     FROM meter_daily
     WHERE day BETWEEN %(since)s AND %(until)s
     GROUP BY 1, 2
@@ -93,11 +132,13 @@ WITH days AS (
 )
 INSERT INTO unit_daily (unit_id, day, elec_kwh, water_m3, gas_m3, elec_hours, water_hours, gas_hours,
                         tenant_entries, strangers_building, gate_events_building, elec_night_kwh_h,
-                        water_night_m3_h)
+                        water_night_m3_h, elec_active_kwh, elec_active_hours, water_active_m3,
+                        water_active_hours, gas_active_hours)
 SELECT u.unit_id, days.day, md.elec_kwh, md.water_m3, md.gas_m3,
        coalesce(md.elec_hours, 0), coalesce(md.water_hours, 0), coalesce(md.gas_hours, 0),
        coalesce(eu.entries, 0), coalesce(eb.strangers, 0), coalesce(eb.events, 0), md.elec_night,
-       md.water_night
+       md.water_night, md.elec_active, md.elec_active_hours, md.water_active, md.water_active_hours,
+       md.gas_active_hours
 FROM u
 CROSS JOIN days
 LEFT JOIN md ON md.unit_id = u.unit_id AND md.day = days.day
@@ -108,7 +149,10 @@ ON CONFLICT (unit_id, day) DO UPDATE SET
     elec_hours = EXCLUDED.elec_hours, water_hours = EXCLUDED.water_hours, gas_hours = EXCLUDED.gas_hours,
     tenant_entries = EXCLUDED.tenant_entries, strangers_building = EXCLUDED.strangers_building,
     gate_events_building = EXCLUDED.gate_events_building,
-    elec_night_kwh_h = EXCLUDED.elec_night_kwh_h, water_night_m3_h = EXCLUDED.water_night_m3_h
+    elec_night_kwh_h = EXCLUDED.elec_night_kwh_h, water_night_m3_h = EXCLUDED.water_night_m3_h,
+    elec_active_kwh = EXCLUDED.elec_active_kwh, elec_active_hours = EXCLUDED.elec_active_hours,
+    water_active_m3 = EXCLUDED.water_active_m3, water_active_hours = EXCLUDED.water_active_hours,
+    gas_active_hours = EXCLUDED.gas_active_hours
 """
 
 _DATA_DAYS = """
@@ -148,6 +192,9 @@ def refresh_daily_features(
         "tz": LOCAL_TZ,
         "max_gap": MAX_GAP,
         "min_hours": MIN_HOURS,
+        "step_elec": ACTIVE_STEP["electricity"],
+        "step_water": ACTIVE_STEP["water"],
+        "step_gas": ACTIVE_STEP["gas"],
     }
     with conn.transaction():
         conn.execute(_METER_DAILY, params)

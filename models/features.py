@@ -20,6 +20,12 @@ class DailyFeatures:
     strangers_building: int = 0
     gate_events_building: int = 0
     water_night_m3_h: float | None = None  # smallest hourly water rate over local 01:00-05:00
+    # Activity signatures (hub/features.py): use above the day's floor, and hours with an appliance event.
+    elec_active_kwh: float | None = None
+    elec_active_hours: int | None = None
+    water_active_m3: float | None = None
+    water_active_hours: int | None = None
+    gas_active_hours: int | None = None
 
     @property
     def gate_working(self) -> bool:
@@ -39,6 +45,15 @@ class StrangerTrack:
     first_seen: date
     days_in_window: int
     floor: int | None = None
+    days_seen: int = 0  # distinct days seen from first_seen to the as-of day (0: not counted)
+    last_seen: date | None = None
+
+    def resident_share(self, *, end: date) -> float:
+        """Share of days from its first sighting to ``end`` on which the track was seen: a subtenant
+        passes the gate most days, a weekly visitor or a courier does not."""
+        span = (end - self.first_seen).days + 1
+        seen = self.days_seen or self.days_in_window
+        return seen / span if span > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,23 +9,24 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from statistics import median
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.activity import ActivityPolicy, idle_run, life_counts, presence_end
 from models.features import (
+    DailyFeatures,
     PeerStats,
-    StrangerTrack,
     UnitSeries,
     WindowSummary,
-    idle_streak,
     summarize,
     window_bounds,
 )
 
 POLICY_PATH = Path(__file__).with_name("policy.yaml")
-RULE_VERSION = "rules-3"  # bump when the logic of a rule changes; threshold changes show in Policy.version
+RULE_VERSION = "rules-4"  # bump when the logic of a rule changes; threshold changes show in Policy.version
 
 
 class _Frozen(BaseModel):
@@ -35,26 +36,24 @@ class _Frozen(BaseModel):
 class VacancyPolicy(_Frozen):
     """Thresholds of the vacancy rule."""
 
-    max_tenant_entries: int = Field(ge=0)
-    min_gate_coverage: float = Field(ge=0, le=1)
-    base_load_kwh: float = Field(ge=0)
-    base_load_share: float = Field(ge=0, le=1)
-    max_water_m3: float = Field(ge=0)
+    max_entry_days: int = Field(ge=0)
     min_idle_days: int = Field(ge=1)
-    visit_kwh: float = Field(ge=0)
-    leak_night_share: float = Field(gt=0, le=1)
-    min_leak_m3_h: float = Field(ge=0)
+    leak_m3: float = Field(ge=0)
 
 
 class SubletPolicy(_Frozen):
     """Thresholds of the sublet rule."""
 
-    max_tenant_entries: int = Field(ge=0)
+    max_entry_days: int = Field(ge=0)
     min_gate_coverage: float = Field(gt=0, le=1)
-    min_use_share: float = Field(gt=0, le=2)
+    min_lived_share: float = Field(gt=0, le=1)
     min_presence_share_before: float = Field(ge=0, le=1)
-    stranger_min_days: int = Field(ge=1)
     max_presence_share_after: float = Field(ge=0, le=1)
+    min_absent_gate_days: int = Field(ge=1)
+    lookback_days: int = Field(ge=1)
+    stranger_min_days: int = Field(ge=1)
+    min_resident_share: float = Field(ge=0, le=1)
+    stranger_lead_days: int = Field(ge=0)
     alignment_days: int = Field(ge=1)
 
 
@@ -78,6 +77,8 @@ class Policy(_Frozen):
     min_baseline_known_days: int = Field(ge=1)
     min_coverage: float = Field(gt=0, le=1)
     new_lease_grace_days: int = Field(ge=0)
+    history_days: int = Field(ge=30)
+    activity: ActivityPolicy
     vacancy: VacancyPolicy
     sublet: SubletPolicy
     models: ModelsPolicy
@@ -185,18 +186,23 @@ def _own_baseline(
     return value if known >= policy.min_baseline_known_days else None
 
 
+def _window_median(days: tuple[DailyFeatures, ...], attr: str, *, start: date, end: date) -> float | None:
+    values = [getattr(d, attr) for d in days if start <= d.day <= end and getattr(d, attr) is not None]
+    return float(median(values)) if values else None
+
+
+def _entry_days(days: tuple[DailyFeatures, ...], *, start: date, end: date) -> int:
+    return sum(1 for d in days if start <= d.day <= end and d.tenant_entries > 0)
+
+
 class VacancyRule:
-    """Vacant: in the trailing window tenants do not enter, electricity sits at base load, water near zero."""
+    """Vacant: for longer than any trip, the flat shows no life (no water events, no cooking, electricity
+    on its floor) and registered tenants enter at most to drop by."""
 
     kind: Literal["vacancy"] = "vacancy"
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-
-    def base_load_limit(self, own_baseline_kwh: float | None) -> float:
-        """Daily electricity at or below which a unit is at base load."""
-        p = self.policy.vacancy
-        return max(p.base_load_kwh, p.base_load_share * own_baseline_kwh if own_baseline_kwh else 0.0)
 
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
@@ -217,119 +223,101 @@ class VacancyRule:
         blocked = _precheck(series, ctx, policy=pol)
         if blocked is not None:
             return verdict(Outcome.NO_VERDICT, 0.0, [blocked])
-        if w.gate_coverage < p.min_gate_coverage:
-            return verdict(Outcome.NO_VERDICT, 0.0, [Reason(
-                "gate_silent",
-                f"The building's gate reported on only {w.gate_days} of {w.n_days} days, so the absence "
-                "of tenant entries cannot be told from a gate outage.",
-                value=round(w.gate_coverage, 3), baseline=p.min_gate_coverage, unit="share of days",
-            )])
-
-        own_elec = _own_baseline(ctx.baseline, ctx.baseline.elec_median, policy=pol, water=False)
-        own_water = _own_baseline(ctx.baseline, ctx.baseline.water_median, policy=pol, water=True)
-        limit = self.base_load_limit(own_elec)
-        elec = w.elec_median
-        assert elec is not None  # coverage > 0 guarantees a median
-        absent = w.tenant_entries <= p.max_tenant_entries
-        base_load = elec <= limit
-        water_known = w.water_coverage >= pol.min_coverage and w.water_median is not None
-        dry = water_known and w.water_median is not None and w.water_median <= p.max_water_m3
-        # Water that keeps flowing at night at (nearly) its daytime rate is a leak, not a household:
-        # people sleep, a cistern does not.
-        night = w.water_night_median
-        leak = (
-            water_known and not dry and w.water_median is not None and night is not None
-            and night >= p.min_leak_m3_h and night * 24 >= p.leak_night_share * w.water_median
-        )
-        if not (absent and base_load and (dry or leak or not water_known)):
+        entry_days = _entry_days(series.days, start=ctx.start, end=ctx.end)
+        if entry_days > p.max_entry_days:
             return verdict(Outcome.CLEAR, 0.0, [])
+        run = idle_run(series.days, end=ctx.end, policy=pol.activity)
+        if run.idle_days < p.min_idle_days:
+            reasons = []
+            if run.idle_days > 0:
+                # Travel and hospital stays of up to three weeks look exactly like this.
+                reasons.append(Reason(
+                    "idle_streak_short", f"No sign of life on {run.idle_days} observed days in a row, fewer "
+                    f"than {p.min_idle_days}: could be travel.", value=run.idle_days,
+                    baseline=p.min_idle_days, unit="days"))
+            return verdict(Outcome.CLEAR, 0.0, reasons)
 
-        streak = idle_streak(series.days, end=ctx.end, base_load_kwh=limit, visit_kwh=p.visit_kwh,
-                             max_visit_entries=p.max_tenant_entries)
-        if streak < p.min_idle_days:
-            # Travel of up to three weeks looks exactly like this; only a longer unbroken idle run is
-            # evidence of an empty flat.
-            return verdict(Outcome.CLEAR, 0.0, [Reason(
-                "idle_streak_short", f"Idle for {streak} observed days in a row, fewer than "
-                f"{p.min_idle_days}: could be travel.", value=streak, baseline=p.min_idle_days, unit="days",
-            )])
+        days = series.days
+        own_elec = _own_baseline(ctx.baseline, ctx.baseline.elec_median, policy=pol, water=False)
+        elec = w.elec_median
+        active = _window_median(days, "elec_active_kwh", start=ctx.start, end=ctx.end)
+        base_active = _window_median(days, "elec_active_kwh", start=ctx.baseline.start, end=ctx.baseline.end)
+        water_hours = _window_median(days, "water_active_hours", start=ctx.start, end=ctx.end)
+        base_water_hours = _window_median(days, "water_active_hours", start=ctx.baseline.start,
+                                          end=ctx.baseline.end)
+        gate_known = w.gate_coverage >= pol.min_coverage
         reasons = [
             Reason(
                 "no_tenant_entries",
-                f"Registered tenants entered {w.tenant_entries} times in {w.n_days} days while the "
-                f"building's gate was working on {w.gate_days} of them.",
-                value=w.tenant_entries,
-                baseline=ctx.baseline.tenant_entries if ctx.baseline.gate_days else None,
-                unit="entries",
+                f"Registered tenants entered on {entry_days} of {w.n_days} days while the building's gate "
+                f"was working on {w.gate_days} of them." + ("" if gate_known else
+                                                            " The gate was often silent: judged on the meters."),
+                value=entry_days, baseline=ctx.baseline.tenant_entry_days if ctx.baseline.gate_days else None,
+                unit="days",
             ),
             Reason(
                 "electricity_base_load",
-                f"Median electricity {_fmt(elec, 'kWh/day')} is at base load (limit {limit:.2f} kWh/day); "
-                f"the unit's own earlier median was {_fmt(own_elec, 'kWh/day')}.",
-                value=round(elec, 3), baseline=None if own_elec is None else round(own_elec, 3),
-                unit="kWh/day",
+                f"Electricity stays on its floor: a median {_fmt(active, 'kWh/day')} above the day's lowest "
+                f"hourly use (total {_fmt(elec, 'kWh/day')}: fridge and standby), against "
+                f"{_fmt(base_active, 'kWh/day')} before.",
+                value=None if active is None else round(active, 3),
+                baseline=None if base_active is None else round(base_active, 3), unit="kWh/day",
             ),
         ]
-        if leak:
-            reasons.append(Reason(
-                "water_constant_flow",
-                f"Water flows day and night: night-time minimum {_fmt(night, 'm³/h')} against a daily "
-                f"median of {_fmt(w.water_median, 'm³/day')}, with nobody entering: a leak in an empty flat.",
-                value=None if night is None else round(night, 5),
-                baseline=None if w.water_median is None else round(w.water_median / 24, 5), unit="m3/h",
-            ))
-        elif water_known:
-            reasons.append(Reason(
-                "water_near_zero",
-                f"Median water use {_fmt(w.water_median, 'm³/day')} (own earlier median "
-                f"{_fmt(own_water, 'm³/day')}).",
-                value=None if w.water_median is None else round(w.water_median, 4),
-                baseline=None if own_water is None else round(own_water, 4), unit="m3/day",
-            ))
-        else:
+        if w.water_coverage < pol.min_coverage or water_hours is None:
             reasons.append(Reason(
                 "water_unknown", "Water use is unknown on too many days to confirm; judged on electricity.",
                 value=round(w.water_coverage, 3), baseline=pol.min_coverage, unit="share of days",
             ))
-        if peers is not None and peers.elec_median is not None:
+        else:
+            reasons.append(Reason(
+                "water_near_zero",
+                f"Water used in a median {water_hours:.0f} hour(s) a day (a flush, a wash), against "
+                f"{_fmt(base_water_hours, 'hours/day')} before.",
+                value=round(water_hours, 1), baseline=None if base_water_hours is None else round(
+                    base_water_hours, 1), unit="hours/day",
+            ))
+            if w.water_median is not None and w.water_median >= p.leak_m3:
+                reasons.append(Reason(
+                    "water_constant_flow",
+                    f"Water flows day and night at a constant {_fmt(w.water_median, 'm³/day')} with no event "
+                    "above it: a leak in an empty flat.",
+                    value=round(w.water_median, 4), baseline=p.leak_m3, unit="m3/day",
+                ))
+        if peers is not None and peers.elec_median is not None and elec is not None:
             reasons.append(Reason(
                 "peer_electricity",
                 f"Other units of estate {peers.estate_id} use a median {peers.elec_median:.2f} kWh/day.",
                 value=round(elec, 3), baseline=round(peers.elec_median, 3), unit="kWh/day",
             ))
+        if run.visits:
+            reasons.append(Reason(
+                "drop_by_visits",
+                f"{run.visits} short visit(s) (a little water and light, then nothing again) do not make the "
+                "flat lived in.", value=run.visits, baseline=None, unit="days",
+            ))
         reasons.append(Reason(
             "idle_streak",
-            f"Idle for {streak} observed days in a row; the legal threshold for returning the unit is "
-            f"{pol.legal_idle_horizon_days} consecutive days (Measures 2012, art. 27).",
-            value=streak, baseline=pol.legal_idle_horizon_days, unit="days",
+            f"No sign of life on {run.idle_days} observed days in a row"
+            + (f" (since {run.since.isoformat()})" if run.since else "")
+            + f"; the legal threshold for returning the unit is {pol.legal_idle_horizon_days} consecutive "
+            "days (Measures 2012, art. 27).",
+            value=run.idle_days, baseline=pol.legal_idle_horizon_days, unit="days",
         ))
-        # Score: coverage-weighted confidence, growing with the idle streak towards the legal horizon.
-        coverage = min(w.elec_coverage, 1.0) * (1.0 if water_known else 0.8)
-        score = coverage * (0.6 + 0.4 * min(streak / pol.legal_idle_horizon_days, 1.0))
+        del own_elec
+        coverage = min(w.elec_coverage, 1.0) * (1.0 if w.water_coverage >= pol.min_coverage else 0.8)
+        score = coverage * (0.6 + 0.4 * min(run.idle_days / pol.legal_idle_horizon_days, 1.0))
         return verdict(Outcome.FLAGGED, score, reasons)
 
 
 class SubletRule:
-    """Sublet: registered tenants no longer enter (through a working gate) yet the unit is lived in."""
+    """Sublet: registered tenants stopped entering (through any method, at a working gate) while the
+    flat stays lived in, and new recurring faces appeared in its building (or on its floor) as they left."""
 
     kind: Literal["sublet"] = "sublet"
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-
-    def _appeared_as_presence_ended(self, series: UnitSeries, track: StrangerTrack, *, end: date) -> bool:
-        """Tenants entered regularly before the track first appeared, and (almost) never since."""
-        p = self.policy.sublet
-        first = track.first_seen
-        # A short lookback: a subtenant moves in as the household moves out, whereas a face that turns up
-        # weeks after a tenant started using another entrance is unrelated to that unit.
-        lookback = timedelta(days=p.alignment_days)
-        before = summarize(series.days, start=first - lookback, end=first - timedelta(days=1))
-        after = summarize(series.days, start=first, end=end)
-        return (
-            before.gate_days > 0 and before.presence_share >= p.min_presence_share_before
-            and after.gate_days > 0 and after.presence_share <= p.max_presence_share_after
-        )
 
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
@@ -348,11 +336,6 @@ class SubletRule:
             )
 
         blocked = _precheck(series, ctx, policy=pol)
-        if blocked is None and w.water_coverage < pol.min_coverage:
-            blocked = Reason(
-                "low_coverage", f"Water known on only {w.water_known} of {w.n_days} days.",
-                value=round(w.water_coverage, 3), baseline=pol.min_coverage, unit="share of days",
-            )
         if blocked is None and w.gate_coverage < p.min_gate_coverage:
             blocked = Reason(
                 "gate_silent",
@@ -362,72 +345,72 @@ class SubletRule:
             )
         if blocked is not None:
             return verdict(Outcome.NO_VERDICT, 0.0, [blocked])
-        if w.tenant_entries > p.max_tenant_entries:
+        entry_days = _entry_days(series.days, start=ctx.start, end=ctx.end)
+        if entry_days > p.max_entry_days:
             return verdict(Outcome.CLEAR, 0.0, [])
-
-        own_elec = _own_baseline(b, b.elec_median, policy=pol, water=False)
-        own_water = _own_baseline(b, b.water_median, policy=pol, water=True)
-        vacancy_limit = VacancyRule(pol).base_load_limit(own_elec)
-        elec, water = w.elec_median, w.water_median
-        assert elec is not None and water is not None
-
-        def lived_in(value: float, own: float | None, peer: float | None) -> tuple[bool, float | None]:
-            refs = [r for r in (own, peer) if r is not None and r > 0]
-            return any(value >= p.min_use_share * r for r in refs), (refs[0] if refs else None)
-
-        elec_ok, elec_ref = lived_in(elec, own_elec, peers.elec_median if peers else None)
-        water_ok, water_ref = lived_in(water, own_water, peers.water_median if peers else None)
-        if not (elec_ok and water_ok and elec > vacancy_limit and water > pol.vacancy.max_water_m3):
+        life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
+        if life.known < pol.min_coverage * w.n_days or life.lived_share < p.min_lived_share:
             return verdict(Outcome.CLEAR, 0.0, [])
-
-        presence_ended = b.gate_days > 0 and b.presence_share >= p.min_presence_share_before
-        recurring = [s for s in series.strangers if s.days_in_window >= p.stranger_min_days]
-        aligned = [s for s in recurring if self._appeared_as_presence_ended(series, s, end=ctx.end)]
+        left = presence_end(
+            series.days, end=ctx.end, lookback_days=p.lookback_days, min_share_before=p.min_presence_share_before,
+            max_share_after=p.max_presence_share_after, min_days_after=p.min_absent_gate_days)
+        if left is None:
+            return verdict(Outcome.CLEAR, 0.0, [Reason(
+                "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
+                "they stopped: a household that uses another entrance looks the same.")])
+        lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
+        aligned = [
+            s for s in series.strangers
+            if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
+            and s.resident_share(end=ctx.end) >= p.min_resident_share
+        ]
         if not aligned:
             # Tenants who stop passing the gate (car-park door, side entrance) while still living there
             # look the same on the meters; only new recurring faces tell a new occupant apart.
             return verdict(Outcome.CLEAR, 0.0, [Reason(
-                "no_new_faces", "Registered entries stopped or never happened, but no recurring stranger "
-                "appeared as they stopped: likely another entrance, not a new occupant.",
+                "no_new_faces", "Registered entries stopped, but no recurring stranger appeared as they "
+                "stopped: likely another entrance, not a new occupant.",
             )])
-
+        days = series.days
+        active = _window_median(days, "elec_active_kwh", start=ctx.start, end=ctx.end)
+        water_hours = _window_median(days, "water_active_hours", start=ctx.start, end=ctx.end)
+        before = summarize(days, start=left - timedelta(days=p.lookback_days), end=left - timedelta(days=1))
         reasons = [
             Reason(
                 "no_tenant_entries",
-                f"Registered tenants entered {w.tenant_entries} times in {w.n_days} days although the "
-                f"building's gate recorded events on {w.gate_days} of them.",
-                value=w.tenant_entries, baseline=b.tenant_entries if b.gate_days else None, unit="entries",
+                f"Registered tenants entered on {entry_days} of {w.n_days} days although the building's gate "
+                f"recorded events on {w.gate_days} of them.",
+                value=entry_days, baseline=b.tenant_entry_days if b.gate_days else None, unit="days",
             ),
             Reason(
-                "electricity_in_use",
-                f"Median electricity {elec:.2f} kWh/day: someone lives here "
-                f"(reference {_fmt(elec_ref, 'kWh/day')}).",
-                value=round(elec, 3), baseline=None if elec_ref is None else round(elec_ref, 3),
-                unit="kWh/day",
+                "flat_lived_in",
+                f"The flat is lived in on {life.lived} of {life.known} days with meter data: water used in a "
+                f"median {_fmt(water_hours, 'hours/day')}, electricity {_fmt(active, 'kWh/day')} above its "
+                "floor.", value=round(life.lived_share, 3), baseline=p.min_lived_share, unit="share of days",
             ),
             Reason(
-                "water_in_use",
-                f"Median water {water:.3f} m³/day (reference {_fmt(water_ref, 'm³/day')}).",
-                value=round(water, 4), baseline=None if water_ref is None else round(water_ref, 4),
-                unit="m3/day",
-            ),
-        ]
-        if presence_ended:
-            reasons.append(Reason(
                 "tenant_presence_ended",
-                f"Before the window tenants entered on {b.tenant_entry_days} of {b.gate_days} gate days; "
-                f"last seen {b.last_tenant_entry.isoformat() if b.last_tenant_entry else 'never'}.",
-                value=round(w.presence_share, 3), baseline=round(b.presence_share, 3),
+                f"Until {(left - timedelta(days=1)).isoformat()} tenants entered on {before.tenant_entry_days} "
+                f"of {before.gate_days} gate days; since then on at most "
+                f"{p.max_presence_share_after:.0%} of them.",
+                value=round(w.presence_share, 3), baseline=round(before.presence_share, 3),
                 unit="share of gate days",
-            ))
-        if aligned:
-            reasons.append(Reason(
+            ),
+            Reason(
                 "recurring_strangers",
-                f"{len(aligned)} unrecognised face(s) seen repeatedly at the unit's {series.strangers_scope} "
-                "since about the time "
+                f"{len(aligned)} unrecognised face(s) seen at the unit's {series.strangers_scope} on most days "
+                f"since they first appeared, from {min(s.first_seen for s in aligned).isoformat()}: about when "
                 "the registered tenants stopped appearing.",
                 value=len(aligned), baseline=0, unit="tracks",
+            ),
+        ]
+        elec_ref = peers.elec_median if peers is not None else None
+        if elec_ref is not None and w.elec_median is not None:
+            reasons.append(Reason(
+                "electricity_in_use",
+                f"Median electricity {w.elec_median:.2f} kWh/day (estate median {elec_ref:.2f}).",
+                value=round(w.elec_median, 3), baseline=round(elec_ref, 3), unit="kWh/day",
             ))
-        score = 0.5 + (0.25 if presence_ended else 0.0) + (0.25 if aligned else 0.0)
+        score = (0.6 + 0.2 * min(len(aligned) / 2, 1.0) + 0.2 * life.lived_share)
         score *= min(w.elec_coverage, w.water_coverage, 1.0)
         return verdict(Outcome.FLAGGED, score, reasons)

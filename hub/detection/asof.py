@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import psycopg
 
-from hub.detection.service import DetectionResult, run_detection
+from hub.detection.service import DetectionResult, history_start, run_detection
 from hub.features import refresh_daily_features
 from models.rules import Policy
 
@@ -21,7 +21,7 @@ ORDER BY 1
 def refresh_for_window(conn: psycopg.Connection, *, as_of: date, policy: Policy) -> tuple[date, date] | None:
     """Recompute daily features for the days of the detection window (and baseline) that lack them or
     that a bulk import changed; return the refreshed span, or None when nothing needed refreshing."""
-    lo = as_of - timedelta(days=policy.window_days + policy.baseline_days - 1)
+    lo = history_start(as_of, policy)
     days = [r[0] for r in conn.execute(_DAYS_TO_REFRESH, {"lo": lo, "hi": as_of})]
     if not days:
         return None

@@ -58,7 +58,7 @@ _DAILY = """
 WITH busy AS (
     SELECT unit_id FROM unit_daily
     WHERE day BETWEEN %(window_start)s AND %(hi)s
-    GROUP BY unit_id HAVING sum(tenant_entries) > %(max_entries)s
+    GROUP BY unit_id HAVING count(*) FILTER (WHERE tenant_entries > 0) > %(max_entries)s
 ), base AS (
     SELECT unit_id,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY elec_kwh) AS elec_median,
@@ -66,7 +66,7 @@ WITH busy AS (
            count(elec_kwh) AS elec_known, count(water_m3) AS water_known,
            count(*) FILTER (WHERE gate_events_building > 0) AS gate_days,
            count(*) FILTER (WHERE tenant_entries > 0) AS presence_days
-    FROM unit_daily WHERE day BETWEEN %(lo)s AND %(base_end)s
+    FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s
     GROUP BY unit_id
 )
 SELECT d.unit_id, u.estate_id, u.building, u.floor, u.lease_start,
@@ -74,6 +74,9 @@ SELECT d.unit_id, u.estate_id, u.building, u.floor, u.lease_start,
        array_agg(d.water_m3 ORDER BY d.day), array_agg(d.gas_m3 ORDER BY d.day),
        array_agg(d.tenant_entries ORDER BY d.day), array_agg(d.strangers_building ORDER BY d.day),
        array_agg(d.gate_events_building ORDER BY d.day), array_agg(d.water_night_m3_h ORDER BY d.day),
+       array_agg(d.elec_active_kwh ORDER BY d.day), array_agg(d.elec_active_hours ORDER BY d.day),
+       array_agg(d.water_active_m3 ORDER BY d.day), array_agg(d.water_active_hours ORDER BY d.day),
+       array_agg(d.gas_active_hours ORDER BY d.day),
        min(s.elec_median), min(s.water_median), min(s.elec_known), min(s.water_known), min(s.gate_days),
        min(s.presence_days)
 FROM unit_daily d JOIN units u USING (unit_id)
@@ -84,7 +87,8 @@ ORDER BY d.unit_id
 """
 
 # Stranger tracks seen at a building on several days of the window, with the day each first appeared
-# and the floor whose corridor camera saw it most (NULL: only building entrances saw it).
+# (as far back as the traced history goes), on how many days it was seen since, and the floor whose
+# corridor camera saw it most (NULL: only building entrances saw it).
 _STRANGERS = """
 WITH s AS (
     SELECT estate_id, building, floor, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
@@ -93,7 +97,8 @@ WITH s AS (
 )
 SELECT estate_id, building, stranger_track, min(day),
        count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) AS window_days,
-       mode() WITHIN GROUP (ORDER BY floor) FILTER (WHERE floor IS NOT NULL) AS floor
+       mode() WITHIN GROUP (ORDER BY floor) FILTER (WHERE floor IS NOT NULL) AS floor,
+       count(DISTINCT day), max(day)
 FROM s
 GROUP BY 1, 2, 3
 HAVING count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) >= %(min_days)s
@@ -109,28 +114,32 @@ def last_complete_day(conn: psycopg.Connection) -> date | None:
 def _load_series(
     conn: psycopg.Connection, *, as_of: date, policy: Policy
 ) -> tuple[list[UnitSeries], dict[str, Baseline], date]:
-    lo = as_of - timedelta(days=policy.window_days + policy.baseline_days - 1)
+    lo = history_start(as_of, policy)
     window_start, _ = window_bounds(as_of, policy.window_days)
     tracks: dict[tuple[str, str], list[StrangerTrack]] = defaultdict(list)
-    for estate, building, track, first_seen, days, floor in conn.execute(_STRANGERS, {
+    for estate, building, track, first_seen, days, floor, seen, last in conn.execute(_STRANGERS, {
         "tz": LOCAL_TZ, "lo_ts": local_midnight(lo), "hi_ts": local_midnight(as_of + timedelta(days=1)),
         "window_start": window_start, "min_days": policy.sublet.stranger_min_days,
     }):
         tracks[(estate, building)].append(
-            StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor))
+            StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor, days_seen=seen,
+                          last_seen=last))
     series = []
     baselines: dict[str, Baseline] = {}
     with conn.cursor(binary=True) as cur:
         for (unit_id, estate, building, floor, lease_start, days, elec, water, gas, entries, strangers, gate,
-             water_night, *base) in cur.execute(_DAILY, {
+             water_night, elec_active, elec_hours, water_active, water_hours, gas_hours, *base) in cur.execute(
+                _DAILY, {
                 "lo": lo, "hi": as_of, "window_start": window_start,
+                "base_start": window_start - timedelta(days=policy.baseline_days),
                 "base_end": window_start - timedelta(days=1), "max_entries": max_window_entries(policy)}):
             near, scope = strangers_near(tracks.get((estate, building), []) if building is not None else [],
                                          floor=floor)
             series.append(UnitSeries(
                 unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
                 strangers_scope=scope,
-                days=tuple(map(DailyFeatures, days, elec, water, gas, entries, strangers, gate, water_night)),
+                days=tuple(map(DailyFeatures, days, elec, water, gas, entries, strangers, gate, water_night,
+                               elec_active, elec_hours, water_active, water_hours, gas_hours)),
             ))
             elec_median, water_median, elec_known, water_known, gate_days, presence_days = base
             baselines[unit_id] = Baseline(elec_median, water_median, elec_known or 0, water_known or 0,
@@ -166,8 +175,13 @@ def anomaly_scores(conn: psycopg.Connection, *, as_of: date, policy: Policy) -> 
 
 
 def max_window_entries(policy: Policy) -> int:
-    """Registered-tenant entries in the window above which neither rule can flag a unit."""
-    return max(policy.vacancy.max_tenant_entries, policy.sublet.max_tenant_entries)
+    """Days with registered-tenant entries in the window above which neither rule can flag a unit."""
+    return max(policy.vacancy.max_entry_days, policy.sublet.max_entry_days)
+
+
+def history_start(as_of: date, policy: Policy) -> date:
+    """The first day loaded for a unit that may be flagged: its baseline, or the traced history."""
+    return as_of - timedelta(days=max(policy.window_days + policy.baseline_days, policy.history_days) - 1)
 
 
 def strangers_near(

@@ -1,0 +1,172 @@
+"""What a day of a unit shows about life in it, from its meters' activity signatures (pure, no I/O).
+
+A total in kWh or m³ says little: an empty flat whose fridge, router and water heater stay on uses 0.5 to
+2.5 kWh a day, a frugal pensioner about as much. What tells them apart is the shape of the day (see
+``hub/features.py``): any lived-in flat flushes, washes and cooks, so its water meter rises in several
+hours of the day and its electricity rises well above the night-time floor; an empty flat's water meter
+stands still (or creeps at a leak's constant rate) and its electricity stays on the floor.
+
+Each known day is LIVED, a VISIT (a little activity: someone dropped by for an hour), IDLE or UNKNOWN
+(no meter data: an outage is never an absence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.features import DailyFeatures
+
+
+class DayState(StrEnum):
+    """What one day of a unit shows."""
+
+    LIVED = "lived"
+    VISIT = "visit"
+    IDLE = "idle"
+    UNKNOWN = "unknown"
+
+
+class ActivityPolicy(BaseModel):
+    """Thresholds that turn a day's activity signatures into a ``DayState`` (documented in policy.yaml)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lived_water_hours: int = Field(ge=1)
+    lived_gas_hours: int = Field(ge=1)
+    lived_elec_kwh: float = Field(gt=0)
+    idle_elec_kwh: float = Field(ge=0)
+    idle_elec_kwh_without_water: float = Field(ge=0)
+    visit_water_hours: int = Field(ge=0)
+    visit_elec_kwh: float = Field(ge=0)
+    min_visit_gap_days: int = Field(ge=1)
+
+
+def day_state(d: DailyFeatures, a: ActivityPolicy) -> DayState:
+    """Classify one day from its activity signatures."""
+    water_h = d.water_active_hours
+    elec = d.elec_active_kwh
+    if water_h is None and elec is None:
+        return DayState.UNKNOWN
+    gas_h = d.gas_active_hours or 0
+    if (water_h is not None and water_h >= a.lived_water_hours) or gas_h >= a.lived_gas_hours or (
+            elec is not None and elec >= a.lived_elec_kwh):
+        small = ((water_h or 0) <= a.visit_water_hours and (elec is None or elec < a.visit_elec_kwh)
+                 and gas_h <= a.lived_gas_hours)
+        # A drop-by shows as a little water and light on a day with an entry; a day with more is lived.
+        return DayState.VISIT if small and d.tenant_entries > 0 else DayState.LIVED
+    if water_h is None:
+        # Electricity alone: idle only when it barely leaves its floor (no water meter to confirm).
+        assert elec is not None
+        return DayState.IDLE if elec <= a.idle_elec_kwh_without_water else DayState.VISIT
+    if water_h > 0 or (elec is not None and elec > a.idle_elec_kwh):
+        return DayState.VISIT
+    return DayState.IDLE
+
+
+@dataclass(frozen=True, slots=True)
+class Streak:
+    """The run of idle days that ends the window: idle days counted, visits skipped, first idle day."""
+
+    idle_days: int
+    visits: int
+    unknown_days: int
+    since: date | None
+
+
+def idle_run(days: Sequence[DailyFeatures], *, end: date, policy: ActivityPolicy) -> Streak:
+    """Idle days in a row up to ``end``, walking back; unknown days and isolated visits are skipped.
+
+    A visit (a drop-by: a little water and light) neither ends nor extends the run, but visits closer
+    together than ``min_visit_gap_days`` are somebody living there on little, and end it. A lived day
+    ends it: a return from travel, or someone moving in.
+    """
+    idle = visits = unknown = 0
+    since: date | None = None
+    last_visit: date | None = None
+    for d in sorted((d for d in days if d.day <= end), key=lambda d: d.day, reverse=True):
+        state = day_state(d, policy)
+        if state is DayState.LIVED:
+            break
+        if state is DayState.UNKNOWN:
+            unknown += 1
+            continue
+        if state is DayState.VISIT:
+            if last_visit is not None and (last_visit - d.day).days < policy.min_visit_gap_days:
+                break
+            last_visit = d.day
+            visits += 1
+            continue
+        idle += 1
+        since = d.day
+    return Streak(idle_days=idle, visits=visits, unknown_days=unknown, since=since)
+
+
+@dataclass(frozen=True, slots=True)
+class LifeCounts:
+    """How many days of a span showed each state."""
+
+    lived: int
+    visit: int
+    idle: int
+    unknown: int
+
+    @property
+    def known(self) -> int:
+        """Days with any meter data."""
+        return self.lived + self.visit + self.idle
+
+    @property
+    def lived_share(self) -> float:
+        """Share of known days that were lived in."""
+        return self.lived / self.known if self.known else 0.0
+
+
+def life_counts(days: Sequence[DailyFeatures], *, start: date, end: date, policy: ActivityPolicy) -> LifeCounts:
+    """Count the day states in ``[start, end]``; days absent from ``days`` are unknown."""
+    counts = dict.fromkeys(DayState, 0)
+    seen = 0
+    for d in days:
+        if start <= d.day <= end:
+            counts[day_state(d, policy)] += 1
+            seen += 1
+    missing = (end - start).days + 1 - seen
+    return LifeCounts(lived=counts[DayState.LIVED], visit=counts[DayState.VISIT], idle=counts[DayState.IDLE],
+                      unknown=counts[DayState.UNKNOWN] + max(missing, 0))
+
+
+def presence_end(
+    days: Sequence[DailyFeatures], *, end: date, lookback_days: int, min_share_before: float,
+    max_share_after: float, min_days_after: int,
+) -> date | None:
+    """The latest day from which registered tenants (almost) stopped entering, or None.
+
+    It is the first day ``t`` of an absence such that, on the days the building's gate was working,
+    tenants entered on at least ``min_share_before`` of the ``lookback_days`` before ``t`` and on at most
+    ``max_share_after`` from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone),
+    with at least ``min_days_after`` gate days since ``t`` (a household out yesterday has not left).
+    """
+    ordered = sorted((d for d in days if d.day <= end), key=lambda d: d.day)
+    gate = [d for d in ordered if d.gate_working]
+    if not gate:
+        return None
+    # Candidates: the day after each day with an entry, latest first.
+    candidates = sorted({d.day + timedelta(days=1) for d in gate if d.tenant_entries > 0}, reverse=True)
+    for t in candidates:
+        if t > end:
+            continue
+        before = [d for d in gate if t - timedelta(days=lookback_days) <= d.day < t]
+        after = [d for d in gate if d.day >= t]
+        if len(after) < min_days_after:
+            continue
+        if not before:
+            continue
+        share_before = sum(1 for d in before if d.tenant_entries > 0) / len(before)
+        share_after = sum(1 for d in after if d.tenant_entries > 0) / len(after)
+        if share_before >= min_share_before and share_after <= max_share_after:
+            return t
+    return None
