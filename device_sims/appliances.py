@@ -136,7 +136,7 @@ def _onset(subtype: str, days: int, rng: np.random.Generator) -> int | None:
         return -int(rng.integers(1, 400))
     if rng.random() < 0.12:
         return -int(rng.integers(1, 60))
-    return int(rng.integers(7, max(8, days - 44)))
+    return int(rng.integers(7, max(8, days - 45)))
 
 
 def make_scenario(*, n_units: int, days: int, seed: int, start: datetime | None = None) -> ApplianceScenario:
