@@ -54,6 +54,41 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_hub(settings_file: str | None) -> int:
+    """The hub, with its audit key checked first and the audit checkpointer beside it.
+
+    Outside development no key means no start: a hub that generated one would write a chain no one could
+    verify after the next deploy."""
+    from pathlib import Path
+
+    from hub.audit.checkpoint import CheckpointLog
+    from hub.audit.checkpointer import AuditCheckpointer
+    from hub.audit.errors import AuditKeyError
+    from hub.audit.keys import AuditSettings
+    from hub.audit.store import current_key
+    from hub.main import run_hub
+    from hub.settings import HubSettings
+    from hub.storage.embedded import resolve_database_url
+
+    settings = HubSettings.load(Path(settings_file) if settings_file else None)
+    audit = AuditSettings()
+    try:
+        key = current_key()
+    except AuditKeyError as err:
+        print(f"anju hub: {err}", file=sys.stderr)
+        return 2
+    checkpointer = AuditCheckpointer(
+        database_url=resolve_database_url(settings.database_url, settings.home),
+        checkpoints=CheckpointLog(audit.checkpoint_path()), key=key,
+        interval_s=audit.audit_checkpoint_interval_s,
+    )
+    checkpointer.start()
+    try:
+        return run_hub(settings)
+    finally:
+        checkpointer.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command; return the exit status."""
     args = _build_parser().parse_args(argv)
@@ -80,12 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     if args.command == "hub":
-        from pathlib import Path
-
-        from hub.main import run_hub
-        from hub.settings import HubSettings
-
-        return run_hub(HubSettings.load(Path(args.settings) if args.settings else None))
+        return _run_hub(args.settings)
     if args.command == "agent":
         from edge_agent.agent import main as agent_main
 

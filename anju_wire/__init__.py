@@ -3,6 +3,7 @@
 Imported by edge_agent, hub and device_sims; imports none of them.
 """
 
+from anju_wire.bounds import TimeBounds
 from anju_wire.clock import AcceleratedClock, Clock, WallClock
 from anju_wire.errors import ContractError
 from anju_wire.payloads import (
@@ -18,7 +19,7 @@ from anju_wire.payloads import (
     decode,
     encode,
 )
-from anju_wire.topics import Topic, TopicKind
+from anju_wire.topics import Topic, TopicKind, agent_of_estate
 
 __all__ = [
     "AcceleratedClock",
@@ -33,9 +34,11 @@ __all__ = [
     "MeterReading",
     "ReadingsBatch",
     "SeqRange",
+    "TimeBounds",
     "Topic",
     "TopicKind",
     "WallClock",
+    "agent_of_estate",
     "decode",
     "encode",
 ]

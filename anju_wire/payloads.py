@@ -24,7 +24,8 @@ from pydantic import (
 from anju_wire.errors import ContractError
 
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
-Seq = Annotated[int, Field(ge=1)]
+MAX_SEQ = 2**63 - 1  # what the hub's bigint columns hold
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
 MAX_BATCH = 5000
 
 
@@ -118,7 +119,7 @@ class AccessEvent(_Model):
     ts: AwareDatetime
     device_id: Ident
     building: Annotated[str, Field(min_length=1, max_length=32)]
-    floor: int | None = None
+    floor: Annotated[int, Field(ge=-200, le=1000)] | None = None
     method: AccessMethod
     person: Annotated[str, Field(pattern=r"^p-[0-9a-f]{16,64}$")] | None = None
     unit_id: Ident | None = None

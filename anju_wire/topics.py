@@ -95,6 +95,17 @@ class Topic:
         return cls(kind, parts[2], parts[4] if expected == 5 else None)
 
 
+def agent_of_estate(agent: str, estate: str) -> bool:
+    """Whether ``agent`` is one of ``estate``'s agents: its id is ``{estate}-{name}``.
+
+    The binding rule of agent ids to estates: stateless, so the first message an agent ever sends is
+    judged like any other, and no gateway can claim another estate's agent id by speaking first. The
+    broker's per-estate identity decides which estate's topics a gateway may publish on; this rule
+    decides which agents may speak on them.
+    """
+    return len(agent) > len(estate) + 1 and agent.startswith(f"{estate}-")
+
+
 def subscription(kind: TopicKind, *, estate: str = "+", share_group: str | None = None) -> str:
     """A subscription filter for one kind over one or all estates, optionally as a shared subscription."""
     if estate != "+":

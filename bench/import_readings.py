@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 
 from device_sims.scenarios import make_scenario, write_scenario
-from hub.bulk.importer import RejectWriter, import_file
+from hub.bulk import RejectWriter, import_file
 from hub.storage import ensure_schema
 from hub.storage.embedded import throwaway_database
 

@@ -33,6 +33,16 @@ MAX_KEY_LENGTH = 200
 TENANCY_STATUSES = ("filed", "under_review", "closed", "moved_out")
 
 
+class AuditCheckpoint(BaseModel):
+    """The head of the hub's audit chain when the filing was queued: a copy kept outside the hub, so a
+    deleted tail of its log shows (``anju audit verify --checkpoint SEQ:MAC``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: Annotated[int, Field(ge=0)]
+    mac: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class CaseFiling(BaseModel):
     """The body of ``POST /api/v1/cases``."""
 
@@ -46,6 +56,7 @@ class CaseFiling(BaseModel):
     summary: str
     reasons: list[dict[str, Any]]
     evidence_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    audit_checkpoint: AuditCheckpoint | None = None
 
 
 class FaultSettings(BaseModel):

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Generator
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -87,7 +89,9 @@ def build_app(gates: list[GateConfig], intake: GateIntake) -> Starlette:
         return receive
 
     routes = [Route(g.path, endpoint(g), methods=["POST"]) for g in gates if g.path is not None]
-    return Starlette(routes=routes)
+    # The limit counts bytes as they arrive (a chunked body has no Content-Length to check up front).
+    return Starlette(routes=routes,
+                     middleware=[Middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY)])
 
 
 class HttpGateListener:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
+
+from anju_wire import TimeBounds
 
 LOCAL_TZ = "Asia/Shanghai"
 MAX_GAP = timedelta(hours=3)  # a longer gap is lost resolution: its consumption is not attributed to a day
@@ -155,14 +157,25 @@ ON CONFLICT (unit_id, day) DO UPDATE SET
     gas_active_hours = EXCLUDED.gas_active_hours
 """
 
+# The data's range within the accepted time window: a stray row dated 1901 or 2999 (stored before ingest
+# had time bounds, or by a tool that has none) must not stretch the rollup over centuries.
 _DATA_DAYS = """
 SELECT min(lo), max(hi) FROM (
     SELECT (min(ts) AT TIME ZONE %(tz)s)::date AS lo, (max(ts) AT TIME ZONE %(tz)s)::date AS hi
-    FROM meter_readings
+    FROM meter_readings WHERE ts BETWEEN %(earliest)s AND %(latest)s
     UNION ALL
     SELECT (min(ts) AT TIME ZONE %(tz)s)::date, (max(ts) AT TIME ZONE %(tz)s)::date FROM access_events
+    WHERE ts BETWEEN %(earliest)s AND %(latest)s
 ) b
 """
+
+
+def _local_day(ts: datetime) -> date:
+    """The local (Asia/Shanghai) day of ``ts``, kept inside what ``date`` can hold at the extremes."""
+    try:
+        return ts.astimezone(ZoneInfo(LOCAL_TZ)).date()
+    except OverflowError:
+        return ts.date()
 
 
 def local_midnight(day: date) -> datetime:
@@ -171,17 +184,28 @@ def local_midnight(day: date) -> datetime:
 
 
 def refresh_daily_features(
-    conn: psycopg.Connection, *, since: date | None = None, until: date | None = None
+    conn: psycopg.Connection,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    bounds: TimeBounds | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Recompute ``meter_daily`` and ``unit_daily`` for local days ``since..until``; return unit-days written.
 
-    ``None`` bounds mean the first and last day with any reading or access event. Upserts, so running it
-    again over the same days (or overlapping ones, as the hub does incrementally) gives the same rows.
+    ``None`` bounds mean the first and last day with any reading or access event inside the time window
+    (``bounds`` around ``now``: the retention horizon to the clock skew, as ingest accepts them), and any
+    day asked for is clamped to that window, so no stray timestamp can drag the refresh outside the
+    data's real range. Upserts, so running it again over the same days (or overlapping ones, as the hub
+    does incrementally) gives the same rows.
     """
-    row = conn.execute(_DATA_DAYS, {"tz": LOCAL_TZ}).fetchone()
+    earliest, latest = (bounds or TimeBounds()).window(now or datetime.now(UTC))
+    window = {"tz": LOCAL_TZ, "earliest": earliest, "latest": latest}
+    row = conn.execute(_DATA_DAYS, window).fetchone()
     first, last = (row[0], row[1]) if row else (None, None)
-    since = since if since is not None else first
-    until = until if until is not None else last
+    floor, ceiling = _local_day(earliest), _local_day(latest)
+    since = max(since, floor) if since is not None else first
+    until = min(until, ceiling) if until is not None else last
     if since is None or until is None or since > until:
         return 0
     params = {

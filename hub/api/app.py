@@ -15,13 +15,16 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from hub.api import i18n, labels, pages, views
+from hub.api import health, i18n, labels, pages, views
 from hub.api.models import Reason
+from hub.monitor import HubMonitor
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
+MAX_REQUEST_BODY = 1024 * 1024
 
 
 def make_templates() -> Jinja2Templates:
@@ -91,10 +94,12 @@ def create_app(
     pool_min_size: int = 1,
     pool_max_size: int = 8,
     pool_timeout_s: float = 5.0,
+    monitor: HubMonitor | None = None,
 ) -> FastAPI:
     """Build the application; its connection pool opens on startup and closes on shutdown.
 
     ``pool_timeout_s``: how long a request waits for a database connection before the answer is 503.
+    ``monitor``: the hub's background parts, for /api/health and /metrics (none: the database alone).
     """
 
     @asynccontextmanager
@@ -119,10 +124,15 @@ def create_app(
     )
     app.state.templates = make_templates()
     app.state.pool_timeout_s = pool_timeout_s
+    app.state.monitor = monitor if monitor is not None else HubMonitor()
+    # Counted while reading, before anything is buffered: a chunked gigabyte to /login is refused
+    # after the first megabyte (no endpoint of the hub takes more than a form or a small JSON body).
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=MAX_REQUEST_BODY)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(psycopg.DataError, _bad_value)
     app.include_router(views.router)
+    app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from psycopg_pool import ConnectionPool
 
 from hub.auth.models import Principal, Role
-from hub.auth.service import session_principal
+from hub.auth.service import SignIn, session_principal
 
 SESSION_COOKIE = "anju_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -42,6 +42,23 @@ def request_token(request: Request) -> tuple[str | None, bool]:
         return value.strip(), False
     cookie = request.cookies.get(SESSION_COOKIE)
     return (cookie, True) if cookie else (None, False)
+
+
+def client_address(request: Request) -> str:
+    """The address a sign-in is throttled by: the peer as uvicorn reports it (behind the bureau's
+    reverse proxy, run uvicorn with ``--forwarded-allow-ips`` set to it so this is the real client)."""
+    return request.client.host if request.client else "unknown"
+
+
+def login_refusal(outcome: SignIn) -> HTTPException:
+    """The API's answer to a refused sign-in: 401 for a wrong password, 429 with Retry-After when the
+    throttle or a lockout refused to check it (a locked account waits for an admin, not a time)."""
+    if outcome.refused == "locked":
+        return HTTPException(status_code=429, detail="account locked after failed sign-ins; ask an admin")
+    if outcome.refused == "throttled":
+        return HTTPException(status_code=429, detail="too many failed sign-ins; wait",
+                             headers={"Retry-After": str(outcome.retry_after_s)})
+    return HTTPException(status_code=401, detail="wrong name or password")
 
 
 def _same_origin(request: Request) -> bool:

@@ -80,6 +80,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "login.password": ("密码", "Password"),
     "login.submit": ("登录", "Sign in"),
     "login.wrong": ("用户名或密码错误", "Wrong name or password"),
+    "login.throttled": ("登录失败次数过多，请稍后再试", "Too many failed sign-ins; try again later"),
+    "login.locked": ("登录失败次数过多，账户已锁定，请联系管理员",
+                     "Account locked after failed sign-ins; ask an admin"),
     # not found
     "not_found.title": ("未找到", "Not found"),
     "not_found.text": ("{what}不存在。", "{what} does not exist."),

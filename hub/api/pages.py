@@ -11,13 +11,21 @@ from fastapi.templating import Jinja2Templates
 
 from hub.api import queries
 from hub.api.charts import evidence_charts
-from hub.api.deps import SESSION_COOKIE, DbConn, FormFields, MaybeUser, request_token
+from hub.api.deps import (
+    SESSION_COOKIE,
+    DbConn,
+    FormFields,
+    MaybeUser,
+    client_address,
+    login_refusal,
+    request_token,
+)
 from hub.api.i18n import HTML_LANG, LANG_COOKIE, LANGUAGES, Language, choose_language, known_language, message
 from hub.api.labels import refusal
 from hub.api.models import AlertSort
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
-from hub.auth.service import authenticate, close_session, inspectors_for, open_session
+from hub.auth.service import close_session, inspectors_for, open_session, sign_in
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
 from hub.cases.states import DISMISS_REASONS, Action, allowed_actions
 
@@ -97,12 +105,17 @@ def login_page(request: Request) -> HTMLResponse:
 def login_submit(request: Request, conn: DbConn, form: FormFields) -> Response:
     """Check the password, open a session, set its cookie and go to the alerts."""
     with conn.transaction():
-        principal = authenticate(conn, name=form.get("name", "")[:64],
-                                 password=form.get("password", "")[:256])
+        outcome = sign_in(conn, name=form.get("name", "")[:64], password=form.get("password", "")[:256],
+                          address=client_address(request))
+        principal = outcome.principal
         token = open_session(conn, principal=principal) if principal else None
     if token is None:
-        return render(request, "login.html", {"error": message(page_language(request), "login.wrong")},
-                      status_code=401, here="/login")
+        refusal = login_refusal(outcome)
+        key = "login.wrong" if refusal.status_code == 401 else f"login.{outcome.refused}"
+        page = render(request, "login.html", {"error": message(page_language(request), key)},
+                      status_code=refusal.status_code, here="/login")
+        page.headers.update(refusal.headers or {})
+        return page
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(request, response, token)
     return response

@@ -24,8 +24,11 @@ from hub.api.deps import (
     DbConn,
     DbPool,
     Overseer,
+    client_address,
+    login_refusal,
     request_token,
 )
+from hub.api.health import monitor_of, with_parts
 from hub.api.models import (
     AgentStatus,
     AlertDetail,
@@ -53,7 +56,7 @@ from hub.api.models import (
 )
 from hub.auth.errors import InvalidUser, UnknownUser, UserExists
 from hub.auth.models import Principal
-from hub.auth.service import add_user, authenticate, close_session, list_users, open_session, set_estates
+from hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
 from hub.cases.states import Action
 
@@ -83,14 +86,18 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 def health(request: Request, pool: DbPool) -> Health | JSONResponse:
-    """Whether the database answers, and which storage path is in use (no sign-in needed)."""
+    """Whether the database answers, which storage path is in use, and whether the hub's background parts
+    (ingest, broker, pipeline) are up, with dead letters by estate; 503 when anything is down (no sign-in)."""
     try:
         with pool.connection(timeout=request.app.state.pool_timeout_s) as conn:
-            return queries.database_health(conn)
+            answer = queries.database_health(conn)
     except (PoolTimeout, psycopg.Error) as err:
         reason = f"database unavailable: {err.__class__.__name__}"
-        down = Health(status=reason, database=False, storage="unknown")
-        return JSONResponse(down.model_dump(), status_code=503)
+        answer = Health(status=reason, database=False, storage="unknown")
+    answer = with_parts(answer, monitor_of(request))
+    if answer.status != "ok":
+        return JSONResponse(answer.model_dump(mode="json"), status_code=503)
+    return answer
 
 
 def _me(p: Principal) -> Me:
@@ -98,14 +105,16 @@ def _me(p: Principal) -> Me:
 
 
 @router.post("/auth/login", response_model=LoginAnswer,
-             responses={401: {"description": "wrong name or password"}})
+             responses={401: {"description": "wrong name or password"},
+                        429: {"description": "too many failed sign-ins: wait (Retry-After) or ask an admin"}})
 def login(request: Request, response: Response, conn: DbConn, body: LoginRequest) -> LoginAnswer:
     """Sign in: answers a bearer token and sets the same token as a session cookie."""
     with conn.transaction():
-        principal = authenticate(conn, name=body.name, password=body.password)
-        if principal is None:
-            raise HTTPException(status_code=401, detail="wrong name or password")
-        token = open_session(conn, principal=principal)
+        outcome = sign_in(conn, name=body.name, password=body.password, address=client_address(request))
+        principal = outcome.principal
+        token = open_session(conn, principal=principal) if principal is not None else None
+    if principal is None or token is None:
+        raise login_refusal(outcome)
     set_session_cookie(request, response, token)
     return LoginAnswer(**_me(principal).model_dump(), token=token)
 

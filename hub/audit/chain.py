@@ -47,6 +47,21 @@ def row_mac(key: bytes, prev_mac: str, row: AuditRow) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The chain head (sequence number and MAC) as it was seen at a time, kept outside the database."""
+
+    seq: int
+    mac: str
+    ts: datetime
+
+    def signature(self, key: bytes) -> str:
+        """HMAC-SHA256 of the checkpoint's fields: a line no one without the key could have written."""
+        micros = (self.ts - EPOCH) // timedelta(microseconds=1)
+        text = f"checkpoint:{self.seq}:{self.mac}:{micros}"
+        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     """The result of walking the chain: rows checked, the first bad sequence number and why."""
 
@@ -62,9 +77,13 @@ class Verification:
         return self.bad_seq is None
 
 
-def verify_rows(key: bytes, rows: Iterable[AuditRow], *, start_seq: int = 1, prev_mac: str = GENESIS
-                ) -> Verification:
-    """Walk rows in sequence order; stop at the first gap (deletion), mismatch (edit) or foreign row."""
+def verify_rows(key: bytes, rows: Iterable[AuditRow], *, start_seq: int = 1, prev_mac: str = GENESIS,
+                checkpoint: Checkpoint | None = None) -> Verification:
+    """Walk rows in sequence order; stop at the first gap (deletion), mismatch (edit) or foreign row.
+
+    A chain cut short at its end looks whole on its own; ``checkpoint`` (a head seen earlier, kept where
+    the database's operator cannot rewrite it) is what shows rows deleted from the tail or a truncation.
+    """
     expected = start_seq
     n = 0
     for row in rows:
@@ -79,7 +98,17 @@ def verify_rows(key: bytes, rows: Iterable[AuditRow], *, start_seq: int = 1, pre
         if not hmac.compare_digest(want, row.mac):
             return Verification(n, row.seq - 1, prev_mac, row.seq,
                                 "MAC mismatch (row edited, inserted out of band, or wrong key)")
+        if checkpoint is not None and row.seq == checkpoint.seq and row.mac != checkpoint.mac:
+            return Verification(n, row.seq - 1, prev_mac, row.seq,
+                                f"row differs from the checkpoint of {checkpoint.ts.isoformat()}"
+                                " (chain rewritten from here)")
         prev_mac = row.mac
         expected += 1
         n += 1
+    if checkpoint is not None and expected - 1 < checkpoint.seq:
+        seen = f"the checkpoint of {checkpoint.ts.isoformat()} saw seq {checkpoint.seq}"
+        if n == 0 and start_seq == 1:
+            return Verification(0, 0, prev_mac, 1, f"audit_log is empty but {seen}: truncated")
+        return Verification(n, expected - 1, prev_mac, expected,
+                            f"rows {expected}..{checkpoint.seq} missing at the tail (deleted; {seen})")
     return Verification(n, expected - 1, prev_mac)

@@ -20,7 +20,8 @@ MIN_KEY_BYTES = 32
 
 
 class AuditSettings(BaseSettings):
-    """``ANJU_ENVIRONMENT`` (development | production), ``ANJU_AUDIT_KEY``, ``ANJU_AUDIT_KEY_FILE``."""
+    """``ANJU_ENVIRONMENT`` (development | production), ``ANJU_AUDIT_KEY``, ``ANJU_AUDIT_KEY_FILE``,
+    ``ANJU_AUDIT_CHECKPOINT_FILE``, ``ANJU_AUDIT_CHECKPOINT_INTERVAL_S``."""
 
     model_config = SettingsConfigDict(env_prefix="ANJU_", env_file=None, extra="ignore")
 
@@ -28,6 +29,13 @@ class AuditSettings(BaseSettings):
     audit_key: SecretStr | None = None
     audit_key_file: Path | None = None
     home: Path | None = None
+    # Where the chain head's checkpoints go (default ``$ANJU_HOME/audit/checkpoints.log``) and how often.
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_interval_s: float = 5.0
+
+    def checkpoint_path(self) -> Path:
+        """The checkpoint file of this hub."""
+        return self.audit_checkpoint_file or (self.home or default_home()) / "audit" / "checkpoints.log"
 
 
 def _check(raw: bytes, *, environment: str, source: str) -> bytes:

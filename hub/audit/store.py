@@ -10,7 +10,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub.audit.chain import GENESIS, AuditRow, Verification, row_mac, verify_rows
+from hub.audit.chain import GENESIS, AuditRow, Checkpoint, Verification, row_mac, verify_rows
+from hub.audit.checkpoint import CheckpointLog, CheckpointOutcome
 from hub.audit.keys import resolve_audit_key
 
 # Serialises appends: the chain needs each writer to see the previous row's MAC. A transaction-level
@@ -46,16 +47,15 @@ def append(
     assert normal is not None
     row = AuditRow(seq=seq, ts=ts or datetime.now(UTC), actor=actor, action=action, object_type=object_type,
                    object_id=object_id, detail_json=str(normal[0]))
+    # The only way in: the runtime role may not INSERT into audit_log itself (80_audit_guard.sql).
     conn.execute(
-        "INSERT INTO audit_log (seq, ts, actor, action, object_type, object_id, detail, mac)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+        "SELECT anju_audit_insert(%s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
         (seq, row.ts, actor, action, object_type, object_id, row.detail_json, row_mac(key, prev, row)),
     )
     return seq
 
 
-def _rows(conn: psycopg.Connection[Any], batch: int = 5000) -> Iterator[AuditRow]:
-    after = 0
+def _rows(conn: psycopg.Connection[Any], batch: int = 5000, *, after: int = 0) -> Iterator[AuditRow]:
     while True:
         rows = conn.execute(
             "SELECT seq, ts, actor, action, object_type, object_id, detail::text, mac FROM audit_log"
@@ -69,6 +69,43 @@ def _rows(conn: psycopg.Connection[Any], batch: int = 5000) -> Iterator[AuditRow
         after = rows[-1][0]
 
 
-def verify(conn: psycopg.Connection[Any], *, key: bytes | None = None) -> Verification:
-    """Walk the whole chain from sequence number 1 (run it in a repeatable-read transaction)."""
-    return verify_rows(key if key is not None else current_key(), _rows(conn))
+def verify(
+    conn: psycopg.Connection[Any], *, key: bytes | None = None, checkpoint: Checkpoint | None = None
+) -> Verification:
+    """Walk the whole chain from sequence number 1 (run it in a repeatable-read transaction); with a
+    checkpoint, also report a tail deleted or a table truncated after it was taken."""
+    return verify_rows(key if key is not None else current_key(), _rows(conn), checkpoint=checkpoint)
+
+
+def head(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
+    """The chain head as this transaction sees it: (seq, MAC) of the last row, or None when empty."""
+    row = conn.execute("SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    return (int(row[0]), str(row[1])) if row and row[1] else None
+
+
+def take_checkpoint(
+    conn: psycopg.Connection[Any], log: CheckpointLog, *, key: bytes | None = None,
+    now: datetime | None = None,
+) -> CheckpointOutcome:
+    """Check the rows written since the last checkpoint and, when they chain on from it, append the new
+    head to ``log``. A chain that does not (a tail deleted, a truncation, an edit) writes nothing and
+    says why: a checkpoint must never bless a damaged chain. Runs in its own snapshot; commits nothing."""
+    key = key if key is not None else current_key()
+    last = log.latest(key)
+    start = last.seq if last else 0
+    prev = GENESIS
+    if last is not None:
+        at = conn.execute("SELECT mac FROM audit_log WHERE seq = %s", (last.seq,)).fetchone()
+        if at is None or at[0] != last.mac:
+            result = verify_rows(key, _rows(conn), checkpoint=last)
+            problem = result.problem or f"row {last.seq} differs from its checkpoint"
+            return CheckpointOutcome(written=None, latest=last, problem=problem)
+        prev = last.mac
+    result = verify_rows(key, _rows(conn, after=start), start_seq=start + 1, prev_mac=prev, checkpoint=None)
+    if not result.ok:
+        return CheckpointOutcome(written=None, latest=last, problem=f"seq {result.bad_seq}: {result.problem}")
+    if result.rows == 0:
+        return CheckpointOutcome(written=None, latest=last)
+    cp = Checkpoint(seq=result.head_seq, mac=result.head_mac, ts=now or datetime.now(UTC))
+    log.append(cp, key=key)
+    return CheckpointOutcome(written=cp, latest=cp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from hub.auth.errors import InvalidUser, UnknownUser, UserExists
 from hub.auth.models import SCOPED_ROLES, Principal, Role
+from hub.auth.throttle import Scope, ThrottlePolicy, ThrottleState, current, judge
 from hub.cases.audit import record_audit
 
 SESSION_TTL = timedelta(hours=12)
@@ -78,6 +80,129 @@ def authenticate(conn: psycopg.Connection[Any], *, name: str, password: str) -> 
     if row is None:
         return None
     return _principal(conn, int(row[0]), row[1], row[2])
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """The outcome of a sign-in: the person, or why not (``wrong``, ``throttled``, ``locked``) and, when
+    throttled, the seconds before the next try is checked at all."""
+
+    principal: Principal | None
+    refused: str | None = None
+    retry_after_s: int = 0
+
+
+def _throttle_row(conn: psycopg.Connection[Any], scope: Scope, key: str) -> ThrottleState:
+    conn.execute("INSERT INTO login_throttle (scope, key) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                 (scope.value, key))
+    row = conn.execute(
+        "SELECT failures, last_failure, locked_at FROM login_throttle WHERE scope = %s AND key = %s"
+        " FOR UPDATE", (scope.value, key),
+    ).fetchone()
+    assert row is not None
+    return ThrottleState(failures=int(row[0]), last_failure=row[1], locked_at=row[2])
+
+
+def sign_in(
+    conn: psycopg.Connection[Any], *, name: str, password: str, address: str, now: datetime | None = None,
+    policy: ThrottlePolicy | None = None,
+) -> SignIn:
+    """Check a password under the throttle, in the caller's transaction (which must commit even when the
+    answer is no: the failure's count and its audit row are the point).
+
+    The account's and the address's throttle rows are locked (in that order, always) for the check, so
+    parallel tries of one name are counted one after another. A try inside a wait is refused without
+    looking at the password, and audited like a wrong one.
+    """
+    now = now or datetime.now(UTC)
+    policy = policy or ThrottlePolicy()
+    name, address = name[:64], address[:64]
+    account = _throttle_row(conn, Scope.ACCOUNT, name)
+    at_address = current(_throttle_row(conn, Scope.ADDRESS, address), scope=Scope.ADDRESS, now=now,
+                         policy=policy)
+    verdict = judge(account, at_address, now=now, policy=policy)
+    if not verdict.allowed:
+        record_audit(conn, actor=f"anonymous:{address}", action="user.login_refused", object_type="user",
+                     object_id=name, detail={"address": address, "reason": verdict.reason,
+                                             "retry_after_s": verdict.retry_after_s})
+        return SignIn(None, verdict.reason, verdict.retry_after_s)
+    principal = authenticate(conn, name=name, password=password)
+    if principal is not None:
+        conn.execute("DELETE FROM login_throttle WHERE scope = 'account' AND key = %s", (name,))
+        return SignIn(principal)
+    failures = account.failures + 1
+    locked = failures >= policy.lock_after
+    conn.execute(
+        "UPDATE login_throttle SET failures = %s, last_failure = %s,"
+        " locked_at = CASE WHEN %s THEN coalesce(locked_at, %s) ELSE locked_at END"
+        " WHERE scope = 'account' AND key = %s", (failures, now, locked, now, name),
+    )
+    conn.execute(
+        "UPDATE login_throttle SET failures = %s, last_failure = %s WHERE scope = 'address' AND key = %s",
+        (at_address.failures + 1, now, address),
+    )
+    record_audit(conn, actor=f"anonymous:{address}", action="user.login_failed", object_type="user",
+                 object_id=name, detail={"address": address, "failures": failures})
+    if locked and account.locked_at is None:
+        record_audit(conn, actor="system:auth", action="user.locked", object_type="user", object_id=name,
+                     detail={"failures": failures, "address": address})
+    return SignIn(None, "wrong")
+
+
+def _user_id(conn: psycopg.Connection[Any], name: str) -> int:
+    row = conn.execute("SELECT id FROM users WHERE name = %s FOR UPDATE", (name,)).fetchone()
+    if row is None:
+        raise UnknownUser(f"no user {name!r}")
+    return int(row[0])
+
+
+def _end_sessions(conn: psycopg.Connection[Any], user_id: int) -> int:
+    return conn.execute(
+        "UPDATE user_sessions SET expires_at = now() WHERE user_id = %s AND expires_at > now()", (user_id,)
+    ).rowcount
+
+
+def disable_user(conn: psycopg.Connection[Any], *, name: str, actor: str) -> int:
+    """Disable an account and end its sessions at once; audited. Return the sessions ended."""
+    user_id = _user_id(conn, name)
+    conn.execute("UPDATE users SET active = false WHERE id = %s", (user_id,))
+    ended = _end_sessions(conn, user_id)
+    record_audit(conn, actor=actor, action="user.disabled", object_type="user", object_id=name,
+                 detail={"sessions_ended": ended})
+    return ended
+
+
+def enable_user(conn: psycopg.Connection[Any], *, name: str, actor: str) -> None:
+    """Enable a disabled account again; audited."""
+    user_id = _user_id(conn, name)
+    conn.execute("UPDATE users SET active = true WHERE id = %s", (user_id,))
+    record_audit(conn, actor=actor, action="user.enabled", object_type="user", object_id=name)
+
+
+def unlock_user(conn: psycopg.Connection[Any], *, name: str, actor: str) -> bool:
+    """Lift an account's lockout and forget its failures; audited. False if it was not locked."""
+    _user_id(conn, name)
+    row = conn.execute(
+        "DELETE FROM login_throttle WHERE scope = 'account' AND key = %s RETURNING locked_at", (name,)
+    ).fetchone()
+    was_locked = bool(row and row[0] is not None)
+    record_audit(conn, actor=actor, action="user.unlocked", object_type="user", object_id=name,
+                 detail={"was_locked": was_locked})
+    return was_locked
+
+
+def reset_password(conn: psycopg.Connection[Any], *, name: str, password: str, actor: str) -> int:
+    """Set a new password, end every session of the account and lift its lockout; audited (never the
+    password). Return the sessions ended. Raise ``UnknownUser`` or ``InvalidUser`` (too short)."""
+    if len(password) < 8:
+        raise InvalidUser("a password has at least 8 characters")
+    user_id = _user_id(conn, name)
+    conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (hash_password(password), user_id))
+    ended = _end_sessions(conn, user_id)
+    conn.execute("DELETE FROM login_throttle WHERE scope = 'account' AND key = %s", (name,))
+    record_audit(conn, actor=actor, action="user.password_reset", object_type="user", object_id=name,
+                 detail={"sessions_ended": ended})
+    return ended
 
 
 def _token_hash(token: str) -> str:

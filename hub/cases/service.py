@@ -14,6 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.audit.store import head as audit_head
 from hub.auth.models import Principal, Role
 from hub.cases.audit import record_audit
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action
@@ -63,10 +64,15 @@ def idempotency_key(case_id: int) -> str:
 
 def tenancy_payload(
     *, case_id: int, unit_id: str, estate_id: str, kind: str, opened_at: datetime, summary: str,
-    reasons: list[dict[str, Any]], evidence_hash: str,
+    reasons: list[dict[str, Any]], evidence_hash: str, audit_checkpoint: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
-    """The body of ``POST /api/v1/cases`` for one case."""
+    """The body of ``POST /api/v1/cases`` for one case.
+
+    ``audit_checkpoint``: the audit chain's head (seq, MAC) as the filing is queued; the tenancy system
+    keeps it, a witness of the chain that no one with the hub's database can take back."""
+    checkpoint = {"seq": audit_checkpoint[0], "mac": audit_checkpoint[1]} if audit_checkpoint else None
     return {
+        "audit_checkpoint": checkpoint,
         "case_ref": f"ANJU-{case_id}",
         "unit_id": unit_id,
         "estate_id": estate_id,
@@ -133,6 +139,7 @@ def queue_filing(conn: psycopg.Connection, *, case_id: int, actor: str, now: dat
     payload = tenancy_payload(
         case_id=case_id, unit_id=unit_id, estate_id=estate_id, kind=kind, opened_at=opened_at,
         summary=summary, reasons=list((evidence or {}).get("reasons", [])), evidence_hash=digest,
+        audit_checkpoint=audit_head(conn),
     )
     row = conn.execute(
         "INSERT INTO tenancy_outbox (case_id, idempotency_key, payload, state, attempts, next_attempt_at)"

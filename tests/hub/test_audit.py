@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from anju.cli import main as anju
 from hub.audit.errors import AuditKeyError
+from hub.audit.guard import runtime_role_owns_audit_log
 from hub.audit.keys import AuditSettings, resolve_audit_key
 from hub.audit.store import verify
 from hub.cases.audit import deferred_audit, record_audit
@@ -186,3 +190,161 @@ def test_deferred_rows_leave_the_chain_free_until_the_end_of_the_block(database_
             long_run.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             result = verify(long_run)
         assert result.ok and result.rows == 4
+
+
+# --- issue 13: a tail deleted or a table truncated by whoever owns it, and a runtime role that cannot ---
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A checkpoint file of this test's own (ANJU_HOME is shared by the session)."""
+    path = tmp_path / "audit" / "checkpoints.log"
+    monkeypatch.setenv("ANJU_AUDIT_CHECKPOINT_FILE", str(path))
+    return path
+
+
+HEAD = "SELECT seq, mac FROM audit_log ORDER BY seq DESC LIMIT 1"
+
+
+def owner_edit(url: str, *statements: str) -> None:
+    """What the table's owner (or a superuser) can do: switch the append-only triggers off and edit."""
+    with psycopg.connect(url) as conn:
+        conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        for stmt in statements:
+            conn.execute(stmt)
+        conn.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+
+
+def test_tail_deleted_after_a_checkpoint_is_reported(chained: str, checkpoint_file: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert anju(["audit", "checkpoint", "--database-url", chained]) == 0
+    assert "checkpoint written: seq=10" in capsys.readouterr().out
+    owner_edit(chained, "DELETE FROM audit_log WHERE seq >= 8")
+    code, out = cli_verify(chained, capsys)
+    assert code == 1
+    assert "BROKEN at seq=8: rows 8..10 missing at the tail" in out
+    # A checkpoint is never taken over a damaged chain: the file keeps seq 10.
+    assert anju(["audit", "checkpoint", "--database-url", chained]) == 1
+    assert "none written" in capsys.readouterr().out
+    assert len(checkpoint_file.read_text().splitlines()) == 1
+
+
+def test_truncation_after_a_checkpoint_is_reported(chained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert anju(["audit", "checkpoint", "--database-url", chained]) == 0
+    owner_edit(chained, "TRUNCATE audit_log")
+    code, out = cli_verify(chained, capsys)
+    assert code == 1 and "audit_log is empty but the checkpoint" in out and "saw seq 10: truncated" in out
+    # Truncated and written afresh from seq 1: the new chain is whole in itself, and still too short.
+    with psycopg.connect(chained) as conn:
+        for i in range(3):
+            record_audit(conn, actor="user:x", action="case.confirm", object_type="case", object_id=i)
+        conn.commit()
+    code, out = cli_verify(chained, capsys)
+    assert code == 1 and "rows 4..10 missing at the tail" in out
+
+
+def test_rewritten_row_at_the_checkpoint_is_reported(chained: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert anju(["audit", "checkpoint", "--database-url", chained]) == 0
+    # Delete the tail and append new rows with the key (a hub told to) up to the same seq: MACs differ.
+    owner_edit(chained, "DELETE FROM audit_log WHERE seq >= 9")
+    with psycopg.connect(chained) as conn:
+        for i in range(2):
+            record_audit(conn, actor="user:x", action="case.confirm", object_type="case", object_id=f"n{i}")
+        conn.commit()
+    code, out = cli_verify(chained, capsys)
+    assert code == 1 and "BROKEN at seq=10: row differs from the checkpoint" in out
+
+
+def test_checkpoint_from_the_tenancy_system(chained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(chained) as conn:
+        seq, mac = conn.execute(HEAD).fetchone() or (0, "")
+    owner_edit(chained, "DELETE FROM audit_log WHERE seq = 10")
+    code, out = cli_verify(chained, capsys)
+    assert code == 0 and "no checkpoint" in out  # without a witness the cut is invisible
+    code = anju(["audit", "verify", "--database-url", chained, "--checkpoint", f"{seq}:{mac}"])
+    assert code == 1 and "rows 10..10 missing at the tail" in capsys.readouterr().out
+
+
+def test_forged_checkpoint_line_is_refused(chained: str, checkpoint_file: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert anju(["audit", "checkpoint", "--database-url", chained]) == 0
+    line = checkpoint_file.read_text().replace('"seq":10', '"seq":7')
+    checkpoint_file.write_text(line)
+    assert anju(["audit", "verify", "--database-url", chained]) == 2
+    assert "bad signature" in capsys.readouterr().err
+
+
+def test_filing_carries_the_audit_head(database_url: str) -> None:
+    from hub.cases.service import queue_filing
+    from tests.hub.test_api import create_schema, seed
+
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+        seed(conn)
+        case_id = conn.execute("SELECT id FROM cases ORDER BY id LIMIT 1").fetchone()
+        assert case_id is not None
+        conn.execute("DELETE FROM tenancy_outbox WHERE case_id = %s", (case_id[0],))
+        record_audit(conn, actor="user:x", action="case.confirm", object_type="case", object_id=case_id[0])
+        seq, mac = conn.execute(HEAD).fetchone() or (0, "")
+        assert queue_filing(conn, case_id=case_id[0], actor="user:x")
+        payload = conn.execute("SELECT payload FROM tenancy_outbox WHERE case_id = %s",
+                               (case_id[0],)).fetchone()
+    assert payload is not None and payload[0]["audit_checkpoint"] == {"seq": seq, "mac": mac}
+    from device_sims.tenancy import CaseFiling
+
+    assert CaseFiling.model_validate(payload[0]).audit_checkpoint is not None
+
+
+def _runtime_role(database_url: str) -> tuple[str, str]:
+    """A login role like the deploy's ``anju``: owns the database (and so every table it creates)."""
+    name, password = "t_rt_" + secrets.token_hex(4), secrets.token_urlsafe(16)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name),
+                                                                        sql.Literal(password)))
+        dbname = conn.info.dbname
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(dbname),
+                                                                      sql.Identifier(name)))
+        conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(name)))
+    return name, psycopg.conninfo.make_conninfo(database_url, user=name, password=password)
+
+
+def test_runtime_role_may_only_read_and_append(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    role, runtime_url = _runtime_role(database_url)
+    assert anju(["audit", "protect", "--runtime-role", role, "--database-url", database_url]) == 0
+    with psycopg.connect(runtime_url) as conn:
+        assert not runtime_role_owns_audit_log(conn)
+        ensure_schema(conn)  # the hub's start still migrates everything else
+        for i in range(3):
+            record_audit(conn, actor="user:insp1", action="case.confirm", object_type="case", object_id=i)
+        conn.commit()
+        refused = [
+            "DELETE FROM audit_log WHERE seq = 3",
+            "UPDATE audit_log SET actor = 'x'",
+            "TRUNCATE audit_log",
+            "ALTER TABLE audit_log DISABLE TRIGGER USER",
+            "INSERT INTO audit_log (seq, actor, action, object_type, object_id)"
+            " VALUES (4, 'x', 'x', 'x', 'x')",
+            "CREATE OR REPLACE FUNCTION anju_audit_insert(bigint, timestamptz, text, text, text, text, jsonb,"
+            " text) RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint'",
+            "ALTER FUNCTION anju_audit_append_only() OWNER TO CURRENT_USER",
+        ]
+        for stmt in refused:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(stmt)
+            conn.rollback()
+        # The function appends only the next row, and only with a MAC.
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="does not follow"):
+            conn.execute("SELECT anju_audit_insert(9, now(), 'x', 'x', 'x', 'x', '{}', %s)", ("a" * 64,))
+        conn.rollback()
+        result = verify(conn)
+    assert result.ok and result.rows == 3
+
+
+def test_production_refuses_to_start_without_a_key(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("ANJU_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("ANJU_AUDIT_KEY_FILE", raising=False)
+    monkeypatch.setenv("ANJU_ENVIRONMENT", "production")
+    assert anju(["hub"]) == 2
+    assert "set ANJU_AUDIT_KEY or ANJU_AUDIT_KEY_FILE" in capsys.readouterr().err

@@ -175,7 +175,7 @@ def _binary_rows(data: bytes) -> list[tuple[datetime, str, str, float]]:
 
 
 def test_split_readings_keeps_canonical_lines_and_sets_the_rest_aside() -> None:
-    from hub.bulk.importer import month_of_index, split_readings
+    from hub.bulk.parse import month_of_index, split_readings
 
     block = (
         b"2026-03-01T07:00:00+08:00,U1,water,10.5\n"  # canonical, UTC 2026-02-28 23:00
@@ -215,7 +215,7 @@ def test_split_readings_keeps_canonical_lines_and_sets_the_rest_aside() -> None:
 def test_split_readings_values_are_what_float8_input_gives() -> None:
     import random
 
-    from hub.bulk.importer import split_readings
+    from hub.bulk.parse import split_readings
 
     rng = random.Random(3)
     texts = ["0", "0.0", "00012.50", "999999999999999", "0.000000000000001", "123456789.012345", "7.",
@@ -231,7 +231,7 @@ def test_split_readings_values_are_what_float8_input_gives() -> None:
 
 
 def test_split_readings_of_a_file_not_grouped_by_series_keeps_csv_lines() -> None:
-    from hub.bulk.importer import split_readings
+    from hub.bulk.parse import split_readings
 
     lines = [f"2026-03-01T{h:02d}:00:00Z,U{u},water,{h}.5\n" for h in range(12) for u in range(20)]
     got = split_readings("".join(lines).encode(), {f"U{u}" for u in range(20)})
@@ -240,7 +240,7 @@ def test_split_readings_of_a_file_not_grouped_by_series_keeps_csv_lines() -> Non
 
 
 def test_split_readings_takes_crlf_files_and_a_last_line_without_newline() -> None:
-    from hub.bulk.importer import split_readings
+    from hub.bulk.parse import split_readings
 
     got = split_readings(b"2026-03-01T00:00:00Z,U1,water,1\r\n2026-03-01T01:00:00Z,U1,water,2\r\n", {"U1"})
     assert got.others == []
@@ -413,7 +413,7 @@ def test_month_written_to_during_the_import_is_merged(
                 "INSERT INTO meter_readings (ts, unit_id, meter, value, agent_id) VALUES "
                 "('2026-01-10T00:30:00Z', 'E01-1-0101', 'water', 1.0, 'live') ON CONFLICT DO NOTHING")
 
-    with caplog.at_level("INFO", logger="hub.bulk.importer"):
+    with caplog.at_level("INFO", logger="hub.storage.timeseries"):
         result, refused = _import_readings(conn, tmp_path, "r.csv", lines, block_bytes=5_000,
                                            on_block=live_row)
     assert "meter_readings_p2026_01 not swapped in" in caplog.text
@@ -448,12 +448,13 @@ def test_busy_table_at_the_swap_falls_back_to_merging(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A reader that holds meter_readings past the swap's lock timeouts: the month is merged instead."""
-    import hub.bulk.importer as importer
+    import hub.bulk.load as load
+    import hub.storage.timeseries as timeseries
     from hub.bulk import RejectWriter, import_file
 
-    monkeypatch.setattr(importer, "_LOCK_TIMEOUT_MS", 50)
-    monkeypatch.setattr(importer, "_LOCK_TRIES", 2)
-    monkeypatch.setattr(importer.time, "sleep", lambda _: None)
+    monkeypatch.setattr(load._ReadingsTarget, "lock_timeout_ms", 50)
+    monkeypatch.setattr(load._ReadingsTarget, "lock_tries", 2)
+    monkeypatch.setattr(timeseries.time, "sleep", lambda _: None)
     units = ["E01-1-0101"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
         import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
@@ -465,9 +466,10 @@ def test_busy_table_at_the_swap_falls_back_to_merging(
             if reader.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                 reader.execute("SELECT count(*) FROM meter_readings").fetchone()
 
-        with caplog.at_level("INFO", logger="hub.bulk.importer"):
+        with caplog.at_level("INFO", logger="hub.storage.timeseries"):
             result, refused = _import_readings(conn, tmp_path, "r.csv", lines, on_block=read_on)
-        assert "meter_readings busy, attach attempt 2 of 2" in caplog.text
+        assert "swap in meter_readings_p2026_01: table busy, try 1 of 2" in caplog.text
+        assert "meter_readings_p2026_01 not swapped in" in caplog.text
         assert reader.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         reader.rollback()
     assert refused == [] and result.rows_new == len(lines)
@@ -479,16 +481,16 @@ def test_without_partitions_to_swap_every_month_is_merged(
     conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The TimescaleDB form has no partitions to swap: the fast path then merges, with the same results."""
-    import hub.bulk.importer as importer
+    import hub.bulk.load as load
     from hub.bulk import RejectWriter, import_file
 
-    original = importer._ReadingsTarget.__init__
+    original = load._ReadingsTarget.__init__
 
-    def no_swap(self: importer._ReadingsTarget, c: psycopg.Connection) -> None:
+    def no_swap(self: load._ReadingsTarget, c: psycopg.Connection) -> None:
         original(self, c)
         self.swappable = False
 
-    monkeypatch.setattr(importer._ReadingsTarget, "__init__", no_swap)
+    monkeypatch.setattr(load._ReadingsTarget, "__init__", no_swap)
     units = ["E01-1-0101", "E01-1-0102"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
         import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)

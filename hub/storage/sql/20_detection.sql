@@ -88,4 +88,12 @@ CREATE TABLE IF NOT EXISTS audit_log (
     object_id   text        NOT NULL,
     detail      jsonb       NOT NULL DEFAULT '{}'::jsonb
 );
-CREATE INDEX IF NOT EXISTS audit_log_object ON audit_log (object_type, object_id);
+-- Only the table's owner may index it: once 80_audit_guard.sql has handed audit_log to its own role,
+-- the hub's runtime role skips this (the index exists by then).
+DO $$
+BEGIN
+    IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'audit_log'::regclass), 'USAGE') THEN
+        CREATE INDEX IF NOT EXISTS audit_log_object ON audit_log (object_type, object_id);
+    END IF;
+END
+$$;

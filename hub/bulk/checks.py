@@ -1,0 +1,176 @@
+"""The SQL that stages, checks, casts and stores import lines: the one authority on reject reasons.
+
+Units and access events go through it whole; readings only for the lines the client's fast path
+(``hub.bulk.parse``) did not recognise.
+"""
+
+from __future__ import annotations
+
+from hub.bulk.parse import Kind
+
+# Each line is staged as one text value: CSV mode with delimiter and quote bytes that never occur in
+# the files, so COPY neither splits nor unescapes anything and a malformed line cannot abort the COPY.
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS bulk_stage (n bigserial, raw text) ON COMMIT PRESERVE ROWS;
+TRUNCATE bulk_stage RESTART IDENTITY;
+"""
+COPY_STAGE = "COPY bulk_stage (raw) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+
+# A timestamp must carry its UTC offset (a bare local time is ambiguous); string tests, not a regex,
+# because this runs for every line.
+_TS_OK = (
+    "(length(f[1]) >= 19 AND substr(f[1], 11, 1) IN ('T', ' ') AND (right(f[1], 1) = 'Z' "
+    "OR substr(f[1], length(f[1]) - 5, 1) IN ('+', '-') OR substr(f[1], length(f[1]) - 2, 1) IN ('+', '-')) "
+    "AND pg_input_is_valid(f[1], 'timestamptz'))"
+)
+
+# Split lines into fields (double quotes dropped: the formats have no commas inside fields), with a
+# reason for each bad line. MATERIALIZED: the reason is computed once per line, not once per use.
+CHECK: dict[Kind, str] = {
+    "readings": f"""
+CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
+WITH s AS (
+    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
+    FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
+), c AS MATERIALIZED (
+    SELECT n, raw, f, CASE
+        WHEN raw IS NULL OR raw = '' THEN 'empty line'
+        WHEN cardinality(f) <> 4 THEN 'expected 4 fields, found ' || cardinality(f)
+        WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
+        WHEN f[2] = '' THEN 'unit_id is empty'
+        WHEN f[3] NOT IN ('electricity', 'water', 'gas') THEN 'meter must be electricity, water or gas'
+        WHEN NOT pg_input_is_valid(f[4], 'double precision') THEN 'value is not a number'
+        WHEN f[4]::float8 IN ('NaN', 'Infinity', '-Infinity') OR f[4]::float8 < 0
+            THEN 'value must be a finite cumulative register >= 0'
+        WHEN NOT EXISTS (SELECT 1 FROM units u WHERE u.unit_id = f[2]) THEN 'unknown unit_id (not in units)'
+    END AS reason
+    FROM s
+)
+SELECT n, raw, reason,
+       CASE WHEN reason IS NULL THEN f[1]::timestamptz END AS ts,
+       CASE WHEN reason IS NULL THEN f[2] END AS unit_id,
+       CASE WHEN reason IS NULL THEN f[3] END AS meter,
+       CASE WHEN reason IS NULL THEN f[4]::float8 END AS value
+FROM c
+""",
+    "access": f"""
+CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
+WITH s AS (
+    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
+    FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
+), c AS MATERIALIZED (
+    SELECT n, raw, f, CASE
+        WHEN raw IS NULL OR raw = '' THEN 'empty line'
+        WHEN cardinality(f) <> 9 THEN 'expected 9 fields, found ' || cardinality(f)
+        WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
+        WHEN f[2] = '' THEN 'device_id is empty'
+        WHEN f[3] = '' THEN 'estate_id is empty'
+        WHEN f[5] <> '' AND NOT pg_input_is_valid(f[5], 'integer') THEN 'floor is not an integer'
+        WHEN f[6] NOT IN ('face', 'card', 'password', 'qr') THEN 'method must be face, card, password or qr'
+        WHEN f[7] <> '' AND f[9] <> '' THEN 'both person_id and stranger_track are set'
+        WHEN f[7] = '' AND f[9] = '' THEN 'neither person_id nor stranger_track is set'
+        WHEN f[7] <> '' AND f[8] = '' THEN 'person_id without unit_id'
+        WHEN f[9] <> '' AND f[8] <> '' THEN 'stranger_track with a unit_id'
+        WHEN f[8] <> '' AND NOT EXISTS (SELECT 1 FROM units u WHERE u.unit_id = f[8])
+            THEN 'unknown unit_id (not in units)'
+    END AS reason
+    FROM s
+)
+SELECT n, raw, reason,
+       CASE WHEN reason IS NULL THEN f[1]::timestamptz END AS ts,
+       f[2] AS device_id, f[3] AS estate_id, nullif(f[4], '') AS building,
+       CASE WHEN reason IS NULL THEN nullif(f[5], '')::int END AS floor,
+       f[6] AS method, nullif(f[7], '') AS person, nullif(f[8], '') AS unit_id,
+       nullif(f[9], '') AS stranger_track
+FROM c
+""",
+    "units": """
+CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
+WITH s AS (
+    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
+    FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
+), c AS MATERIALIZED (
+    SELECT n, raw, f, CASE
+        WHEN raw IS NULL OR raw = '' THEN 'empty line'
+        WHEN cardinality(f) <> 7 THEN 'expected 7 fields, found ' || cardinality(f)
+        WHEN f[1] = '' THEN 'unit_id is empty'
+        WHEN f[2] = '' THEN 'estate_id is empty'
+        WHEN f[4] <> '' AND NOT pg_input_is_valid(f[4], 'integer') THEN 'floor is not an integer'
+        WHEN f[5] <> '' AND NOT pg_input_is_valid(f[5], 'real') THEN 'area_m2 is not a number'
+        WHEN f[5] <> '' AND (f[5]::real <= 0 OR f[5]::real IN ('NaN', 'Infinity')) THEN 'area_m2 must be > 0'
+        WHEN f[6] <> '' AND NOT pg_input_is_valid(f[6], 'integer') THEN 'household_size is not an integer'
+        WHEN f[6] <> '' AND f[6]::int < 0 THEN 'household_size must be >= 0'
+        WHEN f[7] <> '' AND (f[7] !~ '^\\d{4}-\\d\\d-\\d\\d$' OR NOT pg_input_is_valid(f[7], 'date'))
+            THEN 'lease_start is not a YYYY-MM-DD date'
+        WHEN count(*) OVER (PARTITION BY f[1]) > 1 AND n <> min(n) OVER (PARTITION BY f[1])
+            THEN 'unit_id repeated in the file (first occurrence kept)'
+    END AS reason
+    FROM s
+)
+SELECT n, raw, reason, f[1] AS unit_id, f[2] AS estate_id, nullif(f[3], '') AS building,
+       CASE WHEN reason IS NULL THEN nullif(f[4], '')::int END AS floor,
+       CASE WHEN reason IS NULL THEN nullif(f[5], '')::real END AS area_m2,
+       CASE WHEN reason IS NULL THEN nullif(f[6], '')::int END AS household_size,
+       CASE WHEN reason IS NULL THEN nullif(f[7], '')::date END AS lease_start
+FROM c
+""",
+}
+
+INSERT: dict[Kind, str] = {
+    "readings": """
+INSERT INTO meter_readings (ts, unit_id, meter, value, quality, device, agent_id)
+SELECT ts, unit_id, meter, value, 'ok', NULL, 'bulk-import'
+FROM bulk_checked WHERE reason IS NULL
+ON CONFLICT DO NOTHING
+""",
+    # A deterministic event id from the event's own fields: the same line imported again is the same event.
+    "access": """
+INSERT INTO access_events (ts, estate_id, device_id, event_id, building, floor, method, person, unit_id,
+                           stranger_track, agent_id)
+SELECT ts, estate_id, device_id,
+       'import:' || md5(concat_ws('|', extract(epoch FROM ts)::text, device_id, person, stranger_track,
+                                  unit_id, method)),
+       building, floor, method, person, unit_id, stranger_track, 'bulk-import'
+FROM bulk_checked WHERE reason IS NULL
+ON CONFLICT DO NOTHING
+""",
+    # Units are the registry: a changed row (e.g. a new lease) is updated; an unchanged one is left alone.
+    "units": """
+INSERT INTO units (unit_id, estate_id, building, floor, area_m2, household_size, lease_start)
+SELECT unit_id, estate_id, building, floor, area_m2, household_size, lease_start
+FROM bulk_checked WHERE reason IS NULL
+ON CONFLICT (unit_id) DO UPDATE SET
+    estate_id = EXCLUDED.estate_id, building = EXCLUDED.building, floor = EXCLUDED.floor,
+    area_m2 = EXCLUDED.area_m2, household_size = EXCLUDED.household_size, lease_start = EXCLUDED.lease_start
+WHERE (units.estate_id, units.building, units.floor, units.area_m2, units.household_size, units.lease_start)
+      IS DISTINCT FROM
+      (EXCLUDED.estate_id, EXCLUDED.building, EXCLUDED.floor, EXCLUDED.area_m2, EXCLUDED.household_size,
+       EXCLUDED.lease_start)
+""",
+}
+
+MONTHS = "SELECT DISTINCT date_trunc('month', ts, 'UTC')::date FROM bulk_checked WHERE reason IS NULL"
+STALE = """
+INSERT INTO bulk_stale_days (day)
+SELECT DISTINCT (ts AT TIME ZONE 'Asia/Shanghai')::date FROM bulk_checked WHERE reason IS NULL
+ON CONFLICT DO NOTHING
+"""
+REJECTS = "COPY (SELECT n, reason, raw FROM bulk_checked WHERE reason IS NOT NULL ORDER BY n) TO STDOUT"
+
+# The lines the client did not recognise are staged with their line numbers and checked in SQL.
+COPY_STAGE_NUMBERED = (
+    "COPY bulk_stage (n, raw) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+)
+ROWS = """
+CREATE TEMP TABLE IF NOT EXISTS bulk_rows (ts timestamptz, unit_id text, meter text, value float8)
+    ON COMMIT DELETE ROWS
+"""
+CHECKED_TO_ROWS = """
+INSERT INTO bulk_rows (ts, unit_id, meter, value)
+SELECT ts, unit_id, meter, value FROM bulk_checked WHERE reason IS NULL
+"""
+STALE_HOURS = """
+INSERT INTO bulk_stale_days (day)
+SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE 'Asia/Shanghai')::date FROM unnest(%s::bigint[]) h
+ON CONFLICT DO NOTHING
+"""
