@@ -22,7 +22,7 @@ SPD = 144  # 10-minute slots per day
 REG, SUB, REL, DROP = 0, 1, 2, 3  # registered resident, subtenant, visiting relative, tenant dropping by
 WORK, SCHOOL, HOME, ELDER, NIGHT, VISIT = range(6)
 METHODS = ("face", "card", "password", "qr")
-FAR = 10**7  # an interval end far outside any scenario
+FAR = 10**12  # an interval end or a time in seconds far outside any scenario (10**7 s was only 116 days)
 
 # Per schedule kind (WORK, SCHOOL, HOME, ELDER, NIGHT): usual wake, sleep and return slots (low, high).
 _WAKE = np.array([[38, 45], [37, 41], [39, 50], [32, 38], [50, 60], [0, 1]])

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.services import create_database, drop_database, mosquitto_broker, postgres_server
+from tests.services import (
+    ServiceUnavailable,
+    create_database,
+    drop_database,
+    mosquitto_broker,
+    pg15_server,
+    postgres_server,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,6 +48,31 @@ def database_url(pg_admin_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(pg_admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def pg15_admin_url() -> Iterator[str]:
+    """Admin URL of a PostgreSQL 15 for the whole session (see ``pg15_server``); skips where none can run."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(pg15_server())
+        except ServiceUnavailable as err:
+            pytest.skip(f"no PostgreSQL 15: {err}")
+        yield url
+
+
+@pytest.fixture(params=["main", "pg15"])
+def database_url_each_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database, once on the session's PostgreSQL (``pg_admin_url``) and once on a PostgreSQL 15.
+
+    Test modules that must hold on every supported server version override ``database_url`` with this.
+    """
+    admin_url = request.getfixturevalue("pg_admin_url" if request.param == "main" else "pg15_admin_url")
+    url = create_database(admin_url)
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, url)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The SQL that stages, checks, casts and stores import lines: the one authority on reject reasons.
 
 Units and access events go through it whole; readings only for the lines the client's fast path
-(``hub.bulk.parse``) did not recognise.
+(``hub.bulk.parse``) did not recognise. Texts that depend on the server's version are built by
+``stage_sql`` and ``check_sql``; the hub supports PostgreSQL 15 to 18.
 """
 
 from __future__ import annotations
@@ -174,3 +175,39 @@ INSERT INTO bulk_stale_days (day)
 SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE 'Asia/Shanghai')::date FROM unnest(%s::bigint[]) h
 ON CONFLICT DO NOTHING
 """
+
+# pg_input_is_valid exists only from PostgreSQL 16. Before that the same test is the cast itself, tried
+# in plpgsql whose exception block catches the cast's error: the same verdicts, but a subtransaction per
+# call, so only where the built-in is missing. Created per block in the session's own temporary schema.
+_INPUT_IS_VALID_BEFORE_16 = """
+CREATE OR REPLACE FUNCTION pg_temp.anju_input_is_valid(input text, type_name text) RETURNS boolean
+LANGUAGE plpgsql STABLE STRICT AS $$
+BEGIN
+    CASE type_name
+        WHEN 'timestamptz' THEN PERFORM input::timestamptz;
+        WHEN 'double precision' THEN PERFORM input::float8;
+        WHEN 'real' THEN PERFORM input::real;
+        WHEN 'integer' THEN PERFORM input::int;
+        WHEN 'date' THEN PERFORM input::date;
+    END CASE;
+    RETURN true;
+EXCEPTION WHEN data_exception THEN
+    RETURN false;
+END $$;
+"""
+_FIRST_WITH_INPUT_IS_VALID = 160000  # PostgreSQL 16, as conn.info.server_version counts
+
+
+def stage_sql(server_version: int) -> str:
+    """Make (or empty) the staging table, and on servers before 16 the check's input-test function."""
+    if server_version >= _FIRST_WITH_INPUT_IS_VALID:
+        return STAGE
+    return STAGE + _INPUT_IS_VALID_BEFORE_16
+
+
+def check_sql(kind: Kind, server_version: int) -> str:
+    """The check of ``kind``'s staged lines into ``bulk_checked``, for a server of ``server_version``."""
+    text = CHECK[kind]
+    if server_version >= _FIRST_WITH_INPUT_IS_VALID:
+        return text
+    return text.replace("pg_input_is_valid(", "pg_temp.anju_input_is_valid(")

@@ -248,10 +248,10 @@ def _check_others(
     """
     if not block.others:
         return 0, set()
-    conn.execute(checks.STAGE)
+    conn.execute(checks.stage_sql(conn.info.server_version))
     with conn.cursor().copy(checks.COPY_STAGE_NUMBERED) as copy:
         copy.write(b"".join(b"%d\x01%s\n" % (n, raw) for n, raw in block.others))
-    conn.execute(checks.CHECK["readings"])
+    conn.execute(checks.check_sql("readings", conn.info.server_version))
     bad = _write_rejects(conn, path, line_base, rejects)
     months = {d.year * 12 + d.month - 1 for (d,) in conn.execute(checks.MONTHS)}
     conn.execute(checks.STALE)
@@ -330,10 +330,10 @@ def _import_checked_in_sql(
     line_base = 1  # line number of the header; staged line n is line line_base + n
     while data := read_block(fh, block_bytes):
         with conn.transaction():
-            conn.execute(checks.STAGE)
+            conn.execute(checks.stage_sql(conn.info.server_version))
             with conn.cursor().copy(checks.COPY_STAGE) as copy:
                 copy.write(data)
-            conn.execute(checks.CHECK[kind])
+            conn.execute(checks.check_sql(kind, conn.info.server_version))
             if kind != "units":
                 months = [r[0] for r in conn.execute(checks.MONTHS)]
                 ensure_months(conn, months)

@@ -46,6 +46,12 @@ ACCESS = """ts,device_id,estate_id,building,floor,method,person_id,unit_id,stran
 
 
 @pytest.fixture
+def database_url(database_url_each_server: str) -> str:
+    """Every test here runs on the session's PostgreSQL and on a PostgreSQL 15 (the oldest supported)."""
+    return database_url_each_server
+
+
+@pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(database_url) as c:
         prepare_schema(c)
