@@ -36,6 +36,15 @@ def register(sub: Any, sim: Any) -> None:
     add_database_option(exp)
 
     ev = sub.add_parser("eval", help="generate a labelled scenario, import it, detect, and score")
+    ev.add_argument("--generator", choices=["households", "appliances"], default="households",
+                    help="which household model makes the scenario (two independently written ones)")
+    ev.add_argument("--mode", choices=["daily", "once"], default="daily",
+                    help="daily: detect every --cadence-days as the hub does; once: import the history and "
+                         "detect once on its last day (a city switching anju on)")
+    ev.add_argument("--cross", action="store_true",
+                    help="both generators x --seeds seeds x both modes; prints the mean and worst seed per "
+                         "kind (rules only, no models: slow at large sizes, see bench/README.md)")
+    ev.add_argument("--seeds", type=int, default=5, help="with --cross: seeds 1..N of each generator")
     ev.add_argument("--units", type=int, default=2000)
     ev.add_argument("--days", type=int, default=180)
     ev.add_argument("--seed", type=int, default=1)
@@ -85,7 +94,9 @@ def run(args: argparse.Namespace) -> int | None:
     if args.command == "alerts" and args.alerts_command == "export":
         return _export(args)
     if args.command == "eval":
-        return _eval(args)
+        from anju.cmd_eval import run_eval
+
+        return run_eval(args)
     return None
 
 
@@ -136,96 +147,6 @@ def _export(args: argparse.Namespace) -> int:
         export_alerts_csv(conn, sys.stdout, status=args.status)
     return 0
 
-
-
-def _eval_database(explicit: str | None) -> str:
-    """The given database, or a freshly made ``anju_eval`` on the server the hub would use."""
-    if explicit:
-        return explicit
-    server = _database_url(None)
-    admin = psycopg.conninfo.make_conninfo(server, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "anju_eval" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "anju_eval"')
-    return psycopg.conninfo.make_conninfo(server, dbname="anju_eval")
-
-
-def _eval(args: argparse.Namespace) -> int:
-    """Generate a labelled scenario, import it, detect at the given cadence up to its last day, score."""
-    import csv
-    import tempfile
-    import time
-    from datetime import timedelta
-
-    from device_sims.scenarios import make_scenario, write_scenario
-    from hub.bulk import BulkImport, import_all
-    from hub.detection.service import run_detection
-    from hub.features import refresh_daily_features
-    from hub.storage import ensure_schema
-    from models.evaluation import AlertRow, TruthRow, evaluate
-    from models.rules import Policy
-
-    try:
-        held_out = _load_verdict_models(args.verdict_models) if args.verdict_models else {}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        print(f"anju eval: cannot read verdict models from {args.verdict_models}: {err}", file=sys.stderr)
-        return 2
-    timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="anju-eval-") as tmp:
-        workdir = args.workdir or Path(tmp)
-        t0 = time.monotonic()
-        scenario = make_scenario(n_units=args.units, days=args.days, seed=args.seed)
-        files = write_scenario(scenario, workdir)
-        timings["generate"] = time.monotonic() - t0
-        print(f"scenario: units={args.units} days={args.days} seed={args.seed} "
-              f"readings={files.readings_rows} access_events={files.access_rows} in {workdir}",
-              file=sys.stderr)
-        with psycopg.connect(_eval_database(args.database_url)) as conn:
-            ensure_schema(conn)
-            conn.commit()
-            t0 = time.monotonic()
-            results = import_all(conn, BulkImport(units=files.units, readings=files.readings,
-                                                  access=files.access),
-                                 rejects_path=workdir / "rejects.csv", progress=True)
-            timings["import"] = time.monotonic() - t0
-            rejected = sum(r.rows_rejected for r in results)
-            if rejected:
-                print(f"anju eval: {rejected} generated line(s) were refused; see {workdir / 'rejects.csv'}",
-                      file=sys.stderr)
-            t0 = time.monotonic()
-            refresh_daily_features(conn)
-            conn.execute("TRUNCATE bulk_stale_days")
-            conn.commit()
-            timings["features"] = time.monotonic() - t0
-            policy = Policy.load()
-            last = scenario.last_day
-            first_as_of = scenario.start.date() + timedelta(days=policy.window_days + 6)
-            cadence = [last - timedelta(days=k * args.cadence_days)
-                       for k in range(((last - first_as_of).days // args.cadence_days) + 1)]
-            t0 = time.monotonic()
-            for as_of in sorted(cadence):
-                run_detection(conn, as_of=as_of, policy=policy)
-                conn.commit()
-            timings["detect"] = time.monotonic() - t0
-            alerts = [AlertRow(u, k, f) for u, k, f in conn.execute(
-                "SELECT unit_id, kind, first_flagged FROM alerts")]
-            with files.truth.open(encoding="utf-8") as fh:
-                truth = [TruthRow(r["unit_id"], r["kind"], r["subtype"],
-                                  date.fromisoformat(r["onset_date"]) if r["onset_date"] else None)
-                         for r in csv.DictReader(fh)]
-            t0 = time.monotonic()
-            models = _eval_models(conn, truth, as_of=last, policy=policy, held_out=held_out,
-                                  save_to=args.save_verdict_models)
-            conn.commit()
-            timings["models"] = time.monotonic() - t0
-    report = evaluate(truth, alerts, as_of=last, observed_days=args.days)
-    print(report.table())
-    print("")
-    print("\n".join(models))
-    print("")
-    print("timings_s: " + " ".join(f"{k}={v:.1f}" for k, v in timings.items())
-          + f" detection_runs={len(cadence)} (every {args.cadence_days} days up to {last})")
-    return 0
 
 
 def _load_verdict_models(path: Path) -> dict[str, Any]:

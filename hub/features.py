@@ -123,11 +123,12 @@ WITH days AS (
     WHERE day BETWEEN %(since)s AND %(until)s
     GROUP BY 1, 2
 ), ev AS (
-    SELECT estate_id, building, unit_id, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
+    SELECT estate_id, building, unit_id, stranger_track, method, (ts AT TIME ZONE %(tz)s)::date AS day
     FROM access_events
     WHERE ts >= %(lo)s AND ts < %(hi)s
 ), ev_unit AS (
-    SELECT unit_id, day, count(*) AS entries FROM ev WHERE unit_id IS NOT NULL GROUP BY 1, 2
+    SELECT unit_id, day, count(*) AS entries, count(*) FILTER (WHERE method = 'face') AS face_entries
+    FROM ev WHERE unit_id IS NOT NULL GROUP BY 1, 2
 ), ev_building AS (
     SELECT estate_id, building, day, count(*) AS events, count(DISTINCT stranger_track) AS strangers
     FROM ev GROUP BY 1, 2, 3
@@ -135,12 +136,12 @@ WITH days AS (
 INSERT INTO unit_daily (unit_id, day, elec_kwh, water_m3, gas_m3, elec_hours, water_hours, gas_hours,
                         tenant_entries, strangers_building, gate_events_building, elec_night_kwh_h,
                         water_night_m3_h, elec_active_kwh, elec_active_hours, water_active_m3,
-                        water_active_hours, gas_active_hours)
+                        water_active_hours, gas_active_hours, tenant_face_entries)
 SELECT u.unit_id, days.day, md.elec_kwh, md.water_m3, md.gas_m3,
        coalesce(md.elec_hours, 0), coalesce(md.water_hours, 0), coalesce(md.gas_hours, 0),
        coalesce(eu.entries, 0), coalesce(eb.strangers, 0), coalesce(eb.events, 0), md.elec_night,
        md.water_night, md.elec_active, md.elec_active_hours, md.water_active, md.water_active_hours,
-       md.gas_active_hours
+       md.gas_active_hours, coalesce(eu.face_entries, 0)
 FROM u
 CROSS JOIN days
 LEFT JOIN md ON md.unit_id = u.unit_id AND md.day = days.day
@@ -154,7 +155,7 @@ ON CONFLICT (unit_id, day) DO UPDATE SET
     elec_night_kwh_h = EXCLUDED.elec_night_kwh_h, water_night_m3_h = EXCLUDED.water_night_m3_h,
     elec_active_kwh = EXCLUDED.elec_active_kwh, elec_active_hours = EXCLUDED.elec_active_hours,
     water_active_m3 = EXCLUDED.water_active_m3, water_active_hours = EXCLUDED.water_active_hours,
-    gas_active_hours = EXCLUDED.gas_active_hours
+    gas_active_hours = EXCLUDED.gas_active_hours, tenant_face_entries = EXCLUDED.tenant_face_entries
 """
 
 # The data's range within the accepted time window: a stray row dated 1901 or 2999 (stored before ingest

@@ -126,7 +126,9 @@ class LifeCounts:
         return self.lived / self.known if self.known else 0.0
 
 
-def life_counts(days: Sequence[DailyFeatures], *, start: date, end: date, policy: ActivityPolicy) -> LifeCounts:
+def life_counts(
+    days: Sequence[DailyFeatures], *, start: date, end: date, policy: ActivityPolicy
+) -> LifeCounts:
     """Count the day states in ``[start, end]``; days absent from ``days`` are unknown."""
     counts = dict.fromkeys(DayState, 0)
     seen = 0
@@ -141,7 +143,7 @@ def life_counts(days: Sequence[DailyFeatures], *, start: date, end: date, policy
 
 def presence_end(
     days: Sequence[DailyFeatures], *, end: date, lookback_days: int, min_share_before: float,
-    max_share_after: float, min_days_after: int,
+    max_share_after: float, min_days_after: int, faces_only: bool = False,
 ) -> date | None:
     """The latest day from which registered tenants (almost) stopped entering, or None.
 
@@ -149,13 +151,17 @@ def presence_end(
     tenants entered on at least ``min_share_before`` of the ``lookback_days`` before ``t`` and on at most
     ``max_share_after`` from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone),
     with at least ``min_days_after`` gate days since ``t`` (a household out yesterday has not left).
+    ``faces_only`` counts only entries by a recognised face.
     """
+    def entered(d: DailyFeatures) -> bool:
+        return (d.tenant_face_entries if faces_only else d.tenant_entries) > 0
+
     ordered = sorted((d for d in days if d.day <= end), key=lambda d: d.day)
     gate = [d for d in ordered if d.gate_working]
     if not gate:
         return None
     # Candidates: the day after each day with an entry, latest first.
-    candidates = sorted({d.day + timedelta(days=1) for d in gate if d.tenant_entries > 0}, reverse=True)
+    candidates = sorted({d.day + timedelta(days=1) for d in gate if entered(d)}, reverse=True)
     for t in candidates:
         if t > end:
             continue
@@ -165,8 +171,8 @@ def presence_end(
             continue
         if not before:
             continue
-        share_before = sum(1 for d in before if d.tenant_entries > 0) / len(before)
-        share_after = sum(1 for d in after if d.tenant_entries > 0) / len(after)
+        share_before = sum(1 for d in before if entered(d)) / len(before)
+        share_after = sum(1 for d in after if entered(d)) / len(after)
         if share_before >= min_share_before and share_after <= max_share_after:
             return t
     return None

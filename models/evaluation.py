@@ -96,9 +96,14 @@ class EvalReport:
 
 
 def evaluate(
-    truth: Sequence[TruthRow], alerts: Iterable[AlertRow], *, as_of: date, observed_days: int
+    truth: Sequence[TruthRow], alerts: Iterable[AlertRow], *, as_of: date, observed_days: int,
+    first_day: date | None = None,
 ) -> EvalReport:
-    """Score alerts raised up to ``as_of`` against the truth; ``observed_days`` sizes the unit-months."""
+    """Score alerts raised up to ``as_of`` against the truth; ``observed_days`` sizes the unit-months.
+
+    The delay to a first alert counts from the onset, or from ``first_day`` (the first day of data) for
+    an onset before the data starts: nothing could be seen before that.
+    """
     scored = [t for t in truth if t.onset is None or (as_of - t.onset).days >= MIN_ONSET_AGE_DAYS]
     scored_ids = {t.unit_id: t for t in scored}
     first: dict[tuple[str, str], date] = {}
@@ -121,7 +126,8 @@ def evaluate(
             else:
                 tp += 1
                 if t.onset is not None:
-                    delays.append(float((flagged - t.onset).days))
+                    since = t.onset if first_day is None else max(t.onset, first_day)
+                    delays.append(float((flagged - since).days))
         fp = 0
         for t in scored:
             if t.kind != kind and (t.unit_id, kind) in first:
@@ -160,3 +166,24 @@ def ranking_auc(labelled: Iterable[tuple[bool, float]]) -> float | None:
         i = j + 1
     rank_sum = sum(r for r, (y, _) in zip(ranks, pairs, strict=True) if y)
     return (rank_sum - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+
+
+def cross_table(runs: Sequence[tuple[str, int, EvalReport]]) -> str:
+    """Per generator and kind: the mean over seeds and the worst seed of precision, recall, false alerts
+    per 1,000 unit-months and the median delay, as a plain text table."""
+    lines = [f"{'generator':<11} {'kind':<8} {'seeds':>5} {'P_mean':>7} {'P_worst':>7} {'R_mean':>7} "
+             f"{'R_worst':>7} {'false/1000um_mean':>17} {'_worst':>6} {'delay_d_mean':>12} {'_worst':>6}"]
+    for generator in sorted({g for g, _, _ in runs}):
+        for kind in KINDS:
+            scores = [next(k for k in r.kinds if k.kind == kind) for g, _, r in runs if g == generator]
+            if not scores:
+                continue
+            p = [s.precision for s in scores]
+            rc = [s.recall for s in scores]
+            fa = [s.false_per_1000_unit_months for s in scores]
+            dl = [s.median_days_to_alert for s in scores if s.median_days_to_alert is not None]
+            lines.append(
+                f"{generator:<11} {kind:<8} {len(scores):>5} {sum(p) / len(p):>7.3f} {min(p):>7.3f} "
+                f"{sum(rc) / len(rc):>7.3f} {min(rc):>7.3f} {sum(fa) / len(fa):>17.2f} {max(fa):>6.2f} "
+                + (f"{sum(dl) / len(dl):>12.1f} {max(dl):>6.1f}" if dl else f"{'-':>12} {'-':>6}"))
+    return "\n".join(lines)

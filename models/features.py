@@ -26,6 +26,7 @@ class DailyFeatures:
     water_active_m3: float | None = None
     water_active_hours: int | None = None
     gas_active_hours: int | None = None
+    tenant_face_entries: int = 0  # of tenant_entries, those by a recognised face
 
     @property
     def gate_working(self) -> bool:

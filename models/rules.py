@@ -55,6 +55,10 @@ class SubletPolicy(_Frozen):
     min_resident_share: float = Field(ge=0, le=1)
     stranger_lead_days: int = Field(ge=0)
     alignment_days: int = Field(ge=1)
+    min_card_days: int = Field(ge=1)
+    max_face_days: int = Field(ge=0)
+    min_face_share_before: float = Field(ge=0, le=1)
+    max_face_share_after: float = Field(ge=0, le=1)
 
 
 class ModelsPolicy(_Frozen):
@@ -250,8 +254,8 @@ class VacancyRule:
             Reason(
                 "no_tenant_entries",
                 f"Registered tenants entered on {entry_days} of {w.n_days} days while the building's gate "
-                f"was working on {w.gate_days} of them." + ("" if gate_known else
-                                                            " The gate was often silent: judged on the meters."),
+                f"was working on {w.gate_days} of them."
+                + ("" if gate_known else " The gate was often silent: judged on the meters."),
                 value=entry_days, baseline=ctx.baseline.tenant_entry_days if ctx.baseline.gate_days else None,
                 unit="days",
             ),
@@ -346,14 +350,20 @@ class SubletRule:
         if blocked is not None:
             return verdict(Outcome.NO_VERDICT, 0.0, [blocked])
         entry_days = _entry_days(series.days, start=ctx.start, end=ctx.end)
-        if entry_days > p.max_entry_days:
+        face_days = sum(1 for d in series.days if ctx.start <= d.day <= ctx.end and d.tenant_face_entries > 0)
+        # A card or code counts as presence as much as a face. But when the household's faces stop while
+        # its card goes on being used, that is a change to explain: the same test of new faces decides.
+        faces_only = entry_days > p.max_entry_days
+        if faces_only and face_days > p.max_face_days:
             return verdict(Outcome.CLEAR, 0.0, [])
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
         if life.known < pol.min_coverage * w.n_days or life.lived_share < p.min_lived_share:
             return verdict(Outcome.CLEAR, 0.0, [])
         left = presence_end(
-            series.days, end=ctx.end, lookback_days=p.lookback_days, min_share_before=p.min_presence_share_before,
-            max_share_after=p.max_presence_share_after, min_days_after=p.min_absent_gate_days)
+            series.days, end=ctx.end, lookback_days=p.lookback_days,
+            min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
+            max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
+            min_days_after=p.min_absent_gate_days, faces_only=faces_only)
         if left is None:
             return verdict(Outcome.CLEAR, 0.0, [Reason(
                 "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
@@ -364,7 +374,12 @@ class SubletRule:
             if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
             and s.resident_share(end=ctx.end) >= p.min_resident_share
         ]
-        if not aligned:
+        card_days = entry_days - face_days
+        if not aligned and faces_only and card_days >= p.min_card_days:
+            # Their card or code is used day after day, their faces never: a lent card, even if no new
+            # face can be placed in the building (the new occupants may all use the card).
+            pass
+        elif not aligned:
             # Tenants who stop passing the gate (car-park door, side entrance) while still living there
             # look the same on the meters; only new recurring faces tell a new occupant apart.
             return verdict(Outcome.CLEAR, 0.0, [Reason(
@@ -377,6 +392,11 @@ class SubletRule:
         before = summarize(days, start=left - timedelta(days=p.lookback_days), end=left - timedelta(days=1))
         reasons = [
             Reason(
+                "tenant_faces_vanished",
+                f"No registered tenant's face was recognised since {left.isoformat()}, yet their card or "
+                f"code was used on {entry_days} of {w.n_days} days: someone else may be using it.",
+                value=face_days, baseline=entry_days, unit="days",
+            ) if faces_only else Reason(
                 "no_tenant_entries",
                 f"Registered tenants entered on {entry_days} of {w.n_days} days although the building's gate "
                 f"recorded events on {w.gate_days} of them.",
@@ -390,19 +410,19 @@ class SubletRule:
             ),
             Reason(
                 "tenant_presence_ended",
-                f"Until {(left - timedelta(days=1)).isoformat()} tenants entered on {before.tenant_entry_days} "
-                f"of {before.gate_days} gate days; since then on at most "
+                f"Until {(left - timedelta(days=1)).isoformat()} tenants entered on "
+                f"{before.tenant_entry_days} of {before.gate_days} gate days; since then on at most "
                 f"{p.max_presence_share_after:.0%} of them.",
                 value=round(w.presence_share, 3), baseline=round(before.presence_share, 3),
                 unit="share of gate days",
             ),
-            Reason(
+            *([] if not aligned else [Reason(
                 "recurring_strangers",
-                f"{len(aligned)} unrecognised face(s) seen at the unit's {series.strangers_scope} on most days "
-                f"since they first appeared, from {min(s.first_seen for s in aligned).isoformat()}: about when "
-                "the registered tenants stopped appearing.",
+                f"{len(aligned)} unrecognised face(s) seen at the unit's {series.strangers_scope} on most "
+                f"days since they first appeared, from {min(s.first_seen for s in aligned).isoformat()}: "
+                "about when the registered tenants stopped appearing.",
                 value=len(aligned), baseline=0, unit="tracks",
-            ),
+            )]),
         ]
         elec_ref = peers.elec_median if peers is not None else None
         if elec_ref is not None and w.elec_median is not None:

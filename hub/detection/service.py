@@ -55,19 +55,30 @@ WHERE day < (SELECT (max(ts) AT TIME ZONE %(tz)s)::date FROM meter_readings)
 # 100,000 units that is most of them, and building their day objects was most of the run. Every unit's
 # baseline medians and presence come along as aggregates, for the anomaly score compares all units.
 _DAILY = """
-WITH busy AS (
-    SELECT unit_id FROM unit_daily
+WITH win AS (
+    SELECT unit_id, count(*) FILTER (WHERE tenant_entries > 0) AS entry_days,
+           count(*) FILTER (WHERE tenant_face_entries > 0) AS face_days
+    FROM unit_daily
     WHERE day BETWEEN %(window_start)s AND %(hi)s
-    GROUP BY unit_id HAVING count(*) FILTER (WHERE tenant_entries > 0) > %(max_entries)s
+    GROUP BY unit_id
 ), base AS (
     SELECT unit_id,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY elec_kwh) AS elec_median,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY water_m3) AS water_median,
            count(elec_kwh) AS elec_known, count(water_m3) AS water_known,
            count(*) FILTER (WHERE gate_events_building > 0) AS gate_days,
-           count(*) FILTER (WHERE tenant_entries > 0) AS presence_days
+           count(*) FILTER (WHERE tenant_entries > 0) AS presence_days,
+           count(*) FILTER (WHERE tenant_face_entries > 0) AS face_days
     FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s
     GROUP BY unit_id
+), faces AS (
+    -- Units whose registered faces were seen earlier in the traced history.
+    SELECT DISTINCT unit_id FROM unit_daily
+    WHERE day BETWEEN %(lo)s AND %(base_end)s AND tenant_face_entries > 0
+), busy AS (
+    -- Entering often in the window, and not a household whose faces vanished while its card is used.
+    SELECT w.unit_id FROM win w LEFT JOIN faces f USING (unit_id)
+    WHERE w.entry_days > %(max_entries)s AND NOT (w.face_days <= %(max_entries)s AND f.unit_id IS NOT NULL)
 )
 SELECT d.unit_id, u.estate_id, u.building, u.floor, u.lease_start,
        array_agg(d.day ORDER BY d.day), array_agg(d.elec_kwh ORDER BY d.day),
@@ -76,7 +87,7 @@ SELECT d.unit_id, u.estate_id, u.building, u.floor, u.lease_start,
        array_agg(d.gate_events_building ORDER BY d.day), array_agg(d.water_night_m3_h ORDER BY d.day),
        array_agg(d.elec_active_kwh ORDER BY d.day), array_agg(d.elec_active_hours ORDER BY d.day),
        array_agg(d.water_active_m3 ORDER BY d.day), array_agg(d.water_active_hours ORDER BY d.day),
-       array_agg(d.gas_active_hours ORDER BY d.day),
+       array_agg(d.gas_active_hours ORDER BY d.day), array_agg(d.tenant_face_entries ORDER BY d.day),
        min(s.elec_median), min(s.water_median), min(s.elec_known), min(s.water_known), min(s.gate_days),
        min(s.presence_days)
 FROM unit_daily d JOIN units u USING (unit_id)
@@ -128,7 +139,8 @@ def _load_series(
     baselines: dict[str, Baseline] = {}
     with conn.cursor(binary=True) as cur:
         for (unit_id, estate, building, floor, lease_start, days, elec, water, gas, entries, strangers, gate,
-             water_night, elec_active, elec_hours, water_active, water_hours, gas_hours, *base) in cur.execute(
+             water_night, elec_active, elec_hours, water_active, water_hours, gas_hours, faces,
+             *base) in cur.execute(
                 _DAILY, {
                 "lo": lo, "hi": as_of, "window_start": window_start,
                 "base_start": window_start - timedelta(days=policy.baseline_days),
@@ -139,7 +151,7 @@ def _load_series(
                 unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
                 strangers_scope=scope,
                 days=tuple(map(DailyFeatures, days, elec, water, gas, entries, strangers, gate, water_night,
-                               elec_active, elec_hours, water_active, water_hours, gas_hours)),
+                               elec_active, elec_hours, water_active, water_hours, gas_hours, faces)),
             ))
             elec_median, water_median, elec_known, water_known, gate_days, presence_days = base
             baselines[unit_id] = Baseline(elec_median, water_median, elec_known or 0, water_known or 0,
@@ -250,12 +262,14 @@ def _upsert_alert(
 
 
 def run_detection(
-    conn: psycopg.Connection, *, as_of: date | None = None, policy: Policy | None = None
+    conn: psycopg.Connection, *, as_of: date | None = None, policy: Policy | None = None,
+    models: bool = True,
 ) -> DetectionResult:
     """Judge all units for the window ending on ``as_of`` (default: last complete day), in one transaction.
 
     Its audit rows are held back and appended at the end, so the audit chain's lock is not held for the
-    whole run while inspectors act on cases.
+    whole run while inspectors act on cases. ``models=False`` leaves the scikit-learn models out (they
+    only rank alerts, never open one): the evaluation's many runs use it.
     """
     policy = policy or Policy.load()
     with conn.transaction(), deferred_audit(conn):
@@ -267,8 +281,9 @@ def run_detection(
         contexts = {s.unit_id: rule_context(s, as_of=as_of, policy=policy) for s in all_series}
         windows = {u: c.window for u, c in contexts.items()}
         peers = peer_stats({s.unit_id: (s.estate_id, windows[s.unit_id]) for s in all_series})
-        anomalies = _anomalies(all_series, windows, baselines, policy=policy)
-        models = {kind: latest_verdict_model(conn, kind=kind) for kind in ("vacancy", "sublet")}
+        anomalies = _anomalies(all_series, windows, baselines, policy=policy) if models else None
+        learned = {kind: latest_verdict_model(conn, kind=kind) if models else None
+                   for kind in ("vacancy", "sublet")}
         opened = _open_alerts_at_opening(conn)
         rules = (VacancyRule(policy), SubletRule(policy))
         counts: dict[str, int] = defaultdict(int)
@@ -282,7 +297,7 @@ def run_detection(
                     counts[f"flagged_{verdict.kind}"] += 1
                     verdict, features = with_models(
                         verdict, anomaly=None if anomalies is None else anomalies.get(series.unit_id),
-                        model=models[verdict.kind], policy=policy.models,
+                        model=learned[verdict.kind], policy=policy.models,
                         at_opening=opened.get((series.unit_id, verdict.kind)))
                     # The chart series only for flagged units: building it for all would dominate the run.
                     evidence = evidence_series(series.days, start=lo, end=as_of)

@@ -11,3 +11,6 @@ ALTER TABLE unit_daily ADD COLUMN IF NOT EXISTS elec_active_hours int NULL;
 ALTER TABLE unit_daily ADD COLUMN IF NOT EXISTS water_active_m3 double precision NULL;
 ALTER TABLE unit_daily ADD COLUMN IF NOT EXISTS water_active_hours int NULL;
 ALTER TABLE unit_daily ADD COLUMN IF NOT EXISTS gas_active_hours int NULL;
+-- Registered-tenant entries by a recognised face: a card or code counts as presence as much as a face,
+-- but a household whose faces vanish while its card goes on being used, as new faces appear, has lent it.
+ALTER TABLE unit_daily ADD COLUMN IF NOT EXISTS tenant_face_entries int NOT NULL DEFAULT 0;
