@@ -1,16 +1,27 @@
-"""Vacancy and sublet rules on hand-made series, including the hard negatives they must survive."""
+"""Vacancy and sublet rules (rules-4: activity signatures) on hand-made series, with the hard negatives
+they must survive and the reasons an inspector reads."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from models.features import PeerStats, StrangerTrack, UnitSeries
-from models.rules import POLICY_PATH, RULE_VERSION, Outcome, Policy, SubletRule, VacancyRule, Verdict
-from tests.models.factories import AS_OF, series
+from models.rules import POLICY_PATH, RULE_VERSION, Outcome, Policy, Reason, SubletRule, VacancyRule, Verdict
+from tests.models.factories import AS_OF, START, series, with_days
+
+# An empty flat: fridge and standby only (0.6 kWh, nothing above the floor), no water, no gas, nobody.
+EMPTY: dict[str, Any] = dict(elec=0.6, water=0.0, gas=0.0, entries=0, strangers=0)
+# A drop-by: one entry, water in 2 hours, the light on for a while.
+VISIT: dict[str, Any] = dict(elec=1.5, water=0.06, gas=0.0, entries=1, strangers=0)
+OUTAGE: dict[str, Any] = dict(elec=None, water=None, gas=None, entries=0, strangers=0)
+# Someone else living there: full meters, no registered tenant through the gate.
+SUBLET: dict[str, Any] = dict(elec=7.0, water=0.25, entries=0, strangers=3)
+MOVED_OUT = AS_OF - timedelta(days=30)
+WINDOW_START = AS_OF - timedelta(days=20)
 
 
 @pytest.fixture(scope="module")
@@ -29,161 +40,393 @@ def codes(v: Verdict) -> set[str]:
     return {r.code for r in v.reasons}
 
 
+def reason(v: Verdict, code: str) -> Reason:
+    return next(r for r in v.reasons if r.code == code)
+
+
+def empty_since(since: date, **kw: Any) -> UnitSeries:
+    return series(change_from=since, **{**EMPTY, **kw})
+
+
+def subtenant(first_seen: date = MOVED_OUT + timedelta(days=2), *, days_seen: int = 25,
+              days_in_window: int = 15) -> StrangerTrack:
+    return StrangerTrack("s-17", first_seen=first_seen, days_in_window=days_in_window, days_seen=days_seen)
+
+
+def days_between(first: date, last: date, step: int = 1) -> list[date]:
+    return [first + timedelta(days=i) for i in range(0, (last - first).days + 1, step)]
+
+
+# --- policy ----------------------------------------------------------------------------------------------
+
+
 def test_policy_carries_the_legal_horizon_and_a_versioned_digest(policy: Policy, tmp_path: Path) -> None:
     assert policy.legal_idle_horizon_days == 180
-    assert policy.window_days == 21
-    assert policy.version.startswith(RULE_VERSION + "+p")
+    assert policy.window_days == 21 and policy.history_days == 180
+    assert RULE_VERSION == "rules-4"
+    assert policy.version.startswith("rules-4+p") and len(policy.version) == len("rules-4+p") + 8
+    text = POLICY_PATH.read_text(encoding="utf-8")
+    assert "min_idle_days: 22" in text
     changed = tmp_path / "p.yaml"
-    changed.write_text(POLICY_PATH.read_text().replace("base_load_kwh: 1.2", "base_load_kwh: 1.5"))
-    assert Policy.load(changed).version != policy.version
+    changed.write_text(text.replace("min_idle_days: 22", "min_idle_days: 23"), encoding="utf-8")
+    other = Policy.load(changed)
+    assert other.vacancy.min_idle_days == 23 and other.version != policy.version
+    assert other.version.startswith("rules-4+p")
+
+
+# --- vacancy -----------------------------------------------------------------------------------------------
 
 
 def test_vacant_unit_is_flagged_with_reasons(policy: Policy) -> None:
-    empty_since = AS_OF - timedelta(days=29)
-    vac, sub = judge(policy, series(change_from=empty_since, elec=0.6, water=0.0, gas=0.0, entries=0,
-                                    strangers=0))
+    vac, sub = judge(policy, empty_since(AS_OF - timedelta(days=30)))
     assert vac.outcome is Outcome.FLAGGED and 0 < vac.score <= 1
     assert {"no_tenant_entries", "electricity_base_load", "water_near_zero", "idle_streak"} <= codes(vac)
-    streak = next(r for r in vac.reasons if r.code == "idle_streak")
-    assert streak.value == 30 and streak.baseline == 180 and streak.unit == "days"
-    elec = next(r for r in vac.reasons if r.code == "electricity_base_load")
-    assert elec.value == 0.6 and elec.baseline == 8.0 and "kWh" in elec.text
+    assert "water_constant_flow" not in codes(vac) and "drop_by_visits" not in codes(vac)
+    streak = reason(vac, "idle_streak")
+    assert (streak.value, streak.baseline, streak.unit) == (31, 180, "days")
+    assert (AS_OF - timedelta(days=30)).isoformat() in streak.text
+    entries = reason(vac, "no_tenant_entries")
+    assert (entries.value, entries.baseline) == (0, 50)  # entry days of the 60-day baseline, till empty
+    elec = reason(vac, "electricity_base_load")
+    assert (elec.value, elec.baseline, elec.unit) == (0.0, 7.0, "kWh/day")
+    water = reason(vac, "water_near_zero")
+    assert (water.value, water.baseline, water.unit) == (0.0, 10.0, "hours/day")
     assert all(set(r.to_dict()) == {"code", "text", "value", "baseline", "unit"} for r in vac.reasons)
-    assert vac.window_start == AS_OF - timedelta(days=20) and vac.window_end == AS_OF
+    assert vac.window_start == WINDOW_START and vac.window_end == AS_OF
+    assert vac.rule_version == policy.version
     assert sub.outcome is Outcome.CLEAR
 
 
-def test_base_load_limit_scales_with_own_baseline(policy: Policy) -> None:
-    rule = VacancyRule(policy)
-    assert rule.base_load_limit(None) == 1.2
-    assert rule.base_load_limit(20.0) == 5.0  # a big household's fridge and standby
+def test_fridge_and_water_heater_do_not_make_an_empty_flat_lived_in(policy: Policy) -> None:
+    # 1.5 to 2.5 kWh a day in all, above any old absolute limit: the shape (nothing above the floor but a
+    # water heater's reheats, no water event) is the evidence, not the total.
+    s = empty_since(AS_OF - timedelta(days=35), elec=2.5)  # 1.5 above the floor
+    s = with_days(s, {d: {**EMPTY, "elec": 3.0, "elec_active": 2.0}
+                      for d in days_between(AS_OF - timedelta(days=35), AS_OF, step=2)})
+    vac, _ = judge(policy, s)
+    assert vac.outcome is Outcome.FLAGGED
+    assert reason(vac, "idle_streak").value == 36
+    elec = reason(vac, "electricity_base_load")
+    assert elec.value is not None and 1.5 <= elec.value <= 2.0
+    assert "total 2.50 kWh/day" in elec.text
+    # The same totals with water events every day are a household.
+    lived, _ = judge(policy, empty_since(AS_OF - timedelta(days=35), elec=2.5, water=0.1))
+    assert lived.outcome is Outcome.CLEAR and lived.reasons == ()
 
 
-def test_sublet_needs_new_faces_as_the_tenants_stop_appearing(policy: Policy) -> None:
-    moved_out = AS_OF - timedelta(days=30)
-    strangers = (StrangerTrack("s-17", first_seen=moved_out + timedelta(days=2), days_in_window=15),)
-    # Same meters, no new faces: tenants who took to the car-park door, not a sublet.
-    s = series(change_from=moved_out, elec=7.0, water=0.25, entries=0, strangers=3)
-    vac, sub = judge(policy, s)
-    assert sub.outcome is Outcome.CLEAR and "no_new_faces" in codes(sub)
-    _, with_strangers = judge(
-        policy, series(change_from=moved_out, elec=7.0, water=0.25, entries=0, strangers=3, tracks=strangers)
-    )
-    assert with_strangers.outcome is Outcome.FLAGGED
-    assert {"no_tenant_entries", "electricity_in_use", "water_in_use", "tenant_presence_ended",
-            "recurring_strangers"} <= codes(with_strangers)
-    assert vac.outcome is Outcome.CLEAR
+def test_flat_empty_since_before_the_data_is_a_long_vacancy(policy: Policy) -> None:
+    vac, sub = judge(policy, empty_since(START))
+    assert vac.outcome is Outcome.FLAGGED
+    streak = reason(vac, "idle_streak")
+    assert (streak.value, streak.baseline) == (81, 180)
+    assert START.isoformat() in streak.text
+    assert reason(vac, "no_tenant_entries").baseline == 0  # no change needed: empty in the baseline too
+    assert reason(vac, "electricity_base_load").baseline == 0.0
+    assert sub.outcome is Outcome.CLEAR
+    shorter, _ = judge(policy, empty_since(AS_OF - timedelta(days=30)))
+    assert vac.score > shorter.score  # closer to the legal horizon
 
 
-def test_sublet_compares_to_peers_when_use_is_lower_than_own_history(policy: Policy) -> None:
-    moved_out = AS_OF - timedelta(days=30)
-    new = (StrangerTrack("s-9", first_seen=moved_out + timedelta(days=1), days_in_window=15),)
-    s = series(change_from=moved_out, elec=3.0, water=0.12, entries=0, tracks=new)
-    _, alone = judge(policy, s)
-    assert alone.outcome is Outcome.CLEAR  # 3.0 < 0.5 x 8.0 of its own history
-    _, with_peers = judge(policy, s, PeerStats("E01", units=40, elec_median=5.0, water_median=0.2))
-    assert with_peers.outcome is Outcome.FLAGGED
+def test_three_weeks_of_travel_is_not_vacancy_but_a_22nd_idle_day_is(policy: Policy) -> None:
+    trip, sub = judge(policy, empty_since(AS_OF - timedelta(days=20)))
+    assert trip.outcome is Outcome.CLEAR and sub.outcome is Outcome.CLEAR
+    short = reason(trip, "idle_streak_short")
+    assert (short.value, short.baseline, short.unit) == (21, 22, "days")
+    longer, _ = judge(policy, empty_since(AS_OF - timedelta(days=21)))
+    assert longer.outcome is Outcome.FLAGGED and reason(longer, "idle_streak").value == 22
+
+
+def test_two_weeks_in_hospital_is_clear(policy: Policy) -> None:
+    # Still away: 14 idle days, and the tenants entered on the window's first 7 days.
+    still_away, sub = judge(policy, empty_since(AS_OF - timedelta(days=13)))
+    assert still_away.outcome is Outcome.CLEAR and sub.outcome is Outcome.CLEAR
+    # Without gate entries to clear it, the idle run alone is short.
+    no_gate = with_days(empty_since(AS_OF - timedelta(days=13)),
+                        {d: {"entries": 0} for d in days_between(WINDOW_START, AS_OF - timedelta(days=14))})
+    alone, _ = judge(policy, no_gate)
+    assert alone.outcome is Outcome.CLEAR and reason(alone, "idle_streak_short").value == 14
+    stay = {d: EMPTY for d in days_between(AS_OF - timedelta(days=18), AS_OF - timedelta(days=5))}
+    back, sub = judge(policy, with_days(series(), stay))
+    assert back.outcome is Outcome.CLEAR and back.reasons == ()
+    assert sub.outcome is Outcome.CLEAR
+
+
+def test_drop_by_visits_every_one_to_three_weeks_do_not_reset_the_idle_run(policy: Policy) -> None:
+    visits = [AS_OF - timedelta(days=n) for n in (30, 19, 5)]
+    s = with_days(empty_since(AS_OF - timedelta(days=40)), {d: VISIT for d in visits})
+    vac, _ = judge(policy, s)
+    assert vac.outcome is Outcome.FLAGGED
+    assert reason(vac, "idle_streak").value == 41 - 3  # visit days skipped, not counted
+    drops = reason(vac, "drop_by_visits")
+    assert (drops.value, drops.unit) == (3, "days")
+    assert reason(vac, "no_tenant_entries").value == 2  # the two visits in the window
+
+
+def test_visits_on_consecutive_days_are_someone_living_on_little(policy: Policy) -> None:
+    # An elderly tenant: one water hour and a little light a day, rarely through the gate.
+    frugal: dict[str, Any] = dict(elec=1.3, water=0.03, gas=0.0, entries=0, strangers=0)
+    vac, sub = judge(policy, series(change_from=START, **frugal))
+    assert vac.outcome is Outcome.CLEAR and vac.reasons == ()
+    assert sub.outcome is Outcome.CLEAR
+    through_the_gate, _ = judge(policy, series(change_from=START, **{**frugal, "entries": 1}))
+    assert through_the_gate.outcome is Outcome.CLEAR
+
+
+def test_leaking_cistern_in_an_empty_flat_is_vacancy_but_a_household_is_not(policy: Policy) -> None:
+    since = AS_OF - timedelta(days=40)
+    # A constant flow rises the meter every hour by the same amount: no event above the day's floor.
+    vac, sub = judge(policy, empty_since(since, water=0.1, water_hours=0))
+    assert vac.outcome is Outcome.FLAGGED and sub.outcome is Outcome.CLEAR
+    leak = reason(vac, "water_constant_flow")
+    assert (leak.value, leak.baseline, leak.unit) == (0.1, 0.02, "m3/day")
+    assert reason(vac, "water_near_zero").value == 0.0
+    household, _ = judge(policy, empty_since(since, water=0.1))  # same total, in 3 hours of the day
+    assert household.outcome is Outcome.CLEAR and household.reasons == ()
+
+
+def test_unknown_days_are_skipped_never_counted_as_idle(policy: Policy) -> None:
+    outage = {d: OUTAGE for d in days_between(AS_OF - timedelta(days=12), AS_OF - timedelta(days=8))}
+    vac, _ = judge(policy, with_days(empty_since(AS_OF - timedelta(days=30)), outage))
+    assert vac.outcome is Outcome.FLAGGED and reason(vac, "idle_streak").value == 31 - 5
+    # 28 days without life, 8 of them unknown: 20 observed idle days are not enough.
+    outage = {d: OUTAGE for d in days_between(AS_OF - timedelta(days=15), AS_OF - timedelta(days=8))}
+    vac, _ = judge(policy, with_days(empty_since(AS_OF - timedelta(days=27)), outage))
+    assert vac.outcome is Outcome.CLEAR and reason(vac, "idle_streak_short").value == 20
+
+
+def test_electricity_only_days_are_idle_only_near_the_floor(policy: Policy) -> None:
+    since = AS_OF - timedelta(days=29)
+    dry, _ = judge(policy, empty_since(since, elec=1.5))
+    unknown, _ = judge(policy, empty_since(since, elec=1.5, water=None))  # 0.5 above the floor
+    assert unknown.outcome is Outcome.FLAGGED and "water_unknown" in codes(unknown)
+    assert "water_near_zero" not in codes(unknown)
+    assert reason(unknown, "water_unknown").value == 0.0
+    assert unknown.score < dry.score
+    # 1.5 kWh above the floor is idle with a still water meter, not without one to confirm it.
+    confirmed, _ = judge(policy, empty_since(since, elec=2.5))
+    assert confirmed.outcome is Outcome.FLAGGED
+    unconfirmed, _ = judge(policy, empty_since(since, elec=2.5, water=None))
+    assert unconfirmed.outcome is Outcome.CLEAR
+
+
+def test_more_than_three_entry_days_is_not_vacancy(policy: Policy) -> None:
+    entry_days = [AS_OF - timedelta(days=n) for n in (18, 13, 8, 3)]
+    s = with_days(empty_since(AS_OF - timedelta(days=40)), {d: {**EMPTY, "entries": 1} for d in entry_days})
+    vac, _ = judge(policy, s)
+    assert vac.outcome is Outcome.CLEAR and vac.reasons == ()
+    three = with_days(empty_since(AS_OF - timedelta(days=40)),
+                      {d: {**EMPTY, "entries": 1} for d in entry_days[:3]})
+    assert judge(policy, three)[0].outcome is Outcome.FLAGGED
+
+
+def test_silent_gate_vacancy_is_judged_on_the_meters(policy: Policy) -> None:
+    vac, sub = judge(policy, empty_since(AS_OF - timedelta(days=30), gate=0))
+    assert vac.outcome is Outcome.FLAGGED
+    entries = reason(vac, "no_tenant_entries")
+    assert "judged on the meters" in entries.text
+    assert sub.outcome is Outcome.NO_VERDICT and codes(sub) == {"gate_silent"}
+
+
+def test_peers_add_a_reason_but_do_not_decide(policy: Policy) -> None:
+    peers = PeerStats("E01", units=40, elec_median=5.0, water_median=0.2)
+    vac, _ = judge(policy, empty_since(AS_OF - timedelta(days=30)), peers)
+    assert vac.outcome is Outcome.FLAGGED
+    peer = reason(vac, "peer_electricity")
+    assert (peer.value, peer.baseline) == (0.6, 5.0)
+    normal, _ = judge(policy, series(), peers)
+    assert normal.outcome is Outcome.CLEAR
+
+
+# --- sublet ------------------------------------------------------------------------------------------------
 
 
 def test_normal_unit_is_not_flagged(policy: Policy) -> None:
     vac, sub = judge(policy, series())
     assert vac.outcome is Outcome.CLEAR and sub.outcome is Outcome.CLEAR
+    assert vac.reasons == () and sub.reasons == ()
 
 
-def test_ten_days_of_travel_is_not_flagged(policy: Policy) -> None:
-    s = series(change_from=AS_OF - timedelta(days=9), elec=0.7, water=0.0, entries=0)
+def test_sublet_is_flagged_when_tenants_stop_and_a_resident_stranger_appears(policy: Policy) -> None:
+    s = series(change_from=MOVED_OUT, tracks=(subtenant(),), **SUBLET)
     vac, sub = judge(policy, s)
-    assert vac.outcome is Outcome.CLEAR and sub.outcome is Outcome.CLEAR
+    assert sub.outcome is Outcome.FLAGGED and 0 < sub.score <= 1
+    assert {"no_tenant_entries", "flat_lived_in", "tenant_presence_ended",
+            "recurring_strangers"} <= codes(sub)
+    assert "tenant_faces_vanished" not in codes(sub)
+    entries = reason(sub, "no_tenant_entries")
+    assert (entries.value, entries.baseline) == (0, 50)
+    lived = reason(sub, "flat_lived_in")
+    assert (lived.value, lived.baseline) == (1.0, 0.6)
+    ended = reason(sub, "tenant_presence_ended")
+    assert (ended.value, ended.baseline) == (0.0, 1.0)
+    strangers = reason(sub, "recurring_strangers")
+    assert (strangers.value, strangers.baseline) == (1, 0)
+    assert (MOVED_OUT + timedelta(days=2)).isoformat() in strangers.text
+    assert vac.outcome is Outcome.CLEAR
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "presence_end returns a day within the tenants' last days of presence (the max_share_after tolerance), "
+    "so the 'tenant_presence_ended' reason dates the departure 5 days early and the stranger alignment "
+    "window [left - 7, left + 21] shifts with it"))
+def test_sublet_reason_dates_the_departure(policy: Policy) -> None:
+    _, sub = judge(policy, series(change_from=MOVED_OUT, tracks=(subtenant(),), **SUBLET))
+    assert reason(sub, "tenant_presence_ended").text.startswith(
+        f"Until {(MOVED_OUT - timedelta(days=1)).isoformat()} ")
+    # A face that appeared 8 days before the tenants left is outside the 7-day lead.
+    early = subtenant(first_seen=MOVED_OUT - timedelta(days=8), days_seen=35)
+    _, sub = judge(policy, series(change_from=MOVED_OUT, tracks=(early,), **SUBLET))
+    assert sub.outcome is Outcome.CLEAR
+
+
+def test_a_frugal_subtenant_is_flagged_on_the_shape_of_the_day(policy: Policy) -> None:
+    # 3 kWh and 0.12 m³ against 8 and 0.3 before: still cooking and washing every day.
+    s = series(change_from=MOVED_OUT, tracks=(subtenant(),), **{**SUBLET, "elec": 3.0, "water": 0.12})
+    _, alone = judge(policy, s)
+    assert alone.outcome is Outcome.FLAGGED
+    _, with_peers = judge(policy, s, PeerStats("E01", units=40, elec_median=5.0, water_median=0.2))
+    assert with_peers.outcome is Outcome.FLAGGED
+    in_use = reason(with_peers, "electricity_in_use")
+    assert (in_use.value, in_use.baseline) == (3.0, 5.0)
+
+
+def test_sublet_where_the_tenant_still_drops_by_is_flagged(policy: Policy) -> None:
+    drops = {AS_OF - timedelta(days=12): {**SUBLET, "entries": 1}, AS_OF - timedelta(days=4): {
+        **SUBLET, "entries": 1}}
+    s = with_days(series(change_from=MOVED_OUT, tracks=(subtenant(),), **SUBLET), drops)
+    _, sub = judge(policy, s)
+    assert sub.outcome is Outcome.FLAGGED
+    assert reason(sub, "no_tenant_entries").value == 2
+    assert "recurring_strangers" in codes(sub)
+
+
+@pytest.mark.parametrize("drop_by", [6, 10, 15, 18])
+def test_a_drop_by_at_any_time_after_leaving_does_not_hide_the_sublet(policy: Policy, drop_by: int) -> None:
+    s = with_days(series(change_from=MOVED_OUT, tracks=(subtenant(),), **SUBLET),
+                  {AS_OF - timedelta(days=drop_by): {**SUBLET, "entries": 1}})
+    _, sub = judge(policy, s)
+    assert sub.outcome is Outcome.FLAGGED and "recurring_strangers" in codes(sub)
+
+
+def test_side_door_household_is_not_a_sublet(policy: Policy) -> None:
+    vac, sub = judge(policy, series(change_from=MOVED_OUT, **SUBLET))
+    assert sub.outcome is Outcome.CLEAR and codes(sub) == {"no_new_faces"}
+    assert vac.outcome is Outcome.CLEAR
+    # Took to the side door before the data starts: no moment at which they stopped.
+    _, always = judge(policy, series(change_from=START, **SUBLET))
+    assert always.outcome is Outcome.CLEAR and codes(always) == {"no_presence_change"}
+
+
+def test_a_weekly_relative_is_not_a_new_occupant(policy: Policy) -> None:
+    # Seen on 1 day in 7 since the first sighting (resident share ~0.14), though on 3 window days.
+    relative = subtenant(days_seen=4, days_in_window=3)
+    assert relative.resident_share(end=AS_OF) == pytest.approx(4 / 29)
+    _, sub = judge(policy, series(change_from=MOVED_OUT, tracks=(relative,), **SUBLET))
+    assert sub.outcome is Outcome.CLEAR and codes(sub) == {"no_new_faces"}
+
+
+def test_strangers_who_were_always_there_or_came_much_later_are_not_support(policy: Policy) -> None:
+    old = subtenant(first_seen=START, days_seen=70)
+    _, sub = judge(policy, series(change_from=MOVED_OUT, tracks=(old,), **SUBLET))
+    assert sub.outcome is Outcome.CLEAR and codes(sub) == {"no_new_faces"}
+    late = subtenant(first_seen=AS_OF - timedelta(days=4), days_seen=5, days_in_window=5)
+    _, sub = judge(policy, series(change_from=MOVED_OUT, tracks=(late,), **SUBLET))
+    assert sub.outcome is Outcome.CLEAR and codes(sub) == {"no_new_faces"}
+
+
+def test_an_empty_flat_is_never_a_sublet(policy: Policy) -> None:
+    _, sub = judge(policy, empty_since(MOVED_OUT, strangers=3, tracks=(subtenant(),)))
+    assert sub.outcome is Outcome.CLEAR and sub.reasons == ()
+
+
+def test_lent_card_is_flagged_when_faces_vanish_while_the_card_is_used(policy: Policy) -> None:
+    s = series(change_from=MOVED_OUT, elec=7.0, water=0.25, entries=2, faces=0, strangers=3)
+    vac, sub = judge(policy, s)
+    assert sub.outcome is Outcome.FLAGGED
+    assert {"tenant_faces_vanished", "flat_lived_in", "tenant_presence_ended"} <= codes(sub)
+    assert "no_tenant_entries" not in codes(sub) and "recurring_strangers" not in codes(sub)
+    vanished = reason(sub, "tenant_faces_vanished")
+    assert (vanished.value, vanished.baseline) == (0, 21)  # faces on 0 days, the card on 21
+    assert vac.outcome is Outcome.CLEAR
+    # With the new face placed too, it says so.
+    _, both = judge(policy, series(change_from=MOVED_OUT, faces=0, tracks=(subtenant(),),
+                                   **{**SUBLET, "entries": 2}))
+    assert both.outcome is Outcome.FLAGGED and {"tenant_faces_vanished", "recurring_strangers"} <= codes(both)
+
+
+def test_lent_card_needs_seven_card_days(policy: Policy) -> None:
+    lived_no_entry = {**SUBLET, "strangers": 0}
+    card = {**lived_no_entry, "entries": 1, "faces": 0}
+
+    def used_on(n: int) -> UnitSeries:
+        last = WINDOW_START + timedelta(days=3 * n - 1)
+        return with_days(series(change_from=MOVED_OUT, **lived_no_entry),
+                         {d: card for d in days_between(WINDOW_START, last, step=3)})
+
+    _, seven = judge(policy, used_on(7))
+    assert seven.outcome is Outcome.FLAGGED and "tenant_faces_vanished" in codes(seven)
+    _, six = judge(policy, used_on(6))
+    assert six.outcome is Outcome.CLEAR and codes(six) == {"no_new_faces"}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "on the faces-only path 'tenant_presence_ended' reports the share of days with any entry "
+    "(card included: 1.0 against 1.0 before) and the card threshold, not the faces' drop"))
+def test_lent_card_presence_reason_shows_the_faces_drop(policy: Policy) -> None:
+    s = series(change_from=MOVED_OUT, elec=7.0, water=0.25, entries=2, faces=0, strangers=3)
+    _, sub = judge(policy, s)
+    ended = reason(sub, "tenant_presence_ended")
+    assert ended.value is not None and ended.baseline is not None and ended.value < ended.baseline
+
+
+def test_household_whose_faces_still_appear_is_not_a_lent_card(policy: Policy) -> None:
+    s = series(change_from=MOVED_OUT, elec=7.0, water=0.25, entries=2, faces=0, strangers=3)
+    faces = {d: {**SUBLET, "entries": 2, "faces": 1} for d in (AS_OF - timedelta(days=14), AS_OF - timedelta(
+        days=3))}
+    _, sub = judge(policy, with_days(s, faces))
+    assert sub.outcome is Outcome.CLEAR and sub.reasons == ()
+
+
+# --- no verdict --------------------------------------------------------------------------------------------
+
+
+def test_silent_gate_is_no_verdict_not_a_sublet(policy: Policy) -> None:
+    silent = {d: {**SUBLET, "gate": 0} for d in days_between(WINDOW_START, AS_OF) if d.day % 4}
+    s = with_days(series(change_from=MOVED_OUT, tracks=(subtenant(),), **SUBLET), silent)
+    _, sub = judge(policy, s)
+    assert sub.outcome is Outcome.NO_VERDICT and codes(sub) == {"gate_silent"}
+    gate = reason(sub, "gate_silent")
+    assert gate.value is not None and gate.value < 0.6 and gate.baseline == 0.6
+    assert sub.score == 0.0
 
 
 def test_three_week_meter_outage_is_no_verdict_not_vacancy(policy: Policy) -> None:
-    s = series(elec=None, water=None, gas=None, entries=0)
-    vac, sub = judge(policy, s)
-    assert vac.outcome is Outcome.NO_VERDICT and "low_coverage" in codes(vac)
+    vac, sub = judge(policy, series(**OUTAGE))
+    assert vac.outcome is Outcome.NO_VERDICT and codes(vac) == {"low_coverage"}
+    low = reason(vac, "low_coverage")
+    assert (low.value, low.baseline) == (0.0, 0.6)
+    assert sub.outcome is Outcome.NO_VERDICT and codes(sub) == {"low_coverage"}
+
+
+def test_low_coverage_blocks_both_rules_at_nine_unknown_days(policy: Policy) -> None:
+    base = empty_since(AS_OF - timedelta(days=40))
+    nine = with_days(base, {d: OUTAGE for d in days_between(AS_OF - timedelta(days=8), AS_OF)})
+    vac, sub = judge(policy, nine)
+    assert vac.outcome is Outcome.NO_VERDICT and reason(vac, "low_coverage").value == round(12 / 21, 3)
     assert sub.outcome is Outcome.NO_VERDICT
+    eight = with_days(base, {d: OUTAGE for d in days_between(AS_OF - timedelta(days=7), AS_OF)})
+    assert judge(policy, eight)[0].outcome is Outcome.FLAGGED
 
 
 def test_partial_outage_counts_only_known_days(policy: Policy) -> None:
-    # 8 unknown days and 13 lived-in ones: the unknown days must not drag the median to zero.
-    s = series(change_from=AS_OF - timedelta(days=7), elec=None, water=None)
-    vac, sub = judge(policy, s)
+    # 8 unknown days and 13 lived-in ones: the unknown days must not drag anything to zero.
+    vac, sub = judge(policy, series(change_from=AS_OF - timedelta(days=7), elec=None, water=None, gas=None))
     assert vac.outcome is Outcome.CLEAR and sub.outcome is Outcome.CLEAR
 
 
-def test_silent_gate_is_not_a_sublet(policy: Policy) -> None:
-    s = series(change_from=AS_OF - timedelta(days=30), entries=0, strangers=0, gate=0)
-    vac, sub = judge(policy, s)
-    assert sub.outcome is Outcome.NO_VERDICT and "gate_silent" in codes(sub)
-    assert vac.outcome is Outcome.NO_VERDICT
-
-
-def test_side_entrance_household_is_not_a_sublet(policy: Policy) -> None:
-    s = series(change_from=AS_OF - timedelta(days=80), entries=0)
-    _, sub = judge(policy, s)
-    assert sub.outcome is Outcome.CLEAR and "no_new_faces" in codes(sub)
-
-
-def test_elderly_household_with_tiny_use_is_not_vacant(policy: Policy) -> None:
-    s = series(change_from=AS_OF - timedelta(days=80), elec=1.0, water=0.06, entries=1)
-    vac, _ = judge(policy, s)
-    assert vac.outcome is Outcome.CLEAR
-
-
 def test_new_lease_gets_no_verdict(policy: Policy) -> None:
-    s = series(elec=0.5, water=0.0, entries=0, lease_start=AS_OF - timedelta(days=10))
-    vac, sub = judge(policy, s)
-    assert vac.outcome is Outcome.NO_VERDICT and "new_lease" in codes(vac)
-    assert sub.outcome is Outcome.NO_VERDICT
-
-
-def test_vacant_since_before_the_data_uses_absolute_limits(policy: Policy) -> None:
-    s = series(change_from=AS_OF - timedelta(days=80), elec=0.8, water=0.0, entries=0, strangers=0)
-    vac, sub = judge(policy, s)
-    assert vac.outcome is Outcome.FLAGGED
-    assert sub.outcome is Outcome.CLEAR
-
-
-def test_vacancy_with_unknown_water_is_flagged_with_lower_score(policy: Policy) -> None:
-    since = AS_OF - timedelta(days=29)
-    dry, _ = judge(policy, series(change_from=since, elec=0.6, water=0.0, entries=0))
-    unknown, _ = judge(policy, series(change_from=since, elec=0.6, water=None, entries=0))
-    assert unknown.outcome is Outcome.FLAGGED and "water_unknown" in codes(unknown)
-    assert unknown.score < dry.score
-
-
-def test_strangers_who_were_always_there_are_not_support(policy: Policy) -> None:
-    moved_out = AS_OF - timedelta(days=30)
-    old = (StrangerTrack("s-1", first_seen=AS_OF - timedelta(days=80), days_in_window=15),)
-    _, sub = judge(policy, series(change_from=moved_out, elec=7.0, water=0.25, entries=0, tracks=old))
-    assert sub.outcome is Outcome.CLEAR and "no_new_faces" in codes(sub)
-
-
-def test_three_weeks_of_travel_is_not_vacancy_but_a_fourth_idle_week_is(policy: Policy) -> None:
-    trip = series(change_from=AS_OF - timedelta(days=20), elec=0.7, water=0.0, entries=0)
-    vac, _ = judge(policy, trip)
-    assert vac.outcome is Outcome.CLEAR and "idle_streak_short" in codes(vac)
-    longer, _ = judge(policy, series(change_from=AS_OF - timedelta(days=27), elec=0.7, water=0.0, entries=0))
-    assert longer.outcome is Outcome.FLAGGED
-
-
-def test_drop_by_visit_does_not_reset_the_idle_streak(policy: Policy) -> None:
-    s = series(change_from=AS_OF - timedelta(days=40), elec=0.8, water=0.0, entries=0)
-    visit = AS_OF - timedelta(days=10)
-    days = tuple(replace(d, tenant_entries=1, elec_kwh=1.1, water_m3=0.02) if d.day == visit else d
-                 for d in s.days)
-    vac, _ = judge(policy, replace(s, days=days))
-    assert vac.outcome is Outcome.FLAGGED
-    assert next(r for r in vac.reasons if r.code == "idle_streak").value == 40  # the visit day not counted
-
-
-def test_leaking_cistern_in_an_empty_flat_is_vacancy_but_a_household_is_not(policy: Policy) -> None:
-    since = AS_OF - timedelta(days=40)
-    s = series(change_from=since, elec=0.8, water=0.2, entries=0, strangers=0)
-    leaking = replace(s, days=tuple(replace(d, water_night_m3_h=0.008 if d.day >= since else 0.0)
-                                    for d in s.days))
-    vac, sub = judge(policy, leaking)
-    assert vac.outcome is Outcome.FLAGGED and "water_constant_flow" in codes(vac)
-    assert sub.outcome is Outcome.CLEAR
-    quiet_nights = replace(s, days=tuple(replace(d, water_night_m3_h=0.0) for d in s.days))
-    vac, _ = judge(policy, quiet_nights)
-    assert vac.outcome is Outcome.CLEAR
+    vac, sub = judge(policy, empty_since(START, lease_start=AS_OF - timedelta(days=10)))
+    assert vac.outcome is Outcome.NO_VERDICT and codes(vac) == {"new_lease"}
+    assert sub.outcome is Outcome.NO_VERDICT and codes(sub) == {"new_lease"}
+    settled, _ = judge(policy, empty_since(START, lease_start=AS_OF - timedelta(days=30)))
+    assert settled.outcome is Outcome.FLAGGED
