@@ -145,34 +145,39 @@ def presence_end(
     days: Sequence[DailyFeatures], *, end: date, lookback_days: int, min_share_before: float,
     max_share_after: float, min_days_after: int, faces_only: bool = False,
 ) -> date | None:
-    """The latest day from which registered tenants (almost) stopped entering, or None.
+    """The day from which registered tenants (almost) stopped entering, or None.
 
-    It is the first day ``t`` of an absence such that, on the days the building's gate was working,
-    tenants entered on at least ``min_share_before`` of the ``lookback_days`` before ``t`` and on at most
-    ``max_share_after`` from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone),
-    with at least ``min_days_after`` gate days since ``t`` (a household out yesterday has not left).
-    ``faces_only`` counts only entries by a recognised face.
+    It is the first day ``t`` of an absence (a day without entries, after a day with one) such that, on
+    the days the building's gate was working, tenants entered on at least ``min_share_before`` of the
+    ``lookback_days`` before ``t`` (at least half of them observed) and on at most ``max_share_after``
+    from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone), with at least
+    ``min_days_after`` gate days since ``t`` (a household out yesterday has not left). Of the days that
+    qualify, the one where the share drops most: a later drop-by must not pass for the departure, nor
+    the last days of presence be absorbed into the absence. ``faces_only`` counts only recognised faces.
     """
     def entered(d: DailyFeatures) -> bool:
         return (d.tenant_face_entries if faces_only else d.tenant_entries) > 0
 
-    ordered = sorted((d for d in days if d.day <= end), key=lambda d: d.day)
-    gate = [d for d in ordered if d.gate_working]
+    gate = sorted((d for d in days if d.day <= end and d.gate_working), key=lambda d: d.day)
     if not gate:
         return None
-    # Candidates: the day after each day with an entry, latest first.
-    candidates = sorted({d.day + timedelta(days=1) for d in gate if entered(d)}, reverse=True)
-    for t in candidates:
-        if t > end:
-            continue
-        before = [d for d in gate if t - timedelta(days=lookback_days) <= d.day < t]
-        after = [d for d in gate if d.day >= t]
+    flags = [entered(d) for d in gate]
+    best: tuple[float, date] | None = None
+    for i in range(1, len(gate)):
+        if flags[i] or not flags[i - 1]:
+            continue  # an absence starts on a gate day without entries that follows one with entries
+        t = gate[i].day
+        after = flags[i:]
         if len(after) < min_days_after:
+            break
+        lo = t - timedelta(days=lookback_days)
+        before = [f for d, f in zip(gate[:i], flags[:i], strict=True) if d.day >= lo]
+        if len(before) < lookback_days / 2:
             continue
-        if not before:
-            continue
-        share_before = sum(1 for d in before if entered(d)) / len(before)
-        share_after = sum(1 for d in after if entered(d)) / len(after)
+        share_before = sum(before) / len(before)
+        share_after = sum(after) / len(after)
         if share_before >= min_share_before and share_after <= max_share_after:
-            return t
-    return None
+            drop = share_before - share_after
+            if best is None or drop > best[0]:
+                best = (drop, t)
+    return None if best is None else best[1]

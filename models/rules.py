@@ -389,7 +389,15 @@ class SubletRule:
         days = series.days
         active = _window_median(days, "elec_active_kwh", start=ctx.start, end=ctx.end)
         water_hours = _window_median(days, "water_active_hours", start=ctx.start, end=ctx.end)
-        before = summarize(days, start=left - timedelta(days=p.lookback_days), end=left - timedelta(days=1))
+        def shares(start: date, end: date) -> tuple[int, int]:
+            gate = [d for d in days if start <= d.day <= end and d.gate_working]
+            seen = sum(1 for d in gate if (d.tenant_face_entries if faces_only else d.tenant_entries))
+            return seen, len(gate)
+
+        before_days, before_gate = shares(left - timedelta(days=p.lookback_days), left - timedelta(days=1))
+        now_days, now_gate = shares(ctx.start, ctx.end)
+        who = "tenants' faces were recognised" if faces_only else "tenants entered"
+        limit = p.max_face_share_after if faces_only else p.max_presence_share_after
         reasons = [
             Reason(
                 "tenant_faces_vanished",
@@ -410,10 +418,10 @@ class SubletRule:
             ),
             Reason(
                 "tenant_presence_ended",
-                f"Until {(left - timedelta(days=1)).isoformat()} tenants entered on "
-                f"{before.tenant_entry_days} of {before.gate_days} gate days; since then on at most "
-                f"{p.max_presence_share_after:.0%} of them.",
-                value=round(w.presence_share, 3), baseline=round(before.presence_share, 3),
+                f"Until {(left - timedelta(days=1)).isoformat()} {who} on {before_days} of {before_gate} "
+                f"gate days; since then on at most {limit:.0%} of them.",
+                value=round(now_days / now_gate, 3) if now_gate else None,
+                baseline=round(before_days / before_gate, 3) if before_gate else None,
                 unit="share of gate days",
             ),
             *([] if not aligned else [Reason(

@@ -5,8 +5,19 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, timedelta
 
+import numpy as np
+
 from device_sims.household import LOCAL_TZ, EstateModel, make_estate
+from hub.features import ACTIVE_STEP
 from models.features import DailyFeatures, StrangerTrack, UnitSeries
+
+
+def _activity(hourly: np.ndarray, meter: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per day: use above the day's lowest hour, and hours at least one appliance event above it, as
+    ``hub/features.py`` derives them from the registers (tested there on real readings)."""
+    days = hourly.reshape(-1, 24)
+    above = days - days.min(axis=1, keepdims=True)
+    return above.sum(axis=1), (above >= ACTIVE_STEP[meter]).sum(axis=1)
 from models.rules import Policy, SubletRule, VacancyRule
 from tests.device_sims.factories import START
 
@@ -29,12 +40,18 @@ def _series(model: EstateModel, as_of: date, policy: Policy) -> list[tuple[str, 
     out: list[tuple[str, UnitSeries]] = []
     for u in model.spec.units:
         elec, water = model.daily(u.unit_id, "electricity"), model.daily(u.unit_id, "water")
+        elec_active, _ = _activity(model.hourly(u.unit_id, "electricity"), "electricity")
+        _, water_hours = _activity(model.hourly(u.unit_id, "water"), "water")
+        _, gas_hours = _activity(model.hourly(u.unit_id, "gas"), "gas")
         days = tuple(
             DailyFeatures(
                 day=first + timedelta(days=i), elec_kwh=float(elec[i]), water_m3=float(water[i]),
                 tenant_entries=entries[u.unit_id, first + timedelta(days=i)],
                 strangers_building=len(strangers[u.building, first + timedelta(days=i)]),
                 gate_events_building=events[u.building, first + timedelta(days=i)],
+                elec_active_kwh=float(elec_active[i]), water_active_hours=int(water_hours[i]),
+                gas_active_hours=int(gas_hours[i]),
+                tenant_face_entries=entries[u.unit_id, first + timedelta(days=i)],
             )
             for i in range(model.spec.days)
         )
@@ -42,7 +59,8 @@ def _series(model: EstateModel, as_of: date, policy: Policy) -> list[tuple[str, 
         for (building, track), ds in seen.items():
             in_window = [d for d in ds if window_start <= d <= as_of]
             if building == u.building and len(in_window) >= policy.sublet.stranger_min_days:
-                tracks.append(StrangerTrack(track, first_seen=min(ds), days_in_window=len(in_window)))
+                tracks.append(StrangerTrack(track, first_seen=min(ds), days_in_window=len(in_window),
+                                            days_seen=len([d for d in ds if d <= as_of])))
         out.append((u.behaviour, UnitSeries(u.unit_id, u.estate_id, days, u.lease_start, tuple(tracks))))
     return out
 

@@ -17,6 +17,12 @@ INSERT_DAILY = (
     "INSERT INTO unit_daily (unit_id, day, elec_kwh, water_m3, gas_m3, elec_hours, water_hours,"
     " gas_hours, tenant_entries, strangers_building, gate_events_building)"
 )
+INSERT_ACTIVE = (
+    "INSERT INTO unit_daily (unit_id, day, elec_kwh, water_m3, gas_m3, elec_hours, water_hours,"
+    " gas_hours, tenant_entries, strangers_building, gate_events_building, elec_active_kwh,"
+    " elec_active_hours, water_active_m3, water_active_hours, gas_active_hours, tenant_face_entries)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 
 
 @pytest.fixture
@@ -30,19 +36,21 @@ def add_days(
     conn: psycopg.Connection, unit_id: str, *, days: int = 81, vacant_last: int = 0, elec: float = 7.5,
     gate: int = 40,
 ) -> None:
-    """Daily features ending on AS_OF: a lived-in flat, empty for the last ``vacant_last`` days."""
+    """Daily features ending on AS_OF: a lived-in flat, empty for the last ``vacant_last`` days.
+
+    Lived-in days show what any household does (water in 8 hours, 2 cooking hours, 6.5 kWh above the
+    floor); empty days a fridge's 0.6 kWh with nothing above its floor.
+    """
     rows = []
     for i in range(days):
         d = AS_OF - timedelta(days=days - 1 - i)
         empty = i >= days - vacant_last
+        entries = 0 if empty else 3
         rows.append((unit_id, d, 0.6 if empty else elec, 0.0 if empty else 0.3, 0.0 if empty else 0.4,
-                     24, 24, 24, 0 if empty else 3, 1, gate))
+                     24, 24, 24, entries, 1, gate, 0.0 if empty else elec - 1.0, 0 if empty else 10,
+                     0.0 if empty else 0.3, 0 if empty else 8, 0 if empty else 2, entries))
     with conn.cursor() as cur:
-        cur.executemany(
-            INSERT_DAILY +
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            rows,
-        )
+        cur.executemany(INSERT_ACTIVE, rows)
 
 
 def count(conn: psycopg.Connection, sql: str) -> int:
@@ -72,8 +80,9 @@ def test_vacant_unit_gets_one_alert_case_and_outbox_row_even_when_run_twice(conn
     assert (unit_id, kind, status, w_end, first_flagged) == ("E01-1-0101", "vacancy", "open", AS_OF, AS_OF)
     assert w_start == AS_OF - timedelta(days=20) and 0 < score <= 1
     assert {"no_tenant_entries", "electricity_base_load", "water_near_zero"} <= {r["code"] for r in reasons}
-    assert len(evidence["days"]) == len(evidence["electricity"]) == 81
-    assert evidence["electricity"][-1] == 0.6 and evidence["tenant_entries"][0] == 3
+    assert len(evidence["days"]) == len(evidence["electricity"]) == 180  # the traced history
+    assert evidence["electricity"][-1] == 0.6 and evidence["tenant_entries"][-81] == 3
+    assert evidence["electricity"][0] is None  # before the data: unknown, not empty
 
     case = conn.execute("SELECT id, alert_id, status, evidence, evidence_sha256 FROM cases").fetchall()
     assert len(case) == 1
@@ -87,7 +96,7 @@ def test_vacant_unit_gets_one_alert_case_and_outbox_row_even_when_run_twice(conn
     assert (o_case, key, state) == (case_id, f"anju-case-{case_id}", "pending")
     assert payload["case_ref"] == f"ANJU-{case_id}" and payload["evidence_sha256"] == digest
     assert set(payload) == {"case_ref", "unit_id", "estate_id", "kind", "opened_at", "summary", "reasons",
-                            "evidence_sha256"}
+                            "evidence_sha256", "audit_checkpoint"}
     actions = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY seq").fetchall()]
     assert actions == ["alert.opened", "case.opened", "tenancy.queued"]
     assert count(conn, "SELECT count(*) FROM audit_log WHERE actor <> 'system:detector'") == 0
@@ -207,8 +216,8 @@ def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connec
     conn.commit()
     loaded = {s.unit_id: s for s in _load_series(conn, as_of=AS_OF, policy=policy)[0]}
     assert len(loaded["E01-1-0101"].days) == policy.window_days
-    assert len(loaded["E01-1-0102"].days) == policy.window_days + policy.baseline_days
-    assert sum(d.tenant_entries for d in loaded["E01-1-0101"].days) > max_window_entries(policy)
+    assert len(loaded["E01-1-0102"].days) == 81  # all it has of the traced history
+    assert sum(1 for d in loaded["E01-1-0101"].days if d.tenant_entries) > max_window_entries(policy)
     conn.rollback()
 
 
@@ -226,13 +235,40 @@ def test_a_busy_units_verdicts_do_not_depend_on_its_baseline_days() -> None:
         f.series(elec=None, water=None, entries=2),  # outage
         f.series(elec=0.5, water=0.0, entries=1, gate=0),  # silent gate (entries regardless)
         f.series(elec=9.0, water=0.4, entries=2, lease_start=f.AS_OF - timedelta(days=5)),
+        f.series(elec=8.0, water=0.3, entries=1, faces=1),  # faces still seen daily with the card
     ]
     for full in cases:
         window_only = type(full)(
             unit_id=full.unit_id, estate_id=full.estate_id, days=full.between(start, end),
             lease_start=full.lease_start, strangers=full.strangers,
         )
-        assert sum(d.tenant_entries for d in window_only.days) > max(
-            policy.vacancy.max_tenant_entries, policy.sublet.max_tenant_entries)
+        assert sum(1 for d in window_only.days if d.tenant_entries) > max(
+            policy.vacancy.max_entry_days, policy.sublet.max_entry_days)
         for rule in (VacancyRule(policy), SubletRule(policy)):
             assert rule.evaluate(full, as_of=f.AS_OF) == rule.evaluate(window_only, as_of=f.AS_OF)
+
+
+def test_a_days_verdicts_do_not_depend_on_earlier_runs(database_url: str) -> None:
+    """The same data judged on day D gives the same flags whether detection ran on earlier days or not:
+    a daily hub and a city switching anju on with its history see the same units on D."""
+    def seeded(conn: psycopg.Connection) -> None:
+        prepare_schema(conn)
+        for unit, vacant in (("E01-1-0101", 40), ("E01-1-0102", 0), ("E01-1-0103", 25), ("E01-1-0104", 10)):
+            add_unit(conn, unit)
+            add_days(conn, unit, vacant_last=vacant)
+        conn.commit()
+
+    def flagged(conn: psycopg.Connection, day: date) -> set[str]:
+        conn.execute("SELECT 1")  # an outer transaction, rolled back: only this run's verdicts are read
+        run_detection(conn, as_of=day)
+        units = {r[0] for r in conn.execute("SELECT unit_id FROM alerts WHERE last_flagged = %s", (day,))}
+        conn.rollback()
+        return units
+
+    with psycopg.connect(database_url) as conn:
+        seeded(conn)
+        alone = flagged(conn, AS_OF)
+        for k in range(30, 0, -1):  # a month of daily runs first
+            run_detection(conn, as_of=AS_OF - timedelta(days=k))
+            conn.commit()
+        assert flagged(conn, AS_OF) == alone == {"E01-1-0101", "E01-1-0103"}

@@ -167,10 +167,6 @@ def ended(days: list[DailyFeatures], *, faces_only: bool = False) -> date | None
 LEFT = AS_OF - timedelta(days=29)  # first day without tenants in the series below
 GONE = [*[{}] * 40, *[{"entries": 0}] * 30]
 
-EARLY_END = pytest.mark.xfail(strict=True, reason=(
-    "presence_end may return a day on which the tenants still entered: the max_share_after tolerance "
-    "absorbs the last days of presence (earliest-first search: up to 15% of the days since, 5 days here; "
-    "and a last entry day counts toward min_days_after)"))
 
 
 def test_tenants_who_left_have_a_presence_end_no_later_than_their_last_absence() -> None:
@@ -182,7 +178,6 @@ def test_tenants_who_left_have_a_presence_end_no_later_than_their_last_absence()
     assert found is not None and found <= LEFT
 
 
-@EARLY_END
 def test_presence_end_is_the_first_day_without_tenants() -> None:
     assert ended(run_of(*GONE)) == LEFT
     drop_by = [*[{}] * 40, *[{"entries": 0}] * 14, {"entries": 1}, *[{"entries": 0}] * 15]
@@ -199,7 +194,6 @@ def test_a_household_out_for_five_days_has_not_left() -> None:
     assert ended(run_of(*[{}] * 60, *[{"entries": 0}] * 5)) is None
 
 
-@EARLY_END
 def test_an_absence_needs_ten_gate_days_without_tenants() -> None:
     assert ended(run_of(*[{}] * 60, *[{"entries": 0}] * 9)) is None
     assert ended(run_of(*[{}] * 60, *[{"entries": 0}] * 10)) == AS_OF - timedelta(days=9)
@@ -213,9 +207,6 @@ def test_tenants_who_rarely_used_the_gate_have_no_presence_end() -> None:
     assert ended(run_of(*rare, *[{"entries": 0}] * 30)) is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "presence_end judges 'before' on however few gate days precede t: at the start of the data one day "
-    "with an entry is a share of 1.0, so a household entering once in 10 days gets an end on day 2"))
 def test_one_day_of_data_is_no_evidence_of_presence_before() -> None:
     rare = [{} if i % 10 == 0 else {"entries": 0} for i in range(40)]
     assert ended(run_of(*rare, *[{"entries": 0}] * 30)) is None
@@ -234,7 +225,6 @@ def test_faces_only_sees_a_lent_card() -> None:
     assert found is not None and found <= LEFT
 
 
-@EARLY_END
 def test_faces_only_end_is_the_first_day_without_faces() -> None:
     days = run_of(*[{}] * 40, *[{"entries": 1, "faces": 0}] * 30)
     assert ended(days, faces_only=True) == LEFT
