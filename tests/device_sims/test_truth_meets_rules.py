@@ -10,6 +10,8 @@ import numpy as np
 from device_sims.household import LOCAL_TZ, EstateModel, make_estate
 from hub.features import ACTIVE_STEP
 from models.features import DailyFeatures, StrangerTrack, UnitSeries
+from models.rules import Policy, SubletRule, VacancyRule
+from tests.device_sims.factories import START
 
 
 def _activity(hourly: np.ndarray, meter: str) -> tuple[np.ndarray, np.ndarray]:
@@ -18,8 +20,6 @@ def _activity(hourly: np.ndarray, meter: str) -> tuple[np.ndarray, np.ndarray]:
     days = hourly.reshape(-1, 24)
     above = days - days.min(axis=1, keepdims=True)
     return above.sum(axis=1), (above >= ACTIVE_STEP[meter]).sum(axis=1)
-from models.rules import Policy, SubletRule, VacancyRule
-from tests.device_sims.factories import START
 
 
 def _series(model: EstateModel, as_of: date, policy: Policy) -> list[tuple[str, UnitSeries]]:
