@@ -67,6 +67,7 @@ class UnitSeries:
     lease_start: date | None = None
     strangers: tuple[StrangerTrack, ...] = ()
     strangers_scope: str = "building"  # "floor" when corridor cameras let strangers be placed on a floor
+    building: str | None = None  # the building whose gate and strangers the unit shares
 
     def between(self, start: date, end: date) -> tuple[DailyFeatures, ...]:
         """The days in ``[start, end]``, inclusive."""

@@ -19,6 +19,7 @@ from models.activity import ActivityPolicy, idle_run, life_counts, presence_end
 from models.features import (
     DailyFeatures,
     PeerStats,
+    StrangerTrack,
     UnitSeries,
     WindowSummary,
     summarize,
@@ -323,11 +324,42 @@ class SubletRule:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
+    def departure(self, series: UnitSeries, ctx: RuleContext) -> tuple[date, bool] | None:
+        """When the registered household of a lived-in unit stopped entering (and whether judged on faces
+        alone: a card still in use), or None; what the stranger attribution of a building compares."""
+        p = self.policy.sublet
+        entry_days = _entry_days(series.days, start=ctx.start, end=ctx.end)
+        faces_only = entry_days > p.max_entry_days
+        if faces_only and sum(1 for d in series.days if ctx.start <= d.day <= ctx.end
+                              and d.tenant_face_entries > 0) > p.max_face_days:
+            return None
+        life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=self.policy.activity)
+        if life.lived_share < p.min_lived_share:
+            return None
+        left = presence_end(
+            series.days, end=ctx.end, lookback_days=p.lookback_days,
+            min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
+            max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
+            min_days_after=p.min_absent_gate_days, faces_only=faces_only)
+        return None if left is None else (left, faces_only)
+
+    def aligned(self, series: UnitSeries, *, left: date, end: date) -> tuple[StrangerTrack, ...]:
+        """The unit's recurring, resident-like stranger tracks that first appeared as its tenants left."""
+        p = self.policy.sublet
+        lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
+        return tuple(
+            s for s in series.strangers
+            if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
+            and s.resident_share(end=end) >= p.min_resident_share
+        )
+
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
-        context: RuleContext | None = None,
+        context: RuleContext | None = None, claimed: tuple[StrangerTrack, ...] | None = None,
     ) -> Verdict:
-        """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already)."""
+        """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already;
+        ``claimed``: the aligned strangers the building's attribution gave this unit, see
+        ``attribute_strangers``; by default every aligned stranger near it counts)."""
         pol, p = self.policy, self.policy.sublet
         ctx = context or rule_context(series, as_of=as_of, policy=pol)
         w, b = ctx.window, ctx.baseline
@@ -368,12 +400,7 @@ class SubletRule:
             return verdict(Outcome.CLEAR, 0.0, [Reason(
                 "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
                 "they stopped: a household that uses another entrance looks the same.")])
-        lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
-        aligned = [
-            s for s in series.strangers
-            if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
-            and s.resident_share(end=ctx.end) >= p.min_resident_share
-        ]
+        aligned = list(self.aligned(series, left=left, end=ctx.end) if claimed is None else claimed)
         card_days = entry_days - face_days
         if not aligned and faces_only and card_days >= p.min_card_days:
             # Their card or code is used day after day, their faces never: a lent card, even if no new
@@ -442,3 +469,24 @@ class SubletRule:
         score = (0.6 + 0.2 * min(len(aligned) / 2, 1.0) + 0.2 * life.lived_share)
         score *= min(w.elec_coverage, w.water_coverage, 1.0)
         return verdict(Outcome.FLAGGED, score, reasons)
+
+
+def attribute_strangers(
+    claims: dict[str, tuple[date, tuple[StrangerTrack, ...]]],
+) -> dict[str, tuple[StrangerTrack, ...]]:
+    """Give each new face to the unit(s) whose household left closest to its first sighting.
+
+    ``claims``: per unit of one building, the day its household left and the aligned tracks near it. In a
+    building with one entrance gate, the subtenants of one flat also line up, by chance, with a household
+    elsewhere that took to the car-park door at about the same time; a face moves into one flat, so it
+    supports only the departure it matches best (ties go to both).
+    """
+    best: dict[str, int] = {}
+    for left, tracks in claims.values():
+        for t in tracks:
+            gap = abs((t.first_seen - left).days)
+            best[t.track] = min(best.get(t.track, gap), gap)
+    return {
+        unit: tuple(t for t in tracks if abs((t.first_seen - left).days) == best[t.track])
+        for unit, (left, tracks) in claims.items()
+    }

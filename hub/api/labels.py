@@ -101,6 +101,7 @@ UNITS: Table = {
     "tracks": ("人", "people"),
     "strangers/day": ("人/天", "strangers/day"),
     "per day": ("次/天", "per day"),
+    "hours/day": ("小时/天", "hours/day"),
     "people/day": ("人/天", "people/day"),
 }
 
@@ -204,6 +205,26 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "住户不再刷门禁，但没有新面孔：可能走了其他入口",
         "Tenants stopped using the gate but no new faces appeared: likely another entrance",
         None,
+    ),
+    "no_presence_change": (
+        "住户很少刷门禁，但看不出何时离开：可能一直走其他入口",
+        "Tenants rarely use the gate, with no time at which they stopped: likely another entrance",
+        None,
+    ),
+    "drop_by_visits": (
+        "偶尔短暂回来（少量用水、开灯后又无人），不算有人居住",
+        "Short visits (a little water and light, then nothing again) do not make the flat lived in",
+        None,
+    ),
+    "flat_lived_in": (
+        "房内有人生活（每天用水、做饭、用电高于待机）",
+        "The flat is lived in (water, cooking and electricity above standby most days)",
+        "vs_limit",
+    ),
+    "tenant_faces_vanished": (
+        "登记住户的人脸不再出现，但其门卡或密码仍每天在用：可能转借他人",
+        "The registered tenants' faces vanished while their card or code is still used: possibly lent out",
+        "vs_before",
     ),
 }
 

@@ -25,7 +25,16 @@ from models.features import (
     summarize,
     window_bounds,
 )
-from models.rules import Outcome, Policy, SubletRule, VacancyRule, Verdict, rule_context
+from models.rules import (
+    Outcome,
+    Policy,
+    RuleContext,
+    SubletRule,
+    VacancyRule,
+    Verdict,
+    attribute_strangers,
+    rule_context,
+)
 from models.scoring import AtOpening, with_models
 
 
@@ -149,7 +158,7 @@ def _load_series(
                                          floor=floor)
             series.append(UnitSeries(
                 unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
-                strangers_scope=scope,
+                strangers_scope=scope, building=building,
                 days=tuple(map(DailyFeatures, days, elec, water, gas, entries, strangers, gate, water_night,
                                elec_active, elec_hours, water_active, water_hours, gas_hours, faces)),
             ))
@@ -285,12 +294,18 @@ def run_detection(
         learned = {kind: latest_verdict_model(conn, kind=kind) if models else None
                    for kind in ("vacancy", "sublet")}
         opened = _open_alerts_at_opening(conn)
-        rules = (VacancyRule(policy), SubletRule(policy))
+        vacancy, sublet = VacancyRule(policy), SubletRule(policy)
+        claimed = _claimed_strangers(all_series, contexts, sublet)
         counts: dict[str, int] = defaultdict(int)
         for series in all_series:
-            for rule in rules:
-                verdict = rule.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
-                                        context=contexts[series.unit_id])
+            for rule in (vacancy, sublet):
+                if rule is sublet:
+                    verdict = sublet.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
+                                              context=contexts[series.unit_id],
+                                              claimed=claimed.get(series.unit_id, ()))
+                else:
+                    verdict = vacancy.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
+                                               context=contexts[series.unit_id])
                 if verdict.outcome is Outcome.NO_VERDICT:
                     counts["no_verdict"] += 1
                 elif verdict.flagged:
@@ -306,6 +321,26 @@ def run_detection(
                     for key in done:
                         counts[key] += 1
         return DetectionResult(as_of=as_of, units=len(all_series), **counts)
+
+
+def _claimed_strangers(
+    all_series: list[UnitSeries], contexts: dict[str, RuleContext], rule: SubletRule,
+) -> dict[str, tuple[StrangerTrack, ...]]:
+    """Per unit, the new faces its building's attribution gives it (see ``attribute_strangers``)."""
+    Claims = dict[str, tuple[date, tuple[StrangerTrack, ...]]]
+    claims: dict[tuple[str, str | None], Claims] = defaultdict(dict)
+    for s in all_series:
+        if not s.strangers:
+            continue
+        ctx = contexts[s.unit_id]
+        left = rule.departure(s, ctx)
+        if left is not None:
+            tracks = rule.aligned(s, left=left[0], end=ctx.end)
+            claims[(s.estate_id, s.building)][s.unit_id] = (left[0], tracks)
+    out: dict[str, tuple[StrangerTrack, ...]] = {}
+    for building in claims.values():
+        out.update(attribute_strangers(building))
+    return out
 
 
 def _open_alerts_at_opening(conn: psycopg.Connection) -> dict[tuple[str, str], AtOpening]:

@@ -1,0 +1,26 @@
+"""Every reason code the rules and models can give has words in both languages on the inspector's page."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import models
+from hub.api.labels import REASONS
+
+
+def _codes(path: Path) -> set[str]:
+    """The first argument of every ``Reason("code", ...)`` call in a module."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Reason"
+                and node.args and isinstance(node.args[0], ast.Constant)):
+            found.add(str(node.args[0].value))
+    return found
+
+
+def test_every_reason_code_has_a_label() -> None:
+    folder = Path(models.__file__).parent
+    codes = set().union(*(_codes(p) for p in folder.glob("*.py")))
+    assert {"idle_streak", "flat_lived_in", "tenant_faces_vanished", "drop_by_visits"} <= codes
+    assert codes - set(REASONS) == set()
