@@ -166,3 +166,46 @@ def test_incremental_refresh_matches_full_refresh(conn: psycopg.Connection) -> N
 
 def test_empty_database_refreshes_nothing(conn: psycopg.Connection) -> None:
     assert refresh_daily_features(conn) == 0
+
+
+def _cumulative(d: date, per_hour: list[float], *, start: float = 100.0) -> list[tuple[datetime, float]]:
+    """Register values at each local hour of ``d`` (and 00:00 of the next day) from hourly use."""
+    out, value = [(at(d, 0), start)], start
+    for h, use in enumerate(per_hour):
+        value = round(value + use, 3)
+        out.append((at(d, h + 1) if h < 23 else at(d + timedelta(days=1), 0), value))
+    return out
+
+
+def test_activity_signatures_tell_an_empty_flat_from_a_lived_in_one(conn: psycopg.Connection) -> None:
+    """An empty flat's fridge and water heater use 2 kWh a day with nothing above the floor that looks like
+    people; a leaking cistern flows at a constant rate with no water event; a household flushes, washes
+    and cooks in many hours of the day."""
+    add_unit(conn, "EMPTY")
+    add_unit(conn, "HOME")
+    add_unit(conn, "OUT_1")
+    heater = [0.05] * 24
+    for h in (3, 11, 19):
+        heater[h] += 0.35  # standby reheats of a water heater left on
+    add_readings(conn, "EMPTY", "electricity", _cumulative(D1, heater))
+    add_readings(conn, "EMPTY", "water", _cumulative(D1, [0.004] * 24))  # a leak: 4 L an hour, day and night
+    lived = [0.1] * 7 + [0.6, 0.4, 0.1, 0.1, 0.5, 0.7, 0.2, 0.1, 0.1, 0.2, 0.5, 1.2, 1.5, 1.3, 0.9, 0.4, 0.2]
+    water = [0.0] * 6 + [0.02, 0.05, 0.01, 0, 0.006, 0.01, 0.02, 0, 0, 0, 0.008, 0.015, 0.03, 0.06, 0.04,
+                         0.01, 0, 0]
+    add_readings(conn, "HOME", "electricity", _cumulative(D1, lived))
+    add_readings(conn, "HOME", "water", _cumulative(D1, water))
+    gas = [0.0] * 7 + [0.05] + [0.0] * 10 + [0.1, 0.05] + [0.0] * 4  # breakfast and dinner
+    add_readings(conn, "HOME", "gas", _cumulative(D1, gas))
+    conn.commit()
+    refresh_daily_features(conn, since=D1, until=D1)
+    conn.commit()
+    rows = {r[0]: r[1:] for r in conn.execute(
+        "SELECT unit_id, elec_kwh, elec_active_kwh, elec_active_hours, water_m3, water_active_hours,"
+        " gas_active_hours FROM unit_daily WHERE day = %s", (D1,))}
+    e_kwh, e_active, e_hours, w_m3, w_hours, g_hours = rows["EMPTY"]
+    assert 2.2 < e_kwh < 2.3 and e_active == pytest.approx(1.05, abs=0.01) and e_hours == 3
+    assert w_m3 == pytest.approx(0.092, abs=0.002) and w_hours == 0 and g_hours is None  # 23 hours on D1
+    e_kwh, e_active, e_hours, w_m3, w_hours, g_hours = rows["HOME"]
+    assert e_active > 7 and e_hours >= 10
+    assert w_hours == 12 and g_hours == 3
+    assert rows["OUT_1"] == (None, None, None, None, None, None)  # no readings: unknown, never zero
