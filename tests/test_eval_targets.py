@@ -1,0 +1,41 @@
+"""Detection against both household models, at a small size: the figures must stay above the targets.
+
+The two generators were written independently (``device_sims/scenarios.py`` and
+``device_sims/appliances.py``); the rules were not fitted to either (the thresholds in
+``models/policy.yaml`` are physical). This is the regression guard for what ``anju eval --cross`` reports
+at full size (bench/README.md), in the mode that judges six months of history at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from anju.cmd_eval import run_scenario
+
+pytestmark = pytest.mark.integration
+
+# Per generator and kind: (min precision, min recall). The sublet recall on the appliance model is below
+# the issue's 0.85 target (tenants' cards lent to subtenants with no face ever recognised, sublets older
+# than the data): a known gap named in bench/README.md, guarded here so that it cannot get worse unseen.
+FLOORS = {
+    ("households", "vacancy"): (0.95, 0.95),
+    ("households", "sublet"): (0.90, 0.85),
+    ("appliances", "vacancy"): (0.95, 0.95),
+    ("appliances", "sublet"): (0.85, 0.50),
+}
+
+
+@pytest.mark.parametrize("generator", ["households", "appliances"])
+def test_history_import_and_one_detection_meet_the_floors(
+    generator: str, database_url: str, tmp_path: Path
+) -> None:
+    run = run_scenario(generator=generator, units=400, days=150, seed=7, workdir=tmp_path,
+                       database_url=database_url, modes=("once",), models=False, log=lambda _: None)
+    report = run.reports["once"]
+    for k in report.kinds:
+        precision, recall = FLOORS[(generator, k.kind)]
+        assert k.positives >= 10, (k.kind, k.positives)
+        assert k.precision >= precision and k.recall >= recall, (generator, report.table())
+        assert k.false_per_1000_unit_months <= 2.0, (generator, report.table())
