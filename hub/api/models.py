@@ -188,13 +188,30 @@ class AgentStatus(BaseModel):
     updated_at: datetime | None = None
 
 
+class PartStatus(BaseModel):
+    """One background part of the hub (ingest, broker, pipeline): up, or why not."""
+
+    name: str
+    up: bool
+    alive: bool
+    failing: bool
+    restarts: int
+    last_success: datetime | None
+    last_error: str | None
+    heartbeat_age_s: float | None
+    lag_s: float | None
+
+
 class Health(BaseModel):
-    """Whether the database answers and which storage path (TimescaleDB or plain PostgreSQL) is in use."""
+    """Whether the database answers, which storage path (TimescaleDB or plain PostgreSQL) is in use, and
+    the state of the hub's background parts, with dead letters since start by estate and reason code."""
 
     status: str
     database: bool
     storage: str
     server_version: str | None = None
+    parts: list[PartStatus] = []
+    dead_letters_by_estate: dict[str, dict[str, int]] = {}
 
 
 class AuditEntry(BaseModel):
