@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import FrameType
@@ -63,7 +64,10 @@ class Pipeline:
         self._stop = threading.Event()
         self.stats = PipelineStats()
         # A detection run over a large estate takes minutes; stale means stuck far longer than that.
-        self.part = PartMonitor("pipeline", stale_after_s=max(900.0, 3 * settings.detect_interval_s))
+        self.part = PartMonitor(
+            "pipeline", stale_after_s=max(900.0, 3 * settings.detect_interval_s), lag=self._lag_s
+        )
+        self._last_ok: float | None = None  # monotonic time of the last successful step
         self._thread = threading.Thread(
             target=run_supervised,
             kwargs={"loop": self._run, "part": self.part, "stop": self._stop},
@@ -74,6 +78,10 @@ class Pipeline:
     def start(self) -> None:
         """Start the background thread."""
         self._thread.start()
+
+    def _lag_s(self) -> float | None:
+        """Seconds since the last successful step (None before the first)."""
+        return None if self._last_ok is None else time.monotonic() - self._last_ok
 
     def stop(self) -> None:
         """Ask the thread to finish and wait for it."""
@@ -107,6 +115,7 @@ class Pipeline:
                     apply_tenancy_changes(conn, client=client)  # closed / moved out flow back to cases
                     conn.commit()
                     self.stats.cases_filed += result.sent
+                    self._last_ok = time.monotonic()
                     self.part.success()
                 except psycopg.Error as err:
                     # The database may be restarting; keep the loop alive, the work is idempotent.
