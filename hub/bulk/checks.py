@@ -25,17 +25,30 @@ _TS_OK = (
     "AND pg_input_is_valid(f[1], 'timestamptz'))"
 )
 
-# Split lines into fields (double quotes dropped: the formats have no commas inside fields), with a
-# reason for each bad line. MATERIALIZED: the reason is computed once per line, not once per use.
+# A line's fields, as CSV (RFC 4180) on one line: a field may be quoted whole ("A001", "1, East"), a quote
+# inside a quoted field doubled (""). Lines without a quote, nearly all, are simply split. A line whose
+# quotes do not follow that form gets no fields (NULL), and so a reason.
+_FIELD = '"(?:[^"]|"")*"|[^,"]*'
+_FIELDS = f"""CASE WHEN strpos(raw, '"') = 0 THEN string_to_array(raw, ',')
+        WHEN raw ~ '^(?:{_FIELD})(?:,(?:{_FIELD}))*$' THEN ARRAY(
+            SELECT CASE WHEN left(q.m[1], 1) = '"'
+                        THEN replace(substr(q.m[1], 2, length(q.m[1]) - 2), '""', '"') ELSE q.m[1] END
+            FROM regexp_matches(',' || raw, ',({_FIELD})', 'g') WITH ORDINALITY AS q(m, k) ORDER BY q.k)
+    END"""
+_MALFORMED = "WHEN f IS NULL THEN 'malformed quotes (quote a field whole; a quote inside it as \"\")'"
+
+# Split lines into fields, with a reason for each bad line. MATERIALIZED: the reason is computed once
+# per line, not once per use.
 CHECK: dict[Kind, str] = {
     "readings": f"""
 CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
 WITH s AS (
-    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
+    SELECT n, raw, {_FIELDS} AS f
     FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
 ), c AS MATERIALIZED (
     SELECT n, raw, f, CASE
         WHEN raw IS NULL OR raw = '' THEN 'empty line'
+        {_MALFORMED}
         WHEN cardinality(f) <> 4 THEN 'expected 4 fields, found ' || cardinality(f)
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
         WHEN f[2] = '' THEN 'unit_id is empty'
@@ -57,11 +70,12 @@ FROM c
     "access": f"""
 CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
 WITH s AS (
-    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
+    SELECT n, raw, {_FIELDS} AS f
     FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
 ), c AS MATERIALIZED (
     SELECT n, raw, f, CASE
         WHEN raw IS NULL OR raw = '' THEN 'empty line'
+        {_MALFORMED}
         WHEN cardinality(f) <> 9 THEN 'expected 9 fields, found ' || cardinality(f)
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
         WHEN f[2] = '' THEN 'device_id is empty'
@@ -85,14 +99,15 @@ SELECT n, raw, reason,
        nullif(f[9], '') AS stranger_track
 FROM c
 """,
-    "units": """
+    "units": f"""
 CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
 WITH s AS (
-    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
+    SELECT n, raw, {_FIELDS} AS f
     FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
 ), c AS MATERIALIZED (
     SELECT n, raw, f, CASE
         WHEN raw IS NULL OR raw = '' THEN 'empty line'
+        {_MALFORMED}
         WHEN cardinality(f) <> 7 THEN 'expected 7 fields, found ' || cardinality(f)
         WHEN f[1] = '' THEN 'unit_id is empty'
         WHEN f[2] = '' THEN 'estate_id is empty'
@@ -101,7 +116,7 @@ WITH s AS (
         WHEN f[5] <> '' AND (f[5]::real <= 0 OR f[5]::real IN ('NaN', 'Infinity')) THEN 'area_m2 must be > 0'
         WHEN f[6] <> '' AND NOT pg_input_is_valid(f[6], 'integer') THEN 'household_size is not an integer'
         WHEN f[6] <> '' AND f[6]::int < 0 THEN 'household_size must be >= 0'
-        WHEN f[7] <> '' AND (f[7] !~ '^\\d{4}-\\d\\d-\\d\\d$' OR NOT pg_input_is_valid(f[7], 'date'))
+        WHEN f[7] <> '' AND (f[7] !~ '^\\d{{4}}-\\d\\d-\\d\\d$' OR NOT pg_input_is_valid(f[7], 'date'))
             THEN 'lease_start is not a YYYY-MM-DD date'
         WHEN count(*) OVER (PARTITION BY f[1]) > 1 AND n <> min(n) OVER (PARTITION BY f[1])
             THEN 'unit_id repeated in the file (first occurrence kept)'

@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from hub.bulk import checks
+from hub.bulk.encoding import check_encoding, utf8_reader
 from hub.bulk.parse import (
     BulkImportError,
     Kind,
@@ -284,21 +285,40 @@ def import_file(
     progress: bool = True,
     block_bytes: int | None = None,
     on_block: Callable[[int], None] | None = None,
+    encoding: str = "utf-8",
 ) -> ImportResult:
     """Import one CSV file of ``kind`` into the hub's tables; return the counts.
 
-    Units and access events are committed block by block. Readings are committed block by block into
-    load tables (or merged, for months that already hold rows) and become visible when the file is done.
+    The file is checked whole first (``check_file``): one that cannot be read writes nothing. Units
+    and access events are committed block by block. Readings are committed block by block into load
+    tables (or merged, for months that already hold rows) and become visible when the file is done.
     """
+    check_file(kind, path, encoding=encoding)
+    return _import_checked_file(conn, kind, path, rejects=rejects, progress=progress, block_bytes=block_bytes,
+                                on_block=on_block, encoding=encoding)
+
+
+def check_file(kind: Kind, path: Path, *, encoding: str = "utf-8") -> None:
+    """Refuse (BulkImportError) a file that is missing, not all text in ``encoding``, or wrongly headed."""
     if not path.is_file():
         raise BulkImportError(f"{path}: no such file")
+    check_encoding(path, encoding)
+    with path.open("rb") as fh:
+        read_header(utf8_reader(fh, encoding), kind, path)
+
+
+def _import_checked_file(
+    conn: psycopg.Connection, kind: Kind, path: Path, *, rejects: RejectWriter, progress: bool,
+    block_bytes: int | None, on_block: Callable[[int], None] | None, encoding: str,
+) -> ImportResult:
     started = datetime.now(UTC)
     t0 = time.monotonic()
     bar = Progress(kind, path.stat().st_size) if progress else None
-    with path.open("rb") as fh:
+    with path.open("rb") as raw:
+        fh = utf8_reader(raw, encoding)
         read_header(fh, kind, path)
         if bar is not None:
-            bar.advance(fh.tell(), 0)
+            bar.advance(raw.tell(), 0)
         if kind == "readings":
             read, new, rejected = _import_readings(conn, path, fh, rejects=rejects, bar=bar,
                                                    block_bytes=block_bytes or READINGS_BLOCK_BYTES,
@@ -366,17 +386,23 @@ class BulkImport:
 
 
 def import_all(
-    conn: psycopg.Connection, files: BulkImport, *, rejects_path: Path, progress: bool = True
+    conn: psycopg.Connection, files: BulkImport, *, rejects_path: Path, progress: bool = True,
+    encoding: str = "utf-8",
 ) -> list[ImportResult]:
-    """Import units first (readings and events of unknown units are refused), then readings and access."""
+    """Import units first (readings and events of unknown units are refused), then readings and access.
+
+    Every file is checked (``check_file``) before anything is written, the reject file included.
+    """
+    given: tuple[tuple[Kind, Path | None], ...] = (
+        ("units", files.units), ("readings", files.readings), ("access", files.access))
+    order = [(kind, path) for kind, path in given if path is not None]
+    for kind, path in order:
+        check_file(kind, path, encoding=encoding)
     results: list[ImportResult] = []
     with RejectWriter(rejects_path) as rejects:
-        order: tuple[tuple[Kind, Path | None], ...] = (
-            ("units", files.units), ("readings", files.readings), ("access", files.access),
-        )
         for kind, path in order:
-            if path is not None:
-                results.append(import_file(conn, kind, path, rejects=rejects, progress=progress))
+            results.append(_import_checked_file(conn, kind, path, rejects=rejects, progress=progress,
+                                                block_bytes=None, on_block=None, encoding=encoding))
     return results
 
 

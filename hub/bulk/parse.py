@@ -43,7 +43,7 @@ def read_block(fh: IO[bytes], size: int) -> bytes:
 
 def read_header(fh: IO[bytes], kind: Kind, path: Path) -> None:
     """Read the header line and refuse the file unless it names the expected columns."""
-    first = fh.readline().decode("utf-8-sig").strip().replace('"', "")
+    first = fh.readline().decode("utf-8").lstrip("\ufeff").strip().replace('"', "")
     got = tuple(c.strip() for c in first.split(","))
     if got != HEADERS[kind]:
         raise BulkImportError(f"{path}: header must be {','.join(HEADERS[kind])}, found {first!r}")
