@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int | None:
 
 def _import(args: argparse.Namespace) -> int:
     from hub.bulk import BulkImport, BulkImportError, import_all
+    from hub.settings import HubSettings
 
     if not (args.units or args.readings or args.access):
         print("anju import: give at least one of --units, --readings, --access", file=sys.stderr)
@@ -103,7 +104,7 @@ def _import(args: argparse.Namespace) -> int:
     with connect_database(args.database_url) as conn:
         try:
             results = import_all(conn, files, rejects_path=args.rejects, progress=not args.no_progress,
-                                 encoding=args.encoding)
+                                 encoding=args.encoding, bounds=HubSettings().time_bounds())
         except BulkImportError as err:
             print(f"anju import: {err}", file=sys.stderr)
             return 2

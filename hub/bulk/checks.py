@@ -7,6 +7,8 @@ Units and access events go through it whole; readings only for the lines the cli
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from hub.bulk.parse import Kind
 
 # Each line is staged as one text value: CSV mode with delimiter and quote bytes that never occur in
@@ -51,6 +53,7 @@ WITH s AS (
         {_MALFORMED}
         WHEN cardinality(f) <> 4 THEN 'expected 4 fields, found ' || cardinality(f)
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
+        @TS_BOUNDS@
         WHEN f[2] = '' THEN 'unit_id is empty'
         WHEN f[3] NOT IN ('electricity', 'water', 'gas') THEN 'meter must be electricity, water or gas'
         WHEN NOT pg_input_is_valid(f[4], 'double precision') THEN 'value is not a number'
@@ -78,6 +81,7 @@ WITH s AS (
         {_MALFORMED}
         WHEN cardinality(f) <> 9 THEN 'expected 9 fields, found ' || cardinality(f)
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
+        @TS_BOUNDS@
         WHEN f[2] = '' THEN 'device_id is empty'
         WHEN f[3] = '' THEN 'estate_id is empty'
         WHEN f[5] <> '' AND NOT pg_input_is_valid(f[5], 'integer') THEN 'floor is not an integer'
@@ -220,9 +224,22 @@ def stage_sql(server_version: int) -> str:
     return STAGE + _INPUT_IS_VALID_BEFORE_16
 
 
-def check_sql(kind: Kind, server_version: int) -> str:
-    """The check of ``kind``'s staged lines into ``bulk_checked``, for a server of ``server_version``."""
-    text = CHECK[kind]
+TS_FUTURE = "ts is in the future (more than the allowed clock skew ahead of now)"
+TS_TOO_OLD = "ts is older than the retention horizon"
+
+
+def check_sql(kind: Kind, server_version: int, *, window: tuple[datetime, datetime] | None = None) -> str:
+    """The check of ``kind``'s staged lines into ``bulk_checked``, for a server of ``server_version``.
+
+    ``window``: the earliest and latest accepted timestamps (``anju_wire.TimeBounds.window``); a line
+    outside it is refused with TS_FUTURE or TS_TOO_OLD. None: no bounds.
+    """
+    bounds = ""
+    if window is not None:
+        earliest, latest = (w.isoformat() for w in window)  # our own datetimes, not file input
+        bounds = (f"WHEN f[1]::timestamptz > '{latest}'::timestamptz THEN '{TS_FUTURE}'\n"
+                  f"        WHEN f[1]::timestamptz < '{earliest}'::timestamptz THEN '{TS_TOO_OLD}'")
+    text = CHECK[kind].replace("@TS_BOUNDS@", bounds)
     if server_version >= _FIRST_WITH_INPUT_IS_VALID:
         return text
     return text.replace("pg_input_is_valid(", "pg_temp.anju_input_is_valid(")

@@ -596,3 +596,68 @@ def test_gb18030_recoding_across_chunks_is_exact(tmp_path: Path) -> None:
     path.write_bytes(text.encode("gb18030") + b"1,\xff\n")
     with pytest.raises(BulkImportError, match=r"not gb18030 text: line 200001 \(byte "):
         check_encoding(path, "gb18030")
+
+
+# --- time bounds -------------------------------------------------------------------------------------
+
+def test_readings_and_events_outside_the_time_bounds_are_refused(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from anju_wire import TimeBounds
+    from hub.bulk.checks import TS_FUTURE, TS_TOO_OLD
+
+    (tmp_path / "units.csv").write_text(UNITS, encoding="utf-8")
+    (tmp_path / "readings.csv").write_text(
+        "ts,unit_id,meter,value\n"
+        "2026-03-09T23:00:00+08:00,E01-1-0101,water,1\n"  # inside
+        "2026-03-11T01:00:00+08:00,E01-1-0101,water,2\n"  # 17 h ahead: inside the day of skew
+        "2026-03-11T09:00:00+08:00,E01-1-0101,water,3\n"  # 1 day and 1 h ahead
+        "2999-01-01T00:00:00Z,E01-1-0101,water,4\n"
+        "2026-02-01T00:00:00Z,E01-1-0101,water,5\n"  # 37 days old
+        "1901-01-01T00:00:00Z,E01-1-0101,water,6\n"
+        "2026-02-08T00:00:01Z,E01-1-0101,water,7\n",  # just inside the 30 days
+        encoding="utf-8")
+    (tmp_path / "access.csv").write_text(
+        ACCESS.splitlines()[0] + "\n"
+        "2026-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n"
+        "9999-12-31T23:00:00-05:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n"
+        "2025-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n", encoding="utf-8")
+    files = BulkImport(units=tmp_path / "units.csv", readings=tmp_path / "readings.csv",
+                       access=tmp_path / "access.csv")
+    now = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)
+    bounds = TimeBounds(max_future=timedelta(days=1), max_age=timedelta(days=30))
+    results = import_all(conn, files, rejects_path=tmp_path / "rej.csv", progress=False, bounds=bounds,
+                         now=now)
+    assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
+        ("units", 2, 3), ("readings", 3, 4), ("access", 1, 2)]
+    with (tmp_path / "rej.csv").open(encoding="utf-8") as fh:
+        refused = [(r["file"], int(r["line"]), r["reason"]) for r in csv.DictReader(fh)
+                   if r["file"] != "units.csv"]
+    assert refused == [
+        ("readings.csv", 4, TS_FUTURE), ("readings.csv", 5, TS_FUTURE), ("readings.csv", 6, TS_TOO_OLD),
+        ("readings.csv", 7, TS_TOO_OLD), ("access.csv", 3, TS_FUTURE), ("access.csv", 4, TS_TOO_OLD),
+    ]
+    assert [r[0] for r in conn.execute("SELECT value FROM meter_readings ORDER BY value")] == [1, 2, 7]
+
+
+def test_default_bounds_take_the_eval_scenarios(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """``anju eval`` imports scenarios from 2026-01-01 with the default bounds: nothing may be refused."""
+    from device_sims.scenarios import make_scenario, write_scenario
+
+    files = write_scenario(make_scenario(n_units=3, days=90, seed=1), tmp_path / "csv")
+    results = import_all(conn, BulkImport(units=files.units, readings=files.readings, access=files.access),
+                         rejects_path=tmp_path / "rej.csv", progress=False)
+    assert [r.rows_rejected for r in results] == [0, 0, 0]
+    assert all(r.rows_new == r.rows_read for r in results)
+
+
+def test_split_readings_leaves_lines_outside_the_ts_range_to_sql() -> None:
+    from hub.bulk.parse import split_readings
+
+    t0 = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
+    block = (b"2026-03-01T00:00:00Z,U1,water,1\n2026-03-01T00:00:01Z,U1,water,2\n"
+             b"2026-02-28T23:59:59Z,U1,water,3\n")
+    got = split_readings(block, {"U1"}, ts_range=(t0, t0))
+    assert [n for n, _ in got.others] == [2, 3] and sum(got.fast_rows.values()) == 1
