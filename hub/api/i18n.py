@@ -158,6 +158,41 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "case.not_filed": ("尚未报送", "not filed yet"),
     "case.filed_once_confirmed": ("（核实后报送）", " (filed once confirmed)"),
     "case.evidence_sha256": ("证据摘要 SHA-256", "Evidence SHA-256"),
+    "case.lead_filed": ("已作为线索报送；此后每项处理都会作为更新报送"
+                        "（已报送 {sent} 条，待报送 {waiting} 条）。",
+                        "Reported as a lead when it opened; each later decision goes to the tenancy system as"
+                        " an update ({sent} sent, {waiting} waiting)."),
+    # what can be done next, and why a button is missing (hub/cases/states.py case_guide)
+    "next.title": ("下一步：", "Next:"),
+    "next.assign": ("由主管分派给巡查员；线索明显不成立的，可直接排除。",
+                    "a supervisor assigns the case to an inspector; a lead that is plainly wrong can be"
+                    " dismissed now."),
+    "next.visit": ("承办人预约上门，核实后确认属实或排除。",
+                   "the inspector schedules a visit, then confirms or dismisses."),
+    "next.verdict": ("上门核实后，确认属实或排除。", "after the visit, confirm or dismiss."),
+    "next.await_filing": ("确认结果正在报送住房系统；报送完成后由主管结案。",
+                          "the confirmation is on its way to the tenancy system; a supervisor closes the"
+                          " case once it is filed."),
+    "next.filing_dead": ("报送住房系统失败，需运维人员处理后才能结案。",
+                         "sending to the tenancy system failed; an operator must see to it before the case"
+                         " can be closed."),
+    "next.close_dismissed": ("已排除：由主管结案。在有新证据之前，该单元不会因同类问题再次被标记。",
+                             "dismissed: a supervisor closes the case. The unit is not flagged for this"
+                             " again until there is new evidence."),
+    "next.close_filed": ("住房系统已收到：由主管结案，或住房系统办结后自动结案。",
+                         "the tenancy system has it: a supervisor closes the case, or it closes when the"
+                         " tenancy system closes it."),
+    "next.none": ("已结案，无需再办理。", "closed; nothing more to do."),
+    "missing.title": ("不可用的操作", "Actions not available"),
+    "why.closed": ("案件已结案", "the case is closed"),
+    "why.role": ("您的角色不能执行此操作", "your role does not take this action"),
+    "why.assigned_other": ("案件已分派给 {name}", "the case is assigned to {name}"),
+    "why.needs_assignee": ("须先分派给巡查员", "the case must be assigned to an inspector first"),
+    "why.decided": ("案件已有核实结论", "the case already has its verdict"),
+    "why.needs_verdict": ("须先确认属实或排除", "the case needs a verdict (confirm or dismiss) first"),
+    "why.awaiting_filing": ("等待住房系统收到确认结果",
+                            "waiting for the tenancy system to receive the confirmation"),
+    "why.filing_dead": ("报送失败，需运维人员处理", "filing failed; an operator must see to it"),
     "case.none": ("尚未立案。", "No case opened for this alert yet."),
     "case.actions": ("案件操作", "case actions"),
     "action.assign_to": ("分派给", "Assign to"),
@@ -186,6 +221,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refused.input": ("输入有误，请检查后重试。", "the input is not valid; check it and try again."),
     "trail": ("办理记录", "Case trail"),
     "trail.none": ("尚无记录。", "Nothing recorded yet."),
+    "trail.after_case": ("依据案件 #{id}（{outcome}）之后的新数据",
+                         "on new evidence after case #{id} ({outcome})"),
+    "trail.superseded": ("出现新证据，另立新案", "new evidence opened a new case"),
     "evidence": ("每日数据", "Daily evidence"),
     "evidence.legend": ("斜线表示当天没有数据（未知，不是零）。",
                         "Hatched days had no data: unknown, not zero."),

@@ -49,6 +49,7 @@ class Filing(BaseModel):
     """A delivery of a case to the tenancy system, as the outbox records it."""
 
     id: int
+    kind: str = Field("filing", description="filing: the case itself; update: a later decision on it")
     idempotency_key: str
     state: str
     attempts: int | None = None
@@ -76,6 +77,10 @@ class CaseSummary(BaseModel):
     alert_ids: list[int] = Field(default_factory=list)
     filing: Filing | None = None
     filing_dead: bool = Field(False, description="the filing was dead-lettered: a person must look at it")
+    deliveries: list[str] = Field(default_factory=list,
+                                  description="state of each delivery to the tenancy system, filing first")
+    updates: list[str] = Field(default_factory=list,
+                               description="state of each decision sent as an update after the filing")
 
 
 class CaseDetail(CaseSummary):
@@ -273,9 +278,13 @@ class UnitTrail(BaseModel):
 
 
 class CaseWithTrail(CaseDetail):
-    """A case with its audit trail."""
+    """A case with its audit trail, and what the signed-in person can do next."""
 
     trail: list[AuditEntry] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list, description="the actions open to you now")
+    missing: dict[str, str] = Field(
+        default_factory=dict, description="each other action, with the code of why it is not open to you")
+    next_step: str = Field("", description="the workflow's next step, as a code")
 
 
 class LoginRequest(BaseModel):

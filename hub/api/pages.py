@@ -27,7 +27,7 @@ from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
 from hub.auth.service import close_session, inspectors_for, open_session, sign_in
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
-from hub.cases.states import DISMISS_REASONS, Action, allowed_actions
+from hub.cases.states import DISMISS_REASONS, Action, case_guide, delivery_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -180,15 +180,29 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
     trail = []
     actions: list[str] = []
     inspectors: list[str] = []
+    missing: list[tuple[str, str]] = []
+    next_step = ""
     if case is not None:
         trail = queries.case_audit(conn, case_id=case.id, alert_ids=case.alert_ids or [alert.id])
-        actions = [a.value for a in allowed_actions(case.status, user.role)]
-        if user.role is Role.INSPECTOR and case.assignee not in (None, user.name):
-            actions = []
+        # The page's buttons, and a line for each missing one saying why (hub/cases/states.py).
+        guide = case_guide(case.status, user.role, assignee=case.assignee, viewer=user.name,
+                           filing=delivery_state(case.deliveries))
+        actions = [a.value for a in guide.actions]
+        missing = [(a.value, why) for a, why in guide.missing]
+        next_step = guide.next_step
         if Action.ASSIGN.value in actions:
             inspectors = inspectors_for(conn, estate_id=case.estate_id)
     return {"alert": alert, "charts": charts, "trail": trail, "actions": actions, "inspectors": inspectors,
+            "missing": missing, "next_step": next_step, "updates": _updates(case),
             "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None}
+
+
+def _updates(case: Any) -> dict[str, int]:
+    """How many of the case's decisions went to the tenancy system as updates, and how many wait."""
+    if case is None:
+        return {"sent": 0, "waiting": 0}
+    sent = sum(1 for state in case.updates if state == "sent")
+    return {"sent": sent, "waiting": len(case.updates) - sent}
 
 
 def not_found(request: Request, user: Principal | None, what: str, ident: int | None = None, *,

@@ -39,13 +39,13 @@ _ALERT_COLUMNS = """
     EXISTS (SELECT 1 FROM tenancy_outbox o WHERE o.case_id = c.id AND o.state = 'dead') AS case_filing_dead
 """
 
-# The case an alert belongs to: the one opened from it, else (while the alert is open) the unit's
-# non-closed case of the same kind, to which re-alerts attach.
+# The case an alert belongs to: the one opened from it or it was attached to, else (while the alert is
+# open) the unit's non-closed case of the same kind, to which re-alerts attach.
 _ALERT_CASE_JOIN = """
     LEFT JOIN LATERAL (
         SELECT c.id, c.status FROM cases c
         WHERE c.unit_id = a.unit_id AND c.kind = a.kind
-          AND (c.alert_id = a.id OR (a.status = 'open' AND c.status <> 'closed'))
+          AND (c.alert_id = a.id OR a.id = ANY(c.alert_ids) OR (a.status = 'open' AND c.status <> 'closed'))
         ORDER BY (c.alert_id = a.id) DESC, c.id DESC
         LIMIT 1
     ) c ON true
@@ -80,22 +80,29 @@ def _age_filter(min_age_days: int | None, max_age_days: int | None) -> str:
 
 
 _FILING_COLUMNS = """
-    o.id, o.idempotency_key, o.state, o.attempts, o.next_attempt_at, o.last_error, o.sent_at,
+    o.id, o.kind, o.idempotency_key, o.state, o.attempts, o.next_attempt_at, o.last_error, o.sent_at,
     o.response_status
 """
 
 
 
 def _case_select(*, with_evidence: bool) -> str:
-    """SELECT of cases with their latest filing; the (large) evidence column only when asked for."""
+    """SELECT of cases with their filing (an update only for a legacy case without one) and whether any
+    delivery is dead-lettered; the (large) evidence column only when asked for."""
     evidence = "c.evidence" if with_evidence else "NULL::jsonb"
     return f"""
         SELECT c.id, c.unit_id, c.estate_id, c.kind, c.alert_id, c.status, c.opened_at, c.filed_at,
                c.evidence_sha256, c.assignee, c.visit_on, c.closed_at, c.alert_ids,
-               coalesce(f.state = 'dead', false) AS filing_dead, {evidence} AS evidence, to_jsonb(f) AS filing
+               EXISTS (SELECT 1 FROM tenancy_outbox d WHERE d.case_id = c.id AND d.state = 'dead')
+                   AS filing_dead,
+               ARRAY(SELECT d.state FROM tenancy_outbox d WHERE d.case_id = c.id ORDER BY d.id) AS deliveries,
+               ARRAY(SELECT d.state FROM tenancy_outbox d WHERE d.case_id = c.id AND d.kind = 'update'
+                     ORDER BY d.id) AS updates,
+               {evidence} AS evidence, to_jsonb(f) AS filing
         FROM cases c
         LEFT JOIN LATERAL (
-            SELECT {_FILING_COLUMNS} FROM tenancy_outbox o WHERE o.case_id = c.id ORDER BY o.id DESC LIMIT 1
+            SELECT {_FILING_COLUMNS} FROM tenancy_outbox o WHERE o.case_id = c.id
+            ORDER BY (o.kind = 'filing') DESC, o.id DESC LIMIT 1
         ) f ON true
     """
 

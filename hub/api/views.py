@@ -58,7 +58,7 @@ from hub.auth.errors import InvalidUser, UnknownUser, UserExists
 from hub.auth.models import Principal
 from hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
-from hub.cases.states import Action
+from hub.cases.states import Action, case_guide, delivery_state
 
 router = APIRouter(prefix="/api", tags=["inspector API"])
 
@@ -183,7 +183,10 @@ def get_case(conn: DbConn, principal: CurrentUser, case_id: int) -> CaseWithTrai
     case = visible_case(conn, principal, case_id)
     trail = queries.case_audit(conn, case_id=case_id, alert_ids=case.alert_ids or
                                ([case.alert_id] if case.alert_id else []))
-    return CaseWithTrail(**case.model_dump(), trail=trail)
+    guide = case_guide(case.status, principal.role, assignee=case.assignee, viewer=principal.name,
+                       filing=delivery_state(case.deliveries))
+    return CaseWithTrail(**case.model_dump(), trail=trail, actions=[a.value for a in guide.actions],
+                         missing={a.value: why for a, why in guide.missing}, next_step=guide.next_step)
 
 
 @contextmanager
