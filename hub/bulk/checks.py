@@ -40,9 +40,8 @@ _FIELDS = f"""CASE WHEN strpos(raw, '"') = 0 THEN string_to_array(raw, ',')
 _MALFORMED = "WHEN f IS NULL THEN 'malformed quotes (quote a field whole; a quote inside it as \"\")'"
 
 # Split lines into fields, with a reason for each bad line. MATERIALIZED: the reason is computed once
-# per line, not once per use.
-CHECK: dict[Kind, str] = {
-    "readings": f"""
+# per line, not once per use. Each kind's check adds its own reasons to this start.
+_CHECK_HEAD = f"""
 CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
 WITH s AS (
     SELECT n, raw, {_FIELDS} AS f
@@ -51,7 +50,15 @@ WITH s AS (
     SELECT n, raw, f, CASE
         WHEN raw IS NULL OR raw = '' THEN 'empty line'
         {_MALFORMED}
-        WHEN cardinality(f) <> 4 THEN 'expected 4 fields, found ' || cardinality(f)
+        WHEN cardinality(f) <> @FIELDS@ THEN 'expected @FIELDS@ fields, found ' || cardinality(f)"""
+
+
+def _check_head(fields: int) -> str:
+    return _CHECK_HEAD.replace("@FIELDS@", str(fields))
+
+
+CHECK: dict[Kind, str] = {
+    "readings": _check_head(4) + f"""
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
         @TS_BOUNDS@
         WHEN f[2] = '' THEN 'unit_id is empty'
@@ -70,16 +77,7 @@ SELECT n, raw, reason,
        CASE WHEN reason IS NULL THEN f[4]::float8 END AS value
 FROM c
 """,
-    "access": f"""
-CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
-WITH s AS (
-    SELECT n, raw, {_FIELDS} AS f
-    FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
-), c AS MATERIALIZED (
-    SELECT n, raw, f, CASE
-        WHEN raw IS NULL OR raw = '' THEN 'empty line'
-        {_MALFORMED}
-        WHEN cardinality(f) <> 9 THEN 'expected 9 fields, found ' || cardinality(f)
+    "access": _check_head(9) + f"""
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
         @TS_BOUNDS@
         WHEN f[2] = '' THEN 'device_id is empty'
@@ -103,16 +101,7 @@ SELECT n, raw, reason,
        nullif(f[9], '') AS stranger_track
 FROM c
 """,
-    "units": f"""
-CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
-WITH s AS (
-    SELECT n, raw, {_FIELDS} AS f
-    FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
-), c AS MATERIALIZED (
-    SELECT n, raw, f, CASE
-        WHEN raw IS NULL OR raw = '' THEN 'empty line'
-        {_MALFORMED}
-        WHEN cardinality(f) <> 7 THEN 'expected 7 fields, found ' || cardinality(f)
+    "units": _check_head(7) + """
         WHEN f[1] = '' THEN 'unit_id is empty'
         WHEN f[2] = '' THEN 'estate_id is empty'
         WHEN f[4] <> '' AND NOT pg_input_is_valid(f[4], 'integer') THEN 'floor is not an integer'
@@ -120,7 +109,7 @@ WITH s AS (
         WHEN f[5] <> '' AND (f[5]::real <= 0 OR f[5]::real IN ('NaN', 'Infinity')) THEN 'area_m2 must be > 0'
         WHEN f[6] <> '' AND NOT pg_input_is_valid(f[6], 'integer') THEN 'household_size is not an integer'
         WHEN f[6] <> '' AND f[6]::int < 0 THEN 'household_size must be >= 0'
-        WHEN f[7] <> '' AND (f[7] !~ '^\\d{{4}}-\\d\\d-\\d\\d$' OR NOT pg_input_is_valid(f[7], 'date'))
+        WHEN f[7] <> '' AND (f[7] !~ '^\\d{4}-\\d\\d-\\d\\d$' OR NOT pg_input_is_valid(f[7], 'date'))
             THEN 'lease_start is not a YYYY-MM-DD date'
         WHEN count(*) OVER (PARTITION BY f[1]) > 1 AND n <> min(n) OVER (PARTITION BY f[1])
             THEN 'unit_id repeated in the file (first occurrence kept)'
