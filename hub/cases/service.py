@@ -23,6 +23,7 @@ from hub.audit.store import head as audit_head
 from hub.auth.models import Principal, Role
 from hub.cases.audit import record_audit
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action
+from hub.cases.suppression import latest_decision
 from models.evidence import evidence_sha256
 
 DETECTOR = "system:detector"
@@ -105,11 +106,15 @@ def open_case(
     auto_file: bool | None = None,
 ) -> OpenedCase | None:
     """Open a case for an alert (filing it at once when ``auto_file``, default ``ANJU_AUTO_FILE``);
-    None when the unit already has a non-closed case of that kind, to which the alert is attached."""
+    None when the unit already has an undecided or confirmed case of that kind, to which the alert is
+    attached. A dismissed case not closed yet is closed first: the alert came on new evidence (the
+    detector asks ``hub.cases.suppression`` before it flags a unit again), so it starts a new case."""
     opened_at = opened_at or datetime.now(UTC)
     if auto_file is None:
         auto_file = CaseSettings().auto_file
     digest = evidence_sha256(evidence)
+    before = latest_decision(conn, unit_id=unit_id, kind=kind)
+    _supersede_dismissed(conn, unit_id=unit_id, kind=kind, actor=actor, alert_id=alert_id)
     row = conn.execute(
         "INSERT INTO cases (unit_id, estate_id, kind, alert_id, status, opened_at, evidence, evidence_sha256,"
         " summary, alert_ids) VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, %s, ARRAY[%s]::bigint[])"
@@ -131,12 +136,30 @@ def open_case(
     case_id = int(row[0])
     detail: dict[str, Any] = {"alert_id": alert_id, "unit_id": unit_id, "kind": kind,
                               "evidence_sha256": digest, "auto_file": auto_file}
+    if before is not None:  # flagged again after a decision: say on which earlier case
+        detail.update({"after_case": before.case_id, "after_outcome": before.outcome,
+                       "after_reason": before.reason, "decided_window_end": before.window_end.isoformat()})
     record_audit(conn, actor=actor, action="case.opened", object_type="case", object_id=case_id,
                  detail=detail)
     key = idempotency_key(case_id)
     if auto_file:
         queue_filing(conn, case_id=case_id, actor=actor, now=opened_at)
     return OpenedCase(case_id=case_id, idempotency_key=key, evidence_sha256=digest)
+
+
+def _supersede_dismissed(
+    conn: psycopg.Connection, *, unit_id: str, kind: str, actor: str, alert_id: int,
+) -> None:
+    """Close the unit's dismissed, not yet closed case of ``kind`` (audited): new evidence opens a new
+    case rather than landing on one whose verdict is given."""
+    row = conn.execute(
+        "UPDATE cases SET status = 'closed', closed_at = now(), updated_at = now()"
+        " WHERE unit_id = %s AND kind = %s AND status = 'dismissed' RETURNING id", (unit_id, kind),
+    ).fetchone()
+    if row is not None:
+        record_audit(conn, actor=actor, action="case.close", object_type="case", object_id=int(row[0]),
+                     detail={"from": "dismissed", "to": "closed", "by": "new_evidence", "alert_id": alert_id})
+        queue_update(conn, case_id=int(row[0]), action="close", status="closed", actor=actor)
 
 
 def filing_queued(conn: psycopg.Connection, *, case_id: int) -> bool:
