@@ -111,6 +111,8 @@ class AlertSummary(BaseModel):
     case_id: int | None = None
     case_status: str | None = None
     case_filing_dead: bool = False
+    case_assignee: str | None = Field(None, description="the inspector the alert's case is assigned to")
+    case_visit_on: date | None = Field(None, description="the day of the case's visit, once scheduled")
 
 
 class AlertDetail(AlertSummary):
@@ -313,6 +315,28 @@ class AssignRequest(BaseModel):
 
     assignee: str = Field(min_length=1, max_length=64)
     note: str = Field("", max_length=2000)
+
+
+class BatchAssignRequest(BaseModel):
+    """Assign several cases to one inspector."""
+
+    case_ids: list[int] = Field(min_length=1, max_length=200)
+    assignee: str = Field(min_length=1, max_length=64)
+    note: str = Field("", max_length=2000)
+
+
+class BatchOutcome(BaseModel):
+    """What happened to one case of a batch: ``assigned``, or ``not_found``, ``forbidden``, ``refused``."""
+
+    case_id: int
+    outcome: str
+    detail: str = ""
+
+
+class BatchAnswer(BaseModel):
+    """Per case, in the order asked."""
+
+    results: list[BatchOutcome]
 
 
 class VisitRequest(BaseModel):

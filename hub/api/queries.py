@@ -35,7 +35,7 @@ _ALERT_COLUMNS = """
     a.id, a.unit_id, a.estate_id, a.kind, a.status, a.score, a.first_flagged, a.last_flagged,
     current_date - a.first_flagged AS age_days, a.reasons, a.rule_version, a.window_start, a.window_end,
     a.created_at, a.updated_at,
-    c.id AS case_id, c.status AS case_status,
+    c.id AS case_id, c.status AS case_status, c.assignee AS case_assignee, c.visit_on AS case_visit_on,
     EXISTS (SELECT 1 FROM tenancy_outbox o WHERE o.case_id = c.id AND o.state = 'dead') AS case_filing_dead
 """
 
@@ -43,7 +43,7 @@ _ALERT_COLUMNS = """
 # open) the unit's non-closed case of the same kind, to which re-alerts attach.
 _ALERT_CASE_JOIN = """
     LEFT JOIN LATERAL (
-        SELECT c.id, c.status FROM cases c
+        SELECT c.id, c.status, c.assignee, c.visit_on FROM cases c
         WHERE c.unit_id = a.unit_id AND c.kind = a.kind
           AND (c.alert_id = a.id OR a.id = ANY(c.alert_ids) OR (a.status = 'open' AND c.status <> 'closed'))
         ORDER BY (c.alert_id = a.id) DESC, c.id DESC
@@ -77,6 +77,26 @@ def _age_filter(min_age_days: int | None, max_age_days: int | None) -> str:
     if max_age_days is not None:
         clauses.append(" AND a.first_flagged >= current_date - %(max_age)s::int")
     return "".join(clauses)
+
+
+def _queue_filter(assignee: str | None, unit_search: str | None) -> str:
+    """The case-assignee and unit-search conditions that are asked for, and no others: each costs a probe
+    or a pattern match per alert, so an unfiltered queue keeps its index-only walk."""
+    clauses = []
+    if unit_search is not None:
+        clauses.append(" AND a.unit_id ILIKE %(unit_like)s ESCAPE '\\'")
+    if assignee is not None:
+        clauses.append(
+            " AND EXISTS (SELECT 1 FROM cases c WHERE c.unit_id = a.unit_id AND c.kind = a.kind"
+            " AND c.assignee = %(assignee)s AND (c.alert_id = a.id OR a.id = ANY(c.alert_ids)"
+            " OR (a.status = 'open' AND c.status <> 'closed')))")
+    return "".join(clauses)
+
+
+def unit_pattern(text: str) -> str:
+    """An ILIKE pattern matching unit ids that contain ``text`` (its wildcards taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 _FILING_COLUMNS = """
@@ -157,16 +177,21 @@ def list_alerts(
     min_age_days: int | None = None,
     max_age_days: int | None = None,
     sort: AlertSort = AlertSort.RISK,
+    assignee: str | None = None,
+    unit_search: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> AlertPage:
     """Alerts matching the filters, in ``sort`` order: by default highest score first, most recently
-    flagged next. ``min_age_days``/``max_age_days``: first flagged at least / at most that many days ago."""
+    flagged next. ``min_age_days``/``max_age_days``: first flagged at least / at most that many days ago;
+    ``assignee``: only alerts whose case is assigned to this person; ``unit_search``: unit ids containing
+    this text."""
     params: dict[str, Any] = {
         "estate": estate, "kind": kind, "status": status, "unit": unit, "estates": estates, "limit": limit,
-        "offset": offset, "min_age": min_age_days, "max_age": max_age_days,
+        "offset": offset, "min_age": min_age_days, "max_age": max_age_days, "assignee": assignee,
+        "unit_like": unit_pattern(unit_search) if unit_search is not None else None,
     }
-    where = _ALERT_FILTER + _age_filter(min_age_days, max_age_days)
+    where = _ALERT_FILTER + _age_filter(min_age_days, max_age_days) + _queue_filter(assignee, unit_search)
     order = ALERT_ORDERS[AlertSort(sort)]
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT count(*) AS n FROM alerts a {where}", params)

@@ -316,6 +316,37 @@ def transition(
     return TransitionResult(case_id=case_id, before=status, after=after)
 
 
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One case of a batch: ``assigned``, ``not_found``, ``forbidden`` or ``refused``, and why."""
+
+    case_id: int
+    outcome: str
+    detail: str = ""
+
+
+def assign_many(
+    conn: psycopg.Connection, *, case_ids: list[int], assignee: str, principal: Principal, note: str = "",
+) -> list[BatchOutcome]:
+    """Assign each case to ``assignee``, each in its own transaction with its own audit row, so that one
+    case refused (another estate's, already decided) neither stops nor undoes the others."""
+    outcomes: list[BatchOutcome] = []
+    for case_id in dict.fromkeys(case_ids):  # each case once, in the order given
+        try:
+            with conn.transaction():
+                transition(conn, case_id=case_id, action=Action.ASSIGN, principal=principal,
+                           assignee=assignee, note=note)
+        except CaseNotFound as err:
+            outcomes.append(BatchOutcome(case_id, "not_found", str(err)))
+        except ActionForbidden as err:
+            outcomes.append(BatchOutcome(case_id, "forbidden", str(err)))
+        except TransitionRefused as err:
+            outcomes.append(BatchOutcome(case_id, "refused", str(err)))
+        else:
+            outcomes.append(BatchOutcome(case_id, "assigned"))
+    return outcomes
+
+
 def close_case_alerts(
     conn: psycopg.Connection, *, case_id: int, unit_id: str, kind: str, actor: str, by: str,
 ) -> list[int]:
