@@ -21,6 +21,10 @@ def register(sub: Any, sim: Any) -> None:
     imp.add_argument("--rejects", type=Path, default=Path("anju-import-rejects.csv"),
                      help="where refused lines go, with line number and reason")
     imp.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    imp.add_argument("--encoding", choices=["utf-8", "gb18030", "gbk"], default="utf-8",
+                     help="the files' text encoding: utf-8 (with or without BOM, the default), or "
+                          "gb18030/gbk as Chinese spreadsheets export; a file not in it is refused and "
+                          "nothing is written")
     add_database_option(imp)
 
     det = sub.add_parser("detect", help="run detection on the data up to a day; opens or updates alerts")
@@ -102,6 +106,7 @@ def run(args: argparse.Namespace) -> int | None:
 
 def _import(args: argparse.Namespace) -> int:
     from hub.bulk import BulkImport, BulkImportError, import_all
+    from hub.settings import HubSettings
 
     if not (args.units or args.readings or args.access):
         print("anju import: give at least one of --units, --readings, --access", file=sys.stderr)
@@ -109,7 +114,8 @@ def _import(args: argparse.Namespace) -> int:
     files = BulkImport(units=args.units, readings=args.readings, access=args.access)
     with connect_database(args.database_url) as conn:
         try:
-            results = import_all(conn, files, rejects_path=args.rejects, progress=not args.no_progress)
+            results = import_all(conn, files, rejects_path=args.rejects, progress=not args.no_progress,
+                                 encoding=args.encoding, bounds=HubSettings().time_bounds())
         except BulkImportError as err:
             print(f"anju import: {err}", file=sys.stderr)
             return 2

@@ -26,7 +26,7 @@ from anju.services import mosquitto_broker
 from anju_wire import Ack, MeterKind, MeterReading, ReadingsBatch, Topic, decode, encode
 from anju_wire.paho_util import stop_loop
 from hub.ingest.consumer import IngestService
-from hub.storage import ensure_schema
+from hub.storage import ensure_schema, upsert_units
 from hub.storage.embedded import throwaway_database
 
 
@@ -62,6 +62,9 @@ def main() -> None:
         with psycopg.connect(url) as conn:
             ensure_schema(conn)
             conn.execute("TRUNCATE meter_readings")
+            # Ingest stores readings of registered units only: register each agent's 50 (+1) units.
+            upsert_units(conn, [{"unit_id": f"B{i:02d}-1-{u:04d}", "estate_id": f"B{i:02d}"}
+                                for i in range(args.agents) for u in range(52)])
             conn.commit()
         host, port = broker.url.removeprefix("mqtt://").split(":")
         acked: dict[str, set[int]] = {}
@@ -76,7 +79,8 @@ def main() -> None:
                     done.set()
 
         payloads = {
-            f"gw{i}": _batches(f"gw{i}", f"B{i:02d}", per_agent, args.batch) for i in range(args.agents)
+            f"B{i:02d}-gw{i}": _batches(f"B{i:02d}-gw{i}", f"B{i:02d}", per_agent, args.batch)
+            for i in range(args.agents)
         }
         service = IngestService(
             database_url=url, mqtt_url=broker.url, share_group="bench", client_id="bench-hub"
@@ -88,7 +92,7 @@ def main() -> None:
         pub.on_message = on_message
         pub.connect(host, int(port))
         for i in range(args.agents):
-            pub.subscribe(str(Topic.ack(f"B{i:02d}", f"gw{i}")), qos=1)
+            pub.subscribe(str(Topic.ack(f"B{i:02d}", f"B{i:02d}-gw{i}")), qos=1)
         pub.loop_start()
         time.sleep(0.5)
         t0 = time.perf_counter()

@@ -7,6 +7,10 @@ the same body answers 200 with the same body, the same key with another body ans
 shorter timeout gives up although the filing is then stored), and a connection reset after the
 filing was stored (headers sent, body cut off). ``GET /_sim/stats`` tallies what was injected.
 
+Later decisions on a filed case arrive as ``POST /api/v1/case-updates`` (the case named by its
+``case_ref``, an Idempotency-Key per update, deduplicated like filings; 404 for a case never filed);
+each case's listing carries them in arrival order as ``updates`` and the latest as ``workflow_status``.
+
 Status changes flow back: each filed case has a status in the tenancy system (``filed`` at first; then
 e.g. ``closed`` or ``moved_out``, set with ``POST /_sim/cases/{tenancy_case_id}/status``), readable per
 case at ``GET /api/v1/cases/{tenancy_case_id}`` and as a feed ``GET /api/v1/changes?since=N`` of every
@@ -59,6 +63,21 @@ class CaseFiling(BaseModel):
     audit_checkpoint: AuditCheckpoint | None = None
 
 
+class CaseUpdate(BaseModel):
+    """The body of ``POST /api/v1/case-updates``: a decision on a filed case, after its filing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_ref: Annotated[str, Field(min_length=1, max_length=100)]
+    update_seq: Annotated[int, Field(ge=1)]
+    action: Annotated[str, Field(min_length=1, max_length=32)]
+    status: Annotated[str, Field(min_length=1, max_length=32)]
+    decided_at: AwareDatetime
+    reason: Annotated[str, Field(max_length=64)] | None = None
+    visit_on: str | None = None
+    audit_checkpoint: AuditCheckpoint | None = None
+
+
 class FaultSettings(BaseModel):
     """Body of ``POST /_sim/faults``: make the next filings fail, or fail a share of them."""
 
@@ -90,6 +109,7 @@ class _Filing:
     received_at: str
     deliveries: int = 1
     status: str = "filed"
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
     def answer(self) -> dict[str, str]:
         return {"tenancy_case_id": self.tenancy_case_id, "received_at": self.received_at}
@@ -102,6 +122,8 @@ class _Filing:
             "received_at": self.received_at,
             "deliveries": self.deliveries,
             "status": self.status,
+            "updates": list(self.updates),
+            "workflow_status": self.updates[-1]["status"] if self.updates else None,
         }
 
 
@@ -114,11 +136,13 @@ class TenancyStore:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     lock: threading.Lock = field(default_factory=threading.Lock)
     filings: dict[str, _Filing] = field(default_factory=dict)
+    update_keys: dict[str, str] = field(default_factory=dict)  # update key -> its canonical body
     changes: list[dict[str, Any]] = field(default_factory=list)
     rejected: int = 0
     faults: FaultSettings = field(default_factory=FaultSettings)
     tally: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("outage_503", "error_500", "slow", "reset_after_commit", "created", "repeated", "conflict"), 0))
+        ("outage_503", "error_500", "slow", "reset_after_commit", "created", "repeated", "conflict",
+         "updates"), 0))
 
     def draw(self) -> str | None:
         """Which fault (if any) this filing gets: outage, error, slow, reset (call with the lock held)."""
@@ -211,6 +235,36 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
         if fault == "reset_after_commit":
             return _cut_off(status)
         return JSONResponse(status_code=status, content=answer)
+
+    @app.post("/api/v1/case-updates", status_code=201, response_model=None)
+    def update_case(
+        update: CaseUpdate,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> JSONResponse:
+        """Record a decision on a filed case once per idempotency key (404 for a case never filed)."""
+        if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
+            return _error(400, f"an Idempotency-Key header of 1..{MAX_KEY_LENGTH} characters is required")
+        body = update.model_dump(mode="json")
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        with store.lock:
+            if store.should_fail():
+                store.tally["outage_503"] += 1
+                return _error(503, "simulated outage of the tenancy system")
+            known = store.update_keys.get(idempotency_key)
+            if known is not None:
+                if known != canonical:
+                    store.tally["conflict"] += 1
+                    return _error(409, "this Idempotency-Key was used with a different body")
+                store.tally["repeated"] += 1
+                return JSONResponse(status_code=200, content={"idempotency_key": idempotency_key})
+            filing = next((f for f in store.filings.values() if f.body["case_ref"] == update.case_ref), None)
+            if filing is None:
+                return _error(404, f"no case {update.case_ref} filed")
+            store.update_keys[idempotency_key] = canonical
+            filing.updates.append({**body, "idempotency_key": idempotency_key})
+            store.tally["updates"] += 1
+            return JSONResponse(status_code=201, content={"idempotency_key": idempotency_key,
+                                                          "tenancy_case_id": filing.tenancy_case_id})
 
     @app.get("/api/v1/cases")
     def list_cases() -> dict[str, list[dict[str, Any]]]:

@@ -1,16 +1,23 @@
-"""``anju hub``: ingest, periodic detection, tenancy filing and the inspector API, in one process."""
+"""``anju hub``: ingest, periodic detection, tenancy filing and the inspector API, in one process.
+
+The ingest writer and the pipeline run as supervised threads (``hub.monitor.run_supervised``): a crash
+in either is logged, shown by ``/api/health`` (503) and ``/metrics``, and the loop restarts with backoff.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 
 import psycopg
 
+from anju_wire import TimeBounds
+from hub.monitor import HubMonitor, PartMonitor, run_supervised
 from hub.settings import HubSettings
 from hub.storage.embedded import resolve_database_url
 
@@ -27,14 +34,23 @@ class PipelineStats:
     errors: list[str] = field(default_factory=list)
 
 
-def detect_once(conn: psycopg.Connection, *, since: date | None) -> date | None:
-    """Refresh daily features from ``since`` and run detection; return the last day with features."""
+def detect_once(
+    conn: psycopg.Connection, *, since: date | None, bounds: TimeBounds | None = None
+) -> date | None:
+    """Refresh daily features from ``since`` and run detection; return the last day with features.
+
+    The last day is read inside the time window, so a stray far-future day left in ``unit_daily`` cannot
+    hold the next refresh there (fresh days would never get features).
+    """
     from hub.detection.service import run_detection
     from hub.features import refresh_daily_features
 
-    refresh_daily_features(conn, since=since)
+    bounds = bounds or TimeBounds()
+    now = datetime.now(UTC)
+    refresh_daily_features(conn, since=since, bounds=bounds, now=now)
     run_detection(conn)
-    row = conn.execute("SELECT max(day) FROM unit_daily").fetchone()
+    latest = (now + bounds.max_future).date()
+    row = conn.execute("SELECT max(day) FROM unit_daily WHERE day <= %s", (latest,)).fetchone()
     conn.commit()
     return row[0] if row else None
 
@@ -46,12 +62,26 @@ class Pipeline:
         self._url = database_url
         self._settings = settings
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="anju-pipeline", daemon=True)
         self.stats = PipelineStats()
+        # A detection run over a large estate takes minutes; stale means stuck far longer than that.
+        self.part = PartMonitor(
+            "pipeline", stale_after_s=max(900.0, 3 * settings.detect_interval_s), lag=self._lag_s
+        )
+        self._last_ok: float | None = None  # monotonic time of the last successful step
+        self._thread = threading.Thread(
+            target=run_supervised,
+            kwargs={"loop": self._run, "part": self.part, "stop": self._stop},
+            name="anju-pipeline",
+            daemon=True,
+        )
 
     def start(self) -> None:
         """Start the background thread."""
         self._thread.start()
+
+    def _lag_s(self) -> float | None:
+        """Seconds since the last successful step (None before the first)."""
+        return None if self._last_ok is None else time.monotonic() - self._last_ok
 
     def stop(self) -> None:
         """Ask the thread to finish and wait for it."""
@@ -59,6 +89,8 @@ class Pipeline:
         self._thread.join(30)
 
     def _run(self) -> None:
+        """The pipeline loop (under ``run_supervised``): a database error is retried in place; anything
+        else ends the loop, and the supervisor restarts it on a fresh connection."""
         from hub.tenancy.changes import apply_tenancy_changes
         from hub.tenancy.client import TenancyClient
         from hub.tenancy.outbox import deliver_pending
@@ -67,25 +99,32 @@ class Pipeline:
         last_day: date | None = None
         next_detect = 0.0
         clock = 0.0
-        with psycopg.connect(self._url) as conn, TenancyClient(
-            base_url=s.tenancy_url, token=s.tenancy_token
-        ) as client:
+        with (
+            psycopg.connect(self._url) as conn,
+            TenancyClient(base_url=s.tenancy_url, token=s.tenancy_token) as client,
+        ):
             while not self._stop.is_set():
+                self.part.beat()
                 try:
                     if clock >= next_detect:
                         since = last_day - timedelta(days=2) if last_day else None
-                        last_day = detect_once(conn, since=since)
+                        last_day = detect_once(conn, since=since, bounds=s.time_bounds())
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
                     result = deliver_pending(conn, client=client)
                     apply_tenancy_changes(conn, client=client)  # closed / moved out flow back to cases
                     conn.commit()
                     self.stats.cases_filed += result.sent
+                    self._last_ok = time.monotonic()
+                    self.part.success()
                 except psycopg.Error as err:
                     # The database may be restarting; keep the loop alive, the work is idempotent.
+                    self.part.failure(err)
+                    if conn.closed:
+                        raise  # a fresh connection comes with the supervisor's restart
                     conn.rollback()
                     log.warning("pipeline step failed, will retry: %s", err)
-                    self.stats.errors.append(str(err))
+                    self.stats.errors[:] = [*self.stats.errors[-99:], str(err)]
                 self._stop.wait(s.filing_interval_s)
                 clock += s.filing_interval_s
 
@@ -99,6 +138,7 @@ def run_hub(settings: HubSettings) -> int:
     from hub.storage import ensure_schema
 
     url = resolve_database_url(settings.database_url, settings.home)
+    monitor = HubMonitor()
     with psycopg.connect(url) as conn:
         info = ensure_schema(conn)
         conn.commit()
@@ -112,11 +152,14 @@ def run_hub(settings: HubSettings) -> int:
         flush_s=settings.ingest_flush_s,
         mqtt_username=settings.mqtt_username,
         mqtt_password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+        bounds=settings.time_bounds(),
     )
     pipeline = Pipeline(database_url=url, settings=settings)
+    monitor.add(*ingest.parts(), pipeline.part)
+    monitor.attach_ingest(ingest)
     ingest.start()
     pipeline.start()
-    app = create_app(database_url=url)
+    app = create_app(database_url=url, monitor=monitor)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     )

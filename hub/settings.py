@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from anju_wire import TimeBounds
 
 
 def default_home() -> Path:
@@ -35,6 +38,16 @@ class HubSettings(BaseSettings):
     filing_interval_s: float = 1.0
     ingest_batch_max: int = 5000
     ingest_flush_s: float = 0.2
+    # Time bounds of accepted records (ingest) and of the daily features refresh: a timestamp more than
+    # max_clock_skew_s ahead of the hub's clock, or older than retention_days, is a dead letter.
+    max_clock_skew_s: float = Field(default=86_400.0, ge=0)
+    retention_days: int = Field(default=3660, ge=1)
+
+    def time_bounds(self) -> TimeBounds:
+        """The accepted window of record timestamps around the hub's clock."""
+        return TimeBounds(
+            max_future=timedelta(seconds=self.max_clock_skew_s), max_age=timedelta(days=self.retention_days)
+        )
 
     @classmethod
     def load(cls, path: Path | None = None) -> HubSettings:

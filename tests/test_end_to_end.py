@@ -33,6 +33,9 @@ def test_demo_pipeline_flags_the_simulated_vacant_and_sublet_units(
         "ANJU_DATABASE_URL": database_url,
         "ANJU_MQTT_URL": mqtt_url,
         "ANJU_HOME": str(tmp_path / "home"),
+        # Leads filed as they open (a city's choice; by default only a confirmation files), so that the
+        # run reaches the tenancy stand-in without an inspector.
+        "ANJU_AUTO_FILE": "true",
     }
     # 100 s for 70 days (1 simulated hour = 60 ms) leaves the agent slack to poll every meter hourly
     # even on a busy 2-core machine; fewer than 12 hourly readings make a day "unknown", never "empty".

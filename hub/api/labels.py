@@ -61,6 +61,8 @@ AUDIT_ACTIONS: Table = {
     "case.tenancy_status": ("住房系统状态变更", "status changed in the tenancy system"),
     "tenancy.queued": ("等待报送", "queued for filing"),
     "tenancy.dead": ("报送失败", "filing failed"),
+    "tenancy.update_queued": ("等待报送处理进展", "update queued for the tenancy system"),
+    "tenancy.update_sent": ("处理进展已报送住房系统", "update sent to the tenancy system"),
     "user.added": ("添加用户", "user added"),
     "user.estates": ("调整负责小区", "estates changed"),
     "user.login": ("登录", "signed in"),

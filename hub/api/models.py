@@ -49,6 +49,7 @@ class Filing(BaseModel):
     """A delivery of a case to the tenancy system, as the outbox records it."""
 
     id: int
+    kind: str = Field("filing", description="filing: the case itself; update: a later decision on it")
     idempotency_key: str
     state: str
     attempts: int | None = None
@@ -76,6 +77,10 @@ class CaseSummary(BaseModel):
     alert_ids: list[int] = Field(default_factory=list)
     filing: Filing | None = None
     filing_dead: bool = Field(False, description="the filing was dead-lettered: a person must look at it")
+    deliveries: list[str] = Field(default_factory=list,
+                                  description="state of each delivery to the tenancy system, filing first")
+    updates: list[str] = Field(default_factory=list,
+                               description="state of each decision sent as an update after the filing")
 
 
 class CaseDetail(CaseSummary):
@@ -106,6 +111,8 @@ class AlertSummary(BaseModel):
     case_id: int | None = None
     case_status: str | None = None
     case_filing_dead: bool = False
+    case_assignee: str | None = Field(None, description="the inspector the alert's case is assigned to")
+    case_visit_on: date | None = Field(None, description="the day of the case's visit, once scheduled")
 
 
 class AlertDetail(AlertSummary):
@@ -188,13 +195,30 @@ class AgentStatus(BaseModel):
     updated_at: datetime | None = None
 
 
+class PartStatus(BaseModel):
+    """One background part of the hub (ingest, broker, pipeline): up, or why not."""
+
+    name: str
+    up: bool
+    alive: bool
+    failing: bool
+    restarts: int
+    last_success: datetime | None
+    last_error: str | None
+    heartbeat_age_s: float | None
+    lag_s: float | None
+
+
 class Health(BaseModel):
-    """Whether the database answers and which storage path (TimescaleDB or plain PostgreSQL) is in use."""
+    """Whether the database answers, which storage path (TimescaleDB or plain PostgreSQL) is in use, and
+    the state of the hub's background parts, with dead letters since start by estate and reason code."""
 
     status: str
     database: bool
     storage: str
     server_version: str | None = None
+    parts: list[PartStatus] = []
+    dead_letters_by_estate: dict[str, dict[str, int]] = {}
 
 
 class AuditEntry(BaseModel):
@@ -256,9 +280,13 @@ class UnitTrail(BaseModel):
 
 
 class CaseWithTrail(CaseDetail):
-    """A case with its audit trail."""
+    """A case with its audit trail, and what the signed-in person can do next."""
 
     trail: list[AuditEntry] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list, description="the actions open to you now")
+    missing: dict[str, str] = Field(
+        default_factory=dict, description="each other action, with the code of why it is not open to you")
+    next_step: str = Field("", description="the workflow's next step, as a code")
 
 
 class LoginRequest(BaseModel):
@@ -287,6 +315,28 @@ class AssignRequest(BaseModel):
 
     assignee: str = Field(min_length=1, max_length=64)
     note: str = Field("", max_length=2000)
+
+
+class BatchAssignRequest(BaseModel):
+    """Assign several cases to one inspector."""
+
+    case_ids: list[int] = Field(min_length=1, max_length=200)
+    assignee: str = Field(min_length=1, max_length=64)
+    note: str = Field("", max_length=2000)
+
+
+class BatchOutcome(BaseModel):
+    """What happened to one case of a batch: ``assigned``, or ``not_found``, ``forbidden``, ``refused``."""
+
+    case_id: int
+    outcome: str
+    detail: str = ""
+
+
+class BatchAnswer(BaseModel):
+    """Per case, in the order asked."""
+
+    results: list[BatchOutcome]
 
 
 class VisitRequest(BaseModel):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import URL
 
 from hub.api import queries
 from hub.api.charts import evidence_charts
@@ -26,8 +27,8 @@ from hub.api.models import AlertSort
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
 from hub.auth.service import close_session, inspectors_for, open_session, sign_in
-from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
-from hub.cases.states import DISMISS_REASONS, Action, allowed_actions
+from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
+from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -144,30 +145,61 @@ def alert_list_page(
     min_age_days: Annotated[str, Query(max_length=16)] = "",
     max_age_days: Annotated[str, Query(max_length=16)] = "",
     sort: Annotated[str, Query(max_length=16)] = "risk",
+    mine: Annotated[str, Query(max_length=4)] = "",
+    q: Annotated[str, Query(max_length=64)] = "",
+    assigned: Annotated[int, Query(ge=0, le=1000)] = 0,
+    refused: Annotated[int, Query(ge=0, le=1000)] = 0,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
-    """Alerts of the person's estates sorted by risk (or age), with their reasons in plain words.
+    """Alerts of the person's estates sorted by risk (or age), one compact row each with the top reason,
+    the case's state, assignee and visit day; "my cases" and a unit search; supervisors assign a batch.
 
     The age fields come from a form: blank or not a number means no limit, not an error."""
     if user is None:
         return to_login(request)
     order = AlertSort(sort) if sort in AlertSort.__members__.values() else AlertSort.RISK
     min_age, max_age = _days(min_age_days), _days(max_age_days)
+    search = q.strip() or None
     page = queries.list_alerts(
         conn, estate=estate or None, kind=kind or None, status=None if status == "all" else status or None,
         estates=user.estate_filter(), min_age_days=min_age, max_age_days=max_age, sort=order,
-        limit=PAGE_SIZE, offset=offset,
+        assignee=user.name if mine else None, unit_search=search, limit=PAGE_SIZE, offset=offset,
     )
+    estates = queries.list_estates(conn, estates=user.estate_filter())
+    batch = user.role in TRANSITIONS[Action.ASSIGN].roles
     context = {
         "page": page,
         "filters": {"estate": estate, "kind": kind, "status": status, "sort": order.value,
                     "min_age_days": "" if min_age is None else str(min_age),
-                    "max_age_days": "" if max_age is None else str(max_age)},
+                    "max_age_days": "" if max_age is None else str(max_age),
+                    "mine": "1" if mine else "", "q": search or ""},
         "sorts": [s.value for s in AlertSort],
-        "estates": queries.list_estates(conn, estates=user.estate_filter()),
+        "estates": estates,
         "counts": queries.summary_counts(conn) if not user.scoped else None,
+        # Batch assignment: whom a supervisor may assign to, across the estates they see.
+        "assignees": sorted({n for e in estates for n in inspectors_for(conn, estate_id=e)}) if batch else [],
+        "batch": {"assigned": assigned, "refused": refused},
     }
     return render(request, "alerts.html", context, user=user)
+
+
+@router.post("/cases/assign", response_model=None)
+def batch_assign(request: Request, conn: DbConn, user: MaybeUser, form: FormFields) -> Response:
+    """Assign the ticked cases of the queue to one inspector, each case audited on its own; back to the
+    queue (its filters kept) with how many were assigned and how many refused."""
+    if user is None:
+        return to_login(request)
+    if user.role not in TRANSITIONS[Action.ASSIGN].roles:
+        return not_found(request, user, "case", status_code=403)
+    ids = [int(k[5:]) for k in form if k.startswith("case_") and k[5:].isascii() and k[5:].isdigit()
+           and len(k) < 24][:200]
+    outcomes = assign_many(conn, case_ids=ids, assignee=form.get("assignee", "")[:64], principal=user)
+    done = sum(1 for o in outcomes if o.outcome == "assigned")
+    back = form.get("back", "")
+    back = back if back.startswith("?") and "\n" not in back and len(back) < 1000 else "?"
+    target = str(request.url_for("alert_list_page")) + back
+    target = str(URL(target).include_query_params(assigned=done, refused=len(outcomes) - done))
+    return RedirectResponse(URL(target).path + "?" + URL(target).query, status_code=303)
 
 
 def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) -> dict[str, Any] | None:
@@ -180,15 +212,29 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
     trail = []
     actions: list[str] = []
     inspectors: list[str] = []
+    missing: list[tuple[str, str]] = []
+    next_step = ""
     if case is not None:
         trail = queries.case_audit(conn, case_id=case.id, alert_ids=case.alert_ids or [alert.id])
-        actions = [a.value for a in allowed_actions(case.status, user.role)]
-        if user.role is Role.INSPECTOR and case.assignee not in (None, user.name):
-            actions = []
+        # The page's buttons, and a line for each missing one saying why (hub/cases/states.py).
+        guide = case_guide(case.status, user.role, assignee=case.assignee, viewer=user.name,
+                           filing=delivery_state(case.deliveries))
+        actions = [a.value for a in guide.actions]
+        missing = [(a.value, why) for a, why in guide.missing]
+        next_step = guide.next_step
         if Action.ASSIGN.value in actions:
             inspectors = inspectors_for(conn, estate_id=case.estate_id)
     return {"alert": alert, "charts": charts, "trail": trail, "actions": actions, "inspectors": inspectors,
+            "missing": missing, "next_step": next_step, "updates": _updates(case),
             "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None}
+
+
+def _updates(case: Any) -> dict[str, int]:
+    """How many of the case's decisions went to the tenancy system as updates, and how many wait."""
+    if case is None:
+        return {"sent": 0, "waiting": 0}
+    sent = sum(1 for state in case.updates if state == "sent")
+    return {"sent": sent, "waiting": len(case.updates) - sent}
 
 
 def not_found(request: Request, user: Principal | None, what: str, ident: int | None = None, *,

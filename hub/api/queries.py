@@ -35,17 +35,17 @@ _ALERT_COLUMNS = """
     a.id, a.unit_id, a.estate_id, a.kind, a.status, a.score, a.first_flagged, a.last_flagged,
     current_date - a.first_flagged AS age_days, a.reasons, a.rule_version, a.window_start, a.window_end,
     a.created_at, a.updated_at,
-    c.id AS case_id, c.status AS case_status,
+    c.id AS case_id, c.status AS case_status, c.assignee AS case_assignee, c.visit_on AS case_visit_on,
     EXISTS (SELECT 1 FROM tenancy_outbox o WHERE o.case_id = c.id AND o.state = 'dead') AS case_filing_dead
 """
 
-# The case an alert belongs to: the one opened from it, else (while the alert is open) the unit's
-# non-closed case of the same kind, to which re-alerts attach.
+# The case an alert belongs to: the one opened from it or it was attached to, else (while the alert is
+# open) the unit's non-closed case of the same kind, to which re-alerts attach.
 _ALERT_CASE_JOIN = """
     LEFT JOIN LATERAL (
-        SELECT c.id, c.status FROM cases c
+        SELECT c.id, c.status, c.assignee, c.visit_on FROM cases c
         WHERE c.unit_id = a.unit_id AND c.kind = a.kind
-          AND (c.alert_id = a.id OR (a.status = 'open' AND c.status <> 'closed'))
+          AND (c.alert_id = a.id OR a.id = ANY(c.alert_ids) OR (a.status = 'open' AND c.status <> 'closed'))
         ORDER BY (c.alert_id = a.id) DESC, c.id DESC
         LIMIT 1
     ) c ON true
@@ -79,23 +79,50 @@ def _age_filter(min_age_days: int | None, max_age_days: int | None) -> str:
     return "".join(clauses)
 
 
+def _queue_filter(assignee: str | None, unit_search: str | None) -> str:
+    """The case-assignee and unit-search conditions that are asked for, and no others: each costs a probe
+    or a pattern match per alert, so an unfiltered queue keeps its index-only walk."""
+    clauses = []
+    if unit_search is not None:
+        clauses.append(" AND a.unit_id ILIKE %(unit_like)s ESCAPE '\\'")
+    if assignee is not None:
+        clauses.append(
+            " AND EXISTS (SELECT 1 FROM cases c WHERE c.unit_id = a.unit_id AND c.kind = a.kind"
+            " AND c.assignee = %(assignee)s AND (c.alert_id = a.id OR a.id = ANY(c.alert_ids)"
+            " OR (a.status = 'open' AND c.status <> 'closed')))")
+    return "".join(clauses)
+
+
+def unit_pattern(text: str) -> str:
+    """An ILIKE pattern matching unit ids that contain ``text`` (its wildcards taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 _FILING_COLUMNS = """
-    o.id, o.idempotency_key, o.state, o.attempts, o.next_attempt_at, o.last_error, o.sent_at,
+    o.id, o.kind, o.idempotency_key, o.state, o.attempts, o.next_attempt_at, o.last_error, o.sent_at,
     o.response_status
 """
 
 
 
 def _case_select(*, with_evidence: bool) -> str:
-    """SELECT of cases with their latest filing; the (large) evidence column only when asked for."""
+    """SELECT of cases with their filing (an update only for a legacy case without one) and whether any
+    delivery is dead-lettered; the (large) evidence column only when asked for."""
     evidence = "c.evidence" if with_evidence else "NULL::jsonb"
     return f"""
         SELECT c.id, c.unit_id, c.estate_id, c.kind, c.alert_id, c.status, c.opened_at, c.filed_at,
                c.evidence_sha256, c.assignee, c.visit_on, c.closed_at, c.alert_ids,
-               coalesce(f.state = 'dead', false) AS filing_dead, {evidence} AS evidence, to_jsonb(f) AS filing
+               EXISTS (SELECT 1 FROM tenancy_outbox d WHERE d.case_id = c.id AND d.state = 'dead')
+                   AS filing_dead,
+               ARRAY(SELECT d.state FROM tenancy_outbox d WHERE d.case_id = c.id ORDER BY d.id) AS deliveries,
+               ARRAY(SELECT d.state FROM tenancy_outbox d WHERE d.case_id = c.id AND d.kind = 'update'
+                     ORDER BY d.id) AS updates,
+               {evidence} AS evidence, to_jsonb(f) AS filing
         FROM cases c
         LEFT JOIN LATERAL (
-            SELECT {_FILING_COLUMNS} FROM tenancy_outbox o WHERE o.case_id = c.id ORDER BY o.id DESC LIMIT 1
+            SELECT {_FILING_COLUMNS} FROM tenancy_outbox o WHERE o.case_id = c.id
+            ORDER BY (o.kind = 'filing') DESC, o.id DESC LIMIT 1
         ) f ON true
     """
 
@@ -150,16 +177,21 @@ def list_alerts(
     min_age_days: int | None = None,
     max_age_days: int | None = None,
     sort: AlertSort = AlertSort.RISK,
+    assignee: str | None = None,
+    unit_search: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> AlertPage:
     """Alerts matching the filters, in ``sort`` order: by default highest score first, most recently
-    flagged next. ``min_age_days``/``max_age_days``: first flagged at least / at most that many days ago."""
+    flagged next. ``min_age_days``/``max_age_days``: first flagged at least / at most that many days ago;
+    ``assignee``: only alerts whose case is assigned to this person; ``unit_search``: unit ids containing
+    this text."""
     params: dict[str, Any] = {
         "estate": estate, "kind": kind, "status": status, "unit": unit, "estates": estates, "limit": limit,
-        "offset": offset, "min_age": min_age_days, "max_age": max_age_days,
+        "offset": offset, "min_age": min_age_days, "max_age": max_age_days, "assignee": assignee,
+        "unit_like": unit_pattern(unit_search) if unit_search is not None else None,
     }
-    where = _ALERT_FILTER + _age_filter(min_age_days, max_age_days)
+    where = _ALERT_FILTER + _age_filter(min_age_days, max_age_days) + _queue_filter(assignee, unit_search)
     order = ALERT_ORDERS[AlertSort(sort)]
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT count(*) AS n FROM alerts a {where}", params)

@@ -37,6 +37,9 @@ from hub.api.models import (
     AssignRequest,
     AuditCheck,
     AuditPage,
+    BatchAnswer,
+    BatchAssignRequest,
+    BatchOutcome,
     CaseDetail,
     CasePage,
     CaseWithTrail,
@@ -57,8 +60,8 @@ from hub.api.models import (
 from hub.auth.errors import InvalidUser, UnknownUser, UserExists
 from hub.auth.models import Principal
 from hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
-from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, transition
-from hub.cases.states import Action
+from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
+from hub.cases.states import TRANSITIONS, Action, case_guide, delivery_state
 
 router = APIRouter(prefix="/api", tags=["inspector API"])
 
@@ -141,13 +144,18 @@ def me(principal: CurrentUser) -> Me:
 def list_alerts(
     conn: DbConn, principal: CurrentUser, estate: Estate = None, kind: Kind = None, status: Status = None,
     min_age_days: MinAge = None, max_age_days: MaxAge = None, sort: Sort = AlertSort.RISK,
+    assignee: Annotated[str | None, Query(max_length=64, description="case assigned to this person")] = None,
+    mine: Annotated[bool, Query(description="only alerts whose case is assigned to you")] = False,
+    unit: Annotated[str | None, Query(min_length=1, max_length=64,
+                                      description="unit ids containing this text")] = None,
     limit: Limit = 50, offset: Offset = 0,
 ) -> AlertPage:
     """Alerts in your estates, highest score first (or oldest / newest first), filtered by estate, kind,
-    status and age (days since first flagged)."""
+    status, age (days since first flagged), the case's assignee (``mine``: you) and unit id."""
     return queries.list_alerts(conn, estate=estate, kind=kind, status=status, min_age_days=min_age_days,
                                max_age_days=max_age_days, sort=sort, limit=limit, offset=offset,
-                               estates=principal.estate_filter())
+                               estates=principal.estate_filter(),
+                               assignee=principal.name if mine else assignee, unit_search=unit)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=NOT_FOUND)
@@ -183,7 +191,10 @@ def get_case(conn: DbConn, principal: CurrentUser, case_id: int) -> CaseWithTrai
     case = visible_case(conn, principal, case_id)
     trail = queries.case_audit(conn, case_id=case_id, alert_ids=case.alert_ids or
                                ([case.alert_id] if case.alert_id else []))
-    return CaseWithTrail(**case.model_dump(), trail=trail)
+    guide = case_guide(case.status, principal.role, assignee=case.assignee, viewer=principal.name,
+                       filing=delivery_state(case.deliveries))
+    return CaseWithTrail(**case.model_dump(), trail=trail, actions=[a.value for a in guide.actions],
+                         missing={a.value: why for a, why in guide.missing}, next_step=guide.next_step)
 
 
 @contextmanager
@@ -206,6 +217,19 @@ def act(
     with case_errors(), conn.transaction():
         transition(conn, case_id=case_id, action=action, principal=principal, **kw)  # type: ignore[arg-type]
     return visible_case(conn, principal, case_id)
+
+
+@router.post("/cases/assign", response_model=BatchAnswer,
+             responses={403: {"description": "your role may not"}})
+def assign_cases(conn: DbConn, principal: CurrentUser, body: BatchAssignRequest) -> BatchAnswer:
+    """Assign several cases to one inspector (supervisor, admin): each case on its own, audited on its
+    own; the answer says per case whether it was assigned and, if not, why (404, 403 or 409 as code)."""
+    if principal.role not in TRANSITIONS[Action.ASSIGN].roles:
+        raise HTTPException(status_code=403, detail=f"a {principal.role.value} may not assign a case")
+    outcomes = assign_many(conn, case_ids=body.case_ids, assignee=body.assignee, principal=principal,
+                           note=body.note)
+    return BatchAnswer(results=[BatchOutcome(case_id=o.case_id, outcome=o.outcome, detail=o.detail)
+                                for o in outcomes])
 
 
 @router.post("/cases/{case_id}/assign", response_model=CaseDetail, responses=ACTION_ANSWERS)

@@ -7,6 +7,8 @@ Units and access events go through it whole; readings only for the lines the cli
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from hub.bulk.parse import Kind
 
 # Each line is staged as one text value: CSV mode with delimiter and quote bytes that never occur in
@@ -25,19 +27,40 @@ _TS_OK = (
     "AND pg_input_is_valid(f[1], 'timestamptz'))"
 )
 
-# Split lines into fields (double quotes dropped: the formats have no commas inside fields), with a
-# reason for each bad line. MATERIALIZED: the reason is computed once per line, not once per use.
-CHECK: dict[Kind, str] = {
-    "readings": f"""
+# A line's fields, as CSV (RFC 4180) on one line: a field may be quoted whole ("A001", "1, East"), a quote
+# inside a quoted field doubled (""). Lines without a quote, nearly all, are simply split. A line whose
+# quotes do not follow that form gets no fields (NULL), and so a reason.
+_FIELD = '"(?:[^"]|"")*"|[^,"]*'
+_FIELDS = f"""CASE WHEN strpos(raw, '"') = 0 THEN string_to_array(raw, ',')
+        WHEN raw ~ '^(?:{_FIELD})(?:,(?:{_FIELD}))*$' THEN ARRAY(
+            SELECT CASE WHEN left(q.m[1], 1) = '"'
+                        THEN replace(substr(q.m[1], 2, length(q.m[1]) - 2), '""', '"') ELSE q.m[1] END
+            FROM regexp_matches(',' || raw, ',({_FIELD})', 'g') WITH ORDINALITY AS q(m, k) ORDER BY q.k)
+    END"""
+_MALFORMED = "WHEN f IS NULL THEN 'malformed quotes (quote a field whole; a quote inside it as \"\")'"
+
+# Split lines into fields, with a reason for each bad line. MATERIALIZED: the reason is computed once
+# per line, not once per use. Each kind's check adds its own reasons to this start.
+_CHECK_HEAD = f"""
 CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
 WITH s AS (
-    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
+    SELECT n, raw, {_FIELDS} AS f
     FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
 ), c AS MATERIALIZED (
     SELECT n, raw, f, CASE
         WHEN raw IS NULL OR raw = '' THEN 'empty line'
-        WHEN cardinality(f) <> 4 THEN 'expected 4 fields, found ' || cardinality(f)
+        {_MALFORMED}
+        WHEN cardinality(f) <> @FIELDS@ THEN 'expected @FIELDS@ fields, found ' || cardinality(f)"""
+
+
+def _check_head(fields: int) -> str:
+    return _CHECK_HEAD.replace("@FIELDS@", str(fields))
+
+
+CHECK: dict[Kind, str] = {
+    "readings": _check_head(4) + f"""
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
+        @TS_BOUNDS@
         WHEN f[2] = '' THEN 'unit_id is empty'
         WHEN f[3] NOT IN ('electricity', 'water', 'gas') THEN 'meter must be electricity, water or gas'
         WHEN NOT pg_input_is_valid(f[4], 'double precision') THEN 'value is not a number'
@@ -54,16 +77,9 @@ SELECT n, raw, reason,
        CASE WHEN reason IS NULL THEN f[4]::float8 END AS value
 FROM c
 """,
-    "access": f"""
-CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
-WITH s AS (
-    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
-    FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
-), c AS MATERIALIZED (
-    SELECT n, raw, f, CASE
-        WHEN raw IS NULL OR raw = '' THEN 'empty line'
-        WHEN cardinality(f) <> 9 THEN 'expected 9 fields, found ' || cardinality(f)
+    "access": _check_head(9) + f"""
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
+        @TS_BOUNDS@
         WHEN f[2] = '' THEN 'device_id is empty'
         WHEN f[3] = '' THEN 'estate_id is empty'
         WHEN f[5] <> '' AND NOT pg_input_is_valid(f[5], 'integer') THEN 'floor is not an integer'
@@ -85,15 +101,7 @@ SELECT n, raw, reason,
        nullif(f[9], '') AS stranger_track
 FROM c
 """,
-    "units": """
-CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
-WITH s AS (
-    SELECT n, raw, string_to_array(replace(raw, '"', ''), ',') AS f
-    FROM (SELECT n, rtrim(raw, E'\\r') AS raw FROM bulk_stage) r
-), c AS MATERIALIZED (
-    SELECT n, raw, f, CASE
-        WHEN raw IS NULL OR raw = '' THEN 'empty line'
-        WHEN cardinality(f) <> 7 THEN 'expected 7 fields, found ' || cardinality(f)
+    "units": _check_head(7) + """
         WHEN f[1] = '' THEN 'unit_id is empty'
         WHEN f[2] = '' THEN 'estate_id is empty'
         WHEN f[4] <> '' AND NOT pg_input_is_valid(f[4], 'integer') THEN 'floor is not an integer'
@@ -205,9 +213,22 @@ def stage_sql(server_version: int) -> str:
     return STAGE + _INPUT_IS_VALID_BEFORE_16
 
 
-def check_sql(kind: Kind, server_version: int) -> str:
-    """The check of ``kind``'s staged lines into ``bulk_checked``, for a server of ``server_version``."""
-    text = CHECK[kind]
+TS_FUTURE = "ts is in the future (more than the allowed clock skew ahead of now)"
+TS_TOO_OLD = "ts is older than the retention horizon"
+
+
+def check_sql(kind: Kind, server_version: int, *, window: tuple[datetime, datetime] | None = None) -> str:
+    """The check of ``kind``'s staged lines into ``bulk_checked``, for a server of ``server_version``.
+
+    ``window``: the earliest and latest accepted timestamps (``anju_wire.TimeBounds.window``); a line
+    outside it is refused with TS_FUTURE or TS_TOO_OLD. None: no bounds.
+    """
+    bounds = ""
+    if window is not None:
+        earliest, latest = (w.isoformat() for w in window)  # our own datetimes, not file input
+        bounds = (f"WHEN f[1]::timestamptz > '{latest}'::timestamptz THEN '{TS_FUTURE}'\n"
+                  f"        WHEN f[1]::timestamptz < '{earliest}'::timestamptz THEN '{TS_TOO_OLD}'")
+    text = CHECK[kind].replace("@TS_BOUNDS@", bounds)
     if server_version >= _FIRST_WITH_INPUT_IS_VALID:
         return text
     return text.replace("pg_input_is_valid(", "pg_temp.anju_input_is_valid(")

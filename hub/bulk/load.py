@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,9 @@ from typing import IO, ClassVar
 import psycopg
 from psycopg import sql
 
+from anju_wire import TimeBounds
 from hub.bulk import checks
+from hub.bulk.encoding import check_encoding, utf8_reader
 from hub.bulk.parse import (
     BulkImportError,
     Kind,
@@ -176,9 +179,11 @@ def _load_name(m: int) -> str:
 
 def _import_readings(
     conn: psycopg.Connection, path: Path, fh: IO[bytes], *, rejects: RejectWriter, bar: Progress | None,
-    block_bytes: int, on_block: Callable[[int], None] | None,
+    block_bytes: int, on_block: Callable[[int], None] | None, window: tuple[datetime, datetime],
 ) -> tuple[int, int, int]:
     """Import the rest of an open readings file; return (lines read, rows new, lines rejected)."""
+    # Whole seconds certainly inside the window; the fast path leaves the rest to the SQL checks.
+    ts_range = (math.ceil(window[0].timestamp()), math.floor(window[1].timestamp()))
     conn.execute("SELECT pg_advisory_lock(%s)", (_BULK_LOCK,))
     conn.commit()
     target: _ReadingsTarget | None = None
@@ -196,7 +201,7 @@ def _import_readings(
 
             def next_block() -> tuple[bytes, ReadingsBlock] | None:
                 data = next(blocks, None)
-                return None if data is None else (data, split_readings(data, known))
+                return None if data is None else (data, split_readings(data, known, ts_range=ts_range))
 
             pending = pool.submit(next_block)
             while (item := pending.result()) is not None:
@@ -206,7 +211,7 @@ def _import_readings(
                     # Blocks need not each wait for their WAL flush: the import's final commit (its
                     # bulk_imports row) waits for all of it, and a crash before that is re-imported.
                     conn.execute("SET LOCAL synchronous_commit = off")
-                    bad, odd_months = _check_others(conn, block, path, line_base, rejects)
+                    bad, odd_months = _check_others(conn, block, path, line_base, rejects, window)
                     months = set(block.by_month) | odd_months
                     ensure_months(conn, [month_of_index(m) for m in months])
                     target.prepare(months)
@@ -240,7 +245,8 @@ def _import_readings(
 
 
 def _check_others(
-    conn: psycopg.Connection, block: ReadingsBlock, path: Path, line_base: int, rejects: RejectWriter
+    conn: psycopg.Connection, block: ReadingsBlock, path: Path, line_base: int, rejects: RejectWriter,
+    window: tuple[datetime, datetime],
 ) -> tuple[int, set[int]]:
     """Check the block's non-canonical lines in SQL; write rejects; stage the good ones in bulk_rows.
 
@@ -251,7 +257,7 @@ def _check_others(
     conn.execute(checks.stage_sql(conn.info.server_version))
     with conn.cursor().copy(checks.COPY_STAGE_NUMBERED) as copy:
         copy.write(b"".join(b"%d\x01%s\n" % (n, raw) for n, raw in block.others))
-    conn.execute(checks.check_sql("readings", conn.info.server_version))
+    conn.execute(checks.check_sql("readings", conn.info.server_version, window=window))
     bad = _write_rejects(conn, path, line_base, rejects)
     months = {d.year * 12 + d.month - 1 for (d,) in conn.execute(checks.MONTHS)}
     conn.execute(checks.STALE)
@@ -284,29 +290,54 @@ def import_file(
     progress: bool = True,
     block_bytes: int | None = None,
     on_block: Callable[[int], None] | None = None,
+    encoding: str = "utf-8",
+    bounds: TimeBounds | None = None,
+    now: datetime | None = None,
 ) -> ImportResult:
     """Import one CSV file of ``kind`` into the hub's tables; return the counts.
 
-    Units and access events are committed block by block. Readings are committed block by block into
-    load tables (or merged, for months that already hold rows) and become visible when the file is done.
+    The file is checked whole first (``check_file``): one that cannot be read writes nothing. Units
+    and access events are committed block by block. Readings are committed block by block into load
+    tables (or merged, for months that already hold rows) and become visible when the file is done.
+    Readings and events dated outside ``bounds`` (default ``TimeBounds()``) around ``now`` (default the
+    clock) are refused with their reason.
     """
+    check_file(kind, path, encoding=encoding)
+    window = (bounds or TimeBounds()).window(now or datetime.now(UTC))
+    return _import_checked_file(conn, kind, path, rejects=rejects, progress=progress, block_bytes=block_bytes,
+                                on_block=on_block, encoding=encoding, window=window)
+
+
+def check_file(kind: Kind, path: Path, *, encoding: str = "utf-8") -> None:
+    """Refuse (BulkImportError) a file that is missing, not all text in ``encoding``, or wrongly headed."""
     if not path.is_file():
         raise BulkImportError(f"{path}: no such file")
+    check_encoding(path, encoding)
+    with path.open("rb") as fh:
+        read_header(utf8_reader(fh, encoding), kind, path)
+
+
+def _import_checked_file(
+    conn: psycopg.Connection, kind: Kind, path: Path, *, rejects: RejectWriter, progress: bool,
+    block_bytes: int | None, on_block: Callable[[int], None] | None, encoding: str,
+    window: tuple[datetime, datetime],
+) -> ImportResult:
     started = datetime.now(UTC)
     t0 = time.monotonic()
     bar = Progress(kind, path.stat().st_size) if progress else None
-    with path.open("rb") as fh:
+    with path.open("rb") as raw:
+        fh = utf8_reader(raw, encoding)
         read_header(fh, kind, path)
         if bar is not None:
-            bar.advance(fh.tell(), 0)
+            bar.advance(raw.tell(), 0)
         if kind == "readings":
             read, new, rejected = _import_readings(conn, path, fh, rejects=rejects, bar=bar,
                                                    block_bytes=block_bytes or READINGS_BLOCK_BYTES,
-                                                   on_block=on_block)
+                                                   on_block=on_block, window=window)
         else:
             read, new, rejected = _import_checked_in_sql(conn, kind, path, fh, rejects=rejects, bar=bar,
                                                          block_bytes=block_bytes or BLOCK_BYTES,
-                                                         on_block=on_block)
+                                                         on_block=on_block, window=window)
     if bar is not None:
         bar.close()
     result = ImportResult(kind=kind, path=str(path), rows_read=read, rows_new=new,
@@ -324,6 +355,7 @@ def import_file(
 def _import_checked_in_sql(
     conn: psycopg.Connection, kind: Kind, path: Path, fh: IO[bytes], *, rejects: RejectWriter,
     bar: Progress | None, block_bytes: int, on_block: Callable[[int], None] | None,
+    window: tuple[datetime, datetime],
 ) -> tuple[int, int, int]:
     """Stage whole blocks verbatim and check, cast and insert them in SQL; commit per block."""
     read = new = rejected = 0
@@ -333,7 +365,7 @@ def _import_checked_in_sql(
             conn.execute(checks.stage_sql(conn.info.server_version))
             with conn.cursor().copy(checks.COPY_STAGE) as copy:
                 copy.write(data)
-            conn.execute(checks.check_sql(kind, conn.info.server_version))
+            conn.execute(checks.check_sql(kind, conn.info.server_version, window=window))
             if kind != "units":
                 months = [r[0] for r in conn.execute(checks.MONTHS)]
                 ensure_months(conn, months)
@@ -366,17 +398,26 @@ class BulkImport:
 
 
 def import_all(
-    conn: psycopg.Connection, files: BulkImport, *, rejects_path: Path, progress: bool = True
+    conn: psycopg.Connection, files: BulkImport, *, rejects_path: Path, progress: bool = True,
+    encoding: str = "utf-8", bounds: TimeBounds | None = None, now: datetime | None = None,
 ) -> list[ImportResult]:
-    """Import units first (readings and events of unknown units are refused), then readings and access."""
+    """Import units first (readings and events of unknown units are refused), then readings and access.
+
+    Every file is checked (``check_file``) before anything is written, the reject file included.
+    ``bounds`` and ``now`` as for ``import_file``.
+    """
+    window = (bounds or TimeBounds()).window(now or datetime.now(UTC))
+    given: tuple[tuple[Kind, Path | None], ...] = (
+        ("units", files.units), ("readings", files.readings), ("access", files.access))
+    order = [(kind, path) for kind, path in given if path is not None]
+    for kind, path in order:
+        check_file(kind, path, encoding=encoding)
     results: list[ImportResult] = []
     with RejectWriter(rejects_path) as rejects:
-        order: tuple[tuple[Kind, Path | None], ...] = (
-            ("units", files.units), ("readings", files.readings), ("access", files.access),
-        )
         for kind, path in order:
-            if path is not None:
-                results.append(import_file(conn, kind, path, rejects=rejects, progress=progress))
+            results.append(_import_checked_file(conn, kind, path, rejects=rejects, progress=progress,
+                                                block_bytes=None, on_block=None, encoding=encoding,
+                                                window=window))
     return results
 
 

@@ -43,7 +43,7 @@ def read_block(fh: IO[bytes], size: int) -> bytes:
 
 def read_header(fh: IO[bytes], kind: Kind, path: Path) -> None:
     """Read the header line and refuse the file unless it names the expected columns."""
-    first = fh.readline().decode("utf-8-sig").strip().replace('"', "")
+    first = fh.readline().decode("utf-8").lstrip("\ufeff").strip().replace('"', "")
     got = tuple(c.strip() for c in first.split(","))
     if got != HEADERS[kind]:
         raise BulkImportError(f"{path}: header must be {','.join(HEADERS[kind])}, found {first!r}")
@@ -140,12 +140,15 @@ def _windows(b: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def split_readings(data: bytes, known_units: Collection[str]) -> ReadingsBlock:
+def split_readings(
+    data: bytes, known_units: Collection[str], *, ts_range: tuple[int, int] | None = None
+) -> ReadingsBlock:
     """Split a block of readings lines (ending with a newline) into canonical lines by month and the rest.
 
     A canonical line is certainly valid: it has exactly four unquoted fields, a timestamp
-    ``YYYY-MM-DD[T ]HH:MM:SS`` with ``Z`` or a ``+HH:MM``/``-HH:MM`` offset (years 1900 to 2199), a unit in
-    ``known_units``, a known meter and an unsigned decimal value. Pure: no database, no I/O.
+    ``YYYY-MM-DD[T ]HH:MM:SS`` with ``Z`` or a ``+HH:MM``/``-HH:MM`` offset (years 1900 to 2199, and
+    within ``ts_range``, epoch seconds inclusive, when given), a unit in ``known_units``, a known meter
+    and an unsigned decimal value. Pure: no database, no I/O.
     """
     raw = np.frombuffer(data, np.uint8)
     nl = np.flatnonzero(raw == 10)
@@ -197,6 +200,8 @@ def split_readings(data: bytes, known_units: Collection[str]) -> ReadingsBlock:
     good &= zulu | ((off_h <= 14) & (off_m <= 59))
     off_s = np.where(zulu, 0, np.where(t[:, 19] == 45, -1, 1) * (off_h * 3600 + off_m * 60))
     secs = ((_days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second - off_s
+    if ts_range is not None:  # lines outside go to the SQL checks, which give the reason
+        good &= (secs >= ts_range[0]) & (secs <= ts_range[1])
 
     # Value: digits with at most one dot, read right-aligned on the line end. Each byte is classed
     # (digit 1, dot 32, other 128) and the classes summed: < 64 means no other byte and at most one dot.

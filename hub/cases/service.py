@@ -2,6 +2,11 @@
 
 Every change happens in the caller's transaction together with its audit row and, when the case is to
 be filed, its tenancy outbox row: the outbox is written in the same transaction as the case change.
+
+Filing follows the inspector's work: by default a case is filed once it is confirmed. A city that wants
+leads reported sets ``ANJU_AUTO_FILE=true``: the case is then filed when it opens and stays workable,
+and every later decision (assign, visit, confirm, dismiss, close) goes to the tenancy system as an
+update through the same outbox, after the filing.
 """
 
 from __future__ import annotations
@@ -18,18 +23,19 @@ from hub.audit.store import head as audit_head
 from hub.auth.models import Principal, Role
 from hub.cases.audit import record_audit
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action
+from hub.cases.suppression import latest_decision
 from models.evidence import evidence_sha256
 
 DETECTOR = "system:detector"
 
 
 class CaseSettings(BaseSettings):
-    """``ANJU_AUTO_FILE``: file a case to the tenancy system when it opens (true, as the skeleton did),
-    or only once an inspector has confirmed it (false)."""
+    """``ANJU_AUTO_FILE``: file a case to the tenancy system once an inspector has confirmed it (false,
+    the default), or as a lead when it opens (true; later decisions then follow as updates)."""
 
     model_config = SettingsConfigDict(env_prefix="ANJU_", env_file=None, extra="ignore")
 
-    auto_file: bool = True
+    auto_file: bool = False
 
 
 class CaseError(Exception):
@@ -62,6 +68,16 @@ def idempotency_key(case_id: int) -> str:
     return f"anju-case-{case_id}"
 
 
+def update_key(case_id: int, seq: int) -> str:
+    """The key of the case's ``seq``-th update (1, 2, ...) after its filing."""
+    return f"anju-case-{case_id}-update-{seq}"
+
+
+def case_ref(case_id: int) -> str:
+    """anju's reference of a case in the tenancy system."""
+    return f"ANJU-{case_id}"
+
+
 def tenancy_payload(
     *, case_id: int, unit_id: str, estate_id: str, kind: str, opened_at: datetime, summary: str,
     reasons: list[dict[str, Any]], evidence_hash: str, audit_checkpoint: tuple[int, str] | None = None,
@@ -73,7 +89,7 @@ def tenancy_payload(
     checkpoint = {"seq": audit_checkpoint[0], "mac": audit_checkpoint[1]} if audit_checkpoint else None
     return {
         "audit_checkpoint": checkpoint,
-        "case_ref": f"ANJU-{case_id}",
+        "case_ref": case_ref(case_id),
         "unit_id": unit_id,
         "estate_id": estate_id,
         "kind": kind,
@@ -90,11 +106,15 @@ def open_case(
     auto_file: bool | None = None,
 ) -> OpenedCase | None:
     """Open a case for an alert (filing it at once when ``auto_file``, default ``ANJU_AUTO_FILE``);
-    None when the unit already has a non-closed case of that kind, to which the alert is attached."""
+    None when the unit already has an undecided or confirmed case of that kind, to which the alert is
+    attached. A dismissed case not closed yet is closed first: the alert came on new evidence (the
+    detector asks ``hub.cases.suppression`` before it flags a unit again), so it starts a new case."""
     opened_at = opened_at or datetime.now(UTC)
     if auto_file is None:
         auto_file = CaseSettings().auto_file
     digest = evidence_sha256(evidence)
+    before = latest_decision(conn, unit_id=unit_id, kind=kind)
+    _supersede_dismissed(conn, unit_id=unit_id, kind=kind, actor=actor, alert_id=alert_id)
     row = conn.execute(
         "INSERT INTO cases (unit_id, estate_id, kind, alert_id, status, opened_at, evidence, evidence_sha256,"
         " summary, alert_ids) VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, %s, ARRAY[%s]::bigint[])"
@@ -114,15 +134,73 @@ def open_case(
         )
         return None
     case_id = int(row[0])
-    record_audit(
-        conn, actor=actor, action="case.opened", object_type="case", object_id=case_id,
-        detail={"alert_id": alert_id, "unit_id": unit_id, "kind": kind, "evidence_sha256": digest,
-                "auto_file": auto_file},
-    )
+    detail: dict[str, Any] = {"alert_id": alert_id, "unit_id": unit_id, "kind": kind,
+                              "evidence_sha256": digest, "auto_file": auto_file}
+    if before is not None:  # flagged again after a decision: say on which earlier case
+        detail.update({"after_case": before.case_id, "after_outcome": before.outcome,
+                       "after_reason": before.reason, "decided_window_end": before.window_end.isoformat()})
+    record_audit(conn, actor=actor, action="case.opened", object_type="case", object_id=case_id,
+                 detail=detail)
     key = idempotency_key(case_id)
     if auto_file:
         queue_filing(conn, case_id=case_id, actor=actor, now=opened_at)
     return OpenedCase(case_id=case_id, idempotency_key=key, evidence_sha256=digest)
+
+
+def _supersede_dismissed(
+    conn: psycopg.Connection, *, unit_id: str, kind: str, actor: str, alert_id: int,
+) -> None:
+    """Close the unit's dismissed, not yet closed case of ``kind`` (audited): new evidence opens a new
+    case rather than landing on one whose verdict is given."""
+    row = conn.execute(
+        "UPDATE cases SET status = 'closed', closed_at = now(), updated_at = now()"
+        " WHERE unit_id = %s AND kind = %s AND status = 'dismissed' RETURNING id", (unit_id, kind),
+    ).fetchone()
+    if row is not None:
+        record_audit(conn, actor=actor, action="case.close", object_type="case", object_id=int(row[0]),
+                     detail={"from": "dismissed", "to": "closed", "by": "new_evidence", "alert_id": alert_id})
+        queue_update(conn, case_id=int(row[0]), action="close", status="closed", actor=actor)
+
+
+def filing_queued(conn: psycopg.Connection, *, case_id: int) -> bool:
+    """Whether the case's filing is in the outbox (in any state)."""
+    row = conn.execute(
+        "SELECT 1 FROM tenancy_outbox WHERE case_id = %s AND kind = 'filing'", (case_id,)
+    ).fetchone()
+    return row is not None
+
+
+def queue_update(
+    conn: psycopg.Connection, *, case_id: int, action: str, status: str, actor: str,
+    reason: str | None = None, visit_on: date | None = None, now: datetime | None = None,
+) -> bool:
+    """Queue a decision on a filed case as an update to the tenancy system, after its filing and any
+    earlier update (the outbox sends a case's rows in order); False when the case was never filed.
+
+    Inspectors' names and notes stay here: the update says what was decided, when, and why by code."""
+    if not filing_queued(conn, case_id=case_id):
+        return False
+    now = now or datetime.now(UTC)
+    (count,) = conn.execute(
+        "SELECT count(*) FROM tenancy_outbox WHERE case_id = %s AND kind = 'update'", (case_id,)
+    ).fetchone() or (0,)
+    seq = int(count) + 1
+    key = update_key(case_id, seq)
+    checkpoint = audit_head(conn)
+    payload = {
+        "case_ref": case_ref(case_id), "update_seq": seq, "action": action, "status": status,
+        "decided_at": now.isoformat(), "reason": reason,
+        "visit_on": visit_on.isoformat() if visit_on else None,
+        "audit_checkpoint": {"seq": checkpoint[0], "mac": checkpoint[1]} if checkpoint else None,
+    }
+    conn.execute(
+        "INSERT INTO tenancy_outbox (case_id, kind, idempotency_key, payload, state, attempts,"
+        " next_attempt_at) VALUES (%s, 'update', %s, %s, 'pending', 0, %s)",
+        (case_id, key, Jsonb(payload), now),
+    )
+    record_audit(conn, actor=actor, action="tenancy.update_queued", object_type="case", object_id=case_id,
+                 detail={"idempotency_key": key, "update": action, "status": status})
+    return True
 
 
 def queue_filing(conn: psycopg.Connection, *, case_id: int, actor: str, now: datetime | None = None) -> bool:
@@ -142,8 +220,9 @@ def queue_filing(conn: psycopg.Connection, *, case_id: int, actor: str, now: dat
         audit_checkpoint=audit_head(conn),
     )
     row = conn.execute(
-        "INSERT INTO tenancy_outbox (case_id, idempotency_key, payload, state, attempts, next_attempt_at)"
-        " VALUES (%s, %s, %s, 'pending', 0, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        "INSERT INTO tenancy_outbox (case_id, kind, idempotency_key, payload, state, attempts,"
+        " next_attempt_at) VALUES (%s, 'filing', %s, %s, 'pending', 0, %s)"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         (case_id, key, Jsonb(payload), now),
     ).fetchone()
     if row is None:
@@ -222,18 +301,50 @@ def transition(
         _store_verdict(conn, case_id=case_id, alert_id=alert_id, unit_id=unit_id, estate_id=estate_id,
                        kind=kind, verdict=rule.target, reason=reason if action is Action.DISMISS else None,
                        note=note, principal=principal)
-    if action is Action.CONFIRM:
+    # Filed already (a lead, with ANJU_AUTO_FILE): the decision follows as an update. Else a confirmation
+    # is what files the case; nothing before it leaves the hub.
+    updated = queue_update(conn, case_id=case_id, action=action.value, status=rule.target,
+                           actor=principal.actor, reason=reason if action is Action.DISMISS else None,
+                           visit_on=visit_on)
+    if not updated and action is Action.CONFIRM:
         queue_filing(conn, case_id=case_id, actor=principal.actor)
-        sent = conn.execute(
-            "SELECT 1 FROM tenancy_outbox WHERE case_id = %s AND state = 'sent'", (case_id,)
-        ).fetchone()
-        if sent is not None:  # auto-filed when it opened: confirming completes the filing step
-            conn.execute("UPDATE cases SET status = 'filed' WHERE id = %s", (case_id,))
-            after = "filed"
-    if action in (Action.DISMISS, Action.CLOSE):
+    if action in (Action.CONFIRM, Action.DISMISS, Action.CLOSE):
+        # A decided case's alerts leave the open queue; hub.cases.suppression keeps them from coming back
+        # on the same evidence.
         close_case_alerts(conn, case_id=case_id, unit_id=unit_id, kind=kind, actor=principal.actor,
                           by=action.value)
     return TransitionResult(case_id=case_id, before=status, after=after)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One case of a batch: ``assigned``, ``not_found``, ``forbidden`` or ``refused``, and why."""
+
+    case_id: int
+    outcome: str
+    detail: str = ""
+
+
+def assign_many(
+    conn: psycopg.Connection, *, case_ids: list[int], assignee: str, principal: Principal, note: str = "",
+) -> list[BatchOutcome]:
+    """Assign each case to ``assignee``, each in its own transaction with its own audit row, so that one
+    case refused (another estate's, already decided) neither stops nor undoes the others."""
+    outcomes: list[BatchOutcome] = []
+    for case_id in dict.fromkeys(case_ids):  # each case once, in the order given
+        try:
+            with conn.transaction():
+                transition(conn, case_id=case_id, action=Action.ASSIGN, principal=principal,
+                           assignee=assignee, note=note)
+        except CaseNotFound as err:
+            outcomes.append(BatchOutcome(case_id, "not_found", str(err)))
+        except ActionForbidden as err:
+            outcomes.append(BatchOutcome(case_id, "forbidden", str(err)))
+        except TransitionRefused as err:
+            outcomes.append(BatchOutcome(case_id, "refused", str(err)))
+        else:
+            outcomes.append(BatchOutcome(case_id, "assigned"))
+    return outcomes
 
 
 def close_case_alerts(

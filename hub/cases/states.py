@@ -59,3 +59,78 @@ TRANSITIONS: dict[Action, Transition] = {
 def allowed_actions(status: str, role: Role) -> list[Action]:
     """The actions this role may take on a case in this status (what the page offers as buttons)."""
     return [a for a, t in TRANSITIONS.items() if status in t.sources and role in t.roles]
+
+
+# Why an action a person might look for is not offered, by code (the pages word each in their language).
+WHY_CLOSED = "closed"  # the case is closed: nothing more happens to it here
+WHY_ROLE = "role"  # this role never takes this action
+WHY_ASSIGNED_OTHER = "assigned_other"  # the case is someone else's
+WHY_NEEDS_ASSIGNEE = "needs_assignee"  # a visit and a verdict come after the case is assigned
+WHY_DECIDED = "decided"  # the case already has its verdict
+WHY_NEEDS_VERDICT = "needs_verdict"  # a case is closed only after a verdict
+WHY_AWAITING_FILING = "awaiting_filing"  # the tenancy system has not yet received the confirmation
+WHY_FILING_DEAD = "filing_dead"  # sending to the tenancy system failed; an operator must look
+
+DECIDED = frozenset({"confirmed", "dismissed", "filed"})
+
+
+@dataclass(frozen=True, slots=True)
+class CaseGuide:
+    """What a person can do next on a case: the actions offered, the reason each other one is not, and
+    the next step in the workflow (codes; ``hub/api`` words them)."""
+
+    actions: tuple[Action, ...]
+    missing: tuple[tuple[Action, str], ...]
+    next_step: str
+
+
+def _why_not(action: Action, *, status: str, filing: str | None) -> str:
+    """Why ``action`` does not apply to a case in ``status`` (its role may take it)."""
+    if action is Action.CLOSE:
+        if status == "confirmed":
+            return WHY_FILING_DEAD if filing == "dead" else WHY_AWAITING_FILING
+        return WHY_NEEDS_VERDICT
+    if status in DECIDED:
+        return WHY_DECIDED
+    return WHY_NEEDS_ASSIGNEE
+
+
+def next_step(status: str, *, filing: str | None) -> str:
+    """The workflow's next step for a case in ``status`` (``filing``: None, pending, sent or dead)."""
+    if status == "confirmed":
+        return "filing_dead" if filing == "dead" else "await_filing"
+    return {"open": "assign", "assigned": "visit", "visit_scheduled": "verdict",
+            "dismissed": "close_dismissed", "filed": "close_filed", "closed": "none"}.get(status, "none")
+
+
+def case_guide(
+    status: str, role: Role, *, assignee: str | None, viewer: str, filing: str | None,
+) -> CaseGuide:
+    """The buttons a person gets on a case, and why each other one is missing. ``filing``: the state of
+    the case's tenancy deliveries (None: nothing queued; ``dead`` when any failed for good, ``pending``
+    while any waits, else ``sent``)."""
+    offered: list[Action] = []
+    missing: list[tuple[Action, str]] = []
+    for action, rule in TRANSITIONS.items():
+        if status == "closed":
+            missing.append((action, WHY_CLOSED))
+        elif role not in rule.roles:
+            missing.append((action, WHY_ROLE))
+        elif status not in rule.sources:
+            missing.append((action, _why_not(action, status=status, filing=filing)))
+        elif role is Role.INSPECTOR and assignee is not None and assignee != viewer:
+            missing.append((action, WHY_ASSIGNED_OTHER))
+        else:
+            offered.append(action)
+    return CaseGuide(actions=tuple(offered), missing=tuple(missing),
+                     next_step=next_step(status, filing=filing))
+
+
+def delivery_state(states: list[str]) -> str | None:
+    """One state for all of a case's tenancy deliveries: None when none is queued, ``dead`` when any
+    failed for good, ``pending`` while any waits, else ``sent``."""
+    if not states:
+        return None
+    if "dead" in states:
+        return "dead"
+    return "pending" if "pending" in states else "sent"

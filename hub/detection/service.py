@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from hub.cases.audit import deferred_audit, record_audit
 from hub.cases.service import DETECTOR, open_case
+from hub.cases.suppression import may_flag
 from hub.detection.learned import latest_verdict_model
 from hub.features import LOCAL_TZ, local_midnight
 from models.anomaly import AnomalyScores, Baseline, score_units, unit_measures
@@ -359,6 +360,9 @@ def _act_on(
     series_json: dict[str, Any], features: dict[str, Any],
 ) -> list[str]:
     """Open or refresh the alert of a flagged verdict and, for a new alert, open its case."""
+    if not may_flag(conn, unit_id=series.unit_id, kind=verdict.kind, window_start=verdict.window_start,
+                    as_of=as_of):
+        return []  # quiet after an inspector's decision until the evidence is new (hub/cases/suppression.py)
     evidence = {**series_json, "window_start": verdict.window_start.isoformat(),
                 "window_end": verdict.window_end.isoformat()}
     alert_id, new = _upsert_alert(conn, series=series, verdict=verdict, as_of=as_of,

@@ -3,16 +3,20 @@
 Two threads: paho's network loop only enqueues messages; one writer thread processes, batches, writes
 and then acknowledges. Nothing is acknowledged before it is committed, so a database outage loses
 nothing: the batch is retried with backoff and the agents resend whatever stays unacknowledged.
+
+No message stops ingest: ``process`` turns any failure into a dead letter; a batch the database (or the
+writer) refuses for anything but a lost connection is retried once, then split in halves down to the
+one message that fails, which becomes a dead letter; and the writer thread runs under a supervisor that
+restarts it with backoff. Its liveness, lag and last success feed ``/api/health`` and ``/metrics``.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,13 +28,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from anju_wire import Ack, Topic, TopicKind, encode
+from anju_wire import Ack, TimeBounds, Topic, TopicKind, encode
 from anju_wire.paho_util import stop_loop
 from anju_wire.payloads import ranges_of
 from anju_wire.topics import subscription
 from hub.ingest.errors import IngestError, WriterError
-from hub.ingest.processor import AckDue, DeadLetter, ProcessResult, process
+from hub.ingest.processor import AckDue, DeadLetter, Message, ProcessResult, process
 from hub.ingest.writer import BatchWriter, FlushResult
+from hub.monitor import PartMonitor, backoff_delays, by_estate, run_supervised
+
+# Errors that say the database is away or busy, not that a message is bad: retry the whole batch later,
+# unacked. Anything else a write raises is blamed on the batch's messages and isolated by splitting.
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, WriterError)
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +58,6 @@ class IngestStats:
     flushes: int = 0
     flush_failures: int = 0
     shed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Message:
-    topic: str
-    payload: bytes
-    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +86,6 @@ class BrokerAddress:
         )
 
 
-def backoff_delays(*, first: float = 0.2, cap: float = 10.0) -> Iterator[float]:
-    """Jittered, capped exponential delays: first, ~2x, ~4x ... up to ``cap`` seconds."""
-    delay = first
-    while True:
-        yield random.uniform(delay / 2, delay)
-        delay = min(cap, delay * 2)
-
-
 def ack_payload(due: AckDue, *, now: datetime) -> bytes:
     """The wire bytes of the ack for ``due``."""
     return encode(
@@ -115,6 +109,8 @@ class IngestService:
         mqtt_username: str | None = None,
         mqtt_password: str | None = None,
         retry_cap_s: float = 10.0,
+        bounds: TimeBounds | None = None,
+        stale_after_s: float = 60.0,
     ) -> None:
         self._database_url = database_url
         self._broker = BrokerAddress.from_url(mqtt_url)
@@ -122,15 +118,26 @@ class IngestService:
         self._batch_max = batch_max
         self._flush_s = flush_s
         self._retry_cap_s = retry_cap_s
-        self._queue: queue.Queue[_Message] = queue.Queue(maxsize=queue_max)
+        self._bounds = bounds or TimeBounds()
+        self._queue: queue.Queue[Message] = queue.Queue(maxsize=queue_max)
         self._stop = threading.Event()
         self._accepting = threading.Event()
         self._subscribed = threading.Event()
         self._lock = threading.Lock()
         self._stats = IngestStats()
         self._shed_logged = False
+        self._dead: dict[tuple[str, str], int] = {}  # (estate or "-", code) -> dead letters
+        self._oldest_pending: datetime | None = None  # received_at of the oldest uncommitted message
         self._writer: BatchWriter | None = None  # used by the writer thread only
-        self._thread = threading.Thread(target=self._run, name=f"anju-ingest-{client_id}", daemon=True)
+        self.writer_part = PartMonitor("ingest", stale_after_s=stale_after_s, lag=self._lag_s)
+        self.broker_part = PartMonitor("broker", stale_after_s=float("inf"))
+        self.broker_part.failure("not connected yet")
+        self._thread = threading.Thread(
+            target=run_supervised,
+            kwargs={"loop": self._run, "part": self.writer_part, "stop": self._stop},
+            name=f"anju-ingest-{client_id}",
+            daemon=True,
+        )
         # MQTT 5 for shared subscriptions; 3.1.1 where the broker (amqtt) has none.
         protocol = mqtt.MQTTv5 if self._share_group else mqtt.MQTTv311
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
@@ -160,8 +167,30 @@ class IngestService:
         """Connect (in the background, retrying) and start the writer thread."""
         self._accepting.set()
         self._thread.start()
+        self.broker_part.set_alive(True)
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=30)
         self._client.loop_start()
+
+    def parts(self) -> tuple[PartMonitor, PartMonitor]:
+        """The writer thread's and the broker connection's liveness."""
+        return self.writer_part, self.broker_part
+
+    def queue_depth(self) -> int:
+        """Messages received and not yet taken by the writer thread."""
+        return self._queue.qsize()
+
+    def dead_letters_by_estate(self) -> dict[str, dict[str, int]]:
+        """Dead letters written since start, by the estate of their topic ("-" for none) and reason code."""
+        with self._lock:
+            return by_estate(self._dead)
+
+    def _lag_s(self) -> float | None:
+        """Seconds since the oldest message not yet committed was received (None when all are)."""
+        oldest = self._oldest_pending
+        with self._queue.mutex:  # peek: the queue's deque is ordered by arrival
+            head = self._queue.queue[0].received_at if self._queue.queue else None
+        stamps = [t for t in (oldest, head) if t is not None]
+        return (datetime.now(UTC) - min(stamps)).total_seconds() if stamps else None
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until the subscriptions are in place; False on timeout."""
@@ -175,6 +204,7 @@ class IngestService:
             self._thread.join(timeout)
         self._client.disconnect()
         stop_loop(self._client)
+        self.broker_part.set_alive(False)
 
     def stats(self) -> IngestStats:
         """A snapshot of the counters."""
@@ -197,6 +227,7 @@ class IngestService:
     ) -> None:
         if reason.is_failure:
             log.warning("broker refused the connection: %s", reason)
+            self.broker_part.failure(f"broker refused the connection: {reason}")
             return
         log.info("connected to %s:%d", self._broker.host, self._broker.port)
         client.subscribe([(f, 1) for f in self.subscriptions()])
@@ -212,8 +243,10 @@ class IngestService:
         failed = [str(r) for r in reasons if r.is_failure]
         if failed:
             log.error("subscriptions refused: %s", ", ".join(failed))
+            self.broker_part.failure(f"subscriptions refused: {', '.join(failed)}")
             return
         self._subscribed.set()
+        self.broker_part.success()
 
     def _on_disconnect(
         self,
@@ -226,12 +259,13 @@ class IngestService:
         self._subscribed.clear()
         if not self._stop.is_set():
             log.warning("disconnected from broker (%s); paho reconnects", reason)
+            self.broker_part.failure(f"disconnected from broker: {reason}")
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if not self._accepting.is_set():
             return  # stopping: not stored, not acked; the agent sends it again
         try:
-            self._queue.put_nowait(_Message(msg.topic, bytes(msg.payload), datetime.now(UTC)))
+            self._queue.put_nowait(Message(msg.topic, bytes(msg.payload), datetime.now(UTC)))
         except queue.Full:
             # Unacked, so the agent resends later; blocking here would stall the network loop.
             self._count(shed=1)
@@ -249,21 +283,24 @@ class IngestService:
             self._stats = IngestStats(**current)
 
     def _run(self) -> None:
-        pending: list[tuple[_Message, ProcessResult]] = []
+        """The writer loop (run under ``run_supervised``): take, process, batch, flush, until stopped."""
+        pending: list[tuple[Message, ProcessResult]] = []
         rows = 0
         deadline = 0.0
         try:
             while True:
+                self.writer_part.beat()
                 stopping = self._stop.is_set()
                 timeout = 0.0 if stopping else max(0.0, deadline - time.monotonic()) if pending else 0.1
                 try:
-                    msg: _Message | None = self._queue.get(timeout=timeout)
+                    msg: Message | None = self._queue.get(timeout=timeout)
                 except queue.Empty:
                     msg = None
                 if msg is not None:
-                    result = process(msg.topic, msg.payload, msg.received_at)
+                    result = process(msg.topic, msg.payload, msg.received_at, bounds=self._bounds)
                     if not pending:
                         deadline = time.monotonic() + self._flush_s
+                        self._oldest_pending = msg.received_at
                     pending.append((msg, result))
                     rows += result.rows
                     self._count(messages=1)
@@ -271,9 +308,11 @@ class IngestService:
                 if pending and (full or time.monotonic() >= deadline or (stopping and msg is None)):
                     self._flush(pending)
                     pending, rows = [], 0
+                    self._oldest_pending = None
                 if stopping and msg is None and not pending:
                     return
         finally:
+            self._oldest_pending = None
             self._close_writer()
 
     def _close_writer(self) -> None:
@@ -289,71 +328,98 @@ class IngestService:
             conn.close()
             raise
 
-    def _flush(self, pending: Sequence[tuple[_Message, ProcessResult]]) -> None:
-        """Write ``pending`` until it is committed (or the service stops), then send its acks."""
+    def _flush(self, pending: Sequence[tuple[Message, ProcessResult]]) -> None:
+        """Write ``pending`` until it is committed (or the service stops), sending acks as parts commit."""
         delays = backoff_delays(cap=self._retry_cap_s)
         while True:
             try:
                 if self._writer is None:
                     self._writer = self._connect()
-                try:
-                    outcome = self._writer.write([r for _, r in pending])
-                except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as err:
-                    # A message the contract allows but PostgreSQL refuses (e.g. a NUL in a string):
-                    # write one by one, dead-letter the culprit, keep the rest.
-                    log.warning("batch refused by the database (%s); writing messages one by one", err)
-                    outcome = self._write_isolating(self._writer, pending)
-                self._publish(outcome)
+                self._write_or_split(self._writer, pending, retry=True)
+                self.writer_part.success()
                 return
-            except (psycopg.Error, WriterError) as err:  # WriterError: schema not there yet
+            except TRANSIENT as err:
                 self._count(flush_failures=1)
+                self.writer_part.failure(err)
                 self._close_writer()
                 if self._stop.is_set():
                     log.warning("stopping with %d unwritten messages (not acked): %s", len(pending), err)
                     return
                 delay = next(delays)
-                log.warning("flush failed, retrying in %.1fs (nothing acked): %s", delay, err)
+                log.warning("flush failed, retrying in %.1fs (unacked): %s", delay, err)
                 self._stop.wait(delay)
 
-    def _write_isolating(
-        self, writer: BatchWriter, pending: Sequence[tuple[_Message, ProcessResult]]
-    ) -> FlushResult:
-        totals = FlushResult()
-        acks: list[AckDue] = []
-        for msg, result in pending:
-            try:
-                one = writer.write([result])
-            except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as err:
-                dead = DeadLetter(
-                    topic=msg.topic,
-                    payload=msg.payload,
-                    reason=f"refused by the database: {err}".replace("\x00", "\\x00")[:500],
-                    received_at=msg.received_at,
+    def _write_or_split(
+        self, writer: BatchWriter, pending: Sequence[tuple[Message, ProcessResult]], *, retry: bool
+    ) -> None:
+        """Write ``pending`` and ack it; when refused, retry once, then halve down to the bad message."""
+        try:
+            outcome = writer.write([r for _, r in pending])
+        except TRANSIENT:
+            raise
+        except Exception as err:  # noqa: BLE001
+            # Not a lost connection: something in these messages is refused (a NUL byte PostgreSQL cannot
+            # store, a date whose partition cannot be made ...). Isolate it; keep everything else.
+            if len(pending) == 1:
+                self._dead_letter_one(writer, pending[0], err)
+                return
+            if retry:
+                log.warning(
+                    "batch of %d refused (%s: %s); retrying it once", len(pending), type(err).__name__, err
                 )
-                one = writer.write([ProcessResult(dead_letter=dead, ack=result.ack)])
-            acks.extend(one.acks)
-            totals = FlushResult(
-                stored_readings=totals.stored_readings + one.stored_readings,
-                stored_events=totals.stored_events + one.stored_events,
-                duplicates=totals.duplicates + one.duplicates,
-                dead_letters=totals.dead_letters + one.dead_letters,
-                statuses=totals.statuses + one.statuses,
-            )
-        return FlushResult(
-            acks=tuple(acks),
-            stored_readings=totals.stored_readings,
-            stored_events=totals.stored_events,
-            duplicates=totals.duplicates,
-            dead_letters=totals.dead_letters,
-            statuses=totals.statuses,
+                self._write_or_split(writer, pending, retry=False)
+                return
+            log.warning("batch of %d refused again; splitting it to find the message", len(pending))
+            half = len(pending) // 2
+            self._write_or_split(writer, pending[:half], retry=False)
+            self._write_or_split(writer, pending[half:], retry=False)
+            return
+        self._publish(outcome)
+
+    def _dead_letter_one(
+        self, writer: BatchWriter, item: tuple[Message, ProcessResult], err: Exception
+    ) -> None:
+        """Store one refused message as a dead letter (and ack its seqs, as for any dead letter)."""
+        msg, result = item
+        log.warning("message on %s refused: %s: %s", msg.topic[:200], type(err).__name__, err)
+        try:
+            estate: str | None = Topic.parse(msg.topic).estate
+        except ValueError:
+            estate = None
+        dead = DeadLetter(
+            topic=msg.topic.replace("\x00", "\\x00")[:500],
+            payload=msg.payload,
+            reason=f"refused by the database: {type(err).__name__}: {err}".replace("\x00", "\\x00")[:500],
+            received_at=msg.received_at,
+            code="db_refused",
+            estate_id=estate,
         )
+        try:
+            outcome = writer.write([ProcessResult(dead_letter=dead, ack=result.ack)])
+        except TRANSIENT:
+            raise
+        except Exception as again:
+            # Not even its dead letter can be stored: the fault is the database's (a missing column ...),
+            # not the message's. Treat it as an outage: retry the batch later, unacked.
+            raise WriterError(f"cannot store a dead letter: {type(again).__name__}: {again}") from again
+        self._publish(outcome)
 
     def _publish(self, outcome: FlushResult) -> None:
         """Count a committed flush and acknowledge its sequence numbers (QoS 1)."""
         now = datetime.now(UTC)
+        with self._lock:
+            for d in outcome.dead:
+                key = (d.estate_id or "-", d.code)
+                self._dead[key] = self._dead.get(key, 0) + 1
         for due in outcome.acks:
             topic = str(Topic.ack(due.estate_id, due.agent_id))
-            info = self._client.publish(topic, ack_payload(due, now=now), qos=1)
+            try:
+                payload = ack_payload(due, now=now)
+            except ValueError as err:  # pydantic's ValidationError: an ack the contract cannot carry
+                # The rows are committed; an ack that cannot be built must not undo that or stop ingest.
+                log.error("cannot build the ack to %s (%s); the agent will resend", topic, err)
+                continue
+            info = self._client.publish(topic, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 # paho keeps QoS 1 messages for the reconnect; and an unacked agent resends anyway.
                 log.warning("ack to %s queued while disconnected (rc=%s)", topic, info.rc)

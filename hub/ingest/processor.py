@@ -1,24 +1,53 @@
 """Pure message processing: one MQTT message in, typed rows (or a dead letter) and what to acknowledge out.
 
-No database, broker or clock here; the same message always gives the same result.
+No database, broker or clock here; the same message always gives the same result. ``process`` never
+raises: whatever one message does to the parser (nesting deep enough to exhaust the stack, a date past
+year 9999 ...) becomes that message's dead letter with a reason code, so no message can stop ingest.
+
+Trust boundary: a message is judged by the estate of the topic it came on, because the broker's
+per-estate identity is what lets a gateway publish there. Its agent must be one of that estate's agents
+(``{estate}-{name}``, see ``anju_wire.agent_of_estate``), its records must lie within the time bounds,
+and (checked by ``bind_units`` against the unit registry, which the writer reads) every unit it names
+must be registered to that estate.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from anju_wire import AccessBatch, AgentStatus, ContractError, ReadingsBatch, Topic, TopicKind, decode
+from anju_wire import (
+    AccessBatch,
+    AgentStatus,
+    ContractError,
+    ReadingsBatch,
+    TimeBounds,
+    Topic,
+    TopicKind,
+    agent_of_estate,
+    decode,
+)
+from anju_wire.payloads import MAX_SEQ
 from anju_wire.topics import check_id
 
 MAX_REASON = 500
 
 
 @dataclass(frozen=True, slots=True)
+class Message:
+    """One message as it came off the broker, stamped with the hub's time of receipt."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ReadingRow:
-    """One row of ``meter_readings``, with the estate of the batch for registering unseen units."""
+    """One row of ``meter_readings``, with the estate of its topic (checked against the unit registry)."""
 
     ts: datetime
     unit_id: str
@@ -65,12 +94,15 @@ class StatusRow:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message the hub cannot accept: its raw bytes and why."""
+    """A message the hub cannot accept: its raw bytes, why (``reason``), a stable ``code`` and the estate
+    of its topic (None when the topic named none)."""
 
     topic: str
     payload: bytes
     reason: str
     received_at: datetime
+    code: str = "contract"
+    estate_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +123,7 @@ class ProcessResult:
     status: StatusRow | None = None
     dead_letter: DeadLetter | None = None
     ack: AckDue | None = None
+    message: Message | None = None  # where the rows came from, to dead-letter them later (bind_units)
 
     @property
     def rows(self) -> int:
@@ -116,7 +149,7 @@ def _salvage_ack(topic: Topic, payload: bytes) -> AckDue | None:
         return None
     try:
         data: Any = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
         return None
     if not isinstance(data, dict):
         return None
@@ -128,6 +161,8 @@ def _salvage_ack(topic: Topic, payload: bytes) -> AckDue | None:
         check_id(agent, "agent")
     except ContractError:
         return None
+    if not agent_of_estate(agent, topic.estate):
+        return None  # only an agent of this estate hears this estate's acks; never ack for another
     seqs = sorted(
         {
             s
@@ -135,21 +170,46 @@ def _salvage_ack(topic: Topic, payload: bytes) -> AckDue | None:
             if isinstance(item, dict)
             and isinstance(s := item.get("seq"), int)
             and not isinstance(s, bool)
-            and s >= 1
+            and 1 <= s <= MAX_SEQ
         }
     )
     return AckDue(agent_id=agent, estate_id=topic.estate, seqs=tuple(seqs)) if seqs else None
 
 
 def _dead(
-    topic_str: str, payload: bytes, reason: str, received_at: datetime, ack: AckDue | None = None
+    topic_str: str,
+    payload: bytes,
+    reason: str,
+    received_at: datetime,
+    ack: AckDue | None = None,
+    *,
+    code: str,
+    estate: str | None,
 ) -> ProcessResult:
     return ProcessResult(
         dead_letter=DeadLetter(
-            topic=_text(topic_str), payload=payload, reason=_text(reason), received_at=received_at
+            topic=_text(topic_str),
+            payload=payload,
+            reason=_text(reason),
+            received_at=received_at,
+            code=code,
+            estate_id=estate,
         ),
         ack=ack,
     )
+
+
+def _check_agent(agent: str, estate: str) -> None:
+    if not agent_of_estate(agent, estate):
+        raise ContractError(
+            f"agent {agent!r} is not an agent of estate {estate!r} (agent ids are '{estate}-<name>')",
+            code="agent_other_estate",
+        )
+
+
+def _check_times(stamps: list[datetime], what: str, *, now: datetime, bounds: TimeBounds) -> None:
+    for i, ts in enumerate(stamps):
+        bounds.check(ts, now=now, what=f"{what}.{i}.ts")
 
 
 def _readings(batch: ReadingsBatch, received_at: datetime) -> ProcessResult:
@@ -200,29 +260,64 @@ def _access(batch: AccessBatch, received_at: datetime) -> ProcessResult:
     )
 
 
-def process(topic: str, payload: bytes, received_at: datetime) -> ProcessResult:
-    """Turn one message into rows and an ack, or into a dead letter saying why it was rejected."""
+def process(
+    topic: str, payload: bytes, received_at: datetime, *, bounds: TimeBounds | None = None
+) -> ProcessResult:
+    """Turn one message into rows and an ack, or into a dead letter saying why it was rejected.
+
+    ``received_at`` is the hub's clock, the ``now`` of the time bounds (default ``TimeBounds()``).
+    Never raises.
+    """
+    try:
+        result = _process(topic, payload, received_at, bounds or TimeBounds())
+    except Exception as err:  # noqa: BLE001
+        # The point of this catch: any failure on one message, expected or not (RecursionError from deep
+        # nesting, OverflowError from an extreme date ...), becomes that message's dead letter with its
+        # reason instead of stopping ingest. The writer logs and counts it.
+        try:
+            estate: str | None = Topic.parse(topic).estate
+        except ContractError:
+            estate = None
+        return _dead(
+            topic, payload, f"{type(err).__name__}: {err}", received_at, code="unexpected", estate=estate
+        )
+    return replace(result, message=Message(topic, payload, received_at))
+
+
+def _process(topic: str, payload: bytes, received_at: datetime, bounds: TimeBounds) -> ProcessResult:
     try:
         parsed = Topic.parse(topic)
     except ContractError as err:
-        return _dead(topic, payload, f"bad topic: {err}", received_at)
+        return _dead(topic, payload, f"bad topic: {err}", received_at, code="bad_topic", estate=None)
+    estate = parsed.estate
     try:
         if parsed.kind is TopicKind.READINGS:
             readings = decode(ReadingsBatch, payload)
-            if readings.estate_id != parsed.estate:
-                raise ContractError(f"estate {readings.estate_id!r} in payload, {parsed.estate!r} in topic")
+            if readings.estate_id != estate:
+                raise ContractError(
+                    f"estate {readings.estate_id!r} in payload, {estate!r} in topic", code="estate_mismatch"
+                )
+            _check_agent(readings.agent_id, estate)
+            _check_times([r.ts for r in readings.readings], "readings", now=received_at, bounds=bounds)
             return _readings(readings, received_at)
         if parsed.kind is TopicKind.ACCESS:
             access = decode(AccessBatch, payload)
-            if access.estate_id != parsed.estate:
-                raise ContractError(f"estate {access.estate_id!r} in payload, {parsed.estate!r} in topic")
+            if access.estate_id != estate:
+                raise ContractError(
+                    f"estate {access.estate_id!r} in payload, {estate!r} in topic", code="estate_mismatch"
+                )
+            _check_agent(access.agent_id, estate)
+            _check_times([e.ts for e in access.events], "events", now=received_at, bounds=bounds)
             return _access(access, received_at)
         if parsed.kind is TopicKind.STATUS:
+            assert parsed.agent is not None  # status topics name their agent
+            _check_agent(parsed.agent, estate)
             status = decode(AgentStatus, payload)
-            if status.estate_id != parsed.estate or status.agent_id != parsed.agent:
+            if status.estate_id != estate or status.agent_id != parsed.agent:
                 raise ContractError(
                     f"agent {status.estate_id}/{status.agent_id} in payload, "
-                    f"{parsed.estate}/{parsed.agent} in topic"
+                    f"{estate}/{parsed.agent} in topic",
+                    code="estate_mismatch",
                 )
             row = StatusRow(
                 agent_id=status.agent_id,
@@ -232,6 +327,47 @@ def process(topic: str, payload: bytes, received_at: datetime) -> ProcessResult:
                 updated_at=received_at,  # hub time: agent clocks may be simulated
             )
             return ProcessResult(status=row)
-        return _dead(topic, payload, f"the hub does not consume {parsed.kind.value} topics", received_at)
+        return _dead(
+            topic, payload, f"the hub does not consume {parsed.kind.value} topics", received_at,
+            code="not_consumed", estate=estate,
+        )  # fmt: skip
     except ContractError as err:
-        return _dead(topic, payload, str(err), received_at, _salvage_ack(parsed, payload))
+        return _dead(
+            topic, payload, str(err), received_at, _salvage_ack(parsed, payload), code=err.code, estate=estate
+        )
+
+
+def units_named(result: ProcessResult) -> set[str]:
+    """Every unit id the rows of ``result`` name (to look up in the registry)."""
+    return {r.unit_id for r in result.readings} | {a.unit_id for a in result.access if a.unit_id is not None}
+
+
+def bind_units(result: ProcessResult, registry: Mapping[str, str]) -> ProcessResult:
+    """``result`` when every unit it names is registered to its topic's estate, else its dead letter.
+
+    ``registry`` maps unit id to estate id (the ``units`` table, at least for ``units_named(result)``).
+    The registry is the only way a unit comes to exist: a message naming an unknown unit, or another
+    estate's, is refused whole. Its seqs are still acknowledged to its agent (an agent of this estate, on
+    this estate's topic) so its outbox moves on; the raw bytes stay in ``dead_letters``.
+    """
+    pairs = [(r.unit_id, r.estate_id) for r in result.readings]
+    pairs += [(a.unit_id, a.estate_id) for a in result.access if a.unit_id is not None]
+    for unit, estate in pairs:
+        registered = registry.get(unit)
+        if registered == estate:
+            continue
+        if registered is None:
+            reason, code = f"unit {unit!r} is not in the unit registry", "unit_unregistered"
+        else:
+            reason = f"unit {unit!r} belongs to estate {registered!r}, not {estate!r}"
+            code = "unit_other_estate"
+        msg = result.message
+        if msg is None:  # rows made without process(): nothing to keep but the reason
+            msg = Message(topic=f"anju/v1/{estate}/?", payload=b"", received_at=_received(result))
+        return _dead(msg.topic, msg.payload, reason, msg.received_at, result.ack, code=code, estate=estate)
+    return result
+
+
+def _received(result: ProcessResult) -> datetime:
+    rows: list[ReadingRow | AccessRow] = [*result.readings, *result.access]
+    return rows[0].received_at

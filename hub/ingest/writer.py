@@ -1,4 +1,9 @@
-"""Batch writer: COPY into staging tables, then insert with dedup on the natural keys; one transaction."""
+"""Batch writer: COPY into staging tables, then insert with dedup on the natural keys; one transaction.
+
+Before writing, every unit a batch names is looked up in the unit registry (``units``): a message naming
+an unregistered unit, or another estate's, becomes a dead letter (``processor.bind_units``). Ingest never
+creates units; ``anju import --units`` and the tenancy system do.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import psycopg
 from psycopg import pq
 
 from hub.ingest.errors import WriterError
-from hub.ingest.processor import AckDue, ProcessResult, StatusRow
+from hub.ingest.processor import AckDue, DeadLetter, ProcessResult, StatusRow, bind_units, units_named
 from hub.storage import ensure_months
 from hub.storage.timeseries import month_start
 
@@ -35,16 +40,7 @@ _STAGE_DDL = (
     "agent_id text, seq bigint, received_at timestamptz) ON COMMIT DELETE ROWS",
 )
 
-_REGISTER_UNITS = """
-INSERT INTO units (unit_id, estate_id)
-SELECT DISTINCT ON (unit_id) unit_id, estate_id FROM (
-    SELECT unit_id, estate_id FROM anju_stage_readings
-    UNION ALL
-    SELECT unit_id, estate_id FROM anju_stage_access WHERE unit_id IS NOT NULL
-) seen
-ORDER BY unit_id
-ON CONFLICT (unit_id) DO NOTHING
-"""
+_REGISTRY = "SELECT unit_id, estate_id FROM units WHERE unit_id = ANY(%s)"
 
 _INSERT_READINGS = (
     f"INSERT INTO meter_readings ({', '.join(READING_COLUMNS)}) "
@@ -59,11 +55,14 @@ _INSERT_ACCESS = (
 _UPSERT_STATUS = """
 INSERT INTO agent_status (agent_id, estate_id, state, payload, updated_at)
 VALUES (%s, %s, %s, %s::jsonb, %s)
-ON CONFLICT (agent_id) DO UPDATE SET estate_id = EXCLUDED.estate_id, state = EXCLUDED.state,
+ON CONFLICT (agent_id) DO UPDATE SET state = EXCLUDED.state,
     payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at
-WHERE agent_status.updated_at <= EXCLUDED.updated_at
-"""
-_INSERT_DEAD = "INSERT INTO dead_letters (received_at, topic, payload, reason) VALUES (%s, %s, %s, %s)"
+WHERE agent_status.updated_at <= EXCLUDED.updated_at AND agent_status.estate_id = EXCLUDED.estate_id
+"""  # an agent never moves to another estate (the processor refuses that already; this is the backstop)
+_INSERT_DEAD = (
+    "INSERT INTO dead_letters (received_at, topic, payload, reason, code, estate_id) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +75,7 @@ class FlushResult:
     duplicates: int = 0
     dead_letters: int = 0
     statuses: int = 0
+    dead: tuple[DeadLetter, ...] = ()  # the dead letters written, for counting by estate and code
 
 
 def merge_acks(results: Sequence[ProcessResult]) -> tuple[AckDue, ...]:
@@ -129,10 +129,22 @@ class BatchWriter:
             ensure_months(self._conn, months)
             self._months |= months
 
+    def registry(self, unit_ids: set[str]) -> dict[str, str]:
+        """The registered estate of each of ``unit_ids`` that is in the unit registry."""
+        if not unit_ids:
+            return {}
+        rows = self._conn.execute(_REGISTRY, (sorted(unit_ids),)).fetchall()
+        return {str(u): str(e) for u, e in rows}
+
     def write(self, results: Sequence[ProcessResult]) -> FlushResult:
-        """Store a batch atomically; the returned acks are safe to send because the batch is committed."""
+        """Store a batch atomically; the returned acks are safe to send because the batch is committed.
+
+        Messages naming units outside the registry (or of another estate) are stored as dead letters.
+        """
         if self._conn.info.transaction_status != pq.TransactionStatus.IDLE:
             raise WriterError("connection is inside a transaction; BatchWriter.write needs it idle")
+        known = self.registry(set().union(*(units_named(r) for r in results)))
+        results = [bind_units(r, known) for r in results]
         readings = [x for r in results for x in r.readings]
         access = [x for r in results for x in r.access]
         dead = [r.dead_letter for r in results if r.dead_letter is not None]
@@ -158,8 +170,6 @@ class BatchWriter:
                             (a.ts, a.estate_id, a.device_id, a.event_id, a.building, a.floor, a.method,
                              a.person, a.unit_id, a.stranger_track, a.agent_id, a.seq, a.received_at)
                         )  # fmt: skip
-            if readings or access:
-                cur.execute(_REGISTER_UNITS)
             if readings:
                 cur.execute(_INSERT_READINGS)
                 stored_readings = cur.rowcount
@@ -172,7 +182,10 @@ class BatchWriter:
                     [(s.agent_id, s.estate_id, s.state, s.payload, s.updated_at) for s in statuses],
                 )
             if dead:
-                cur.executemany(_INSERT_DEAD, [(d.received_at, d.topic, d.payload, d.reason) for d in dead])
+                cur.executemany(
+                    _INSERT_DEAD,
+                    [(d.received_at, d.topic, d.payload, d.reason, d.code, d.estate_id) for d in dead],
+                )
         return FlushResult(
             acks=merge_acks(results),
             stored_readings=stored_readings,
@@ -180,4 +193,5 @@ class BatchWriter:
             duplicates=len(readings) + len(access) - stored_readings - stored_events,
             dead_letters=len(dead),
             statuses=len(statuses),
+            dead=tuple(dead),
         )

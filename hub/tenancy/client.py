@@ -1,4 +1,5 @@
-"""HTTP client of the city tenancy system's case API (``POST /api/v1/cases`` with an Idempotency-Key)."""
+"""HTTP client of the city tenancy system's case API: filings (``POST /api/v1/cases``) and later decisions
+(``POST /api/v1/case-updates``), each with an Idempotency-Key."""
 
 from __future__ import annotations
 
@@ -60,10 +61,16 @@ class TenancyClient:
 
     def file_case(self, *, idempotency_key: str, payload: dict[str, Any]) -> FilingResponse:
         """POST one case; raise ``TenancyUnavailable`` when no HTTP answer came back."""
+        return self._post("/api/v1/cases", idempotency_key=idempotency_key, payload=payload)
+
+    def update_case(self, *, idempotency_key: str, payload: dict[str, Any]) -> FilingResponse:
+        """POST one decision on a filed case (named by ``case_ref`` in the payload); raise
+        ``TenancyUnavailable`` when no HTTP answer came back."""
+        return self._post("/api/v1/case-updates", idempotency_key=idempotency_key, payload=payload)
+
+    def _post(self, path: str, *, idempotency_key: str, payload: dict[str, Any]) -> FilingResponse:
         try:
-            resp = self._http.post(
-                "/api/v1/cases", json=payload, headers={"Idempotency-Key": idempotency_key}
-            )
+            resp = self._http.post(path, json=payload, headers={"Idempotency-Key": idempotency_key})
         except httpx.TransportError as err:
             raise TenancyUnavailable(f"{type(err).__name__}: {err}") from err
         try:

@@ -1,4 +1,9 @@
-"""Drain the tenancy outbox: send due rows with their idempotency key, retry with backoff, never delete."""
+"""Drain the tenancy outbox: send due rows with their idempotency key, retry with backoff, never delete.
+
+A case's rows (its filing, then updates) go out in order: a row waits while an earlier row of its case
+is not sent (nor due in the same drain, which sends them in id order and stops at a case's first
+failure), so the tenancy system never hears of a decision on a case it has not received.
+"""
 
 from __future__ import annotations
 
@@ -48,32 +53,41 @@ def deliver_pending(
     sent = retried = dead = 0
     with conn.transaction():
         rows = conn.execute(
-            "SELECT id, case_id, idempotency_key, payload, attempts FROM tenancy_outbox"
-            " WHERE state = 'pending' AND next_attempt_at <= %s"
-            " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
-            (now, limit),
+            "SELECT o.id, o.case_id, o.idempotency_key, o.payload, o.attempts, o.kind FROM tenancy_outbox o"
+            " WHERE o.state = 'pending' AND o.next_attempt_at <= %(now)s AND NOT EXISTS ("
+            "   SELECT 1 FROM tenancy_outbox e WHERE e.case_id = o.case_id AND e.id < o.id"
+            "   AND e.state <> 'sent' AND NOT (e.state = 'pending' AND e.next_attempt_at <= %(now)s))"
+            " ORDER BY o.id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED",
+            {"now": now, "limit": limit},
         ).fetchall()
         # All HTTP calls first, then the row updates and audit rows: appending to the audit chain takes
         # a lock held until commit, which must not wait on the tenancy system's answers.
-        outcomes: list[tuple[int, int, str, int, int | None, dict[str, object] | None, str | None, bool]] = []
-        for outbox_id, case_id, key, payload, attempts in rows:
+        outcomes: list[tuple[int, int, str, int, int | None, dict[str, object] | None, str | None, bool,
+                             str]] = []
+        failed: set[int] = set()  # cases whose earlier row failed this drain: their later rows wait
+        for outbox_id, case_id, key, payload, attempts, kind in rows:
+            if case_id in failed:
+                continue
             status: int | None = None
+            send = client.update_case if kind == "update" else client.file_case
             try:
-                resp = client.file_case(idempotency_key=key, payload=payload)
+                resp = send(idempotency_key=key, payload=payload)
             except TenancyUnavailable as err:
-                outcomes.append((outbox_id, case_id, key, attempts, None, None, str(err), False))
+                outcomes.append((outbox_id, case_id, key, attempts, None, None, str(err), False, kind))
+                failed.add(case_id)
                 continue
             status = resp.status
             if resp.accepted:
-                outcomes.append((outbox_id, case_id, key, attempts, status, resp.body, None, False))
+                outcomes.append((outbox_id, case_id, key, attempts, status, resp.body, None, False, kind))
             else:
                 outcomes.append((outbox_id, case_id, key, attempts, status, None,
-                                 f"HTTP {status}: {resp.text}", not resp.retryable))
-        for outbox_id, case_id, key, attempts, status, body, error, permanent in outcomes:
+                                 f"HTTP {status}: {resp.text}", not resp.retryable, kind))
+                failed.add(case_id)
+        for outbox_id, case_id, key, attempts, status, body, error, permanent, kind in outcomes:
             if error is None:
                 assert status is not None
                 _mark_sent(conn, outbox_id=outbox_id, case_id=case_id, key=key, status=status, now=now,
-                           body=body)
+                           body=body, kind=kind)
                 sent += 1
                 continue
             attempts += 1
@@ -103,20 +117,27 @@ def deliver_pending(
 
 def _mark_sent(
     conn: psycopg.Connection, *, outbox_id: int, case_id: int, key: str, status: int, now: datetime,
-    body: dict[str, object] | None,
+    body: dict[str, object] | None, kind: str = "filing",
 ) -> None:
     conn.execute(
         "UPDATE tenancy_outbox SET state = 'sent', attempts = attempts + 1, sent_at = %s,"
         " response_status = %s, last_error = NULL WHERE id = %s",
         (now, status, outbox_id),
     )
-    # Auto-filed cases (ANJU_AUTO_FILE) go open -> filed; confirmed ones confirmed -> filed. A case an
-    # inspector already took up keeps its workflow status and only gains its filing time.
+    # Filing never moves the workflow on: a lead filed when it opened (ANJU_AUTO_FILE) stays open to
+    # assign, visit and decide. Only a confirmed case becomes 'filed', once the tenancy system holds
+    # everything queued for it (the filing, or the update that carries the confirmation).
     conn.execute(
-        "UPDATE cases SET filed_at = coalesce(filed_at, %s), updated_at = now(),"
-        " status = CASE WHEN status IN ('open', 'confirmed') THEN 'filed' ELSE status END WHERE id = %s",
-        (now, case_id),
+        "UPDATE cases SET filed_at = CASE WHEN %s::text = 'filing' THEN coalesce(filed_at, %s)"
+        " ELSE filed_at END, updated_at = now(), status = CASE WHEN status = 'confirmed' AND NOT EXISTS ("
+        "   SELECT 1 FROM tenancy_outbox o WHERE o.case_id = cases.id AND o.state <> 'sent')"
+        " THEN 'filed' ELSE status END WHERE id = %s",
+        (kind, now, case_id),
     )
+    if kind == "update":
+        record_audit(conn, actor=ACTOR, action="tenancy.update_sent", object_type="case", object_id=case_id,
+                     detail={"idempotency_key": key, "response_status": status})
+        return
     record_audit(conn, actor=ACTOR, action="case.filed", object_type="case", object_id=case_id,
                  detail={"idempotency_key": key, "response_status": status,
                          "tenancy_case_id": (body or {}).get("tenancy_case_id")})

@@ -31,7 +31,7 @@ import yaml
 from anju.services import mosquitto_path, wait_port
 from device_sims.meters import ReportingMeterFleet, fleet_endpoint, fleet_energy_kwh
 from hub.ingest.consumer import IngestService
-from hub.storage import ensure_schema
+from hub.storage import ensure_schema, upsert_units
 
 SECRET_ENV = "ANJU_FAULT_PSEUDONYM_SECRET"
 SIM_START = "2026-03-01T00:00:00+08:00"
@@ -225,10 +225,14 @@ def make_agents(
     return agents
 
 
-def prepare_database(database_url: str) -> None:
-    """The hub's schema in a fresh database."""
+def prepare_database(database_url: str, *, estate: str, units: int) -> None:
+    """The hub's schema in a fresh database, with the fleet's units 1..``units`` registered to ``estate``
+    (ingest stores readings of registered units only)."""
     with psycopg.connect(database_url) as conn:
         ensure_schema(conn)
+        upsert_units(
+            conn, [{"unit_id": f"{estate}-U{u:04d}", "estate_id": estate} for u in range(1, units + 1)]
+        )
         conn.commit()
 
 

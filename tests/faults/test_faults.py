@@ -72,8 +72,8 @@ def _finish(
 def test_broker_killed_for_60_s_while_three_agents_publish(
     broker: RestartableMosquitto, database_url: str, tmp_path: Path
 ) -> None:
-    prepare_database(database_url)
     estate = "FB" + uuid.uuid4().hex[:6]
+    prepare_database(database_url, estate=estate, units=24)
     origin = time.time()
     fleet_port = free_port()
     agents = make_agents(
@@ -103,8 +103,8 @@ def test_broker_killed_for_60_s_while_three_agents_publish(
 def test_agent_sigkilled_three_times_mid_publish(
     broker: RestartableMosquitto, database_url: str, tmp_path: Path
 ) -> None:
-    prepare_database(database_url)
     estate = "FK" + uuid.uuid4().hex[:6]
+    prepare_database(database_url, estate=estate, units=24)
     origin = time.time()
     fleet_port = free_port()
     victim, bystander = make_agents(
@@ -133,8 +133,8 @@ def test_agent_sigkilled_three_times_mid_publish(
 
 
 def test_hub_down_and_back(broker: RestartableMosquitto, database_url: str, tmp_path: Path) -> None:
-    prepare_database(database_url)
     estate = "FH" + uuid.uuid4().hex[:6]
+    prepare_database(database_url, estate=estate, units=20)
     origin = time.time()
     fleet_port = free_port()
     group = "g" + uuid.uuid4().hex[:8]

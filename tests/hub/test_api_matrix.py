@@ -112,6 +112,13 @@ def cells(ids: dict[str, int]) -> list[Cell]:
         Cell("GET", "/", "/", None, "-", page()),
         Cell("GET", "/login", "/login", None, "-", lambda role: 200),
         Cell("GET", "/audit", "/audit", None, "-", page(auditors)),
+        # Batch assignment of closed cases: managers get each case's refusal (200, or back to the queue),
+        # the others nothing.
+        Cell("POST", "/api/cases/assign", "/api/cases/assign",
+             {"case_ids": [ids["own_case"], ids["other_case"]], "assignee": "insp1"}, "-", api(managers)),
+        Cell("POST", "/cases/assign", "/cases/assign",
+             {f"case_{ids['own_case']}": "on", f"case_{ids['other_case']}": "on", "assignee": "insp1"}, "-",
+             page(managers, ok=303)),
     ]
     for scope in ("own", "other"):
         other = scope == "other"

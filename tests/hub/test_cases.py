@@ -84,7 +84,7 @@ def test_confirm_files_and_dismiss_keeps_a_verdict(database_url: str) -> None:
         assert actions == [
             ("system:detector", "case.opened"), ("system:detector", "case.realerted"),
             ("user:sup1", "case.assign"), ("user:insp1", "case.schedule_visit"),
-            ("user:insp1", "case.confirm"), ("user:insp1", "tenancy.queued"),
+            ("user:insp1", "case.confirm"), ("user:insp1", "tenancy.queued"), ("user:insp1", "alert.closed"),
             ("system:tenancy", "case.filed"),
         ]
         assert http.post(f"/api/cases/{case}/close", json={"note": "evicted"}, headers=sup).status_code == 200

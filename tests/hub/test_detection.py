@@ -59,7 +59,7 @@ def count(conn: psycopg.Connection, sql: str) -> int:
     return int(row[0])
 
 
-def test_vacant_unit_gets_one_alert_case_and_outbox_row_even_when_run_twice(conn: psycopg.Connection) -> None:
+def test_vacant_unit_gets_one_alert_and_case_even_when_run_twice(conn: psycopg.Connection) -> None:
     add_unit(conn, "E01-1-0101")
     add_unit(conn, "E01-1-0102")
     add_days(conn, "E01-1-0101", vacant_last=40)
@@ -86,19 +86,14 @@ def test_vacant_unit_gets_one_alert_case_and_outbox_row_even_when_run_twice(conn
 
     case = conn.execute("SELECT id, alert_id, status, evidence, evidence_sha256 FROM cases").fetchall()
     assert len(case) == 1
-    case_id, case_alert, case_status, case_evidence, digest = case[0]
+    _, case_alert, case_status, case_evidence, digest = case[0]
     assert case_alert == alert_id and case_status == "open"
     assert digest == evidence_sha256(case_evidence)  # the stored evidence still hashes to the stored digest
 
-    outbox = conn.execute("SELECT case_id, idempotency_key, payload, state FROM tenancy_outbox").fetchall()
-    assert len(outbox) == 1
-    o_case, key, payload, state = outbox[0]
-    assert (o_case, key, state) == (case_id, f"anju-case-{case_id}", "pending")
-    assert payload["case_ref"] == f"ANJU-{case_id}" and payload["evidence_sha256"] == digest
-    assert set(payload) == {"case_ref", "unit_id", "estate_id", "kind", "opened_at", "summary", "reasons",
-                            "evidence_sha256", "audit_checkpoint"}
+    # A lead is not filed: the tenancy system hears of the case once an inspector confirms it.
+    assert count(conn, "SELECT count(*) FROM tenancy_outbox") == 0
     actions = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY seq").fetchall()]
-    assert actions == ["alert.opened", "case.opened", "tenancy.queued"]
+    assert actions == ["alert.opened", "case.opened"]
     assert count(conn, "SELECT count(*) FROM audit_log WHERE actor <> 'system:detector'") == 0
 
     again = run_detection(conn, as_of=AS_OF)
@@ -107,7 +102,7 @@ def test_vacant_unit_gets_one_alert_case_and_outbox_row_even_when_run_twice(conn
     later = run_detection(conn, as_of=AS_OF + timedelta(days=1))
     conn.commit()
     assert later.alerts_updated == 1
-    for table in ("alerts", "cases", "tenancy_outbox"):
+    for table in ("alerts", "cases"):
         assert count(conn, f"SELECT count(*) FROM {table}") == 1
     row = conn.execute("SELECT first_flagged, last_flagged FROM alerts").fetchone()
     assert row == (AS_OF, AS_OF + timedelta(days=1))
@@ -125,7 +120,6 @@ def test_closed_alert_with_open_case_does_not_open_a_second_case(conn: psycopg.C
     conn.commit()
     assert (result.alerts_opened, result.cases_opened) == (1, 0)
     assert count(conn, "SELECT count(*) FROM cases") == 1
-    assert count(conn, "SELECT count(*) FROM tenancy_outbox") == 1
 
 
 def test_silent_gate_and_outage_give_no_alert(conn: psycopg.Connection) -> None:

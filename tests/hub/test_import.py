@@ -510,3 +510,154 @@ def test_without_partitions_to_swap_every_month_is_merged(
     assert (again.rows_new, again.rows_known, again.rows_rejected) == (0, len(lines) - 1, 1)
     assert _snapshot(conn) == rows
     _partitions_ok(conn)
+
+
+# --- quoted fields and encodings ---------------------------------------------------------------------
+
+QUOTED_UNITS = """unit_id,estate_id,building,floor,area_m2,household_size,lease_start
+"E01-1-0101","E01","1","3","45.5","2","2022-03-01"
+E01-1-0102,E01,"Block 1, East",3,40,1,
+"E01-1-0103",E01,"the ""old"" wing",,40,1,
+E01-1-0104,E01,"unterminated,3,40,1,
+E01-1-0105,E01,1"x",3,40,1,
+"""
+QUOTED_ACCESS = """ts,device_id,estate_id,building,floor,method,person_id,unit_id,stranger_track
+"2026-03-01T07:42:13+08:00","E01-G1","E01","Block 1, East","","face","p-1","E01-1-0101",""
+"""
+
+
+def test_quoted_fields_are_parsed_as_csv(conn: psycopg.Connection, tmp_path: Path) -> None:
+    (tmp_path / "units.csv").write_text(QUOTED_UNITS, encoding="utf-8")
+    (tmp_path / "access.csv").write_text(QUOTED_ACCESS, encoding="utf-8")
+    (tmp_path / "readings.csv").write_text(
+        'ts,unit_id,meter,value\n"2026-03-01T00:00:00+08:00","E01-1-0101","water","10.5"\n', encoding="utf-8")
+    files = BulkImport(units=tmp_path / "units.csv", readings=tmp_path / "readings.csv",
+                       access=tmp_path / "access.csv")
+    results = import_all(conn, files, rejects_path=tmp_path / "rej.csv", progress=False)
+    assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
+        ("units", 3, 2), ("readings", 1, 0), ("access", 1, 0)]
+    units = conn.execute("SELECT unit_id, building, floor FROM units ORDER BY unit_id").fetchall()
+    assert units == [("E01-1-0101", "1", 3), ("E01-1-0102", "Block 1, East", 3),
+                     ("E01-1-0103", 'the "old" wing', None)]
+    assert conn.execute("SELECT building, person FROM access_events").fetchall() == [("Block 1, East", "p-1")]
+    assert conn.execute("SELECT value FROM meter_readings").fetchall() == [(10.5,)]
+    with (tmp_path / "rej.csv").open(encoding="utf-8") as fh:
+        refused = [(int(r["line"]), r["reason"]) for r in csv.DictReader(fh)]
+    malformed = 'malformed quotes (quote a field whole; a quote inside it as "")'
+    assert refused == [(5, malformed), (6, malformed)]
+
+
+def test_utf8_with_bom_and_gb18030_files_import(conn: psycopg.Connection, tmp_path: Path) -> None:
+    units = UNITS.replace("E01,1,1,45.5", "E01,一号楼,1,45.5")
+    (tmp_path / "units.csv").write_bytes(b"\xef\xbb\xbf" + units.encode("utf-8"))
+    results = import_all(conn, BulkImport(units=tmp_path / "units.csv"), rejects_path=tmp_path / "r1.csv",
+                         progress=False)
+    assert [(r.rows_new, r.rows_rejected) for r in results] == [(2, 3)]
+    # The same units from a Chinese spreadsheet (GB18030, a changed building): the registry is updated.
+    (tmp_path / "units-gb.csv").write_bytes(units.replace("一号楼", "二号楼").encode("gb18030"))
+    (tmp_path / "access-gb.csv").write_bytes(ACCESS.replace("E01,1,", "E01,二号楼,").encode("gbk"))
+    results = import_all(conn, BulkImport(units=tmp_path / "units-gb.csv", access=tmp_path / "access-gb.csv"),
+                         rejects_path=tmp_path / "r2.csv", progress=False, encoding="gb18030")
+    assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [("units", 1, 3), ("access", 2, 4)]
+    assert conn.execute("SELECT building FROM units WHERE unit_id = 'E01-1-0101'").fetchone() == ("二号楼",)
+    assert {r[0] for r in conn.execute("SELECT building FROM access_events")} == {"二号楼"}
+
+
+def test_a_file_not_in_the_encoding_is_refused_with_nothing_written(
+    database_url: str, conn: psycopg.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = write(tmp_path)
+    assert files.access is not None
+    files.access.write_bytes(ACCESS.replace("E01,1,", "E01,一号楼,").encode("gbk"))  # said to be UTF-8
+    rejects = tmp_path / "rej.csv"
+    argv = ["import", "--units", str(files.units), "--readings", str(files.readings), "--access",
+            str(files.access), "--rejects", str(rejects), "--database-url", database_url, "--no-progress"]
+    assert main(argv) == 2
+    _, err = capsys.readouterr()
+    assert f"anju import: {files.access}: not utf-8 text: line 2 (byte " in err
+    assert "--encoding gb18030" in err and "Traceback" not in err
+    assert counts(conn) == (0, 0, 0)
+    conn.rollback()  # the import below must not wait for this session's read
+    assert not rejects.exists()
+    assert main([*argv, "--encoding", "gbk"]) == 0
+    assert counts(conn) == (2, 4, 2)
+
+
+def test_gb18030_recoding_across_chunks_is_exact(tmp_path: Path) -> None:
+    """Pure: characters cut by the recoder's chunk ends come out whole, and a bad byte is found by line."""
+    from hub.bulk.encoding import check_encoding, utf8_reader
+
+    text = "".join(f"{i},楼{i}号,𠀀\r\n" for i in range(200_000))  # 𠀀: four bytes in GB18030
+    path = tmp_path / "gb.csv"
+    path.write_bytes(text.encode("gb18030"))
+    check_encoding(path, "gb18030")
+    with path.open("rb") as fh:
+        assert utf8_reader(fh, "gb18030").read() == text.encode("utf-8")
+    path.write_bytes(text.encode("gb18030") + b"1,\xff\n")
+    with pytest.raises(BulkImportError, match=r"not gb18030 text: line 200001 \(byte "):
+        check_encoding(path, "gb18030")
+
+
+# --- time bounds -------------------------------------------------------------------------------------
+
+def test_readings_and_events_outside_the_time_bounds_are_refused(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from anju_wire import TimeBounds
+    from hub.bulk.checks import TS_FUTURE, TS_TOO_OLD
+
+    (tmp_path / "units.csv").write_text(UNITS, encoding="utf-8")
+    (tmp_path / "readings.csv").write_text(
+        "ts,unit_id,meter,value\n"
+        "2026-03-09T23:00:00+08:00,E01-1-0101,water,1\n"  # inside
+        "2026-03-11T01:00:00+08:00,E01-1-0101,water,2\n"  # 17 h ahead: inside the day of skew
+        "2026-03-11T09:00:00+08:00,E01-1-0101,water,3\n"  # 1 day and 1 h ahead
+        "2999-01-01T00:00:00Z,E01-1-0101,water,4\n"
+        "2026-02-01T00:00:00Z,E01-1-0101,water,5\n"  # 37 days old
+        "1901-01-01T00:00:00Z,E01-1-0101,water,6\n"
+        "2026-02-08T00:00:01Z,E01-1-0101,water,7\n",  # just inside the 30 days
+        encoding="utf-8")
+    (tmp_path / "access.csv").write_text(
+        ACCESS.splitlines()[0] + "\n"
+        "2026-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n"
+        "9999-12-31T23:00:00-05:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n"
+        "2025-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n", encoding="utf-8")
+    files = BulkImport(units=tmp_path / "units.csv", readings=tmp_path / "readings.csv",
+                       access=tmp_path / "access.csv")
+    now = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)
+    bounds = TimeBounds(max_future=timedelta(days=1), max_age=timedelta(days=30))
+    results = import_all(conn, files, rejects_path=tmp_path / "rej.csv", progress=False, bounds=bounds,
+                         now=now)
+    assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
+        ("units", 2, 3), ("readings", 3, 4), ("access", 1, 2)]
+    with (tmp_path / "rej.csv").open(encoding="utf-8") as fh:
+        refused = [(r["file"], int(r["line"]), r["reason"]) for r in csv.DictReader(fh)
+                   if r["file"] != "units.csv"]
+    assert refused == [
+        ("readings.csv", 4, TS_FUTURE), ("readings.csv", 5, TS_FUTURE), ("readings.csv", 6, TS_TOO_OLD),
+        ("readings.csv", 7, TS_TOO_OLD), ("access.csv", 3, TS_FUTURE), ("access.csv", 4, TS_TOO_OLD),
+    ]
+    assert [r[0] for r in conn.execute("SELECT value FROM meter_readings ORDER BY value")] == [1, 2, 7]
+
+
+def test_default_bounds_take_the_eval_scenarios(conn: psycopg.Connection, tmp_path: Path) -> None:
+    """``anju eval`` imports scenarios from 2026-01-01 with the default bounds: nothing may be refused."""
+    from device_sims.scenarios import make_scenario, write_scenario
+
+    files = write_scenario(make_scenario(n_units=3, days=90, seed=1), tmp_path / "csv")
+    results = import_all(conn, BulkImport(units=files.units, readings=files.readings, access=files.access),
+                         rejects_path=tmp_path / "rej.csv", progress=False)
+    assert [r.rows_rejected for r in results] == [0, 0, 0]
+    assert all(r.rows_new == r.rows_read for r in results)
+
+
+def test_split_readings_leaves_lines_outside_the_ts_range_to_sql() -> None:
+    from hub.bulk.parse import split_readings
+
+    t0 = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
+    block = (b"2026-03-01T00:00:00Z,U1,water,1\n2026-03-01T00:00:01Z,U1,water,2\n"
+             b"2026-02-28T23:59:59Z,U1,water,3\n")
+    got = split_readings(block, {"U1"}, ts_range=(t0, t0))
+    assert [n for n, _ in got.others] == [2, 3] and sum(got.fast_rows.values()) == 1

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -15,11 +16,11 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from anju_wire import Ack, Topic, decode
+from anju_wire import Ack, TimeBounds, Topic, decode
 from anju_wire.examples import example_bytes
 from anju_wire.paho_util import stop_loop
 from hub.ingest.consumer import BrokerAddress, IngestService
-from hub.storage import ensure_schema
+from hub.storage import ensure_schema, upsert_units
 from tests.services import create_database, drop_database
 
 pytestmark = pytest.mark.integration
@@ -38,8 +39,8 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
 class Agent:
     """A stand-in edge agent: publishes batches and collects the hub's acks."""
 
-    def __init__(self, mqtt_url: str, estate: str, agent: str = "gw1") -> None:
-        self.estate, self.agent = estate, agent
+    def __init__(self, mqtt_url: str, estate: str, agent: str | None = None) -> None:
+        self.estate, self.agent = estate, agent or f"{estate}-gw1"  # agent ids are "{estate}-<name>"
         self.acks: list[Ack] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -48,7 +49,7 @@ class Agent:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_a: self._subscribed.set()
         self.client.connect(address.host, address.port)
-        self.client.subscribe(str(Topic.ack(estate, agent)), qos=1)
+        self.client.subscribe(str(Topic.ack(estate, self.agent)), qos=1)
         self.client.loop_start()
         assert self._subscribed.wait(5)
 
@@ -81,7 +82,10 @@ class Agent:
     def access(self, seqs: list[int]) -> bytes:
         data = json.loads(example_bytes("access_batch.json"))
         data["estate_id"], data["agent_id"] = self.estate, self.agent
-        data["events"] = [{**e, "seq": s} for e, s in zip(data["events"], seqs, strict=False)]
+        data["events"] = [
+            {**e, "seq": s, **({"unit_id": f"{self.estate}-1-0101"} if e.get("unit_id") else {})}
+            for e, s in zip(data["events"], seqs, strict=False)
+        ]
         return json.dumps(data).encode()
 
     def close(self) -> None:
@@ -94,11 +98,17 @@ def estate() -> str:
     return "T" + uuid.uuid4().hex[:8]
 
 
-@pytest.fixture
-def schema_url(database_url: str) -> str:
-    with psycopg.connect(database_url) as conn:
+def register(url: str, *estates: str) -> None:
+    """The schema, with unit ``{estate}-1-0101`` of each estate in the registry."""
+    with psycopg.connect(url) as conn:
         ensure_schema(conn)
+        upsert_units(conn, [{"unit_id": f"{e}-1-0101", "estate_id": e} for e in estates])
         conn.commit()
+
+
+@pytest.fixture
+def schema_url(database_url: str, estate: str) -> str:
+    register(database_url, estate)
     return database_url
 
 
@@ -174,7 +184,7 @@ def test_ack_carries_the_seq_ranges_and_duplicates_are_stored_once(
         a.publish(str(Topic.readings(estate)), payload)
         wait_for(lambda: len(a.acks) == 1)
         ack = a.acks[0]
-        assert (ack.agent_id, ack.estate_id) == ("gw1", estate)
+        assert (ack.agent_id, ack.estate_id) == (f"{estate}-gw1", estate)
         assert [(r.first, r.last) for r in ack.ranges] == [(1041, 1043), (1045, 1045)]
         a.publish(str(Topic.readings(estate)), payload)  # the agent resends: stored once, acked again
         wait_for(lambda: len(a.acks) == 2)
@@ -187,10 +197,10 @@ def test_ack_carries_the_seq_ranges_and_duplicates_are_stored_once(
 def test_status_is_upserted(schema_url: str, mqtt_url: str, estate: str) -> None:
     with running(schema_url, mqtt_url) as service, agent(mqtt_url, estate) as a:
         status = json.loads(example_bytes("agent_status_online.json"))
-        status["estate_id"], status["agent_id"] = estate, "gw1"
-        a.publish(str(Topic.status(estate, "gw1")), json.dumps(status).encode())
+        status["estate_id"], status["agent_id"] = estate, a.agent
+        a.publish(str(Topic.status(estate, a.agent)), json.dumps(status).encode())
         # Other tests' agents leave retained statuses on the shared broker: look for this estate's row.
-        query = f"SELECT state FROM agent_status WHERE agent_id = 'gw1' AND estate_id = '{estate}'"
+        query = f"SELECT state FROM agent_status WHERE agent_id = '{a.agent}' AND estate_id = '{estate}'"
         wait_for(lambda: scalar(schema_url, query) == "online")
         assert service.stats().statuses >= 1
 
@@ -200,9 +210,7 @@ def test_database_outage_acks_nothing_until_the_rows_are_committed(
 ) -> None:
     # The service points at a database that does not exist yet: every flush fails.
     staged = create_database(pg_admin_url)
-    with psycopg.connect(staged) as conn:
-        ensure_schema(conn)
-        conn.commit()
+    register(staged, estate)
     missing = "t_" + uuid.uuid4().hex[:12]
     staged_name = psycopg.conninfo.conninfo_to_dict(staged)["dbname"]
     target = psycopg.conninfo.make_conninfo(staged, dbname=missing)
@@ -226,3 +234,93 @@ def test_stop_without_start_and_stats_dict(schema_url: str, mqtt_url: str) -> No
     assert service.subscriptions() == ["anju/v1/+/readings", "anju/v1/+/access", "anju/v1/+/status/+"]
     assert service.stats_dict()["messages"] == 0
     service.stop()  # never started: nothing to join, nothing to disconnect
+
+
+def test_deep_nesting_and_year_9999_readings_do_not_stop_ingest(
+    schema_url: str, mqtt_url: str, estate: str
+) -> None:
+    with running(schema_url, mqtt_url) as service, agent(mqtt_url, estate) as a:
+        a.publish(str(Topic.readings(estate)), b"[" * 100_000 + b"]" * 100_000)
+        far = json.loads(a.readings([2]))
+        far["readings"][0]["ts"] = "9999-12-15T10:00:00+08:00"
+        a.publish(str(Topic.readings(estate)), json.dumps(far).encode())
+        a.publish(str(Topic.readings(estate)), a.readings([3], hour=9))
+        wait_for(lambda: a.acked() == {2, 3})
+        assert scalar(schema_url, "SELECT array_agg(seq) FROM meter_readings") == [3]
+        codes = scalar(schema_url, "SELECT array_agg(code ORDER BY id) FROM dead_letters")
+        assert codes == ["contract", "ts_future"]
+        wait_for(lambda: service.dead_letters_by_estate() == {estate: {"contract": 1, "ts_future": 1}})
+        assert service.writer_part.snapshot().up and service.writer_part.snapshot().restarts == 0
+
+
+def test_a_batch_the_writer_refuses_is_split_down_to_the_bad_message(
+    schema_url: str, mqtt_url: str, estate: str
+) -> None:
+    # Bounds wide open, so the year-9999 reading reaches the writer, whose partition for 9999-12 cannot
+    # be made (its upper bound is year 10000): a ValueError, not a database error, which used to end the
+    # writer thread. It is retried, then the batch is halved until that message alone is dead-lettered.
+    wide = TimeBounds(max_future=timedelta(days=10**7), max_age=timedelta(days=10**7))
+    with (
+        running(schema_url, mqtt_url, bounds=wide, batch_max=10_000) as service,
+        agent(mqtt_url, estate) as a,
+    ):
+        service_flush_together = [a.readings([1, 2]), a.readings([3], hour=9), a.readings([4], hour=10)]
+        far = json.loads(service_flush_together[1])
+        far["readings"][0]["ts"] = "9999-12-15T10:00:00+08:00"
+        service_flush_together[1] = json.dumps(far).encode()
+        for payload in service_flush_together:
+            a.publish(str(Topic.readings(estate)), payload)
+        wait_for(lambda: a.acked() == {1, 2, 3, 4})
+        assert scalar(schema_url, "SELECT array_agg(seq ORDER BY seq) FROM meter_readings") == [1, 2, 4]
+        row = scalar(schema_url, "SELECT code || ': ' || reason FROM dead_letters")
+        assert row.startswith("db_refused: refused by the database: ValueError")
+        assert service.writer_part.snapshot().restarts == 0
+
+
+def test_cross_estate_writes_are_refused_and_acked_to_nobody_else(
+    database_url: str, mqtt_url: str, estate: str
+) -> None:
+    other = "U" + uuid.uuid4().hex[:8]
+    register(database_url, estate, other)
+    with (
+        running(database_url, mqtt_url) as service,
+        agent(mqtt_url, estate) as a,
+        agent(mqtt_url, other) as b,
+    ):
+        status = json.loads(example_bytes("agent_status_online.json"))
+        status["estate_id"], status["agent_id"] = other, b.agent
+        b.publish(str(Topic.status(other, b.agent)), json.dumps(status).encode())
+        query = f"SELECT estate_id || '/' || state FROM agent_status WHERE agent_id = '{b.agent}'"
+        wait_for(lambda: scalar(database_url, query) == f"{other}/online")
+
+        topic = str(Topic.readings(estate))
+        theirs = json.loads(a.readings([1]))
+        theirs["readings"][0]["unit_id"] = f"{other}-1-0101"  # estate's gateway writes other's flat
+        a.publish(topic, json.dumps(theirs).encode())
+        new_unit = json.loads(a.readings([2], hour=9))
+        new_unit["readings"][0]["unit_id"] = f"{estate}-9-9999"  # a unit not in the registry
+        a.publish(topic, json.dumps(new_unit).encode())
+        event = json.loads(a.access([3]))
+        event["events"] = [e for e in event["events"] if e.get("unit_id")][:1]
+        event["events"][0]["unit_id"] = f"{other}-1-0101"
+        a.publish(str(Topic.access(estate)), json.dumps(event).encode())
+        # Junk and a reading naming the other estate's agent and its seqs, on this estate's topics.
+        a.publish(topic, json.dumps({"agent_id": b.agent, "readings": [{"seq": 7}]}).encode())
+        a.publish(topic, b.readings([8]).replace(f'"{other}"'.encode(), f'"{estate}"'.encode()))
+        status["estate_id"], status["state"] = estate, "offline"
+        a.publish(str(Topic.status(estate, b.agent)), json.dumps(status).encode())
+        a.publish(topic, a.readings([9], hour=10))  # and one good reading after all that
+
+        wait_for(lambda: 9 in a.acked())
+        wait_for(lambda: scalar(database_url, "SELECT count(*) FROM dead_letters") == 6)
+        assert a.acked() == {1, 2, 3, 9}  # its own seqs, dead letters included, on its own topic
+        time.sleep(0.3)
+        assert b.acked() == set()  # nothing acked to the other estate's agent
+        assert scalar(database_url, "SELECT array_agg(seq) FROM meter_readings") == [9]
+        assert scalar(database_url, "SELECT count(*) FROM access_events") == 0
+        assert scalar(database_url, f"SELECT count(*) FROM units WHERE unit_id = '{estate}-9-9999'") == 0
+        assert scalar(database_url, query) == f"{other}/online"  # the other agent did not move
+        codes = scalar(database_url, "SELECT array_agg(code ORDER BY code) FROM dead_letters")
+        assert codes == ["agent_other_estate", "agent_other_estate", "contract", "unit_other_estate",
+                         "unit_other_estate", "unit_unregistered"]  # fmt: skip
+        wait_for(lambda: sum(service.dead_letters_by_estate().get(estate, {}).values()) == 6)

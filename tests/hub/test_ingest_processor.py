@@ -126,3 +126,125 @@ def test_nul_in_topic_or_reason_cannot_break_the_dead_letter_table() -> None:
     result = process("anju/v1/E\x0001/readings", b"{}", RECEIVED)
     assert result.dead_letter is not None
     assert "\x00" not in result.dead_letter.topic and "\x00" not in result.dead_letter.reason
+
+
+# Trust boundaries (issue 13): no message raises out of process(); time bounds; estate binding.
+
+
+def _readings_at(ts: str, *, estate: str = "E01", agent: str = "E01-gw1") -> bytes:
+    data = json.loads(example_bytes("readings_batch.json"))
+    data["estate_id"], data["agent_id"] = estate, agent
+    for r in data["readings"]:
+        r["ts"] = ts
+    return json.dumps(data).encode()
+
+
+def test_deeply_nested_json_is_a_dead_letter_not_a_recursion_error() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000  # 200 KB: json.loads in the ack salvage hit RecursionError
+    result = process(READINGS, deep, RECEIVED)
+    assert result.dead_letter is not None and result.ack is None
+    assert result.dead_letter.estate_id == "E01"
+
+
+def test_any_exception_while_processing_becomes_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hub.ingest.processor as processor
+
+    def boom(*_a: object) -> None:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(processor, "_readings", boom)
+    result = process(READINGS, example_bytes("readings_batch.json"), RECEIVED)
+    assert result.dead_letter is not None
+    assert (result.dead_letter.code, result.dead_letter.reason) == (
+        "unexpected",
+        "OverflowError: date value out of range",
+    )
+
+
+@pytest.mark.parametrize(
+    ("ts", "code"),
+    [
+        ("9999-12-15T10:00:00+08:00", "ts_future"),
+        ("9999-12-31T23:59:59-12:00", "ts_future"),
+        ("2999-01-01T00:00:00+08:00", "ts_future"),
+        ("2026-03-02T00:00:07+00:00", "ts_future"),  # a day and a second ahead of the hub's clock
+        ("1901-06-01T00:00:00+08:00", "ts_too_old"),
+        ("0001-01-01T00:00:00+00:00", "ts_too_old"),
+    ],
+)
+def test_readings_outside_the_time_bounds_are_dead_letters_with_their_reason(ts: str, code: str) -> None:
+    result = process(READINGS, _readings_at(ts), RECEIVED)
+    assert result.readings == () and result.dead_letter is not None
+    assert result.dead_letter.code == code and "readings.0.ts" in result.dead_letter.reason
+    # The agent of this estate is still acknowledged: its outbox moves on, the bytes stay in dead_letters.
+    assert result.ack == AckDue(agent_id="E01-gw1", estate_id="E01", seqs=(1041, 1042, 1043))
+
+
+def test_time_bounds_are_configurable() -> None:
+    from datetime import timedelta
+
+    from anju_wire import TimeBounds
+
+    far = _readings_at("2030-03-01T00:00:00+08:00")
+    assert process(READINGS, far, RECEIVED).dead_letter is not None
+    wide = TimeBounds(max_future=timedelta(days=5 * 366))
+    assert process(READINGS, far, RECEIVED, bounds=wide).dead_letter is None
+
+
+def test_access_event_outside_the_time_bounds_is_a_dead_letter() -> None:
+    data = json.loads(example_bytes("access_batch.json"))
+    data["events"][3]["ts"] = "2999-12-15T10:00:00+08:00"
+    result = process(ACCESS, json.dumps(data).encode(), RECEIVED)
+    assert result.dead_letter is not None and result.dead_letter.code == "ts_future"
+    assert "events.3.ts" in result.dead_letter.reason
+
+
+def test_readings_of_another_estates_agent_are_refused_and_not_acked() -> None:
+    result = process(READINGS, _readings_at("2026-03-01T08:00:00+08:00", agent="E02-gw1"), RECEIVED)
+    assert result.dead_letter is not None and result.dead_letter.code == "agent_other_estate"
+    assert result.ack is None
+
+
+def test_status_for_another_estates_agent_on_this_estates_topic_is_refused() -> None:
+    status = json.loads(example_bytes("agent_status_online.json"))
+    status["estate_id"], status["agent_id"] = "E01", "E02-gw1"
+    result = process(str(Topic.status("E01", "E02-gw1")), json.dumps(status).encode(), RECEIVED)
+    assert result.status is None and result.dead_letter is not None
+    assert (result.dead_letter.code, result.dead_letter.estate_id) == ("agent_other_estate", "E01")
+
+
+def test_junk_naming_another_agents_id_and_seqs_is_not_acked() -> None:
+    junk = json.dumps({"agent_id": "E02-gw1", "readings": [{"seq": 5}, {"seq": 6}]}).encode()
+    result = process(READINGS, junk, RECEIVED)
+    assert result.dead_letter is not None and result.ack is None
+    own = json.dumps({"agent_id": "E01-gw1", "readings": [{"seq": 5}]}).encode()
+    assert process(READINGS, own, RECEIVED).ack == AckDue(agent_id="E01-gw1", estate_id="E01", seqs=(5,))
+
+
+def test_bind_units_refuses_unregistered_and_other_estates_units() -> None:
+    from hub.ingest.processor import bind_units, units_named
+
+    result = process(READINGS, example_bytes("readings_batch.json"), RECEIVED)
+    assert units_named(result) == {"E01-1-0302"}
+    assert bind_units(result, {"E01-1-0302": "E01"}) is result
+    unknown = bind_units(result, {})
+    assert unknown.readings == () and unknown.dead_letter is not None
+    assert unknown.dead_letter.code == "unit_unregistered"
+    assert unknown.dead_letter.payload == example_bytes("readings_batch.json")
+    assert unknown.ack == result.ack  # sent by this estate's agent on its topic: acked, kept as a dead letter
+    other = bind_units(result, {"E01-1-0302": "E02"})
+    assert other.dead_letter is not None and other.dead_letter.code == "unit_other_estate"
+    assert "'E02'" in other.dead_letter.reason
+
+    events = process(ACCESS, example_bytes("access_batch.json"), RECEIVED)
+    units = units_named(events)
+    assert bind_units(events, dict.fromkeys(units, "E01")) is events
+    assert (
+        bind_units(events, {**dict.fromkeys(units, "E01"), sorted(units)[0]: "E02"}).dead_letter is not None
+    )
+
+
+def test_salvaged_ack_leaves_out_seqs_no_ack_can_carry() -> None:
+    # Found by the fuzz test: a seq of 2**64 in a rejected batch made the ack itself fail after commit.
+    junk = json.dumps({"agent_id": "E01-gw1", "readings": [{"seq": 2**64}, {"seq": 5}]}).encode()
+    assert process(READINGS, junk, RECEIVED).ack == AckDue(agent_id="E01-gw1", estate_id="E01", seqs=(5,))

@@ -1,28 +1,32 @@
-"""The batch writer on a real PostgreSQL: examples stored once, units registered, dead letters kept."""
+"""The batch writer on a real PostgreSQL: examples stored once, only registered units, dead letters kept."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from anju_wire import Topic
+from anju_wire import TimeBounds, Topic
 from anju_wire.examples import example_bytes
 from hub.ingest.errors import WriterError
 from hub.ingest.processor import AckDue, ProcessResult, process
 from hub.ingest.writer import BatchWriter
-from hub.storage import ensure_schema, list_partitions
+from hub.storage import ensure_schema, list_partitions, upsert_units
 
 RECEIVED = datetime(2026, 3, 1, 0, 0, 6, tzinfo=UTC)
+WIDE = TimeBounds(max_future=timedelta(days=20 * 366))  # for partitions years ahead
+EXAMPLE_UNITS = ("E01-1-0104", "E01-1-0302", "E01-1-0501")
 
 
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    """A schema with the examples' units in the registry (ingest stores registered units only)."""
     with psycopg.connect(database_url, autocommit=True) as c:
         ensure_schema(c)
+        upsert_units(c, [{"unit_id": u, "estate_id": "E01"} for u in EXAMPLE_UNITS])
         yield c
 
 
@@ -54,9 +58,9 @@ def test_contract_examples_are_stored(conn: psycopg.Connection) -> None:
     assert stranger == (None, None, "face")
     status = conn.execute("SELECT estate_id, state, payload->>'outbox_depth' FROM agent_status").fetchone()
     assert status == ("E01", "online", "12")
-    # Units seen in readings and in registered-person events are registered to the batch's estate.
+    # The registry is unchanged: ingest never creates or moves a unit.
     units = conn.execute("SELECT unit_id, estate_id FROM units ORDER BY unit_id").fetchall()
-    assert units == [("E01-1-0104", "E01"), ("E01-1-0302", "E01"), ("E01-1-0501", "E01")]
+    assert units == [(u, "E01") for u in EXAMPLE_UNITS]
     assert count(conn, "meter_readings_default") == 0  # March 2026 got its own partition on demand
     assert "meter_readings_p2026_02" in list_partitions(conn, "meter_readings")
 
@@ -73,7 +77,7 @@ def test_duplicates_are_stored_once_and_still_acked(conn: psycopg.Connection) ->
 
 def test_known_unit_keeps_its_registry_row(conn: psycopg.Connection) -> None:
     conn.execute(
-        "INSERT INTO units (unit_id, estate_id, building, area_m2) VALUES ('E01-1-0302', 'E01', '1', 55)"
+        "UPDATE units SET building = '1', area_m2 = 55 WHERE unit_id = 'E01-1-0302'"
     )
     BatchWriter(conn).write(examples()[:1])
     assert conn.execute("SELECT building, area_m2 FROM units WHERE unit_id = 'E01-1-0302'").fetchone() == (
@@ -96,7 +100,9 @@ def test_far_future_reading_lands_in_its_own_partition(conn: psycopg.Connection)
     data = json.loads(example_bytes("readings_batch.json"))
     for r in data["readings"]:
         r["ts"] = "2033-07-04T10:00:00+08:00"
-    BatchWriter(conn).write([process(str(Topic.readings("E01")), json.dumps(data).encode(), RECEIVED)])
+    BatchWriter(conn).write(
+        [process(str(Topic.readings("E01")), json.dumps(data).encode(), RECEIVED, bounds=WIDE)]
+    )
     rows = conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings").fetchall()
     assert rows == [("meter_readings_p2033_07",)]
 
@@ -119,7 +125,7 @@ def test_failed_batch_leaves_nothing_behind(conn: psycopg.Connection) -> None:
     writer = BatchWriter(conn)
     with pytest.raises(psycopg.errors.DataError):
         writer.write([*good, bad])
-    assert count(conn, "meter_readings") + count(conn, "access_events") + count(conn, "units") == 0
+    assert count(conn, "meter_readings") + count(conn, "access_events") + count(conn, "dead_letters") == 0
     assert writer.write(good).stored_readings == 3  # the connection is usable afterwards
 
 
@@ -145,7 +151,10 @@ def test_counter_events_are_stored_in_every_partition(conn: psycopg.Connection) 
     writer = BatchWriter(conn)
     writer.write(examples()[:1])
     stored = writer.write(
-        [process(str(Topic.readings("E01")), json.dumps(d).encode(), RECEIVED) for d in (flagged, future)]
+        [
+            process(str(Topic.readings("E01")), json.dumps(d).encode(), RECEIVED, bounds=WIDE)
+            for d in (flagged, future)
+        ]
     )
     assert stored.stored_readings == 6
     rows = conn.execute(
@@ -155,3 +164,58 @@ def test_counter_events_are_stored_in_every_partition(conn: psycopg.Connection) 
     assert rows == [(2026, "electricity", "replaced"), (2026, "gas", "rollover"),
                     (2034, "electricity", "replaced"), (2034, "gas", "rollover")]  # fmt: skip
     assert count(conn, "meter_readings") == 9
+
+
+def _dead(conn: psycopg.Connection) -> list[tuple[str, str, str | None]]:
+    return [(str(c), str(e), r) for c, e, r in conn.execute(
+        "SELECT code, estate_id, reason FROM dead_letters ORDER BY id").fetchall()]  # fmt: skip
+
+
+def test_readings_of_another_estates_unit_are_refused(conn: psycopg.Connection) -> None:
+    upsert_units(conn, [{"unit_id": "E02-1-0101", "estate_id": "E02"}])
+    data = json.loads(example_bytes("readings_batch.json"))
+    data["readings"][1]["unit_id"] = "E02-1-0101"  # E01's gateway writing for a flat of E02
+    result = BatchWriter(conn).write(
+        [process(str(Topic.readings("E01")), json.dumps(data).encode(), RECEIVED)]
+    )
+    assert (result.stored_readings, result.dead_letters) == (0, 1)
+    assert count(conn, "meter_readings") == 0
+    [(code, estate, reason)] = _dead(conn)
+    assert (code, estate) == ("unit_other_estate", "E01") and "'E02'" in str(reason)
+
+
+def test_access_event_for_another_estates_unit_is_refused(conn: psycopg.Connection) -> None:
+    upsert_units(conn, [{"unit_id": "E02-1-0101", "estate_id": "E02"}])
+    data = json.loads(example_bytes("access_batch.json"))
+    data["events"][0]["unit_id"] = "E02-1-0101"  # fake presence to hide a vacancy in E02
+    result = BatchWriter(conn).write([process(str(Topic.access("E01")), json.dumps(data).encode(), RECEIVED)])
+    assert (result.stored_events, result.dead_letters) == (0, 1)
+    assert count(conn, "access_events") == 0
+    assert _dead(conn)[0][:2] == ("unit_other_estate", "E01")
+
+
+def test_a_new_unit_id_is_refused_and_not_registered(conn: psycopg.Connection) -> None:
+    data = json.loads(example_bytes("readings_batch.json"))
+    for r in data["readings"]:
+        r["unit_id"] = "E01-9-9999"
+    result = BatchWriter(conn).write(
+        [process(str(Topic.readings("E01")), json.dumps(data).encode(), RECEIVED)]
+    )
+    assert (result.stored_readings, result.dead_letters) == (0, 1)
+    assert result.acks == (AckDue(agent_id="E01-gw1", estate_id="E01", seqs=(1041, 1042, 1043)),)
+    assert conn.execute("SELECT count(*) FROM units WHERE unit_id = 'E01-9-9999'").fetchone() == (0,)
+    assert _dead(conn)[0][:2] == ("unit_unregistered", "E01")
+
+
+def test_status_never_moves_an_agent_to_another_estate(conn: psycopg.Connection) -> None:
+    writer = BatchWriter(conn)
+    status = json.loads(example_bytes("agent_status_online.json"))
+    status["estate_id"], status["agent_id"] = "E02", "E02-gw1"
+    writer.write([process(str(Topic.status("E02", "E02-gw1")), json.dumps(status).encode(), RECEIVED)])
+    status["estate_id"], status["state"] = "E01", "offline"
+    later = RECEIVED + timedelta(minutes=1)
+    result = writer.write([process(str(Topic.status("E01", "E02-gw1")), json.dumps(status).encode(), later)])
+    assert (result.statuses, result.dead_letters) == (0, 1)
+    row = conn.execute("SELECT estate_id, state FROM agent_status WHERE agent_id = 'E02-gw1'").fetchone()
+    assert row == ("E02", "online")
+    assert _dead(conn)[0][:2] == ("agent_other_estate", "E01")

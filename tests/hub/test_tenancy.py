@@ -51,8 +51,10 @@ def stand_in() -> Iterator[str]:
 
 
 @pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection]:
-    """A database with two vacant-looking units, each with an open case and a pending outbox row."""
+def conn(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection]:
+    """A database with two vacant-looking units, each with an open case and a pending outbox row: the
+    cases are filed as leads when they open (``ANJU_AUTO_FILE``; by default only a confirmation files)."""
+    monkeypatch.setenv("ANJU_AUTO_FILE", "true")
     with psycopg.connect(database_url) as c:
         prepare_schema(c)
         for unit in ("E01-1-0101", "E01-1-0102"):
@@ -84,8 +86,9 @@ def test_cases_arrive_exactly_once_and_repeats_are_idempotent(
         conn.commit()
         assert (result.sent, result.retried, result.dead) == (2, 0, 0)
         assert states(conn) == [("sent", 1, 201, False), ("sent", 1, 201, False)]
+        # Filed as leads: the cases stay open for the inspectors' work (filing does not freeze them).
         assert conn.execute("SELECT status, filed_at IS NOT NULL FROM cases").fetchall() == [
-            ("filed", True), ("filed", True)
+            ("open", True), ("open", True)
         ]
         audit = conn.execute("SELECT actor FROM audit_log WHERE action = 'case.filed'").fetchall()
         assert audit == [("system:tenancy",), ("system:tenancy",)]

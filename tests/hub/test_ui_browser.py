@@ -53,8 +53,12 @@ def test_inspector_clicks_from_list_to_alert_chart(database_url: str, tmp_path: 
             assert "E01-1-0101" in vacancy.inner_text()
             assert "用电只剩待机水平 (0.3 千瓦时/天，此前为 6.1 千瓦时/天)" in vacancy.inner_text()
             assert "转租" in sublet.inner_text()
-            assert "登记住户消失后，楼里反复出现陌生面孔" in sublet.inner_text()
+            # Compact rows: the top reason, the others behind "n more" until asked for.
             assert "registered tenants absent while the unit is lived in" in sublet.inner_text()
+            assert "登记住户消失后，楼里反复出现陌生面孔" not in sublet.inner_text()
+            sublet.locator("details.more summary").click()
+            assert "登记住户消失后，楼里反复出现陌生面孔" in sublet.inner_text()
+            assert vacancy.bounding_box()["height"] < 60  # one line, not the 125 px rows of before
             assert rows.first.get_attribute("data-alert-id") == str(ids["vacancy"])  # highest score first
             assert "本页只显示化名编号和计数" in page.locator("footer").inner_text()
             page.screenshot(path=str(tmp_path / "alerts.png"), full_page=True)
@@ -103,7 +107,7 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
         conn.execute("INSERT INTO units (unit_id, estate_id) VALUES ('E01-3-0101', 'E01'),"
                      " ('E01-3-0102', 'E01'), ('E02-3-0101', 'E02')")
         confirm_alert, confirm_case = new_case(conn, "E01-3-0101")
-        dismiss_alert, _ = new_case(conn, "E01-3-0102", kind="sublet")
+        dismiss_alert, dismiss_case = new_case(conn, "E01-3-0102", kind="sublet")
         other_alert, other_case = new_case(conn, "E02-3-0101")
     with serve(create_app(database_url=database_url)) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -120,6 +124,14 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
             sign_in(page, url, "sup1")
             cookie = next(c for c in context.cookies() if c["name"] == "anju_session")
             assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+            # From the queue, a batch: tick the sublet lead and assign it.
+            page.check(f'input[name="case_{dismiss_case}"]')
+            page.select_option("form.batch select[name=assignee]", "insp1")
+            page.click("form.batch button")
+            page.wait_for_url("**/?*assigned=1*")
+            assert page.locator("p.batch-result").inner_text() == "已分派 1 件，未能分派 0 件。"
+            row = page.locator(f'tr[data-case-id="{dismiss_case}"]')
+            assert row.locator("td.assignee").inner_text() == "insp1"
             page.goto(f"{url}/alerts/{confirm_alert}")
             page.select_option("form.assign select[name=assignee]", "insp1")
             page.click("form.assign button")
@@ -140,6 +152,13 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
             page.wait_for_url(f"**/alerts/{confirm_alert}")
             assert "已核实" in page.locator("dd.case-status").inner_text()
             assert "待报送" in page.locator("dd.filing").inner_text()
+            # The page says what comes next and why the buttons are gone.
+            assert page.locator("p.next-step").get_attribute("data-next-step") == "await_filing"
+            assert "确认结果正在报送住房系统" in page.locator("p.next-step").inner_text()
+            missing = page.locator("details.missing-actions")
+            assert missing.get_attribute("open") is not None  # no button left: the reasons show
+            assert missing.locator('li[data-action="confirm"]').inner_text() == "确认属实: 案件已有核实结论"
+            assert missing.locator('li[data-action="close"]').get_attribute("data-why") == "role"
             trail = page.locator("ol.trail").inner_text()
             assert "user:sup1" in trail and "user:insp1" in trail
             confirmed = page.locator('ol.trail li[data-action="case.confirm"]')
@@ -158,6 +177,7 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
             page.wait_for_url(f"**/alerts/{dismiss_alert}")
             assert "已排除" in page.locator("dd.case-status").inner_text()
             assert page.locator('ol.trail span.reason[data-reason="night_shift"]').inner_text() == "夜班作息"
+            assert page.locator("p.next-step").get_attribute("data-next-step") == "close_dismissed"
 
             # Another estate's alert does not exist for this inspector; the audit page is not theirs.
             refused = page.goto(f"{url}/alerts/{other_alert}")

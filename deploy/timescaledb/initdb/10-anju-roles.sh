@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# First start of the database only: the anju database, its owner role and a read-only role for Grafana.
-# Passwords come from the container environment and are passed as psql variables (quoted by psql).
+# First start of the database only: the anju database, its owner role (the hub's) and a read-only role for
+# Grafana that may read the views in schema grafana and no table. The SQL is in the .psql files beside
+# this one (the image's entrypoint skips them; tests/deploy/test_grafana_role.py runs them against a real
+# PostgreSQL). Passwords come from the container environment and are passed as psql variables (quoted by
+# psql).
 set -euo pipefail
-psql -v ON_ERROR_STOP=1 --username postgres --dbname postgres \
-  -v anju_pw="$ANJU_DB_PASSWORD" -v grafana_pw="$GRAFANA_DB_PASSWORD" <<'SQL'
-CREATE ROLE anju LOGIN PASSWORD :'anju_pw';
-CREATE ROLE grafana_reader LOGIN PASSWORD :'grafana_pw';
-CREATE DATABASE anju OWNER anju;
-SQL
-psql -v ON_ERROR_STOP=1 --username postgres --dbname anju <<'SQL'
-CREATE EXTENSION IF NOT EXISTS timescaledb;
-GRANT CONNECT ON DATABASE anju TO grafana_reader;
-GRANT USAGE ON SCHEMA public TO grafana_reader;
--- Tables are created later by the hub (hub.storage.ensure_schema) as role anju.
-ALTER DEFAULT PRIVILEGES FOR ROLE anju IN SCHEMA public GRANT SELECT ON TABLES TO grafana_reader;
-SQL
+here="$(dirname "${BASH_SOURCE[0]}")"
+names=(-v anju_role=anju -v grafana_role=grafana_reader -v anju_db=anju)
+psql -X -v ON_ERROR_STOP=1 --username postgres --dbname postgres "${names[@]}" \
+  -v anju_pw="$ANJU_DB_PASSWORD" -v grafana_pw="$GRAFANA_DB_PASSWORD" -f "$here/roles.psql"
+psql -X -v ON_ERROR_STOP=1 --username postgres --dbname anju -c 'CREATE EXTENSION IF NOT EXISTS timescaledb'
+# Tables and the grafana views are created later by the hub (hub.storage.ensure_schema) as role anju.
+psql -X -v ON_ERROR_STOP=1 --username postgres --dbname anju "${names[@]}" -f "$here/grafana-reader.psql"
