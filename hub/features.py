@@ -30,6 +30,9 @@ ACTIVE_STEP = {
     "water": 0.003,      # m3 in an hour above the floor: one toilet flush (3-9 L) or a wash
     "gas": 0.01,         # m3 in an hour: a burner or a gas water heater lit for a few minutes
 }
+# ... and at least this share of the floor itself: a leak of 15 L an hour wanders by a few litres from
+# hour to hour (pressure, the register's 1 L steps) without anybody opening a tap.
+ACTIVE_STEP_SHARE = 0.5
 _METER_DAILY = """
 WITH r AS (
     SELECT unit_id, meter, ts, value,
@@ -65,9 +68,9 @@ WITH r AS (
            sum(greatest(value - prev_value - floor_rate * dt_h, 0)) FILTER (WHERE dt_h IS NOT NULL)
                AS active_amount,
            count(DISTINCT hour) FILTER (
-               WHERE dt_h IS NOT NULL AND value - prev_value - floor_rate * dt_h >= CASE meter
+               WHERE dt_h IS NOT NULL AND value - prev_value - floor_rate * dt_h >= greatest(CASE meter
                    WHEN 'electricity' THEN %(step_elec)s WHEN 'water' THEN %(step_water)s
-                   ELSE %(step_gas)s END) AS active_hours
+                   ELSE %(step_gas)s END, %(step_share)s * floor_rate * dt_h)) AS active_hours
     FROM f
     GROUP BY 1, 2, 3
 )
@@ -220,6 +223,7 @@ def refresh_daily_features(
         "step_elec": ACTIVE_STEP["electricity"],
         "step_water": ACTIVE_STEP["water"],
         "step_gas": ACTIVE_STEP["gas"],
+        "step_share": ACTIVE_STEP_SHARE,
     }
     with conn.transaction():
         conn.execute(_METER_DAILY, params)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from device_sims.household import LOCAL_TZ, EstateModel, make_estate
-from hub.features import ACTIVE_STEP
+from hub.features import ACTIVE_STEP, ACTIVE_STEP_SHARE
 from models.features import DailyFeatures, StrangerTrack, UnitSeries
 from models.rules import Policy, SubletRule, VacancyRule
 from tests.device_sims.factories import START
@@ -19,7 +19,8 @@ def _activity(hourly: np.ndarray, meter: str) -> tuple[np.ndarray, np.ndarray]:
     ``hub/features.py`` derives them from the registers (tested there on real readings)."""
     days = hourly.reshape(-1, 24)
     above = days - days.min(axis=1, keepdims=True)
-    return above.sum(axis=1), (above >= ACTIVE_STEP[meter]).sum(axis=1)
+    step = np.maximum(ACTIVE_STEP[meter], ACTIVE_STEP_SHARE * days.min(axis=1, keepdims=True))
+    return above.sum(axis=1), (above >= step).sum(axis=1)
 
 
 def _series(model: EstateModel, as_of: date, policy: Policy) -> list[tuple[str, UnitSeries]]:
