@@ -112,7 +112,9 @@ def latest_decision(conn: psycopg.Connection[Any], *, unit_id: str, kind: str) -
     if row is None:
         return None
     case_id, status, verdict, reason, window_end = row
-    if status in UNDECIDED:
+    if status in UNDECIDED or (status == "filed" and verdict is None):
+        # A 'filed' case without a verdict is a lead filed as it opened before filing stopped moving
+        # cases on: still undecided, so its alerts keep attaching to it.
         return None
     outcome = str(verdict) if verdict else "closed"
     return Decision(case_id=int(case_id), outcome=outcome, reason=reason, window_end=window_end)

@@ -171,6 +171,20 @@ def test_a_confirmed_case_leaves_the_queue_and_stays_out(conn: psycopg.Connectio
     assert one(conn, "SELECT status FROM cases") == "confirmed"
 
 
+def test_a_lead_filed_before_filing_stopped_moving_cases_on_is_undecided(
+    conn: psycopg.Connection[Any],
+) -> None:
+    from hub.cases.suppression import latest_decision
+
+    detect(conn, AS_OF)
+    conn.execute("UPDATE cases SET status = 'filed', filed_at = now()")
+    conn.commit()
+    assert latest_decision(conn, unit_id=UNIT, kind="vacancy") is None
+    result = run_detection(conn, as_of=AS_OF + timedelta(days=1))
+    conn.commit()
+    assert result.alerts_updated == 1
+
+
 def test_an_undecided_case_keeps_taking_its_alerts(conn: psycopg.Connection[Any]) -> None:
     detect(conn, AS_OF)
     act(conn, one(conn, "SELECT id FROM cases"), Action.ASSIGN, principal=SUP, assignee="insp1")
