@@ -18,7 +18,7 @@ from hub.cases.suppression import SUPPRESS_DAYS, Clearance, Decision, clearance
 from hub.detection.service import run_detection
 from tests.hub.test_api import add_users
 from tests.hub.test_case_workflow import INSP, SUP
-from tests.hub.test_detection import AS_OF, INSERT_DAILY
+from tests.hub.test_detection import AS_OF, INSERT_ACTIVE
 from tests.hub.test_features import add_unit, prepare_schema
 
 UNIT = "E01-1-0101"
@@ -88,11 +88,13 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
         day = start
         while day <= end:
             empty = day >= empty_from
+            entries = 0 if empty else 3
             rows.append((UNIT, day, 0.6 if empty else 7.5, 0.0 if empty else 0.3, 0.0 if empty else 0.4,
-                         24, 24, 24, 0 if empty else 3, 1, 40))
+                         24, 24, 24, entries, 1, 40, 0.0 if empty else 6.5, 0 if empty else 10,
+                         0.0 if empty else 0.3, 0 if empty else 8, 0 if empty else 2, entries))
             day += timedelta(days=1)
         with c.cursor() as cur:
-            cur.executemany(INSERT_DAILY + " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+            cur.executemany(INSERT_ACTIVE, rows)
         c.commit()
         yield c
 
