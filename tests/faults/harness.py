@@ -134,11 +134,21 @@ class AgentProcess:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     kills: list[tuple[int, int]] = field(default_factory=list)  # (records waiting, of which sent) per kill
+    log_offset: int = 0  # size of the log when the current process started
 
     def start(self) -> None:
         """Start the agent."""
         assert self.proc is None or self.proc.poll() is not None
+        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
         self.proc = _anju(["agent", "--config", str(self.site)], self.log)
+
+    def started(self) -> bool:
+        """Whether the current process got as far as running (its signal handlers are in place)."""
+        if not self.log.exists():
+            return False
+        with self.log.open("rb") as fh:
+            fh.seek(self.log_offset)
+            return b" for estate " in fh.read()
 
     def kill(self) -> None:
         """SIGKILL the agent, noting what its outbox held at that instant."""
@@ -149,8 +159,15 @@ class AgentProcess:
         self.kills.append((waiting, sent))
 
     def terminate(self) -> None:
-        """SIGTERM and wait for a clean exit (0)."""
+        """SIGTERM and wait for a clean exit (0).
+
+        A process restarted a moment ago may still be importing on a loaded machine, before it handles
+        SIGTERM at all: wait until it says it runs, so the test judges its shutdown, not its start-up.
+        """
         if self.proc is not None and self.proc.poll() is None:
+            deadline = time.monotonic() + 30
+            while not self.started() and self.proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
             self.proc.terminate()
             code = self.proc.wait(20)
             assert code == 0, f"{self.name} exited {code}\n{_tail(self.log)}"
