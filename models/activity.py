@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.features import DailyFeatures
 
+CLEAN_START_DAYS = 7  # gate days without any entry that open an absence (else the last days of presence
+# would be folded into the absence by the tolerance for visits, and the departure dated weeks early)
+
 
 class DayState(StrEnum):
     """What one day of a unit shows."""
@@ -151,7 +154,8 @@ def presence_end(
     the days the building's gate was working, tenants entered on at least ``min_share_before`` of the
     ``lookback_days`` before ``t`` (at least half of them observed) and on at most ``max_share_after``
     from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone), with at least
-    ``min_days_after`` gate days since ``t`` (a household out yesterday has not left). Of the days that
+    ``min_days_after`` gate days since ``t`` (a household out yesterday has not left), the first
+    ``CLEAN_START_DAYS`` of them without any entry. Of the days that
     qualify, the one where the share drops most: a later drop-by must not pass for the departure, nor
     the last days of presence be absorbed into the absence. ``faces_only`` counts only recognised faces.
     """
@@ -170,6 +174,8 @@ def presence_end(
         after = flags[i:]
         if len(after) < min_days_after:
             break
+        if any(after[:CLEAN_START_DAYS]):
+            continue  # a departure starts with a week of nobody; a later visit may come back
         lo = t - timedelta(days=lookback_days)
         before = [f for d, f in zip(gate[:i], flags[:i], strict=True) if d.day >= lo]
         if len(before) < lookback_days / 2:
