@@ -94,10 +94,10 @@ def test_mqtt_meters_through_agent_sigkills_and_an_estate_broker_crash(
     brokers: tuple[RestartableMosquitto, RestartableMosquitto], database_url: str, tmp_path: Path
 ) -> None:
     hub_broker, estate_broker = brokers
-    prepare_database(database_url)
     estate = "FM" + uuid.uuid4().hex[:6]
-    clock = AcceleratedClock(origin_wall=time.time(), origin_sim=START, speed=SPEED)
     units = [1, 2, 3, 4]
+    prepare_database(database_url, estate=estate, units=len(units))  # ingest stores registered units only
+    clock = AcceleratedClock(origin_wall=time.time(), origin_sim=START, speed=SPEED)
     fleet = ReportingMeterFleet(estate_broker.url, clock, prefix=estate, plugs=units, water=units)
     agent = make_reporting_agent(
         estate=estate, fleet=fleet, hub_url=hub_broker.url, estate_url=estate_broker.url,
