@@ -54,6 +54,7 @@ class SubletPolicy(_Frozen):
     lookback_days: int = Field(ge=1)
     stranger_min_days: int = Field(ge=1)
     min_resident_share: float = Field(ge=0, le=1)
+    min_track_span_days: int = Field(ge=1)
     stranger_lead_days: int = Field(ge=0)
     alignment_days: int = Field(ge=1)
     min_card_days: int = Field(ge=1)
@@ -350,6 +351,7 @@ class SubletRule:
         return tuple(
             s for s in series.strangers
             if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
+            and (end - s.first_seen).days + 1 >= p.min_track_span_days
             and s.resident_share(end=end) >= p.min_resident_share
         )
 
