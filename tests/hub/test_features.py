@@ -21,6 +21,12 @@ def prepare_schema(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
+
+@pytest.fixture
+def database_url(database_url_each_server: str) -> str:
+    """Every test here runs on the session's PostgreSQL and on a PostgreSQL 15 (issue 13: 15 to 18)."""
+    return database_url_each_server
+
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(database_url) as c:
