@@ -403,12 +403,10 @@ class SubletRule:
                 "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
                 "they stopped: a household that uses another entrance looks the same.")])
         aligned = list(self.aligned(series, left=left, end=ctx.end) if claimed is None else claimed)
-        card_days = entry_days - face_days
-        if not aligned and faces_only and card_days >= p.min_card_days:
-            # Their card or code is used day after day, their faces never: a lent card, even if no new
-            # face can be placed in the building (the new occupants may all use the card).
-            pass
-        elif not aligned:
+        # Their card or code used day after day, their faces never: a lent card, even if no new face can
+        # be placed in the building (the new occupants may all use the card).
+        lent_card = faces_only and entry_days - face_days >= p.min_card_days
+        if not aligned and not lent_card:
             # Tenants who stop passing the gate (car-park door, side entrance) while still living there
             # look the same on the meters; only new recurring faces tell a new occupant apart.
             return verdict(Outcome.CLEAR, 0.0, [Reason(
@@ -418,6 +416,7 @@ class SubletRule:
         days = series.days
         active = _window_median(days, "elec_active_kwh", start=ctx.start, end=ctx.end)
         water_hours = _window_median(days, "water_active_hours", start=ctx.start, end=ctx.end)
+
         def shares(start: date, end: date) -> tuple[int, int]:
             gate = [d for d in days if start <= d.day <= end and d.gate_working]
             seen = sum(1 for d in gate if (d.tenant_face_entries if faces_only else d.tenant_entries))
