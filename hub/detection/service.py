@@ -77,8 +77,7 @@ WITH win AS (
            percentile_cont(0.5) WITHIN GROUP (ORDER BY water_m3) AS water_median,
            count(elec_kwh) AS elec_known, count(water_m3) AS water_known,
            count(*) FILTER (WHERE gate_events_building > 0) AS gate_days,
-           count(*) FILTER (WHERE tenant_entries > 0) AS presence_days,
-           count(*) FILTER (WHERE tenant_face_entries > 0) AS face_days
+           count(*) FILTER (WHERE tenant_entries > 0) AS presence_days
     FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s
     GROUP BY unit_id
 ), faces AS (
