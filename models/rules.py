@@ -337,12 +337,17 @@ class SubletRule:
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=self.policy.activity)
         if life.lived_share < p.min_lived_share:
             return None
-        left = presence_end(
+        left = self._left(series, ctx, faces_only=faces_only)
+        return None if left is None else (left, faces_only)
+
+    def _left(self, series: UnitSeries, ctx: RuleContext, *, faces_only: bool) -> date | None:
+        """The departure day by the policy's presence thresholds (stricter when judged on faces alone)."""
+        p = self.policy.sublet
+        return presence_end(
             series.days, end=ctx.end, lookback_days=p.lookback_days,
             min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
             max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
             min_days_after=p.min_absent_gate_days, faces_only=faces_only)
-        return None if left is None else (left, faces_only)
 
     def aligned(self, series: UnitSeries, *, left: date, end: date) -> tuple[StrangerTrack, ...]:
         """The unit's recurring, resident-like stranger tracks that first appeared as its tenants left."""
@@ -393,11 +398,7 @@ class SubletRule:
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
         if life.known < pol.min_coverage * w.n_days or life.lived_share < p.min_lived_share:
             return verdict(Outcome.CLEAR, 0.0, [])
-        left = presence_end(
-            series.days, end=ctx.end, lookback_days=p.lookback_days,
-            min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
-            max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
-            min_days_after=p.min_absent_gate_days, faces_only=faces_only)
+        left = self._left(series, ctx, faces_only=faces_only)
         if left is None:
             return verdict(Outcome.CLEAR, 0.0, [Reason(
                 "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
