@@ -6,7 +6,8 @@ from datetime import date
 
 import psycopg
 
-from hub.detection.service import DetectionResult, history_start, run_detection
+from hub.detection.load import history_start
+from hub.detection.service import DetectionResult, run_detection
 from hub.features import refresh_daily_features
 from models.rules import Policy
 

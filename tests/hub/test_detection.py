@@ -192,7 +192,7 @@ def test_schema_is_idempotent_and_allows_one_open_alert_one_active_case(conn: ps
 
 
 def test_strangers_count_on_the_units_floor_where_corridor_cameras_exist() -> None:
-    from hub.detection.service import strangers_near
+    from hub.detection.load import strangers_near
     from models.features import StrangerTrack
 
     day = AS_OF - timedelta(days=10)
@@ -205,7 +205,7 @@ def test_strangers_count_on_the_units_floor_where_corridor_cameras_exist() -> No
 
 
 def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connection) -> None:
-    from hub.detection.service import _load_series, max_window_entries
+    from hub.detection.load import load_series, max_window_entries
     from models.rules import Policy
 
     policy = Policy.load()
@@ -214,7 +214,7 @@ def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connec
     add_unit(conn, "E01-1-0102", building="1")
     add_days(conn, "E01-1-0102", vacant_last=40)  # no entries in the window: could be flagged
     conn.commit()
-    loaded = {s.unit_id: s for s in _load_series(conn, as_of=AS_OF, policy=policy)[0]}
+    loaded = {s.unit_id: s for s in load_series(conn, as_of=AS_OF, policy=policy)[0]}
     assert len(loaded["E01-1-0101"].days) == policy.window_days
     assert len(loaded["E01-1-0102"].days) == 81  # all it has of the traced history
     assert sum(1 for d in loaded["E01-1-0101"].days if d.tenant_entries) > max_window_entries(policy)
