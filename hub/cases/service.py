@@ -19,9 +19,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.audit import record_audit
 from hub.audit.store import head as audit_head
 from hub.auth.models import Principal, Role
-from hub.cases.audit import record_audit
+from hub.auth.service import inspectors_for
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action
 from hub.cases.suppression import latest_decision
 from models.evidence import evidence_sha256
@@ -270,8 +271,6 @@ def transition(
     sets = ["status = %(target)s", "updated_at = now()"]
     params: dict[str, Any] = {"target": rule.target, "id": case_id}
     if action is Action.ASSIGN:
-        from hub.auth.service import inspectors_for
-
         if not assignee or assignee not in inspectors_for(conn, estate_id=estate_id):
             raise TransitionRefused(f"{assignee!r} is not an inspector of estate {estate_id}")
         sets.append("assignee = %(assignee)s")

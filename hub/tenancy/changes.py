@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from hub.cases.audit import record_audit
+from hub.audit import record_audit
 from hub.cases.service import close_case_alerts
 from hub.tenancy.client import TenancyClient, TenancyUnavailable
 

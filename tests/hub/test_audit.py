@@ -12,11 +12,11 @@ import pytest
 from psycopg import sql
 
 from anju.cli import main as anju
+from hub.audit import deferred_audit, record_audit
 from hub.audit.errors import AuditKeyError
 from hub.audit.guard import runtime_role_owns_audit_log
 from hub.audit.keys import AuditSettings, resolve_audit_key
 from hub.audit.store import verify
-from hub.cases.audit import deferred_audit, record_audit
 from hub.storage import ensure_schema
 
 KEY = "audit-test-key-" + "x" * 40
