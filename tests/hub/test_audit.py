@@ -276,7 +276,7 @@ def test_forged_checkpoint_line_is_refused(chained: str, checkpoint_file: Path,
 
 
 def test_filing_carries_the_audit_head(database_url: str) -> None:
-    from hub.cases.service import queue_filing
+    from hub.tenancy.filing import queue_filing
     from tests.hub.test_api import create_schema, seed
 
     with psycopg.connect(database_url) as conn:
