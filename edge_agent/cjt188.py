@@ -17,6 +17,7 @@ from datetime import datetime
 from anju_wire.payloads import MeterKind
 from edge_agent.framing import (
     START,
+    DeviceError,
     FrameError,
     address_bytes,
     address_text,
@@ -88,10 +89,6 @@ def error_reply(meter_type: int, address: str, ser: int = 0, status: int = 0x000
     """A meter's abnormal answer (status bit 2: valve or reading fault)."""
     data = bytes([ser & 0xFF]) + status.to_bytes(2, "little")
     return encode(Frame(meter_type, address, READ | REPLY | ERROR, data))
-
-
-class DeviceError(FrameError):
-    """The meter answered with an abnormal (error) frame."""
 
 
 def parse_flow(raw: bytes, *, meter_type: int, address: str) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from edge_agent.framing import (
     START,
+    DeviceError,
     FrameError,
     address_bytes,
     address_text,
@@ -87,10 +88,6 @@ def energy_reply(address: str, kwh: float, di: int = FORWARD_ACTIVE_TOTAL) -> by
 def error_reply(address: str, code: int = 0x02) -> bytes:
     """A meter's abnormal answer with error byte ``code``."""
     return encode(Frame(address, READ | REPLY | ERROR, bytes([code])))
-
-
-class DeviceError(FrameError):
-    """The meter answered with an abnormal (error) frame."""
 
 
 def parse_energy(raw: bytes, *, address: str, di: int = FORWARD_ACTIVE_TOTAL) -> float:

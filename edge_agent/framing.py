@@ -19,6 +19,10 @@ class FrameError(DecodeError):
     """Bytes that are not a valid frame of the protocol, or a frame that does not answer the request."""
 
 
+class DeviceError(FrameError):
+    """The meter answered with an abnormal (error) frame."""
+
+
 def checksum(data: bytes | bytearray) -> int:
     """The frame checksum: the sum of the bytes modulo 256."""
     return sum(data) & 0xFF
