@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -19,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from anju_mqtt import parse_broker_url
 from anju_wire import AcceleratedClock, Clock, WallClock
 from anju_wire.payloads import MAX_BATCH, Ident, MeterKind
 from anju_wire.topics import check_id
@@ -27,6 +29,14 @@ from edge_agent.meter_payloads import PayloadMap, load_payload_map
 from edge_agent.registers import RegisterMap, load_map
 
 MQTT_URL_ENV = "ANJU_MQTT_URL"
+
+
+def _broker_url(url: str) -> str:
+    parse_broker_url(url)  # the same schemes, ports and credentials the link accepts
+    return url
+
+
+BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 
 
 class _Section(BaseModel):
@@ -280,8 +290,8 @@ class SiteConfig(_Section):
 
     agent_id: Ident
     estate_id: Ident
-    mqtt_url: Annotated[str, Field(pattern=r"^mqtts?://")]
-    local_mqtt_url: Annotated[str, Field(pattern=r"^mqtts?://")] | None = None
+    mqtt_url: BrokerUrl
+    local_mqtt_url: BrokerUrl | None = None
     outbox: OutboxSettings
     pseudonym_secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     pseudonym_secret: SecretStr = Field(exclude=True)
