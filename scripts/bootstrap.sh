@@ -32,6 +32,7 @@ if [ "$purpose" = test ] && [ -f "$TIMESCALEDB_ARCHIVE" ] && [ -x "$PG15_CONFIG"
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+  command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)  # serves the RTSP stream the camera tests read
 fi
 if [ "$want_timescaledb" = 1 ]; then
   command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -68,3 +69,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   "$VENV/bin/python" -m pip install -q -e '.[dev]'
   echo "$digest" > "$stamp"
 fi
+
+# The default face pack (BlazeFace + dlib ResNet, converted to ONNX under $ANJU_HOME) when it is missing.
+"$VENV/bin/python" -m edge_agent.faces.pack --if-missing
