@@ -1,4 +1,5 @@
-"""anju edge-side commands: ``anju sim meters`` serves a fleet of electricity meters, Modbus TCP or RTU."""
+"""anju edge-side commands: ``anju sim meters`` serves a fleet of meters: Modbus (TCP or RTU), DL/T 645 or
+CJ/T 188 (on a serial line, a pty, or TCP as a transparent gateway)."""
 
 from __future__ import annotations
 
@@ -36,14 +37,19 @@ def register(sub: Any, sim: Any) -> None:
     """Add ``anju sim meters`` to the ``sim`` group."""
     p = sim.add_parser(
         "meters",
-        help="serve N units' SDM120 electricity meters over Modbus TCP (ids 1..N, 247 per port) or RTU",
+        help="serve N units' meters: SDM120 over Modbus TCP/RTU, DL/T 645 electricity or CJ/T 188 water",
         description=(
             "Over TCP (--listen), unit u (1-based) answers at port PORT + (u-1)//247, device id "
             "(u-1)%247 + 1: up to 247 units are device ids 1..N on PORT; more units take the next ports. "
             "Over RTU (--serial or --rtu-pty) units 1..N (at most 247) are device ids 1..N on one serial "
-            "line. Values advance with simulated use."
+            "line. Values advance with simulated use. With --protocol dlt645 or cjt188, unit u answers at "
+            "address u (12 or 14 digits) on the serial line, or on the one TCP port as a transparent gateway."
         ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--protocol", choices=("modbus", "dlt645", "cjt188"), default="modbus",
+                   help="modbus: SDM120 electricity; dlt645: DL/T 645-2007 electricity; cjt188: CJ/T 188 "
+                   "water")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--listen", type=_listen, help="Modbus TCP: HOST:PORT of the first port")
     where.add_argument(
@@ -53,8 +59,10 @@ def register(sub: Any, sim: Any) -> None:
         "--rtu-pty", action="store_true",
         help="Modbus RTU on a new pseudo-terminal pair; prints the path to give the agent as serial_port",
     )  # fmt: skip
-    p.add_argument("--baudrate", type=int, default=9600, help="RTU line speed (default 9600, the SDM120's)")
-    p.add_argument("--parity", choices=("N", "E", "O"), default="N", help="RTU parity (default N: 8N1)")
+    p.add_argument("--baudrate", type=int, default=None,
+                   help="serial line speed; default 9600 for Modbus (the SDM120's), 2400 for dlt645/cjt188")
+    p.add_argument("--parity", choices=("N", "E", "O"), default=None,
+                   help="serial parity; default N (8N1) for Modbus, E (8E1) for dlt645/cjt188")
     p.add_argument("--units", type=int, required=True)
     p.add_argument("--slow", type=_ids, default=frozenset(), help="units that answer late, e.g. 3,7-9")
     p.add_argument("--slow-s", type=float, default=2.0, help="how late slow units answer (seconds)")
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace) -> int | None:
     from anju_wire import AcceleratedClock, Clock, WallClock
     from device_sims.meters import FleetMeterServer, pty_pair
 
-    rtu = args.serial is not None or args.rtu_pty
+    rtu = (args.serial is not None or args.rtu_pty) and args.protocol == "modbus"
     if args.units < 1 or (rtu and args.units > 247):
         print("anju sim meters: --units must be 1..247 on one RTU line" if rtu else
               "anju sim meters: --units must be at least 1", file=sys.stderr)  # fmt: skip
@@ -83,6 +91,9 @@ def run(args: argparse.Namespace) -> int | None:
         origin = args.origin_wall if args.origin_wall is not None else time.time()
         clock = AcceleratedClock(origin_wall=origin, origin_sim=start, speed=args.speed)
     faults = {"slow": args.slow, "silent": args.silent, "failing": args.failing, "slow_s": args.slow_s}
+    framed = args.protocol != "modbus"
+    args.baudrate = args.baudrate or (2400 if framed else 9600)
+    args.parity = args.parity or ("E" if framed else "N")
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -91,9 +102,12 @@ def run(args: argparse.Namespace) -> int | None:
             loop.add_signal_handler(sig, stop.set)
         async with contextlib.AsyncExitStack() as stack:
             line = f"{args.baudrate} 8{args.parity}1"
-            if args.listen is not None:
+            if framed:
+                where = await _serve_framed(args, clock, faults, stack)
+            elif args.listen is not None:
                 host, port = args.listen
                 fleet = FleetMeterServer(clock, units=args.units, host=host, port=port, **faults)
+                await stack.enter_async_context(fleet)
                 where = f"on {host} ports {fleet.ports}"
             else:
                 path = args.serial
@@ -103,13 +117,13 @@ def run(args: argparse.Namespace) -> int | None:
                     clock, units=args.units, serial_port=path, baudrate=args.baudrate, parity=args.parity,
                     **faults,
                 )  # fmt: skip
+                await stack.enter_async_context(fleet)
                 where = f"over Modbus RTU on {path} ({line}), device ids 1..{args.units}"
                 if args.rtu_pty:
                     where = (
                         f"over Modbus RTU ({line}), device ids 1..{args.units}; "
                         f"agent serial_port: {agent_end}"
                     )
-            await stack.enter_async_context(fleet)
             print(f"serving {args.units} meters {where}", flush=True)
             await stop.wait()
 
@@ -119,3 +133,30 @@ def run(args: argparse.Namespace) -> int | None:
         print(f"anju sim meters: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _serve_framed(
+    args: argparse.Namespace, clock: Any, faults: dict[str, Any], stack: contextlib.AsyncExitStack
+) -> str:
+    """Start a DL/T 645 or CJ/T 188 fleet; say where it answers."""
+    from device_sims.dlt645_sim import FrameMeterFleet
+    from device_sims.meters import pty_pair
+
+    line = f"{args.baudrate} 8{args.parity}1"
+    if args.listen is not None:
+        host, port = args.listen
+        fleet = FrameMeterFleet(
+            clock, protocol=args.protocol, units=args.units, host=host, port=port, **faults
+        )
+        await stack.enter_async_context(fleet)
+        return f"over {args.protocol} on TCP {host}:{fleet.port} (a gateway), addresses 1..{args.units}"
+    path, agent_end = args.serial, None
+    if args.rtu_pty:
+        path, agent_end = await stack.enter_async_context(pty_pair())
+    fleet = FrameMeterFleet(
+        clock, protocol=args.protocol, units=args.units, serial_port=path, baudrate=args.baudrate,
+        parity=args.parity, **faults,
+    )  # fmt: skip
+    await stack.enter_async_context(fleet)
+    where = f"over {args.protocol} on {path} ({line}), addresses 1..{args.units}"
+    return where + (f"; agent serial_port: {agent_end}" if agent_end else "")

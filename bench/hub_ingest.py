@@ -23,8 +23,8 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from anju.services import mosquitto_broker
+from anju_mqtt import stop_loop
 from anju_wire import Ack, MeterKind, MeterReading, ReadingsBatch, Topic, decode, encode
-from anju_wire.paho_util import stop_loop
 from hub.ingest.consumer import IngestService
 from hub.storage import ensure_schema, upsert_units
 from hub.storage.embedded import throwaway_database

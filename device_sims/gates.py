@@ -8,20 +8,16 @@ only through ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import ssl
 import uuid
 from bisect import bisect_left
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from anju_mqtt import BrokerAddress, close_client, make_client, parse_broker_url, wait_or_stop
 from anju_wire import Clock
-from anju_wire.paho_util import stop_loop
 from device_sims.household import EstateModel, GateEvent
 
 log = logging.getLogger(__name__)
@@ -40,30 +36,6 @@ def gate_topic(device_id: str) -> str:
     return f"gates/{device_id}/events"
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where an ``mqtt://`` or ``mqtts://`` URL points."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = None
-
-
-def parse_mqtt_url(url: str) -> BrokerAddress:
-    """Split ``mqtt[s]://[user[:password]@]host[:port]``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an mqtt:// or mqtts:// URL with a host")
-    tls = parts.scheme == "mqtts"
-    return BrokerAddress(
-        host=parts.hostname, port=parts.port or (8883 if tls else 1883), tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
 class _Publisher:
     """A paho client whose connection and acknowledgements are awaitable from asyncio."""
 
@@ -74,12 +46,7 @@ class _Publisher:
         self._pending: set[int] = set()
         self._drained = asyncio.Event()
         self._drained.set()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-        if address.username is not None:
-            client.username_pw_set(address.username, address.password)
-        if address.tls:
-            client.tls_set_context(ssl.create_default_context())
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client = make_client(address, client_id=client_id, reconnect=(1, 30))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -155,15 +122,7 @@ class _Publisher:
 
     def close(self) -> None:
         """Disconnect and join paho's network thread."""
-        self._client.disconnect()
-        stop_loop(self._client)
-
-
-async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` unless ``stop`` is set first."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
+        close_client(self._client)
 
 
 async def run_gate_source(
@@ -185,7 +144,7 @@ async def run_gate_source(
     times = [e.ts for e in events]
     index = 0 if catch_up else bisect_left(times, clock.now())
     client_id = f"anju-gates-{model.spec.estate_id}-{uuid.uuid4().hex[:8]}"
-    publisher = _Publisher(parse_mqtt_url(mqtt_url), client_id)
+    publisher = _Publisher(parse_broker_url(mqtt_url), client_id)
     await publisher.connect(connect_timeout_s)
     published = 0
     try:
@@ -198,7 +157,7 @@ async def run_gate_source(
                 published += 1
             if index < len(events):
                 delay = clock.wall_seconds((events[index].ts - now).total_seconds())
-                await _wait_or_stop(stop, max(delay, MIN_WAIT_S))
+                await wait_or_stop(stop, max(delay, MIN_WAIT_S))
         await publisher.drain(DRAIN_TIMEOUT_S)
     finally:
         publisher.close()

@@ -25,16 +25,15 @@ from types import TracebackType
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
+from anju_mqtt import close_client, make_client, parse_broker_url
 from anju_wire import AcceleratedClock, Clock, MeterKind
-from anju_wire.paho_util import stop_loop
-from device_sims.gates import parse_mqtt_url
 from device_sims.household import EstateModel
 from device_sims.registers import RegisterMap, encode_value, map_for_meter
 
@@ -416,7 +415,7 @@ class ReportingMeterFleet:
         self, url: str, clock: AcceleratedClock, *, prefix: str, plugs: Iterable[int], water: Iterable[int],
         interval_s: float = 3600.0,
     ) -> None:  # fmt: skip
-        self.address = parse_mqtt_url(url)
+        self.address = parse_broker_url(url)
         self.clock = clock
         self.prefix = prefix
         self.plugs = list(plugs)
@@ -445,10 +444,8 @@ class ReportingMeterFleet:
         return f"{self.prefix}-w{unit}"
 
     def _client(self, name: str) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{self.prefix}-{name}")
-        if self.address.username is not None:
-            client.username_pw_set(self.address.username, self.address.password)
-        client.reconnect_delay_set(min_delay=1, max_delay=2)  # retry every 1-2 s (Tasmota: MqttRetry)
+        # paho retries every 1-2 s, as Tasmota does (MqttRetry)
+        client = make_client(self.address, client_id=f"{self.prefix}-{name}", reconnect=(1, 2))
 
         def acked(c: mqtt.Client, userdata: object, mid: int, reason: ReasonCode, props: object) -> None:
             with self.lock:
@@ -484,8 +481,7 @@ class ReportingMeterFleet:
         if self._thread is not None:
             self._thread.join(10)
         for client in self._clients.values():
-            client.disconnect()
-            stop_loop(client)
+            close_client(client)
         self._clients.clear()
 
     def _report(self) -> None:

@@ -17,7 +17,9 @@ from edge_agent.metrics import AgentMetrics, MetricsServer
 from edge_agent.modbus import ModbusEndpointPoller
 from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
+from edge_agent.poller import EndpointPoller
 from edge_agent.publisher import Publisher
+from edge_agent.serial_poll import POLLERS
 from edge_agent.site import GateConfig, MeterConfig, SiteConfig, load_site
 
 log = logging.getLogger(__name__)
@@ -32,14 +34,19 @@ def build_gate_listeners(config: SiteConfig, intake: GateIntake) -> list[HttpGat
     return [HttpGateListener(host=h, port=p, gates=gs, intake=intake) for (h, p), gs in by_address.items()]
 
 
-def build_pollers(config: SiteConfig, outbox: Outbox) -> list[ModbusEndpointPoller]:
-    """One poller per Modbus endpoint in the site file: a TCP host:port, or an RTU serial port (bus)."""
+def build_pollers(config: SiteConfig, outbox: Outbox) -> list[EndpointPoller]:
+    """One poller per polled endpoint in the site file: a TCP host:port, or a serial port (one RS-485 bus),
+    speaking the protocol of its meters (Modbus, DL/T 645 or CJ/T 188: one per bus, the site file checks)."""
     clock = config.make_clock()
     by_endpoint: dict[tuple[str, ...], list[MeterConfig]] = defaultdict(list)
     for m in config.meters:
         if m.transport != "mqtt":
             by_endpoint[m.endpoint].append(m)
-    return [ModbusEndpointPoller(meters=ms, clock=clock, outbox=outbox) for ms in by_endpoint.values()]
+    pollers: list[EndpointPoller] = []
+    for ms in by_endpoint.values():
+        kind = ModbusEndpointPoller if ms[0].protocol == "modbus" else POLLERS[ms[0].protocol]
+        pollers.append(kind(meters=ms, clock=clock, outbox=outbox))
+    return pollers
 
 
 async def _stop_when_drained(outbox: Outbox, stop: asyncio.Event, *, interval_s: float = 0.5) -> None:
@@ -101,7 +108,7 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
                 tg.create_task(_stop_when_drained(outbox, stop), name="drain")
                 return
             for p in pollers:
-                tg.create_task(p.run(stop), name=f"modbus {p.name}")
+                tg.create_task(p.run(stop), name=f"{p.protocol} {p.name}")
             intake = GateIntake(estate_id=config.estate_id, secret=config.secret_bytes(), outbox=outbox)
             metrics.gates = intake
             if any(g.source == "mqtt" for g in config.gates):

@@ -19,9 +19,9 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from anju_mqtt import MqttLink
 from anju_wire.payloads import AccessMethod, Ident
 from edge_agent.errors import GateEventError, OutboxError
-from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
 from edge_agent.records import AccessRecord, RecordKind
 from edge_agent.site import GateConfig

@@ -19,9 +19,9 @@ from prometheus_client.registry import Collector
 
 from edge_agent.errors import MetricsError, OutboxError
 from edge_agent.gates import GateIntake
-from edge_agent.modbus import ModbusEndpointPoller
 from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
+from edge_agent.poller import EndpointPoller
 from edge_agent.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class AgentMetrics(Collector):
 
     agent_id: str
     outbox: Outbox
-    pollers: list[ModbusEndpointPoller] = field(default_factory=list)
+    pollers: list[EndpointPoller] = field(default_factory=list)
     publisher: Publisher | None = None
     gates: GateIntake | None = None
     mqtt_meters: MqttMeterSource | None = None
@@ -53,7 +53,7 @@ class AgentMetrics(Collector):
             "anju_edge_device_available", "1 if the meter answered its last poll, 0 if not", labels=["device"]
         )
         kinds = CounterMetricFamily(
-            "anju_edge_endpoint_errors", "Failed polls per Modbus endpoint by cause",
+            "anju_edge_endpoint_errors", "Failed polls per polled endpoint (bus or TCP host) by cause",
             labels=["endpoint", "cause"],
         )  # fmt: skip
         counter_events = CounterMetricFamily(

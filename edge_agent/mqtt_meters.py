@@ -26,12 +26,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from anju_mqtt import MqttLink, wait_or_stop
 from anju_wire import Clock
 from anju_wire.payloads import DeviceAvailability
 from edge_agent.counters import CounterTracker, LastTotal
 from edge_agent.errors import OutboxError, PayloadError
 from edge_agent.meter_payloads import PayloadMap, decode_payload
-from edge_agent.mqtt import MqttLink, wait_or_stop
 from edge_agent.outbox import Outbox
 from edge_agent.records import ReadingRecord, RecordKind, reading_record
 from edge_agent.site import MeterConfig

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -19,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from anju_mqtt import parse_broker_url
 from anju_wire import AcceleratedClock, Clock, WallClock
 from anju_wire.payloads import MAX_BATCH, Ident, MeterKind
 from anju_wire.topics import check_id
@@ -27,6 +29,14 @@ from edge_agent.meter_payloads import PayloadMap, load_payload_map
 from edge_agent.registers import RegisterMap, load_map
 
 MQTT_URL_ENV = "ANJU_MQTT_URL"
+
+
+def _broker_url(url: str) -> str:
+    parse_broker_url(url)  # the same schemes, ports and credentials the link accepts
+    return url
+
+
+BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 
 
 class _Section(BaseModel):
@@ -69,7 +79,11 @@ class MetricsSettings(_Section):
 
 
 class MeterConfig(_Section):
-    """One meter of one unit: polled over Modbus TCP (``host``) or RTU (a serial line), or reporting on MQTT.
+    """One meter of one unit: polled over TCP (``host``) or a serial line (``rtu``), or reporting on MQTT.
+
+    A polled meter speaks ``protocol``: Modbus (``device_id``, ``register_map``), DL/T 645-2007
+    (electricity, ``address`` of 12 digits) or CJ/T 188 (water or gas, ``address`` of 14 digits); over
+    ``tcp`` the host is the meter or a serial-to-TCP gateway in front of its bus.
 
     RTU meters sharing one ``serial_port`` are one RS-485 bus: they are polled one at a time, staggered
     over the interval, and must agree on the line settings. An ``mqtt`` meter publishes on its own to
@@ -80,6 +94,8 @@ class MeterConfig(_Section):
     unit_id: Ident
     meter: MeterKind
     transport: Literal["tcp", "rtu", "mqtt"] = "tcp"
+    protocol: Literal["modbus", "dlt645", "cjt188"] = "modbus"
+    address: Annotated[str, Field(pattern=r"^(\d{12}|\d{14})$")] | None = None
     host: Annotated[str, Field(min_length=1)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 502
     serial_port: Annotated[str, Field(min_length=1, max_length=150, pattern=r"^[^\x00\s]+$")] | None = None
@@ -105,9 +121,10 @@ class MeterConfig(_Section):
                 raise ValueError("an mqtt meter topic must be concrete (no wildcards)")
             if self.host is not None or self.serial_port is not None or self.register_map is not None:
                 raise ValueError("host, serial_port and register_map are for Modbus meters")
+            if self.protocol != "modbus" or self.address is not None:
+                raise ValueError("protocol and address are for polled meters")
             return self
-        if self.register_map is None:
-            raise ValueError("a Modbus meter needs register_map")
+        _check_protocol(self)
         if self.topic is not None or self.payload_map is not None or self.payload_device is not None:
             raise ValueError("topic, payload_map and payload_device are for transport: mqtt")
         if self.transport == "tcp":
@@ -120,7 +137,7 @@ class MeterConfig(_Section):
                 raise ValueError("an rtu meter needs serial_port (e.g. /dev/ttyUSB0)")
             if self.host is not None:
                 raise ValueError("host is for transport: tcp")
-            if not 1 <= self.device_id <= 247:
+            if self.protocol == "modbus" and not 1 <= self.device_id <= 247:
                 raise ValueError("an rtu device_id must be 1..247 (0 is broadcast)")
         return self
 
@@ -191,9 +208,36 @@ class MeterConfig(_Section):
         ``mqtt://topic[#payload_device]``."""
         if self.transport == "mqtt":
             return f"mqtt://{self.topic}" + (f"#{self.payload_device}" if self.payload_device else "")
+        station = self.device_id if self.protocol == "modbus" else self.address
         if self.transport == "rtu":
-            return f"modbus-rtu://{self.serial_port}/{self.device_id}"
-        return f"modbus-tcp://{self.host}:{self.port}/{self.device_id}"
+            return f"{self.protocol}-rtu://{self.serial_port}/{station}"
+        return f"{self.protocol}-tcp://{self.host}:{self.port}/{station}"
+
+    @property
+    def station(self) -> str:
+        """The meter's address on its bus: the Modbus device id, or the DL/T 645 / CJ/T 188 address."""
+        return str(self.device_id) if self.protocol == "modbus" else str(self.address)
+
+
+ADDRESS_DIGITS = {"dlt645": 12, "cjt188": 14}
+PROTOCOL_METERS = {"dlt645": {MeterKind.ELECTRICITY}, "cjt188": {MeterKind.WATER, MeterKind.GAS}}
+
+
+def _check_protocol(meter: MeterConfig) -> None:
+    """A polled meter has what its protocol needs: a register map (Modbus), or an address of its size."""
+    if meter.protocol == "modbus":
+        if meter.register_map is None:
+            raise ValueError("a Modbus meter needs register_map")
+        if meter.address is not None:
+            raise ValueError("address is for dlt645 and cjt188 meters (Modbus uses device_id)")
+        return
+    if meter.register_map is not None:
+        raise ValueError(f"register_map is for Modbus meters, not {meter.protocol}")
+    digits = ADDRESS_DIGITS[meter.protocol]
+    if meter.address is None or len(meter.address) != digits:
+        raise ValueError(f"a {meter.protocol} meter needs address: {digits} digits, as printed on the meter")
+    if meter.meter not in PROTOCOL_METERS[meter.protocol]:
+        raise ValueError(f"{meter.protocol} is not a protocol of {meter.meter} meters")
 
 
 class GateConfig(_Section):
@@ -246,8 +290,8 @@ class SiteConfig(_Section):
 
     agent_id: Ident
     estate_id: Ident
-    mqtt_url: Annotated[str, Field(pattern=r"^mqtts?://")]
-    local_mqtt_url: Annotated[str, Field(pattern=r"^mqtts?://")] | None = None
+    mqtt_url: BrokerUrl
+    local_mqtt_url: BrokerUrl | None = None
     outbox: OutboxSettings
     pseudonym_secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     pseudonym_secret: SecretStr = Field(exclude=True)
@@ -266,8 +310,13 @@ class SiteConfig(_Section):
             if (m.unit_id, m.meter) in seen:
                 raise ValueError(f"unit {m.unit_id} lists its {m.meter} meter twice")
             seen.add((m.unit_id, m.meter))
+        protocols: dict[tuple[str, ...], str] = {}
+        for m in self.meters:
+            if protocols.setdefault(m.endpoint, m.protocol) != m.protocol:
+                where = "/".join(m.endpoint)
+                raise ValueError(f"{m.unit_id}: one bus or gateway speaks one protocol ({where})")
         buses: dict[str, MeterConfig] = {}
-        ids: set[tuple[str, int]] = set()
+        ids: set[tuple[str, str]] = set()
         for m in self.meters:
             if m.serial_port is None:
                 continue
@@ -277,9 +326,10 @@ class SiteConfig(_Section):
                     f"meters on {m.serial_port} disagree on baudrate/parity/stopbits/bytesize "
                     f"({first.unit_id} {first.line_settings}, {m.unit_id} {m.line_settings})"
                 )
-            if (m.serial_port, m.device_id) in ids:
-                raise ValueError(f"two meters on {m.serial_port} share device_id {m.device_id}")
-            ids.add((m.serial_port, m.device_id))
+            if (m.serial_port, m.station) in ids:
+                what = "device_id" if m.protocol == "modbus" else "address"
+                raise ValueError(f"two meters on {m.serial_port} share {what} {m.station}")
+            ids.add((m.serial_port, m.station))
         topics = [g.topic for g in self.gates if g.source == "mqtt"]
         if len(topics) != len(set(topics)):
             raise ValueError("two gates share one topic")

@@ -91,6 +91,7 @@ class Pipeline:
     def _run(self) -> None:
         """The pipeline loop (under ``run_supervised``): a database error is retried in place; anything
         else ends the loop, and the supervisor restarts it on a fresh connection."""
+        from hub.cases.service import close_for_tenancy
         from hub.tenancy.changes import apply_tenancy_changes
         from hub.tenancy.client import TenancyClient
         from hub.tenancy.outbox import deliver_pending
@@ -112,7 +113,8 @@ class Pipeline:
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
                     result = deliver_pending(conn, client=client)
-                    apply_tenancy_changes(conn, client=client)  # closed / moved out flow back to cases
+                    # Closed / moved out flow back to cases: the workflow closes them.
+                    apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy)
                     conn.commit()
                     self.stats.cases_filed += result.sent
                     self._last_ok = time.monotonic()

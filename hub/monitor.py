@@ -11,10 +11,9 @@ at scrape time (no global registry, nothing at import time).
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -23,15 +22,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from anju_mqtt import backoff_delays
+
 log = logging.getLogger(__name__)
-
-
-def backoff_delays(*, first: float = 0.2, cap: float = 10.0) -> Iterator[float]:
-    """Jittered, capped exponential delays: first, ~2x, ~4x ... up to ``cap`` seconds."""
-    delay = first
-    while True:
-        yield random.uniform(delay / 2, delay)
-        delay = min(cap, delay * 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,21 @@ need=()
 want_mosquitto=0
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want_mosquitto=1
 if [ "$want_mosquitto" = 1 ]; then need+=(mosquitto); fi
+# TimescaleDB (tests run on it too): built from the vendored source when ../shared has it and the
+# machine has PostgreSQL 15, which needs cmake, a C compiler and PostgreSQL 15's server headers.
+PG15_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+TIMESCALEDB_ARCHIVE=${TIMESCALEDB_ARCHIVE:-../shared/vendor/timescaledb-2.28.3.tar.gz}
+want_timescaledb=0
+if [ "$purpose" = test ] && [ -f "$TIMESCALEDB_ARCHIVE" ] && [ -x "$PG15_CONFIG" ]; then want_timescaledb=1; fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+  command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)  # serves the RTSP stream the camera tests read
+fi
+if [ "$want_timescaledb" = 1 ]; then
+  command -v cmake >/dev/null 2>&1 || need+=(cmake)
+  command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || need+=(build-essential)
+  [ -f "$("$PG15_CONFIG" --includedir-server)/postgres.h" ] || need+=(postgresql-server-dev-15)
 fi
 "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
@@ -43,6 +55,10 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+if [ "$want_timescaledb" = 1 ]; then
+  PG_CONFIG=$PG15_CONFIG bash scripts/timescaledb.sh "$TIMESCALEDB_ARCHIVE"
+fi
+
 stamp="$VENV/.anju-installed"
 digest=$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -x "$VENV/bin/python" ]; then
@@ -53,3 +69,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   "$VENV/bin/python" -m pip install -q -e '.[dev]'
   echo "$digest" > "$stamp"
 fi
+
+# The default face pack (BlazeFace + dlib ResNet, converted to ONNX under $ANJU_HOME) when it is missing.
+"$VENV/bin/python" -m edge_agent.faces.pack --if-missing

@@ -7,7 +7,7 @@ import threading
 import paho.mqtt.client as mqtt
 import psycopg
 
-from anju_wire.paho_util import stop_loop
+from anju_mqtt import stop_loop
 
 
 def test_database_answers(database_url: str) -> None:

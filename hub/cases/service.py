@@ -17,25 +17,17 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.audit.store import head as audit_head
+from hub.audit import record_audit
 from hub.auth.models import Principal, Role
-from hub.cases.audit import record_audit
+from hub.auth.service import inspectors_for
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action
 from hub.cases.suppression import latest_decision
+from hub.tenancy.filing import FilingSettings, idempotency_key, queue_filing, queue_update
 from models.evidence import evidence_sha256
 
 DETECTOR = "system:detector"
-
-
-class CaseSettings(BaseSettings):
-    """``ANJU_AUTO_FILE``: file a case to the tenancy system once an inspector has confirmed it (false,
-    the default), or as a lead when it opens (true; later decisions then follow as updates)."""
-
-    model_config = SettingsConfigDict(env_prefix="ANJU_", env_file=None, extra="ignore")
-
-    auto_file: bool = False
+TENANCY = "system:tenancy"
 
 
 class CaseError(Exception):
@@ -63,43 +55,6 @@ class OpenedCase:
     evidence_sha256: str
 
 
-def idempotency_key(case_id: int) -> str:
-    """The key the tenancy system deduplicates this case's filing on."""
-    return f"anju-case-{case_id}"
-
-
-def update_key(case_id: int, seq: int) -> str:
-    """The key of the case's ``seq``-th update (1, 2, ...) after its filing."""
-    return f"anju-case-{case_id}-update-{seq}"
-
-
-def case_ref(case_id: int) -> str:
-    """anju's reference of a case in the tenancy system."""
-    return f"ANJU-{case_id}"
-
-
-def tenancy_payload(
-    *, case_id: int, unit_id: str, estate_id: str, kind: str, opened_at: datetime, summary: str,
-    reasons: list[dict[str, Any]], evidence_hash: str, audit_checkpoint: tuple[int, str] | None = None,
-) -> dict[str, Any]:
-    """The body of ``POST /api/v1/cases`` for one case.
-
-    ``audit_checkpoint``: the audit chain's head (seq, MAC) as the filing is queued; the tenancy system
-    keeps it, a witness of the chain that no one with the hub's database can take back."""
-    checkpoint = {"seq": audit_checkpoint[0], "mac": audit_checkpoint[1]} if audit_checkpoint else None
-    return {
-        "audit_checkpoint": checkpoint,
-        "case_ref": case_ref(case_id),
-        "unit_id": unit_id,
-        "estate_id": estate_id,
-        "kind": kind,
-        "opened_at": opened_at.isoformat(),
-        "summary": summary,
-        "reasons": reasons,
-        "evidence_sha256": evidence_hash,
-    }
-
-
 def open_case(
     conn: psycopg.Connection, *, alert_id: int, unit_id: str, estate_id: str, kind: str, summary: str,
     evidence: dict[str, Any], actor: str = DETECTOR, opened_at: datetime | None = None,
@@ -111,7 +66,7 @@ def open_case(
     detector asks ``hub.cases.suppression`` before it flags a unit again), so it starts a new case."""
     opened_at = opened_at or datetime.now(UTC)
     if auto_file is None:
-        auto_file = CaseSettings().auto_file
+        auto_file = FilingSettings().auto_file
     digest = evidence_sha256(evidence)
     before = latest_decision(conn, unit_id=unit_id, kind=kind)
     _supersede_dismissed(conn, unit_id=unit_id, kind=kind, actor=actor, alert_id=alert_id)
@@ -162,76 +117,6 @@ def _supersede_dismissed(
         queue_update(conn, case_id=int(row[0]), action="close", status="closed", actor=actor)
 
 
-def filing_queued(conn: psycopg.Connection, *, case_id: int) -> bool:
-    """Whether the case's filing is in the outbox (in any state)."""
-    row = conn.execute(
-        "SELECT 1 FROM tenancy_outbox WHERE case_id = %s AND kind = 'filing'", (case_id,)
-    ).fetchone()
-    return row is not None
-
-
-def queue_update(
-    conn: psycopg.Connection, *, case_id: int, action: str, status: str, actor: str,
-    reason: str | None = None, visit_on: date | None = None, now: datetime | None = None,
-) -> bool:
-    """Queue a decision on a filed case as an update to the tenancy system, after its filing and any
-    earlier update (the outbox sends a case's rows in order); False when the case was never filed.
-
-    Inspectors' names and notes stay here: the update says what was decided, when, and why by code."""
-    if not filing_queued(conn, case_id=case_id):
-        return False
-    now = now or datetime.now(UTC)
-    (count,) = conn.execute(
-        "SELECT count(*) FROM tenancy_outbox WHERE case_id = %s AND kind = 'update'", (case_id,)
-    ).fetchone() or (0,)
-    seq = int(count) + 1
-    key = update_key(case_id, seq)
-    checkpoint = audit_head(conn)
-    payload = {
-        "case_ref": case_ref(case_id), "update_seq": seq, "action": action, "status": status,
-        "decided_at": now.isoformat(), "reason": reason,
-        "visit_on": visit_on.isoformat() if visit_on else None,
-        "audit_checkpoint": {"seq": checkpoint[0], "mac": checkpoint[1]} if checkpoint else None,
-    }
-    conn.execute(
-        "INSERT INTO tenancy_outbox (case_id, kind, idempotency_key, payload, state, attempts,"
-        " next_attempt_at) VALUES (%s, 'update', %s, %s, 'pending', 0, %s)",
-        (case_id, key, Jsonb(payload), now),
-    )
-    record_audit(conn, actor=actor, action="tenancy.update_queued", object_type="case", object_id=case_id,
-                 detail={"idempotency_key": key, "update": action, "status": status})
-    return True
-
-
-def queue_filing(conn: psycopg.Connection, *, case_id: int, actor: str, now: datetime | None = None) -> bool:
-    """Write the case's tenancy outbox row (once: the key is unique); False if it was queued before."""
-    now = now or datetime.now(UTC)
-    case = conn.execute(
-        "SELECT unit_id, estate_id, kind, opened_at, summary, evidence, evidence_sha256 FROM cases"
-        " WHERE id = %s", (case_id,),
-    ).fetchone()
-    if case is None:
-        raise CaseNotFound(f"case {case_id} not found")
-    unit_id, estate_id, kind, opened_at, summary, evidence, digest = case
-    key = idempotency_key(case_id)
-    payload = tenancy_payload(
-        case_id=case_id, unit_id=unit_id, estate_id=estate_id, kind=kind, opened_at=opened_at,
-        summary=summary, reasons=list((evidence or {}).get("reasons", [])), evidence_hash=digest,
-        audit_checkpoint=audit_head(conn),
-    )
-    row = conn.execute(
-        "INSERT INTO tenancy_outbox (case_id, kind, idempotency_key, payload, state, attempts,"
-        " next_attempt_at) VALUES (%s, 'filing', %s, %s, 'pending', 0, %s)"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        (case_id, key, Jsonb(payload), now),
-    ).fetchone()
-    if row is None:
-        return False
-    record_audit(conn, actor=actor, action="tenancy.queued", object_type="case", object_id=case_id,
-                 detail={"idempotency_key": key})
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class TransitionResult:
     """A case after an action: its id, old and new status."""
@@ -270,8 +155,6 @@ def transition(
     sets = ["status = %(target)s", "updated_at = now()"]
     params: dict[str, Any] = {"target": rule.target, "id": case_id}
     if action is Action.ASSIGN:
-        from hub.auth.service import inspectors_for
-
         if not assignee or assignee not in inspectors_for(conn, estate_id=estate_id):
             raise TransitionRefused(f"{assignee!r} is not an inspector of estate {estate_id}")
         sets.append("assignee = %(assignee)s")
@@ -362,6 +245,22 @@ def close_case_alerts(
         record_audit(conn, actor=actor, action="alert.closed", object_type="alert", object_id=alert_id,
                      detail={"case_id": case_id, "by": by})
     return closed
+
+
+def close_for_tenancy(conn: psycopg.Connection, case_id: int, detail: dict[str, Any]) -> None:
+    """Close a case the tenancy system ended (closed, or the household moved out) with its open alerts,
+    audited as ``system:tenancy``; the changes feed (``hub.tenancy.changes``) calls this with the
+    change's ``detail`` (``from``, ``to``, the tenancy status and its numbers)."""
+    row = conn.execute(
+        "UPDATE cases SET status = 'closed', closed_at = now(), updated_at = now() WHERE id = %s"
+        " RETURNING unit_id, kind", (case_id,),
+    ).fetchone()
+    if row is None:
+        raise CaseNotFound(f"case {case_id} not found")
+    record_audit(conn, actor=TENANCY, action="case.close", object_type="case", object_id=case_id,
+                 detail=detail)
+    close_case_alerts(conn, case_id=case_id, unit_id=str(row[0]), kind=str(row[1]), actor=TENANCY,
+                      by=f"tenancy:{detail.get('tenancy_status')}")
 
 
 def _store_verdict(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub.cases.audit import record_audit
+from hub.audit import record_audit
 from models.rules import ModelsPolicy
 from models.verdict_model import NotEnoughVerdicts, VerdictModel, model_inputs, train
 

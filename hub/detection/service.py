@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub.cases.audit import deferred_audit, record_audit
+from hub.audit import deferred_audit, record_audit
 from hub.cases.service import DETECTOR, open_case
 from hub.cases.suppression import may_flag
 from hub.detection.learned import latest_verdict_model

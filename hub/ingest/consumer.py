@@ -17,25 +17,23 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from anju_mqtt import BrokerUrlError, backoff_delays, close_client, make_client, parse_broker_url
 from anju_wire import Ack, TimeBounds, Topic, TopicKind, encode
-from anju_wire.paho_util import stop_loop
 from anju_wire.payloads import ranges_of
 from anju_wire.topics import subscription
 from hub.ingest.errors import IngestError, WriterError
 from hub.ingest.processor import AckDue, DeadLetter, Message, ProcessResult, process
 from hub.ingest.writer import BatchWriter, FlushResult
-from hub.monitor import PartMonitor, backoff_delays, by_estate, run_supervised
+from hub.monitor import PartMonitor, by_estate, run_supervised
 
 # Errors that say the database is away or busy, not that a message is bad: retry the whole batch later,
 # unacked. Anything else a write raises is blamed on the batch's messages and isolated by splitting.
@@ -58,32 +56,6 @@ class IngestStats:
     flushes: int = 0
     flush_failures: int = 0
     shed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where the broker is, from an ``mqtt://`` / ``mqtts://`` URL."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def from_url(cls, url: str) -> BrokerAddress:
-        """Parse ``mqtt://[user[:pass]@]host[:port]``; ``mqtts`` means TLS (default port 8883)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
-            raise IngestError(f"unsupported broker URL scheme in {url!r}: use mqtt:// or mqtts://")
-        tls = parts.scheme in ("mqtts", "ssl")
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
 
 
 def ack_payload(due: AckDue, *, now: datetime) -> bytes:
@@ -113,7 +85,13 @@ class IngestService:
         stale_after_s: float = 60.0,
     ) -> None:
         self._database_url = database_url
-        self._broker = BrokerAddress.from_url(mqtt_url)
+        try:
+            broker = parse_broker_url(mqtt_url)
+        except BrokerUrlError as err:
+            raise IngestError(f"unsupported broker URL: {err}") from err
+        if mqtt_username:  # the settings' credentials win over the URL's
+            broker = replace(broker, username=mqtt_username, password=mqtt_password or broker.password)
+        self._broker = broker
         self._share_group = share_group or None  # "" means the broker has no shared subscriptions
         self._batch_max = batch_max
         self._flush_s = flush_s
@@ -139,14 +117,9 @@ class IngestService:
             daemon=True,
         )
         # MQTT 5 for shared subscriptions; 3.1.1 where the broker (amqtt) has none.
-        protocol = mqtt.MQTTv5 if self._share_group else mqtt.MQTTv311
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-        if self._broker.tls:
-            self._client.tls_set()
-        username = mqtt_username or self._broker.username
-        if username:
-            self._client.username_pw_set(username, mqtt_password or self._broker.password)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client = make_client(
+            broker, client_id=client_id, protocol="5" if self._share_group else "3.1.1", reconnect=(1, 30)
+        )
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
@@ -202,8 +175,7 @@ class IngestService:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._client.disconnect()
-        stop_loop(self._client)
+        close_client(self._client)
         self.broker_part.set_alive(False)
 
     def stats(self) -> IngestStats:

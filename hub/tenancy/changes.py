@@ -1,7 +1,9 @@
 """Status changes in the tenancy system flow back: poll its changes feed and apply each to the case.
 
-A case the tenancy system reports ``closed`` or ``moved_out`` (the household moved out) is closed here,
-and so are its open alerts (they leave the inspectors' queue), all audited as ``system:tenancy``.
+A case the tenancy system reports ``closed`` or ``moved_out`` (the household moved out) is closed, and
+so are its open alerts (they leave the inspectors' queue), all audited as ``system:tenancy``: closing is
+the case workflow's to do, so the caller hands it in (``close_case``; the hub passes
+``hub.cases.service.close_for_tenancy``) and this module never imports the cases.
 Other statuses are recorded on the case's trail without a transition. The feed's position is stored
 in ``tenancy_feed`` and moves in the same transaction as the case changes, so each change is applied
 exactly once however often the hub polls or restarts.
@@ -10,13 +12,13 @@ exactly once however often the hub polls or restarts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from hub.cases.audit import record_audit
-from hub.cases.service import close_case_alerts
+from hub.audit import record_audit
 from hub.tenancy.client import TenancyClient, TenancyUnavailable
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 ACTOR = "system:tenancy"
 FEED = "changes"
 CLOSING_STATUSES = frozenset({"closed", "moved_out"})
+
+# Closes a case the tenancy system ended, with its alerts, audited: (conn, case id, audit detail).
+CaseCloser = Callable[[psycopg.Connection[Any], int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,8 @@ class ChangesResult:
 
 
 def apply_tenancy_changes(
-    conn: psycopg.Connection[Any], *, client: TenancyClient, limit: int = 100, max_pages: int = 10,
+    conn: psycopg.Connection[Any], *, client: TenancyClient, close_case: CaseCloser, limit: int = 100,
+    max_pages: int = 10,
 ) -> ChangesResult:
     """Fetch the changes after the stored position and apply them, a page per transaction.
 
@@ -67,7 +73,7 @@ def apply_tenancy_changes(
             for change in sorted(fresh, key=lambda c: int(c["seq"])):
                 if change["seq"] <= start:
                     continue
-                outcome = _apply(conn, change)
+                outcome = _apply(conn, change, close_case)
                 seen += 1
                 closed += outcome == "closed"
                 noted += outcome == "noted"
@@ -89,32 +95,24 @@ def _position(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def _apply(conn: psycopg.Connection[Any], change: dict[str, Any]) -> str:
+def _apply(conn: psycopg.Connection[Any], change: dict[str, Any], close_case: CaseCloser) -> str:
     """Apply one change in the caller's transaction: ``closed``, ``noted``, ``unknown`` or ``unchanged``."""
     key = change.get("idempotency_key")
     row = conn.execute(
-        "SELECT c.id, c.status, c.unit_id, c.kind FROM tenancy_outbox o JOIN cases c ON c.id = o.case_id"
+        "SELECT c.id, c.status FROM tenancy_outbox o JOIN cases c ON c.id = o.case_id"
         " WHERE o.idempotency_key = %s FOR UPDATE OF c", (key,),
     ).fetchone()
     if row is None:
         log.warning("tenancy change %s names no case of ours (key %r)", change.get("seq"), key)
         return "unknown"
-    case_id, status, unit_id, kind = int(row[0]), str(row[1]), str(row[2]), str(row[3])
+    case_id, status = int(row[0]), str(row[1])
     tenancy_status = str(change.get("status"))
     detail = {"tenancy_status": tenancy_status, "tenancy_case_id": change.get("tenancy_case_id"),
               "change_seq": change["seq"], "changed_at": change.get("changed_at")}
     if change.get("note"):
         detail["note"] = str(change["note"])[:500]
     if tenancy_status in CLOSING_STATUSES and status != "closed":
-        conn.execute(
-            "UPDATE cases SET status = 'closed', closed_at = now(), updated_at = now() WHERE id = %s",
-            (case_id,),
-        )
-        record_audit(conn, actor=ACTOR, action="case.close", object_type="case", object_id=case_id,
-                     detail={"from": status, "to": "closed", **detail})
-        # The case's alerts leave the open queue with it, audited under the same system actor.
-        close_case_alerts(conn, case_id=case_id, unit_id=unit_id, kind=kind, actor=ACTOR,
-                          by=f"tenancy:{tenancy_status}")
+        close_case(conn, case_id, {"from": status, "to": "closed", **detail})
         return "closed"
     if tenancy_status in CLOSING_STATUSES:
         return "unchanged"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from hub.cases.audit import record_audit
+from hub.audit import record_audit
 from hub.tenancy.client import TenancyClient, TenancyUnavailable
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import AcceleratedClock
-from anju_wire.paho_util import stop_loop
-from device_sims.gates import GateSourceError, parse_mqtt_url, run_gate_source
+from device_sims.gates import GateSourceError, run_gate_source
 from device_sims.household import EstateModel
 from tests.device_sims.factories import START, private_estate_id, small_estate
 
@@ -24,7 +24,7 @@ from tests.device_sims.factories import START, private_estate_id, small_estate
 @contextmanager
 def subscriber(mqtt_url: str, estate_id: str) -> Iterator[list[mqtt.MQTTMessage]]:
     """Collect every gate event of one estate's gates while the block runs."""
-    addr = parse_mqtt_url(mqtt_url)
+    addr = parse_broker_url(mqtt_url)
     received: list[mqtt.MQTTMessage] = []
     subscribed = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2)

@@ -17,10 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import AccessBatch, Ack, ReadingsBatch, Topic, decode, encode
-from anju_wire.paho_util import stop_loop
 from anju_wire.payloads import ranges_of
-from edge_agent.mqtt import parse_mqtt_url
 from tests.services import free_port
 
 SECRET_ENV = "ANJU_TEST_PSEUDONYM_SECRET"
@@ -79,7 +78,7 @@ class HubStandIn:
         self.access: list[AccessBatch] = []
         self.status: list[bytes] = []
         self.lock = threading.Lock()
-        addr = parse_mqtt_url(url)
+        addr = parse_broker_url(url)
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"hub-{uuid.uuid4().hex[:8]}")
         self.client.on_message = self._on_message
         self.client.connect(addr.host, addr.port)

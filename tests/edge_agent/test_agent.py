@@ -16,10 +16,9 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import AgentStatus, decode
-from anju_wire.paho_util import stop_loop
 from edge_agent.agent import main, run_agent
-from edge_agent.mqtt import parse_mqtt_url
 from edge_agent.outbox import Outbox
 from edge_agent.registers import encode_total, load_map
 from edge_agent.site import parse_site
@@ -82,7 +81,7 @@ def test_records_leave_the_outbox_only_after_the_hub_acks_them(mqtt_url: str, tm
         hub.acking = False
         wait_until(lambda: len(hub.readings) >= 2, 10, "reading batches")
         gate = paho.Client(CallbackAPIVersion.VERSION2)
-        addr = parse_mqtt_url(mqtt_url)
+        addr = parse_broker_url(mqtt_url)
         gate.connect(addr.host, addr.port)
         gate.loop_start()
         try:

@@ -1,17 +1,14 @@
-"""The agent's records and batches against the wire contract; its pure MQTT helpers."""
+"""The agent's records and batches against the wire contract."""
 
 from __future__ import annotations
 
 import json
-import random
 from datetime import UTC, datetime
 
 import pytest
 
 from anju_wire import AccessBatch, ReadingsBatch, encode
 from anju_wire.examples import EXAMPLES, example_bytes
-from edge_agent.errors import SiteConfigError
-from edge_agent.mqtt import backoff_delay, parse_mqtt_url
 from edge_agent.records import RecordKind, StoredRecord, build_batch, reading_record
 
 NOW = datetime(2026, 3, 1, 8, tzinfo=UTC)
@@ -54,19 +51,3 @@ def test_reading_records_round_trip_and_bad_rows_are_set_apart() -> None:
     assert [b.seq for b in bad] == [2, 4]
     none, bad = build_batch(RecordKind.ACCESS, agent_id="A1", estate_id="E1", sent_at=NOW, records=[])
     assert none is None and bad == []
-
-
-def test_mqtt_urls() -> None:
-    a = parse_mqtt_url("mqtts://gw%40e01:p%3Ass@hub.example")
-    assert (a.host, a.port, a.tls, a.username, a.password) == ("hub.example", 8883, True, "gw@e01", "p:ss")
-    assert parse_mqtt_url("mqtt://127.0.0.1:1999").port == 1999
-    with pytest.raises(SiteConfigError):
-        parse_mqtt_url("http://x")
-
-
-def test_backoff_is_jittered_and_capped() -> None:
-    rng = random.Random(1)
-    delays = [backoff_delay(n, base=0.5, cap=8.0, rng=rng) for n in range(12)]
-    assert all(0.25 <= d <= 8.0 for d in delays)
-    assert max(delays[6:]) <= 8.0 and min(delays[6:]) >= 4.0
-    assert len({round(d, 6) for d in delays[6:]}) > 1

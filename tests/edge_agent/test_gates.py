@@ -15,11 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import AccessEvent
-from anju_wire.paho_util import stop_loop
 from edge_agent.errors import GateEventError
 from edge_agent.gates import GateIntake, GateSubscriber, parse_gate_event
-from edge_agent.mqtt import parse_mqtt_url
 from edge_agent.outbox import Outbox
 from edge_agent.site import GateConfig
 from tests.edge_agent.helpers import unique_ids, wait_until
@@ -106,7 +105,7 @@ def test_subscriber_stores_events_and_keeps_rejects(mqtt_url: str, tmp_path: Pat
             stop = asyncio.Event()
             task = asyncio.create_task(sub.run(stop))
             await asyncio.to_thread(wait_until, lambda: sub.link.connected, 10, "gate link")
-            addr = parse_mqtt_url(mqtt_url)
+            addr = parse_broker_url(mqtt_url)
             gate = paho.Client(CallbackAPIVersion.VERSION2)
             gate.connect(addr.host, addr.port)
             gate.loop_start()

@@ -15,12 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import WallClock
-from anju_wire.paho_util import stop_loop
 from edge_agent.agent import run_agent
 from edge_agent.errors import PayloadError, SiteConfigError
 from edge_agent.meter_payloads import available_payload_maps, decode_payload, load_payload_map
-from edge_agent.mqtt import parse_mqtt_url
 from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
 from edge_agent.site import MeterConfig, parse_site
@@ -120,7 +119,7 @@ def test_agent_stores_mqtt_readings_flags_replacement_and_notices_silence(
     plug = f"mqtt://{plug_topic}"
 
     def publish_and_check() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        addr = parse_mqtt_url(mqtt_url)
+        addr = parse_broker_url(mqtt_url)
         dev = paho.Client(CallbackAPIVersion.VERSION2)
         dev.connect(addr.host, addr.port)
         dev.loop_start()

@@ -12,11 +12,11 @@ import pytest
 from psycopg import sql
 
 from anju.cli import main as anju
+from hub.audit import deferred_audit, record_audit
 from hub.audit.errors import AuditKeyError
 from hub.audit.guard import runtime_role_owns_audit_log
 from hub.audit.keys import AuditSettings, resolve_audit_key
 from hub.audit.store import verify
-from hub.cases.audit import deferred_audit, record_audit
 from hub.storage import ensure_schema
 
 KEY = "audit-test-key-" + "x" * 40
@@ -276,7 +276,7 @@ def test_forged_checkpoint_line_is_refused(chained: str, checkpoint_file: Path,
 
 
 def test_filing_carries_the_audit_head(database_url: str) -> None:
-    from hub.cases.service import queue_filing
+    from hub.tenancy.filing import queue_filing
     from tests.hub.test_api import create_schema, seed
 
     with psycopg.connect(database_url) as conn:

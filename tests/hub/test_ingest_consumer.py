@@ -16,10 +16,10 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import Ack, TimeBounds, Topic, decode
 from anju_wire.examples import example_bytes
-from anju_wire.paho_util import stop_loop
-from hub.ingest.consumer import BrokerAddress, IngestService
+from hub.ingest.consumer import IngestService
 from hub.storage import ensure_schema, upsert_units
 from tests.services import create_database, drop_database
 
@@ -44,7 +44,7 @@ class Agent:
         self.acks: list[Ack] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        address = BrokerAddress.from_url(mqtt_url)
+        address = parse_broker_url(mqtt_url)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_a: self._subscribed.set()

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from hub.audit.store import verify
+from hub.cases.service import close_for_tenancy
 from hub.tenancy.changes import apply_tenancy_changes
 from hub.tenancy.client import TenancyClient
 from hub.tenancy.outbox import deliver_pending
@@ -60,17 +61,18 @@ def test_closed_and_moved_out_close_the_case_once_audited_as_the_tenancy_system(
         alert_of = {str(c): str(a) for c, a in conn.execute("SELECT id, alert_id FROM cases").fetchall()}
         assert sorted(open_queue(conn)) == sorted(int(a) for a in alert_of.values())
 
-        assert apply_tenancy_changes(conn, client=client).seen == 0  # nothing changed there yet
+        # Nothing changed there yet.
+        assert apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy).seen == 0
         set_status(stand_in, tc_a, "closed")
         set_status(stand_in, tc_b, "under_review")
-        noted = apply_tenancy_changes(conn, client=client, limit=1)  # two pages
+        noted = apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy, limit=1)  # two pages
         conn.commit()
         assert (noted.seen, noted.closed, noted.noted) == (2, 1, 1)
         # Case A is closed, and its alert left the open queue with it; B's alert (only noted) stays.
         assert open_queue(conn) == [int(alert_of[case_b])]
         assert closed_alert_rows(conn) == [(alert_of[case_a], case_a, "tenancy:closed")]
         set_status(stand_in, tc_b, "moved_out")
-        result = apply_tenancy_changes(conn, client=client)
+        result = apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy)
         conn.commit()
         assert (result.seen, result.closed, result.noted, result.unknown, result.last_seq) == (1, 1, 0, 0, 3)
         assert result.error is None
@@ -86,9 +88,9 @@ def test_closed_and_moved_out_close_the_case_once_audited_as_the_tenancy_system(
                                            (alert_of[case_b], case_b, "tenancy:moved_out")]
 
         # Polling again applies nothing twice; a repeated "closed" on a closed case adds no row.
-        assert apply_tenancy_changes(conn, client=client).seen == 0
+        assert apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy).seen == 0
         set_status(stand_in, tc_a, "closed")
-        again = apply_tenancy_changes(conn, client=client)
+        again = apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy)
         conn.commit()
         assert (again.seen, again.closed, again.last_seq) == (1, 0, 4)
         assert len(tenancy_rows(conn)) == 3
@@ -100,7 +102,7 @@ def test_closed_and_moved_out_close_the_case_once_audited_as_the_tenancy_system(
             "opened_at": "2026-04-10T09:00:00+08:00", "summary": "", "reasons": [],
             "evidence_sha256": "c" * 64})
         set_status(stand_in, r.json()["tenancy_case_id"], "closed")
-        stray = apply_tenancy_changes(conn, client=client)
+        stray = apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy)
         conn.commit()
         assert (stray.seen, stray.unknown, stray.last_seq) == (1, 1, 5)
 
@@ -111,7 +113,7 @@ def test_closed_and_moved_out_close_the_case_once_audited_as_the_tenancy_system(
 
 def test_unreachable_feed_is_reported_and_resumed_later(conn: psycopg.Connection) -> None:  # noqa: F811
     with TenancyClient(f"http://127.0.0.1:{free_port()}", None, 0.5) as client:
-        result = apply_tenancy_changes(conn, client=client)
+        result = apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy)
     assert result.error is not None and result.seen == 0 and result.last_seq == 0
     assert conn.execute("SELECT last_seq FROM tenancy_feed").fetchall() == [(0,)]
 

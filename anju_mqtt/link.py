@@ -1,4 +1,4 @@
-"""One paho-mqtt client kept connected by an asyncio task with jittered, capped reconnect backoff.
+"""An MQTT client kept connected by an asyncio task with jittered, capped reconnect backoff.
 
 paho runs its network loop in its own thread (``loop_start``); its callbacks reach asyncio only through
 ``loop.call_soon_threadsafe``. paho's own reconnect is switched off so that our backoff (with jitter, so a
@@ -10,70 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from anju_wire.paho_util import stop_loop
-from edge_agent.errors import SiteConfigError
+from anju_mqtt.address import parse_broker_url
+from anju_mqtt.backoff import backoff_delay
+from anju_mqtt.client import Will, make_client, stop_loop
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where and how to reach a broker."""
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-
-def parse_mqtt_url(url: str) -> BrokerAddress:
-    """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (TLS, default port 8883)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise SiteConfigError(f"mqtt_url: {url!r} is not an mqtt:// or mqtts:// URL with a host")
-    tls = parts.scheme == "mqtts"
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError as err:
-        raise SiteConfigError(f"mqtt_url: bad port in {url!r}") from err
-    return BrokerAddress(
-        host=parts.hostname,
-        port=port,
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
-
-
-def backoff_delay(
-    attempt: int, *, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
-) -> float:
-    """Seconds to wait before reconnect ``attempt`` (0-based): capped exponential with equal jitter."""
-    ceiling = min(cap, base * (2 ** min(attempt, 30)))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
-
-
-@dataclass(frozen=True, slots=True)
-class Will:
-    """A last-will message registered with the broker at connect."""
-
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
@@ -99,7 +48,7 @@ class MqttLink:
         on_publish: Callable[[int], None] | None = None,
         backoff_cap_s: float = 30.0,
     ) -> None:
-        self.address = parse_mqtt_url(url)
+        self.address = parse_broker_url(url)
         self.name = name
         self._keepalive = keepalive
         self._on_connect_cb = on_connect
@@ -110,19 +59,9 @@ class MqttLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lost: asyncio.Event | None = None
         self.connects = 0
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            protocol=MQTTProtocolVersion.MQTTv311,
-            reconnect_on_failure=False,
+        client = make_client(
+            self.address, client_id=client_id, clean_session=False, will=will, reconnect=None
         )
-        if self.address.username is not None:
-            client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set_context(ssl.create_default_context())
-        if will is not None:
-            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
