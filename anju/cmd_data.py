@@ -49,6 +49,9 @@ def register(sub: Any, sim: Any) -> None:
                     help="both generators x --seeds seeds x both modes; prints the mean and worst seed per "
                          "kind (rules only, no models: slow at large sizes, see bench/README.md)")
     ev.add_argument("--seeds", type=int, default=5, help="with --cross: seeds 1..N of each generator")
+    ev.add_argument("--jobs", type=int, default=1,
+                    help="with --cross: scenarios run in this many processes, each on a database of its own "
+                         "beside the given one (default 1)")
     ev.add_argument("--units", type=int, default=2000)
     ev.add_argument("--days", type=int, default=180)
     ev.add_argument("--seed", type=int, default=1)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -187,26 +188,43 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_database(url: str, suffix: str) -> str:
+    """A fresh database beside ``url``'s, for one of ``--cross``'s parallel jobs."""
+    name = f"{psycopg.conninfo.conninfo_to_dict(url).get('dbname') or 'anju_eval'}_{suffix}"
+    with psycopg.connect(psycopg.conninfo.make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return psycopg.conninfo.make_conninfo(url, dbname=name)
+
+
+def _cross_one(generator: str, seed: int, url: str, units: int, days: int, cadence_days: int) -> ScenarioRun:
+    """One scenario of ``--cross`` on an emptied database (a process of its own with ``--jobs``)."""
+    _fresh_database(url)
+    with tempfile.TemporaryDirectory(prefix="anju-eval-") as tmp:
+        run = run_scenario(generator=generator, units=units, days=days, seed=seed, workdir=Path(tmp),
+                           database_url=url, modes=MODES, cadence_days=cadence_days, models=False)
+    for mode in MODES:
+        k = {s.kind: s for s in run.reports[mode].kinds}
+        figures = "  ".join(f"{kind}: P={s.precision:.3f} R={s.recall:.3f} fp={s.fp} fn={s.fn}"
+                            for kind, s in k.items())
+        print(f"[{generator} seed={seed} {mode}] {figures}", file=sys.stderr, flush=True)
+    return run
+
+
 def _cross(args: argparse.Namespace) -> int:
     """Both generators x seeds 1..N x both modes, rules as shipped; the mean and worst seed per kind."""
     from models.evaluation import cross_table
 
-    runs: list[ScenarioRun] = []
     url = _eval_database(args.database_url, name="anju_eval_cross")
     started = time.monotonic()
-    for generator in GENERATORS:
-        for seed in range(1, args.seeds + 1):
-            _fresh_database(url)
-            with tempfile.TemporaryDirectory(prefix="anju-eval-") as tmp:
-                run = run_scenario(generator=generator, units=args.units, days=args.days, seed=seed,
-                                   workdir=Path(tmp), database_url=url, modes=MODES,
-                                   cadence_days=args.cadence_days, models=False)
-            runs.append(run)
-            for mode in MODES:
-                k = {s.kind: s for s in run.reports[mode].kinds}
-                figures = "  ".join(f"{kind}: P={s.precision:.3f} R={s.recall:.3f} fp={s.fp} fn={s.fn}"
-                                    for kind, s in k.items())
-                print(f"[{generator} seed={seed} {mode}] {figures}", file=sys.stderr, flush=True)
+    jobs = [(g, seed) for g in GENERATORS for seed in range(1, args.seeds + 1)]
+    if args.jobs <= 1:
+        runs = [_cross_one(g, seed, url, args.units, args.days, args.cadence_days) for g, seed in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(_cross_one, g, seed, _job_database(url, f"{g}_{seed}"), args.units,
+                                   args.days, args.cadence_days) for g, seed in jobs]
+            runs = [f.result() for f in futures]
     for mode in MODES:
         what = "history import, one detection on the last day" if mode == "once" else "daily cadence"
         print(f"mode={mode} ({what}; {args.units} units x {args.days} days, seeds 1..{args.seeds})")

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
+from math import comb
 from pathlib import Path
 from statistics import median
 from typing import Any, Literal
@@ -61,6 +62,7 @@ class SubletPolicy(_Frozen):
     max_face_days: int = Field(ge=0)
     min_face_share_before: float = Field(ge=0, le=1)
     max_face_share_after: float = Field(ge=0, le=1)
+    max_face_change_chance: float = Field(gt=0, lt=1)
 
 
 class ModelsPolicy(_Frozen):
@@ -343,11 +345,15 @@ class SubletRule:
     def _left(self, series: UnitSeries, ctx: RuleContext, *, faces_only: bool) -> date | None:
         """The departure day by the policy's presence thresholds (stricter when judged on faces alone)."""
         p = self.policy.sublet
-        return presence_end(
+        left = presence_end(
             series.days, end=ctx.end, lookback_days=p.lookback_days,
             min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
             max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
             min_days_after=p.min_absent_gate_days, faces_only=faces_only)
+        if left is not None and faces_only and face_change_chance(
+                series.days, left=left, end=ctx.end) > p.max_face_change_chance:
+            return None  # a household that mixes card and face can go weeks without a face by chance
+        return left
 
     def aligned(self, series: UnitSeries, *, left: date, end: date) -> tuple[StrangerTrack, ...]:
         """The unit's recurring, resident-like stranger tracks that first appeared as its tenants left."""
@@ -471,6 +477,23 @@ class SubletRule:
         score = (0.6 + 0.2 * min(len(aligned) / 2, 1.0) + 0.2 * life.lived_share)
         score *= min(w.elec_coverage, w.water_coverage, 1.0)
         return verdict(Outcome.FLAGGED, score, reasons)
+
+
+def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date) -> float:
+    """The chance that a household keeping its earlier habits shows no more face days than it did since
+    ``left``: of its days with a registered entry (card, code or face) since then, as few with a face,
+    when before ``left`` a face was recognised on its usual share of such days (a binomial tail).
+    """
+    def counts(lo: date | None, hi: date) -> tuple[int, int]:
+        entered = [d for d in days if (lo is None or lo <= d.day) and d.day <= hi and d.tenant_entries > 0]
+        return len(entered), sum(1 for d in entered if d.tenant_face_entries > 0)
+
+    n_before, k_before = counts(None, left - timedelta(days=1))
+    n_after, k_after = counts(left, end)
+    if n_before == 0:
+        return 1.0
+    share = k_before / n_before
+    return sum(comb(n_after, k) * share**k * (1 - share) ** (n_after - k) for k in range(k_after + 1))
 
 
 def attribute_strangers(

@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 
 from models.features import PeerStats, StrangerTrack, UnitSeries
-from models.rules import POLICY_PATH, RULE_VERSION, Outcome, Policy, Reason, SubletRule, VacancyRule, Verdict
+from models.rules import (
+    POLICY_PATH,
+    RULE_VERSION,
+    Outcome,
+    Policy,
+    Reason,
+    SubletRule,
+    VacancyRule,
+    Verdict,
+    face_change_chance,
+)
 from tests.models.factories import AS_OF, START, series, with_days
 
 # An empty flat: fridge and standby only (0.6 kWh, nothing above the floor), no water, no gas, nobody.
@@ -423,3 +433,25 @@ def test_new_lease_gets_no_verdict(policy: Policy) -> None:
     assert sub.outcome is Outcome.NO_VERDICT and codes(sub) == {"new_lease"}
     settled, _ = judge(policy, empty_since(START, lease_start=AS_OF - timedelta(days=30)))
     assert settled.outcome is Outcome.FLAGGED
+
+
+def test_a_household_that_often_uses_its_card_is_not_a_lent_card_after_weeks_without_a_face(
+    policy: Policy,
+) -> None:
+    """A face on 2 entry days in 5 before; since, the card on every third day and no face: 0.6^7 (0.6^10
+    counting the days without a face just before), about 6 in 1,000, happens by chance to some household
+    every few runs. A household that showed its face on every entry day is another matter after the same
+    days."""
+    mixed = with_days(series(), {d.day: {"entries": 2, "faces": 1 if i % 5 < 2 else 0}
+                                 for i, d in enumerate(series().days) if d.day < WINDOW_START})
+    card_days = set(days_between(WINDOW_START, AS_OF, step=3))
+    s = with_days(mixed, {d.day: {**SUBLET, "strangers": 0, "entries": 1 if d.day in card_days else 0,
+                                  "faces": 0} for d in mixed.days if d.day >= WINDOW_START})
+    _, sub = judge(policy, s)
+    assert sub.outcome is Outcome.CLEAR
+    assert face_change_chance(s.days, left=WINDOW_START, end=AS_OF) > policy.sublet.max_face_change_chance
+    always = with_days(series(), {d.day: {**SUBLET, "strangers": 0, "entries": 1 if d.day in card_days else 0,
+                                          "faces": 0} for d in series().days if d.day >= WINDOW_START})
+    assert face_change_chance(always.days, left=WINDOW_START, end=AS_OF) == 0.0
+    _, lent = judge(policy, always)
+    assert lent.outcome is Outcome.FLAGGED and "tenant_faces_vanished" in codes(lent)
