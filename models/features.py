@@ -72,6 +72,10 @@ class UnitSeries:
     strangers: tuple[StrangerTrack, ...] = ()
     strangers_scope: str = "building"  # "floor" when corridor cameras let strangers be placed on a floor
     building: str | None = None  # the building whose gate and strangers the unit shares
+    # When each recurring stranger near the unit (same scope as ``strangers``) was first seen, over the
+    # whole traced history, whether or not it is still around: how often new faces arrive there.
+    arrivals: tuple[date, ...] = ()
+    household_size: int | None = None  # people on the lease
 
     def between(self, start: date, end: date) -> tuple[DailyFeatures, ...]:
         """The days in ``[start, end]``, inclusive."""
@@ -199,6 +203,45 @@ def peer_stats(windows: Mapping[str, tuple[str, WindowSummary]]) -> dict[str, Pe
         )
         for estate, items in by_estate.items()
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Crowding:
+    """A unit's water use against the estate's households of the same registered size."""
+
+    household_size: int
+    peers: int  # households of that size in the estate with known water use in both spans
+    window_water: float  # the unit's median m³/day in the window ...
+    window_peers: float  # ... and that of its peers
+    baseline_water: float  # the same over the baseline days before the window
+    baseline_peers: float
+
+    @property
+    def ratio(self) -> float:
+        """The smaller of the two spans' ratios to the peers: how far above them the unit stays."""
+        return min(self.window_water / self.window_peers, self.baseline_water / self.baseline_peers)
+
+
+def crowding(units: Mapping[str, tuple[str, int | None, float | None, float | None]], *,
+             min_peers: int) -> dict[str, Crowding]:
+    """Per unit, from ``{unit_id: (estate_id, household size, window water median, baseline water
+    median)}``, its use against the estate's other households of its size (only where at least
+    ``min_peers`` of them have known use in both spans, and their medians are above zero)."""
+    groups: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for estate, size, window, base in units.values():
+        if size is not None and window is not None and base is not None:
+            groups.setdefault((estate, size), []).append((window, base))
+    out = {}
+    for unit_id, (estate, size, window, base) in units.items():
+        if size is None or window is None or base is None:
+            continue
+        peers = groups.get((estate, size), [])
+        if len(peers) < min_peers:
+            continue
+        w_med, b_med = median(w for w, _ in peers), median(b for _, b in peers)
+        if w_med > 0 and b_med > 0:
+            out[unit_id] = Crowding(size, len(peers), window, w_med, base, b_med)
+    return out
 
 
 def idle_streak(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
-from math import comb
+from math import comb, exp, factorial
 from pathlib import Path
 from statistics import median
 from typing import Any, Literal
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.activity import ActivityPolicy, idle_run, life_counts, presence_end
 from models.features import (
+    Crowding,
     DailyFeatures,
     PeerStats,
     StrangerTrack,
@@ -63,6 +64,9 @@ class SubletPolicy(_Frozen):
     min_face_share_before: float = Field(ge=0, le=1)
     max_face_share_after: float = Field(ge=0, le=1)
     max_face_change_chance: float = Field(gt=0, lt=1)
+    max_stranger_chance: float = Field(gt=0, le=1)
+    crowding_ratio: float = Field(gt=1)
+    crowding_min_peers: int = Field(ge=2)
 
 
 class ModelsPolicy(_Frozen):
@@ -369,12 +373,69 @@ class SubletRule:
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
         context: RuleContext | None = None, claimed: tuple[StrangerTrack, ...] | None = None,
+        crowd: Crowding | None = None,
     ) -> Verdict:
         """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already;
         ``claimed``: the aligned strangers the building's attribution gave this unit, see
-        ``attribute_strangers``; by default every aligned stranger near it counts)."""
+        ``attribute_strangers``; by default every aligned stranger near it counts; ``crowd``: its water
+        use against the estate's households of its registered size, see ``models.features.crowding``).
+
+        Two ways to a sublet: the registered household left while the flat stayed lived in (and new faces
+        came, or their card stayed in use), or far more people live there than the lease lists (a group
+        rental, 群租, whether or not the tenant still comes and goes).
+        """
+        ctx = context or rule_context(series, as_of=as_of, policy=self.policy)
+        judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed)
+        if judged.outcome is Outcome.CLEAR and crowd is not None:
+            crowded = self._by_crowding(series, ctx=ctx, crowd=crowd, verdict=judged)
+            if crowded is not None:
+                return crowded
+        return judged
+
+    def _by_crowding(self, series: UnitSeries, *, ctx: RuleContext, crowd: Crowding,
+                     verdict: Verdict) -> Verdict | None:
+        """A group rental: water well above what households of its registered size use, in the window and
+        over the baseline days before it (a few weeks of visiting relatives do not last that long)."""
         pol, p = self.policy, self.policy.sublet
-        ctx = context or rule_context(series, as_of=as_of, policy=pol)
+        if crowd.ratio < p.crowding_ratio:
+            return None
+        life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
+        if life.known < pol.min_coverage * ctx.window.n_days or life.lived_share < p.min_lived_share:
+            return None
+        people = "person" if crowd.household_size == 1 else "people"
+        now, before = crowd.window_water / crowd.window_peers, crowd.baseline_water / crowd.baseline_peers
+        reasons = [
+            Reason(
+                "water_crowding",
+                f"Water {crowd.window_water:.2f} m³/day over the window, {now:.1f} "
+                f"times the {crowd.window_peers:.2f} of the estate's {crowd.peers} households of "
+                f"{crowd.household_size} registered {people}; {before:.1f} "
+                f"times theirs over the {pol.baseline_days} days before: more people live here than the "
+                "lease lists.",
+                value=round(crowd.window_water, 3), baseline=round(crowd.window_peers, 3), unit="m3/day",
+            ),
+            Reason(
+                "flat_lived_in",
+                f"The flat is lived in on {life.lived} of {life.known} days with meter data.",
+                value=round(life.lived_share, 3), baseline=p.min_lived_share, unit="share of days",
+            ),
+        ]
+        if series.strangers:
+            reasons.append(Reason(
+                "recurring_strangers_near",
+                f"{len(series.strangers)} unrecognised face(s) recur at the unit's {series.strangers_scope}.",
+                value=len(series.strangers), baseline=0, unit="tracks",
+            ))
+        score = (0.6 + 0.2 * min((crowd.ratio - p.crowding_ratio) / p.crowding_ratio, 1.0)
+                 + 0.2 * life.lived_share) * min(ctx.window.water_coverage, 1.0)
+        return replace(verdict, outcome=Outcome.FLAGGED, score=round(score, 3), reasons=tuple(reasons))
+
+    def _by_departure(
+        self, series: UnitSeries, *, as_of: date, peers: PeerStats | None, ctx: RuleContext,
+        claimed: tuple[StrangerTrack, ...] | None,
+    ) -> Verdict:
+        """The departure path of ``evaluate``."""
+        pol, p = self.policy, self.policy.sublet
         w, b = ctx.window, ctx.baseline
 
         def verdict(outcome: Outcome, score: float, reasons: list[Reason]) -> Verdict:
@@ -410,6 +471,9 @@ class SubletRule:
                 "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
                 "they stopped: a household that uses another entrance looks the same.")])
         aligned = list(self.aligned(series, left=left, end=ctx.end) if claimed is None else claimed)
+        chance = stranger_chance(series, aligned=len(aligned), end=ctx.end, policy=p)
+        if chance > p.max_stranger_chance:
+            aligned = []  # where new faces arrive every few days, one near a departure is no evidence
         # Their card or code used day after day, their faces never: a lent card, even if no new face can
         # be placed in the building (the new occupants may all use the card).
         lent_card = faces_only and entry_days - face_days >= p.min_card_days
@@ -477,6 +541,21 @@ class SubletRule:
         score = (0.6 + 0.2 * min(len(aligned) / 2, 1.0) + 0.2 * life.lived_share)
         score *= min(w.elec_coverage, w.water_coverage, 1.0)
         return verdict(Outcome.FLAGGED, score, reasons)
+
+
+def stranger_chance(series: UnitSeries, *, aligned: int, end: date, policy: SubletPolicy) -> float:
+    """The chance that at least ``aligned`` new recurring faces would have appeared near the unit within
+    the alignment span of any day, at the rate new ones arrived there over its traced history (the others:
+    a Poisson tail). A face already there in the first week of the history is not an arrival."""
+    if aligned == 0 or not series.days:
+        return 1.0
+    settled = series.days[0].day + timedelta(days=7)
+    observed = (end - settled).days
+    if observed <= 0:
+        return 0.0
+    others = sum(1 for d in series.arrivals if settled < d <= end) - aligned
+    mean = max(others, 0) / observed * (policy.stranger_lead_days + policy.alignment_days + 1)
+    return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(aligned))
 
 
 def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date) -> float:

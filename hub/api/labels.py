@@ -173,6 +173,16 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "Unrecognised faces seen again and again since the registered tenants stopped appearing",
         "vs_baseline",
     ),
+    "water_crowding": (
+        "用水远超同户籍人数家庭：实际居住人数多于租约（疑似群租）",
+        "Water far above households of the same registered size: more people live here than the lease lists",
+        "vs_baseline",
+    ),
+    "recurring_strangers_near": (
+        "本楼（层）反复出现的陌生面孔（背景信息）",
+        "Unrecognised faces that recur at the unit's building or floor (context)",
+        "vs_baseline",
+    ),
     "peer_anomaly": (
         "与同小区单元相比明显异常（孤立森林，同小区对比）",
         "Unusual against the estate's other units (isolation forest over peer-normalised measures)",

@@ -62,9 +62,10 @@ FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s
 GROUP BY unit_id
 """
 
-# Stranger tracks seen at a building on several days of the window, with the day each first appeared
-# (as far back as the traced history goes), on how many days it was seen since, and the floor whose
-# corridor camera saw it most (NULL: only building entrances saw it).
+# Stranger tracks seen at a building on several days of the traced history, with the day each first
+# appeared, on how many days of the window and in all it was seen, and the floor whose corridor camera saw
+# it most (NULL: only building entrances saw it). Those recurring in the window are the ones the rules
+# weigh; all of them say how often new faces arrive in the building.
 _STRANGERS = """
 WITH s AS (
     SELECT estate_id, building, floor, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
@@ -77,7 +78,7 @@ SELECT estate_id, building, stranger_track, min(day),
        count(DISTINCT day), max(day)
 FROM s
 GROUP BY 1, 2, 3
-HAVING count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) >= %(min_days)s
+HAVING count(DISTINCT day) >= %(min_days)s
 """
 
 # Sorting a 100,000-unit window in memory rather than on disk; local to the load's transaction.
@@ -111,21 +112,29 @@ def strangers_near(
 
 
 def _days(arrays: tuple[list[Any], ...]) -> tuple[DailyFeatures, ...]:
-    return tuple(map(DailyFeatures, *arrays))
+    make = DailyFeatures._make
+    return tuple(map(make, zip(*arrays, strict=True)))
+
+
+Tracks = dict[tuple[str, str], list[StrangerTrack]]
 
 
 def _tracks(
     conn: psycopg.Connection, *, lo: date, as_of: date, window_start: date, policy: Policy
-) -> dict[tuple[str, str], list[StrangerTrack]]:
-    tracks: dict[tuple[str, str], list[StrangerTrack]] = defaultdict(list)
+) -> tuple[Tracks, Tracks]:
+    """Per building: the stranger tracks recurring in the window, and all recurring in the history."""
+    recurring: Tracks = defaultdict(list)
+    ever: Tracks = defaultdict(list)
     for estate, building, track, first_seen, days, floor, seen, last in conn.execute(_STRANGERS, {
         "tz": LOCAL_TZ, "lo_ts": local_midnight(lo), "hi_ts": local_midnight(as_of + timedelta(days=1)),
         "window_start": window_start, "min_days": policy.sublet.stranger_min_days,
     }):
-        tracks[(estate, building)].append(
-            StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor, days_seen=seen,
-                          last_seen=last))
-    return tracks
+        t = StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor, days_seen=seen,
+                          last_seen=last)
+        ever[(estate, building)].append(t)
+        if days >= policy.sublet.stranger_min_days:
+            recurring[(estate, building)].append(t)
+    return recurring, ever
 
 
 def load_series(
@@ -138,7 +147,7 @@ def load_series(
     limit = max_window_entries(policy)
     conn.execute(_WORK_MEM)
     registry = {unit: rest for unit, *rest in conn.execute(
-        "SELECT unit_id, estate_id, building, floor, lease_start FROM units")}
+        "SELECT unit_id, estate_id, building, floor, lease_start, household_size FROM units")}
     window: dict[str, tuple[list[Any], ...]] = {}
     busy: set[str] = set()
     faces_vanished: list[str] = []  # busy by entries, but with few face days: did faces go?
@@ -165,18 +174,21 @@ def load_series(
                 _BASELINE, {"base_start": window_start - timedelta(days=policy.baseline_days),
                             "base_end": base_end}):
             baselines[unit_id] = Baseline(elec, water, elec_known, water_known, gate_days, presence_days)
-    tracks = _tracks(conn, lo=lo, as_of=as_of, window_start=window_start, policy=policy)
+    tracks, ever = _tracks(conn, lo=lo, as_of=as_of, window_start=window_start, policy=policy)
     series = []
     for unit_id in sorted(window.keys() | history.keys()):
         if unit_id not in registry:
             continue  # days of a unit no longer registered: nobody to flag
-        estate, building, floor, lease_start = registry[unit_id]
+        estate, building, floor, lease_start, size = registry[unit_id]
         days = _days(history[unit_id]) if unit_id in history else ()
         if unit_id in window:
             days += _days(window[unit_id])
         near, scope = strangers_near(tracks.get((estate, building), []) if building is not None else [],
                                      floor=floor)
+        around = ever.get((estate, building), []) if building is not None else []
+        arrivals = tuple(sorted(t.first_seen for t in around if scope == "building" or t.floor == floor))
         series.append(UnitSeries(unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
-                                 strangers_scope=scope, building=building, days=days))
+                                 strangers_scope=scope, building=building, days=days, arrivals=arrivals,
+                                 household_size=size))
         baselines.setdefault(unit_id, _NO_BASELINE)
     return series, baselines, lo

@@ -21,6 +21,7 @@ from models.features import (
     StrangerTrack,
     UnitSeries,
     WindowSummary,
+    crowding,
     evidence_series,
     peer_stats,
     summarize,
@@ -165,13 +166,17 @@ def run_detection(
         opened = _open_alerts_at_opening(conn)
         vacancy, sublet = VacancyRule(policy), SubletRule(policy)
         claimed = _claimed_strangers(all_series, contexts, sublet)
+        crowds = crowding({s.unit_id: (s.estate_id, s.household_size, windows[s.unit_id].water_median,
+                                       baselines[s.unit_id].water_median) for s in all_series},
+                          min_peers=policy.sublet.crowding_min_peers)
         counts: dict[str, int] = defaultdict(int)
         for series in all_series:
             for rule in (vacancy, sublet):
                 if rule is sublet:
                     verdict = sublet.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
                                               context=contexts[series.unit_id],
-                                              claimed=claimed.get(series.unit_id, ()))
+                                              claimed=claimed.get(series.unit_id, ()),
+                                              crowd=crowds.get(series.unit_id))
                 else:
                     verdict = vacancy.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
                                                context=contexts[series.unit_id])

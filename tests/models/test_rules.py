@@ -3,13 +3,14 @@ they must survive and the reasons an inspector reads."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from models.features import PeerStats, StrangerTrack, UnitSeries
+from models.features import Crowding, PeerStats, StrangerTrack, UnitSeries, crowding
 from models.rules import (
     POLICY_PATH,
     RULE_VERSION,
@@ -20,6 +21,7 @@ from models.rules import (
     VacancyRule,
     Verdict,
     face_change_chance,
+    stranger_chance,
 )
 from tests.models.factories import AS_OF, START, series, with_days
 
@@ -455,3 +457,51 @@ def test_a_household_that_often_uses_its_card_is_not_a_lent_card_after_weeks_wit
     assert face_change_chance(always.days, left=WINDOW_START, end=AS_OF) == 0.0
     _, lent = judge(policy, always)
     assert lent.outcome is Outcome.FLAGGED and "tenant_faces_vanished" in codes(lent)
+
+
+def test_one_new_face_is_no_evidence_where_new_faces_arrive_every_few_days(policy: Policy) -> None:
+    """Tenants who took to the side door while one more stranger moved in somewhere in a large building:
+    with a new recurring face every three days there, one near the departure is what chance gives."""
+    quiet = series(change_from=MOVED_OUT, tracks=(subtenant(),), **SUBLET)
+    _, sub = judge(policy, quiet)
+    assert sub.outcome is Outcome.FLAGGED and "recurring_strangers" in codes(sub)
+    busy_building = replace(quiet, arrivals=tuple(days_between(START + timedelta(days=8), AS_OF, step=3)))
+    assert stranger_chance(busy_building, aligned=1, end=AS_OF, policy=policy.sublet) > 0.99
+    _, sub = judge(policy, busy_building)
+    assert sub.outcome is Outcome.CLEAR and codes(sub) == {"no_new_faces"}
+    # Three faces arriving together stand out even there less than one does; a quiet building's one does.
+    assert stranger_chance(quiet, aligned=1, end=AS_OF, policy=policy.sublet) == 0.0
+
+
+def _crowd(window: float, base: float, *, peers: float = 0.12, size: int = 1) -> Crowding:
+    return Crowding(household_size=size, peers=12, window_water=window, window_peers=peers,
+                    baseline_water=base, baseline_peers=peers)
+
+
+def test_a_group_rental_is_a_sublet_even_while_the_tenants_card_is_in_daily_use(policy: Policy) -> None:
+    """群租: the tenant of record still comes and goes (no departure), but a one-person lease uses the water
+    of ten people, in the window and for the two months before it."""
+    s = series(water=1.2)
+    vac, sub = SubletRule(policy).evaluate(s, as_of=AS_OF), None
+    assert vac.outcome is Outcome.CLEAR
+    sub = SubletRule(policy).evaluate(s, as_of=AS_OF, crowd=_crowd(1.2, 1.1))
+    assert sub.outcome is Outcome.FLAGGED and {"water_crowding", "flat_lived_in"} <= codes(sub)
+    crowd = reason(sub, "water_crowding")
+    assert (crowd.value, crowd.baseline) == (1.2, 0.12) and "10.0 times" in crowd.text
+    # Relatives staying for the window only: the baseline days before were ordinary.
+    assert SubletRule(policy).evaluate(s, as_of=AS_OF, crowd=_crowd(1.2, 0.13)).outcome is Outcome.CLEAR
+    # A busy household, twice its peers: within what one lease's people can use.
+    assert SubletRule(policy).evaluate(s, as_of=AS_OF, crowd=_crowd(0.25, 0.24)).outcome is Outcome.CLEAR
+    # An empty flat with a leak is not crowded, whatever its meter says.
+    leak = empty_since(START, water=1.2, water_hours=0)  # a constant flow: no event above the floor
+    assert SubletRule(policy).evaluate(leak, as_of=AS_OF, crowd=_crowd(1.2, 1.2)).outcome is Outcome.CLEAR
+
+
+def test_crowding_compares_households_of_the_same_registered_size_in_the_same_estate() -> None:
+    units = {f"E1-{i}": ("E1", 1, 0.1 + i / 1000, 0.1) for i in range(6)}
+    units |= {f"E1-big-{i}": ("E1", 5, 0.6, 0.6) for i in range(6)}
+    units |= {"E1-x": ("E1", 1, 0.9, 0.8), "E2-x": ("E2", 1, 0.9, 0.8), "E1-y": ("E1", None, 0.9, 0.8)}
+    out = crowding(units, min_peers=5)
+    assert round(out["E1-x"].ratio, 1) == 8.0  # against the one-person households, not the families of five
+    assert round(out["E1-big-0"].ratio, 1) == 1.0
+    assert "E2-x" not in out and "E1-y" not in out  # too few peers; size unknown
