@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from hub.api import health, i18n, labels, pages, views
+from hub.api import field_pages, health, i18n, labels, pages, views
 from hub.api.models import Reason
 from hub.monitor import HubMonitor
 
@@ -135,5 +135,6 @@ def create_app(
     app.include_router(views.router)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(field_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

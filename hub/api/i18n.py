@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from hub.api.i18n_field import FIELD_MESSAGES
+
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")
 DEFAULT_LANGUAGE: Language = "zh"
@@ -128,9 +130,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col.visit": ("上门日期", "Visit"),
     "col.top_reason": ("主要原因", "Top reason"),
     "reasons.more": ("另有 {n} 条", "{n} more"),
-    "filter.unit": ("单元号", "Unit"),
+    "filter.unit": ("单元号或地址", "Unit or address"),
     "filter.mine": ("我的案件", "my cases"),
-    "filter.unit_hint": ("单元号或其中一段", "unit id, or part of it"),
+    "filter.unit_hint": ("单元号或地址的一段", "part of a unit id or address"),
     "batch.assign_to": ("批量分派给", "Assign ticked cases to"),
     "batch.assign": ("分派所选案件", "Assign"),
     "batch.pick": ("选择", "pick"),
@@ -232,10 +234,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refused.dismiss_reason": ("请从列表中选择排除原因。", "choose a dismissal reason from the list."),
     "refused.other_note": ("选择“其他”时请写明原因。", "a dismissal for “other” needs a note."),
     "refused.input": ("输入有误，请检查后重试。", "the input is not valid; check it and try again."),
-    "refused.not_found": ("案件 {case_id} 不存在。", "case {case_id} not found."),
-    "refused.not_overdue": ("案件尚未超期（期限 {due}），不能督办。",
-                            "the case is not overdue (due {due}); escalation is for overdue cases."),
-    "refused.note_required": ("{action}须写明原因。", "{action} needs a note saying why."),
     "trail": ("办理记录", "Case trail"),
     "trail.none": ("尚无记录。", "Nothing recorded yet."),
     "trail.after_case": ("依据案件 #{id}（{outcome}）之后的新数据",
@@ -266,7 +264,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 def message(lang: Language, key: str, **fields: object) -> str:
     """The message ``key`` in ``lang`` with its fields filled in; the key itself when unknown."""
-    texts = MESSAGES.get(key)
+    texts = MESSAGES.get(key) or FIELD_MESSAGES.get(key)
     if texts is None:
         return key
     text = texts[LANGUAGES.index(lang)]

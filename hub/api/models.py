@@ -8,8 +8,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.monitor import PartHealth
-
 # An estate id as a person's scope names it, e.g. E01.
 Estate_ = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -117,6 +115,13 @@ class AlertSummary(BaseModel):
     case_visit_on: date | None = Field(None, description="the day of the case's visit, once scheduled")
 
 
+    data_age_days: int | None = Field(None, description="data days from first flagged to the as-of day")
+    unit_address: str | None = None
+    unit_building: str | None = None
+    unit_floor: int | None = None
+    unit_household_size: int | None = None
+    unit_lease_start: date | None = None
+    unit_area_m2: float | None = None
 class AlertDetail(AlertSummary):
     """An alert with its evidence series and the case it belongs to, if any."""
 
@@ -125,7 +130,7 @@ class AlertDetail(AlertSummary):
 
 
 class AlertPage(BaseModel):
-    """One page of alerts, highest score first."""
+    """One page of alerts, highest score first; ``offset``: how many matching alerts come before it."""
 
     total: int
     limit: int
@@ -133,6 +138,8 @@ class AlertPage(BaseModel):
     items: list[AlertSummary]
 
 
+    next_after: int | None = Field(None, description="pass as ``after`` for the next page; none at the end")
+    prev_before: int | None = Field(None, description="pass as ``before`` for the previous page")
 class CasePage(BaseModel):
     """One page of cases, newest first."""
 
@@ -197,6 +204,20 @@ class AgentStatus(BaseModel):
     updated_at: datetime | None = None
 
 
+class PartStatus(BaseModel):
+    """One background part of the hub (ingest, broker, pipeline): up, or why not."""
+
+    name: str
+    up: bool
+    alive: bool
+    failing: bool
+    restarts: int
+    last_success: datetime | None
+    last_error: str | None
+    heartbeat_age_s: float | None
+    lag_s: float | None
+
+
 class Health(BaseModel):
     """Whether the database answers, which storage path (TimescaleDB or plain PostgreSQL) is in use, and
     the state of the hub's background parts, with dead letters since start by estate and reason code."""
@@ -205,7 +226,7 @@ class Health(BaseModel):
     database: bool
     storage: str
     server_version: str | None = None
-    parts: list[PartHealth] = []
+    parts: list[PartStatus] = []
     dead_letters_by_estate: dict[str, dict[str, int]] = {}
 
 

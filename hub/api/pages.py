@@ -24,6 +24,7 @@ from hub.api.deps import (
 from hub.api.i18n import HTML_LANG, LANG_COOKIE, LANGUAGES, Language, choose_language, known_language, message
 from hub.api.labels import refusal
 from hub.api.models import AlertSort
+from hub.api.queue_params import CASE_STATES, QueueQuery
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
 from hub.auth.service import close_session, inspectors_for, open_session, sign_in
@@ -45,7 +46,6 @@ PAGE_HEADERS = {
 
 PAGE_SIZE = 100
 R = TypeVar("R", bound=Response)
-MAX_AGE_DAYS = 36_500
 
 
 def page_language(request: Request) -> Language:
@@ -88,14 +88,6 @@ def to_login(request: Request) -> Response:
     return remember_language(request, RedirectResponse("/login", status_code=303))
 
 
-def _days(text: str) -> int | None:
-    """A number of days from a form field: None when blank or not a number, clamped to 0..100 years."""
-    text = text.strip()
-    if not text.isdecimal() or not text.isascii():
-        return None
-    return min(int(text), MAX_AGE_DAYS)  # at most 16 digits: the query parameter's max_length
-
-
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
     """The sign-in form."""
@@ -136,48 +128,40 @@ def logout_submit(request: Request, conn: DbConn, user: MaybeUser) -> Response:
 
 @router.get("/", response_class=HTMLResponse, response_model=None)
 def alert_list_page(
-    request: Request,
-    conn: DbConn,
-    user: MaybeUser,
-    estate: Annotated[str, Query(max_length=64)] = "",
-    kind: Annotated[str, Query(max_length=32)] = "",
-    status: Annotated[str, Query(max_length=16)] = "open",
+    request: Request, conn: DbConn, user: MaybeUser,
     min_age_days: Annotated[str, Query(max_length=16)] = "",
     max_age_days: Annotated[str, Query(max_length=16)] = "",
-    sort: Annotated[str, Query(max_length=16)] = "risk",
-    mine: Annotated[str, Query(max_length=4)] = "",
     q: Annotated[str, Query(max_length=64)] = "",
     assigned: Annotated[int, Query(ge=0, le=1000)] = 0,
     refused: Annotated[int, Query(ge=0, le=1000)] = 0,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
     """Alerts of the person's estates sorted by risk (or age), one compact row each with the top reason,
-    the case's state, assignee and visit day; "my cases" and a unit search; supervisors assign a batch.
+    the case's state, assignee and visit day; filters by assignee, case state and overdue, "my cases", a
+    unit or address search; keyset pages with counts; supervisors assign a batch; the visit list.
 
-    The age fields come from a form: blank or not a number means no limit, not an error."""
+    The filters come from a form: a blank or unknown value means no filter, not an error."""
+    del min_age_days, max_age_days, q  # declared for their length limits; QueueQuery reads them
     if user is None:
         return to_login(request)
-    order = AlertSort(sort) if sort in AlertSort.__members__.values() else AlertSort.RISK
-    min_age, max_age = _days(min_age_days), _days(max_age_days)
-    search = q.strip() or None
-    page = queries.list_alerts(
-        conn, estate=estate or None, kind=kind or None, status=None if status == "all" else status or None,
-        estates=user.estate_filter(), min_age_days=min_age, max_age_days=max_age, sort=order,
-        assignee=user.name if mine else None, unit_search=search, limit=PAGE_SIZE, offset=offset,
-    )
+    ask = QueueQuery.parse(request.query_params)
+    page = queries.list_alerts(conn, **ask.query_args(user), limit=PAGE_SIZE, offset=offset,
+                               after=ask.after, before=ask.before)
     estates = queries.list_estates(conn, estates=user.estate_filter())
     batch = user.role in TRANSITIONS[Action.ASSIGN].roles
+    people = sorted({n for e in estates for n in inspectors_for(conn, estate_id=e)}) if user.scoped or batch \
+        else []
     context = {
         "page": page,
-        "filters": {"estate": estate, "kind": kind, "status": status, "sort": order.value,
-                    "min_age_days": "" if min_age is None else str(min_age),
-                    "max_age_days": "" if max_age is None else str(max_age),
-                    "mine": "1" if mine else "", "q": search or ""},
+        "ask": ask,
+        "filters": ask.form(),
         "sorts": [s.value for s in AlertSort],
+        "case_states": CASE_STATES,
         "estates": estates,
         "counts": queries.summary_counts(conn) if not user.scoped else None,
+        "inspectors": people,
         # Batch assignment: whom a supervisor may assign to, across the estates they see.
-        "assignees": sorted({n for e in estates for n in inspectors_for(conn, estate_id=e)}) if batch else [],
+        "assignees": people if batch else [],
         "batch": {"assigned": assigned, "refused": refused},
     }
     return render(request, "alerts.html", context, user=user)
@@ -280,11 +264,9 @@ def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, f
     except CaseNotFound:
         return not_found(request, user, "case", case_id)
     except ActionForbidden as err:
-        error, status = message(lang, "error.forbidden", detail=refusal(err.code, err.params, lang)), 403
-    except TransitionRefused as err:
-        error, status = message(lang, "error.refused", detail=refusal(err.code, err.params, lang)), 409
-    except ValueError:  # an unknown action or a malformed date: no code, just "check your input"
-        error, status = message(lang, "error.refused", detail=refusal("", {}, lang)), 409
+        error, status = message(lang, "error.forbidden", detail=refusal(str(err), lang)), 403
+    except (TransitionRefused, ValueError) as err:
+        error, status = message(lang, "error.refused", detail=refusal(str(err), lang)), 409
     if error is None and back:
         return RedirectResponse(f"/alerts/{int(back)}", status_code=303)
     context = _alert_context(conn, user, int(back), lang) if back else None

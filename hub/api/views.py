@@ -147,15 +147,22 @@ def list_alerts(
     assignee: Annotated[str | None, Query(max_length=64, description="case assigned to this person")] = None,
     mine: Annotated[bool, Query(description="only alerts whose case is assigned to you")] = False,
     unit: Annotated[str | None, Query(min_length=1, max_length=64,
-                                      description="unit ids containing this text")] = None,
+                                      description="unit ids or addresses containing this text")] = None,
+    state: Annotated[str | None, Query(max_length=32, description="the case's state")] = None,
+    overdue: Annotated[bool, Query(description="only alerts whose case is past its deadline")] = False,
+    after: Annotated[int | None, Query(ge=1, description="keyset: the page after this alert")] = None,
+    before: Annotated[int | None, Query(ge=1, description="keyset: the page before this alert")] = None,
     limit: Limit = 50, offset: Offset = 0,
 ) -> AlertPage:
     """Alerts in your estates, highest score first (or oldest / newest first), filtered by estate, kind,
-    status, age (days since first flagged), the case's assignee (``mine``: you) and unit id."""
+    status, age (days since first flagged), the case's assignee (``mine``: you), state and deadline, and
+    unit id or address. Pages by ``offset``, or by keyset with ``after``/``before`` (the answer's
+    ``next_after``/``prev_before``); ``offset`` in the answer is then the page's position."""
     return queries.list_alerts(conn, estate=estate, kind=kind, status=status, min_age_days=min_age_days,
                                max_age_days=max_age_days, sort=sort, limit=limit, offset=offset,
                                estates=principal.estate_filter(),
-                               assignee=principal.name if mine else assignee, unit_search=unit)
+                               assignee=principal.name if mine else assignee, unit_search=unit,
+                               case_state=state, overdue=overdue, after=after, before=before)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=NOT_FOUND)

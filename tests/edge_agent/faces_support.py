@@ -41,7 +41,7 @@ def write_jpeg(path: Path, image: np.ndarray) -> Path:
 
 
 def corridor(face: np.ndarray | None, *, width: int = 640, height: int = 360, at: int = 200) -> np.ndarray:
-    """A plain grey corridor frame, with a portrait (scaled to 200 px high) standing at x=``at``."""
+    """A plain grey corridor frame, with a face photo (scaled to 200 px high) standing at x=``at``."""
     frame = np.full((height, width, 3), 90, dtype=np.uint8)
     cv2.rectangle(frame, (0, height - 60), (width, height), (60, 60, 60), -1)
     if face is not None:

@@ -112,6 +112,8 @@ def cells(ids: dict[str, int]) -> list[Cell]:
         Cell("GET", "/", "/", None, "-", page()),
         Cell("GET", "/login", "/login", None, "-", lambda role: 200),
         Cell("GET", "/audit", "/audit", None, "-", page(auditors)),
+        Cell("GET", "/visits", "/visits?sheets=1", None, "-", page()),
+        Cell("GET", "/visits.csv", "/visits.csv", None, "-", page()),
         # Batch assignment of closed cases: managers get each case's refusal (200, or back to the queue),
         # the others nothing.
         Cell("POST", "/api/cases/assign", "/api/cases/assign",
@@ -143,6 +145,10 @@ def cells(ids: dict[str, int]) -> list[Cell]:
                  lambda role, other=other: 401 if role == "anon" else 403 if role == "inspector"
                  else 404 if (other and role == "supervisor") else 200),
             Cell("GET", "/alerts/{alert_id}", f"/alerts/{alert}", None, scope, page(scoped_other=other)),
+            Cell("GET", "/alerts/{alert_id}/sheet", f"/alerts/{alert}/sheet", None, scope,
+                 page(scoped_other=other)),
+            Cell("GET", "/estates/{estate}/grid", f"/estates/{unit_id[:3]}/grid", None, scope,
+                 page(scoped_other=other)),
         ]
         for name, body, allowed in actions:
             route = f"/api/cases/{{case_id}}/{name}"

@@ -13,7 +13,6 @@ import pytest
 
 from anju.cli import main
 from hub.bulk import BulkImport, BulkImportError, ImportResult, import_all
-from hub.storage.timeseries import is_partitioned
 from tests.hub.test_features import prepare_schema
 
 UNITS = """unit_id,estate_id,building,floor,area_m2,household_size,lease_start
@@ -47,13 +46,9 @@ ACCESS = """ts,device_id,estate_id,building,floor,method,person_id,unit_id,stran
 
 
 @pytest.fixture
-def database_url(database_url_each_backend: str) -> str:
-    """Every test here runs on monthly partitions and on TimescaleDB (PostgreSQL 15, the oldest supported)."""
-    return database_url_each_backend
-
-
-# Tests of the partition swap itself (TimescaleDB's hypertables have no partitions to swap).
-partitions_only = pytest.mark.parametrize("storage_backend", ["partitions"])
+def database_url(database_url_each_server: str) -> str:
+    """Every test here runs on the session's PostgreSQL and on a PostgreSQL 15 (the oldest supported)."""
+    return database_url_each_server
 
 
 @pytest.fixture
@@ -79,9 +74,7 @@ def counts(conn: psycopg.Connection) -> tuple[int, ...]:
     return tuple(int(x) for x in row)
 
 
-def test_bad_lines_are_rejected_with_line_number_and_reason(
-    conn: psycopg.Connection, tmp_path: Path, storage_backend: str
-) -> None:
+def test_bad_lines_are_rejected_with_line_number_and_reason(conn: psycopg.Connection, tmp_path: Path) -> None:
     files = write(tmp_path)
     results = import_all(conn, files, rejects_path=tmp_path / "rejects.csv", progress=False)
     assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
@@ -106,12 +99,9 @@ def test_bad_lines_are_rejected_with_line_number_and_reason(
         ("access.csv", 6): "person_id without unit_id",
         ("access.csv", 7): "neither person_id nor stranger_track is set",
     }
-    # The readings land in their (UTC) monthly partitions, made on demand; or in two hypertable chunks.
+    # The readings land in their (UTC) monthly partitions, made on demand.
     parts = {r[0] for r in conn.execute("SELECT tableoid::regclass::text FROM meter_readings")}
-    if storage_backend == "partitions":
-        assert parts == {"meter_readings_p2026_02", "meter_readings_p2026_04"}
-    else:
-        assert len(parts) == 2 and all(p.startswith("_timescaledb_internal._hyper_") for p in parts), parts
+    assert parts == {"meter_readings_p2026_02", "meter_readings_p2026_04"}
     stranger = conn.execute(
         "SELECT floor, person, unit_id FROM access_events WHERE stranger_track IS NOT NULL"
     )
@@ -303,16 +293,10 @@ def _snapshot(conn: psycopg.Connection) -> list[tuple[object, ...]]:
 
 
 def _partitions_ok(conn: psycopg.Connection) -> None:
-    """Every partition of meter_readings has its key and time index attached to the parent's.
-
-    On TimescaleDB: every chunk has the two indexes (of its own; chunks are not partitions).
-    """
-    attached = ("SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
-                "WHERE i.indrelid = c.oid")
-    if not is_partitioned(conn, "meter_readings"):
-        attached = "SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid"
+    """Every partition of meter_readings has its key and time index attached to the parent's."""
     rows = conn.execute(
-        f"SELECT c.relname, ({attached}) FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid "  # type: ignore[arg-type,unused-ignore]
+        "SELECT c.relname, (SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+        "WHERE i.indrelid = c.oid) FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid "
         "WHERE p.inhparent = 'meter_readings'::regclass"
     ).fetchall()
     assert rows and all(n == 2 for _, n in rows), rows
@@ -321,7 +305,7 @@ def _partitions_ok(conn: psycopg.Connection) -> None:
 
 
 def test_fast_path_loads_empty_months_and_a_second_import_merges(
-    conn: psycopg.Connection, tmp_path: Path, storage_backend: str
+    conn: psycopg.Connection, tmp_path: Path
 ) -> None:
     from hub.bulk import RejectWriter, import_file
 
@@ -334,9 +318,8 @@ def test_fast_path_loads_empty_months_and_a_second_import_merges(
     assert (first.rows_read, first.rows_new, first.rows_known, first.rows_rejected) == (
         len(lines), len(lines), 0, 0)
     _partitions_ok(conn)
-    if storage_backend == "partitions":
-        parts = {r[0] for r in conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings")}
-        assert parts == {"meter_readings_p2025_12", "meter_readings_p2026_01", "meter_readings_p2026_02"}
+    parts = {r[0] for r in conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings")}
+    assert parts == {"meter_readings_p2025_12", "meter_readings_p2026_01", "meter_readings_p2026_02"}
     rows = _snapshot(conn)
     assert len(rows) == len(lines)
     # Values and instants are exactly what PostgreSQL makes of the text (it casts them itself).
@@ -419,7 +402,6 @@ def test_repeated_reading_in_the_file_keeps_the_first(conn: psycopg.Connection, 
     _partitions_ok(conn)
 
 
-@partitions_only
 def test_month_written_to_during_the_import_is_merged(
     conn: psycopg.Connection, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -467,7 +449,6 @@ def test_file_ordered_by_time_goes_as_csv_and_matches(conn: psycopg.Connection, 
     _partitions_ok(conn)
 
 
-@partitions_only
 def test_busy_table_at_the_swap_falls_back_to_merging(
     conn: psycopg.Connection, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
