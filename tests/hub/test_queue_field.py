@@ -17,7 +17,7 @@ import pytest
 from hub.api.app import create_app
 from hub.api.models import AlertSort
 from hub.api.queue_queries import list_alerts
-from tests.hub.test_api import add_users, create_schema, login, seed, seeded, serve  # noqa: F401
+from tests.hub.test_api import add_users, create_schema, login, seed, serve
 
 N_MANY = 230
 
@@ -51,9 +51,10 @@ def hub(database_url: str) -> Iterator[tuple[str, dict[str, int]]]:
 
 
 @pytest.mark.parametrize("sort", list(AlertSort))
-def test_keyset_pages_match_offset_pages_both_ways(seeded: dict[str, int], database_url: str,
-                                                    sort: AlertSort) -> None:
+def test_keyset_pages_match_offset_pages_both_ways(database_url: str, sort: AlertSort) -> None:
     with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+        seed(conn)
         many_alerts(conn)
         every = [a.id for a in list_alerts(conn, sort=sort, limit=1000).items]
         assert len(every) == N_MANY + 3
@@ -99,7 +100,8 @@ def test_filters_by_state_assignee_overdue_and_address(hub: tuple[str, dict[str,
     with httpx.Client(base_url=url, timeout=10) as http:
         sup, insp = login(url, "sup1"), login(url, "insp1")
         case = ids["pending_case"]
-        assert http.post(f"/api/cases/{case}/assign", json={"assignee": "insp1"}, headers=sup).status_code == 200
+        r = http.post(f"/api/cases/{case}/assign", json={"assignee": "insp1"}, headers=sup)
+        assert r.status_code == 200
 
         def found(who: dict[str, str], **params: Any) -> list[int]:
             r = http.get("/api/alerts", params={"status": "open", **params}, headers=who)
@@ -143,8 +145,8 @@ def test_visit_list_csv_print_and_sheets(hub: tuple[str, dict[str, int]]) -> Non
         assert "走访清单" in printed and "E01-1-0302" in printed and "visit-sheet" not in printed
         sheets = http.get("/visits", params={"mine": "1", "sheets": "1"}, headers=insp).text
         assert sheets.count('<article class="visit-sheet"') == 1
-        for text in ("和平街 3 号 1 单元 302", "登记住户", "2 人", "2024-05-01", "现场见到人数", "已查验身份证件",
-                     "巡查员签名", "住户签名"):
+        for text in ("和平街 3 号 1 单元 302", "登记住户", "2 人", "2024-05-01", "现场见到人数",
+                     "已查验身份证件", "巡查员签名", "住户签名"):
             assert text in sheets, text
         assert sheets.count('<svg class="chart-svg"') == 3  # electricity, water, tenant entries
         one = http.get(f"/alerts/{ids['vacancy']}/sheet", headers=insp)
