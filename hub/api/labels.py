@@ -68,6 +68,13 @@ AUDIT_ACTIONS: Table = {
     "user.login": ("登录", "signed in"),
     "user.logout": ("退出", "signed out"),
     "model.trained": ("训练核查结论模型", "verdict model trained"),
+    # The household's side (hub/household): notices, answers, views, early filing, welfare.
+    "household.notice_queued": ("生成告知短信", "notice to the household queued"),
+    "household.notified": ("告知短信已送达", "household notified by text message"),
+    "household.notify_failed": ("告知短信发送失败", "notice to the household failed"),
+    "household.answered": ("住户申辩", "household answered"),
+    "case.viewed": ("查看案件", "viewed the case"),
+    "case.filing_override": ("主管记录提前报送理由", "supervisor recorded why it is filed early"),
 }
 
 # Statuses the city's tenancy system reports back (device_sims/tenancy.py plays it).

@@ -28,6 +28,8 @@ from hub.api.queue_params import CASE_STATES, QueueQuery
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
 from hub.auth.service import close_session, inspectors_for, open_session, sign_in
+from hub.household.answers import answered_cases, case_answers
+from hub.household.viewers import record_view
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
 
@@ -163,6 +165,7 @@ def alert_list_page(
         # Batch assignment: whom a supervisor may assign to, across the estates they see.
         "assignees": people if batch else [],
         "batch": {"assigned": assigned, "refused": refused},
+        "answered": answered_cases(conn, [a.case_id for a in page.items if a.case_id]),
     }
     return render(request, "alerts.html", context, user=user)
 
@@ -210,7 +213,8 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
             inspectors = inspectors_for(conn, estate_id=case.estate_id)
     return {"alert": alert, "charts": charts, "trail": trail, "actions": actions, "inspectors": inspectors,
             "missing": missing, "next_step": next_step, "updates": _updates(case),
-            "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None}
+            "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None,
+            "answers": case_answers(conn, case_id=case.id) if case is not None else []}
 
 
 def _updates(case: Any) -> dict[str, int]:
@@ -239,6 +243,8 @@ def alert_page(request: Request, conn: DbConn, user: MaybeUser, alert_id: int) -
     context = _alert_context(conn, user, alert_id, page_language(request))
     if context is None:
         return not_found(request, user, "alert", alert_id)
+    if context["alert"].case is not None:  # the household reads who viewed their case
+        record_view(conn, actor=user.actor, case_id=context["alert"].case.id)
     return render(request, "alert.html", context, user=user)
 
 

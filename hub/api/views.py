@@ -62,6 +62,7 @@ from hub.auth.models import Principal
 from hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from hub.cases.states import TRANSITIONS, Action, case_guide, delivery_state
+from hub.household.viewers import record_view
 
 router = APIRouter(prefix="/api", tags=["inspector API"])
 
@@ -196,6 +197,7 @@ def visible_case(conn: psycopg.Connection, principal: Principal, case_id: int) -
 def get_case(conn: DbConn, principal: CurrentUser, case_id: int) -> CaseWithTrail:
     """One case with its evidence, every filing attempt and its audit trail."""
     case = visible_case(conn, principal, case_id)
+    record_view(conn, actor=principal.actor, case_id=case_id)  # the household reads who viewed it
     trail = queries.case_audit(conn, case_id=case_id, alert_ids=case.alert_ids or
                                ([case.alert_id] if case.alert_id else []))
     guide = case_guide(case.status, principal.role, assignee=case.assignee, viewer=principal.name,

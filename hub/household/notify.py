@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from hub.audit import record_audit
+from hub.household.answers import push_filing
 from hub.household.gateway import GatewayUnavailable, SmsGateway
 from hub.household.policy import HouseholdPolicy
 from hub.tenancy.outbox import backoff
@@ -132,11 +133,13 @@ def deliver_notifications(
                     " gateway_id = %s, last_error = NULL WHERE id = %s", (attempts, now, message_id, row_id),
                 )
                 if case_id is not None and event is not None:
-                    conn.execute(
+                    ends = conn.execute(
                         "UPDATE household_notices SET delivered_at = coalesce(delivered_at, %s),"
-                        " answer_by = coalesce(answer_by, %s) WHERE case_id = %s AND event = %s",
-                        (now, now + policy.answer_period, case_id, event),
-                    )
+                        " answer_by = coalesce(answer_by, %s) WHERE case_id = %s AND event = %s"
+                        " RETURNING answer_by", (now, now + policy.answer_period, case_id, event),
+                    ).fetchone()
+                    if ends is not None:  # a filing held for this notice waits for the period's real end
+                        push_filing(conn, case_id=case_id, until=ends[0])
                 record_audit(conn, actor=ACTOR, action="household.notified", object_type="case" if case_id
                              else "notification", object_id=case_id or row_id,
                              detail={"event_key": key, "attempts": attempts, "gateway_id": message_id})
