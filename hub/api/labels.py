@@ -7,11 +7,12 @@ here, and the page shows it as the reason's tooltip.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 
 from hub.api.charts import format_number
 from hub.api.i18n import LANGUAGES, Language, message
 from hub.api.models import Reason
+from hub.cases.errors import Refusal
 from hub.cases.states import DISMISS_REASONS
 
 Table = dict[str, tuple[str, str]]
@@ -84,6 +85,9 @@ TENANCY_STATUSES: Table = {
     "closed": ("已办结", "closed"),
     "moved_out": ("住户已搬离", "household moved out"),
 }
+
+# The workflow's refusal codes, each worded by the message ``refused.<code>`` (hub/api/i18n.py).
+REFUSAL_CODES = frozenset(r.value for r in Refusal)
 
 # Why a lead was dismissed; the table itself belongs to the case workflow.
 DISMISSAL_REASONS: Table = DISMISS_REASONS
@@ -281,32 +285,16 @@ def reason_comparison(reason: Reason, lang: Language) -> str:
     return message(lang, key, value=measured, baseline=quantity(reason.baseline, reason.unit, lang))
 
 
-# The case workflow's refusals (hub/cases/service.py words them in English), recognised to be said again
-# in the page's language: (pattern, message key, how the groups fill the message).
-_REFUSALS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
-    (re.compile(r"a (\w+) may not (\w+) a case"), "refused.role", ("role", "action")),
-    (re.compile(r"case \d+ is assigned to (.+)"), "refused.assigned", ("name",)),
-    (re.compile(r"cannot (\w+) a case that is (\w+)"), "refused.status", ("action", "status")),
-    (re.compile(r"'?(.*?)'? is not an inspector of estate (.+)"), "refused.assignee", ("name", "estate")),
-    (re.compile(r"a visit needs a date"), "refused.visit_date", ()),
-    (re.compile(r"dismissal reason must be one of .*"), "refused.dismiss_reason", ()),
-    (re.compile(r"dismissal for 'other' needs a note"), "refused.other_note", ()),
-)
-
-
-def refusal(detail: str, lang: Language) -> str:
-    """Why the workflow refused an action, in ``lang``; anything not recognised (a malformed date, an
-    unknown action) as a plain "check your input"."""
-    for pattern, key, names in _REFUSALS:
-        found = pattern.fullmatch(detail.strip())
-        if found is None:
-            continue
-        fields = dict(zip(names, found.groups(), strict=True))
-        if "role" in fields:
-            fields["role"] = message(lang, f"role.{fields['role']}")
-        if "action" in fields:
-            fields["action"] = label(CASE_ACTIONS, fields["action"], lang)
-        if "status" in fields:
-            fields["status"] = label(CASE_STATUSES, fields["status"], lang)
-        return message(lang, key, **fields)
-    return message(lang, "refused.input")
+def refusal(code: str, params: Mapping[str, object], lang: Language) -> str:
+    """Why the workflow refused an action, in ``lang``, from its code (``hub.cases.errors.Refusal``) and
+    parameters; a code not in the catalogue (a malformed date, an unknown action) as "check your input"."""
+    if code not in REFUSAL_CODES:
+        return message(lang, "refused.input")
+    fields = dict(params)
+    if "role" in fields:
+        fields["role"] = message(lang, f"role.{fields['role']}")
+    if "action" in fields:
+        fields["action"] = label(CASE_ACTIONS, str(fields["action"]), lang)
+    if "status" in fields:
+        fields["status"] = label(CASE_STATUSES, str(fields["status"]), lang)
+    return message(lang, f"refused.{code}", **fields)

@@ -270,9 +270,11 @@ def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, f
     except CaseNotFound:
         return not_found(request, user, "case", case_id)
     except ActionForbidden as err:
-        error, status = message(lang, "error.forbidden", detail=refusal(str(err), lang)), 403
-    except (TransitionRefused, ValueError) as err:
-        error, status = message(lang, "error.refused", detail=refusal(str(err), lang)), 409
+        error, status = message(lang, "error.forbidden", detail=refusal(err.code, err.params, lang)), 403
+    except TransitionRefused as err:
+        error, status = message(lang, "error.refused", detail=refusal(err.code, err.params, lang)), 409
+    except ValueError:  # an unknown action or a malformed date: no code, just "check your input"
+        error, status = message(lang, "error.refused", detail=refusal("", {}, lang)), 409
     if error is None and back:
         return RedirectResponse(f"/alerts/{int(back)}", status_code=303)
     context = _alert_context(conn, user, int(back), lang) if back else None

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from hub.audit import record_audit
 from hub.auth.models import Principal, Role
 from hub.auth.service import inspectors_for
+from hub.cases.errors import ActionForbidden, CaseNotFound, Refusal, TransitionRefused
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action
 from hub.cases.suppression import latest_decision
 from hub.tenancy.filing import FilingSettings, idempotency_key, queue_filing, queue_update
@@ -28,22 +29,6 @@ from models.evidence import evidence_sha256
 
 DETECTOR = "system:detector"
 TENANCY = "system:tenancy"
-
-
-class CaseError(Exception):
-    """Base of the case workflow's errors."""
-
-
-class CaseNotFound(CaseError):
-    """No such case, or not one this person may see (both answer 404)."""
-
-
-class ActionForbidden(CaseError):
-    """This person's role may not take this action, or the case is assigned to someone else (403)."""
-
-
-class TransitionRefused(CaseError):
-    """The action does not apply to the case's current status, or its input is wrong (409)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,22 +117,22 @@ def transition(
 ) -> TransitionResult:
     """Take one workflow action on a case as this person, audited under their name, in the caller's
     transaction. Raise ``CaseNotFound`` (also for another estate's case), ``ActionForbidden`` or
-    ``TransitionRefused``."""
+    ``TransitionRefused``, each with its refusal code (``hub/cases/errors.py``)."""
     row = conn.execute(
         "SELECT id, unit_id, estate_id, kind, alert_id, status, assignee FROM cases WHERE id = %s FOR UPDATE",
         (case_id,),
     ).fetchone()
     if row is None or not principal.sees(row[2]):
-        raise CaseNotFound(f"case {case_id} not found")
+        raise CaseNotFound(case_id)
     _, unit_id, estate_id, kind, alert_id, status, current_assignee = row
     rule = TRANSITIONS[action]
     if principal.role not in rule.roles:
-        raise ActionForbidden(f"a {principal.role.value} may not {action.value} a case")
+        raise ActionForbidden(Refusal.ROLE, role=principal.role.value, action=action.value)
     if (principal.role is Role.INSPECTOR and current_assignee is not None
             and current_assignee != principal.name):
-        raise ActionForbidden(f"case {case_id} is assigned to {current_assignee}")
+        raise ActionForbidden(Refusal.ASSIGNED, case_id=case_id, name=current_assignee)
     if status not in rule.sources:
-        raise TransitionRefused(f"cannot {action.value} a case that is {status}")
+        raise TransitionRefused(Refusal.STATUS, action=action.value, status=status)
     note = note.strip()[:2000]
     detail: dict[str, Any] = {"from": status, "to": rule.target}
     if note:
@@ -156,20 +141,20 @@ def transition(
     params: dict[str, Any] = {"target": rule.target, "id": case_id}
     if action is Action.ASSIGN:
         if not assignee or assignee not in inspectors_for(conn, estate_id=estate_id):
-            raise TransitionRefused(f"{assignee!r} is not an inspector of estate {estate_id}")
+            raise TransitionRefused(Refusal.ASSIGNEE, name=assignee, estate=estate_id)
         sets.append("assignee = %(assignee)s")
         params["assignee"] = detail["assignee"] = assignee
     elif action is Action.SCHEDULE_VISIT:
         if visit_on is None:
-            raise TransitionRefused("a visit needs a date")
+            raise TransitionRefused(Refusal.VISIT_DATE)
         sets.append("visit_on = %(visit_on)s")
         params["visit_on"] = visit_on
         detail["visit_on"] = visit_on.isoformat()
     elif action is Action.DISMISS:
         if reason not in DISMISS_REASONS:
-            raise TransitionRefused(f"dismissal reason must be one of {', '.join(DISMISS_REASONS)}")
+            raise TransitionRefused(Refusal.DISMISS_REASON, choices=", ".join(DISMISS_REASONS))
         if reason == "other" and not note:
-            raise TransitionRefused("dismissal for 'other' needs a note")
+            raise TransitionRefused(Refusal.OTHER_NOTE)
         detail["reason"] = reason
     elif action is Action.CLOSE:
         sets.append("closed_at = now()")
@@ -201,11 +186,13 @@ def transition(
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
-    """One case of a batch: ``assigned``, ``not_found``, ``forbidden`` or ``refused``, and why."""
+    """One case of a batch: ``assigned``, ``not_found``, ``forbidden`` or ``refused``, and why (in
+    English, and as a refusal code)."""
 
     case_id: int
     outcome: str
     detail: str = ""
+    code: str = ""
 
 
 def assign_many(
@@ -220,11 +207,11 @@ def assign_many(
                 transition(conn, case_id=case_id, action=Action.ASSIGN, principal=principal,
                            assignee=assignee, note=note)
         except CaseNotFound as err:
-            outcomes.append(BatchOutcome(case_id, "not_found", str(err)))
+            outcomes.append(BatchOutcome(case_id, "not_found", str(err), err.code))
         except ActionForbidden as err:
-            outcomes.append(BatchOutcome(case_id, "forbidden", str(err)))
+            outcomes.append(BatchOutcome(case_id, "forbidden", str(err), err.code))
         except TransitionRefused as err:
-            outcomes.append(BatchOutcome(case_id, "refused", str(err)))
+            outcomes.append(BatchOutcome(case_id, "refused", str(err), err.code))
         else:
             outcomes.append(BatchOutcome(case_id, "assigned"))
     return outcomes
@@ -256,7 +243,7 @@ def close_for_tenancy(conn: psycopg.Connection, case_id: int, detail: dict[str, 
         " RETURNING unit_id, kind", (case_id,),
     ).fetchone()
     if row is None:
-        raise CaseNotFound(f"case {case_id} not found")
+        raise CaseNotFound(case_id)
     record_audit(conn, actor=TENANCY, action="case.close", object_type="case", object_id=case_id,
                  detail=detail)
     close_case_alerts(conn, case_id=case_id, unit_id=str(row[0]), kind=str(row[1]), actor=TENANCY,

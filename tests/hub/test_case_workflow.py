@@ -211,3 +211,35 @@ def test_guide_reasons() -> None:
     assert case_guide("open", Role.AUDITOR, assignee=None, viewer="x", filing=None).actions == ()
     assert delivery_state([]) is None and delivery_state(["sent", "pending"]) == "pending"
     assert delivery_state(["sent", "dead", "pending"]) == "dead" and delivery_state(["sent"]) == "sent"
+
+
+def test_every_refusal_code_is_worded_in_both_languages_from_its_parameters() -> None:
+    """One catalogue of refusal codes (hub/cases/errors.py); the pages word each from its code and
+    parameters, never from the English message."""
+    from hub.api.labels import refusal
+    from hub.cases.errors import ENGLISH, ActionForbidden, Refusal, TransitionRefused
+
+    assert set(ENGLISH) == set(Refusal)
+    for code in Refusal:
+        assert len(MESSAGES[f"refused.{code}"]) == len(LANGUAGES)
+    err = TransitionRefused(Refusal.STATUS, action="close", status="open")
+    assert str(err) == "cannot close a case that is open"  # the API's English detail
+    assert refusal(err.code, err.params, "zh") == "案件当前状态为“待分派”，不能结案。"
+    assert refusal(err.code, err.params, "en") == "the case is open, so it cannot close."
+    forbidden = ActionForbidden(Refusal.ROLE, role="inspector", action="assign")
+    assert refusal(forbidden.code, forbidden.params, "zh") == "巡查员不能分派。"
+    # The wording does not come from the English text: another English message changes nothing.
+    assert refusal("not a code", {}, "en") == "the input is not valid; check it and try again."
+
+
+def test_refusals_of_the_workflow_carry_their_code(conn: psycopg.Connection[Any]) -> None:
+    from hub.cases.errors import ActionForbidden, Refusal, TransitionRefused
+
+    _, case = lead(conn, auto_file=False)
+    with pytest.raises(ActionForbidden) as forbidden:
+        act(conn, case, Action.ASSIGN, INSP, assignee="insp1")
+    assert forbidden.value.code is Refusal.ROLE and forbidden.value.params["action"] == "assign"
+    with pytest.raises(TransitionRefused) as refused:
+        act(conn, case, Action.ASSIGN, SUP, assignee="nobody")
+    assert refused.value.code is Refusal.ASSIGNEE and refused.value.params == {"name": "nobody",
+                                                                               "estate": "E01"}
