@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.monitor import PartHealth
+
 # An estate id as a person's scope names it, e.g. E01.
 Estate_ = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -204,20 +206,6 @@ class AgentStatus(BaseModel):
     updated_at: datetime | None = None
 
 
-class PartStatus(BaseModel):
-    """One background part of the hub (ingest, broker, pipeline): up, or why not."""
-
-    name: str
-    up: bool
-    alive: bool
-    failing: bool
-    restarts: int
-    last_success: datetime | None
-    last_error: str | None
-    heartbeat_age_s: float | None
-    lag_s: float | None
-
-
 class Health(BaseModel):
     """Whether the database answers, which storage path (TimescaleDB or plain PostgreSQL) is in use, and
     the state of the hub's background parts, with dead letters since start by estate and reason code."""
@@ -226,7 +214,7 @@ class Health(BaseModel):
     database: bool
     storage: str
     server_version: str | None = None
-    parts: list[PartStatus] = []
+    parts: list[PartHealth] = []
     dead_letters_by_estate: dict[str, dict[str, int]] = {}
 
 
