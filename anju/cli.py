@@ -9,7 +9,7 @@ import sys
 
 # Further command groups, each a module with ``register(subparsers, sim_subparsers)`` and
 # ``run(args) -> int | None`` (None: not one of its commands), so that each area owns its commands.
-COMMAND_MODULES = ("anju.cmd_data", "anju.cmd_edge", "anju.cmd_cases", "anju.cmd_models")
+COMMAND_MODULES = ("anju.cmd_data", "anju.cmd_edge", "anju.cmd_cases", "anju.cmd_models", "anju.cmd_faces")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def _build_parser() -> argparse.ArgumentParser:
     hub.add_argument("--settings", type=str, default=None, help="YAML settings file (environment overrides)")
 
     agent = sub.add_parser("agent", help="run an estate's edge agent")
-    agent.add_argument("--config", required=True, help="site file (YAML)")
+    agent.add_argument("--config", help="site file (YAML); required to run the agent")
     agent.add_argument("--drain", action="store_true", help="read no device; publish the outbox, then exit")
 
     sim = sub.add_parser("sim", help="simulators")
@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "hub":
         return _run_hub(args.settings)
-    if args.command == "agent":
+    if args.command == "agent" and getattr(args, "agent_command", None) is None:
+        if args.config is None:
+            print("anju agent: --config is required", file=sys.stderr)
+            return 2
         from edge_agent.agent import main as agent_main
 
         return agent_main(["--config", args.config, *(["--drain"] if args.drain else [])])

@@ -81,7 +81,7 @@ def run_scenario(
     same imported data; "once" is rolled back before "daily" runs, so neither sees the other's alerts.
     """
     from hub.bulk import BulkImport, import_all
-    from hub.detection.service import run_detection
+    from hub.detection.asof import detect_as_of
     from hub.features import refresh_daily_features
     from hub.storage import ensure_schema
     from models.evaluation import AlertRow, evaluate
@@ -125,7 +125,7 @@ def run_scenario(
         if "once" in modes:
             t0 = time.monotonic()
             conn.execute("SELECT 1")  # an outer transaction: the run's own commits become a savepoint
-            run_detection(conn, as_of=last, policy=policy, models=models)
+            detect_as_of(conn, as_of=last, policy=policy, refresh="none", models=models)
             reports["once"] = evaluate(truth, alerts(), as_of=last, observed_days=days, first_day=first_day)
             conn.rollback()
             timings["detect_once"] = time.monotonic() - t0
@@ -135,7 +135,7 @@ def run_scenario(
                        for k in range(((last - first_as_of).days // cadence_days) + 1)]
             t0 = time.monotonic()
             for as_of in sorted(cadence):
-                run_detection(conn, as_of=as_of, policy=policy, models=models)
+                detect_as_of(conn, as_of=as_of, policy=policy, refresh="none", models=models)
                 conn.commit()
             runs = len(cadence)
             timings["detect_daily"] = time.monotonic() - t0

@@ -160,14 +160,14 @@ def _count(conn: psycopg.Connection, sql: str) -> int:
 
 def _final_pass(database_url: str, tenancy_url: str, as_of: date) -> None:
     """Roll up every day, run detection as of the last simulated day, and file what it opened."""
-    from hub.detection.service import run_detection
+    from hub.detection.asof import detect_as_of
     from hub.features import refresh_daily_features
     from hub.tenancy.client import TenancyClient
     from hub.tenancy.outbox import deliver_pending
 
     with psycopg.connect(database_url) as conn:
         refresh_daily_features(conn, since=None)
-        run_detection(conn, as_of=as_of)
+        detect_as_of(conn, as_of=as_of, refresh="none")  # every day was just rolled up
         conn.commit()
         with TenancyClient(base_url=tenancy_url, token=None) as client:
             deadline = time.monotonic() + 60

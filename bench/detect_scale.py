@@ -23,7 +23,8 @@ from pathlib import Path
 
 import psycopg
 
-from hub.detection.service import _load_series, run_detection
+from hub.detection.load import load_series
+from hub.detection.service import run_detection
 from hub.storage import ensure_schema
 from hub.storage.embedded import throwaway_database
 from models.rules import Policy
@@ -95,7 +96,7 @@ def main() -> None:
         policy = Policy.load()
         rss_before = _rss_mib()
         t0 = time.monotonic()
-        series, _, _ = _load_series(conn, as_of=last, policy=policy)
+        series, _, _ = load_series(conn, as_of=last, policy=policy)
         load = time.monotonic() - t0
         n_series = len(series)
         del series

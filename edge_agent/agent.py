@@ -77,6 +77,14 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
                 url=config.gates_mqtt_url, agent_id=config.agent_id, meters=reporting,
                 clock=config.make_clock(), outbox=outbox,
             )  # fmt: skip
+        cameras = None
+        if config.cameras and not drain:
+            from edge_agent.faces.service import build_cameras  # OpenCV and onnxruntime only when needed
+
+            cameras = build_cameras(
+                cameras=config.cameras, settings=config.faces, estate_id=config.estate_id,
+                secret=config.secret_bytes(), outbox=outbox, clock=config.make_clock(),
+            )  # fmt: skip
         metrics = AgentMetrics(
             agent_id=config.agent_id, outbox=outbox, pollers=pollers, mqtt_meters=mqtt_meters
         )
@@ -85,6 +93,7 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
 
         def devices() -> list[DeviceAvailability]:
             polled = [d for p in pollers for d in p.availability()]
+            polled += cameras.availability() if cameras is not None else []
             return polled + (mqtt_meters.availability() if mqtt_meters is not None else [])
 
         publisher = Publisher(
@@ -121,6 +130,8 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
                 tg.create_task(listener.run(stop), name=f"gates http {listener.host}:{listener.port}")
             if mqtt_meters is not None:
                 tg.create_task(mqtt_meters.run(stop), name="mqtt meters")
+            for reader in cameras.readers if cameras is not None else []:
+                tg.create_task(reader.run(stop), name=reader.device)
     finally:
         if metrics_server is not None:
             metrics_server.close()

@@ -25,6 +25,7 @@ from anju_wire import AcceleratedClock, Clock, WallClock
 from anju_wire.payloads import MAX_BATCH, Ident, MeterKind
 from anju_wire.topics import check_id
 from edge_agent.errors import RegisterMapError, SiteConfigError
+from edge_agent.faces.settings import CameraConfig, FacesSettings
 from edge_agent.meter_payloads import PayloadMap, load_payload_map
 from edge_agent.registers import RegisterMap, load_map
 
@@ -300,6 +301,8 @@ class SiteConfig(_Section):
     metrics: MetricsSettings | None = None
     meters: list[MeterConfig] = Field(default_factory=list)
     gates: list[GateConfig] = Field(default_factory=list)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    faces: FacesSettings = FacesSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

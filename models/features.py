@@ -6,11 +6,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from statistics import median
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class DailyFeatures:
-    """One unit on one local day, as in ``unit_daily``; ``None`` consumption means unknown, not zero."""
+class DailyFeatures(NamedTuple):
+    """One unit on one local day, as in ``unit_daily``; ``None`` consumption means unknown, not zero.
+
+    A named tuple rather than a frozen dataclass: detection builds about two million of these at 100,000
+    units, and a tuple is built about three times faster.
+    """
 
     day: date
     elec_kwh: float | None

@@ -1,28 +1,39 @@
-"""Detection as of a given day: refresh the daily features the window needs, then run the rules."""
+"""Detection's one entry point: refresh the daily features the window needs, then run the rules.
+
+The hub's pipeline, ``anju detect`` and ``anju eval`` all call ``detect_as_of``, so every run honours the
+days a bulk import left stale and judges the same window the same way.
+"""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 import psycopg
 
-from hub.detection.service import DetectionResult, history_start, run_detection
+from hub.detection.load import history_start
+from hub.detection.service import DetectionResult, last_complete_day, run_detection
 from hub.features import refresh_daily_features
 from models.rules import Policy
 
 _DAYS_TO_REFRESH = """
 SELECT d::date FROM generate_series(%(lo)s::date, %(hi)s::date, interval '1 day') d
-WHERE NOT EXISTS (SELECT 1 FROM unit_daily u WHERE u.day = d::date)
+WHERE (%(missing)s AND NOT EXISTS (SELECT 1 FROM unit_daily u WHERE u.day = d::date))
    OR EXISTS (SELECT 1 FROM bulk_stale_days s WHERE s.day = d::date)
 ORDER BY 1
 """
 
+Refresh = Literal["window", "stale", "none"]
 
-def refresh_for_window(conn: psycopg.Connection, *, as_of: date, policy: Policy) -> tuple[date, date] | None:
-    """Recompute daily features for the days of the detection window (and baseline) that lack them or
-    that a bulk import changed; return the refreshed span, or None when nothing needed refreshing."""
+
+def refresh_for_window(
+    conn: psycopg.Connection, *, as_of: date, policy: Policy, missing: bool = True
+) -> tuple[date, date] | None:
+    """Recompute daily features for the days of the detection window (and baseline) that a bulk import
+    changed and, with ``missing``, those that lack them; return the refreshed span, or None when nothing
+    needed refreshing."""
     lo = history_start(as_of, policy)
-    days = [r[0] for r in conn.execute(_DAYS_TO_REFRESH, {"lo": lo, "hi": as_of})]
+    days = [r[0] for r in conn.execute(_DAYS_TO_REFRESH, {"lo": lo, "hi": as_of, "missing": missing})]
     if not days:
         return None
     since, until = days[0], days[-1]
@@ -33,12 +44,23 @@ def refresh_for_window(conn: psycopg.Connection, *, as_of: date, policy: Policy)
 
 
 def detect_as_of(
-    conn: psycopg.Connection, *, as_of: date, policy: Policy | None = None, refresh: bool = True
+    conn: psycopg.Connection, *, as_of: date | None = None, policy: Policy | None = None,
+    refresh: Refresh = "window", models: bool = True,
 ) -> DetectionResult:
-    """Run detection on the data up to ``as_of`` (features refreshed as needed); opens or updates alerts."""
+    """Run detection on the data up to ``as_of`` (default: the last complete day); opens or updates alerts.
+
+    First the window's daily features are refreshed: ``"window"`` where they are missing or a bulk import
+    left them stale (``anju detect`` on imported history); ``"stale"`` only the latter (the hub, whose
+    pipeline rolls up new readings itself, and whose window may reach back before its first data);
+    ``"none"`` when the caller has just rolled up every day.
+
+    ``models=False`` leaves out the scikit-learn models, which only rank alerts (the evaluation's many runs).
+    The run is one transaction of its own, or a savepoint of the caller's.
+    """
     policy = policy or Policy.load()
-    if refresh:
-        refresh_for_window(conn, as_of=as_of, policy=policy)
-    result = run_detection(conn, as_of=as_of, policy=policy)
-    conn.commit()
-    return result
+    as_of = as_of or last_complete_day(conn)
+    if as_of is None:
+        return DetectionResult(as_of=None)
+    if refresh != "none":
+        refresh_for_window(conn, as_of=as_of, policy=policy, missing=refresh == "window")
+    return run_detection(conn, as_of=as_of, policy=policy, models=models)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -14,10 +14,10 @@ from hub.audit import deferred_audit, record_audit
 from hub.cases.service import DETECTOR, open_case
 from hub.cases.suppression import may_flag
 from hub.detection.learned import latest_verdict_model
-from hub.features import LOCAL_TZ, local_midnight
+from hub.detection.load import load_series
+from hub.features import LOCAL_TZ
 from models.anomaly import AnomalyScores, Baseline, score_units, unit_measures
 from models.features import (
-    DailyFeatures,
     StrangerTrack,
     UnitSeries,
     WindowSummary,
@@ -58,117 +58,10 @@ SELECT max(day) FROM unit_daily
 WHERE day < (SELECT (max(ts) AT TIME ZONE %(tz)s)::date FROM meter_readings)
 """
 
-# One row per unit with its days as arrays (binary transfer): a row per unit-day costs more in the
-# client than the rules themselves at 100,000 units. A unit whose registered tenants entered more often
-# in the window than either rule tolerates cannot be flagged, and neither rule reads its baseline days
-# (both decide it from the window alone: no verdict or clear), so only its window days are loaded; at
-# 100,000 units that is most of them, and building their day objects was most of the run. Every unit's
-# baseline medians and presence come along as aggregates, for the anomaly score compares all units.
-_DAILY = """
-WITH win AS (
-    SELECT unit_id, count(*) FILTER (WHERE tenant_entries > 0) AS entry_days,
-           count(*) FILTER (WHERE tenant_face_entries > 0) AS face_days
-    FROM unit_daily
-    WHERE day BETWEEN %(window_start)s AND %(hi)s
-    GROUP BY unit_id
-), base AS (
-    SELECT unit_id,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY elec_kwh) AS elec_median,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY water_m3) AS water_median,
-           count(elec_kwh) AS elec_known, count(water_m3) AS water_known,
-           count(*) FILTER (WHERE gate_events_building > 0) AS gate_days,
-           count(*) FILTER (WHERE tenant_entries > 0) AS presence_days
-    FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s
-    GROUP BY unit_id
-), faces AS (
-    -- Units whose registered faces were seen earlier in the traced history.
-    SELECT DISTINCT unit_id FROM unit_daily
-    WHERE day BETWEEN %(lo)s AND %(base_end)s AND tenant_face_entries > 0
-), busy AS (
-    -- Entering often in the window, and not a household whose faces vanished while its card is used.
-    SELECT w.unit_id FROM win w LEFT JOIN faces f USING (unit_id)
-    WHERE w.entry_days > %(max_entries)s AND NOT (w.face_days <= %(max_entries)s AND f.unit_id IS NOT NULL)
-)
-SELECT d.unit_id, u.estate_id, u.building, u.floor, u.lease_start,
-       array_agg(d.day ORDER BY d.day), array_agg(d.elec_kwh ORDER BY d.day),
-       array_agg(d.water_m3 ORDER BY d.day), array_agg(d.gas_m3 ORDER BY d.day),
-       array_agg(d.tenant_entries ORDER BY d.day), array_agg(d.strangers_building ORDER BY d.day),
-       array_agg(d.gate_events_building ORDER BY d.day), array_agg(d.water_night_m3_h ORDER BY d.day),
-       array_agg(d.elec_active_kwh ORDER BY d.day), array_agg(d.elec_active_hours ORDER BY d.day),
-       array_agg(d.water_active_m3 ORDER BY d.day), array_agg(d.water_active_hours ORDER BY d.day),
-       array_agg(d.gas_active_hours ORDER BY d.day), array_agg(d.tenant_face_entries ORDER BY d.day),
-       min(s.elec_median), min(s.water_median), min(s.elec_known), min(s.water_known), min(s.gate_days),
-       min(s.presence_days)
-FROM unit_daily d JOIN units u USING (unit_id)
-     LEFT JOIN busy b USING (unit_id) LEFT JOIN base s USING (unit_id)
-WHERE d.day BETWEEN %(lo)s AND %(hi)s AND (b.unit_id IS NULL OR d.day >= %(window_start)s)
-GROUP BY d.unit_id, u.estate_id, u.building, u.floor, u.lease_start
-ORDER BY d.unit_id
-"""
-
-# Stranger tracks seen at a building on several days of the window, with the day each first appeared
-# (as far back as the traced history goes), on how many days it was seen since, and the floor whose
-# corridor camera saw it most (NULL: only building entrances saw it).
-_STRANGERS = """
-WITH s AS (
-    SELECT estate_id, building, floor, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
-    FROM access_events
-    WHERE stranger_track IS NOT NULL AND ts >= %(lo_ts)s AND ts < %(hi_ts)s
-)
-SELECT estate_id, building, stranger_track, min(day),
-       count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) AS window_days,
-       mode() WITHIN GROUP (ORDER BY floor) FILTER (WHERE floor IS NOT NULL) AS floor,
-       count(DISTINCT day), max(day)
-FROM s
-GROUP BY 1, 2, 3
-HAVING count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) >= %(min_days)s
-"""
-
-
 def last_complete_day(conn: psycopg.Connection) -> date | None:
     """The last day in ``unit_daily`` that ended before the newest meter reading."""
     row = conn.execute(_LAST_COMPLETE_DAY, {"tz": LOCAL_TZ}).fetchone()
     return row[0] if row else None
-
-
-def _load_series(
-    conn: psycopg.Connection, *, as_of: date, policy: Policy
-) -> tuple[list[UnitSeries], dict[str, Baseline], date]:
-    lo = history_start(as_of, policy)
-    window_start, _ = window_bounds(as_of, policy.window_days)
-    tracks: dict[tuple[str, str], list[StrangerTrack]] = defaultdict(list)
-    for estate, building, track, first_seen, days, floor, seen, last in conn.execute(_STRANGERS, {
-        "tz": LOCAL_TZ, "lo_ts": local_midnight(lo), "hi_ts": local_midnight(as_of + timedelta(days=1)),
-        "window_start": window_start, "min_days": policy.sublet.stranger_min_days,
-    }):
-        tracks[(estate, building)].append(
-            StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor, days_seen=seen,
-                          last_seen=last))
-    series = []
-    baselines: dict[str, Baseline] = {}
-    with conn.cursor(binary=True) as cur:
-        for (unit_id, estate, building, floor, lease_start, days, elec, water, gas, entries, strangers, gate,
-             water_night, elec_active, elec_hours, water_active, water_hours, gas_hours, faces,
-             *base) in cur.execute(
-                _DAILY, {
-                "lo": lo, "hi": as_of, "window_start": window_start,
-                "base_start": window_start - timedelta(days=policy.baseline_days),
-                "base_end": window_start - timedelta(days=1), "max_entries": max_window_entries(policy)}):
-            near, scope = strangers_near(tracks.get((estate, building), []) if building is not None else [],
-                                         floor=floor)
-            series.append(UnitSeries(
-                unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
-                strangers_scope=scope, building=building,
-                days=tuple(map(DailyFeatures, days, elec, water, gas, entries, strangers, gate, water_night,
-                               elec_active, elec_hours, water_active, water_hours, gas_hours, faces)),
-            ))
-            elec_median, water_median, elec_known, water_known, gate_days, presence_days = base
-            baselines[unit_id] = Baseline(elec_median, water_median, elec_known or 0, water_known or 0,
-                                          gate_days or 0, presence_days or 0)
-    return series, baselines, lo
-
-
-_NO_BASELINE = Baseline(None, None, 0, 0, 0, 0)
 
 
 def _anomalies(
@@ -179,7 +72,7 @@ def _anomalies(
     rows = []
     for s in all_series:
         measures = unit_measures(
-            windows[s.unit_id], baselines.get(s.unit_id, _NO_BASELINE), recurring_strangers=len(s.strangers),
+            windows[s.unit_id], baselines[s.unit_id], recurring_strangers=len(s.strangers),
             min_known_days=policy.min_baseline_known_days, min_coverage=policy.min_coverage)
         if measures is not None:
             rows.append((s.unit_id, s.estate_id, measures))
@@ -189,34 +82,10 @@ def _anomalies(
 
 def anomaly_scores(conn: psycopg.Connection, *, as_of: date, policy: Policy) -> AnomalyScores | None:
     """The anomaly of every unit for the window ending on ``as_of``, as detection computes it."""
-    all_series, baselines, _ = _load_series(conn, as_of=as_of, policy=policy)
+    all_series, baselines, _ = load_series(conn, as_of=as_of, policy=policy)
     start, end = window_bounds(as_of, policy.window_days)
     windows = {s.unit_id: summarize(s.days, start=start, end=end) for s in all_series}
     return _anomalies(all_series, windows, baselines, policy=policy)
-
-
-def max_window_entries(policy: Policy) -> int:
-    """Days with registered-tenant entries in the window above which neither rule can flag a unit."""
-    return max(policy.vacancy.max_entry_days, policy.sublet.max_entry_days)
-
-
-def history_start(as_of: date, policy: Policy) -> date:
-    """The first day loaded for a unit that may be flagged: its baseline, or the traced history."""
-    return as_of - timedelta(days=max(policy.window_days + policy.baseline_days, policy.history_days) - 1)
-
-
-def strangers_near(
-    tracks: list[StrangerTrack], *, floor: int | None
-) -> tuple[tuple[StrangerTrack, ...], str]:
-    """The recurring strangers that bear on a unit, and whether they were placed on its floor.
-
-    Where corridor cameras place strangers on floors, only those on the unit's own floor count: the
-    subtenants of other units in the building say nothing about this one. Buildings with entrance gates
-    only (no floor on any track) fall back to every recurring stranger of the building.
-    """
-    if floor is None or not any(t.floor is not None for t in tracks):
-        return tuple(tracks), "building"
-    return tuple(t for t in tracks if t.floor == floor), "floor"
 
 
 def _summary(verdict: Verdict, unit_id: str) -> str:
@@ -285,7 +154,7 @@ def run_detection(
         as_of = as_of or last_complete_day(conn)
         if as_of is None:
             return DetectionResult(as_of=None)
-        all_series, baselines, lo = _load_series(conn, as_of=as_of, policy=policy)
+        all_series, baselines, lo = load_series(conn, as_of=as_of, policy=policy)
         # Each unit's window and baseline summarised once, for the peers, the anomaly and both rules.
         contexts = {s.unit_id: rule_context(s, as_of=as_of, policy=policy) for s in all_series}
         windows = {u: c.window for u, c in contexts.items()}

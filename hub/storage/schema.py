@@ -64,6 +64,13 @@ def _timescale_available(conn: psycopg.Connection) -> str | None:
     return str(row[0]) if row else None
 
 
+def _timescale_preloaded(conn: psycopg.Connection) -> bool:
+    """Whether the server loaded TimescaleDB at start; without that, CREATE EXTENSION ends the session."""
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    names = str(row[0]) if row else ""
+    return "timescaledb" in {p.strip() for p in names.split(",")}
+
+
 def choose_backend(
     conn: psycopg.Connection, *, prefer: Literal["auto", "timescaledb", "partitions"] = "auto"
 ) -> tuple[Backend, str, str | None]:
@@ -83,6 +90,12 @@ def choose_backend(
         if prefer == "timescaledb":
             raise SchemaError("TimescaleDB was requested but the server does not offer the extension")
         return "partitions", "TimescaleDB not available on this server", None
+    if not _timescale_preloaded(conn):
+        # Trying anyway would not fail softly: the server closes the connection ("must be preloaded").
+        why = f"TimescaleDB {available} installed but not in shared_preload_libraries"
+        if prefer == "timescaledb":
+            raise SchemaError(f"TimescaleDB was requested, but {why}")
+        return "partitions", why, available
     return "timescaledb", f"TimescaleDB {available} available", available
 
 

@@ -69,12 +69,27 @@ _PARTITION_NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<year>\d{4})_(?P<month>\d
 
 @dataclass(frozen=True, slots=True)
 class TimescalePolicy:
-    """Chunking, compression and retention of the hypertables."""
+    """Chunking, compression and retention of the hypertables.
+
+    Chunks: TimescaleDB's rule is that the chunks being written, with their indexes, fit in a quarter
+    of memory. ``bench/backends.py`` measured about 150 bytes a reading uncompressed with its two
+    indexes (the key and ts); a city of 20,000 units x 3 meters x 96 readings a day is 5.8M rows or
+    0.86 GB a day, so a 7-day readings chunk is about 6 GB, right for a 32 GB database host and small
+    enough that compression (a chunk at a time) keeps up. Access events are some 100 times fewer, so
+    their chunks span 28 days (a week of them would be a few MB, too small to compress well).
+    Compression after 30 days: readings older than that are only read by whole days (rollups) and the
+    agents' outboxes replay at most days late, so writes into compressed chunks stay rare.
+    """
 
     chunk_days: int = 7
+    access_chunk_days: int = 28
     compress_after_days: int = 30
-    retention_days: int | None = None  # None: keep everything
+    retention_days: int | None = None  # None: leave the retention policies as they are (none at first)
     hourly_refresh_days: int = 3
+
+    def chunk_interval_days(self, table: str) -> int:
+        """The chunk interval of ``table`` in days."""
+        return self.access_chunk_days if table == "access_events" else self.chunk_days
 
 
 def month_start(d: date | datetime) -> date:
@@ -131,10 +146,15 @@ def timescale_sql(policy: TimescalePolicy) -> list[str]:
     out = ["CREATE EXTENSION IF NOT EXISTS timescaledb"]
     for table in TIME_TABLES:
         out.append(f"CREATE TABLE IF NOT EXISTS {table} ({COLUMNS[table]}\n)")
+        days = policy.chunk_interval_days(table)
+        # No default index on ts: INDEXES makes the one the plain form has, and two would cost space.
         out.append(
-            f"SELECT create_hypertable('{table}', by_range('ts', INTERVAL '{policy.chunk_days} days'), "
-            "if_not_exists => TRUE)"
+            f"SELECT create_hypertable('{table}', "
+            f"by_range('ts', INTERVAL '{days} days'), "
+            "create_default_indexes => FALSE, if_not_exists => TRUE)"
         )
+        # For an existing table: applies to chunks made from now on.
+        out.append(f"SELECT set_chunk_time_interval('{table}', INTERVAL '{days} days')")
         # Changing compression settings fails once chunks are compressed, so set them only once.
         out.append(
             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
@@ -147,16 +167,13 @@ def timescale_sql(policy: TimescalePolicy) -> list[str]:
             f"SELECT add_compression_policy('{table}', INTERVAL '{policy.compress_after_days} days', "
             "if_not_exists => TRUE)"
         )
-        if policy.retention_days is not None:
-            out.append(
-                f"SELECT add_retention_policy('{table}', INTERVAL '{policy.retention_days} days', "
-                "if_not_exists => TRUE)"
-            )
-        else:
-            out.append(f"SELECT remove_retention_policy('{table}', if_exists => TRUE)")
+        if policy.retention_days is not None:  # None leaves the table's retention policy as it is
+            out.extend(retention_policy_sql(table, policy.retention_days))
     out.extend(INDEXES)
     out.append(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS meter_hourly WITH (timescaledb.continuous) AS\n"
+        # Not materialized_only: like the plain view, it answers with the newest rows too.
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS meter_hourly "
+        "WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS\n"
         "SELECT unit_id, meter, time_bucket(INTERVAL '1 hour', ts) AS hour,\n"
         "       last(value, ts) AS value, count(*)::bigint AS readings\n"
         "FROM meter_readings\nWHERE value IS NOT NULL\n"
@@ -168,6 +185,19 @@ def timescale_sql(policy: TimescalePolicy) -> list[str]:
         "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => TRUE)"
     )
     return out
+
+
+def retention_policy_sql(table: str, days: int) -> list[str]:
+    """Statements that make ``table``'s TimescaleDB retention policy drop chunks older than ``days``.
+
+    add_retention_policy keeps an existing policy as it is, so one with another horizon is replaced.
+    """
+    return [
+        "SELECT remove_retention_policy(hypertable_name::regclass, if_exists => TRUE) "
+        "FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
+        f"AND hypertable_name = '{table}' AND config->>'drop_after' <> '{days} days'",
+        f"SELECT add_retention_policy('{table}', INTERVAL '{days} days', if_not_exists => TRUE)",
+    ]
 
 
 def plain_sql() -> list[str]:
@@ -220,6 +250,8 @@ def ensure_months(
     saying what was being made and why it could not be (the ingest writer retries its batch later, unacked;
     an import can be run again).
     """
+    # Hypertables make their chunks themselves.
+    tables = [t for t in tables if is_partitioned(conn, t)]
     wanted = [(t, month_start(m)) for t in tables for m in sorted(set(map(month_start, months)))]
     missing = [(t, m) for t, m in wanted if not _exists(conn, partition_name(t, m))]
     if not missing:

@@ -10,7 +10,7 @@ import pytest
 
 from hub.detection.service import run_detection
 from models.evidence import evidence_sha256
-from tests.hub.test_features import TZ, add_unit, prepare_schema
+from tests.hub.test_features import TZ, add_readings, add_unit, hourly, prepare_schema
 
 AS_OF = date(2026, 5, 10)
 INSERT_DAILY = (
@@ -27,9 +27,9 @@ INSERT_ACTIVE = (
 
 
 @pytest.fixture
-def database_url(database_url_each_server: str) -> str:
-    """Every test here runs on the session's PostgreSQL and on a PostgreSQL 15 (issue 13: 15 to 18)."""
-    return database_url_each_server
+def database_url(database_url_each_backend: str) -> str:
+    """Every test here runs on monthly partitions and on TimescaleDB (PostgreSQL 15, the oldest supported)."""
+    return database_url_each_backend
 
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection]:
@@ -192,7 +192,7 @@ def test_schema_is_idempotent_and_allows_one_open_alert_one_active_case(conn: ps
 
 
 def test_strangers_count_on_the_units_floor_where_corridor_cameras_exist() -> None:
-    from hub.detection.service import strangers_near
+    from hub.detection.load import strangers_near
     from models.features import StrangerTrack
 
     day = AS_OF - timedelta(days=10)
@@ -205,7 +205,7 @@ def test_strangers_count_on_the_units_floor_where_corridor_cameras_exist() -> No
 
 
 def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connection) -> None:
-    from hub.detection.service import _load_series, max_window_entries
+    from hub.detection.load import load_series, max_window_entries
     from models.rules import Policy
 
     policy = Policy.load()
@@ -214,7 +214,7 @@ def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connec
     add_unit(conn, "E01-1-0102", building="1")
     add_days(conn, "E01-1-0102", vacant_last=40)  # no entries in the window: could be flagged
     conn.commit()
-    loaded = {s.unit_id: s for s in _load_series(conn, as_of=AS_OF, policy=policy)[0]}
+    loaded = {s.unit_id: s for s in load_series(conn, as_of=AS_OF, policy=policy)[0]}
     assert len(loaded["E01-1-0101"].days) == policy.window_days
     assert len(loaded["E01-1-0102"].days) == 81  # all it has of the traced history
     assert sum(1 for d in loaded["E01-1-0101"].days if d.tenant_entries) > max_window_entries(policy)
@@ -272,3 +272,37 @@ def test_a_days_verdicts_do_not_depend_on_earlier_runs(database_url: str) -> Non
             run_detection(conn, as_of=AS_OF - timedelta(days=k))
             conn.commit()
         assert flagged(conn, AS_OF) == alone == {"E01-1-0101", "E01-1-0103"}
+
+
+def test_one_detection_entry_point_for_the_hub_the_cli_and_the_evaluation() -> None:
+    """Issue 15: only ``hub.detection.asof.detect_as_of`` calls the rules' run, so every caller honours the
+    days a bulk import left stale and none writes verdicts its own way."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    callers = set()
+    for folder in ("hub", "anju", "edge_agent", "device_sims", "models"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) \
+                        == "run_detection":
+                    callers.add(path.relative_to(root).as_posix())
+    assert callers == {"hub/detection/asof.py"}
+
+
+def test_the_hub_loop_refreshes_days_a_bulk_import_left_stale(conn: psycopg.Connection) -> None:
+    """The pipeline rolls up new readings itself; days an import changed are refreshed before detection."""
+    from hub.main import detect_once
+
+    add_unit(conn, "E01-1-0101", building="1")
+    add_days(conn, "E01-1-0101")
+    stale = AS_OF - timedelta(days=3)
+    conn.execute("INSERT INTO bulk_stale_days (day) VALUES (%s)", (stale,))
+    add_readings(conn, "E01-1-0101", "electricity", hourly(AS_OF + timedelta(days=1), start=9, per_hour=1))
+    conn.commit()
+    detect_once(conn, since=AS_OF + timedelta(days=1))
+    assert conn.execute("SELECT count(*) FROM bulk_stale_days").fetchone() == (0,)
+    # Its features were recomputed from the (absent) readings of that day: no longer the inserted ones.
+    assert conn.execute("SELECT elec_kwh FROM unit_daily WHERE unit_id = 'E01-1-0101' AND day = %s",
+                        (stale,)).fetchone() in (None, (None,))

@@ -13,6 +13,7 @@ import pytest
 
 from anju.cli import main
 from hub.bulk import BulkImport, BulkImportError, ImportResult, import_all
+from hub.storage.timeseries import is_partitioned
 from tests.hub.test_features import prepare_schema
 
 UNITS = """unit_id,estate_id,building,floor,area_m2,household_size,lease_start
@@ -46,9 +47,13 @@ ACCESS = """ts,device_id,estate_id,building,floor,method,person_id,unit_id,stran
 
 
 @pytest.fixture
-def database_url(database_url_each_server: str) -> str:
-    """Every test here runs on the session's PostgreSQL and on a PostgreSQL 15 (the oldest supported)."""
-    return database_url_each_server
+def database_url(database_url_each_backend: str) -> str:
+    """Every test here runs on monthly partitions and on TimescaleDB (PostgreSQL 15, the oldest supported)."""
+    return database_url_each_backend
+
+
+# Tests of the partition swap itself (TimescaleDB's hypertables have no partitions to swap).
+partitions_only = pytest.mark.parametrize("storage_backend", ["partitions"])
 
 
 @pytest.fixture
@@ -74,7 +79,9 @@ def counts(conn: psycopg.Connection) -> tuple[int, ...]:
     return tuple(int(x) for x in row)
 
 
-def test_bad_lines_are_rejected_with_line_number_and_reason(conn: psycopg.Connection, tmp_path: Path) -> None:
+def test_bad_lines_are_rejected_with_line_number_and_reason(
+    conn: psycopg.Connection, tmp_path: Path, storage_backend: str
+) -> None:
     files = write(tmp_path)
     results = import_all(conn, files, rejects_path=tmp_path / "rejects.csv", progress=False)
     assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
@@ -99,9 +106,12 @@ def test_bad_lines_are_rejected_with_line_number_and_reason(conn: psycopg.Connec
         ("access.csv", 6): "person_id without unit_id",
         ("access.csv", 7): "neither person_id nor stranger_track is set",
     }
-    # The readings land in their (UTC) monthly partitions, made on demand.
+    # The readings land in their (UTC) monthly partitions, made on demand; or in two hypertable chunks.
     parts = {r[0] for r in conn.execute("SELECT tableoid::regclass::text FROM meter_readings")}
-    assert parts == {"meter_readings_p2026_02", "meter_readings_p2026_04"}
+    if storage_backend == "partitions":
+        assert parts == {"meter_readings_p2026_02", "meter_readings_p2026_04"}
+    else:
+        assert len(parts) == 2 and all(p.startswith("_timescaledb_internal._hyper_") for p in parts), parts
     stranger = conn.execute(
         "SELECT floor, person, unit_id FROM access_events WHERE stranger_track IS NOT NULL"
     )
@@ -293,10 +303,16 @@ def _snapshot(conn: psycopg.Connection) -> list[tuple[object, ...]]:
 
 
 def _partitions_ok(conn: psycopg.Connection) -> None:
-    """Every partition of meter_readings has its key and time index attached to the parent's."""
+    """Every partition of meter_readings has its key and time index attached to the parent's.
+
+    On TimescaleDB: every chunk has the two indexes (of its own; chunks are not partitions).
+    """
+    attached = ("SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+                "WHERE i.indrelid = c.oid")
+    if not is_partitioned(conn, "meter_readings"):
+        attached = "SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid"
     rows = conn.execute(
-        "SELECT c.relname, (SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
-        "WHERE i.indrelid = c.oid) FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid "
+        f"SELECT c.relname, ({attached}) FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid "  # type: ignore[arg-type,unused-ignore]
         "WHERE p.inhparent = 'meter_readings'::regclass"
     ).fetchall()
     assert rows and all(n == 2 for _, n in rows), rows
@@ -305,7 +321,7 @@ def _partitions_ok(conn: psycopg.Connection) -> None:
 
 
 def test_fast_path_loads_empty_months_and_a_second_import_merges(
-    conn: psycopg.Connection, tmp_path: Path
+    conn: psycopg.Connection, tmp_path: Path, storage_backend: str
 ) -> None:
     from hub.bulk import RejectWriter, import_file
 
@@ -318,8 +334,9 @@ def test_fast_path_loads_empty_months_and_a_second_import_merges(
     assert (first.rows_read, first.rows_new, first.rows_known, first.rows_rejected) == (
         len(lines), len(lines), 0, 0)
     _partitions_ok(conn)
-    parts = {r[0] for r in conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings")}
-    assert parts == {"meter_readings_p2025_12", "meter_readings_p2026_01", "meter_readings_p2026_02"}
+    if storage_backend == "partitions":
+        parts = {r[0] for r in conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings")}
+        assert parts == {"meter_readings_p2025_12", "meter_readings_p2026_01", "meter_readings_p2026_02"}
     rows = _snapshot(conn)
     assert len(rows) == len(lines)
     # Values and instants are exactly what PostgreSQL makes of the text (it casts them itself).
@@ -402,6 +419,7 @@ def test_repeated_reading_in_the_file_keeps_the_first(conn: psycopg.Connection, 
     _partitions_ok(conn)
 
 
+@partitions_only
 def test_month_written_to_during_the_import_is_merged(
     conn: psycopg.Connection, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -449,6 +467,7 @@ def test_file_ordered_by_time_goes_as_csv_and_matches(conn: psycopg.Connection, 
     _partitions_ok(conn)
 
 
+@partitions_only
 def test_busy_table_at_the_swap_falls_back_to_merging(
     conn: psycopg.Connection, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,

@@ -1,0 +1,182 @@
+"""What detection reads: every unit's days from ``unit_daily``, its baseline and the strangers near it.
+
+The load is most of a detection run at 100,000 units, so it is shaped by what the rules read:
+
+- Every unit's window days (the rules and the anomaly score judge all units) come in one grouped scan of
+  the window, with each unit's entry and face-entry day counts.
+- A unit whose registered tenants entered more often in the window than either rule tolerates cannot be
+  flagged, and neither rule reads its earlier days (both decide it from the window alone: no verdict or
+  clear), so only units under that limit get their traced history, fetched by primary key. The exception
+  is a household whose faces vanished while its card is used: it keeps its history (the lent-card path of
+  the sublet rule), found by the partial index on face days (``71_detection_load.sql``).
+- Every unit's baseline medians and presence come as aggregates, for the anomaly score compares all units.
+
+Arrays come per unit (binary transfer): a row per unit-day costs more in the client than the rules.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+
+from hub.features import LOCAL_TZ, local_midnight
+from models.anomaly import Baseline
+from models.features import DailyFeatures, StrangerTrack, UnitSeries, window_bounds
+from models.rules import Policy
+
+# The columns of DailyFeatures, in its field order, as arrays ordered by day.
+_ARRAYS = ", ".join(
+    f"array_agg({c} ORDER BY day)" for c in (
+        "day", "elec_kwh", "water_m3", "gas_m3", "tenant_entries", "strangers_building",
+        "gate_events_building", "water_night_m3_h", "elec_active_kwh", "elec_active_hours",
+        "water_active_m3", "water_active_hours", "gas_active_hours", "tenant_face_entries"))
+
+_WINDOW = f"""
+SELECT unit_id, count(*) FILTER (WHERE tenant_entries > 0), count(*) FILTER (WHERE tenant_face_entries > 0),
+       {_ARRAYS}
+FROM unit_daily WHERE day BETWEEN %(window_start)s AND %(hi)s
+GROUP BY unit_id
+"""
+
+# Of the units given, those whose registered faces were seen in the traced history before the window.
+_FACES_BEFORE = """
+SELECT DISTINCT unit_id FROM unit_daily
+WHERE unit_id = ANY(%(units)s) AND tenant_face_entries > 0 AND day BETWEEN %(lo)s AND %(base_end)s
+"""
+
+_HISTORY = f"""
+SELECT unit_id, {_ARRAYS}
+FROM unit_daily WHERE unit_id = ANY(%(units)s) AND day BETWEEN %(lo)s AND %(base_end)s
+GROUP BY unit_id
+"""
+
+_BASELINE = """
+SELECT unit_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY elec_kwh),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY water_m3),
+       count(elec_kwh), count(water_m3), count(*) FILTER (WHERE gate_events_building > 0),
+       count(*) FILTER (WHERE tenant_entries > 0)
+FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s
+GROUP BY unit_id
+"""
+
+# Stranger tracks seen at a building on several days of the window, with the day each first appeared
+# (as far back as the traced history goes), on how many days it was seen since, and the floor whose
+# corridor camera saw it most (NULL: only building entrances saw it).
+_STRANGERS = """
+WITH s AS (
+    SELECT estate_id, building, floor, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
+    FROM access_events
+    WHERE stranger_track IS NOT NULL AND ts >= %(lo_ts)s AND ts < %(hi_ts)s
+)
+SELECT estate_id, building, stranger_track, min(day),
+       count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) AS window_days,
+       mode() WITHIN GROUP (ORDER BY floor) FILTER (WHERE floor IS NOT NULL) AS floor,
+       count(DISTINCT day), max(day)
+FROM s
+GROUP BY 1, 2, 3
+HAVING count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) >= %(min_days)s
+"""
+
+# Sorting a 100,000-unit window in memory rather than on disk; local to the load's transaction.
+_WORK_MEM = "SELECT set_config('work_mem', '256MB', true)"
+
+_NO_BASELINE = Baseline(None, None, 0, 0, 0, 0)
+
+
+def max_window_entries(policy: Policy) -> int:
+    """Days with registered-tenant entries in the window above which neither rule can flag a unit."""
+    return max(policy.vacancy.max_entry_days, policy.sublet.max_entry_days)
+
+
+def history_start(as_of: date, policy: Policy) -> date:
+    """The first day loaded for a unit that may be flagged: its baseline, or the traced history."""
+    return as_of - timedelta(days=max(policy.window_days + policy.baseline_days, policy.history_days) - 1)
+
+
+def strangers_near(
+    tracks: list[StrangerTrack], *, floor: int | None
+) -> tuple[tuple[StrangerTrack, ...], str]:
+    """The recurring strangers that bear on a unit, and whether they were placed on its floor.
+
+    Where corridor cameras place strangers on floors, only those on the unit's own floor count: the
+    subtenants of other units in the building say nothing about this one. Buildings with entrance gates
+    only (no floor on any track) fall back to every recurring stranger of the building.
+    """
+    if floor is None or not any(t.floor is not None for t in tracks):
+        return tuple(tracks), "building"
+    return tuple(t for t in tracks if t.floor == floor), "floor"
+
+
+def _days(arrays: tuple[list[Any], ...]) -> tuple[DailyFeatures, ...]:
+    return tuple(map(DailyFeatures, *arrays))
+
+
+def _tracks(
+    conn: psycopg.Connection, *, lo: date, as_of: date, window_start: date, policy: Policy
+) -> dict[tuple[str, str], list[StrangerTrack]]:
+    tracks: dict[tuple[str, str], list[StrangerTrack]] = defaultdict(list)
+    for estate, building, track, first_seen, days, floor, seen, last in conn.execute(_STRANGERS, {
+        "tz": LOCAL_TZ, "lo_ts": local_midnight(lo), "hi_ts": local_midnight(as_of + timedelta(days=1)),
+        "window_start": window_start, "min_days": policy.sublet.stranger_min_days,
+    }):
+        tracks[(estate, building)].append(
+            StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor, days_seen=seen,
+                          last_seen=last))
+    return tracks
+
+
+def load_series(
+    conn: psycopg.Connection, *, as_of: date, policy: Policy
+) -> tuple[list[UnitSeries], dict[str, Baseline], date]:
+    """Every unit with data in the traced history, sorted by unit; their baselines; the first day loaded."""
+    lo = history_start(as_of, policy)
+    window_start, _ = window_bounds(as_of, policy.window_days)
+    base_end = window_start - timedelta(days=1)
+    limit = max_window_entries(policy)
+    conn.execute(_WORK_MEM)
+    registry = {unit: rest for unit, *rest in conn.execute(
+        "SELECT unit_id, estate_id, building, floor, lease_start FROM units")}
+    window: dict[str, tuple[list[Any], ...]] = {}
+    busy: set[str] = set()
+    faces_vanished: list[str] = []  # busy by entries, but with few face days: did faces go?
+    with conn.cursor(binary=True) as cur:
+        for unit_id, entry_days, face_days, *arrays in cur.execute(
+                _WINDOW, {"window_start": window_start, "hi": as_of}):
+            window[unit_id] = tuple(arrays)
+            if entry_days > limit:
+                busy.add(unit_id)
+                if face_days <= limit:
+                    faces_vanished.append(unit_id)
+        if faces_vanished:
+            for (unit_id,) in cur.execute(_FACES_BEFORE, {"units": faces_vanished, "lo": lo,
+                                                          "base_end": base_end}):
+                busy.discard(unit_id)
+        history: dict[str, tuple[list[Any], ...]] = {}
+        candidates = [u for u in registry if u not in busy]
+        if candidates:
+            params = {"units": candidates, "lo": lo, "base_end": base_end}
+            for unit_id, *arrays in cur.execute(_HISTORY, params):
+                history[unit_id] = tuple(arrays)
+        baselines: dict[str, Baseline] = {}
+        for unit_id, elec, water, elec_known, water_known, gate_days, presence_days in cur.execute(
+                _BASELINE, {"base_start": window_start - timedelta(days=policy.baseline_days),
+                            "base_end": base_end}):
+            baselines[unit_id] = Baseline(elec, water, elec_known, water_known, gate_days, presence_days)
+    tracks = _tracks(conn, lo=lo, as_of=as_of, window_start=window_start, policy=policy)
+    series = []
+    for unit_id in sorted(window.keys() | history.keys()):
+        if unit_id not in registry:
+            continue  # days of a unit no longer registered: nobody to flag
+        estate, building, floor, lease_start = registry[unit_id]
+        days = _days(history[unit_id]) if unit_id in history else ()
+        if unit_id in window:
+            days += _days(window[unit_id])
+        near, scope = strangers_near(tracks.get((estate, building), []) if building is not None else [],
+                                     floor=floor)
+        series.append(UnitSeries(unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
+                                 strangers_scope=scope, building=building, days=days))
+        baselines.setdefault(unit_id, _NO_BASELINE)
+    return series, baselines, lo
