@@ -7,9 +7,10 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:  # imported where used: `anju agent` on a gateway has no PostgreSQL driver
+    import psycopg
 
 
 def register(sub: Any, sim: Any) -> None:
@@ -35,8 +36,8 @@ def register(sub: Any, sim: Any) -> None:
     alerts = sub.add_parser("alerts", help="alerts")
     asub = alerts.add_subparsers(dest="alerts_command", required=True)
     exp = asub.add_parser("export", help="alerts as CSV on stdout")
-    exp.add_argument("--format", choices=["csv"], default="csv")
-    exp.add_argument("--status", choices=["open", "closed"], default=None)
+    exp.add_argument("--format", choices=["csv"], default="csv", help="output format")
+    exp.add_argument("--status", choices=["open", "closed"], default=None, help="only these (default: all)")
     add_database_option(exp)
 
     ev = sub.add_parser("eval", help="generate a labelled scenario, import it, detect, and score")
@@ -49,9 +50,9 @@ def register(sub: Any, sim: Any) -> None:
                     help="both generators x --seeds seeds x both modes; prints the mean and worst seed per "
                          "kind (rules only, no models: slow at large sizes, see bench/README.md)")
     ev.add_argument("--seeds", type=int, default=5, help="with --cross: seeds 1..N of each generator")
-    ev.add_argument("--units", type=int, default=2000)
-    ev.add_argument("--days", type=int, default=180)
-    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--units", type=int, default=2000, help="simulated units")
+    ev.add_argument("--days", type=int, default=180, help="simulated days")
+    ev.add_argument("--seed", type=int, default=1, help="random seed of the simulation")
     ev.add_argument("--workdir", type=Path, default=None, help="where the CSV files go (default: a temp dir)")
     ev.add_argument("--cadence-days", type=int, default=1,
                     help="run detection every this many days (default 1: daily, as the hub does; a longer "
@@ -81,6 +82,8 @@ def _database_url(explicit: str | None) -> str:
 
 def connect_database(explicit: str | None) -> psycopg.Connection:
     """A connection to the hub's database (given, from the environment, or embedded), schema ensured."""
+    import psycopg
+
     from hub.storage import ensure_schema
 
     conn = psycopg.connect(_database_url(explicit))

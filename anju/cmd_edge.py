@@ -45,7 +45,6 @@ def register(sub: Any, sim: Any) -> None:
             "line. Values advance with simulated use. With --protocol dlt645 or cjt188, unit u answers at "
             "address u (12 or 14 digits) on the serial line, or on the one TCP port as a transparent gateway."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--protocol", choices=("modbus", "dlt645", "cjt188"), default="modbus",
                    help="modbus: SDM120 electricity; dlt645: DL/T 645-2007 electricity; cjt188: CJ/T 188 "
@@ -63,7 +62,7 @@ def register(sub: Any, sim: Any) -> None:
                    help="serial line speed; default 9600 for Modbus (the SDM120's), 2400 for dlt645/cjt188")
     p.add_argument("--parity", choices=("N", "E", "O"), default=None,
                    help="serial parity; default N (8N1) for Modbus, E (8E1) for dlt645/cjt188")
-    p.add_argument("--units", type=int, required=True)
+    p.add_argument("--units", type=int, required=True, help="how many meters (units 1..N)")
     p.add_argument("--slow", type=_ids, default=frozenset(), help="units that answer late, e.g. 3,7-9")
     p.add_argument("--slow-s", type=float, default=2.0, help="how late slow units answer (seconds)")
     p.add_argument("--silent", type=_ids, default=frozenset(), help="units that never answer")

@@ -8,10 +8,10 @@ import logging
 import signal
 import sys
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from anju_wire.payloads import DeviceAvailability
 from edge_agent.errors import EdgeAgentError
-from edge_agent.gate_http import HttpGateListener
 from edge_agent.gates import GateIntake, GateSubscriber
 from edge_agent.metrics import AgentMetrics, MetricsServer
 from edge_agent.modbus import ModbusEndpointPoller
@@ -22,11 +22,18 @@ from edge_agent.publisher import Publisher
 from edge_agent.serial_poll import POLLERS
 from edge_agent.site import GateConfig, MeterConfig, SiteConfig, load_site
 
+if TYPE_CHECKING:  # the HTTP gate listener (uvicorn, Starlette: ~6 MB) is loaded only for http gates
+    from edge_agent.gate_http import HttpGateListener
+
 log = logging.getLogger(__name__)
 
 
 def build_gate_listeners(config: SiteConfig, intake: GateIntake) -> list[HttpGateListener]:
     """One HTTP listener per listen address of the site's ``source: http`` gates."""
+    if not any(g.source == "http" for g in config.gates):
+        return []
+    from edge_agent.gate_http import HttpGateListener
+
     by_address: dict[tuple[str, int], list[GateConfig]] = defaultdict(list)
     for g in config.gates:
         if g.source == "http":

@@ -42,13 +42,13 @@ def detect_once(
     The last day is read inside the time window, so a stray far-future day left in ``unit_daily`` cannot
     hold the next refresh there (fresh days would never get features).
     """
-    from hub.detection.asof import detect_as_of
+    from hub.detection.service import run_detection
     from hub.features import refresh_daily_features
 
     bounds = bounds or TimeBounds()
     now = datetime.now(UTC)
     refresh_daily_features(conn, since=since, bounds=bounds, now=now)
-    detect_as_of(conn, refresh="stale")  # new days were just rolled up; imports mark theirs stale
+    run_detection(conn)
     latest = (now + bounds.max_future).date()
     row = conn.execute("SELECT max(day) FROM unit_daily WHERE day <= %s", (latest,)).fetchone()
     conn.commit()
@@ -92,7 +92,7 @@ class Pipeline:
         """The pipeline loop (under ``run_supervised``): a database error is retried in place; anything
         else ends the loop, and the supervisor restarts it on a fresh connection."""
         from hub.cases.service import close_for_tenancy
-        from hub.tenancy.changes import apply_tenancy_changes
+        from hub.tenancy.changes import FeedBackoff, apply_tenancy_changes
         from hub.tenancy.client import TenancyClient
         from hub.tenancy.outbox import deliver_pending
 
@@ -100,6 +100,7 @@ class Pipeline:
         last_day: date | None = None
         next_detect = 0.0
         clock = 0.0
+        feed_backoff = FeedBackoff()  # a tenancy system that is down is not asked every filing interval
         with (
             psycopg.connect(self._url) as conn,
             TenancyClient(base_url=s.tenancy_url, token=s.tenancy_token) as client,
@@ -114,7 +115,9 @@ class Pipeline:
                         next_detect = clock + s.detect_interval_s
                     result = deliver_pending(conn, client=client)
                     # Closed / moved out flow back to cases: the workflow closes them.
-                    apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy)
+                    apply_tenancy_changes(
+                        conn, client=client, close_case=close_for_tenancy, backoff=feed_backoff
+                    )
                     conn.commit()
                     self.stats.cases_filed += result.sent
                     self._last_ok = time.monotonic()
