@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from hub.api import field_pages, health, i18n, labels, pages, views
+from hub.api import field_pages, health, i18n, labels, pages, supervisor_page, views
 from hub.api.household import install as install_household
 from hub.api.models import Reason
 from hub.monitor import HubMonitor
@@ -141,4 +141,5 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(field_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(supervisor_page.router)
     return app

@@ -115,6 +115,7 @@ def cells(ids: dict[str, int]) -> list[Cell]:
         Cell("GET", "/audit", "/audit", None, "-", page(auditors)),
         Cell("GET", "/visits", "/visits?sheets=1", None, "-", page()),
         Cell("GET", "/visits.csv", "/visits.csv", None, "-", page()),
+        Cell("GET", "/supervisor", "/supervisor", None, "-", page(managers)),
         # Batch assignment of closed cases: managers get each case's refusal (200, or back to the queue),
         # the others nothing.
         Cell("POST", "/api/cases/assign", "/api/cases/assign",
