@@ -45,15 +45,20 @@ def register(sub: Any, sim: Any) -> None:
     prune.add_argument("--estate", required=True)
     prune.add_argument("--retention-days", type=float, default=7.0)
 
-    cam = sim.add_parser("camera", help="serve an MJPEG corridor camera composed from real face photos")
+    cam = sim.add_parser("camera", help="serve an MJPEG entrance camera composed from real face photos")
+    cam.add_argument("--estate", required=True)
+    cam.add_argument("--building", default="1")
+    cam.add_argument("--units", type=int, default=40)
+    cam.add_argument("--days", type=int, default=90)
+    cam.add_argument("--seed", type=int, default=7)
+    cam.add_argument("--start", default=None, help="simulated start, ISO 8601 with offset (default: now)")
+    cam.add_argument("--origin-wall", type=float, default=None, help="wall time of --start (default: now)")
+    cam.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
     cam.add_argument("--listen", default="127.0.0.1:8554", help="HOST:PORT of the MJPEG server")
     cam.add_argument("--fps", type=float, default=5.0)
     cam.add_argument("--width", type=int, default=960)
     cam.add_argument("--height", type=int, default=540)
-    cam.add_argument("--seed", type=int, default=7)
-    cam.add_argument(
-        "--enrol-estate", default=None, help="also enrol the simulated tenants in this estate (not visitors)"
-    )
+    cam.add_argument("--enrol-estate", default=None, help="enrol the shown tenants in this estate's gallery")
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -157,7 +162,7 @@ def _prune(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int | None:
     """Run a faces or camera-simulator command; None for any other command."""
     if args.command == "sim" and getattr(args, "sim_command", None) == "camera":
-        from device_sims.camera import run_camera
+        from anju.sim_camera import run_camera
 
         return run_camera(args)
     if args.command != "agent" or getattr(args, "agent_command", None) != "faces":
