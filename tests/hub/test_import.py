@@ -37,11 +37,11 @@ READINGS = """ts,unit_id,meter,value
 2026-04-01T04:00:00Z,E01-1-0102,electricity,5.0
 """
 ACCESS = """ts,device_id,estate_id,building,floor,method,person_id,unit_id,stranger_track
-2026-03-01T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,
+2026-03-01T07:42:13+08:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,
 2026-03-01T08:00:00+08:00,E01-G1,E01,1,3,face,,,E01-G1-t000001
-2026-03-01T08:00:00+08:00,E01-G1,E01,1,,palm,p-1,E01-1-0101,
-2026-03-01T08:00:00+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,E01-G1-t000001
-2026-03-01T08:00:00+08:00,E01-G1,E01,1,,card,p-1,,
+2026-03-01T08:00:00+08:00,E01-G1,E01,1,,palm,p-0123456789abcdef,E01-1-0101,
+2026-03-01T08:00:00+08:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,E01-G1-t000001
+2026-03-01T08:00:00+08:00,E01-G1,E01,1,,card,p-0123456789abcdef,,
 2026-03-01T09:00:00+08:00,E01-G1,E01,1,,card,,,
 """
 
@@ -541,7 +541,7 @@ E01-1-0104,E01,"unterminated,3,40,1,
 E01-1-0105,E01,1"x",3,40,1,
 """
 QUOTED_ACCESS = """ts,device_id,estate_id,building,floor,method,person_id,unit_id,stranger_track
-"2026-03-01T07:42:13+08:00","E01-G1","E01","Block 1, East","","face","p-1","E01-1-0101",""
+"2026-03-01T07:42:13+08:00","E01-G1","E01","Block 1, East","","face","p-0123456789abcdef","E01-1-0101",""
 """
 
 
@@ -558,7 +558,8 @@ def test_quoted_fields_are_parsed_as_csv(conn: psycopg.Connection, tmp_path: Pat
     units = conn.execute("SELECT unit_id, building, floor FROM units ORDER BY unit_id").fetchall()
     assert units == [("E01-1-0101", "1", 3), ("E01-1-0102", "Block 1, East", 3),
                      ("E01-1-0103", 'the "old" wing', None)]
-    assert conn.execute("SELECT building, person FROM access_events").fetchall() == [("Block 1, East", "p-1")]
+    rows = conn.execute("SELECT building, person FROM access_events").fetchall()
+    assert rows == [("Block 1, East", "p-0123456789abcdef")]
     assert conn.execute("SELECT value FROM meter_readings").fetchall() == [(10.5,)]
     with (tmp_path / "rej.csv").open(encoding="utf-8") as fh:
         refused = [(int(r["line"]), r["reason"]) for r in csv.DictReader(fh)]
@@ -640,9 +641,9 @@ def test_readings_and_events_outside_the_time_bounds_are_refused(
         encoding="utf-8")
     (tmp_path / "access.csv").write_text(
         ACCESS.splitlines()[0] + "\n"
-        "2026-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n"
-        "9999-12-31T23:00:00-05:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n"
-        "2025-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n", encoding="utf-8")
+        "2026-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,\n"
+        "9999-12-31T23:00:00-05:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,\n"
+        "2025-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,\n", encoding="utf-8")
     files = BulkImport(units=tmp_path / "units.csv", readings=tmp_path / "readings.csv",
                        access=tmp_path / "access.csv")
     now = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)
