@@ -92,6 +92,8 @@ class Pipeline:
         """The pipeline loop (under ``run_supervised``): a database error is retried in place; anything
         else ends the loop, and the supervisor restarts it on a fresh connection."""
         from hub.cases.service import close_for_tenancy
+        from hub.household.gateway import SmsGateway
+        from hub.household.pipeline import household_step
         from hub.tenancy.changes import FeedBackoff, apply_tenancy_changes
         from hub.tenancy.client import TenancyClient
         from hub.tenancy.outbox import deliver_pending
@@ -104,6 +106,7 @@ class Pipeline:
         with (
             psycopg.connect(self._url) as conn,
             TenancyClient(base_url=s.tenancy_url, token=s.tenancy_token) as client,
+            SmsGateway(s.sms_url) as gateway,
         ):
             while not self._stop.is_set():
                 self.part.beat()
@@ -114,6 +117,7 @@ class Pipeline:
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
                     result = deliver_pending(conn, client=client)
+                    household_step(conn, gateway=gateway)  # notices to households, welfare signals
                     # Closed / moved out flow back to cases: the workflow closes them.
                     apply_tenancy_changes(
                         conn, client=client, close_case=close_for_tenancy, backoff=feed_backoff
@@ -164,7 +168,7 @@ def run_hub(settings: HubSettings) -> int:
     monitor.attach_ingest(ingest)
     ingest.start()
     pipeline.start()
-    app = create_app(database_url=url, monitor=monitor)
+    app = create_app(database_url=url, monitor=monitor, sms_url=settings.sms_url)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     )

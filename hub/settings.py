@@ -32,6 +32,7 @@ class HubSettings(BaseSettings):
     hub_id: str = "hub-1"
     tenancy_url: str = "http://127.0.0.1:8090"
     tenancy_token: SecretStr | None = None
+    sms_url: str = "http://127.0.0.1:8091"  # the SMS gateway texting households (hub/household)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     detect_interval_s: float = 5.0

@@ -6,7 +6,9 @@ size-limited), stored under the case in the database. Every answer is audited.
 
 A confirmed case is not filed before its answer period ends (``answer_hold``, plugged into the tenancy
 filing seam's ``filing_eligibility``): an undelivered notice holds it, provisionally for a whole period
-from now, and its delivery moves the filing to the period's real end. A supervisor may record why a case
+from now, and its delivery moves the filing to the period's real end. This holds for every unit with
+someone on its lease on record (``household_members``); a unit with nobody on record has nobody to tell
+or to sign in, and its cases are filed as before. A supervisor may record why a case
 must be filed earlier (``record_filing_override``), which releases it at once; audited.
 """
 
@@ -169,7 +171,7 @@ def answer_hold(
         " EXISTS (SELECT 1 FROM household_notices n WHERE n.case_id = c.id AND n.event = 'confirmed')"
         " FROM cases c WHERE c.id = %s", (case_id,),
     ).fetchone()
-    if row is None or row[0] != "confirmed" or row[1]:
+    if row is None or row[0] != "confirmed" or row[1] or not _on_record(conn, case_id):
         return None
     deadline, waiting = answer_deadline(conn, case_id=case_id)
     ends = [deadline] if deadline else []
@@ -179,6 +181,16 @@ def answer_hold(
         ends.append(now + policy.answer_period)
     until = max(ends)
     return until if until > now else None
+
+
+def _on_record(conn: psycopg.Connection[Any], case_id: int) -> bool:
+    """Whether anyone on the case's unit's lease is on record to be told and to sign in: a unit with
+    nobody registered here has no household side to wait for (register the lease to give it one)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM cases c JOIN household_members m ON m.unit_id = c.unit_id"
+        " WHERE c.id = %s AND m.active AND (m.relation = 'tenant' OR m.adult))", (case_id,),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def push_filing(conn: psycopg.Connection[Any], *, case_id: int, until: datetime) -> None:
