@@ -12,8 +12,9 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -21,6 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from anju_mqtt import close_client, make_client, parse_broker_url
 from anju_wire import AcceleratedClock, MeterKind
+from anju_wire.clock import ESTATE_TZ
 from device_sims.fleet import fleet_energy_kwh, fleet_water_litres
 
 
@@ -136,7 +138,7 @@ class ReportingMeterFleet:
 
     def publish_round(self, ts: datetime) -> None:
         """Every meter reports its total at ``ts``."""
-        local = ts.astimezone(timezone(timedelta(hours=8))).replace(tzinfo=None)
+        local = ts.astimezone(ZoneInfo(ESTATE_TZ)).replace(tzinfo=None)  # Tasmota reports local time
         for u in self.plugs:
             kwh = round(fleet_energy_kwh(u, ts), 3)
             body: dict[str, Any] = {"Time": local.isoformat(timespec="seconds"), "ENERGY": {"Total": kwh}}

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from anju_wire.clock import ESTATE_TZ
 from anju_wire.payloads import AccessEvent, Ident, MeterKind, MeterReading
 from hub.bulk import checks
 from hub.storage import ensure_schema
@@ -136,3 +137,11 @@ def test_reading_checks_give_the_wire_contracts_verdicts(conn: psycopg.Connectio
     ]
     assert [v for v in verdicts if v[1] != v[2]] == []
     assert reasons[len(MeterKind)] == "meter must be electricity, water or gas"
+
+
+def test_the_importers_stale_days_are_the_features_days() -> None:
+    """A stale day marked by an import is the local day the daily features recompute."""
+    import hub.features
+
+    assert hub.features.LOCAL_TZ == ESTATE_TZ and f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE
+    assert f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE_HOURS
