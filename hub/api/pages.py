@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -28,12 +29,16 @@ from hub.api.queue_params import CASE_STATES, QueueQuery
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
 from hub.auth.service import close_session, inspectors_for, open_session, sign_in
-from hub.household.answers import answered_cases, case_answers
-from hub.household.viewers import record_view
+from hub.cases.findings import InvalidFindings, latest_findings, parse_occupants, record_findings
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
+from hub.household.answers import answered_cases, case_answers
+from hub.household.viewers import record_view
 
 router = APIRouter(include_in_schema=False)
+
+# The actions whose form carries the visit's findings (occupants seen, ID checked).
+FINDINGS_ACTIONS = frozenset({"confirm", "dismiss", "record_visit"})
 
 # Everything the pages use is served by the hub itself: no CDN, no script at all.
 PAGE_HEADERS = {
@@ -214,7 +219,14 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
     return {"alert": alert, "charts": charts, "trail": trail, "actions": actions, "inspectors": inspectors,
             "missing": missing, "next_step": next_step, "updates": _updates(case),
             "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None,
-            "answers": case_answers(conn, case_id=case.id) if case is not None else []}
+            "answers": case_answers(conn, case_id=case.id) if case is not None else [],
+            "kept": kept_fields({}), "findings": latest_findings(conn, case_id=case.id) if case else None}
+
+
+def kept_fields(form: dict[str, str]) -> Callable[[str, str], str]:
+    """What was typed into an action's form, for the page shown again after that action was refused:
+    ``kept(action, field)``, blank for the other actions' forms (and on a plain visit)."""
+    return lambda action, field: form.get(field, "")[:2000] if form.get("action") == action else ""
 
 
 def _updates(case: Any) -> dict[str, int]:
@@ -261,18 +273,25 @@ def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, f
     try:
         action = Action(form.get("action", ""))
         visit = form.get("visit_on") or None
+        occupants = parse_occupants(form.get("occupants_seen", ""))
         with conn.transaction():
             transition(
                 conn, case_id=case_id, action=action, principal=user, assignee=form.get("assignee") or None,
                 visit_on=date.fromisoformat(visit) if visit else None, reason=form.get("reason") or None,
                 note=form.get("note", ""),
             )
+            if action.value in FINDINGS_ACTIONS and (occupants is not None or form.get("id_checked")):
+                record_findings(conn, case_id=case_id, action=action.value, occupants_seen=occupants,
+                                id_checked=bool(form.get("id_checked")), note=form.get("note", ""),
+                                actor=user.actor)
     except CaseNotFound:
         return not_found(request, user, "case", case_id)
     except ActionForbidden as err:
         error, status = message(lang, "error.forbidden", detail=refusal(err.code, err.params, lang)), 403
     except TransitionRefused as err:
         error, status = message(lang, "error.refused", detail=refusal(err.code, err.params, lang)), 409
+    except InvalidFindings:
+        error, status = message(lang, "findings.invalid"), 422
     except ValueError:  # an unknown action or a malformed date: no code, just "check your input"
         error, status = message(lang, "error.refused", detail=refusal("", {}, lang)), 409
     if error is None and back:
@@ -281,6 +300,7 @@ def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, f
     if context is None:
         return not_found(request, user, "case", case_id)
     context["error"] = error
+    context["kept"] = kept_fields(dict(form))
     return render(request, "alert.html", context, status_code=status, user=user, here=f"/alerts/{int(back)}")
 
 
