@@ -97,9 +97,12 @@ class CameraFaces:
 
     def handle(self, camera: CameraConfig, frame: np.ndarray, ts: datetime) -> list[AccessRecord]:
         """Recognise the faces of one frame and store an access record per new sighting."""
-        seen = self.recogniser.identify(frame, min_face_px=camera.min_face_px)
+        found = self.recogniser.faces(frame, min_face_px=camera.min_face_px)  # in parallel across cameras
         out: list[AccessRecord] = []
         with self._lock:
+            gallery = self.recogniser.gallery
+            gallery.refresh()  # an enrolment or a removal takes effect without a restart
+            seen = [SeenFace(f, e, gallery.match(e, self.recogniser.threshold)) for f, e in found]
             self.stats.frames += 1
             self.stats.faces += len(seen)
             for s in seen:

@@ -83,6 +83,9 @@ def build_cameras(
     """Readers for the site's cameras over one engine, gallery and stranger tracks (None: no cameras)."""
     if not cameras:
         return None
+    ids = [c.device_id for c in cameras]
+    if len(ids) != len(set(ids)):
+        raise SiteConfigError("cameras: two cameras share one device_id")
     engine = open_engine(settings)
     gallery = open_gallery(settings, estate_id)
     vault = gallery.vault

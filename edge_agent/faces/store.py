@@ -158,10 +158,32 @@ class Gallery:
         self.vault = vault
         self.pack = pack
         self.people: dict[str, Person] = {}
-        doc = vault.load(self.FILE, pack)
+        self._matrix: tuple[np.ndarray, list[Person]] | None = None
+        self._loaded = self._stamp()
+        self._load()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = (self.vault.dir / self.FILE).stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _load(self) -> None:
+        doc = self.vault.load(self.FILE, self.pack)
+        self.people = {}
         for pid, rec in (doc or {}).get("people", {}).items():  # type: ignore[attr-defined]
             self.people[pid] = Person(pid, rec["unit"], [np.asarray(e, dtype=np.float32) for e in rec["emb"]])
-        self._matrix: tuple[np.ndarray, list[Person]] | None = None
+        self._matrix = None
+
+    def refresh(self) -> bool:
+        """Reload when another process enrolled or removed someone since this gallery was read."""
+        stamp = self._stamp()
+        if stamp == self._loaded:
+            return False
+        self._loaded = stamp
+        self._load()
+        return True
 
     def __iter__(self) -> Iterator[Person]:
         return iter(self.people.values())
@@ -193,6 +215,7 @@ class Gallery:
         people = {p.person_id: {"unit": p.unit_id, "emb": [e.tolist() for e in p.embeddings]} for p in self}
         doc = {"format": 1, "people": people}
         self.vault.save(self.FILE, self.pack, doc)
+        self._loaded = self._stamp()
         self._matrix = None
 
     def match(self, embedding: np.ndarray, threshold: float) -> Match:

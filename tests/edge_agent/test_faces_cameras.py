@@ -18,8 +18,10 @@ import pytest
 from anju_wire import WallClock
 from device_sims.face_photos import photo
 from edge_agent.cameras import CameraReader, MotionGate
+from edge_agent.errors import SiteConfigError
 from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
-from edge_agent.faces.settings import CameraConfig
+from edge_agent.faces.service import build_cameras
+from edge_agent.faces.settings import CameraConfig, FacesSettings
 from edge_agent.faces.store import EstateVault, Gallery
 from edge_agent.faces.strangers import StrangerTracks
 from edge_agent.gates import pseudonym
@@ -164,3 +166,10 @@ def test_an_unreachable_camera_is_unavailable_and_retried_with_backoff(
     assert len(status) == 1 and status[0].available is False and status[0].since is not None
     assert status[0].since <= datetime.now(UTC)
     assert "127.0.0.1" not in status[0].device  # the URL (and any password in it) stays on the gateway
+
+
+def test_two_cameras_with_one_id_are_refused(tmp_path: Path) -> None:
+    cam = CameraConfig(device_id="C1", building="1", url=str(tmp_path))
+    with pytest.raises(SiteConfigError, match="share one device_id"), Outbox(tmp_path / "o", capacity=1) as o:
+        build_cameras(cameras=[cam, cam], settings=FacesSettings(), estate_id="E01", secret=b"k", outbox=o,
+                      clock=WallClock())  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from anju.cli import main
 from device_sims.face_photos import photo
+from edge_agent.faces.evidence import EvidenceStore
 from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
 from edge_agent.faces.settings import CameraConfig
 from edge_agent.faces.store import EstateVault, FaceStoreError, Gallery
@@ -160,3 +162,28 @@ def test_a_camera_frame_becomes_a_pseudonymous_event_or_a_stranger_sighting(
     assert [json.loads(r.payload)["method"] for r in stored] == ["face"] * 3
     assert faces.stats.suppressed == 1 and faces.stats.events == 3
     outbox.close()
+
+
+def test_a_running_gallery_sees_an_enrolment_and_a_removal_made_elsewhere(home: Path) -> None:
+    running = Gallery(EstateVault(home, "E01"), "default")
+    assert not running.refresh() and running.match(_vec(5), 0.47).person_id is None
+    installer = Gallery(EstateVault(home, "E01"), "default")
+    installer.enrol("T-9", "U-9", np.stack([_vec(5)]))
+    assert running.refresh() and running.match(_vec(5), 0.47).person_id == "T-9"
+    assert not running.refresh()
+    installer.forget("T-9", by="x")
+    assert running.refresh() and running.match(_vec(5), 0.47).person_id is None
+
+
+def test_evidence_crops_are_sealed_and_pruned_after_the_retention(home: Path) -> None:
+    vault = EstateVault(home, "E01")
+    store = EvidenceStore(vault, retention=timedelta(days=7))
+    frame = corridor(_portrait("biden.jpg"))
+    face = engine().detect(frame)[0]
+    name = store.keep("C1:1:1", frame, face, datetime(2026, 3, 1, tzinfo=UTC))
+    jpeg = store.read(name)
+    assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
+    assert b"JFIF" not in (vault.dir / name).read_bytes()
+    assert store.prune(now=time.time() + 6 * 86400) == 0
+    assert store.prune(now=time.time() + 8 * 86400) == 1
+    assert store.read(name) is None
