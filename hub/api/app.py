@@ -45,6 +45,7 @@ def make_templates() -> Jinja2Templates:
         ALERT_KINDS=labels.ALERT_KINDS,
         ALERT_STATUSES=labels.ALERT_STATUSES,
         CASE_STATUSES=labels.CASE_STATUSES,
+        CASE_STAGES=labels.CASE_STAGES,
         CASE_ACTIONS=labels.CASE_ACTIONS,
         FILING_STATES=labels.FILING_STATES,
         AUDIT_ACTIONS=labels.AUDIT_ACTIONS,

@@ -188,9 +188,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "next.await_filing": ("确认结果正在报送住房系统；报送完成后由主管结案。",
                           "the confirmation is on its way to the tenancy system; a supervisor closes the"
                           " case once it is filed."),
-    "next.filing_dead": ("报送住房系统失败，需运维人员处理后才能结案。",
-                         "sending to the tenancy system failed; an operator must see to it before the case"
-                         " can be closed."),
+    "next.filing_dead": ("报送住房系统失败，需运维人员处理（anju filings requeue）；主管仍可办结。",
+                         "sending to the tenancy system failed; an operator must see to it (anju filings"
+                         " requeue). A supervisor may still close the case."),
+    "next.accept": ("承办人签收案件，之后预约并上门走访。", "the inspector accepts the case, then visits."),
+    "next.record_visit": ("上门走访后记录走访完成，再确认属实或排除。",
+                          "after the visit, record it, then confirm or dismiss."),
+    "next.close_confirmed": ("已核实属实：由主管办结；报送住房系统在后台进行，不影响办结。",
+                             "confirmed: a supervisor closes the case; the filing to the tenancy system"
+                             " goes on by itself and does not hold it."),
     "next.close_dismissed": ("已排除：由主管结案。在有新证据之前，该单元不会因同类问题再次被标记。",
                              "dismissed: a supervisor closes the case. The unit is not flagged for this"
                              " again until there is new evidence."),
@@ -208,6 +214,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "why.awaiting_filing": ("等待住房系统收到确认结果",
                             "waiting for the tenancy system to receive the confirmation"),
     "why.filing_dead": ("报送失败，需运维人员处理", "filing failed; an operator must see to it"),
+    "why.already_accepted": ("案件已签收", "the case is accepted already"),
+    "why.already_visited": ("走访已记录", "the visit is recorded already"),
+    "why.not_overdue": ("案件未超期，无需督办", "the case is not overdue; escalation is for overdue cases"),
+    # the workflow's steps, deadline and escalation on the case page (hub/cases/workflow.py)
+    "case.stage": ("办理环节", "Step"),
+    "case.due": ("办理期限", "Due"),
+    "case.overdue": ("已超期", "overdue"),
+    "case.escalated": ("已督办 {n} 次", "escalated {n}×"),
+    "case.city_no": ("住房系统案件号", "City case number"),
+    "action.accept": ("签收", "Accept"),
+    "action.record_visit": ("记录走访完成", "Record the visit"),
+    "action.escalate": ("督办", "Escalate"),
+    "action.escalate_note": ("督办要求", "What is to be done"),
+    "trail.repeated": ("再次标记共 {n} 次，最近 {last}", "flagged again {n} times, last {last}"),
     "case.none": ("尚未立案。", "No case opened for this alert yet."),
     "case.actions": ("案件操作", "case actions"),
     "action.assign_to": ("分派给", "Assign to"),

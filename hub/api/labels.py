@@ -33,11 +33,23 @@ ALERT_STATUSES: Table = {
 CASE_STATUSES: Table = {
     "open": ("待分派", "open"),
     "assigned": ("已分派", "assigned"),
+    "accepted": ("已签收", "accepted"),
     "visit_scheduled": ("已约上门", "visit scheduled"),
+    "visited": ("已走访", "visited"),
     "confirmed": ("已核实", "confirmed"),
     "dismissed": ("已排除", "dismissed"),
     "filed": ("已报送", "filed"),
     "closed": ("已结案", "closed"),
+}
+
+# The bureau's step a case stands at (hub/cases/workflow.py STAGE_OF).
+CASE_STAGES: Table = {
+    "opened": ("待派单", "awaiting dispatch"),
+    "assigned": ("派单", "assigned"),
+    "accepted": ("签收", "accepted"),
+    "visit": ("走访", "visit"),
+    "verified": ("核实", "verified"),
+    "closed": ("办结", "closed"),
 }
 
 FILING_STATES: Table = {
@@ -54,6 +66,11 @@ AUDIT_ACTIONS: Table = {
     "case.opened": ("立案", "case opened"),
     "case.realerted": ("新线索并入本案", "new alert attached"),
     "case.assign": ("分派", "assigned"),
+    "case.accept": ("签收", "accepted"),
+    "case.record_visit": ("走访完成", "visit recorded"),
+    "case.escalate": ("督办", "escalated"),
+    "tenancy.requeued": ("重新排队报送", "filing re-queued"),
+    "tenancy.found": ("在住房系统查到已报送", "found already filed in the tenancy system"),
     "case.schedule_visit": ("预约上门", "visit scheduled"),
     "case.confirm": ("确认属实", "confirmed"),
     "case.dismiss": ("排除", "dismissed"),
@@ -95,7 +112,10 @@ DISMISSAL_REASONS: Table = DISMISS_REASONS
 # The case actions, as a refusal names them: (中文, English).
 CASE_ACTIONS: Table = {
     "assign": ("分派", "assign"),
+    "accept": ("签收", "accept"),
     "schedule_visit": ("预约上门", "schedule the visit"),
+    "record_visit": ("记录走访", "record the visit"),
+    "escalate": ("督办", "escalate"),
     "confirm": ("确认属实", "confirm"),
     "dismiss": ("排除", "dismiss"),
     "close": ("结案", "close"),

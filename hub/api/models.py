@@ -77,6 +77,15 @@ class CaseSummary(BaseModel):
     visit_on: date | None = None
     closed_at: datetime | None = None
     alert_ids: list[int] = Field(default_factory=list)
+    due_at: datetime | None = Field(None, description="deadline of the step the case waits for (policy)")
+    overdue: bool = Field(False, description="超期: past its deadline and not closed")
+    stage: str = Field("", description="the bureau's step done last: opened, assigned (派单), accepted"
+                       " (签收), visit (走访), verified (核实), closed (办结)")
+    escalations: int = Field(0, description="督办: how often a supervisor escalated it while overdue")
+    escalated_at: datetime | None = None
+    accepted_at: datetime | None = None
+    visited_at: datetime | None = None
+    city_case_no: str | None = Field(None, description="the tenancy system's number of the case")
     filing: Filing | None = None
     filing_dead: bool = Field(False, description="the filing was dead-lettered: a person must look at it")
     deliveries: list[str] = Field(default_factory=list,

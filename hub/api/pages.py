@@ -210,7 +210,7 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
         trail = queries.case_audit(conn, case_id=case.id, alert_ids=case.alert_ids or [alert.id])
         # The page's buttons, and a line for each missing one saying why (hub/cases/states.py).
         guide = case_guide(case.status, user.role, assignee=case.assignee, viewer=user.name,
-                           filing=delivery_state(case.deliveries))
+                           filing=delivery_state(case.deliveries), overdue=case.overdue)
         actions = [a.value for a in guide.actions]
         missing = [(a.value, why) for a, why in guide.missing]
         next_step = guide.next_step

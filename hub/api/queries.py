@@ -23,6 +23,7 @@ from hub.api.models import (
     Verdict,
 )
 from hub.api.queue_queries import ALERT_CASE_JOIN, ALERT_COLUMNS, list_alerts
+from hub.cases.workflow import OVERDUE_SQL, STAGE_SQL
 
 __all__ = ["list_alerts"]  # the queue's query, kept importable from here
 
@@ -44,7 +45,9 @@ def _case_select(*, with_evidence: bool) -> str:
     evidence = "c.evidence" if with_evidence else "NULL::jsonb"
     return f"""
         SELECT c.id, c.unit_id, c.estate_id, c.kind, c.alert_id, c.status, c.opened_at, c.filed_at,
-               c.evidence_sha256, c.assignee, c.visit_on, c.closed_at, c.alert_ids,
+               c.evidence_sha256, c.assignee, c.visit_on, c.closed_at, c.alert_ids, c.due_at,
+               {OVERDUE_SQL} AS overdue, c.escalations, c.escalated_at, c.accepted_at, c.visited_at,
+               c.city_case_no, {STAGE_SQL} AS stage,
                EXISTS (SELECT 1 FROM tenancy_outbox d WHERE d.case_id = c.id AND d.state = 'dead')
                    AS filing_dead,
                ARRAY(SELECT d.state FROM tenancy_outbox d WHERE d.case_id = c.id ORDER BY d.id) AS deliveries,

@@ -10,10 +10,11 @@ from starlette.datastructures import QueryParams
 
 from hub.api.models import AlertSort
 from hub.auth.models import Principal
+from hub.cases.states import STATUSES
 
 MAX_AGE_DAYS = 36_500
 # The case states the queue filters on (the workflow's statuses, hub/cases/states.py).
-CASE_STATES = ("open", "assigned", "visit_scheduled", "confirmed", "dismissed", "filed", "closed")
+CASE_STATES = STATUSES  # the workflow's statuses (hub/cases/states.py)
 
 
 def form_days(text: str) -> int | None:

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from hub.api.models import AlertPage, AlertSort, AlertSummary
+from hub.cases.workflow import OVERDUE_SQL as WORKFLOW_OVERDUE_SQL
 
 Conn = psycopg.Connection[Any]
 
@@ -122,8 +123,8 @@ class CaseConditions:
         return _CASE_MEMBERS.format(cond=" AND ".join(conds)) if conds else ""
 
 
-# A case past its deadline: a visit day gone by without a verdict.
-OVERDUE_SQL = "c.status IN ('open', 'assigned', 'visit_scheduled') AND c.visit_on < current_date"
+# A case past its deadline (超期): the workflow's own rule, hub/cases/workflow.py.
+OVERDUE_SQL = WORKFLOW_OVERDUE_SQL
 
 
 def search_pattern(text: str) -> str:

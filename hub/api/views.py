@@ -201,7 +201,7 @@ def get_case(conn: DbConn, principal: CurrentUser, case_id: int) -> CaseWithTrai
     trail = queries.case_audit(conn, case_id=case_id, alert_ids=case.alert_ids or
                                ([case.alert_id] if case.alert_id else []))
     guide = case_guide(case.status, principal.role, assignee=case.assignee, viewer=principal.name,
-                       filing=delivery_state(case.deliveries))
+                       filing=delivery_state(case.deliveries), overdue=case.overdue)
     return CaseWithTrail(**case.model_dump(), trail=trail, actions=[a.value for a in guide.actions],
                          missing={a.value: why for a, why in guide.missing}, next_step=guide.next_step)
 
@@ -247,6 +247,25 @@ def assign_case(conn: DbConn, principal: CurrentUser, case_id: int, body: Assign
     return act(conn, principal, case_id, Action.ASSIGN, assignee=body.assignee, note=body.note)
 
 
+@router.post("/cases/{case_id}/accept", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def accept_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+    """签收: the assigned inspector accepts the case; the visit's deadline starts."""
+    return act(conn, principal, case_id, Action.ACCEPT, note=body.note)
+
+
+@router.post("/cases/{case_id}/record-visit", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def record_visit(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+    """走访: the home visit is done (what was found goes in the note); the verdict's deadline starts."""
+    return act(conn, principal, case_id, Action.RECORD_VISIT, note=body.note)
+
+
+@router.post("/cases/{case_id}/escalate", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def escalate_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+    """督办: a supervisor escalates an overdue case, saying what is to be done (the note is required);
+    409 when the case is not overdue."""
+    return act(conn, principal, case_id, Action.ESCALATE, note=body.note)
+
+
 @router.post("/cases/{case_id}/schedule-visit", response_model=CaseDetail, responses=ACTION_ANSWERS)
 def schedule_visit(conn: DbConn, principal: CurrentUser, case_id: int, body: VisitRequest) -> CaseDetail:
     """Schedule the home visit."""
@@ -267,7 +286,7 @@ def dismiss_case(conn: DbConn, principal: CurrentUser, case_id: int, body: Dismi
 
 @router.post("/cases/{case_id}/close", response_model=CaseDetail, responses=ACTION_ANSWERS)
 def close_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
-    """Close a dismissed or filed case (supervisor, admin)."""
+    """办结: close a case with its verdict (supervisor, admin); a filing under way does not hold it."""
     return act(conn, principal, case_id, Action.CLOSE, note=body.note)
 
 

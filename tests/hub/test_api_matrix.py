@@ -130,10 +130,13 @@ def cells(ids: dict[str, int]) -> list[Cell]:
         unit_id = "E01-1-0101" if not other else "E02-2-0501"
         actions = [
             ("assign", {"assignee": "insp1"}, managers),
+            ("accept", {"note": ""}, writers),
             ("schedule-visit", {"visit_on": "2026-04-01"}, writers),
+            ("record-visit", {"note": "two strangers"}, writers),
             ("confirm", {"note": "seen"}, writers),
             ("dismiss", {"reason": "travel", "note": ""}, writers),
             ("close", {"note": ""}, managers),
+            ("escalate", {"note": "visit this week"}, managers),
         ]
         out += [
             Cell("GET", "/api/alerts/{alert_id}", f"/api/alerts/{alert}", None, scope,
