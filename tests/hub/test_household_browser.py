@@ -20,8 +20,14 @@ pytestmark = [
                        reason="chromium is not installed (Debian: apt-get install chromium)"),
 ]
 
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True,
-         "has_touch": True, "locale": "zh-CN"}
+
+
+def phone(browser: Any) -> Any:
+    """A new page in a 390 px wide touch phone's browser, in Chinese."""
+    return browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True,
+                               has_touch=True, locale="zh-CN").new_page()
+
+
 LEAKS = ("7777", "8888", "CAMERA-FRAME", "0.8765", "rules-SECRET-9", SECRET_NOTE, "0.4321", "9.876")
 
 
@@ -71,7 +77,7 @@ def test_household_reads_and_answers_with_a_photo_in_under_five_taps(database_ur
     with sms_gateway() as (sms_url, gateway), hub(database_url, sms_url) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_context(**PHONE).new_page()
+            page = phone(browser)
             failed: list[str] = []
             page.on("requestfailed", lambda req: failed.append(req.url))
             signing = Taps()
@@ -111,7 +117,7 @@ def test_household_reads_and_answers_with_a_photo_in_under_five_taps(database_ur
             assert failed == []
 
             # A tenant of another unit: nothing of this home.
-            other = browser.new_context(**PHONE).new_page()
+            other = phone(browser)
             phone_sign_in(other, url, gateway, NEIGHBOUR_PHONE, Taps())
             assert other.locator(f'li[data-case-id="{home_case}"]').count() == 0
             assert other.locator(f'li[data-case-id="{other_case}"]').count() == 1
