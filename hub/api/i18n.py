@@ -227,7 +227,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "action.record_visit": ("记录走访完成", "Record the visit"),
     "action.escalate": ("督办", "Escalate"),
     "action.escalate_note": ("督办要求", "What is to be done"),
-    "trail.repeated": ("再次标记共 {n} 次，最近 {last}", "flagged again {n} times, last {last}"),
+    "trail.repeated": ("共 {n} 次，最近一次 {last}", "{n} times, last {last}"),
     "case.none": ("尚未立案。", "No case opened for this alert yet."),
     "case.actions": ("案件操作", "case actions"),
     "action.assign_to": ("分派给", "Assign to"),

@@ -26,6 +26,7 @@ from hub.api.i18n import HTML_LANG, LANG_COOKIE, LANGUAGES, Language, choose_lan
 from hub.api.labels import refusal
 from hub.api.models import AlertSort
 from hub.api.queue_params import CASE_STATES, QueueQuery
+from hub.api.trail import fold_repeats
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
 from hub.auth.service import close_session, inspectors_for, open_session, sign_in
@@ -207,7 +208,9 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
     missing: list[tuple[str, str]] = []
     next_step = ""
     if case is not None:
-        trail = queries.case_audit(conn, case_id=case.id, alert_ids=case.alert_ids or [alert.id])
+        # Repeated detections fold into one line each run (hub/api/trail.py).
+        rows = queries.case_audit(conn, case_id=case.id, alert_ids=case.alert_ids or [alert.id])
+        trail = fold_repeats(rows)
         # The page's buttons, and a line for each missing one saying why (hub/cases/states.py).
         guide = case_guide(case.status, user.role, assignee=case.assignee, viewer=user.name,
                            filing=delivery_state(case.deliveries), overdue=case.overdue)

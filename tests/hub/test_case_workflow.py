@@ -395,3 +395,51 @@ def test_the_case_page_shows_step_deadline_overdue_and_the_buttons_of_the_role(d
         assert re.search(r"escalated 1×", page) and "visit this week" in page
         refused = http.post(f"/api/cases/{ids['pending_case']}/escalate", json={"note": ""}, headers=sup)
         assert refused.status_code == 409 and "needs a note" in refused.json()["detail"]
+
+
+def test_repeated_detections_fold_into_one_trail_line() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.api.models import AuditEntry
+    from hub.api.trail import fold_repeats
+
+    t0 = datetime(2026, 5, 18, 2, 0, tzinfo=UTC)
+
+    def row(seq: int, action: str) -> AuditEntry:
+        return AuditEntry(seq=seq, ts=t0 + timedelta(days=seq), actor="system:detector", action=action,
+                          object_type="alert", object_id="7", detail={"score": 0.9})
+
+    trail = [row(1, "alert.opened"), *(row(i, "alert.reflagged") for i in range(2, 12)),
+             row(12, "case.assign"), row(13, "alert.reflagged"), row(14, "case.realerted"),
+             row(15, "case.realerted")]
+    folded = fold_repeats(trail)
+    assert [(r.seq, r.action, r.detail.get("repeats")) for r in folded] == [
+        (1, "alert.opened", None), (2, "alert.reflagged", 10), (12, "case.assign", None),
+        (13, "alert.reflagged", None), (14, "case.realerted", 2)]
+    assert folded[1].detail["last"] == (t0 + timedelta(days=11)).isoformat()
+    assert folded[1].detail["score"] == 0.9 and "repeats" not in trail[1].detail  # a copy, not the row
+    assert fold_repeats([]) == []
+
+
+def test_the_case_page_shows_ten_reflags_as_one_line(database_url: str) -> None:
+    import re
+
+    from hub.api.app import create_app
+    from hub.audit import record_audit
+    from tests.hub.test_api import login, seed
+    from tests.hub.test_api import serve as serve_hub
+
+    with psycopg.connect(database_url) as c:
+        create_schema(c)
+        ids = seed(c)
+        add_users(c)
+        row = c.execute("SELECT alert_id FROM cases WHERE id = %s", (ids["pending_case"],)).fetchone()
+        assert row is not None
+        for _ in range(10):
+            record_audit(c, actor="system:detector", action="alert.reflagged", object_type="alert",
+                         object_id=row[0], detail={"as_of": "2026-05-28"})
+        c.commit()
+    with serve_hub(create_app(database_url=database_url)) as url, httpx.Client(base_url=url) as http:
+        page = http.get(f"/alerts/{row[0]}?lang=en", headers=login(url, "sup1")).text
+    lines = re.findall(r'<li data-action="alert.reflagged"', page)
+    assert len(lines) == 1 and 'data-repeats="10"' in page and "10 times, last" in page
