@@ -21,6 +21,7 @@ from hub.api.models import AlertDetail, AlertSummary
 from hub.api.pages import PAGE_HEADERS, not_found, page_language, render, to_login
 from hub.api.queue_params import QueueQuery
 from hub.auth.models import Principal
+from hub.household.answers import case_answers
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +43,8 @@ def _sheet(conn: Any, alert_id: int, lang: Language) -> dict[str, Any] | None:
     alert = queries.get_alert(conn, alert_id=alert_id)
     if alert is None:
         return None
-    return {"alert": alert, "case": alert.case, "charts": sheet_charts(alert, lang)}
+    return {"alert": alert, "case": alert.case, "charts": sheet_charts(alert, lang),
+            "answers": case_answers(conn, case_id=alert.case.id) if alert.case else []}
 
 
 def _visit_rows(conn: Any, user: Principal, ask: QueueQuery, n: int) -> list[AlertSummary]:

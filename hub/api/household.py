@@ -38,6 +38,7 @@ from hub.household.answers import (
     AnswerRefused,
     NotYours,
     answer_photo,
+    case_answers,
     record_filing_override,
     submit_answer,
 )
@@ -282,6 +283,29 @@ def staff_answer_photo(request: Request, conn: DbConn, user: MaybeUser, case_id:
     if found is None:
         raise HTTPException(status_code=404, detail=f"photo {photo_id} of case {case_id} not found")
     return Response(found[1], media_type=found[0], headers=PHOTO_HEADERS)
+
+
+class AnswerOut(BaseModel):
+    """A household's answer to a case, as the inspector API gives it."""
+
+    id: int
+    by: str
+    relation: str
+    reason: str
+    text: str
+    at: datetime
+    photo_ids: list[int]
+
+
+@api.get("/cases/{case_id}/answers", response_model=list[AnswerOut],
+         responses={404: {"description": "no such case, or not in your estates"}})
+def answers(conn: DbConn, principal: CurrentUser, case_id: int) -> list[AnswerOut]:
+    """The household's answers to a case, oldest first (photos at ``/cases/{id}/answer-photos/{photo}``)."""
+    owner = conn.execute("SELECT estate_id FROM cases WHERE id = %s", (case_id,)).fetchone()
+    if owner is None or not principal.sees(owner[0]):
+        raise HTTPException(status_code=404, detail=f"case {case_id} not found")
+    return [AnswerOut(id=a.id, by=a.by, relation=a.relation, reason=a.reason, text=a.body, at=a.at,
+                      photo_ids=list(a.photo_ids)) for a in case_answers(conn, case_id=case_id)]
 
 
 class OverrideRequest(BaseModel):

@@ -209,6 +209,8 @@ def household_cells(ids: dict[str, int]) -> list[Cell]:
                  scope, home(200, other=other)),
             Cell("GET", "/cases/{case_id}/answer-photos/{photo_id}", f"/cases/{case}/answer-photos/{photo}",
                  None, scope, page(scoped_other=other)),
+            Cell("GET", "/api/cases/{case_id}/answers", f"/api/cases/{case}/answers", None, scope,
+                 api(None, scoped_other=other)),
             Cell("POST", "/api/cases/{case_id}/filing-override", f"/api/cases/{case}/filing-override",
                  {"why": "matrix: a reason long enough"}, scope,
                  api({"supervisor", "admin"}, ok=409, scoped_other=other)),

@@ -21,7 +21,6 @@ pytestmark = [
 ]
 
 
-
 def phone(browser: Any) -> Any:
     """A new page in a 390 px wide touch phone's browser, in Chinese."""
     return browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True,

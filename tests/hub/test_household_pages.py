@@ -157,6 +157,11 @@ def test_household_reads_own_case_only_and_answers_with_a_photo(database_url: st
         assert 'data-answered="1"' in queue.text and "住户已申辩" in queue.text
         sheet = staff.get(f"/alerts/{ids['home_alert']}")
         assert "在市一医院住院三周" in sheet.text and "住院" in sheet.text
+        visit_sheet = staff.get(f"/alerts/{ids['home_alert']}/sheet")  # the printed 走访单 carries it too
+        assert visit_sheet.status_code == 200 and "在市一医院住院三周" in visit_sheet.text
+        listed = staff.get(f"/api/cases/{ids['home_case']}/answers").json()
+        assert [(a["reason"], a["text"], len(a["photo_ids"])) for a in listed] == [
+            ("hospital", "在市一医院住院三周", 1)]
         photo_path = sheet.text.split('class="answer-photo" href="')[1].split('"')[0]
         photo = staff.get(photo_path)
         assert photo.status_code == 200 and photo.content == png()
