@@ -58,6 +58,8 @@ def register(sub: Any, sim: Any) -> None:
     cam.add_argument("--fps", type=float, default=5.0)
     cam.add_argument("--width", type=int, default=960)
     cam.add_argument("--height", type=int, default=540)
+    cam.add_argument("--stay-s", type=float, default=2.5, help="wall seconds each passer-by stays in view")
+    cam.add_argument("--no-visitors", action="store_true", help="show tenants and subtenants only")
     cam.add_argument("--enrol-estate", default=None, help="enrol the shown tenants in this estate's gallery")
 
 

@@ -46,7 +46,8 @@ def run_camera(args: argparse.Namespace) -> int:
     clock = AcceleratedClock(origin_wall=origin, origin_sim=start, speed=args.speed)
     spec = make_estate(args.estate, n_units=args.units, days=args.days, start=start, seed=args.seed)
     events = [e for e in EstateModel(spec).gate_events() if e.building == args.building]
-    sim = CameraSim(events, clock, CorridorScene(args.width, args.height, seed=args.seed), seed=args.seed)
+    scene = CorridorScene(args.width, args.height, seed=args.seed, stay_s=args.stay_s)
+    sim = CameraSim(events, clock, scene, seed=args.seed, visitors=not args.no_visitors)
     if args.enrol_estate:
         from edge_agent.errors import EdgeAgentError
 

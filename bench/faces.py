@@ -137,7 +137,7 @@ def cost(engine: DefaultPackEngine) -> None:
     print("\n4. cost on one core (pinned to CPU 0, onnxruntime intra-op threads 1; median of 40)")
     for w, h in ((1280, 720), (640, 360)):
         scene = CorridorScene(w, h, seed=1)
-        scene.walkers.append(Walker(person, 0.0, False))
+        scene.walkers.append(Walker(person, 0.0))
         frame = scene.render(1.2)
         faces = engine.detect(frame)
         ms = _median_ms(lambda f=frame: engine.detect(f), 40)  # type: ignore[misc]
@@ -163,7 +163,7 @@ def _video(path: Path, busy: bool, seconds: int, seed: int) -> Path:
     for i in range(seconds * 5):
         t = i / 5
         if busy and not scene.walkers:
-            scene.walkers.append(Walker(people[int(rng.integers(0, len(people)))], t, bool(i % 2)))
+            scene.walkers.append(Walker(people[int(rng.integers(0, len(people)))], t, 1, bool(i % 2)))
         frame = scene.render(t).astype(np.int16) + rng.normal(0, 2, (720, 1280, 3)).astype(np.int16)
         writer.write(np.clip(frame, 0, 255).astype(np.uint8))
     writer.release()

@@ -26,7 +26,6 @@ from device_sims.face_photos import photos
 from device_sims.household import GateEvent
 
 log = logging.getLogger(__name__)
-WALK_S = 2.5  # wall seconds a person takes to cross the frame
 BOUNDARY = "anjuframe"
 
 
@@ -45,18 +44,23 @@ def face_pools() -> tuple[list[tuple[str, list[np.ndarray]]], list[tuple[str, li
 
 @dataclass(slots=True)
 class Walker:
-    """One person crossing the frame from ``start`` (wall seconds)."""
+    """One person standing in a slot of the frame from ``start`` (wall seconds), drifting a little."""
 
     portrait: np.ndarray
     start: float
-    leftwards: bool
+    slot: int = 0
+    leftwards: bool = False
 
 
 class CorridorScene:
-    """Renders the corridor at a wall time: a fixed background and whoever is walking through it."""
+    """Renders the corridor at a wall time: a fixed background and whoever is passing, one per slot.
 
-    def __init__(self, width: int, height: int, *, seed: int) -> None:
-        self.width, self.height = width, height
+    A person stays ``stay_s`` wall seconds; at a high simulation speed a short stay lets many passages
+    through a 5 fps camera (each still spans a few frames).
+    """
+
+    def __init__(self, width: int, height: int, *, seed: int, stay_s: float = 2.5, slots: int = 3) -> None:
+        self.width, self.height, self.stay_s, self.slots = width, height, stay_s, slots
         rng = np.random.default_rng(seed)
         bg = np.zeros((height, width, 3), np.uint8)
         bg[:] = (150, 160, 165)
@@ -68,34 +72,49 @@ class CorridorScene:
         self.background = np.clip(bg + rng.normal(0, 3, bg.shape), 0, 255).astype(np.uint8)
         self.walkers: list[Walker] = []
 
+    def free_slot(self) -> int | None:
+        """A slot nobody stands in, if any."""
+        taken = {w.slot for w in self.walkers}
+        return next((i for i in range(self.slots) if i not in taken), None)
+
     def render(self, now: float) -> np.ndarray:
-        """The frame at wall time ``now`` (walkers who have crossed are dropped)."""
+        """The frame at wall time ``now`` (people whose stay is over are dropped)."""
         frame = self.background.copy()
-        self.walkers = [w for w in self.walkers if now - w.start < WALK_S]
+        self.walkers = [w for w in self.walkers if now - w.start < self.stay_s]
+        slot_w = self.width // self.slots
+        side = int(self.height * 0.55)
         for w in self.walkers:
-            side = int(self.height * 0.55)
             h, wd = w.portrait.shape[:2]
             scaled = cv2.resize(w.portrait, (max(1, wd * side // h), side), interpolation=cv2.INTER_AREA)
-            progress = (now - w.start) / WALK_S
-            span = self.width + scaled.shape[1]
-            x = int((1 - progress if w.leftwards else progress) * span) - scaled.shape[1]
+            width = min(scaled.shape[1], int(slot_w * 0.8))
+            cut = (scaled.shape[1] - width) // 2
+            scaled = scaled[:, cut : cut + width]
+            drift = ((now - w.start) / self.stay_s - 0.5) * (slot_w - width) * (-1 if w.leftwards else 1)
+            x = w.slot * slot_w + (slot_w - width) // 2 + int(drift)
+            x = min(max(0, x), self.width - width)
             y = int(self.height * 0.78) - side
-            x0, x1 = max(0, x), min(self.width, x + scaled.shape[1])
-            if x1 > x0:
-                frame[y : y + side, x0:x1] = scaled[:, x0 - x : x1 - x]
+            frame[y : y + side, x : x + width] = scaled
         return frame
 
 
 class CameraSim:
-    """The household model's face passages of one building, turned into walkers at the right wall time."""
+    """The household model's face passages of one building, shown at the right wall time.
 
-    def __init__(self, events: list[GateEvent], clock: Clock, scene: CorridorScene, *, seed: int) -> None:
+    ``visitors=False`` leaves out the visitors' one-off passages: with 25 people in the photos, visitors
+    would have to reuse faces and would look like recurring strangers, which they are not.
+    """
+
+    def __init__(
+        self, events: list[GateEvent], clock: Clock, scene: CorridorScene, *, seed: int, visitors: bool = True
+    ) -> None:
         tenants, strangers = face_pools()
         self._tenant_faces = dict(
             zip(sorted({e.employee_no for e in events if e.employee_no}), tenants, strict=False)
         )
-        self._stranger_pool = strangers
-        self._queue = deque(e for e in events if e.verify_mode == "face")
+        half = len(strangers) // 2
+        self._subtenant_pool, self._visitor_pool = strangers[:half], strangers[half:]
+        self._queue = deque(e for e in events if e.verify_mode == "face" and (visitors or not _is_visitor(e)))
+        self._backlog: deque[GateEvent] = deque(maxlen=3 * scene.slots)
         self._clock, self.scene, self._rng = clock, scene, np.random.default_rng(seed)
         self.shown = 0
 
@@ -108,25 +127,32 @@ class CameraSim:
         if e.employee_no is not None:
             face = self._tenant_faces.get(e.employee_no)
             if face is None:
-                return None
+                return None  # a tenant without a face in the photos: comes in by card
             _, portraits = face
             return (
                 portraits[int(self._rng.integers(1, len(portraits)))] if len(portraits) > 1 else portraits[0]
             )
         track = e.stranger_track or ""
-        index = int(hashlib.sha256(track.encode()).hexdigest(), 16) % len(self._stranger_pool)
-        return self._stranger_pool[index][1][0]
+        pool = self._visitor_pool if _is_visitor(e) else self._subtenant_pool
+        return pool[int(hashlib.sha256(track.encode()).hexdigest(), 16) % len(pool)][1][0]
 
     def step(self, wall: float) -> np.ndarray:
-        """Start the passages that are due by now (at most two people in frame) and render."""
+        """Start the passages that are due by now (one person per free slot; a few wait) and render."""
         now = self._clock.now()
         while self._queue and self._queue[0].ts <= now:
-            e = self._queue.popleft()
-            portrait = self._portrait(e)
-            if portrait is not None and len(self.scene.walkers) < 2:
-                self.scene.walkers.append(Walker(portrait, wall, bool(self._rng.integers(0, 2))))
+            self._backlog.append(self._queue.popleft())  # the oldest waiting passages drop off
+        self.scene.render(wall)  # drops the people whose stay is over
+        while self._backlog and (slot := self.scene.free_slot()) is not None:
+            portrait = self._portrait(self._backlog.popleft())
+            if portrait is not None:
+                self.scene.walkers.append(Walker(portrait, wall, slot, bool(self._rng.integers(0, 2))))
                 self.shown += 1
         return self.scene.render(wall)
+
+
+def _is_visitor(e: GateEvent) -> bool:
+    """The household model's visitors have tracks ``<gate>-v<n>``, subtenants ``<gate>-t<n>``."""
+    return e.stranger_track is not None and e.stranger_track.rsplit("-", 1)[-1].startswith("v")
 
 
 class _Stream:
