@@ -149,7 +149,7 @@ def run_hub(settings: HubSettings) -> int:
     url = resolve_database_url(settings.database_url, settings.home)
     monitor = HubMonitor()
     with psycopg.connect(url) as conn:
-        info = ensure_schema(conn)
+        info = ensure_schema(conn, policy=settings.timescale_policy())
         conn.commit()
     log.info("storage ready: %s", info)
     ingest = IngestService(

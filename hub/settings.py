@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, model_validator
@@ -13,6 +13,9 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from anju_wire import TimeBounds
+
+if TYPE_CHECKING:
+    from hub.storage.timeseries import TimescalePolicy
 
 
 def default_home() -> Path:
@@ -69,6 +72,18 @@ class HubSettings(BaseSettings):
     # max_clock_skew_s ahead of the hub's clock, or older than retention_days, is a dead letter.
     max_clock_skew_s: float = Field(default=86_400.0, ge=0)
     retention_days: int = Field(default=3660, ge=1)
+    # TimescaleDB (hub.storage.TimescalePolicy says how these were chosen): days of readings per chunk,
+    # and the age at which a chunk is compressed. Retention is retention_days, as above.
+    timescale_chunk_days: int = Field(default=7, ge=1)
+    timescale_compress_after_days: int = Field(default=30, ge=1)
+
+    def timescale_policy(self) -> TimescalePolicy:
+        """The hypertables' chunks, compression and retention (dropped past the ingest horizon)."""
+        from hub.storage.timeseries import TimescalePolicy
+
+        return TimescalePolicy(chunk_days=self.timescale_chunk_days,
+                               compress_after_days=self.timescale_compress_after_days,
+                               retention_days=self.retention_days)
 
     @classmethod
     def settings_customise_sources(

@@ -146,18 +146,20 @@ GROUP BY unit_id, meter, date_trunc('hour', ts, 'UTC')"""
 
 def timescale_sql(policy: TimescalePolicy) -> list[str]:
     """Every statement of the TimescaleDB form, in order; each may run again on an existing database."""
+    return [*timescale_tables_sql(policy), *timescale_policy_sql(policy)]
+
+
+def timescale_tables_sql(policy: TimescalePolicy) -> list[str]:
+    """The TimescaleDB form's extension, hypertables, compression settings, indexes and hourly view."""
     out = ["CREATE EXTENSION IF NOT EXISTS timescaledb"]
     for table in TIME_TABLES:
         out.append(f"CREATE TABLE IF NOT EXISTS {table} ({COLUMNS[table]}\n)")
-        days = policy.chunk_interval_days(table)
         # No default index on ts: INDEXES makes the one the plain form has, and two would cost space.
         out.append(
             f"SELECT create_hypertable('{table}', "
-            f"by_range('ts', INTERVAL '{days} days'), "
+            f"by_range('ts', INTERVAL '{policy.chunk_interval_days(table)} days'), "
             "create_default_indexes => FALSE, if_not_exists => TRUE)"
         )
-        # For an existing table: applies to chunks made from now on.
-        out.append(f"SELECT set_chunk_time_interval('{table}', INTERVAL '{days} days')")
         # Changing compression settings fails once chunks are compressed, so set them only once.
         out.append(
             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
@@ -166,12 +168,6 @@ def timescale_sql(policy: TimescalePolicy) -> list[str]:
             f"timescaledb.compress_segmentby = '{SEGMENT_BY[table]}', "
             "timescaledb.compress_orderby = 'ts DESC'); END IF; END $$"
         )
-        out.append(
-            f"SELECT add_compression_policy('{table}', INTERVAL '{policy.compress_after_days} days', "
-            "if_not_exists => TRUE)"
-        )
-        if policy.retention_days is not None:  # None leaves the table's retention policy as it is
-            out.extend(retention_policy_sql(table, policy.retention_days))
     out.extend(INDEXES)
     out.append(
         # Not materialized_only: like the plain view, it answers with the newest rows too.
@@ -182,6 +178,19 @@ def timescale_sql(policy: TimescalePolicy) -> list[str]:
         "FROM meter_readings\nWHERE value IS NOT NULL\n"
         "GROUP BY unit_id, meter, time_bucket(INTERVAL '1 hour', ts)\nWITH NO DATA"
     )
+    return out
+
+
+def timescale_policy_sql(policy: TimescalePolicy) -> list[str]:
+    """The TimescaleDB form's chunk intervals and jobs (compression, retention, hourly refresh)."""
+    out = []
+    for table in TIME_TABLES:
+        # For an existing table: applies to chunks made from now on.
+        days = policy.chunk_interval_days(table)
+        out.append(f"SELECT set_chunk_time_interval('{table}', INTERVAL '{days} days')")
+        out.extend(_job_sql("compression", table, policy.compress_after_days))
+        if policy.retention_days is not None:  # None leaves the table's retention policy as it is
+            out.extend(_job_sql("retention", table, policy.retention_days))
     out.append(
         "SELECT add_continuous_aggregate_policy('meter_hourly', "
         f"start_offset => INTERVAL '{policy.hourly_refresh_days} days', "
@@ -190,16 +199,19 @@ def timescale_sql(policy: TimescalePolicy) -> list[str]:
     return out
 
 
-def retention_policy_sql(table: str, days: int) -> list[str]:
-    """Statements that make ``table``'s TimescaleDB retention policy drop chunks older than ``days``.
+_JOB_AGE = {"compression": "compress_after", "retention": "drop_after"}
 
-    add_retention_policy keeps an existing policy as it is, so one with another horizon is replaced.
+
+def _job_sql(kind: str, table: str, days: int) -> list[str]:
+    """Statements that give ``table`` a compression or retention job at an age of ``days``.
+
+    add_*_policy keeps an existing job as it is, so one with another age is removed first.
     """
     return [
-        "SELECT remove_retention_policy(hypertable_name::regclass, if_exists => TRUE) "
-        "FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' "
-        f"AND hypertable_name = '{table}' AND config->>'drop_after' <> '{days} days'",
-        f"SELECT add_retention_policy('{table}', INTERVAL '{days} days', if_not_exists => TRUE)",
+        f"SELECT remove_{kind}_policy(hypertable_name::regclass, if_exists => TRUE) "
+        f"FROM timescaledb_information.jobs WHERE proc_name = 'policy_{kind}' "
+        f"AND hypertable_name = '{table}' AND config->>'{_JOB_AGE[kind]}' <> '{days} days'",
+        f"SELECT add_{kind}_policy('{table}', INTERVAL '{days} days', if_not_exists => TRUE)",
     ]
 
 

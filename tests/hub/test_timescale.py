@@ -80,7 +80,7 @@ def test_compression_policy_shrinks_old_chunks_and_their_rows_stay_readable_and_
     ensure_schema(conn)
     conn.execute("SELECT setseed(0.18)")
     conn.execute(FILL)
-    before = conn.execute("SELECT count(*), sum(value) FROM meter_readings").fetchone()
+    before = conn.execute("SELECT count(*), sum(value::numeric) FROM meter_readings").fetchone()
     hourly = conn.execute("SELECT count(*) FROM meter_hourly").fetchone()
     run_policy(conn, "policy_compression", "meter_readings")
     chunks = conn.execute("SELECT count(*) FILTER (WHERE is_compressed), count(*) FILTER (WHERE range_end < "
@@ -91,7 +91,7 @@ def test_compression_policy_shrinks_old_chunks_and_their_rows_stay_readable_and_
                          "FROM chunk_compression_stats('meter_readings') "
                          "WHERE compression_status = 'Compressed'").fetchone()
     assert stats is not None and stats[0] / stats[1] >= 10, stats
-    assert conn.execute("SELECT count(*), sum(value) FROM meter_readings").fetchone() == before
+    assert conn.execute("SELECT count(*), sum(value::numeric) FROM meter_readings").fetchone() == before
     assert conn.execute("SELECT count(*) FROM meter_hourly").fetchone() == hourly
     # A late reading (an agent's outbox replay) into a compressed chunk: stored once, never twice.
     late = ("INSERT INTO meter_readings (ts, unit_id, meter, value) VALUES "
