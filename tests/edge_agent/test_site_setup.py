@@ -150,3 +150,14 @@ meters:
     assert main(["agent", "check", "--config", str(site), "--env-file", str(env), "--no-probe"]) == 2
     err = capsys.readouterr().err
     assert f"{site}: line 12: meters.0.address" in err
+
+
+def test_the_installer_guides_wiring_template_generates_a_valid_site(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for page in ("gateway-installer.md", "zh-CN/gateway-installer.md"):
+        text = (docs / page).read_text(encoding="utf-8")
+        block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+        units = read_units(write(tmp_path, "units.csv", UNITS), estate_id="E01")
+        site = parse_site(generate_site(units, yaml.safe_load(block)), environ={"ANJU_PSEUDONYM_SECRET": "x"})
+        assert [m.protocol for m in site.meters[:2]] == ["dlt645", "cjt188"], page
+        assert site.meters[-1].host == "10.20.2.11" and site.meters[-1].device_id == 3, page
