@@ -94,6 +94,7 @@ class Pipeline:
         from hub.cases.service import close_for_tenancy
         from hub.household.gateway import SmsGateway
         from hub.household.pipeline import household_step
+        from hub.storage.retention import RETENTION_INTERVAL, apply_retention
         from hub.tenancy.changes import FeedBackoff, apply_tenancy_changes
         from hub.tenancy.client import TenancyClient
         from hub.tenancy.outbox import deliver_pending
@@ -101,6 +102,7 @@ class Pipeline:
         s = self._settings
         last_day: date | None = None
         next_detect = 0.0
+        next_retention = 0.0
         clock = 0.0
         feed_backoff = FeedBackoff()  # a tenancy system that is down is not asked every filing interval
         with (
@@ -116,6 +118,9 @@ class Pipeline:
                         last_day = detect_once(conn, since=since, bounds=s.time_bounds())
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
+                    if clock >= next_retention:  # raw rows past the horizon, a partition at a time
+                        next_retention = clock + RETENTION_INTERVAL.total_seconds()  # a failure waits too
+                        apply_retention(conn, horizon_days=s.retention_days)
                     result = deliver_pending(conn, client=client)
                     household_step(conn, gateway=gateway)  # notices to households, welfare signals
                     # Closed / moved out flow back to cases: the workflow closes them.
