@@ -30,7 +30,7 @@ test: lint
 # `make constraints` after a dependency change, and commit it.
 dist: install-test
 	rm -rf dist && mkdir -p dist
-	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
 	cp deploy/constraints.txt dist/constraints.txt
 	@ls -l dist
 
