@@ -94,12 +94,19 @@ def _age_filter(min_age_days: int | None, max_age_days: int | None) -> str:
 
 
 # Alerts that belong to a case matching a condition on ``c``: as for ALERT_CASE_JOIN, the case opened
-# from the alert or holding it, or (for an open alert) the unit's active case of its kind. Two
-# uncorrelated sets (hashed once per query), not a probe per alert: the count walks every alert.
+# from the alert or holding it, or (for an open alert) the unit's active case of its kind. The ids are
+# gathered once from the cases (a few thousand at most; the open alert found by its unique index) and
+# the alerts fetched by id, so that neither the count nor the page probes a case per alert.
 _CASE_MEMBERS = """
-    AND (a.id IN (SELECT unnest(c.alert_ids || c.alert_id) FROM cases c WHERE {cond})
-         OR (a.status = 'open' AND (a.unit_id, a.kind) IN
-             (SELECT c.unit_id, c.kind FROM cases c WHERE c.status <> 'closed' AND {cond})))
+    AND a.id = ANY(ARRAY(
+        SELECT unnest(c.alert_ids || c.alert_id) FROM cases c WHERE {cond}
+        UNION
+        SELECT ao.id FROM cases c CROSS JOIN LATERAL (
+            SELECT a2.id FROM alerts a2
+            WHERE a2.unit_id = c.unit_id AND a2.kind = c.kind AND a2.status = 'open' LIMIT 1
+        ) ao
+        WHERE c.status <> 'closed' AND {cond}
+    ))
 """
 
 
