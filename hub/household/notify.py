@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from hub.audit import record_audit
+from hub.cases.states import STATUSES
 from hub.household.answers import push_filing
 from hub.household.gateway import GatewayUnavailable, SmsGateway
 from hub.household.policy import HouseholdPolicy
@@ -27,8 +28,9 @@ from hub.tenancy.outbox import backoff
 log = logging.getLogger(__name__)
 
 ACTOR = "system:notify"
-# Cases whose household is told that the case opened, and (with notify_on_confirm) that it was confirmed.
-NOTICE_STATUSES = {"opened": ("open", "assigned", "visit_scheduled", "confirmed"),
+# Cases whose household is told that the case opened (any case still being worked on), and (with
+# notify_on_confirm) that it was confirmed.
+NOTICE_STATUSES = {"opened": tuple(s for s in STATUSES if s not in ("dismissed", "filed", "closed")),
                    "confirmed": ("confirmed",)}
 
 

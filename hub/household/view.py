@@ -80,7 +80,7 @@ def _actors(conn: psycopg.Connection[Any], actors: set[str]) -> dict[str, tuple[
         known[f"household:{member_id}"] = (name, relation)
     for actor in actors - known.keys():
         kind, _, rest = actor.partition(":")
-        known[actor] = (rest or kind, "system" if kind == "system" else kind)
+        known[actor] = (rest.partition(":")[0] or kind, "system" if kind == "system" else kind)
     return known
 
 

@@ -130,6 +130,8 @@ def test_household_reads_own_case_only_and_answers_with_a_photo(database_url: st
                            "0.4321", "43.2", "9.876", 'data-series="strangers"', 'data-series="gate_events"'):
                 assert leaked not in text, leaked
             assert "sup1" in text and "主管" in text  # the trail: who (name and role) assigned it
+            # The detector opened it: the system part named in words.
+            assert '<span class="actor">线索检测</span> <span class="role">(系统)</span>' in text
             # Another unit's case, photo and every staff endpoint: 404 for a household session.
             assert home.get(f"/home/cases/{ids['neighbour_case']}").status_code == 404
             assert home.get(f"/home/cases/{ids['neighbour_case']}/photos/1").status_code == 404
