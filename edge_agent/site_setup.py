@@ -130,12 +130,26 @@ def line_of(text: str, path: str) -> int | None:
     return line
 
 
+def _line_of_unit_named_in(text: str, message: str) -> int | None:
+    """The line of the first meter entry whose unit_id the message names (for whole-file problems)."""
+    try:
+        meters = yaml.safe_load(text).get("meters") or []
+    except (yaml.YAMLError, AttributeError):
+        return None
+    for i, meter in enumerate(meters):
+        if isinstance(meter, dict) and str(meter.get("unit_id")) in message:
+            return line_of(text, f"meters.{i}")
+    return None
+
+
 def with_lines(text: str, err: SiteConfigError) -> list[str]:
     """Each problem of ``err`` (``path: message; ...``) prefixed with its line in ``text``."""
     out = []
     for problem in str(err).split("; "):
         path = problem.split(":", 1)[0].strip()
-        line = line_of(text, path) if " " not in path else None
+        line = line_of(text, path) if " " not in path and path != "<root>" else None
+        if path == "<root>":
+            line = _line_of_unit_named_in(text, problem)
         out.append(f"line {line}: {problem}" if line else problem)
     return out
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ import yaml
 from anju.cli import main
 from edge_agent.errors import SiteConfigError
 from edge_agent.site import parse_site
-from edge_agent.site_setup import generate_site, line_of, read_units
+from edge_agent.site_setup import generate_site, line_of, read_units, with_lines
 from tests.services import free_port
 
 UNITS = """unit_id,estate_id,building,floor,area_m2,electricity_address
@@ -161,3 +162,31 @@ def test_the_installer_guides_wiring_template_generates_a_valid_site(tmp_path: P
         site = parse_site(generate_site(units, yaml.safe_load(block)), environ={"ANJU_PSEUDONYM_SECRET": "x"})
         assert [m.protocol for m in site.meters[:2]] == ["dlt645", "cjt188"], page
         assert site.meters[-1].host == "10.20.2.11" and site.meters[-1].device_id == 3, page
+
+
+def test_a_whole_file_problem_points_at_the_unit_it_names() -> None:
+    text = "meters:\n  - unit_id: U1\n    meter: water\n  - unit_id: U2\n    meter: water\n"
+    problem = SiteConfigError("<root>: Value error, U2: one bus or gateway speaks one protocol")
+    (line,) = with_lines(text, problem)
+    assert line.startswith("line 4: <root>")
+
+
+def test_register_and_payload_maps_from_the_operators_folder(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "edge_agent"
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    (maps / "my_meter.yaml").write_text((shipped / "maps" / "eastron_sdm120.yaml").read_text())
+    (maps / "my_plug.yaml").write_text((shipped / "payload_maps" / "tasmota_energy.yaml").read_text())
+    meters = [{"unit_id": "U1", "meter": "electricity", "host": "10.0.0.1", "register_map": "my_meter"},
+              {"unit_id": "U2", "meter": "electricity", "transport": "mqtt", "topic": "tele/p/SENSOR",
+               "payload_map": "my_plug"}]  # fmt: skip
+    doc: dict[str, Any] = {**template()["site"], "meters": meters}  # type: ignore[dict-item]
+    with pytest.raises(SiteConfigError, match="unknown register map 'my_meter'"):
+        parse_site(doc, environ={"ANJU_PSEUDONYM_SECRET": "x"}, base_dir=tmp_path)
+    doc.update(register_maps_dir="maps", payload_maps_dir="maps")  # relative to the site file
+    site = parse_site(doc, environ={"ANJU_PSEUDONYM_SECRET": "x"}, base_dir=tmp_path)
+    assert site.meters[0].load_map().name == "my_meter"
+    assert site.meters[1].load_payload_map().name == "my_plug"
+    with pytest.raises(SiteConfigError, match=r"register_maps_dir: .* is not a directory"):
+        parse_site({**doc, "register_maps_dir": "nowhere"}, environ={"ANJU_PSEUDONYM_SECRET": "x"},
+                   base_dir=tmp_path)  # fmt: skip
