@@ -80,19 +80,41 @@ def pg15_admin_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def timescale_admin_url(pg15_admin_url: str) -> str:
-    """Admin URL of the PostgreSQL 15 with TimescaleDB preloaded; skips (or fails in CI) without it."""
-    with psycopg.connect(pg15_admin_url) as conn:
+def _timescale_missing(url: str) -> str | None:
+    """Why the server at ``url`` cannot serve TimescaleDB's hypertables, or None when it can."""
+    with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT (SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'), "
             "current_setting('shared_preload_libraries')").fetchone()
     assert row is not None
     if row[0] is None:
-        _unavailable(f"no TimescaleDB on the PostgreSQL 15 at {pg15_admin_url}: {BUILD_HINT}")
+        return f"no TimescaleDB on the PostgreSQL at {url}: {BUILD_HINT}"
     if "timescaledb" not in str(row[1]):
-        _unavailable(f"TimescaleDB is installed but not in shared_preload_libraries at {pg15_admin_url}")
-    return pg15_admin_url
+        return f"TimescaleDB is installed but not in shared_preload_libraries at {url}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def timescale_admin_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Admin URL of a PostgreSQL 15 that preloads TimescaleDB; skips (or fails in CI) without one.
+
+    ``ANJU_TEST_TIMESCALE_URL`` when set; else the session's PostgreSQL 15 (``pg15_admin_url``), or,
+    when that is a given server (``ANJU_TEST_PG15_URL``, such as the machine's own) that does not
+    preload it, a throwaway one that does.
+    """
+    url = os.environ.get("ANJU_TEST_TIMESCALE_URL") or request.getfixturevalue("pg15_admin_url")
+    why = _timescale_missing(url)
+    with ExitStack() as stack:
+        if why and not os.environ.get("ANJU_TEST_TIMESCALE_URL") and os.environ.get("ANJU_TEST_PG15_URL") \
+                and timescaledb_installed():
+            try:
+                url = stack.enter_context(pg15_server(preload_timescaledb=True))
+            except ServiceUnavailable as err:
+                _unavailable(f"{why}; and no PostgreSQL 15 that preloads it could start: {err}")
+            why = _timescale_missing(url)
+        if why:
+            _unavailable(why)
+        yield url
 
 
 @pytest.fixture(scope="session")
