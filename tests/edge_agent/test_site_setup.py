@@ -15,7 +15,7 @@ import yaml
 
 from anju.cli import main
 from edge_agent.errors import SiteConfigError
-from edge_agent.site import parse_site
+from edge_agent.site import load_site, parse_site
 from edge_agent.site_setup import generate_site, line_of, read_units, with_lines
 from tests.services import free_port
 
@@ -190,3 +190,9 @@ def test_register_and_payload_maps_from_the_operators_folder(tmp_path: Path) -> 
     with pytest.raises(SiteConfigError, match=r"register_maps_dir: .* is not a directory"):
         parse_site({**doc, "register_maps_dir": "nowhere"}, environ={"ANJU_PSEUDONYM_SECRET": "x"},
                    base_dir=tmp_path)  # fmt: skip
+
+
+def test_the_example_site_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "site.example.yaml"
+    site = load_site(example, environ={"ANJU_PSEUDONYM_SECRET": "x", "ANJU_GATE_TOKEN": "t"})
+    assert {m.protocol for m in site.meters} == {"modbus", "dlt645", "cjt188"}
