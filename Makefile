@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-headless test lint install-demo install-test bench
+.PHONY: demo demo-headless test lint install-demo install-test bench dist constraints
 
 install-demo:
 	@bash scripts/bootstrap.sh demo
@@ -24,3 +24,15 @@ lint: install-test
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The wheel (one for every deployable: pick the extra at install time) and the versions it was tested with.
+# deploy/constraints.txt is the pinned set the hub image and gateways install against; refresh it with
+# `make constraints` after a dependency change, and commit it.
+dist: install-test
+	rm -rf dist && mkdir -p dist
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	cp deploy/constraints.txt dist/constraints.txt
+	@ls -l dist
+
+constraints: install-test
+	$(BIN)/python scripts/freeze_constraints.py > deploy/constraints.txt

@@ -8,9 +8,10 @@ import getpass
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:  # imported where used: `anju agent` on a gateway has no PostgreSQL driver
+    import psycopg
 
 
 def register(sub: Any, sim: Any) -> None:
@@ -19,7 +20,8 @@ def register(sub: Any, sim: Any) -> None:
     usub = users.add_subparsers(dest="users_command", required=True)
     add = usub.add_parser("add", help="add a user (password from ANJU_NEW_USER_PASSWORD or a prompt)")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["inspector", "supervisor", "auditor", "admin"])
+    add.add_argument("--role", required=True, choices=["inspector", "supervisor", "auditor", "admin"],
+                     help="what the user may do")  # fmt: skip
     add.add_argument("--estate", action="append", default=[],
                      help="an estate this inspector or supervisor works in (repeat for a district)")
     _add_db(add)
@@ -58,6 +60,8 @@ def _add_db(p: argparse.ArgumentParser) -> None:
 
 
 def _connect(explicit: str | None) -> psycopg.Connection:
+    import psycopg
+
     from hub.settings import HubSettings
     from hub.storage import ensure_schema
     from hub.storage.embedded import resolve_database_url
@@ -204,6 +208,7 @@ def _audit_export(args: argparse.Namespace) -> int:
 
 
 def _audit_protect(args: argparse.Namespace) -> int:
+    import psycopg
     from psycopg import sql
 
     from hub.audit.guard import protect_audit_log

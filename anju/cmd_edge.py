@@ -45,7 +45,6 @@ def register(sub: Any, sim: Any) -> None:
             "line. Values advance with simulated use. With --protocol dlt645 or cjt188, unit u answers at "
             "address u (12 or 14 digits) on the serial line, or on the one TCP port as a transparent gateway."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--protocol", choices=("modbus", "dlt645", "cjt188"), default="modbus",
                    help="modbus: SDM120 electricity; dlt645: DL/T 645-2007 electricity; cjt188: CJ/T 188 "
@@ -63,7 +62,7 @@ def register(sub: Any, sim: Any) -> None:
                    help="serial line speed; default 9600 for Modbus (the SDM120's), 2400 for dlt645/cjt188")
     p.add_argument("--parity", choices=("N", "E", "O"), default=None,
                    help="serial parity; default N (8N1) for Modbus, E (8E1) for dlt645/cjt188")
-    p.add_argument("--units", type=int, required=True)
+    p.add_argument("--units", type=int, required=True, help="how many meters (units 1..N)")
     p.add_argument("--slow", type=_ids, default=frozenset(), help="units that answer late, e.g. 3,7-9")
     p.add_argument("--slow-s", type=float, default=2.0, help="how late slow units answer (seconds)")
     p.add_argument("--silent", type=_ids, default=frozenset(), help="units that never answer")
@@ -78,7 +77,8 @@ def run(args: argparse.Namespace) -> int | None:
     if args.command != "sim" or getattr(args, "sim_command", None) != "meters":
         return None
     from anju_wire import AcceleratedClock, Clock, WallClock
-    from device_sims.meters import FleetMeterServer, pty_pair
+    from device_sims.fleet_meters import FleetMeterServer
+    from device_sims.serial_pair import pty_pair
 
     rtu = (args.serial is not None or args.rtu_pty) and args.protocol == "modbus"
     if args.units < 1 or (rtu and args.units > 247):
@@ -140,7 +140,7 @@ async def _serve_framed(
 ) -> str:
     """Start a DL/T 645 or CJ/T 188 fleet; say where it answers."""
     from device_sims.dlt645_sim import FrameMeterFleet
-    from device_sims.meters import pty_pair
+    from device_sims.serial_pair import pty_pair
 
     line = f"{args.baudrate} 8{args.parity}1"
     if args.listen is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import json
 import sys
 import tempfile
 import time
@@ -41,11 +42,11 @@ class ScenarioRun:
 
 def _eval_database(explicit: str | None, name: str = "anju_eval") -> str:
     """The given database, or a freshly made one on the server the hub would use."""
-    from anju.cmd_data import _database_url
+    from anju.db import database_url
 
     if explicit:
         return explicit
-    server = _database_url(None)
+    server = database_url(None)
     admin = psycopg.conninfo.make_conninfo(server, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -152,8 +153,6 @@ def run_scenario(
 
 def run_eval(args: argparse.Namespace) -> int:
     """``anju eval``: one scenario (``--generator``, ``--mode``), or ``--cross``."""
-    from anju.cmd_data import _eval_models, _load_verdict_models
-
     if args.cross:
         return _cross(args)
     try:
@@ -232,3 +231,109 @@ def _cross(args: argparse.Namespace) -> int:
         print("")
     print(f"wall_s={time.monotonic() - started:.0f}")
     return 0
+
+
+def _load_verdict_models(path: Path) -> dict[str, Any]:
+    """Verdict models saved by ``--save-verdict-models``, by kind."""
+    from models.verdict_model import VerdictModel
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object of models by kind")
+    unknown = set(data) - {"vacancy", "sublet"}
+    if unknown:
+        raise ValueError(f"unknown kind(s) {', '.join(sorted(unknown))}; expected vacancy or sublet")
+    return {kind: VerdictModel.from_json(m) for kind, m in data.items()}
+
+
+def _eval_models(
+    conn: psycopg.Connection, truth: list[Any], *, as_of: date, policy: Any,
+    held_out: dict[str, Any] | None = None, save_to: Path | None = None,
+) -> list[str]:
+    """How well the scikit-learn models rank, against the scenario's truth: the anomaly percentile over
+    all units, the alert scores over the alerts, and a verdict model trained on verdicts simulated from
+    the truth (one per case: confirmed where the unit really is of the case's kind since before it was
+    flagged, else dismissed), scored by cross-validation."""
+    from hub.detection.learned import NotEnoughVerdicts, train_verdict_model, training_rows
+    from hub.detection.service import anomaly_scores
+    from models.evaluation import KINDS, MIN_ONSET_AGE_DAYS, ranking_auc
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    by_unit = {t.unit_id: t for t in truth}
+    scored = {t.unit_id: t for t in truth
+              if t.onset is None or (as_of - t.onset).days >= MIN_ONSET_AGE_DAYS}
+    lines = ["models (scikit-learn; they rank and explain the rules' alerts, the rules decide what is "
+             "flagged)"]
+    scores = anomaly_scores(conn, as_of=as_of, policy=policy)
+    if scores is None:
+        lines.append("anomaly: too few units with enough data to compare")
+    else:
+        pct = scores.percentiles()
+        aucs = []
+        for kind in KINDS:
+            auc = ranking_auc((t.kind == kind, pct[u]) for u, t in scored.items()
+                              if u in pct and t.kind in (kind, "normal"))
+            aucs.append(f"{kind}-vs-normal {fmt(auc)}")
+        lines.append(f"anomaly percentile on {as_of}, ROC AUC: {', '.join(aucs)} "
+                     f"({len(pct)} of {len(truth)} units scored; the rest had too little data)")
+        by_subtype: dict[str, list[float]] = {}
+        for u, t in scored.items():
+            if u in pct:
+                by_subtype.setdefault(t.subtype, []).append(pct[u])
+        lines.append("median anomaly percentile by subtype: " + ", ".join(
+            f"{k}={sorted(v)[len(v) // 2]:.2f}" for k, v in sorted(by_subtype.items())))
+    rows = conn.execute(
+        "SELECT unit_id, kind, score, (evidence->'features'->>'rule_score')::float8,"
+        " (evidence->'features'->>'anomaly_percentile')::float8 FROM alerts").fetchall()
+    for kind in KINDS:
+        mine = [(scored[u].kind == kind, s, r, a) for u, k, s, r, a in rows if k == kind and u in scored]
+        true = sum(1 for y, *_ in mine if y)
+        by_rule = ranking_auc((y, r) for y, _, r, _ in mine if r is not None)
+        by_anomaly = ranking_auc((y, a) for y, _, _, a in mine if a is not None)
+        by_score = ranking_auc((y, s) for y, s, _, _ in mine)
+        lines.append(f"{kind} alerts: {len(mine)} ({true} true, {len(mine) - true} false); ROC AUC "
+                     f"true-vs-false by rule score at opening {fmt(by_rule)}, by anomaly percentile at "
+                     f"opening {fmt(by_anomaly)}, by alert score (last run) {fmt(by_score)}")
+    cases = conn.execute(
+        "SELECT c.id, c.alert_id, c.unit_id, c.estate_id, c.kind, a.first_flagged FROM cases c"
+        " JOIN alerts a ON a.id = c.alert_id").fetchall()
+    verdicts = []
+    for case_id, alert_id, unit_id, estate_id, kind, flagged in cases:
+        t = by_unit.get(unit_id)
+        right = t is not None and t.kind == kind and (t.onset is None or t.onset <= flagged)
+        verdicts.append((case_id, alert_id, unit_id, estate_id, kind, "confirmed" if right else "dismissed"))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO case_verdicts (case_id, alert_id, unit_id, estate_id, kind, verdict, note,"
+            " decided_by) VALUES (%s, %s, %s, %s, %s, %s, 'simulated from the scenario truth',"
+            " 'anju-eval:truth')",
+            verdicts)
+    trained: dict[str, Any] = {}
+    for kind in KINDS:
+        data = training_rows(conn, kind=kind)
+        given = (held_out or {}).get(kind)
+        if given is not None:
+            auc = ranking_auc((y, given.probability(x)) for x, y in data)
+            lines.append(f"verdict model {kind} trained elsewhere ({given.n_verdicts} verdicts), held out: "
+                         f"ROC AUC {fmt(auc)} on this scenario's {len(data)} simulated verdicts "
+                         f"({sum(1 for _, y in data if y)} confirmed)")
+        try:
+            with conn.transaction():
+                model = train_verdict_model(conn, kind=kind, actor="system:anju-eval", policy=policy.models,
+                                            rows=data)
+        except NotEnoughVerdicts as err:
+            lines.append(f"verdict model: not trained: {err}")
+            continue
+        trained[kind] = model.to_json()
+        alone = {name: ranking_auc((y, x[model.inputs.index(name)]) for x, y in data)
+                 for name in ("rule_score", "anomaly_percentile")}
+        lines.append(f"verdict model {kind}: {model.n_verdicts} simulated verdicts ({model.n_confirmed} "
+                     f"confirmed); cross-validated ROC AUC {fmt(model.cv_auc)} (on the same cases: rule "
+                     f"score alone {fmt(alone['rule_score'])}, anomaly percentile alone "
+                     f"{fmt(alone['anomaly_percentile'])})")
+    if save_to is not None:
+        save_to.write_text(json.dumps(trained, indent=1), encoding="utf-8")
+        lines.append(f"verdict models saved to {save_to}: {', '.join(sorted(trained)) or 'none trained'}")
+    return lines

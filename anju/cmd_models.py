@@ -15,7 +15,7 @@ def register(sub: Any, sim: Any) -> None:
     models = sub.add_parser("models", help="the scikit-learn verdict models: train from verdicts, list")
     msub = models.add_subparsers(dest="models_command", required=True)
     train = msub.add_parser("train", help="train a model per alert kind from the inspectors' verdicts")
-    train.add_argument("--kind", choices=["vacancy", "sublet", "all"], default="all")
+    train.add_argument("--kind", choices=["vacancy", "sublet", "all"], default="all", help="model to train")
     add_database_option(train)
     lst = msub.add_parser("list", help="the models trained, newest first (detection uses each kind's newest)")
     add_database_option(lst)

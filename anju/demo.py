@@ -27,11 +27,12 @@ import yaml
 
 from anju.services import Broker, free_port, local_broker, wait_port
 from anju_wire import AcceleratedClock
+from anju_wire.clock import ESTATE_TZ
 
 if TYPE_CHECKING:
     from device_sims.household import EstateSpec
 
-SIM_START = datetime(2026, 3, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+SIM_START = datetime(2026, 3, 1, tzinfo=ZoneInfo(ESTATE_TZ))
 DEMO_DATABASE = "anju_demo"
 
 

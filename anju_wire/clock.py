@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+# The estates' civil time zone: where their day starts for the hub's daily features and the importer's
+# stale days, and for the simulated households. One name, here, for every party.
+ESTATE_TZ = "Asia/Shanghai"
+
 
 class Clock(Protocol):
     """Something that tells the current (possibly simulated) time and converts durations to wall time."""

@@ -23,7 +23,13 @@ from pydantic import (
 
 from anju_wire.errors import ContractError
 
-Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+# The rules below are stated once here; the hub's bulk importer builds its SQL checks from them.
+IDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+IDENT_MAX_LENGTH = 64
+PSEUDONYM_PATTERN = r"^p-[0-9a-f]{16,64}$"  # a keyed hash made on the edge, never a real identity
+BUILDING_MAX_LENGTH = 32
+FLOOR_MIN, FLOOR_MAX = -200, 1000
+Ident = Annotated[str, Field(min_length=1, max_length=IDENT_MAX_LENGTH, pattern=IDENT_PATTERN)]
 MAX_SEQ = 2**63 - 1  # what the hub's bigint columns hold
 Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
 MAX_BATCH = 5000
@@ -106,6 +112,10 @@ class AccessMethod(StrEnum):
     QR = "qr"
 
 
+# A card, a code or a QR ticket belongs to someone; only a face can pass unrecognised.
+STRANGER_METHODS = frozenset({AccessMethod.FACE})
+
+
 class AccessEvent(_Model):
     """One passage through a gate or sighting by a corridor camera.
 
@@ -118,10 +128,10 @@ class AccessEvent(_Model):
     event_id: Annotated[str, Field(min_length=1, max_length=100)]
     ts: AwareDatetime
     device_id: Ident
-    building: Annotated[str, Field(min_length=1, max_length=32)]
-    floor: Annotated[int, Field(ge=-200, le=1000)] | None = None
+    building: Annotated[str, Field(min_length=1, max_length=BUILDING_MAX_LENGTH)]
+    floor: Annotated[int, Field(ge=FLOOR_MIN, le=FLOOR_MAX)] | None = None
     method: AccessMethod
-    person: Annotated[str, Field(pattern=r"^p-[0-9a-f]{16,64}$")] | None = None
+    person: Annotated[str, Field(pattern=PSEUDONYM_PATTERN)] | None = None
     unit_id: Ident | None = None
     stranger_track: Ident | None = None
 
@@ -134,7 +144,7 @@ class AccessEvent(_Model):
         if self.stranger_track is not None:
             if self.unit_id is not None:
                 raise ValueError("a stranger has no unit_id")
-            if self.method is not AccessMethod.FACE:
+            if self.method not in STRANGER_METHODS:
                 raise ValueError("only a face can be an unrecognised stranger")
         return self
 

@@ -35,6 +35,13 @@ from hub.storage import ensure_schema
 from hub.storage.embedded import throwaway_database
 
 PASSWORD = secrets.token_urlsafe(16)  # the throwaway bench users' password, fresh each run
+STREETS = ("和平路", "幸福街", "建设大道", "人民路", "解放街", "光明巷", "新华路")
+ADDRESS_Q = "%E5%92%8C%E5%B9%B3%E8%B7%AF%2012"  # "和平路 12": part of some units' addresses
+
+
+def address(n: int) -> str:
+    """A street address for the n-th unit."""
+    return f"{STREETS[n % len(STREETS)]} {n % 400 + 1} 号 {n % 7 + 1} 单元 {n % 30 + 1:02d}01"
 
 
 def _evidence(rng: random.Random, start: date) -> str:
@@ -66,11 +73,12 @@ def seed(conn: psycopg.Connection, *, alerts: int, estates: int, seed_value: int
     units = [(f"E{u % estates + 1:02d}-{u // 1000 % 10}-{u:06d}", f"E{u % estates + 1:02d}")
              for u in range(n_units)]
     with conn.cursor() as cur:
-        with cur.copy("COPY units (unit_id, estate_id, building, floor, area_m2, household_size, lease_start)"
-                      " FROM STDIN") as cp:
-            for unit_id, estate in units:
+        with cur.copy("COPY units (unit_id, estate_id, building, floor, area_m2, household_size, lease_start,"
+                      " address) FROM STDIN") as cp:
+            for n, (unit_id, estate) in enumerate(units):
                 cp.write_row((unit_id, estate, str(rng.randint(1, 9)), rng.randint(1, 30), 45.0, 2,
-                              start - timedelta(days=rng.randint(30, 2000))))
+                              start - timedelta(days=rng.randint(30, 2000)),
+                              address(n)))
         alert_rows = 0
         with cur.copy("COPY alerts (unit_id, estate_id, kind, status, score, first_flagged, last_flagged,"
                       " reasons, evidence, rule_version, window_start, window_end) FROM STDIN") as cp:
@@ -92,6 +100,13 @@ def seed(conn: psycopg.Connection, *, alerts: int, estates: int, seed_value: int
             " FROM alerts WHERE id % 5 = 0"
         )
         cases = cur.rowcount
+        # Half the active cases assigned to one of two inspectors, a third of those with a visit day
+        # gone by (overdue).
+        cur.execute(
+            "UPDATE cases SET status = 'assigned', assignee = CASE WHEN hashtext(unit_id) & 3 = 0"
+            " THEN 'bench-insp' ELSE 'bench-insp2' END, visit_on = CASE WHEN hashtext(unit_id || 'v') % 3 = 0"
+            " THEN current_date - 5 END WHERE status = 'open' AND hashtext(kind || unit_id) & 1 = 0"
+        )
         cur.execute(
             "INSERT INTO tenancy_outbox (case_id, idempotency_key, payload, state, attempts, sent_at,"
             " response_status)"
@@ -147,9 +162,9 @@ def main() -> None:
     """Seed, serve, measure, print."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--alerts", type=int, default=100_000)
-    ap.add_argument("--requests", type=int, default=5100)  # 300 of each of the 17 kinds
+    ap.add_argument("--requests", type=int, default=8100)  # 300 of each of the 27 kinds
     ap.add_argument("--estates", type=int, default=20)
-    ap.add_argument("--page-requests", type=int, default=600)
+    ap.add_argument("--page-requests", type=int, default=900)
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp, \
@@ -164,6 +179,7 @@ def main() -> None:
             seed_s = time.perf_counter() - t0
             district = [f"E{i:02d}" for i in range(1, 6)]
             add_user(conn, name="bench-insp", role="inspector", password=PASSWORD, estates=["E01"])
+            add_user(conn, name="bench-insp2", role="inspector", password=PASSWORD, estates=district)
             add_user(conn, name="bench-sup", role="supervisor", password=PASSWORD, estates=district)
             add_user(conn, name="bench-adm", role="admin", password=PASSWORD)
             conn.commit()
@@ -209,10 +225,40 @@ def main() -> None:
           " 50 alerts per page, requests shuffled with a fixed seed after 50 warm-up requests")
 
 
+def queue_kinds(base: str, tokens: dict[str, str]) -> list[tuple[str, str, str]]:
+    """The issue-14 queue requests: keyset pages (cursors taken from a first walk), the case filters
+    (assignee, state, overdue) and the address search."""
+    def cursor(user: str, path: str) -> int:
+        r = httpx.get(f"{base}{path}", headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=30)
+        r.raise_for_status()
+        items = r.json()["items"] or [{"id": 1}]  # a small run (--alerts) has no row 5000
+        return int(items[-1]["id"])
+
+    deep = cursor("bench-sup", "/api/alerts?status=closed&offset=4950&limit=50")
+    deep_old = cursor("bench-sup", "/api/alerts?sort=oldest&offset=4950&limit=50")
+    second = cursor("bench-insp", "/api/alerts?status=open")
+    return [
+        ("api inspector: open alerts, keyset page 2", "bench-insp",
+         f"/api/alerts?status=open&after={second}"),
+        ("api inspector: open alerts, keyset back to page 1", "bench-insp",
+         f"/api/alerts?status=open&before={second}"),
+        ("api supervisor: closed, keyset after row 5000", "bench-sup",
+         f"/api/alerts?status=closed&after={deep}"),
+        ("api supervisor: all, oldest first, keyset after row 5000", "bench-sup",
+         f"/api/alerts?sort=oldest&after={deep_old}"),
+        ("api supervisor: cases of one inspector", "bench-sup", "/api/alerts?assignee=bench-insp2"),
+        ("api supervisor: assigned and overdue", "bench-sup", "/api/alerts?state=assigned&overdue=true"),
+        ("api inspector: my cases, oldest first", "bench-insp", "/api/alerts?mine=true&sort=oldest"),
+        ("api admin: open, case state open, by risk", "bench-adm", "/api/alerts?status=open&state=open"),
+        ("api inspector: search by unit id", "bench-insp", "/api/alerts?status=all&unit=0012"),
+        ("api supervisor: search by address", "bench-sup", f"/api/alerts?unit={ADDRESS_Q}"),
+    ]
+
+
 def measure(base: str, *, requests: int, page_requests: int, district: list[str]) -> dict[str, list[float]]:
     """Sequential timed requests, kinds interleaved at random; returns seconds per request kind."""
     tokens = {}
-    for name in ("bench-insp", "bench-sup", "bench-adm"):
+    for name in ("bench-insp", "bench-insp2", "bench-sup", "bench-adm"):
         r = httpx.post(f"{base}/api/auth/login", json={"name": name, "password": PASSWORD}, timeout=30)
         r.raise_for_status()
         tokens[name] = r.json()["token"]
@@ -245,13 +291,21 @@ def measure(base: str, *, requests: int, page_requests: int, district: list[str]
         ("api admin: open sublet, last 60 days, newest first", "bench-adm",
          "/api/alerts?status=open&kind=sublet&max_age_days=60&sort=newest"),
     ]
+    kinds += queue_kinds(base, tokens)
     plan = [k for k in kinds for _ in range(requests // len(kinds))]
     pages = [("page inspector: alert list (HTML)", "bench-insp", "/"),
              ("page supervisor: alert list (HTML)", "bench-sup", "/?status=all"),
              ("page inspector: older than 90 days, oldest first (HTML)", "bench-insp",
               "/?min_age_days=90&sort=oldest"),
              ("page supervisor: English, last 30 days, newest (HTML)", "bench-sup",
-              "/?status=all&max_age_days=30&sort=newest&lang=en")]
+              "/?status=all&max_age_days=30&sort=newest&lang=en"),
+             ("page supervisor: overdue, assigned, by inspector (HTML)", "bench-sup",
+              "/?status=all&state=assigned&overdue=1&assignee=bench-insp2"),
+             ("page inspector: my cases, oldest first (HTML)", "bench-insp", "/?mine=1&sort=oldest"),
+             ("page inspector: address search (HTML)", "bench-insp", f"/?status=all&q={ADDRESS_Q}"),
+             ("page inspector: visit list, 10 sheets (HTML)", "bench-insp",
+              "/visits?mine=1&sort=oldest&sheets=1"),
+             ("page supervisor: visit list CSV, 500 rows", "bench-sup", "/visits.csv?status=all")]
     plan += [p for p in pages for _ in range(page_requests // len(pages))]
     random.Random(1).shuffle(plan)
     results: dict[str, list[float]] = {label: [] for label, _, _ in kinds + pages}

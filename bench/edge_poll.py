@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from anju.services import free_port, mosquitto_broker, wait_port
-from device_sims.meters import fleet_endpoint
+from device_sims.fleet_meters import fleet_endpoint
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 
 from anju.services import mosquitto_broker
-from anju_mqtt import stop_loop
+from anju_mqtt import make_client, parse_broker_url, stop_loop
 from anju_wire import Ack, MeterKind, MeterReading, ReadingsBatch, Topic, decode, encode
 from hub.ingest.consumer import IngestService
 from hub.storage import ensure_schema, upsert_units
@@ -66,7 +65,7 @@ def main() -> None:
             upsert_units(conn, [{"unit_id": f"B{i:02d}-1-{u:04d}", "estate_id": f"B{i:02d}"}
                                 for i in range(args.agents) for u in range(52)])
             conn.commit()
-        host, port = broker.url.removeprefix("mqtt://").split(":")
+        address = parse_broker_url(broker.url)
         acked: dict[str, set[int]] = {}
         done = threading.Event()
         lock = threading.Lock()
@@ -87,10 +86,10 @@ def main() -> None:
         )
         service.start()
         assert service.wait_ready(10), "ingest service did not subscribe"
-        pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-agents")
+        pub = make_client(address, client_id="bench-agents")
         pub.max_inflight_messages_set(100)
         pub.on_message = on_message
-        pub.connect(host, int(port))
+        pub.connect(address.host, address.port)
         for i in range(args.agents):
             pub.subscribe(str(Topic.ack(f"B{i:02d}", f"B{i:02d}-gw{i}")), qos=1)
         pub.loop_start()

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from anju_wire.clock import ESTATE_TZ
 from device_sims.appliance_loads import block_loads
 from device_sims.appliance_people import (
     METHODS,
@@ -30,7 +31,7 @@ from device_sims.appliance_people import (
 )
 from device_sims.scenarios import ScenarioFiles
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+LOCAL_TZ = ZoneInfo(ESTATE_TZ)
 BLOCK = 50  # units simulated together (fixed, so the output does not depend on anything but the seed)
 METERS = ("electricity", "water", "gas")
 RESOLUTION = {"electricity": 100, "water": 1000, "gas": 1000}  # register steps per unit (0.01 kWh, 1 L)

@@ -1,7 +1,7 @@
 """A fleet of DL/T 645-2007 electricity meters or CJ/T 188 water meters on one RS-485 line or TCP gateway.
 
 Unit ``u`` (1-based) answers at address ``u`` written in 12 (DL/T 645) or 14 (CJ/T 188) decimal digits. Its
-total follows the same closed-form curves as the Modbus fleet (``device_sims.meters``), so any instant has one
+total follows the same closed-form curves as the Modbus fleet (``device_sims.fleet``), so any instant has one
 exact total. ``silent`` units never answer, ``failing`` ones answer with an error frame, ``slow`` ones after
 ``slow_s`` seconds (holding the line, as a slow meter does); ``totals`` pins a unit's total (a rollover or a
 replaced meter in tests). All may be changed while serving. Over TCP the fleet is a transparent
@@ -21,7 +21,7 @@ import serial
 
 from anju_wire import Clock
 from anju_wire.payloads import MeterKind
-from device_sims.meters import fleet_energy_kwh, fleet_water_litres
+from device_sims.fleet import fleet_energy_kwh, fleet_water_litres
 from edge_agent import cjt188, dlt645
 from edge_agent.framing import FrameError, take_frame
 

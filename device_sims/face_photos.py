@@ -39,6 +39,25 @@ _FACE_RECOGNITION = {
     "obama.jpg": "obama", "obama2.jpg": "obama", "obama3.jpg": "obama",
     "obama_partial_face.jpg": "obama", "obama_partial_face2.jpg": "obama", "biden.jpg": "biden",
 }  # fmt: skip
+# where the faces are (x0, y0, x1, y1; found by the default pack's detector and checked by eye), left to right
+FACE_BOXES = {
+    "obama.jpg": [(351, 132, 634, 415)],
+    "obama2.jpg": [(142, 274, 484, 616)],
+    "obama3.jpg": [(638, 294, 948, 604)],
+    "obama_partial_face.jpg": [(0, 127, 222, 419)],
+    "obama_partial_face2.jpg": [(347, 126, 643, 422)],
+    "biden.jpg": [(433, 239, 747, 554)],
+    "sample1.jpg": [(384, 390, 581, 587), (827, 463, 1020, 656), (1472, 254, 1637, 419)],
+    "sample2.jpg": [(320, 186, 493, 359), (893, 232, 1100, 439), (1422, 181, 1629, 388)],
+    "sample3.jpg": [(559, 349, 798, 589), (1039, 254, 1292, 507), (1481, 341, 1713, 573)],
+    "sample4.jpg": [(250, 242, 438, 430), (645, 109, 830, 294), (947, 219, 1134, 406),
+                    (1254, 194, 1424, 363)],
+    "sample5.jpg": [(342, 910, 591, 1158), (617, 456, 799, 639), (778, 138, 956, 316), (1091, 224, 1269, 402),
+                    (1368, 419, 1595, 646)],
+    "sample6.jpg": [(245, 520, 483, 758), (619, 352, 897, 630), (1157, 338, 1403, 584),
+                    (1443, 291, 1701, 548)],
+    "astronaut.png": [(174, 70, 279, 175)],
+}  # fmt: skip
 _FACE_API = {"sample1.jpg": 3, "sample2.jpg": 3, "sample3.jpg": 3, "sample4.jpg": 4, "sample5.jpg": 5,
              "sample6.jpg": 4}  # fmt: skip
 
@@ -52,6 +71,17 @@ class Photo:
     faces: int
     identity: str | None
     image: np.ndarray  # BGR
+
+    def portraits(self) -> list[tuple[str, np.ndarray]]:
+        """Each person's head and shoulders cut from the photo, with who they are (``photo#i`` in groups)."""
+        out = []
+        h, w = self.image.shape[:2]
+        for i, (x0, y0, x1, y1) in enumerate(FACE_BOXES[self.name]):
+            bw, bh = x1 - x0, y1 - y0
+            crop = self.image[max(0, int(y0 - 0.5 * bh)) : min(h, int(y1 + 0.9 * bh)),
+                              max(0, int(x0 - 0.5 * bw)) : min(w, int(x1 + 0.5 * bw))]  # fmt: skip
+            out.append((self.identity or f"{self.name}#{i}", crop))
+        return out
 
 
 def _decode(data: bytes) -> np.ndarray:

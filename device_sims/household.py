@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from anju_wire import MeterKind
+from anju_wire.clock import ESTATE_TZ
 
 Behaviour = Literal["normal", "vacant", "sublet"]
 VerifyMode = Literal["face", "card", "password", "qr"]
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+LOCAL_TZ = ZoneInfo(ESTATE_TZ)
 MAX_UNITS = 46  # device ids i+1, 100+i+1 and 200+i+1 must stay within Modbus's 1..247
 DOORS_PER_FLOOR = 4
 ONSET_FIRST_DAY = 25

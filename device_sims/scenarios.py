@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from device_sims.appliance_people import pseudonym
 from device_sims.household import _ELEC_SHAPE, _GAS_SHAPE, _GATE_HOUR_WEIGHTS, _WATER_SHAPE, LOCAL_TZ
 
 Kind = Literal["normal", "vacancy", "sublet"]
@@ -396,10 +397,11 @@ def write_scenario(sc: Scenario, directory: Path) -> ScenarioFiles:
                 secs = rng.integers(0, 3600, day_idx.size)
                 who = rng.integers(1, u.household_size + 1, day_idx.size)
                 method = rng.choice(4, size=day_idx.size, p=_METHOD_P)
+                person = [""] + [pseudonym(sc.seed, u.unit_id, k) for k in range(1, u.household_size + 1)]
                 for d, h, s, p, m in zip(day_idx.tolist(), hrs.tolist(), secs.tolist(), who.tolist(),
                                          method.tolist(), strict=True):
                     lines.append(f"{day_str[d]}T{h:02d}:{s // 60:02d}:{s % 60:02d}{offset},{gate},"
-                                 f"{u.estate_id},{u.building},,{_METHODS[m]},P-{u.unit_id}-{p},{u.unit_id},\n")
+                                 f"{u.estate_id},{u.building},,{_METHODS[m]},{person[p]},{u.unit_id},\n")
             for i, track, per_day in block.strangers:
                 u = units[i]
                 silent = sc.silent_gates.get((u.estate_id, u.building))

@@ -8,13 +8,12 @@ import logging
 import signal
 import sys
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from anju_wire.payloads import DeviceAvailability
 from edge_agent.errors import EdgeAgentError
-from edge_agent.gate_http import HttpGateListener
 from edge_agent.gates import GateIntake, GateSubscriber
 from edge_agent.metrics import AgentMetrics, MetricsServer
-from edge_agent.modbus import ModbusEndpointPoller
 from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
 from edge_agent.poller import EndpointPoller
@@ -22,11 +21,18 @@ from edge_agent.publisher import Publisher
 from edge_agent.serial_poll import POLLERS
 from edge_agent.site import GateConfig, MeterConfig, SiteConfig, load_site
 
+if TYPE_CHECKING:  # the HTTP gate listener (uvicorn, Starlette: ~6 MB) is loaded only for http gates
+    from edge_agent.gate_http import HttpGateListener
+
 log = logging.getLogger(__name__)
 
 
 def build_gate_listeners(config: SiteConfig, intake: GateIntake) -> list[HttpGateListener]:
     """One HTTP listener per listen address of the site's ``source: http`` gates."""
+    if not any(g.source == "http" for g in config.gates):
+        return []
+    from edge_agent.gate_http import HttpGateListener
+
     by_address: dict[tuple[str, int], list[GateConfig]] = defaultdict(list)
     for g in config.gates:
         if g.source == "http":
@@ -44,8 +50,12 @@ def build_pollers(config: SiteConfig, outbox: Outbox) -> list[EndpointPoller]:
             by_endpoint[m.endpoint].append(m)
     pollers: list[EndpointPoller] = []
     for ms in by_endpoint.values():
-        kind = ModbusEndpointPoller if ms[0].protocol == "modbus" else POLLERS[ms[0].protocol]
-        pollers.append(kind(meters=ms, clock=clock, outbox=outbox))
+        if ms[0].protocol == "modbus":
+            from edge_agent.modbus import ModbusEndpointPoller  # pymodbus (~10 MB) only for Modbus meters
+
+            pollers.append(ModbusEndpointPoller(meters=ms, clock=clock, outbox=outbox))
+        else:
+            pollers.append(POLLERS[ms[0].protocol](meters=ms, clock=clock, outbox=outbox))
     return pollers
 
 
@@ -77,6 +87,14 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
                 url=config.gates_mqtt_url, agent_id=config.agent_id, meters=reporting,
                 clock=config.make_clock(), outbox=outbox,
             )  # fmt: skip
+        cameras = None
+        if config.cameras and not drain:
+            from edge_agent.faces.service import build_cameras  # OpenCV and onnxruntime only when needed
+
+            cameras = build_cameras(
+                cameras=config.cameras, settings=config.faces, estate_id=config.estate_id,
+                secret=config.secret_bytes(), outbox=outbox, clock=config.make_clock(),
+            )  # fmt: skip
         metrics = AgentMetrics(
             agent_id=config.agent_id, outbox=outbox, pollers=pollers, mqtt_meters=mqtt_meters
         )
@@ -85,6 +103,7 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
 
         def devices() -> list[DeviceAvailability]:
             polled = [d for p in pollers for d in p.availability()]
+            polled += cameras.availability() if cameras is not None else []
             return polled + (mqtt_meters.availability() if mqtt_meters is not None else [])
 
         publisher = Publisher(
@@ -121,6 +140,8 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
                 tg.create_task(listener.run(stop), name=f"gates http {listener.host}:{listener.port}")
             if mqtt_meters is not None:
                 tg.create_task(mqtt_meters.run(stop), name="mqtt meters")
+            for reader in cameras.readers if cameras is not None else []:
+                tg.create_task(reader.run(stop), name=reader.device)
     finally:
         if metrics_server is not None:
             metrics_server.close()

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -171,11 +172,14 @@ def available_payload_maps() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_payload_map(name: str) -> PayloadMap:
-    """Load a shipped payload map by file stem, e.g. ``tasmota_energy``."""
+def load_payload_map(name: str, maps_dir: Path | None = None) -> PayloadMap:
+    """Load a payload map by file stem, e.g. ``tasmota_energy``: from ``maps_dir`` (the operator's own
+    maps, named in the site file) when it has one of that name, else the one shipped in the package."""
     if not _MAP_NAME.match(name):
         raise RegisterMapError(f"invalid payload map name {name!r}: use lower-case letters, digits, '_'")
-    path = resources.files("edge_agent").joinpath("payload_maps", f"{name}.yaml")
+    own = maps_dir / f"{name}.yaml" if maps_dir is not None else None
+    shipped = resources.files("edge_agent").joinpath("payload_maps", f"{name}.yaml")
+    path = own if own is not None and own.is_file() else shipped
     if not path.is_file():
         known = ", ".join(available_payload_maps())
         raise RegisterMapError(f"unknown payload map {name!r}; known: {known}")

@@ -7,6 +7,7 @@ import re
 import struct
 from enum import StrEnum
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Literal, Self
 
 import yaml
@@ -135,11 +136,14 @@ def available_maps() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_map(name: str) -> RegisterMap:
-    """Load a shipped register map by file stem, e.g. ``eastron_sdm120``."""
+def load_map(name: str, maps_dir: Path | None = None) -> RegisterMap:
+    """Load a register map by file stem, e.g. ``eastron_sdm120``: from ``maps_dir`` (the operator's own
+    maps, named in the site file) when it has one of that name, else the one shipped in the package."""
     if not _MAP_NAME.match(name):
         raise RegisterMapError(f"invalid register map name {name!r}: use lower-case letters, digits, '_'")
-    path = resources.files("edge_agent").joinpath("maps", f"{name}.yaml")
+    own = maps_dir / f"{name}.yaml" if maps_dir is not None else None
+    shipped = resources.files("edge_agent").joinpath("maps", f"{name}.yaml")
+    path = own if own is not None and own.is_file() else shipped
     if not path.is_file():
         raise RegisterMapError(f"unknown register map {name!r}; known: {', '.join(available_maps())}")
     return parse_map(path.read_text(encoding="utf-8"), name=name)

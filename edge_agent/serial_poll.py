@@ -61,10 +61,10 @@ class Link(ABC):
             if frame is not None and frame != request:
                 return frame
             if frame is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no answer within {timeout:g} s")
-                buf += await asyncio.wait_for(self._chunk(), left)
+                try:
+                    buf += await asyncio.wait_for(self._chunk(), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    raise TimeoutError(f"no answer within {timeout:g} s") from None
 
 
 class SerialLink(Link):
@@ -176,7 +176,7 @@ class FramePoller(EndpointPoller):
             )
         except TimeoutError as err:
             self.stats.transport_errors += 1
-            return PollOutcome(None, f"transport: {err or 'timed out'}")
+            return PollOutcome(None, f"transport: {err or 'no answer'}")
         except OSError as err:
             self.stats.transport_errors += 1
             self._link.close()

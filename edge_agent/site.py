@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,6 +26,7 @@ from anju_wire import AcceleratedClock, Clock, WallClock
 from anju_wire.payloads import MAX_BATCH, Ident, MeterKind
 from anju_wire.topics import check_id
 from edge_agent.errors import RegisterMapError, SiteConfigError
+from edge_agent.faces.settings import CameraConfig, FacesSettings
 from edge_agent.meter_payloads import PayloadMap, load_payload_map
 from edge_agent.registers import RegisterMap, load_map
 
@@ -104,8 +106,12 @@ class MeterConfig(_Section):
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
     device_id: Annotated[int, Field(ge=0, le=255)] = 1
+    # The operator's own map folders (the site file's register_maps_dir / payload_maps_dir, set on every
+    # meter by parse_site): a map found there is used before a shipped one of the same name.
+    register_maps_dir: Path | None = Field(None, exclude=True)
     register_map: str | None = None
     topic: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    payload_maps_dir: Path | None = Field(None, exclude=True)
     payload_map: str | None = None
     payload_device: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     silence_intervals: Annotated[float, Field(ge=1)] = 3.0
@@ -160,20 +166,20 @@ class MeterConfig(_Section):
 
     @field_validator("register_map")
     @classmethod
-    def _map_exists(cls, name: str | None) -> str | None:
+    def _map_exists(cls, name: str | None, info: ValidationInfo) -> str | None:
         if name is not None:
             try:
-                load_map(name)
+                load_map(name, info.data.get("register_maps_dir"))
             except RegisterMapError as err:
                 raise ValueError(str(err)) from err
         return name
 
     @field_validator("payload_map")
     @classmethod
-    def _payload_map_exists(cls, name: str | None) -> str | None:
+    def _payload_map_exists(cls, name: str | None, info: ValidationInfo) -> str | None:
         if name is not None:
             try:
-                load_payload_map(name)
+                load_payload_map(name, info.data.get("payload_maps_dir"))
             except RegisterMapError as err:
                 raise ValueError(str(err)) from err
         return name
@@ -194,13 +200,13 @@ class MeterConfig(_Section):
         """The register map of this Modbus meter's model."""
         if self.register_map is None:
             raise RegisterMapError(f"{self.unit_id} {self.meter} is an mqtt meter: it has no register map")
-        return load_map(self.register_map)
+        return load_map(self.register_map, self.register_maps_dir)
 
     def load_payload_map(self) -> PayloadMap:
         """The payload map of this MQTT meter's message layout."""
         if self.payload_map is None:
             raise RegisterMapError(f"{self.unit_id} {self.meter} is a Modbus meter: it has no payload map")
-        return load_payload_map(self.payload_map)
+        return load_payload_map(self.payload_map, self.payload_maps_dir)
 
     @property
     def device(self) -> str:
@@ -298,8 +304,12 @@ class SiteConfig(_Section):
     clock: ClockSettings | None = None
     publish: PublishSettings = PublishSettings()
     metrics: MetricsSettings | None = None
+    register_maps_dir: Path | None = None  # the operator's register maps (<name>.yaml), before shipped ones
+    payload_maps_dir: Path | None = None  # the operator's payload maps, likewise
     meters: list[MeterConfig] = Field(default_factory=list)
     gates: list[GateConfig] = Field(default_factory=list)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    faces: FacesSettings = FacesSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -375,6 +385,20 @@ def _gate_with_token(index: int, gate: Any, environ: Mapping[str, str]) -> Any:
     return {**gate, "token": token}
 
 
+def _with_map_dirs(doc: dict[str, Any], base_dir: Path | None) -> None:
+    """Resolve the site's map folders (relative to the site file) and hand them to every meter."""
+    dirs = {}
+    for key in ("register_maps_dir", "payload_maps_dir"):
+        if isinstance(doc.get(key), str):
+            folder = Path(doc[key]).expanduser()
+            doc[key] = str(base_dir / folder if base_dir is not None else folder)
+            if not Path(doc[key]).is_dir():
+                raise SiteConfigError(f"{key}: {doc[key]} is not a directory")
+            dirs[key] = doc[key]
+    if dirs and isinstance(doc.get("meters"), list):
+        doc["meters"] = [{**dirs, **m} if isinstance(m, dict) else m for m in doc["meters"]]
+
+
 def parse_site(data: Any, *, environ: Mapping[str, str], base_dir: Path | None = None) -> SiteConfig:
     """Validate a parsed site document, taking secrets and overrides from ``environ``."""
     if not isinstance(data, dict):
@@ -397,6 +421,7 @@ def parse_site(data: Any, *, environ: Mapping[str, str], base_dir: Path | None =
         doc["gates"] = [_gate_with_token(i, g, environ) for i, g in enumerate(gates)]
     if environ.get(MQTT_URL_ENV):
         doc["mqtt_url"] = environ[MQTT_URL_ENV]
+    _with_map_dirs(doc, base_dir)
     outbox = doc.get("outbox")
     if base_dir is not None and isinstance(outbox, dict) and isinstance(outbox.get("path"), str):
         # a relative outbox path is relative to the site file, whatever the service's working directory

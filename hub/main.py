@@ -42,13 +42,13 @@ def detect_once(
     The last day is read inside the time window, so a stray far-future day left in ``unit_daily`` cannot
     hold the next refresh there (fresh days would never get features).
     """
-    from hub.detection.asof import detect_as_of
+    from hub.detection.service import run_detection
     from hub.features import refresh_daily_features
 
     bounds = bounds or TimeBounds()
     now = datetime.now(UTC)
     refresh_daily_features(conn, since=since, bounds=bounds, now=now)
-    detect_as_of(conn, refresh="stale")  # new days were just rolled up; imports mark theirs stale
+    run_detection(conn)
     latest = (now + bounds.max_future).date()
     row = conn.execute("SELECT max(day) FROM unit_daily WHERE day <= %s", (latest,)).fetchone()
     conn.commit()
@@ -92,17 +92,23 @@ class Pipeline:
         """The pipeline loop (under ``run_supervised``): a database error is retried in place; anything
         else ends the loop, and the supervisor restarts it on a fresh connection."""
         from hub.cases.service import close_for_tenancy
-        from hub.tenancy.changes import apply_tenancy_changes
+        from hub.household.gateway import SmsGateway
+        from hub.household.pipeline import household_step
+        from hub.storage.retention import RETENTION_INTERVAL, apply_retention
+        from hub.tenancy.changes import FeedBackoff, apply_tenancy_changes
         from hub.tenancy.client import TenancyClient
         from hub.tenancy.outbox import deliver_pending
 
         s = self._settings
         last_day: date | None = None
         next_detect = 0.0
+        next_retention = 0.0
         clock = 0.0
+        feed_backoff = FeedBackoff()  # a tenancy system that is down is not asked every filing interval
         with (
             psycopg.connect(self._url) as conn,
             TenancyClient(base_url=s.tenancy_url, token=s.tenancy_token) as client,
+            SmsGateway(s.sms_url) as gateway,
         ):
             while not self._stop.is_set():
                 self.part.beat()
@@ -112,9 +118,15 @@ class Pipeline:
                         last_day = detect_once(conn, since=since, bounds=s.time_bounds())
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
+                    if clock >= next_retention:  # raw rows past the horizon, a partition at a time
+                        next_retention = clock + RETENTION_INTERVAL.total_seconds()  # a failure waits too
+                        apply_retention(conn, horizon_days=s.retention_days)
                     result = deliver_pending(conn, client=client)
+                    household_step(conn, gateway=gateway)  # notices to households, welfare signals
                     # Closed / moved out flow back to cases: the workflow closes them.
-                    apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy)
+                    apply_tenancy_changes(
+                        conn, client=client, close_case=close_for_tenancy, backoff=feed_backoff
+                    )
                     conn.commit()
                     self.stats.cases_filed += result.sent
                     self._last_ok = time.monotonic()
@@ -142,7 +154,7 @@ def run_hub(settings: HubSettings) -> int:
     url = resolve_database_url(settings.database_url, settings.home)
     monitor = HubMonitor()
     with psycopg.connect(url) as conn:
-        info = ensure_schema(conn)
+        info = ensure_schema(conn, policy=settings.timescale_policy())
         conn.commit()
     log.info("storage ready: %s", info)
     ingest = IngestService(
@@ -161,7 +173,7 @@ def run_hub(settings: HubSettings) -> int:
     monitor.attach_ingest(ingest)
     ingest.start()
     pipeline.start()
-    app = create_app(database_url=url, monitor=monitor)
+    app = create_app(database_url=url, monitor=monitor, sms_url=settings.sms_url)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     )

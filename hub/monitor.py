@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class PartHealth:
-    """A snapshot of one part: whether it is up and why not."""
+    """A snapshot of one background part (ingest, broker, pipeline): up, or why not; /api/health shows it."""
 
     name: str
     up: bool

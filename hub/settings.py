@@ -5,17 +5,44 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from anju_wire import TimeBounds
+
+if TYPE_CHECKING:
+    from hub.storage.timeseries import TimescalePolicy
 
 
 def default_home() -> Path:
     """Where anju keeps embedded state when ``ANJU_HOME`` is not set: a per-user data directory."""
     return Path(os.environ.get("ANJU_HOME") or user_data_dir("anju", appauthor=False))
+
+
+class FileVariables(PydanticBaseSettingsSource):
+    """``ANJU_<FIELD>_FILE=/path``: the field's value is that file's content, without its final newline
+    (Docker secrets, systemd credentials). A plain ``ANJU_<FIELD>`` variable, when set too, wins."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"ANJU_{field_name.upper()}_FILE")
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n"), field_name, False
+        except OSError as err:
+            raise ValueError(f"ANJU_{field_name.upper()}_FILE: cannot read {path}: {err.strerror}") from err
+
+    def __call__(self) -> dict[str, Any]:
+        found = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                found[key] = value
+        return found
 
 
 class HubSettings(BaseSettings):
@@ -25,6 +52,8 @@ class HubSettings(BaseSettings):
 
     home: Path = Field(default_factory=default_home)
     database_url: str | None = None  # None: embedded PostgreSQL under ``home``
+    # The password of database_url's user, kept out of the URL (ANJU_DATABASE_PASSWORD_FILE: a secret file)
+    database_password: SecretStr | None = None
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
@@ -32,6 +61,7 @@ class HubSettings(BaseSettings):
     hub_id: str = "hub-1"
     tenancy_url: str = "http://127.0.0.1:8090"
     tenancy_token: SecretStr | None = None
+    sms_url: str = "http://127.0.0.1:8091"  # the SMS gateway texting households (hub/household)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     detect_interval_s: float = 5.0
@@ -42,6 +72,38 @@ class HubSettings(BaseSettings):
     # max_clock_skew_s ahead of the hub's clock, or older than retention_days, is a dead letter.
     max_clock_skew_s: float = Field(default=86_400.0, ge=0)
     retention_days: int = Field(default=3660, ge=1)
+    # TimescaleDB (hub.storage.TimescalePolicy says how these were chosen): days of readings per chunk,
+    # and the age at which a chunk is compressed. Retention is retention_days, as above.
+    timescale_chunk_days: int = Field(default=7, ge=1)
+    timescale_compress_after_days: int = Field(default=30, ge=1)
+
+    def timescale_policy(self) -> TimescalePolicy:
+        """The hypertables' chunks, compression and retention (dropped past the ingest horizon)."""
+        from hub.storage.timeseries import TimescalePolicy
+
+        return TimescalePolicy(chunk_days=self.timescale_chunk_days,
+                               compress_after_days=self.timescale_compress_after_days,
+                               retention_days=self.retention_days)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:  # fmt: skip
+        """Arguments, then ANJU_* variables, then ANJU_*_FILE files."""
+        files = FileVariables(settings_cls)
+        return (init_settings, env_settings, files, dotenv_settings, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _password_into_url(self) -> HubSettings:
+        if self.database_password is not None and self.database_url:
+            from psycopg.conninfo import make_conninfo
+
+            password = self.database_password.get_secret_value()
+            self.database_url = make_conninfo(self.database_url, password=password)
+            self.database_password = None
+        return self
 
     def time_bounds(self) -> TimeBounds:
         """The accepted window of record timestamps around the hub's clock."""
@@ -60,6 +122,6 @@ class HubSettings(BaseSettings):
         env = cls()
         merged = {k: v for k, v in data.items()}
         for name in cls.model_fields:
-            if f"ANJU_{name.upper()}" in os.environ:
+            if f"ANJU_{name.upper()}" in os.environ or f"ANJU_{name.upper()}_FILE" in os.environ:
                 merged[name] = getattr(env, name)
         return cls.model_validate(merged)

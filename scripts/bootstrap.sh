@@ -32,6 +32,9 @@ if [ "$purpose" = test ] && [ -f "$TIMESCALEDB_ARCHIVE" ] && [ -x "$PG15_CONFIG"
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+  # tests/deploy/test_brokers.py runs the shipped broker configs: TLS certificates and MQTT clients
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
   command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)  # serves the RTSP stream the camera tests read
 fi
 if [ "$want_timescaledb" = 1 ]; then

@@ -23,7 +23,7 @@ from anju.services import mosquitto_broker as started_mosquitto
 
 __all__ = [
     "ServiceUnavailable", "create_database", "drop_database", "free_port", "mosquitto_broker", "pg15_server",
-    "postgres_server", "wait_port",
+    "postgres_server", "timescaledb_installed", "wait_port",
 ]
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")  # where Debian's postgresql-15 package puts them
@@ -68,17 +68,26 @@ def drop_database(admin_url: str, url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def timescaledb_installed(bindir: Path | None = None) -> bool:
+    """Whether the PostgreSQL 15 in ``bindir`` has the TimescaleDB library (``scripts/timescaledb.sh``)."""
+    bindir = bindir or Path(os.environ.get("ANJU_TEST_PG15_BIN", str(PG15_BIN)))
+    return (bindir.parent / "lib" / "timescaledb.so").is_file()
+
+
 @contextmanager
-def pg15_server() -> Iterator[str]:
+def pg15_server(*, preload_timescaledb: bool | None = None) -> Iterator[str]:
     """Yield an admin URL of a PostgreSQL 15: ``ANJU_TEST_PG15_URL`` when set, else a throwaway cluster.
 
     The throwaway one is made with the machine's ``initdb`` and ``pg_ctl`` (``ANJU_TEST_PG15_BIN``, default
     Debian's path) in a temporary directory, listening on 127.0.0.1 on a free port, and removed afterwards.
     As root it runs as the ``postgres`` user, since initdb refuses root. Raises ServiceUnavailable when
-    neither way works here.
+    neither way works here. ``preload_timescaledb`` (default: when installed) starts it with TimescaleDB
+    in ``shared_preload_libraries`` and no background jobs (tests run policies with ``run_job``), so the
+    machine's own PostgreSQL need not be reconfigured or restarted; False starts it without, as a server
+    with the extension installed but not preloaded.
     """
     url = os.environ.get("ANJU_TEST_PG15_URL")
-    if url:
+    if url and preload_timescaledb is None:
         yield url
         return
     bindir = Path(os.environ.get("ANJU_TEST_PG15_BIN", str(PG15_BIN)))
@@ -107,6 +116,8 @@ def pg15_server() -> Iterator[str]:
         # A throwaway cluster: no crash safety needed, so no fsync.
         options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off")
+        if preload_timescaledb or (preload_timescaledb is None and timescaledb_installed(bindir)):
+            options += " -c shared_preload_libraries=timescaledb -c timescaledb.max_background_workers=0"
         _run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
               "-w", "-t", "60", "start"])
         started = True

@@ -7,7 +7,7 @@ import threading
 import paho.mqtt.client as mqtt
 import psycopg
 
-from anju_mqtt import stop_loop
+from anju_mqtt import make_client, parse_broker_url, stop_loop
 
 
 def test_database_answers(database_url: str) -> None:
@@ -16,7 +16,7 @@ def test_database_answers(database_url: str) -> None:
 
 
 def test_broker_round_trip(mqtt_url: str) -> None:
-    host, port = mqtt_url.removeprefix("mqtt://").split(":")
+    address = parse_broker_url(mqtt_url)
     got = threading.Event()
     received: list[bytes] = []
 
@@ -24,9 +24,9 @@ def test_broker_round_trip(mqtt_url: str) -> None:
         received.append(msg.payload)
         got.set()
 
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c = make_client(address)
     c.on_message = on_message
-    c.connect(host, int(port))
+    c.connect(address.host, address.port)
     c.subscribe("smoke/#", qos=1)
     c.loop_start()
     try:

@@ -17,7 +17,8 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from hub.api import health, i18n, labels, pages, views
+from hub.api import field_pages, health, i18n, labels, pages, supervisor_page, views
+from hub.api.household import install as install_household
 from hub.api.models import Reason
 from hub.monitor import HubMonitor
 
@@ -44,6 +45,7 @@ def make_templates() -> Jinja2Templates:
         ALERT_KINDS=labels.ALERT_KINDS,
         ALERT_STATUSES=labels.ALERT_STATUSES,
         CASE_STATUSES=labels.CASE_STATUSES,
+        CASE_STAGES=labels.CASE_STAGES,
         CASE_ACTIONS=labels.CASE_ACTIONS,
         FILING_STATES=labels.FILING_STATES,
         AUDIT_ACTIONS=labels.AUDIT_ACTIONS,
@@ -96,11 +98,13 @@ def create_app(
     pool_max_size: int = 8,
     pool_timeout_s: float = 5.0,
     monitor: HubMonitor | None = None,
+    sms_url: str = "http://127.0.0.1:8091",
 ) -> FastAPI:
     """Build the application; its connection pool opens on startup and closes on shutdown.
 
     ``pool_timeout_s``: how long a request waits for a database connection before the answer is 503.
     ``monitor``: the hub's background parts, for /api/health and /metrics (none: the database alone).
+    ``sms_url``: the SMS gateway that texts households their sign-in codes.
     """
 
     @asynccontextmanager
@@ -132,8 +136,11 @@ def create_app(
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(psycopg.DataError, _bad_value)
+    install_household(app, sms_url=sms_url)
     app.include_router(views.router)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(field_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(supervisor_page.router)
     return app

@@ -14,6 +14,7 @@ from hub.auth.models import Principal, Role
 from hub.auth.service import SignIn, session_principal
 
 SESSION_COOKIE = "anju_session"
+HOUSEHOLD_COOKIE = "anju_household"  # a household member's session (hub/api/household.py), never staff
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -61,7 +62,7 @@ def login_refusal(outcome: SignIn) -> HTTPException:
     return HTTPException(status_code=401, detail="wrong name or password")
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """Whether an unsafe request sent with a cookie comes from our own pages (CSRF defence beside
     SameSite=Lax): its Origin, or failing that its Referer, names this host; neither header also passes,
     because browsers send Origin on every cross-site POST."""
@@ -73,12 +74,20 @@ def _same_origin(request: Request) -> bool:
 
 def optional_principal(request: Request, conn: DbConn) -> Principal | None:
     """The signed-in person, or None; an unsafe cookie request from another origin counts as no one."""
+    no_household(request)
     token, from_cookie = request_token(request)
     if token is None or len(token) > 200:
         return None
-    if from_cookie and request.method in UNSAFE_METHODS and not _same_origin(request):
+    if from_cookie and request.method in UNSAFE_METHODS and not same_origin(request):
         return None
     return session_principal(conn, token)
+
+
+def no_household(request: Request) -> None:
+    """A household member's session opens no staff page or endpoint: without a staff session, the
+    staff surface answers 404 to them, as for an object they may not see (issue 19)."""
+    if request_token(request)[0] is None and request.cookies.get(HOUSEHOLD_COOKIE):
+        raise HTTPException(status_code=404, detail="not found")
 
 
 def get_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:

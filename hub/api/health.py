@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.api.models import Health, PartStatus
+from hub.api.models import Health
 from hub.monitor import HubMonitor
 
 router = APIRouter(tags=["operations"])
@@ -23,7 +23,7 @@ def monitor_of(request: Request) -> HubMonitor:
 
 def with_parts(answer: Health, monitor: HubMonitor) -> Health:
     """``answer`` with every part's state and the dead letters by estate; its status names the parts down."""
-    parts = [PartStatus.model_validate(p, from_attributes=True) for p in monitor.parts()]
+    parts = monitor.parts()
     down = [p.name for p in parts if not p.up]
     status = answer.status
     if down:

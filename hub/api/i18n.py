@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from hub.api.i18n_field import FIELD_MESSAGES
+
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")
 DEFAULT_LANGUAGE: Language = "zh"
@@ -128,9 +130,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col.visit": ("上门日期", "Visit"),
     "col.top_reason": ("主要原因", "Top reason"),
     "reasons.more": ("另有 {n} 条", "{n} more"),
-    "filter.unit": ("单元号", "Unit"),
+    "filter.unit": ("单元号或地址", "Unit or address"),
     "filter.mine": ("我的案件", "my cases"),
-    "filter.unit_hint": ("单元号或其中一段", "unit id, or part of it"),
+    "filter.unit_hint": ("单元号或地址的一段", "part of a unit id or address"),
     "batch.assign_to": ("批量分派给", "Assign ticked cases to"),
     "batch.assign": ("分派所选案件", "Assign"),
     "batch.pick": ("选择", "pick"),
@@ -186,9 +188,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "next.await_filing": ("确认结果正在报送住房系统；报送完成后由主管结案。",
                           "the confirmation is on its way to the tenancy system; a supervisor closes the"
                           " case once it is filed."),
-    "next.filing_dead": ("报送住房系统失败，需运维人员处理后才能结案。",
-                         "sending to the tenancy system failed; an operator must see to it before the case"
-                         " can be closed."),
+    "next.filing_dead": ("报送住房系统失败，需运维人员处理（anju filings requeue）；主管仍可办结。",
+                         "sending to the tenancy system failed; an operator must see to it (anju filings"
+                         " requeue). A supervisor may still close the case."),
+    "next.accept": ("承办人签收案件，之后预约并上门走访。", "the inspector accepts the case, then visits."),
+    "next.record_visit": ("上门走访后记录走访完成，再确认属实或排除。",
+                          "after the visit, record it, then confirm or dismiss."),
+    "next.close_confirmed": ("已核实属实：由主管办结；报送住房系统在后台进行，不影响办结。",
+                             "confirmed: a supervisor closes the case; the filing to the tenancy system"
+                             " goes on by itself and does not hold it."),
     "next.close_dismissed": ("已排除：由主管结案。在有新证据之前，该单元不会因同类问题再次被标记。",
                              "dismissed: a supervisor closes the case. The unit is not flagged for this"
                              " again until there is new evidence."),
@@ -206,6 +214,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "why.awaiting_filing": ("等待住房系统收到确认结果",
                             "waiting for the tenancy system to receive the confirmation"),
     "why.filing_dead": ("报送失败，需运维人员处理", "filing failed; an operator must see to it"),
+    "why.already_accepted": ("案件已签收", "the case is accepted already"),
+    "why.already_visited": ("走访已记录", "the visit is recorded already"),
+    "why.not_overdue": ("案件未超期，无需督办", "the case is not overdue; escalation is for overdue cases"),
+    # the workflow's steps, deadline and escalation on the case page (hub/cases/workflow.py)
+    "case.stage": ("办理环节", "Step"),
+    "case.due": ("办理期限", "Due"),
+    "case.overdue": ("已超期", "overdue"),
+    "case.escalated": ("已督办 {n} 次", "escalated {n}×"),
+    "case.city_no": ("住房系统案件号", "City case number"),
+    "action.accept": ("签收", "Accept"),
+    "action.record_visit": ("记录走访完成", "Record the visit"),
+    "action.escalate": ("督办", "Escalate"),
+    "action.escalate_note": ("督办要求", "What is to be done"),
+    "trail.repeated": ("共 {n} 次，最近一次 {last}", "{n} times, last {last}"),
     "case.none": ("尚未立案。", "No case opened for this alert yet."),
     "case.actions": ("案件操作", "case actions"),
     "action.assign_to": ("分派给", "Assign to"),
@@ -232,6 +254,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refused.dismiss_reason": ("请从列表中选择排除原因。", "choose a dismissal reason from the list."),
     "refused.other_note": ("选择“其他”时请写明原因。", "a dismissal for “other” needs a note."),
     "refused.input": ("输入有误，请检查后重试。", "the input is not valid; check it and try again."),
+    "refused.not_found": ("案件 {case_id} 不存在。", "case {case_id} not found."),
+    "refused.not_overdue": ("案件尚未超期（期限 {due}），不能督办。",
+                            "the case is not overdue (due {due}); escalation is for overdue cases."),
+    "refused.note_required": ("{action}须写明原因。", "{action} needs a note saying why."),
     "trail": ("办理记录", "Case trail"),
     "trail.none": ("尚无记录。", "Nothing recorded yet."),
     "trail.after_case": ("依据案件 #{id}（{outcome}）之后的新数据",
@@ -262,7 +288,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 def message(lang: Language, key: str, **fields: object) -> str:
     """The message ``key`` in ``lang`` with its fields filled in; the key itself when unknown."""
-    texts = MESSAGES.get(key)
+    texts = MESSAGES.get(key) or FIELD_MESSAGES.get(key)
     if texts is None:
         return key
     text = texts[LANGUAGES.index(lang)]

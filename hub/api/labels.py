@@ -7,11 +7,12 @@ here, and the page shows it as the reason's tooltip.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 
 from hub.api.charts import format_number
 from hub.api.i18n import LANGUAGES, Language, message
 from hub.api.models import Reason
+from hub.cases.errors import Refusal
 from hub.cases.states import DISMISS_REASONS
 
 Table = dict[str, tuple[str, str]]
@@ -32,11 +33,23 @@ ALERT_STATUSES: Table = {
 CASE_STATUSES: Table = {
     "open": ("待分派", "open"),
     "assigned": ("已分派", "assigned"),
+    "accepted": ("已签收", "accepted"),
     "visit_scheduled": ("已约上门", "visit scheduled"),
+    "visited": ("已走访", "visited"),
     "confirmed": ("已核实", "confirmed"),
     "dismissed": ("已排除", "dismissed"),
     "filed": ("已报送", "filed"),
     "closed": ("已结案", "closed"),
+}
+
+# The bureau's step a case stands at (hub/cases/workflow.py STAGE_OF).
+CASE_STAGES: Table = {
+    "opened": ("待派单", "awaiting dispatch"),
+    "assigned": ("派单", "assigned"),
+    "accepted": ("签收", "accepted"),
+    "visit": ("走访", "visit"),
+    "verified": ("核实", "verified"),
+    "closed": ("办结", "closed"),
 }
 
 FILING_STATES: Table = {
@@ -53,6 +66,11 @@ AUDIT_ACTIONS: Table = {
     "case.opened": ("立案", "case opened"),
     "case.realerted": ("新线索并入本案", "new alert attached"),
     "case.assign": ("分派", "assigned"),
+    "case.accept": ("签收", "accepted"),
+    "case.record_visit": ("走访完成", "visit recorded"),
+    "case.escalate": ("督办", "escalated"),
+    "tenancy.requeued": ("重新排队报送", "filing re-queued"),
+    "tenancy.found": ("在住房系统查到已报送", "found already filed in the tenancy system"),
     "case.schedule_visit": ("预约上门", "visit scheduled"),
     "case.confirm": ("确认属实", "confirmed"),
     "case.dismiss": ("排除", "dismissed"),
@@ -68,6 +86,13 @@ AUDIT_ACTIONS: Table = {
     "user.login": ("登录", "signed in"),
     "user.logout": ("退出", "signed out"),
     "model.trained": ("训练核查结论模型", "verdict model trained"),
+    # The household's side (hub/household): notices, answers, views, early filing, welfare.
+    "household.notice_queued": ("生成告知短信", "notice to the household queued"),
+    "household.notified": ("告知短信已送达", "household notified by text message"),
+    "household.notify_failed": ("告知短信发送失败", "notice to the household failed"),
+    "household.answered": ("住户申辩", "household answered"),
+    "case.viewed": ("查看案件", "viewed the case"),
+    "case.filing_override": ("主管记录提前报送理由", "supervisor recorded why it is filed early"),
 }
 
 # Statuses the city's tenancy system reports back (device_sims/tenancy.py plays it).
@@ -78,13 +103,19 @@ TENANCY_STATUSES: Table = {
     "moved_out": ("住户已搬离", "household moved out"),
 }
 
+# The workflow's refusal codes, each worded by the message ``refused.<code>`` (hub/api/i18n.py).
+REFUSAL_CODES = frozenset(r.value for r in Refusal)
+
 # Why a lead was dismissed; the table itself belongs to the case workflow.
 DISMISSAL_REASONS: Table = DISMISS_REASONS
 
 # The case actions, as a refusal names them: (中文, English).
 CASE_ACTIONS: Table = {
     "assign": ("分派", "assign"),
+    "accept": ("签收", "accept"),
     "schedule_visit": ("预约上门", "schedule the visit"),
+    "record_visit": ("记录走访", "record the visit"),
+    "escalate": ("督办", "escalate"),
     "confirm": ("确认属实", "confirm"),
     "dismiss": ("排除", "dismiss"),
     "close": ("结案", "close"),
@@ -284,32 +315,16 @@ def reason_comparison(reason: Reason, lang: Language) -> str:
     return message(lang, key, value=measured, baseline=quantity(reason.baseline, reason.unit, lang))
 
 
-# The case workflow's refusals (hub/cases/service.py words them in English), recognised to be said again
-# in the page's language: (pattern, message key, how the groups fill the message).
-_REFUSALS: tuple[tuple[re.Pattern[str], str, tuple[str, ...]], ...] = (
-    (re.compile(r"a (\w+) may not (\w+) a case"), "refused.role", ("role", "action")),
-    (re.compile(r"case \d+ is assigned to (.+)"), "refused.assigned", ("name",)),
-    (re.compile(r"cannot (\w+) a case that is (\w+)"), "refused.status", ("action", "status")),
-    (re.compile(r"'?(.*?)'? is not an inspector of estate (.+)"), "refused.assignee", ("name", "estate")),
-    (re.compile(r"a visit needs a date"), "refused.visit_date", ()),
-    (re.compile(r"dismissal reason must be one of .*"), "refused.dismiss_reason", ()),
-    (re.compile(r"dismissal for 'other' needs a note"), "refused.other_note", ()),
-)
-
-
-def refusal(detail: str, lang: Language) -> str:
-    """Why the workflow refused an action, in ``lang``; anything not recognised (a malformed date, an
-    unknown action) as a plain "check your input"."""
-    for pattern, key, names in _REFUSALS:
-        found = pattern.fullmatch(detail.strip())
-        if found is None:
-            continue
-        fields = dict(zip(names, found.groups(), strict=True))
-        if "role" in fields:
-            fields["role"] = message(lang, f"role.{fields['role']}")
-        if "action" in fields:
-            fields["action"] = label(CASE_ACTIONS, fields["action"], lang)
-        if "status" in fields:
-            fields["status"] = label(CASE_STATUSES, fields["status"], lang)
-        return message(lang, key, **fields)
-    return message(lang, "refused.input")
+def refusal(code: str, params: Mapping[str, object], lang: Language) -> str:
+    """Why the workflow refused an action, in ``lang``, from its code (``hub.cases.errors.Refusal``) and
+    parameters; a code not in the catalogue (a malformed date, an unknown action) as "check your input"."""
+    if code not in REFUSAL_CODES:
+        return message(lang, "refused.input")
+    fields = dict(params)
+    if "role" in fields:
+        fields["role"] = message(lang, f"role.{fields['role']}")
+    if "action" in fields:
+        fields["action"] = label(CASE_ACTIONS, str(fields["action"]), lang)
+    if "status" in fields:
+        fields["status"] = label(CASE_STATUSES, str(fields["status"]), lang)
+    return message(lang, f"refused.{code}", **fields)

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.monitor import PartHealth
+
 # An estate id as a person's scope names it, e.g. E01.
 Estate_ = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -75,6 +77,15 @@ class CaseSummary(BaseModel):
     visit_on: date | None = None
     closed_at: datetime | None = None
     alert_ids: list[int] = Field(default_factory=list)
+    due_at: datetime | None = Field(None, description="deadline of the step the case waits for (policy)")
+    overdue: bool = Field(False, description="超期: past its deadline and not closed")
+    stage: str = Field("", description="the bureau's step done last: opened, assigned (派单), accepted"
+                       " (签收), visit (走访), verified (核实), closed (办结)")
+    escalations: int = Field(0, description="督办: how often a supervisor escalated it while overdue")
+    escalated_at: datetime | None = None
+    accepted_at: datetime | None = None
+    visited_at: datetime | None = None
+    city_case_no: str | None = Field(None, description="the tenancy system's number of the case")
     filing: Filing | None = None
     filing_dead: bool = Field(False, description="the filing was dead-lettered: a person must look at it")
     deliveries: list[str] = Field(default_factory=list,
@@ -115,6 +126,13 @@ class AlertSummary(BaseModel):
     case_visit_on: date | None = Field(None, description="the day of the case's visit, once scheduled")
 
 
+    data_age_days: int | None = Field(None, description="data days from first flagged to the as-of day")
+    unit_address: str | None = None
+    unit_building: str | None = None
+    unit_floor: int | None = None
+    unit_household_size: int | None = None
+    unit_lease_start: date | None = None
+    unit_area_m2: float | None = None
 class AlertDetail(AlertSummary):
     """An alert with its evidence series and the case it belongs to, if any."""
 
@@ -123,7 +141,7 @@ class AlertDetail(AlertSummary):
 
 
 class AlertPage(BaseModel):
-    """One page of alerts, highest score first."""
+    """One page of alerts, highest score first; ``offset``: how many matching alerts come before it."""
 
     total: int
     limit: int
@@ -131,6 +149,8 @@ class AlertPage(BaseModel):
     items: list[AlertSummary]
 
 
+    next_after: int | None = Field(None, description="pass as ``after`` for the next page; none at the end")
+    prev_before: int | None = Field(None, description="pass as ``before`` for the previous page")
 class CasePage(BaseModel):
     """One page of cases, newest first."""
 
@@ -195,20 +215,6 @@ class AgentStatus(BaseModel):
     updated_at: datetime | None = None
 
 
-class PartStatus(BaseModel):
-    """One background part of the hub (ingest, broker, pipeline): up, or why not."""
-
-    name: str
-    up: bool
-    alive: bool
-    failing: bool
-    restarts: int
-    last_success: datetime | None
-    last_error: str | None
-    heartbeat_age_s: float | None
-    lag_s: float | None
-
-
 class Health(BaseModel):
     """Whether the database answers, which storage path (TimescaleDB or plain PostgreSQL) is in use, and
     the state of the hub's background parts, with dead letters since start by estate and reason code."""
@@ -217,7 +223,7 @@ class Health(BaseModel):
     database: bool
     storage: str
     server_version: str | None = None
-    parts: list[PartStatus] = []
+    parts: list[PartHealth] = []
     dead_letters_by_estate: dict[str, dict[str, int]] = {}
 
 

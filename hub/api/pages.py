@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -24,13 +25,21 @@ from hub.api.deps import (
 from hub.api.i18n import HTML_LANG, LANG_COOKIE, LANGUAGES, Language, choose_language, known_language, message
 from hub.api.labels import refusal
 from hub.api.models import AlertSort
+from hub.api.queue_params import CASE_STATES, QueueQuery
+from hub.api.trail import fold_repeats
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
 from hub.auth.service import close_session, inspectors_for, open_session, sign_in
+from hub.cases.findings import InvalidFindings, latest_findings, parse_occupants, record_findings
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
+from hub.household.answers import answered_cases, case_answers
+from hub.household.viewers import record_view
 
 router = APIRouter(include_in_schema=False)
+
+# The actions whose form carries the visit's findings (occupants seen, ID checked).
+FINDINGS_ACTIONS = frozenset({"confirm", "dismiss", "record_visit"})
 
 # Everything the pages use is served by the hub itself: no CDN, no script at all.
 PAGE_HEADERS = {
@@ -45,7 +54,6 @@ PAGE_HEADERS = {
 
 PAGE_SIZE = 100
 R = TypeVar("R", bound=Response)
-MAX_AGE_DAYS = 36_500
 
 
 def page_language(request: Request) -> Language:
@@ -88,14 +96,6 @@ def to_login(request: Request) -> Response:
     return remember_language(request, RedirectResponse("/login", status_code=303))
 
 
-def _days(text: str) -> int | None:
-    """A number of days from a form field: None when blank or not a number, clamped to 0..100 years."""
-    text = text.strip()
-    if not text.isdecimal() or not text.isascii():
-        return None
-    return min(int(text), MAX_AGE_DAYS)  # at most 16 digits: the query parameter's max_length
-
-
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
     """The sign-in form."""
@@ -136,49 +136,42 @@ def logout_submit(request: Request, conn: DbConn, user: MaybeUser) -> Response:
 
 @router.get("/", response_class=HTMLResponse, response_model=None)
 def alert_list_page(
-    request: Request,
-    conn: DbConn,
-    user: MaybeUser,
-    estate: Annotated[str, Query(max_length=64)] = "",
-    kind: Annotated[str, Query(max_length=32)] = "",
-    status: Annotated[str, Query(max_length=16)] = "open",
+    request: Request, conn: DbConn, user: MaybeUser,
     min_age_days: Annotated[str, Query(max_length=16)] = "",
     max_age_days: Annotated[str, Query(max_length=16)] = "",
-    sort: Annotated[str, Query(max_length=16)] = "risk",
-    mine: Annotated[str, Query(max_length=4)] = "",
     q: Annotated[str, Query(max_length=64)] = "",
     assigned: Annotated[int, Query(ge=0, le=1000)] = 0,
     refused: Annotated[int, Query(ge=0, le=1000)] = 0,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
     """Alerts of the person's estates sorted by risk (or age), one compact row each with the top reason,
-    the case's state, assignee and visit day; "my cases" and a unit search; supervisors assign a batch.
+    the case's state, assignee and visit day; filters by assignee, case state and overdue, "my cases", a
+    unit or address search; keyset pages with counts; supervisors assign a batch; the visit list.
 
-    The age fields come from a form: blank or not a number means no limit, not an error."""
+    The filters come from a form: a blank or unknown value means no filter, not an error."""
+    del min_age_days, max_age_days, q  # declared for their length limits; QueueQuery reads them
     if user is None:
         return to_login(request)
-    order = AlertSort(sort) if sort in AlertSort.__members__.values() else AlertSort.RISK
-    min_age, max_age = _days(min_age_days), _days(max_age_days)
-    search = q.strip() or None
-    page = queries.list_alerts(
-        conn, estate=estate or None, kind=kind or None, status=None if status == "all" else status or None,
-        estates=user.estate_filter(), min_age_days=min_age, max_age_days=max_age, sort=order,
-        assignee=user.name if mine else None, unit_search=search, limit=PAGE_SIZE, offset=offset,
-    )
+    ask = QueueQuery.parse(request.query_params)
+    page = queries.list_alerts(conn, **ask.query_args(user), limit=PAGE_SIZE, offset=offset,
+                               after=ask.after, before=ask.before)
     estates = queries.list_estates(conn, estates=user.estate_filter())
     batch = user.role in TRANSITIONS[Action.ASSIGN].roles
+    people = sorted({n for e in estates for n in inspectors_for(conn, estate_id=e)}) if user.scoped or batch \
+        else []
     context = {
         "page": page,
-        "filters": {"estate": estate, "kind": kind, "status": status, "sort": order.value,
-                    "min_age_days": "" if min_age is None else str(min_age),
-                    "max_age_days": "" if max_age is None else str(max_age),
-                    "mine": "1" if mine else "", "q": search or ""},
+        "ask": ask,
+        "filters": ask.form(),
         "sorts": [s.value for s in AlertSort],
+        "case_states": CASE_STATES,
         "estates": estates,
         "counts": queries.summary_counts(conn) if not user.scoped else None,
+        "inspectors": people,
         # Batch assignment: whom a supervisor may assign to, across the estates they see.
-        "assignees": sorted({n for e in estates for n in inspectors_for(conn, estate_id=e)}) if batch else [],
+        "assignees": people if batch else [],
         "batch": {"assigned": assigned, "refused": refused},
+        "answered": answered_cases(conn, [a.case_id for a in page.items if a.case_id]),
     }
     return render(request, "alerts.html", context, user=user)
 
@@ -215,10 +208,12 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
     missing: list[tuple[str, str]] = []
     next_step = ""
     if case is not None:
-        trail = queries.case_audit(conn, case_id=case.id, alert_ids=case.alert_ids or [alert.id])
+        # Repeated detections fold into one line each run (hub/api/trail.py).
+        rows = queries.case_audit(conn, case_id=case.id, alert_ids=case.alert_ids or [alert.id])
+        trail = fold_repeats(rows)
         # The page's buttons, and a line for each missing one saying why (hub/cases/states.py).
         guide = case_guide(case.status, user.role, assignee=case.assignee, viewer=user.name,
-                           filing=delivery_state(case.deliveries))
+                           filing=delivery_state(case.deliveries), overdue=case.overdue)
         actions = [a.value for a in guide.actions]
         missing = [(a.value, why) for a, why in guide.missing]
         next_step = guide.next_step
@@ -226,7 +221,15 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
             inspectors = inspectors_for(conn, estate_id=case.estate_id)
     return {"alert": alert, "charts": charts, "trail": trail, "actions": actions, "inspectors": inspectors,
             "missing": missing, "next_step": next_step, "updates": _updates(case),
-            "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None}
+            "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None,
+            "answers": case_answers(conn, case_id=case.id) if case is not None else [],
+            "kept": kept_fields({}), "findings": latest_findings(conn, case_id=case.id) if case else None}
+
+
+def kept_fields(form: dict[str, str]) -> Callable[[str, str], str]:
+    """What was typed into an action's form, for the page shown again after that action was refused:
+    ``kept(action, field)``, blank for the other actions' forms (and on a plain visit)."""
+    return lambda action, field: form.get(field, "")[:2000] if form.get("action") == action else ""
 
 
 def _updates(case: Any) -> dict[str, int]:
@@ -255,6 +258,8 @@ def alert_page(request: Request, conn: DbConn, user: MaybeUser, alert_id: int) -
     context = _alert_context(conn, user, alert_id, page_language(request))
     if context is None:
         return not_found(request, user, "alert", alert_id)
+    if context["alert"].case is not None:  # the household reads who viewed their case
+        record_view(conn, actor=user.actor, case_id=context["alert"].case.id)
     return render(request, "alert.html", context, user=user)
 
 
@@ -271,24 +276,34 @@ def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, f
     try:
         action = Action(form.get("action", ""))
         visit = form.get("visit_on") or None
+        occupants = parse_occupants(form.get("occupants_seen", ""))
         with conn.transaction():
             transition(
                 conn, case_id=case_id, action=action, principal=user, assignee=form.get("assignee") or None,
                 visit_on=date.fromisoformat(visit) if visit else None, reason=form.get("reason") or None,
                 note=form.get("note", ""),
             )
+            if action.value in FINDINGS_ACTIONS and (occupants is not None or form.get("id_checked")):
+                record_findings(conn, case_id=case_id, action=action.value, occupants_seen=occupants,
+                                id_checked=bool(form.get("id_checked")), note=form.get("note", ""),
+                                actor=user.actor)
     except CaseNotFound:
         return not_found(request, user, "case", case_id)
     except ActionForbidden as err:
-        error, status = message(lang, "error.forbidden", detail=refusal(str(err), lang)), 403
-    except (TransitionRefused, ValueError) as err:
-        error, status = message(lang, "error.refused", detail=refusal(str(err), lang)), 409
+        error, status = message(lang, "error.forbidden", detail=refusal(err.code, err.params, lang)), 403
+    except TransitionRefused as err:
+        error, status = message(lang, "error.refused", detail=refusal(err.code, err.params, lang)), 409
+    except InvalidFindings:
+        error, status = message(lang, "findings.invalid"), 422
+    except ValueError:  # an unknown action or a malformed date: no code, just "check your input"
+        error, status = message(lang, "error.refused", detail=refusal("", {}, lang)), 409
     if error is None and back:
         return RedirectResponse(f"/alerts/{int(back)}", status_code=303)
     context = _alert_context(conn, user, int(back), lang) if back else None
     if context is None:
         return not_found(request, user, "case", case_id)
     context["error"] = error
+    context["kept"] = kept_fields(dict(form))
     return render(request, "alert.html", context, status_code=status, user=user, here=f"/alerts/{int(back)}")
 
 

@@ -10,9 +10,6 @@ from psycopg.rows import dict_row
 from hub.api.models import (
     AgentStatus,
     AlertDetail,
-    AlertPage,
-    AlertSort,
-    AlertSummary,
     AuditEntry,
     AuditPage,
     CaseDetail,
@@ -25,79 +22,15 @@ from hub.api.models import (
     UnitTrail,
     Verdict,
 )
+from hub.api.queue_queries import ALERT_CASE_JOIN, ALERT_COLUMNS, list_alerts
+from hub.cases.workflow import OVERDUE_SQL, STAGE_SQL
+
+__all__ = ["list_alerts"]  # the queue's query, kept importable from here
 
 Conn = psycopg.Connection[Any]
 
 # Kinds that always appear in the counts, even at zero, because the demo summary names them.
 SUMMARY_KINDS = ("vacancy", "sublet")
-
-_ALERT_COLUMNS = """
-    a.id, a.unit_id, a.estate_id, a.kind, a.status, a.score, a.first_flagged, a.last_flagged,
-    current_date - a.first_flagged AS age_days, a.reasons, a.rule_version, a.window_start, a.window_end,
-    a.created_at, a.updated_at,
-    c.id AS case_id, c.status AS case_status, c.assignee AS case_assignee, c.visit_on AS case_visit_on,
-    EXISTS (SELECT 1 FROM tenancy_outbox o WHERE o.case_id = c.id AND o.state = 'dead') AS case_filing_dead
-"""
-
-# The case an alert belongs to: the one opened from it or it was attached to, else (while the alert is
-# open) the unit's non-closed case of the same kind, to which re-alerts attach.
-_ALERT_CASE_JOIN = """
-    LEFT JOIN LATERAL (
-        SELECT c.id, c.status, c.assignee, c.visit_on FROM cases c
-        WHERE c.unit_id = a.unit_id AND c.kind = a.kind
-          AND (c.alert_id = a.id OR a.id = ANY(c.alert_ids) OR (a.status = 'open' AND c.status <> 'closed'))
-        ORDER BY (c.alert_id = a.id) DESC, c.id DESC
-        LIMIT 1
-    ) c ON true
-"""
-
-_ALERT_FILTER = """
-    WHERE (%(estate)s::text IS NULL OR a.estate_id = %(estate)s)
-      AND (%(kind)s::text IS NULL OR a.kind = %(kind)s)
-      AND (%(status)s::text IS NULL OR a.status = %(status)s)
-      AND (%(unit)s::text IS NULL OR a.unit_id = %(unit)s)
-      AND (%(estates)s::text[] IS NULL OR a.estate_id = ANY(%(estates)s))
-"""
-
-# The queue's orders; each is walked in an index (35_alert_queue.sql for risk, 36_alert_queue_age.sql for
-# age, forwards for the oldest, backwards for the newest), the id breaking ties so that pages are stable.
-ALERT_ORDERS: dict[AlertSort, str] = {
-    AlertSort.RISK: "a.score DESC NULLS LAST, a.last_flagged DESC NULLS LAST, a.id",
-    AlertSort.OLDEST: "a.first_flagged, a.id",
-    AlertSort.NEWEST: "a.first_flagged DESC, a.id DESC",
-}
-
-
-def _age_filter(min_age_days: int | None, max_age_days: int | None) -> str:
-    """The age conditions (days since first flagged) that are asked for, and no others: a range on
-    ``first_flagged`` the planner can put on an index, where ``%s IS NULL OR`` would hide it."""
-    clauses = []
-    if min_age_days is not None:
-        clauses.append(" AND a.first_flagged <= current_date - %(min_age)s::int")
-    if max_age_days is not None:
-        clauses.append(" AND a.first_flagged >= current_date - %(max_age)s::int")
-    return "".join(clauses)
-
-
-def _queue_filter(assignee: str | None, unit_search: str | None) -> str:
-    """The case-assignee and unit-search conditions that are asked for, and no others: each costs a probe
-    or a pattern match per alert, so an unfiltered queue keeps its index-only walk."""
-    clauses = []
-    if unit_search is not None:
-        clauses.append(" AND a.unit_id ILIKE %(unit_like)s ESCAPE '\\'")
-    if assignee is not None:
-        clauses.append(
-            " AND EXISTS (SELECT 1 FROM cases c WHERE c.unit_id = a.unit_id AND c.kind = a.kind"
-            " AND c.assignee = %(assignee)s AND (c.alert_id = a.id OR a.id = ANY(c.alert_ids)"
-            " OR (a.status = 'open' AND c.status <> 'closed')))")
-    return "".join(clauses)
-
-
-def unit_pattern(text: str) -> str:
-    """An ILIKE pattern matching unit ids that contain ``text`` (its wildcards taken literally)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
 
 _FILING_COLUMNS = """
     o.id, o.kind, o.idempotency_key, o.state, o.attempts, o.next_attempt_at, o.last_error, o.sent_at,
@@ -112,7 +45,9 @@ def _case_select(*, with_evidence: bool) -> str:
     evidence = "c.evidence" if with_evidence else "NULL::jsonb"
     return f"""
         SELECT c.id, c.unit_id, c.estate_id, c.kind, c.alert_id, c.status, c.opened_at, c.filed_at,
-               c.evidence_sha256, c.assignee, c.visit_on, c.closed_at, c.alert_ids,
+               c.evidence_sha256, c.assignee, c.visit_on, c.closed_at, c.alert_ids, c.due_at,
+               {OVERDUE_SQL} AS overdue, c.escalations, c.escalated_at, c.accepted_at, c.visited_at,
+               c.city_case_no, {STAGE_SQL} AS stage,
                EXISTS (SELECT 1 FROM tenancy_outbox d WHERE d.case_id = c.id AND d.state = 'dead')
                    AS filing_dead,
                ARRAY(SELECT d.state FROM tenancy_outbox d WHERE d.case_id = c.id ORDER BY d.id) AS deliveries,
@@ -166,60 +101,11 @@ def alert_kinds(counts: dict[str, int]) -> dict[str, int]:
     return {k.removeprefix("alerts_"): counts[k] for k in kinds}
 
 
-def list_alerts(
-    conn: Conn,
-    *,
-    estate: str | None = None,
-    kind: str | None = None,
-    status: str | None = None,
-    unit: str | None = None,
-    estates: list[str] | None = None,
-    min_age_days: int | None = None,
-    max_age_days: int | None = None,
-    sort: AlertSort = AlertSort.RISK,
-    assignee: str | None = None,
-    unit_search: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> AlertPage:
-    """Alerts matching the filters, in ``sort`` order: by default highest score first, most recently
-    flagged next. ``min_age_days``/``max_age_days``: first flagged at least / at most that many days ago;
-    ``assignee``: only alerts whose case is assigned to this person; ``unit_search``: unit ids containing
-    this text."""
-    params: dict[str, Any] = {
-        "estate": estate, "kind": kind, "status": status, "unit": unit, "estates": estates, "limit": limit,
-        "offset": offset, "min_age": min_age_days, "max_age": max_age_days, "assignee": assignee,
-        "unit_like": unit_pattern(unit_search) if unit_search is not None else None,
-    }
-    where = _ALERT_FILTER + _age_filter(min_age_days, max_age_days) + _queue_filter(assignee, unit_search)
-    order = ALERT_ORDERS[AlertSort(sort)]
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(f"SELECT count(*) AS n FROM alerts a {where}", params)
-        total_row = cur.fetchone()
-        # The page's ids first (an index-only walk, see 35_alert_queue.sql), then only those rows with
-        # their case: joining cases before LIMIT/OFFSET would look up a case for every skipped row.
-        cur.execute(
-            f"""
-            WITH page AS (
-                SELECT a.id FROM alerts a {where}
-                ORDER BY {order}
-                LIMIT %(limit)s OFFSET %(offset)s
-            )
-            SELECT {_ALERT_COLUMNS} FROM page JOIN alerts a ON a.id = page.id {_ALERT_CASE_JOIN}
-            ORDER BY {order}
-            """,
-            params,
-        )
-        items = [AlertSummary.model_validate(r) for r in cur.fetchall()]
-    total = int(total_row["n"]) if total_row else 0
-    return AlertPage(total=total, limit=limit, offset=offset, items=items)
-
-
 def get_alert(conn: Conn, *, alert_id: int) -> AlertDetail | None:
     """One alert with its evidence and case, or None when there is no such alert."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            f"SELECT {_ALERT_COLUMNS}, a.evidence FROM alerts a {_ALERT_CASE_JOIN} WHERE a.id = %s",
+            f"SELECT {ALERT_COLUMNS}, a.evidence FROM alerts a {ALERT_CASE_JOIN} WHERE a.id = %s",
             (alert_id,),
         )
         row = cur.fetchone()

@@ -62,6 +62,7 @@ from hub.auth.models import Principal
 from hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from hub.cases.states import TRANSITIONS, Action, case_guide, delivery_state
+from hub.household.viewers import record_view
 
 router = APIRouter(prefix="/api", tags=["inspector API"])
 
@@ -147,15 +148,22 @@ def list_alerts(
     assignee: Annotated[str | None, Query(max_length=64, description="case assigned to this person")] = None,
     mine: Annotated[bool, Query(description="only alerts whose case is assigned to you")] = False,
     unit: Annotated[str | None, Query(min_length=1, max_length=64,
-                                      description="unit ids containing this text")] = None,
+                                      description="unit ids or addresses containing this text")] = None,
+    state: Annotated[str | None, Query(max_length=32, description="the case's state")] = None,
+    overdue: Annotated[bool, Query(description="only alerts whose case is past its deadline")] = False,
+    after: Annotated[int | None, Query(ge=1, description="keyset: the page after this alert")] = None,
+    before: Annotated[int | None, Query(ge=1, description="keyset: the page before this alert")] = None,
     limit: Limit = 50, offset: Offset = 0,
 ) -> AlertPage:
     """Alerts in your estates, highest score first (or oldest / newest first), filtered by estate, kind,
-    status, age (days since first flagged), the case's assignee (``mine``: you) and unit id."""
+    status, age (days since first flagged), the case's assignee (``mine``: you), state and deadline, and
+    unit id or address. Pages by ``offset``, or by keyset with ``after``/``before`` (the answer's
+    ``next_after``/``prev_before``); ``offset`` in the answer is then the page's position."""
     return queries.list_alerts(conn, estate=estate, kind=kind, status=status, min_age_days=min_age_days,
                                max_age_days=max_age_days, sort=sort, limit=limit, offset=offset,
                                estates=principal.estate_filter(),
-                               assignee=principal.name if mine else assignee, unit_search=unit)
+                               assignee=principal.name if mine else assignee, unit_search=unit,
+                               case_state=state, overdue=overdue, after=after, before=before)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=NOT_FOUND)
@@ -189,10 +197,11 @@ def visible_case(conn: psycopg.Connection, principal: Principal, case_id: int) -
 def get_case(conn: DbConn, principal: CurrentUser, case_id: int) -> CaseWithTrail:
     """One case with its evidence, every filing attempt and its audit trail."""
     case = visible_case(conn, principal, case_id)
+    record_view(conn, actor=principal.actor, case_id=case_id)  # the household reads who viewed it
     trail = queries.case_audit(conn, case_id=case_id, alert_ids=case.alert_ids or
                                ([case.alert_id] if case.alert_id else []))
     guide = case_guide(case.status, principal.role, assignee=case.assignee, viewer=principal.name,
-                       filing=delivery_state(case.deliveries))
+                       filing=delivery_state(case.deliveries), overdue=case.overdue)
     return CaseWithTrail(**case.model_dump(), trail=trail, actions=[a.value for a in guide.actions],
                          missing={a.value: why for a, why in guide.missing}, next_step=guide.next_step)
 
@@ -238,6 +247,25 @@ def assign_case(conn: DbConn, principal: CurrentUser, case_id: int, body: Assign
     return act(conn, principal, case_id, Action.ASSIGN, assignee=body.assignee, note=body.note)
 
 
+@router.post("/cases/{case_id}/accept", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def accept_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+    """签收: the assigned inspector accepts the case; the visit's deadline starts."""
+    return act(conn, principal, case_id, Action.ACCEPT, note=body.note)
+
+
+@router.post("/cases/{case_id}/record-visit", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def record_visit(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+    """走访: the home visit is done (what was found goes in the note); the verdict's deadline starts."""
+    return act(conn, principal, case_id, Action.RECORD_VISIT, note=body.note)
+
+
+@router.post("/cases/{case_id}/escalate", response_model=CaseDetail, responses=ACTION_ANSWERS)
+def escalate_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+    """督办: a supervisor escalates an overdue case, saying what is to be done (the note is required);
+    409 when the case is not overdue."""
+    return act(conn, principal, case_id, Action.ESCALATE, note=body.note)
+
+
 @router.post("/cases/{case_id}/schedule-visit", response_model=CaseDetail, responses=ACTION_ANSWERS)
 def schedule_visit(conn: DbConn, principal: CurrentUser, case_id: int, body: VisitRequest) -> CaseDetail:
     """Schedule the home visit."""
@@ -258,7 +286,7 @@ def dismiss_case(conn: DbConn, principal: CurrentUser, case_id: int, body: Dismi
 
 @router.post("/cases/{case_id}/close", response_model=CaseDetail, responses=ACTION_ANSWERS)
 def close_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
-    """Close a dismissed or filed case (supervisor, admin)."""
+    """办结: close a case with its verdict (supervisor, admin); a filing under way does not hold it."""
     return act(conn, principal, case_id, Action.CLOSE, note=body.note)
 
 

@@ -7,8 +7,21 @@ Units and access events go through it whole; readings only for the lines the cli
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
+from anju_wire.clock import ESTATE_TZ
+from anju_wire.payloads import (
+    BUILDING_MAX_LENGTH,
+    FLOOR_MAX,
+    FLOOR_MIN,
+    IDENT_MAX_LENGTH,
+    IDENT_PATTERN,
+    PSEUDONYM_PATTERN,
+    STRANGER_METHODS,
+    AccessMethod,
+    MeterKind,
+)
 from hub.bulk.parse import Kind
 
 # Each line is staged as one text value: CSV mode with delimiter and quote bytes that never occur in
@@ -57,12 +70,33 @@ def _check_head(fields: int) -> str:
     return _CHECK_HEAD.replace("@FIELDS@", str(fields))
 
 
+# The wire contract's rules (anju_wire.payloads) as SQL, built from the contract's own constants.
+# tests/hub/test_import_parity.py holds the two to the same verdicts.
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+def _words(values: list[str]) -> str:
+    return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
+
+
+def _not_ident(field: str) -> str:
+    return f"(length({field}) > {IDENT_MAX_LENGTH} OR {field} !~ '{IDENT_PATTERN}')"
+
+
+_METERS = [m.value for m in MeterKind]
+_METHODS = [m.value for m in AccessMethod]
+_STRANGER_METHODS = sorted(m.value for m in STRANGER_METHODS)
+_STRANGER_RULE = f"(only a {_words(_STRANGER_METHODS)} can be unknown)"
+_IDENT_RULE = f"letters, digits and _.:- up to {IDENT_MAX_LENGTH}, starting with a letter or digit"
+
+
 CHECK: dict[Kind, str] = {
     "readings": _check_head(4) + f"""
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
         @TS_BOUNDS@
         WHEN f[2] = '' THEN 'unit_id is empty'
-        WHEN f[3] NOT IN ('electricity', 'water', 'gas') THEN 'meter must be electricity, water or gas'
+        WHEN f[3] NOT IN ({_sql_list(_METERS)}) THEN 'meter must be {_words(_METERS)}'
         WHEN NOT pg_input_is_valid(f[4], 'double precision') THEN 'value is not a number'
         WHEN f[4]::float8 IN ('NaN', 'Infinity', '-Infinity') OR f[4]::float8 < 0
             THEN 'value must be a finite cumulative register >= 0'
@@ -83,11 +117,23 @@ FROM c
         WHEN f[2] = '' THEN 'device_id is empty'
         WHEN f[3] = '' THEN 'estate_id is empty'
         WHEN f[5] <> '' AND NOT pg_input_is_valid(f[5], 'integer') THEN 'floor is not an integer'
-        WHEN f[6] NOT IN ('face', 'card', 'password', 'qr') THEN 'method must be face, card, password or qr'
+        WHEN f[6] NOT IN ({_sql_list(_METHODS)}) THEN 'method must be {_words(_METHODS)}'
         WHEN f[7] <> '' AND f[9] <> '' THEN 'both person_id and stranger_track are set'
         WHEN f[7] = '' AND f[9] = '' THEN 'neither person_id nor stranger_track is set'
         WHEN f[7] <> '' AND f[8] = '' THEN 'person_id without unit_id'
         WHEN f[9] <> '' AND f[8] <> '' THEN 'stranger_track with a unit_id'
+        WHEN f[9] <> '' AND f[6] NOT IN ({_sql_list(_STRANGER_METHODS)})
+            THEN 'stranger_track with method ' || f[6] || ' {_STRANGER_RULE}'
+        WHEN f[7] <> '' AND f[7] !~ '{PSEUDONYM_PATTERN}'
+            THEN 'person_id is not a pseudonym (p- and 16 to 64 lowercase hex digits)'
+        WHEN {_not_ident("f[2]")} THEN 'device_id is not an id ({_IDENT_RULE})'
+        WHEN {_not_ident("f[3]")} THEN 'estate_id is not an id ({_IDENT_RULE})'
+        WHEN f[8] <> '' AND {_not_ident("f[8]")} THEN 'unit_id is not an id ({_IDENT_RULE})'
+        WHEN f[9] <> '' AND {_not_ident("f[9]")} THEN 'stranger_track is not an id ({_IDENT_RULE})'
+        WHEN length(f[4]) > {BUILDING_MAX_LENGTH}
+            THEN 'building is longer than {BUILDING_MAX_LENGTH} characters'
+        WHEN f[5] <> '' AND f[5]::int NOT BETWEEN {FLOOR_MIN} AND {FLOOR_MAX}
+            THEN 'floor must be {FLOOR_MIN} to {FLOOR_MAX}'
         WHEN f[8] <> '' AND NOT EXISTS (SELECT 1 FROM units u WHERE u.unit_id = f[8])
             THEN 'unknown unit_id (not in units)'
     END AS reason
@@ -159,9 +205,9 @@ WHERE (units.estate_id, units.building, units.floor, units.area_m2, units.househ
 }
 
 MONTHS = "SELECT DISTINCT date_trunc('month', ts, 'UTC')::date FROM bulk_checked WHERE reason IS NULL"
-STALE = """
+STALE = f"""
 INSERT INTO bulk_stale_days (day)
-SELECT DISTINCT (ts AT TIME ZONE 'Asia/Shanghai')::date FROM bulk_checked WHERE reason IS NULL
+SELECT DISTINCT (ts AT TIME ZONE '{ESTATE_TZ}')::date FROM bulk_checked WHERE reason IS NULL
 ON CONFLICT DO NOTHING
 """
 REJECTS = "COPY (SELECT n, reason, raw FROM bulk_checked WHERE reason IS NOT NULL ORDER BY n) TO STDOUT"
@@ -178,9 +224,9 @@ CHECKED_TO_ROWS = """
 INSERT INTO bulk_rows (ts, unit_id, meter, value)
 SELECT ts, unit_id, meter, value FROM bulk_checked WHERE reason IS NULL
 """
-STALE_HOURS = """
+STALE_HOURS = f"""
 INSERT INTO bulk_stale_days (day)
-SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE 'Asia/Shanghai')::date FROM unnest(%s::bigint[]) h
+SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE '{ESTATE_TZ}')::date FROM unnest(%s::bigint[]) h
 ON CONFLICT DO NOTHING
 """
 

@@ -21,29 +21,15 @@ from psycopg.types.json import Jsonb
 from hub.audit import record_audit
 from hub.auth.models import Principal, Role
 from hub.auth.service import inspectors_for
-from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action
+from hub.cases.errors import ActionForbidden, CaseNotFound, Refusal, TransitionRefused
+from hub.cases.states import ACCEPTS_IMPLICITLY, DISMISS_REASONS, TRANSITIONS, Action
 from hub.cases.suppression import latest_decision
+from hub.cases.workflow import WorkflowPolicy, default_policy, due_after, is_overdue
 from hub.tenancy.filing import FilingSettings, idempotency_key, queue_filing, queue_update
 from models.evidence import evidence_sha256
 
 DETECTOR = "system:detector"
 TENANCY = "system:tenancy"
-
-
-class CaseError(Exception):
-    """Base of the case workflow's errors."""
-
-
-class CaseNotFound(CaseError):
-    """No such case, or not one this person may see (both answer 404)."""
-
-
-class ActionForbidden(CaseError):
-    """This person's role may not take this action, or the case is assigned to someone else (403)."""
-
-
-class TransitionRefused(CaseError):
-    """The action does not apply to the case's current status, or its input is wrong (409)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +44,10 @@ class OpenedCase:
 def open_case(
     conn: psycopg.Connection, *, alert_id: int, unit_id: str, estate_id: str, kind: str, summary: str,
     evidence: dict[str, Any], actor: str = DETECTOR, opened_at: datetime | None = None,
-    auto_file: bool | None = None,
+    auto_file: bool | None = None, policy: WorkflowPolicy | None = None,
 ) -> OpenedCase | None:
-    """Open a case for an alert (filing it at once when ``auto_file``, default ``ANJU_AUTO_FILE``);
+    """Open a case for an alert (filing it at once when ``auto_file``, default ``ANJU_AUTO_FILE``), due
+    to be assigned by the ``policy``'s deadline (default ``hub/cases/workflow.yaml``);
     None when the unit already has an undecided or confirmed case of that kind, to which the alert is
     attached. A dismissed case not closed yet is closed first: the alert came on new evidence (the
     detector asks ``hub.cases.suppression`` before it flags a unit again), so it starts a new case."""
@@ -72,9 +59,11 @@ def open_case(
     _supersede_dismissed(conn, unit_id=unit_id, kind=kind, actor=actor, alert_id=alert_id)
     row = conn.execute(
         "INSERT INTO cases (unit_id, estate_id, kind, alert_id, status, opened_at, evidence, evidence_sha256,"
-        " summary, alert_ids) VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, %s, ARRAY[%s]::bigint[])"
+        " summary, alert_ids, stage_since, due_at) VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, %s,"
+        " ARRAY[%s]::bigint[], %s, %s)"
         " ON CONFLICT (unit_id, kind) WHERE status <> 'closed' DO NOTHING RETURNING id",
-        (unit_id, estate_id, kind, alert_id, opened_at, Jsonb(evidence), digest, summary, alert_id),
+        (unit_id, estate_id, kind, alert_id, opened_at, Jsonb(evidence), digest, summary, alert_id, opened_at,
+         due_after(policy or default_policy(), "open", opened_at)),
     ).fetchone()
     if row is None:
         existing = conn.execute(
@@ -129,68 +118,67 @@ class TransitionResult:
 def transition(
     conn: psycopg.Connection, *, case_id: int, action: Action, principal: Principal,
     assignee: str | None = None, visit_on: date | None = None, reason: str | None = None, note: str = "",
+    now: datetime | None = None, policy: WorkflowPolicy | None = None,
 ) -> TransitionResult:
-    """Take one workflow action on a case as this person, audited under their name, in the caller's
-    transaction. Raise ``CaseNotFound`` (also for another estate's case), ``ActionForbidden`` or
-    ``TransitionRefused``."""
+    """Take one workflow action on a case as this person, audited under their name and role, in the
+    caller's transaction; the case's deadline moves with its status (``policy``, default the packaged
+    ``hub/cases/workflow.yaml``). Raise ``CaseNotFound`` (also for another estate's case),
+    ``ActionForbidden`` or ``TransitionRefused``, each with its refusal code (``hub/cases/errors.py``)."""
+    now = now or datetime.now(UTC)
+    policy = policy or default_policy()
     row = conn.execute(
-        "SELECT id, unit_id, estate_id, kind, alert_id, status, assignee FROM cases WHERE id = %s FOR UPDATE",
-        (case_id,),
+        "SELECT id, unit_id, estate_id, kind, alert_id, status, assignee, due_at, visit_on FROM cases"
+        " WHERE id = %s FOR UPDATE", (case_id,),
     ).fetchone()
     if row is None or not principal.sees(row[2]):
-        raise CaseNotFound(f"case {case_id} not found")
-    _, unit_id, estate_id, kind, alert_id, status, current_assignee = row
+        raise CaseNotFound(case_id)
+    _, unit_id, estate_id, kind, alert_id, status, current_assignee, due_at, visit_day = row
     rule = TRANSITIONS[action]
     if principal.role not in rule.roles:
-        raise ActionForbidden(f"a {principal.role.value} may not {action.value} a case")
+        raise ActionForbidden(Refusal.ROLE, role=principal.role.value, action=action.value)
     if (principal.role is Role.INSPECTOR and current_assignee is not None
             and current_assignee != principal.name):
-        raise ActionForbidden(f"case {case_id} is assigned to {current_assignee}")
+        raise ActionForbidden(Refusal.ASSIGNED, case_id=case_id, name=current_assignee)
     if status not in rule.sources:
-        raise TransitionRefused(f"cannot {action.value} a case that is {status}")
+        raise TransitionRefused(Refusal.STATUS, action=action.value, status=status)
+    after = rule.after(status)
     note = note.strip()[:2000]
-    detail: dict[str, Any] = {"from": status, "to": rule.target}
+    detail: dict[str, Any] = {"from": status, "to": after, "role": principal.role.value}
     if note:
         detail["note"] = note
-    sets = ["status = %(target)s", "updated_at = now()"]
-    params: dict[str, Any] = {"target": rule.target, "id": case_id}
-    if action is Action.ASSIGN:
-        if not assignee or assignee not in inspectors_for(conn, estate_id=estate_id):
-            raise TransitionRefused(f"{assignee!r} is not an inspector of estate {estate_id}")
-        sets.append("assignee = %(assignee)s")
-        params["assignee"] = detail["assignee"] = assignee
-    elif action is Action.SCHEDULE_VISIT:
-        if visit_on is None:
-            raise TransitionRefused("a visit needs a date")
-        sets.append("visit_on = %(visit_on)s")
-        params["visit_on"] = visit_on
-        detail["visit_on"] = visit_on.isoformat()
-    elif action is Action.DISMISS:
-        if reason not in DISMISS_REASONS:
-            raise TransitionRefused(f"dismissal reason must be one of {', '.join(DISMISS_REASONS)}")
-        if reason == "other" and not note:
-            raise TransitionRefused("dismissal for 'other' needs a note")
-        detail["reason"] = reason
-    elif action is Action.CLOSE:
-        sets.append("closed_at = now()")
+    sets = ["status = %(target)s", "updated_at = %(now)s"]
+    params: dict[str, Any] = {"target": after, "id": case_id, "now": now}
+    _action_input(conn, action, sets=sets, params=params, detail=detail, estate_id=estate_id,
+                  assignee=assignee, visit_on=visit_on, reason=reason, note=note)
+    if action is Action.ESCALATE and not is_overdue(status, due_at, now, visit_day):
+        raise TransitionRefused(Refusal.NOT_OVERDUE, case_id=case_id,
+                                due=due_at.date().isoformat() if due_at else "—")
+    if status in ACCEPTS_IMPLICITLY and action in (Action.SCHEDULE_VISIT, Action.RECORD_VISIT,
+                                                   Action.CONFIRM, Action.DISMISS):
+        sets.append("accepted_at = coalesce(accepted_at, %(now)s)")  # taking it up is signing for it
+        detail["accepted"] = True
     if principal.role is Role.INSPECTOR and current_assignee is None and action is not Action.ASSIGN:
         sets.append("assignee = %(me)s")  # an inspector taking up an unassigned case owns it from now on
         params["me"] = principal.name
+    if not _keeps_deadline(action, before=status, due_at=due_at):
+        due = due_after(policy, after, now)
+        sets.extend(["due_at = %(due)s", "stage_since = %(now)s"])
+        params["due"] = due
+        detail["due"] = due.isoformat() if due else None
     conn.execute(f"UPDATE cases SET {', '.join(sets)} WHERE id = %(id)s", params)
     record_audit(conn, actor=principal.actor, action=f"case.{action.value}", object_type="case",
                  object_id=case_id, detail=detail)
-    after = rule.target
     if action in (Action.CONFIRM, Action.DISMISS):
         _store_verdict(conn, case_id=case_id, alert_id=alert_id, unit_id=unit_id, estate_id=estate_id,
-                       kind=kind, verdict=rule.target, reason=reason if action is Action.DISMISS else None,
+                       kind=kind, verdict=after, reason=reason if action is Action.DISMISS else None,
                        note=note, principal=principal)
-    # Filed already (a lead, with ANJU_AUTO_FILE): the decision follows as an update. Else a confirmation
-    # is what files the case; nothing before it leaves the hub.
-    updated = queue_update(conn, case_id=case_id, action=action.value, status=rule.target,
+    # Filed already (a lead, with ANJU_AUTO_FILE, or a confirmed case): every change follows as an update.
+    # Else a confirmation is what files the case; nothing before it leaves the hub.
+    updated = queue_update(conn, case_id=case_id, action=action.value, status=after,
                            actor=principal.actor, reason=reason if action is Action.DISMISS else None,
-                           visit_on=visit_on)
+                           visit_on=visit_on, now=now)
     if not updated and action is Action.CONFIRM:
-        queue_filing(conn, case_id=case_id, actor=principal.actor)
+        queue_filing(conn, case_id=case_id, actor=principal.actor, now=now)
     if action in (Action.CONFIRM, Action.DISMISS, Action.CLOSE):
         # A decided case's alerts leave the open queue; hub.cases.suppression keeps them from coming back
         # on the same evidence.
@@ -199,13 +187,59 @@ def transition(
     return TransitionResult(case_id=case_id, before=status, after=after)
 
 
+def _action_input(
+    conn: psycopg.Connection, action: Action, *, sets: list[str], params: dict[str, Any],
+    detail: dict[str, Any], estate_id: str, assignee: str | None, visit_on: date | None,
+    reason: str | None, note: str,
+) -> None:
+    """Check an action's own input and add what it sets on the case (refusing wrong input)."""
+    if action is Action.ASSIGN:
+        if not assignee or assignee not in inspectors_for(conn, estate_id=estate_id):
+            raise TransitionRefused(Refusal.ASSIGNEE, name=assignee, estate=estate_id)
+        sets.extend(["assignee = %(assignee)s", "accepted_at = NULL"])  # the new inspector signs for it
+        params["assignee"] = detail["assignee"] = assignee
+    elif action is Action.SCHEDULE_VISIT:
+        if visit_on is None:
+            raise TransitionRefused(Refusal.VISIT_DATE)
+        sets.append("visit_on = %(visit_on)s")
+        params["visit_on"] = visit_on
+        detail["visit_on"] = visit_on.isoformat()
+    elif action is Action.ACCEPT:
+        sets.append("accepted_at = %(now)s")
+    elif action is Action.RECORD_VISIT:
+        sets.append("visited_at = %(now)s")
+    elif action is Action.DISMISS:
+        if reason not in DISMISS_REASONS:
+            raise TransitionRefused(Refusal.DISMISS_REASON, choices=", ".join(DISMISS_REASONS))
+        if reason == "other" and not note:
+            raise TransitionRefused(Refusal.OTHER_NOTE)
+        detail["reason"] = reason
+    elif action is Action.CLOSE:
+        sets.append("closed_at = %(now)s")
+    elif action is Action.ESCALATE:
+        if not note:  # 督办 says what is to be done
+            raise TransitionRefused(Refusal.NOTE_REQUIRED, action=action.value)
+        sets.extend(["escalated_at = %(now)s", "escalations = escalations + 1"])
+
+
+def _keeps_deadline(action: Action, *, before: str, due_at: datetime | None) -> bool:
+    """Whether the case keeps its deadline: the action does not move it to another step (an escalation;
+    a visit scheduled or rescheduled inside the visit step, whose deadline runs from acceptance)."""
+    if action is Action.ESCALATE:
+        return True
+    in_visit_step = before in ("accepted", "visit_scheduled") and due_at is not None
+    return action is Action.SCHEDULE_VISIT and in_visit_step
+
+
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
-    """One case of a batch: ``assigned``, ``not_found``, ``forbidden`` or ``refused``, and why."""
+    """One case of a batch: ``assigned``, ``not_found``, ``forbidden`` or ``refused``, and why (in
+    English, and as a refusal code)."""
 
     case_id: int
     outcome: str
     detail: str = ""
+    code: str = ""
 
 
 def assign_many(
@@ -220,11 +254,11 @@ def assign_many(
                 transition(conn, case_id=case_id, action=Action.ASSIGN, principal=principal,
                            assignee=assignee, note=note)
         except CaseNotFound as err:
-            outcomes.append(BatchOutcome(case_id, "not_found", str(err)))
+            outcomes.append(BatchOutcome(case_id, "not_found", str(err), err.code))
         except ActionForbidden as err:
-            outcomes.append(BatchOutcome(case_id, "forbidden", str(err)))
+            outcomes.append(BatchOutcome(case_id, "forbidden", str(err), err.code))
         except TransitionRefused as err:
-            outcomes.append(BatchOutcome(case_id, "refused", str(err)))
+            outcomes.append(BatchOutcome(case_id, "refused", str(err), err.code))
         else:
             outcomes.append(BatchOutcome(case_id, "assigned"))
     return outcomes
@@ -256,7 +290,7 @@ def close_for_tenancy(conn: psycopg.Connection, case_id: int, detail: dict[str, 
         " RETURNING unit_id, kind", (case_id,),
     ).fetchone()
     if row is None:
-        raise CaseNotFound(f"case {case_id} not found")
+        raise CaseNotFound(case_id)
     record_audit(conn, actor=TENANCY, action="case.close", object_type="case", object_id=case_id,
                  detail=detail)
     close_case_alerts(conn, case_id=case_id, unit_id=str(row[0]), kind=str(row[1]), actor=TENANCY,

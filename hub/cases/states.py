@@ -7,7 +7,10 @@ from enum import StrEnum
 
 from hub.auth.models import Role
 
-STATUSES = ("open", "assigned", "visit_scheduled", "confirmed", "dismissed", "filed", "closed")
+# The bureau's steps: 派单 assigned, 签收 accepted, 走访 visit scheduled or visited, 核实 confirmed or
+# dismissed (filed: confirmed and held by the tenancy system), 办结 closed (hub/cases/workflow.py).
+STATUSES = ("open", "assigned", "accepted", "visit_scheduled", "visited", "confirmed", "dismissed", "filed",
+            "closed")
 
 # Why an inspector dismissed a lead: the hard negatives the detectors must learn to survive.
 DISMISS_REASONS: dict[str, tuple[str, str]] = {
@@ -27,32 +30,49 @@ class Action(StrEnum):
     """What a person (or the filing system) does to a case."""
 
     ASSIGN = "assign"
+    ACCEPT = "accept"
     SCHEDULE_VISIT = "schedule_visit"
+    RECORD_VISIT = "record_visit"
     CONFIRM = "confirm"
     DISMISS = "dismiss"
     CLOSE = "close"
+    ESCALATE = "escalate"
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """From which statuses an action is allowed, the status it leads to, and the roles that may take it."""
+    """From which statuses an action is allowed, the status it leads to (None: it stays, as for an
+    escalation), and the roles that may take it."""
 
     sources: frozenset[str]
-    target: str
+    target: str | None
     roles: frozenset[Role]
 
+    def after(self, status: str) -> str:
+        """The status a case in ``status`` has after this action."""
+        return self.target or status
+
+
+MANAGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
+WORKERS = frozenset({Role.INSPECTOR, Role.SUPERVISOR, Role.ADMIN})
+# A visit or verdict on an assigned case not yet accepted accepts it (the inspector took it up).
+ACCEPTS_IMPLICITLY = frozenset({"assigned"})
+BEFORE_VISIT = frozenset({"assigned", "accepted", "visit_scheduled"})
+UNDECIDED_WORK = BEFORE_VISIT | {"visited"}
+NOT_CLOSED = frozenset(STATUSES) - {"closed"}
 
 TRANSITIONS: dict[Action, Transition] = {
-    Action.ASSIGN: Transition(frozenset({"open", "assigned"}), "assigned",
-                              frozenset({Role.SUPERVISOR, Role.ADMIN})),
-    Action.SCHEDULE_VISIT: Transition(frozenset({"assigned", "visit_scheduled"}), "visit_scheduled",
-                                      frozenset({Role.INSPECTOR, Role.SUPERVISOR, Role.ADMIN})),
-    Action.CONFIRM: Transition(frozenset({"assigned", "visit_scheduled"}), "confirmed",
-                               frozenset({Role.INSPECTOR, Role.SUPERVISOR, Role.ADMIN})),
-    Action.DISMISS: Transition(frozenset({"open", "assigned", "visit_scheduled"}), "dismissed",
-                               frozenset({Role.INSPECTOR, Role.SUPERVISOR, Role.ADMIN})),
-    Action.CLOSE: Transition(frozenset({"dismissed", "filed"}), "closed",
-                             frozenset({Role.SUPERVISOR, Role.ADMIN})),
+    Action.ASSIGN: Transition(frozenset({"open", "assigned", "accepted"}), "assigned", MANAGERS),
+    Action.ACCEPT: Transition(frozenset({"assigned"}), "accepted", WORKERS),
+    Action.SCHEDULE_VISIT: Transition(BEFORE_VISIT, "visit_scheduled", WORKERS),
+    Action.RECORD_VISIT: Transition(BEFORE_VISIT, "visited", WORKERS),
+    Action.CONFIRM: Transition(UNDECIDED_WORK, "confirmed", WORKERS),
+    Action.DISMISS: Transition(UNDECIDED_WORK | {"open"}, "dismissed", WORKERS),
+    # Filing never holds a case: a confirmed case is closed whether or not the tenancy system has it yet
+    # (the close then follows the filing as an update).
+    Action.CLOSE: Transition(frozenset({"confirmed", "dismissed", "filed"}), "closed", MANAGERS),
+    # 督办: a supervisor's escalation of an overdue case; the case keeps its status.
+    Action.ESCALATE: Transition(NOT_CLOSED, None, MANAGERS),
 }
 
 
@@ -68,8 +88,9 @@ WHY_ASSIGNED_OTHER = "assigned_other"  # the case is someone else's
 WHY_NEEDS_ASSIGNEE = "needs_assignee"  # a visit and a verdict come after the case is assigned
 WHY_DECIDED = "decided"  # the case already has its verdict
 WHY_NEEDS_VERDICT = "needs_verdict"  # a case is closed only after a verdict
-WHY_AWAITING_FILING = "awaiting_filing"  # the tenancy system has not yet received the confirmation
-WHY_FILING_DEAD = "filing_dead"  # sending to the tenancy system failed; an operator must look
+WHY_ALREADY_ACCEPTED = "already_accepted"  # the case was accepted (签收) already
+WHY_ALREADY_VISITED = "already_visited"  # the visit is recorded already
+WHY_NOT_OVERDUE = "not_overdue"  # escalation (督办) is for a case past its deadline
 
 DECIDED = frozenset({"confirmed", "dismissed", "filed"})
 
@@ -84,31 +105,33 @@ class CaseGuide:
     next_step: str
 
 
-def _why_not(action: Action, *, status: str, filing: str | None) -> str:
+def _why_not(action: Action, *, status: str) -> str:
     """Why ``action`` does not apply to a case in ``status`` (its role may take it)."""
     if action is Action.CLOSE:
-        if status == "confirmed":
-            return WHY_FILING_DEAD if filing == "dead" else WHY_AWAITING_FILING
         return WHY_NEEDS_VERDICT
     if status in DECIDED:
         return WHY_DECIDED
-    return WHY_NEEDS_ASSIGNEE
+    if status == "open":
+        return WHY_NEEDS_ASSIGNEE
+    return WHY_ALREADY_ACCEPTED if action is Action.ACCEPT else WHY_ALREADY_VISITED
 
 
 def next_step(status: str, *, filing: str | None) -> str:
     """The workflow's next step for a case in ``status`` (``filing``: None, pending, sent or dead)."""
     if status == "confirmed":
-        return "filing_dead" if filing == "dead" else "await_filing"
-    return {"open": "assign", "assigned": "visit", "visit_scheduled": "verdict",
-            "dismissed": "close_dismissed", "filed": "close_filed", "closed": "none"}.get(status, "none")
+        return "filing_dead" if filing == "dead" else "close_confirmed"
+    return {"open": "assign", "assigned": "accept", "accepted": "visit", "visit_scheduled": "record_visit",
+            "visited": "verdict", "dismissed": "close_dismissed", "filed": "close_filed",
+            "closed": "none"}.get(status, "none")
 
 
 def case_guide(
-    status: str, role: Role, *, assignee: str | None, viewer: str, filing: str | None,
+    status: str, role: Role, *, assignee: str | None, viewer: str, filing: str | None, overdue: bool = False,
 ) -> CaseGuide:
     """The buttons a person gets on a case, and why each other one is missing. ``filing``: the state of
     the case's tenancy deliveries (None: nothing queued; ``dead`` when any failed for good, ``pending``
-    while any waits, else ``sent``)."""
+    while any waits, else ``sent``); it never takes a button away. ``overdue``: past its deadline (超期),
+    when a supervisor may escalate (督办)."""
     offered: list[Action] = []
     missing: list[tuple[Action, str]] = []
     for action, rule in TRANSITIONS.items():
@@ -117,7 +140,9 @@ def case_guide(
         elif role not in rule.roles:
             missing.append((action, WHY_ROLE))
         elif status not in rule.sources:
-            missing.append((action, _why_not(action, status=status, filing=filing)))
+            missing.append((action, _why_not(action, status=status)))
+        elif action is Action.ESCALATE and not overdue:
+            missing.append((action, WHY_NOT_OVERDUE))
         elif role is Role.INSPECTOR and assignee is not None and assignee != viewer:
             missing.append((action, WHY_ASSIGNED_OTHER))
         else:

@@ -40,7 +40,7 @@ SUPPRESS_DAYS: dict[str, int] = {
 DEFAULT_SUPPRESS_DAYS = 30
 
 # Case statuses before any decision: a new alert attaches to such a case, which is never suppressed.
-UNDECIDED = frozenset({"open", "assigned", "visit_scheduled"})
+UNDECIDED = frozenset({"open", "assigned", "accepted", "visit_scheduled", "visited"})
 
 
 @dataclass(frozen=True, slots=True)

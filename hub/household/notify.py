@@ -19,6 +19,8 @@ from typing import Any
 import psycopg
 
 from hub.audit import record_audit
+from hub.cases.states import STATUSES
+from hub.household.answers import push_filing
 from hub.household.gateway import GatewayUnavailable, SmsGateway
 from hub.household.policy import HouseholdPolicy
 from hub.tenancy.outbox import backoff
@@ -26,8 +28,9 @@ from hub.tenancy.outbox import backoff
 log = logging.getLogger(__name__)
 
 ACTOR = "system:notify"
-# Cases whose household is told that the case opened, and (with notify_on_confirm) that it was confirmed.
-NOTICE_STATUSES = {"opened": ("open", "assigned", "visit_scheduled", "confirmed"),
+# Cases whose household is told that the case opened (any case still being worked on), and (with
+# notify_on_confirm) that it was confirmed.
+NOTICE_STATUSES = {"opened": tuple(s for s in STATUSES if s not in ("dismissed", "filed", "closed")),
                    "confirmed": ("confirmed",)}
 
 
@@ -132,11 +135,13 @@ def deliver_notifications(
                     " gateway_id = %s, last_error = NULL WHERE id = %s", (attempts, now, message_id, row_id),
                 )
                 if case_id is not None and event is not None:
-                    conn.execute(
+                    ends = conn.execute(
                         "UPDATE household_notices SET delivered_at = coalesce(delivered_at, %s),"
-                        " answer_by = coalesce(answer_by, %s) WHERE case_id = %s AND event = %s",
-                        (now, now + policy.answer_period, case_id, event),
-                    )
+                        " answer_by = coalesce(answer_by, %s) WHERE case_id = %s AND event = %s"
+                        " RETURNING answer_by", (now, now + policy.answer_period, case_id, event),
+                    ).fetchone()
+                    if ends is not None:  # a filing held for this notice waits for the period's real end
+                        push_filing(conn, case_id=case_id, until=ends[0])
                 record_audit(conn, actor=ACTOR, action="household.notified", object_type="case" if case_id
                              else "notification", object_id=case_id or row_id,
                              detail={"event_key": key, "attempts": attempts, "gateway_id": message_id})

@@ -263,3 +263,25 @@ def deliver_code(gateway: SmsGateway, request: CodeRequest, *, tries: int = 3,
         if not answer.retryable:
             return False
     return False
+
+
+def remove_member(conn: psycopg.Connection[Any], *, phone: str, actor: str = "system:cli") -> bool:
+    """Take a person off a lease (they can no longer sign in; their sessions end); audited. False when no
+    one active has that number."""
+    row = conn.execute("UPDATE household_members SET active = false WHERE phone = %s AND active"
+                       " RETURNING id, unit_id", (normalise_phone(phone),)).fetchone()
+    if row is None:
+        return False
+    conn.execute("UPDATE household_sessions SET expires_at = now() WHERE member_id = %s"
+                 " AND expires_at > now()", (row[0],))
+    record_audit(conn, actor=actor, action="household.member_removed", object_type="unit", object_id=row[1],
+                 detail={"member_id": int(row[0])})
+    return True
+
+
+def lease_members(conn: psycopg.Connection[Any], *, unit_id: str) -> list[dict[str, Any]]:
+    """The people on a unit's lease on record (the phone shown by its last four digits only)."""
+    rows = conn.execute("SELECT id, name, phone, relation, adult, active FROM household_members"
+                        " WHERE unit_id = %s ORDER BY id", (unit_id,)).fetchall()
+    return [{"id": r[0], "name": r[1], "phone": _masked(r[2]), "relation": r[3], "adult": r[4],
+             "active": r[5]} for r in rows]

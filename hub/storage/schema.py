@@ -12,6 +12,7 @@ from typing import Any, Literal
 import psycopg
 
 from hub.storage.errors import SchemaError
+from hub.storage.migrations import SCHEMA_LOCK, VERSION_TABLE, Migration, applied, pending, run
 from hub.storage.timeseries import (
     TIME_TABLES,
     TimescalePolicy,
@@ -19,16 +20,14 @@ from hub.storage.timeseries import (
     ensure_partitions,
     month_start,
     plain_sql,
-    timescale_sql,
+    timescale_policy_sql,
+    timescale_tables_sql,
 )
 
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).parent / "sql"
 Backend = Literal["timescaledb", "partitions"]
-
-# Serialises schema changes between hub processes that start together.
-_SCHEMA_LOCK = 0x616E6A75736368  # "anjusch"
 
 UNIT_COLUMNS = ("unit_id", "estate_id", "building", "floor", "area_m2", "household_size", "lease_start")
 
@@ -64,6 +63,13 @@ def _timescale_available(conn: psycopg.Connection) -> str | None:
     return str(row[0]) if row else None
 
 
+def _timescale_preloaded(conn: psycopg.Connection) -> bool:
+    """Whether the server loaded TimescaleDB at start; without that, CREATE EXTENSION ends the session."""
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    names = str(row[0]) if row else ""
+    return "timescaledb" in {p.strip() for p in names.split(",")}
+
+
 def choose_backend(
     conn: psycopg.Connection, *, prefer: Literal["auto", "timescaledb", "partitions"] = "auto"
 ) -> tuple[Backend, str, str | None]:
@@ -83,6 +89,12 @@ def choose_backend(
         if prefer == "timescaledb":
             raise SchemaError("TimescaleDB was requested but the server does not offer the extension")
         return "partitions", "TimescaleDB not available on this server", None
+    if not _timescale_preloaded(conn):
+        # Trying anyway would not fail softly: the server closes the connection ("must be preloaded").
+        why = f"TimescaleDB {available} installed but not in shared_preload_libraries"
+        if prefer == "timescaledb":
+            raise SchemaError(f"TimescaleDB was requested, but {why}")
+        return "partitions", why, available
     return "timescaledb", f"TimescaleDB {available} available", available
 
 
@@ -94,44 +106,84 @@ def ensure_schema(
     today: date | None = None,
     months_ahead: int = 3,
 ) -> StorageInfo:
-    """Create or complete every hub table; idempotent. The caller commits."""
-    policy = policy or TimescalePolicy()
-    conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-    try:
-        backend, reason, version = choose_backend(conn, prefer=prefer)
-        created: list[str] = []
-        # Time-series tables first, so that SQL files may define views and functions over them.
-        if backend == "timescaledb":
-            try:
-                with conn.transaction():
-                    for stmt in timescale_sql(policy):
-                        conn.execute(stmt)
-            except psycopg.Error as err:
-                if prefer == "timescaledb" or reason == "existing hypertables":
-                    raise SchemaError(f"TimescaleDB setup failed: {err}") from err
-                # e.g. offered but not in shared_preload_libraries
-                log.warning("TimescaleDB offered but unusable (%s); using monthly partitions", err)
-                backend, reason = "partitions", f"TimescaleDB unusable: {err}".splitlines()[0]
-        if backend == "partitions":
-            for stmt in plain_sql():
-                conn.execute(stmt)
-            start = add_months(month_start(today or datetime.now(UTC).date()), -1)
-            created = ensure_partitions(conn, start=start, months_ahead=months_ahead + 1)
-        names = []
-        for path in sql_files():
-            conn.execute(path.read_text())
-            names.append(path.name)
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+    """Bring every hub table up to date through versioned migrations (``hub.storage.migrations``).
+
+    When the schema is current this runs no DDL and takes no lock; on partitions it still makes the
+    months ahead that are missing. ``policy`` (TimescaleDB's chunks, compression and retention) is
+    applied when given and different from the one recorded; None keeps the recorded one (the defaults
+    on a new database). ``sql_files`` of the result names the files that ran. The caller commits.
+    """
+    backend, reason, version = choose_backend(conn, prefer=prefer)
+    names: list[str] = []
+    done = applied(conn)
+    if pending(done, _wanted(backend, policy, done)):
+        backend, reason, version, names = _migrate(conn, prefer=prefer, policy=policy)
+    created: list[str] = []
+    if backend == "partitions":
+        start = add_months(month_start(today or datetime.now(UTC).date()), -1)
+        created = ensure_partitions(conn, start=start, months_ahead=months_ahead + 1)
     info = StorageInfo(
         backend=backend,
         reason=reason,
         timescaledb_version=version,
-        sql_files=tuple(names),
+        sql_files=tuple(n for n in names if n.endswith(".sql")),
         partitions_created=tuple(created),
     )
-    log.info("schema ready: %s", info)
+    log.info("schema ready: %s%s", info, f"; applied {', '.join(names)}" if names else " (current)")
     return info
+
+
+def _wanted(backend: Backend, policy: TimescalePolicy | None, done: dict[str, str] | None) -> list[Migration]:
+    """The migrations a database of ``backend`` should have run, in order."""
+    out = [_timeseries(backend)]
+    out += [Migration(p.name, (p.read_text(),)) for p in sql_files()]
+    if backend == "timescaledb" and (policy is not None or _POLICIES not in (done or {})):
+        out.append(Migration(_POLICIES, tuple(timescale_policy_sql(policy or TimescalePolicy()))))
+    return out
+
+
+_POLICIES = "timescaledb.policies"
+
+
+def _timeseries(backend: Backend) -> Migration:
+    """The time-series tables in ``backend``'s form (first, so that files may define views over them)."""
+    if backend == "timescaledb":
+        return Migration("timeseries.timescaledb", tuple(timescale_tables_sql(TimescalePolicy())))
+    return Migration("timeseries.partitions", tuple(plain_sql()))
+
+
+def _migrate(
+    conn: psycopg.Connection, *, prefer: Literal["auto", "timescaledb", "partitions"],
+    policy: TimescalePolicy | None,
+) -> tuple[Backend, str, str | None, list[str]]:
+    """Run the pending migrations under the schema lock; return the backend, why, and what ran."""
+    # Inside the caller's transaction the lock lasts until it commits, so the next hub sees what ran.
+    lock = "pg_advisory_lock" if conn.autocommit else "pg_advisory_xact_lock"
+    conn.execute(f"SELECT {lock}(%s)", (SCHEMA_LOCK,))  # type: ignore[arg-type,unused-ignore]
+    try:
+        conn.execute(VERSION_TABLE)
+        backend, reason, version = choose_backend(conn, prefer=prefer)  # another hub may have made it
+        done = applied(conn) or {}
+        ran: list[str] = []
+        series = _timeseries(backend)
+        if done.get(series.name) != series.checksum:
+            try:
+                run(conn, series, previous=done.get(series.name))
+            except psycopg.Error as err:
+                if backend != "timescaledb" or prefer == "timescaledb" or reason == "existing hypertables":
+                    raise SchemaError(f"{series.name} failed: {err}") from err
+                log.warning("TimescaleDB offered but unusable (%s); using monthly partitions", err)
+                backend, reason = "partitions", f"TimescaleDB unusable: {err}".splitlines()[0]
+                series = _timeseries(backend)
+                run(conn, series, previous=None)
+            ran.append(series.name)
+        for m in pending(done, _wanted(backend, policy, done)[1:]):
+            run(conn, m, previous=done.get(m.name))
+            ran.append(m.name)
+        return backend, reason, version, ran
+    finally:
+        if conn.autocommit:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
 
 def _unit_values(row: Mapping[str, Any] | Any) -> tuple[Any, ...]:

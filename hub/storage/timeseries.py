@@ -69,12 +69,30 @@ _PARTITION_NAME = re.compile(r"^(?P<table>[a-z_]+)_p(?P<year>\d{4})_(?P<month>\d
 
 @dataclass(frozen=True, slots=True)
 class TimescalePolicy:
-    """Chunking, compression and retention of the hypertables."""
+    """Chunking, compression and retention of the hypertables.
+
+    Chunks: TimescaleDB's rule is that the chunks being written, with their indexes, fit in a quarter
+    of memory. ``bench/backends.py`` measured 155 to 161 bytes a reading uncompressed with its two
+    indexes (the key and ts), and 9.6 compressed (segments by unit and meter, 16.8x). A city of 20,000
+    units x 3 meters polled hourly (the agent's default) writes 1.44M readings or 230 MB a day, so a
+    7-day chunk is 1.6 GB: a quarter of a small 8 GB database host, and few chunks per query of a
+    month. A province (500,000 units) should set ``chunk_days=1`` (5.8 GB a day). Access events are
+    a twentieth as many rows in the simulated estates (a few gate events per flat a day), so their
+    chunks span 28 days to hold enough rows per estate segment to compress. Compression after 30
+    days: older readings are only read by whole days (the rollups; the hub refreshes recent days)
+    and agents' outboxes replay at most days late, so inserts into compressed chunks stay rare
+    (they work, just slower).
+    """
 
     chunk_days: int = 7
+    access_chunk_days: int = 28
     compress_after_days: int = 30
-    retention_days: int | None = None  # None: keep everything
+    retention_days: int | None = None  # None: leave the retention policies as they are (none at first)
     hourly_refresh_days: int = 3
+
+    def chunk_interval_days(self, table: str) -> int:
+        """The chunk interval of ``table`` in days."""
+        return self.access_chunk_days if table == "access_events" else self.chunk_days
 
 
 def month_start(d: date | datetime) -> date:
@@ -128,12 +146,19 @@ GROUP BY unit_id, meter, date_trunc('hour', ts, 'UTC')"""
 
 def timescale_sql(policy: TimescalePolicy) -> list[str]:
     """Every statement of the TimescaleDB form, in order; each may run again on an existing database."""
+    return [*timescale_tables_sql(policy), *timescale_policy_sql(policy)]
+
+
+def timescale_tables_sql(policy: TimescalePolicy) -> list[str]:
+    """The TimescaleDB form's extension, hypertables, compression settings, indexes and hourly view."""
     out = ["CREATE EXTENSION IF NOT EXISTS timescaledb"]
     for table in TIME_TABLES:
         out.append(f"CREATE TABLE IF NOT EXISTS {table} ({COLUMNS[table]}\n)")
+        # No default index on ts: INDEXES makes the one the plain form has, and two would cost space.
         out.append(
-            f"SELECT create_hypertable('{table}', by_range('ts', INTERVAL '{policy.chunk_days} days'), "
-            "if_not_exists => TRUE)"
+            f"SELECT create_hypertable('{table}', "
+            f"by_range('ts', INTERVAL '{policy.chunk_interval_days(table)} days'), "
+            "create_default_indexes => FALSE, if_not_exists => TRUE)"
         )
         # Changing compression settings fails once chunks are compressed, so set them only once.
         out.append(
@@ -143,31 +168,51 @@ def timescale_sql(policy: TimescalePolicy) -> list[str]:
             f"timescaledb.compress_segmentby = '{SEGMENT_BY[table]}', "
             "timescaledb.compress_orderby = 'ts DESC'); END IF; END $$"
         )
-        out.append(
-            f"SELECT add_compression_policy('{table}', INTERVAL '{policy.compress_after_days} days', "
-            "if_not_exists => TRUE)"
-        )
-        if policy.retention_days is not None:
-            out.append(
-                f"SELECT add_retention_policy('{table}', INTERVAL '{policy.retention_days} days', "
-                "if_not_exists => TRUE)"
-            )
-        else:
-            out.append(f"SELECT remove_retention_policy('{table}', if_exists => TRUE)")
     out.extend(INDEXES)
     out.append(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS meter_hourly WITH (timescaledb.continuous) AS\n"
+        # Not materialized_only: like the plain view, it answers with the newest rows too.
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS meter_hourly "
+        "WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS\n"
         "SELECT unit_id, meter, time_bucket(INTERVAL '1 hour', ts) AS hour,\n"
         "       last(value, ts) AS value, count(*)::bigint AS readings\n"
         "FROM meter_readings\nWHERE value IS NOT NULL\n"
         "GROUP BY unit_id, meter, time_bucket(INTERVAL '1 hour', ts)\nWITH NO DATA"
     )
+    return out
+
+
+def timescale_policy_sql(policy: TimescalePolicy) -> list[str]:
+    """The TimescaleDB form's chunk intervals and jobs (compression, retention, hourly refresh)."""
+    out = []
+    for table in TIME_TABLES:
+        # For an existing table: applies to chunks made from now on.
+        days = policy.chunk_interval_days(table)
+        out.append(f"SELECT set_chunk_time_interval('{table}', INTERVAL '{days} days')")
+        out.extend(_job_sql("compression", table, policy.compress_after_days))
+        if policy.retention_days is not None:  # None leaves the table's retention policy as it is
+            out.extend(_job_sql("retention", table, policy.retention_days))
     out.append(
         "SELECT add_continuous_aggregate_policy('meter_hourly', "
         f"start_offset => INTERVAL '{policy.hourly_refresh_days} days', "
         "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '30 minutes', if_not_exists => TRUE)"
     )
     return out
+
+
+_JOB_AGE = {"compression": "compress_after", "retention": "drop_after"}
+
+
+def _job_sql(kind: str, table: str, days: int) -> list[str]:
+    """Statements that give ``table`` a compression or retention job at an age of ``days``.
+
+    add_*_policy keeps an existing job as it is, so one with another age is removed first.
+    """
+    return [
+        f"SELECT remove_{kind}_policy(hypertable_name::regclass, if_exists => TRUE) "
+        f"FROM timescaledb_information.jobs WHERE proc_name = 'policy_{kind}' "
+        f"AND hypertable_name = '{table}' AND config->>'{_JOB_AGE[kind]}' <> '{days} days'",
+        f"SELECT add_{kind}_policy('{table}', INTERVAL '{days} days', if_not_exists => TRUE)",
+    ]
 
 
 def plain_sql() -> list[str]:
@@ -220,6 +265,8 @@ def ensure_months(
     saying what was being made and why it could not be (the ingest writer retries its batch later, unacked;
     an import can be run again).
     """
+    # Hypertables make their chunks themselves.
+    tables = [t for t in tables if is_partitioned(conn, t)]
     wanted = [(t, month_start(m)) for t in tables for m in sorted(set(map(month_start, months)))]
     missing = [(t, m) for t, m in wanted if not _exists(conn, partition_name(t, m))]
     if not missing:

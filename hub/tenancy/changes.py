@@ -12,12 +12,14 @@ exactly once however often the hub polls or restarts.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
+from anju_mqtt.backoff import backoff_delay
 from hub.audit import record_audit
 from hub.tenancy.client import TenancyClient, TenancyUnavailable
 
@@ -43,23 +45,63 @@ class ChangesResult:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class FeedBackoff:
+    """When a caller polling the feed in a loop may call again after failures: capped exponential backoff
+    with jitter (about ``base`` s, then twice that ... up to ``cap``), one WARNING when the feed goes down,
+    DEBUG while it stays down, one INFO when it is back."""
+
+    base_s: float = 2.0
+    cap_s: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    next_try: float = field(default=0.0)
+
+    def due(self) -> bool:
+        """Whether the feed may be polled now."""
+        return self.clock() >= self.next_try
+
+    def failed(self, err: Exception) -> None:
+        """Note a failed poll and when to try again."""
+        delay = backoff_delay(self.failures, base=self.base_s, cap=self.cap_s)
+        self.failures += 1
+        self.next_try = self.clock() + delay
+        level = logging.WARNING if self.failures == 1 else logging.DEBUG
+        log.log(level, "tenancy changes feed unavailable (%d in a row), next try in %.0f s: %s",
+                self.failures, delay, err)  # fmt: skip
+
+    def succeeded(self) -> None:
+        """Note a poll that reached the feed."""
+        if self.failures:
+            log.info("tenancy changes feed is back after %d failed polls", self.failures)
+        self.failures, self.next_try = 0, 0.0
+
+
 def apply_tenancy_changes(
     conn: psycopg.Connection[Any], *, client: TenancyClient, close_case: CaseCloser, limit: int = 100,
-    max_pages: int = 10,
+    max_pages: int = 10, backoff: FeedBackoff | None = None,
 ) -> ChangesResult:
     """Fetch the changes after the stored position and apply them, a page per transaction.
 
     The HTTP call is made before the transaction opens, so the audit chain's lock never waits on the
     tenancy system. An unreachable feed is logged and reported in the result, not raised: the next
-    poll resumes from the same position."""
+    poll resumes from the same position. With ``backoff``, a feed that keeps failing is not called
+    again before its next try is due (the result then says so in ``error``)."""
     seen = closed = noted = unknown = 0
     last = _position(conn)
+    if backoff is not None and not backoff.due():
+        return ChangesResult(last_seq=last, error="backing off after failures")
     for _ in range(max_pages):
         try:
             page = client.changes(since=last, limit=limit)
         except TenancyUnavailable as err:
-            log.warning("tenancy changes feed unavailable, will retry: %s", err)
+            if backoff is None:
+                log.warning("tenancy changes feed unavailable, will retry: %s", err)
+            else:
+                backoff.failed(err)
             return ChangesResult(seen, closed, noted, unknown, last, str(err))
+        if backoff is not None:
+            backoff.succeeded()
         fresh = [c for c in page if isinstance(c.get("seq"), int) and c["seq"] > last]
         if not fresh:
             break

@@ -94,9 +94,11 @@ def filing_eligibility(conn: psycopg.Connection[Any], *, case_id: int, now: date
     """When a confirmed case may go to the tenancy system for enforcement.
 
     The household's side hooks in here: a confirmed case is not filed before the household's answer
-    period ends unless a supervisor recorded why. Until that side exists nothing holds a filing back."""
-    del conn, case_id, now  # no hold is defined yet: every confirmed case is eligible at once
-    return FilingEligibility()
+    period ends unless a supervisor recorded why (``hub.household.answers.answer_hold``)."""
+    from hub.household.answers import answer_hold  # the household side reads cases; import it late
+
+    until = answer_hold(conn, case_id=case_id, now=now)
+    return FilingEligibility(not_before=until, why="household_answer_period" if until else None)
 
 
 def filing_queued(conn: psycopg.Connection[Any], *, case_id: int) -> bool:

@@ -127,12 +127,15 @@ def _mark_sent(
     # Filing never moves the workflow on: a lead filed when it opened (ANJU_AUTO_FILE) stays open to
     # assign, visit and decide. Only a confirmed case becomes 'filed', once the tenancy system holds
     # everything queued for it (the filing, or the update that carries the confirmation).
+    # The tenancy system's own number of the case (its answer to the filing) is the city's case number.
+    city_no = (body or {}).get("tenancy_case_id") if kind == "filing" else None
     conn.execute(
         "UPDATE cases SET filed_at = CASE WHEN %s::text = 'filing' THEN coalesce(filed_at, %s)"
-        " ELSE filed_at END, updated_at = now(), status = CASE WHEN status = 'confirmed' AND NOT EXISTS ("
+        " ELSE filed_at END, city_case_no = coalesce(city_case_no, %s), updated_at = now(),"
+        " status = CASE WHEN status = 'confirmed' AND NOT EXISTS ("
         "   SELECT 1 FROM tenancy_outbox o WHERE o.case_id = cases.id AND o.state <> 'sent')"
         " THEN 'filed' ELSE status END WHERE id = %s",
-        (kind, now, case_id),
+        (kind, now, str(city_no) if city_no else None, case_id),
     )
     if kind == "update":
         record_audit(conn, actor=ACTOR, action="tenancy.update_sent", object_type="case", object_id=case_id,

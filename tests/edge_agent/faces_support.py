@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device_sims.face_photos import photo
 from edge_agent.faces.engine import DefaultPackEngine
 from edge_agent.faces.pack import build_pack
 
@@ -41,7 +42,7 @@ def write_jpeg(path: Path, image: np.ndarray) -> Path:
 
 
 def corridor(face: np.ndarray | None, *, width: int = 640, height: int = 360, at: int = 200) -> np.ndarray:
-    """A plain grey corridor frame, with a face photo (scaled to 200 px high) standing at x=``at``."""
+    """A plain grey corridor frame, with a portrait (scaled to 200 px high) standing at x=``at``."""
     frame = np.full((height, width, 3), 90, dtype=np.uint8)
     cv2.rectangle(frame, (0, height - 60), (width, height), (60, 60, 60), -1)
     if face is not None:
@@ -50,3 +51,13 @@ def corridor(face: np.ndarray | None, *, width: int = 640, height: int = 360, at
         sw = min(scaled.shape[1], width - at)
         frame[60 : 60 + scaled.shape[0], at : at + sw] = scaled[:, :sw]
     return frame
+
+
+def corridor_frames(folder: Path) -> Path:
+    """15 frames: 5 empty, the tenant walking by (5), the visitor walking by (5)."""
+    tenant = photo("obama3.jpg").portraits()[0][1]
+    visitor = photo("biden.jpg").portraits()[0][1]
+    for i in range(15):
+        who = None if i < 5 else tenant if i < 10 else visitor
+        write_jpeg(folder / f"f{i:03d}.jpg", corridor(who, at=80 + 30 * (i % 5)))
+    return folder

@@ -14,7 +14,7 @@ import pytest
 
 from anju_wire import MeterReading
 from device_sims.dlt645_sim import FrameMeterFleet, Protocol, unit_address
-from device_sims.meters import pty_pair
+from device_sims.serial_pair import pty_pair
 from edge_agent.agent import build_pollers
 from edge_agent.errors import SiteConfigError
 from edge_agent.outbox import Outbox

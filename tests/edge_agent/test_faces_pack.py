@@ -83,7 +83,8 @@ def test_decode_places_a_box_and_keypoints_around_their_anchor() -> None:
     scores[0, i, 0] = 5
     boxes, kps, conf = blazeface.decode(reg, scores)
     assert boxes[0].tolist() == pytest.approx([62.0, 22.0, 102.0, 62.0])
-    assert kps[0, 0].tolist() == pytest.approx([74.0, 36.0]) and conf[0] == pytest.approx(1 / (1 + np.exp(-5)))
+    assert kps[0, 0].tolist() == pytest.approx([74.0, 36.0])
+    assert conf[0] == pytest.approx(1 / (1 + np.exp(-5)))
 
 
 def test_weighted_nms_merges_overlapping_boxes_and_keeps_apart_ones() -> None:

@@ -15,7 +15,7 @@ from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from anju_wire import MeterReading
-from device_sims.meters import pty_pair
+from device_sims.serial_pair import pty_pair
 from edge_agent.agent import build_pollers
 from edge_agent.errors import SiteConfigError
 from edge_agent.modbus import ModbusEndpointPoller

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from anju.services import wait_port
-from device_sims.meters import FleetMeterServer, fleet_endpoint
+from device_sims.fleet_meters import FleetMeterServer, fleet_endpoint
 from edge_agent.modbus import ModbusEndpointPoller
 from edge_agent.outbox import Outbox
 from edge_agent.site import MeterConfig

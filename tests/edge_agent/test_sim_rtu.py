@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from anju_wire import AcceleratedClock
-from device_sims.meters import fleet_energy_kwh
+from device_sims.fleet import fleet_energy_kwh
 from edge_agent.modbus import ModbusEndpointPoller
 from edge_agent.outbox import Outbox
 from edge_agent.site import MeterConfig

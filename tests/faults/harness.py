@@ -29,7 +29,9 @@ import psycopg
 import yaml
 
 from anju.services import mosquitto_path, wait_port
-from device_sims.meters import ReportingMeterFleet, fleet_endpoint, fleet_energy_kwh
+from device_sims.fleet import fleet_energy_kwh
+from device_sims.fleet_meters import fleet_endpoint
+from device_sims.reporting_meters import ReportingMeterFleet
 from hub.ingest.consumer import IngestService
 from hub.storage import ensure_schema, upsert_units
 

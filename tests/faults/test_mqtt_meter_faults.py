@@ -36,7 +36,7 @@ import psycopg
 import pytest
 
 from anju_wire import AcceleratedClock
-from device_sims.meters import ReportedReading, ReportingMeterFleet
+from device_sims.reporting_meters import ReportedReading, ReportingMeterFleet
 from hub.features import refresh_daily_features
 from tests.faults.harness import (
     POLL_INTERVAL_S,

@@ -29,7 +29,8 @@ from tests.hub.test_api import (
     vacancy_evidence,
 )
 
-ROLES = {"anon": None, "inspector": "insp1", "supervisor": "sup1", "auditor": "aud", "admin": "adm"}
+ROLES = {"anon": None, "inspector": "insp1", "supervisor": "sup1", "auditor": "aud", "admin": "adm",
+         "household": None}  # a household member of E01-1-0101, signed in by code (issue 19)
 SCOPED = {"inspector", "supervisor"}
 
 
@@ -112,6 +113,9 @@ def cells(ids: dict[str, int]) -> list[Cell]:
         Cell("GET", "/", "/", None, "-", page()),
         Cell("GET", "/login", "/login", None, "-", lambda role: 200),
         Cell("GET", "/audit", "/audit", None, "-", page(auditors)),
+        Cell("GET", "/visits", "/visits?sheets=1", None, "-", page()),
+        Cell("GET", "/visits.csv", "/visits.csv", None, "-", page()),
+        Cell("GET", "/supervisor", "/supervisor", None, "-", page(managers)),
         # Batch assignment of closed cases: managers get each case's refusal (200, or back to the queue),
         # the others nothing.
         Cell("POST", "/api/cases/assign", "/api/cases/assign",
@@ -126,10 +130,13 @@ def cells(ids: dict[str, int]) -> list[Cell]:
         unit_id = "E01-1-0101" if not other else "E02-2-0501"
         actions = [
             ("assign", {"assignee": "insp1"}, managers),
+            ("accept", {"note": ""}, writers),
             ("schedule-visit", {"visit_on": "2026-04-01"}, writers),
+            ("record-visit", {"note": "two strangers"}, writers),
             ("confirm", {"note": "seen"}, writers),
             ("dismiss", {"reason": "travel", "note": ""}, writers),
             ("close", {"note": ""}, managers),
+            ("escalate", {"note": "visit this week"}, managers),
         ]
         out += [
             Cell("GET", "/api/alerts/{alert_id}", f"/api/alerts/{alert}", None, scope,
@@ -143,6 +150,10 @@ def cells(ids: dict[str, int]) -> list[Cell]:
                  lambda role, other=other: 401 if role == "anon" else 403 if role == "inspector"
                  else 404 if (other and role == "supervisor") else 200),
             Cell("GET", "/alerts/{alert_id}", f"/alerts/{alert}", None, scope, page(scoped_other=other)),
+            Cell("GET", "/alerts/{alert_id}/sheet", f"/alerts/{alert}/sheet", None, scope,
+                 page(scoped_other=other)),
+            Cell("GET", "/estates/{estate}/grid", f"/estates/{unit_id[:3]}/grid", None, scope,
+                 page(scoped_other=other)),
         ]
         for name, body, allowed in actions:
             route = f"/api/cases/{{case_id}}/{name}"
@@ -152,11 +163,90 @@ def cells(ids: dict[str, int]) -> list[Cell]:
                     "visit_on": "2026-04-01", "reason": "travel"}
             out.append(Cell("POST", "/cases/{case_id}/action", f"/cases/{case}/action", form, scope,
                             page(allowed, ok=409, scoped_other=other)))
+    return out + household_cells(ids)
+
+
+def home(own: int, *, other: bool = False) -> Callable[[str], int]:
+    """The household pages: a member gets ``own`` on their own unit's case and 404 on another's; anyone
+    else is sent to the household sign-in (303)."""
+    return lambda role: (404 if other else own) if role == "household" else 303
+
+
+def for_household(cell: Cell) -> int:
+    """What a household session gets on a cell: its own pages as their cells say; on the staff surface
+    404 (nothing of it exists for them), but for the public endpoints."""
+    if cell.route.startswith("/home"):
+        return cell.expected("household")
+    if cell.route in ("/api/health", "/metrics", "/login"):
+        return cell.expected("anon")
+    if cell.route == "/api/auth/login":
+        return 429  # the sixth wrong password in a row for one name
+    return 404
+
+
+def household_cells(ids: dict[str, int]) -> list[Cell]:
+    """The household side's routes (hub/api/household.py)."""
+    number = {"phone": "+8613000000000"}  # on no lease: the same answers as for one on a lease
+    out = [
+        Cell("GET", "/home/login", "/home/login", None, "-", lambda role: 200),
+        # One code a minute per number: the first caller gets the code page, the rest 429.
+        Cell("POST", "/home/login/code", "/home/login/code", number, "-",
+             lambda role: 200 if role == "anon" else 429),
+        Cell("POST", "/home/login", "/home/login", {**number, "code": "000000"}, "-", lambda role: 401),
+        Cell("GET", "/home", "/home", None, "-", home(200)),
+        Cell("POST", "/home/welfare", "/home/welfare", {"note": "matrix"}, "-", lambda role: 303),
+        Cell("GET", "/api/welfare", "/api/welfare", None, "-", api({"admin"})),
+    ]
+    for scope in ("own", "other"):
+        other = scope == "other"
+        case, photo = ids[f"{scope}_case"], ids.get(f"{scope}_photo", 1)
+        out += [
+            Cell("GET", "/home/cases/{case_id}", f"/home/cases/{case}", None, scope, home(200, other=other)),
+            # The matrix's cases are closed: the member's own answers 409, another unit's 404.
+            Cell("POST", "/home/cases/{case_id}/answer", f"/home/cases/{case}/answer", {"reason": "hospital"},
+                 scope, home(409, other=other)),
+            Cell("GET", "/home/cases/{case_id}/photos/{photo_id}", f"/home/cases/{case}/photos/{photo}", None,
+                 scope, home(200, other=other)),
+            Cell("GET", "/cases/{case_id}/answer-photos/{photo_id}", f"/cases/{case}/answer-photos/{photo}",
+                 None, scope, page(scoped_other=other)),
+            Cell("GET", "/api/cases/{case_id}/answers", f"/api/cases/{case}/answers", None, scope,
+                 api(None, scoped_other=other)),
+            Cell("POST", "/api/cases/{case_id}/filing-override", f"/api/cases/{case}/filing-override",
+                 {"why": "matrix: a reason long enough"}, scope,
+                 api({"supervisor", "admin"}, ok=409, scoped_other=other)),
+        ]
     return out
 
 
+def household_session(conn: psycopg.Connection[Any], ids: dict[str, int]) -> str:
+    """A member on the lease of each case's unit, an answer with a photo on each case; the session token
+    of the own unit's member."""
+    from hub.household.signin import add_member, member_principal, open_household_session
+
+    members = {}
+    leases = (("own", "E01-1-0101", "+8613700000001"), ("other", "E02-2-0501", "+8613700000002"))
+    for scope, unit, phone in leases:
+        members[scope] = add_member(conn, unit_id=unit, name=f"{scope} tenant", phone=phone,
+                                    relation="tenant", adult=True)
+        row = conn.execute("INSERT INTO household_answers (case_id, member_id, reason)"
+                           " VALUES (%s, %s, 'hospital') RETURNING id",
+                           (ids[f"{scope}_case"], members[scope])).fetchone()
+        assert row is not None
+        photo = conn.execute(
+            "INSERT INTO household_answer_photos (answer_id, case_id, content_type, size_bytes, sha256, data)"
+            " VALUES (%s, %s, 'image/png', 8, 'x', %s) RETURNING id",
+            (row[0], ids[f"{scope}_case"], b"\x89PNG\r\n\x1a\n"),
+        ).fetchone()
+        assert photo is not None
+        ids[f"{scope}_photo"] = int(photo[0])
+    principal = member_principal(conn, members["own"])
+    assert principal is not None
+    return open_household_session(conn, principal=principal)
+
+
 # Signing in and out is tested on its own (test_login_hardening, and the end of the matrix below).
-OUTSIDE_THE_MATRIX = {("POST", "/api/auth/logout"), ("POST", "/logout"), ("POST", "/login")}
+OUTSIDE_THE_MATRIX = {("POST", "/api/auth/logout"), ("POST", "/logout"), ("POST", "/login"),
+                      ("POST", "/home/logout")}
 
 
 def api_routes(routes: Sequence[BaseRoute], prefix: str = "") -> set[tuple[str, str]]:
@@ -209,6 +299,7 @@ def test_role_endpoint_matrix(database_url: str) -> None:
         ids["own_alert"] = row[0] if row else 0
         row = conn.execute("SELECT alert_id FROM cases WHERE id = %s", (ids["other_case"],)).fetchone()
         ids["other_alert"] = row[0] if row else 0
+        token = household_session(conn, ids)
         conn.commit()
     app = create_app(database_url=database_url)
     matrix = cells(ids)
@@ -218,15 +309,16 @@ def test_role_endpoint_matrix(database_url: str) -> None:
     checked = 0
     with serve(app) as url:
         headers = {role: login(url, name) if name else {} for role, name in ROLES.items()}
+        headers["household"] = {"Cookie": f"anju_household={token}"}
         with httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
             for cell in matrix:
                 for role in ROLES:
-                    if cell.route.startswith("/cases/"):
+                    if cell.route.startswith(("/cases/", "/home")):
                         resp = http.request(cell.method, cell.path, data=cell.body, headers=headers[role])
                     else:
                         resp = http.request(cell.method, cell.path, json=cell.body, headers=headers[role])
                     checked += 1
-                    want = cell.expected(role)
+                    want = for_household(cell) if role == "household" else cell.expected(role)
                     if resp.status_code != want:
                         failures.append(f"{role:10} {cell.method} {cell.path} ({cell.scope}): "
                                         f"got {resp.status_code}, want {want}")
@@ -242,6 +334,9 @@ def test_role_endpoint_matrix(database_url: str) -> None:
                 checked += 2
             assert http.post("/api/auth/logout").status_code == 401
             checked += 1
+            assert http.post("/home/logout", headers=headers["household"]).status_code == 303
+            assert http.get("/home", headers=headers["household"]).status_code == 303  # signed out
+            checked += 2
         with psycopg.connect(database_url) as conn:
             statuses = conn.execute("SELECT status FROM cases WHERE id = ANY(%s)",
                                     ([ids["own_case"], ids["other_case"]],)).fetchall()

@@ -1,5 +1,7 @@
-"""Filing follows the inspector's work (issue 14, item 1): a lead is filed only once confirmed, or, where a
-city files leads when they open, the case stays workable and each later decision goes out as an update."""
+"""The case workflow by the bureau's steps (issue 14, item 1): 派单, 签收, 走访, 核实, 办结,
+each with a deadline from policy, 超期 when it passes and 督办 by a supervisor. Filing follows the
+inspector's work: a lead is filed only once confirmed, or, where a city files leads when they open, the
+case stays workable and each later decision goes out as an update; filing never holds a case."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from hub.audit.store import verify
 from hub.auth.models import Principal, Role
 from hub.cases.service import open_case, transition
 from hub.cases.states import STATUSES, TRANSITIONS, Action, case_guide, delivery_state
+from hub.cases.workflow import STAGE_OF, default_policy, due_after, is_overdue, load_policy
 from hub.tenancy.client import TenancyClient
 from hub.tenancy.outbox import deliver_pending
 from tests.hub.test_api import add_users, create_schema, insert_alert, vacancy_evidence
@@ -174,8 +177,11 @@ def test_the_case_api_says_what_can_be_done_next_and_why_buttons_are_missing(dat
     with serve_hub(create_app(database_url=database_url)) as url, httpx.Client(base_url=url) as http:
         got = http.get(f"/api/cases/{ids['pending_case']}", headers=login(url, "insp1")).json()
         assert got["actions"] == ["dismiss"] and got["next_step"] == "assign"
-        assert got["missing"] == {"assign": "role", "schedule_visit": "needs_assignee",
-                                  "confirm": "needs_assignee", "close": "role"}
+        assert got["missing"] == {
+            "assign": "role", "accept": "needs_assignee", "schedule_visit": "needs_assignee",
+            "record_visit": "needs_assignee", "confirm": "needs_assignee", "close": "role",
+            "escalate": "role"}
+        assert got["stage"] == "opened" and got["overdue"] is False
         filed = http.get(f"/api/cases/{ids['filed_case']}", headers=login(url, "sup1")).json()
         assert filed["actions"] == ["close"] and filed["next_step"] == "close_filed"
         assert filed["missing"]["confirm"] == "decided"
@@ -186,10 +192,11 @@ def test_the_case_api_says_what_can_be_done_next_and_why_buttons_are_missing(dat
 @pytest.mark.parametrize("state", STATUSES)
 @pytest.mark.parametrize("role", list(Role))
 @pytest.mark.parametrize("filing", [None, "pending", "sent", "dead"])
+@pytest.mark.parametrize("overdue", [False, True])
 def test_every_missing_button_has_a_reason_in_both_languages(
-    state: str, role: Role, filing: str | None,
+    state: str, role: Role, filing: str | None, overdue: bool,
 ) -> None:
-    guide = case_guide(state, role, assignee="someone", viewer="me", filing=filing)
+    guide = case_guide(state, role, assignee="someone", viewer="me", filing=filing, overdue=overdue)
     assert sorted([*guide.actions, *(a for a, _ in guide.missing)]) == sorted(TRANSITIONS)
     for _, why in guide.missing:
         assert f"why.{why}" in MESSAGES and len(MESSAGES[f"why.{why}"]) == len(LANGUAGES)
@@ -199,15 +206,240 @@ def test_every_missing_button_has_a_reason_in_both_languages(
 
 
 def test_guide_reasons() -> None:
+    # Filing never takes a button away: a confirmed case is closed while its filing waits, or failed.
     sup = case_guide("confirmed", Role.SUPERVISOR, assignee="a", viewer="s", filing="pending")
-    assert sup.actions == () and dict(sup.missing)[Action.CLOSE] == "awaiting_filing"
-    assert sup.next_step == "await_filing"
-    dead = case_guide("confirmed", Role.SUPERVISOR, assignee="a", viewer="s", filing="dead")
-    assert dict(dead.missing)[Action.CLOSE] == "filing_dead" and dead.next_step == "filing_dead"
+    assert sup.actions == (Action.CLOSE,) and sup.next_step == "close_confirmed"
+    assert dict(sup.missing)[Action.ESCALATE] == "not_overdue"
+    dead = case_guide("confirmed", Role.SUPERVISOR, assignee="a", viewer="s", filing="dead", overdue=True)
+    assert dead.actions == (Action.CLOSE, Action.ESCALATE) and dead.next_step == "filing_dead"
     other = case_guide("assigned", Role.INSPECTOR, assignee="a", viewer="b", filing=None)
     assert other.actions == () and dict(other.missing)[Action.CONFIRM] == "assigned_other"
     mine = case_guide("assigned", Role.INSPECTOR, assignee="b", viewer="b", filing="sent")
-    assert mine.actions == (Action.SCHEDULE_VISIT, Action.CONFIRM, Action.DISMISS)
+    assert mine.actions == (Action.ACCEPT, Action.SCHEDULE_VISIT, Action.RECORD_VISIT, Action.CONFIRM,
+                            Action.DISMISS)
+    accepted = case_guide("accepted", Role.INSPECTOR, assignee="b", viewer="b", filing=None)
+    assert dict(accepted.missing)[Action.ACCEPT] == "already_accepted" and accepted.next_step == "visit"
+    visited = case_guide("visited", Role.INSPECTOR, assignee="b", viewer="b", filing=None)
+    assert visited.actions == (Action.CONFIRM, Action.DISMISS)
+    assert dict(visited.missing)[Action.RECORD_VISIT] == "already_visited"
     assert case_guide("open", Role.AUDITOR, assignee=None, viewer="x", filing=None).actions == ()
     assert delivery_state([]) is None and delivery_state(["sent", "pending"]) == "pending"
     assert delivery_state(["sent", "dead", "pending"]) == "dead" and delivery_state(["sent"]) == "sent"
+
+
+def test_every_refusal_code_is_worded_in_both_languages_from_its_parameters() -> None:
+    """One catalogue of refusal codes (hub/cases/errors.py); the pages word each from its code and
+    parameters, never from the English message."""
+    from hub.api.labels import refusal
+    from hub.cases.errors import ENGLISH, ActionForbidden, Refusal, TransitionRefused
+
+    assert set(ENGLISH) == set(Refusal)
+    for code in Refusal:
+        assert len(MESSAGES[f"refused.{code}"]) == len(LANGUAGES)
+    err = TransitionRefused(Refusal.STATUS, action="close", status="open")
+    assert str(err) == "cannot close a case that is open"  # the API's English detail
+    assert refusal(err.code, err.params, "zh") == "案件当前状态为“待分派”，不能结案。"
+    assert refusal(err.code, err.params, "en") == "the case is open, so it cannot close."
+    forbidden = ActionForbidden(Refusal.ROLE, role="inspector", action="assign")
+    assert refusal(forbidden.code, forbidden.params, "zh") == "巡查员不能分派。"
+    # The wording does not come from the English text: another English message changes nothing.
+    assert refusal("not a code", {}, "en") == "the input is not valid; check it and try again."
+
+
+def test_refusals_of_the_workflow_carry_their_code(conn: psycopg.Connection[Any]) -> None:
+    from hub.cases.errors import ActionForbidden, Refusal, TransitionRefused
+
+    _, case = lead(conn, auto_file=False)
+    with pytest.raises(ActionForbidden) as forbidden:
+        act(conn, case, Action.ASSIGN, INSP, assignee="insp1")
+    assert forbidden.value.code is Refusal.ROLE and forbidden.value.params["action"] == "assign"
+    with pytest.raises(TransitionRefused) as refused:
+        act(conn, case, Action.ASSIGN, SUP, assignee="nobody")
+    assert refused.value.code is Refusal.ASSIGNEE and refused.value.params == {"name": "nobody",
+                                                                               "estate": "E01"}
+
+
+def test_the_policy_gives_every_open_status_a_deadline_and_every_status_a_stage(tmp_path: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pydantic
+
+    policy = default_policy()
+    t0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    for status in STATUSES:
+        assert STAGE_OF[status]
+        due = due_after(policy, status, t0)
+        assert (due is None) == (status == "closed")
+    assert due_after(policy, "assigned", t0) == t0 + timedelta(days=1)  # 签收 within a day
+    assert not is_overdue("assigned", t0, t0) and is_overdue("assigned", t0, t0 + timedelta(seconds=1))
+    assert not is_overdue("closed", t0, t0 + timedelta(days=99)) and not is_overdue("open", None, t0)
+    broken = tmp_path / "workflow.yaml"
+    broken.write_text("deadline_days: {assign: 2, accept: 1, visit: 7, verify: 3}\n")  # no close
+    with pytest.raises(pydantic.ValidationError):
+        load_policy(broken)
+
+
+def test_bureau_steps_deadlines_overdue_and_escalation_each_go_to_the_tenancy_system(
+    conn: psycopg.Connection[Any], stand_in: str,
+) -> None:
+    """派单 -> 签收 -> 走访 -> 核实 -> 办结 on a lead filed when it opened: each step moves the deadline; a
+    supervisor escalates (督办) only once the case is overdue; every step is audited with actor and role
+    and goes to the tenancy system as an update, and closing does not wait for the filing."""
+    from datetime import UTC, datetime, timedelta
+
+    from hub.cases.errors import ActionForbidden, Refusal, TransitionRefused
+
+    alert, case = lead(conn, auto_file=True)
+
+    def due() -> datetime:
+        row = conn.execute("SELECT due_at FROM cases WHERE id = %s", (case,)).fetchone()
+        assert row is not None
+        return row[0]
+
+    opened = conn.execute("SELECT opened_at FROM cases WHERE id = %s", (case,)).fetchone()
+    assert opened is not None and due() == opened[0] + timedelta(days=2)  # 派单 within two days
+    t0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    with conn.transaction():
+        transition(conn, case_id=case, action=Action.ASSIGN, principal=SUP, assignee="insp1", now=t0)
+    assert due() == t0 + timedelta(days=1)
+    with pytest.raises(TransitionRefused) as early:  # not overdue yet: no 督办
+        act(conn, case, Action.ESCALATE, SUP, note="hurry", now=t0 + timedelta(hours=1))
+    assert early.value.code is Refusal.NOT_OVERDUE
+    with pytest.raises(TransitionRefused) as bare:  # a 督办 says what is to be done
+        act(conn, case, Action.ESCALATE, SUP, now=t0 + timedelta(days=2))
+    assert bare.value.code is Refusal.NOTE_REQUIRED
+    with pytest.raises(ActionForbidden):
+        act(conn, case, Action.ESCALATE, INSP, note="me?", now=t0 + timedelta(days=2))
+    assert act(conn, case, Action.ESCALATE, SUP, note="sign for it today", now=t0 + timedelta(days=2)) \
+        == "assigned"
+    assert act(conn, case, Action.ACCEPT, INSP, now=t0 + timedelta(days=2, hours=1)) == "accepted"
+    assert due() == t0 + timedelta(days=9, hours=1)  # 走访 within 7 days of 签收
+    # Scheduling the visit does not move the visit's deadline.
+    assert act(conn, case, Action.SCHEDULE_VISIT, INSP, visit_on=t0.date() + timedelta(days=5),
+               now=t0 + timedelta(days=3)) == "visit_scheduled"
+    assert due() == t0 + timedelta(days=9, hours=1)
+    assert act(conn, case, Action.RECORD_VISIT, INSP, note="two strangers", now=t0 + timedelta(days=5)) \
+        == "visited"
+    assert due() == t0 + timedelta(days=8)  # 核实 within 3 days of the visit
+    assert act(conn, case, Action.CONFIRM, INSP, now=t0 + timedelta(days=6)) == "confirmed"
+    # A confirmed case's alerts close.
+    assert conn.execute("SELECT status FROM alerts WHERE id = %s", (alert,)).fetchone() == ("closed",)
+    # Nothing was delivered yet: closing does not wait for the tenancy system (filing never holds a case).
+    assert act(conn, case, Action.CLOSE, SUP, now=t0 + timedelta(days=7)) == "closed"
+    row = conn.execute("SELECT due_at, escalations, accepted_at, visited_at FROM cases WHERE id = %s",
+                       (case,)).fetchone()
+    assert row is not None and row[0] is None and row[1] == 1
+    assert row[2] == t0 + timedelta(days=2, hours=1) and row[3] == t0 + timedelta(days=5)
+    assert drain(conn, stand_in) == 8
+    there = remote(stand_in)
+    assert [(u["action"], u["status"]) for u in there["updates"]] == [
+        ("assign", "assigned"), ("escalate", "assigned"), ("accept", "accepted"),
+        ("schedule_visit", "visit_scheduled"), ("record_visit", "visited"), ("confirm", "confirmed"),
+        ("close", "closed")]
+    steps = conn.execute(
+        "SELECT actor, action, detail->>'role' FROM audit_log WHERE object_type = 'case'"
+        " AND action IN ('case.assign', 'case.escalate', 'case.accept', 'case.schedule_visit',"
+        " 'case.record_visit', 'case.confirm', 'case.close') ORDER BY seq").fetchall()
+    assert steps == [
+        ("user:sup1", "case.assign", "supervisor"), ("user:sup1", "case.escalate", "supervisor"),
+        ("user:insp1", "case.accept", "inspector"), ("user:insp1", "case.schedule_visit", "inspector"),
+        ("user:insp1", "case.record_visit", "inspector"), ("user:insp1", "case.confirm", "inspector"),
+        ("user:sup1", "case.close", "supervisor")]
+    assert conn.execute("SELECT city_case_no FROM cases WHERE id = %s", (case,)).fetchone() == (
+        there["tenancy_case_id"],)
+    assert verify(conn).ok
+
+
+def test_a_visit_or_verdict_on_an_assigned_case_accepts_it(conn: psycopg.Connection[Any]) -> None:
+    _, case = lead(conn, auto_file=False)
+    act(conn, case, Action.ASSIGN, SUP, assignee="insp1")
+    assert act(conn, case, Action.CONFIRM, INSP, note="seen") == "confirmed"
+    row = conn.execute("SELECT accepted_at IS NOT NULL FROM cases WHERE id = %s", (case,)).fetchone()
+    assert row == (True,)
+    detail = conn.execute("SELECT detail FROM audit_log WHERE action = 'case.confirm'").fetchone()
+    assert detail is not None and detail[0]["accepted"] is True
+
+
+def test_the_case_page_shows_step_deadline_overdue_and_the_buttons_of_the_role(database_url: str) -> None:
+    """An overdue case: the page says so; a supervisor gets 督办, an inspector does not; the 督办 is
+    recorded from the page, and the city's case number shows once the tenancy system answered."""
+    import re
+
+    from hub.api.app import create_app
+    from tests.hub.test_api import login, seed
+    from tests.hub.test_api import serve as serve_hub
+
+    with psycopg.connect(database_url) as c:
+        create_schema(c)
+        ids = seed(c)
+        add_users(c)
+        c.execute("UPDATE cases SET due_at = now() - interval '1 day', city_case_no = 'TC-000042'"
+                  " WHERE id = %s", (ids["pending_case"],))
+        c.commit()
+        alert = c.execute("SELECT alert_id FROM cases WHERE id = %s", (ids["pending_case"],)).fetchone()
+        assert alert is not None
+    with serve_hub(create_app(database_url=database_url)) as url, httpx.Client(base_url=url) as http:
+        sup, insp = login(url, "sup1"), login(url, "insp1")
+        got = http.get(f"/api/cases/{ids['pending_case']}", headers=sup).json()
+        assert got["overdue"] is True and got["city_case_no"] == "TC-000042" and "escalate" in got["actions"]
+        seen = http.get(f"/api/cases/{ids['pending_case']}", headers=insp).json()
+        assert seen["missing"]["escalate"] == "role"
+        page = http.get(f"/alerts/{alert[0]}?lang=zh", headers=sup).text
+        assert 'data-overdue="1"' in page and "已超期" in page and "TC-000042" in page
+        assert 'class="action escalate"' in page and 'data-stage="opened"' in page and "待派单" in page
+        assert 'class="action escalate"' not in http.get(f"/alerts/{alert[0]}", headers=insp).text
+        done = http.post(f"/cases/{ids['pending_case']}/action", headers=sup,
+                         data={"action": "escalate", "alert_id": str(alert[0]), "note": "visit this week"})
+        assert done.status_code == 303
+        page = http.get(f"/alerts/{alert[0]}?lang=en", headers=sup).text
+        assert re.search(r"escalated 1×", page) and "visit this week" in page
+        refused = http.post(f"/api/cases/{ids['pending_case']}/escalate", json={"note": ""}, headers=sup)
+        assert refused.status_code == 409 and "needs a note" in refused.json()["detail"]
+
+
+def test_repeated_detections_fold_into_one_trail_line() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.api.models import AuditEntry
+    from hub.api.trail import fold_repeats
+
+    t0 = datetime(2026, 5, 18, 2, 0, tzinfo=UTC)
+
+    def row(seq: int, action: str) -> AuditEntry:
+        return AuditEntry(seq=seq, ts=t0 + timedelta(days=seq), actor="system:detector", action=action,
+                          object_type="alert", object_id="7", detail={"score": 0.9})
+
+    trail = [row(1, "alert.opened"), *(row(i, "alert.reflagged") for i in range(2, 12)),
+             row(12, "case.assign"), row(13, "alert.reflagged"), row(14, "case.realerted"),
+             row(15, "case.realerted")]
+    folded = fold_repeats(trail)
+    assert [(r.seq, r.action, r.detail.get("repeats")) for r in folded] == [
+        (1, "alert.opened", None), (2, "alert.reflagged", 10), (12, "case.assign", None),
+        (13, "alert.reflagged", None), (14, "case.realerted", 2)]
+    assert folded[1].detail["last"] == (t0 + timedelta(days=11)).isoformat()
+    assert folded[1].detail["score"] == 0.9 and "repeats" not in trail[1].detail  # a copy, not the row
+    assert fold_repeats([]) == []
+
+
+def test_the_case_page_shows_ten_reflags_as_one_line(database_url: str) -> None:
+    import re
+
+    from hub.api.app import create_app
+    from hub.audit import record_audit
+    from tests.hub.test_api import login, seed
+    from tests.hub.test_api import serve as serve_hub
+
+    with psycopg.connect(database_url) as c:
+        create_schema(c)
+        ids = seed(c)
+        add_users(c)
+        row = c.execute("SELECT alert_id FROM cases WHERE id = %s", (ids["pending_case"],)).fetchone()
+        assert row is not None
+        for _ in range(10):
+            record_audit(c, actor="system:detector", action="alert.reflagged", object_type="alert",
+                         object_id=row[0], detail={"as_of": "2026-05-28"})
+        c.commit()
+    with serve_hub(create_app(database_url=database_url)) as url, httpx.Client(base_url=url) as http:
+        page = http.get(f"/alerts/{row[0]}?lang=en", headers=login(url, "sup1")).text
+    lines = re.findall(r'<li data-action="alert.reflagged"', page)
+    assert len(lines) == 1 and 'data-repeats="10"' in page and "10 times, last" in page

@@ -27,9 +27,9 @@ INSERT_ACTIVE = (
 
 
 @pytest.fixture
-def database_url(database_url_each_server: str) -> str:
-    """Every test here runs on the session's PostgreSQL and on a PostgreSQL 15 (issue 13: 15 to 18)."""
-    return database_url_each_server
+def database_url(database_url_each_backend: str) -> str:
+    """Every test here runs on monthly partitions and on TimescaleDB (PostgreSQL 15, the oldest supported)."""
+    return database_url_each_backend
 
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection]:

@@ -9,6 +9,7 @@ import psycopg
 
 from hub.household.gateway import SmsGateway
 from hub.household.notify import deliver_notifications, queue_case_notices
+from hub.household.pipeline import household_step
 from hub.household.policy import HouseholdPolicy
 from hub.household.signin import (
     deliver_code,
@@ -134,3 +135,16 @@ def test_gateway_refuses_a_reused_key_with_another_text() -> None:
         assert http.post("/api/v1/messages", json=other, headers={"Idempotency-Key": "k1"}).status_code == 409
         assert http.post("/api/v1/messages", json=body).status_code == 400
         assert len(messages(http)) == 1 and isinstance(http, httpx.Client)
+
+
+def test_the_hub_loop_step_notifies_once_and_sweeps_welfare_signals(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn, sms_gateway() as (url, http), SmsGateway(url) as gateway:
+        household_db(conn)
+        now = datetime.now(UTC)
+        http.post("/_sim/faults", json={"fail_next": 1})
+        first = household_step(conn, gateway=gateway, now=now)
+        assert (first.sent, first.retried) == (2, 1)  # the first text met an outage
+        again = household_step(conn, gateway=gateway, now=now + timedelta(hours=2))
+        assert (again.sent, again.retried) == (1, 0)
+        assert household_step(conn, gateway=gateway, now=now + timedelta(hours=4)).sent == 0
+        assert len(messages(http)) == 3

@@ -13,6 +13,7 @@ import pytest
 
 from anju.cli import main
 from hub.bulk import BulkImport, BulkImportError, ImportResult, import_all
+from hub.storage.timeseries import is_partitioned
 from tests.hub.test_features import prepare_schema
 
 UNITS = """unit_id,estate_id,building,floor,area_m2,household_size,lease_start
@@ -36,19 +37,23 @@ READINGS = """ts,unit_id,meter,value
 2026-04-01T04:00:00Z,E01-1-0102,electricity,5.0
 """
 ACCESS = """ts,device_id,estate_id,building,floor,method,person_id,unit_id,stranger_track
-2026-03-01T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,
+2026-03-01T07:42:13+08:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,
 2026-03-01T08:00:00+08:00,E01-G1,E01,1,3,face,,,E01-G1-t000001
-2026-03-01T08:00:00+08:00,E01-G1,E01,1,,palm,p-1,E01-1-0101,
-2026-03-01T08:00:00+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,E01-G1-t000001
-2026-03-01T08:00:00+08:00,E01-G1,E01,1,,card,p-1,,
+2026-03-01T08:00:00+08:00,E01-G1,E01,1,,palm,p-0123456789abcdef,E01-1-0101,
+2026-03-01T08:00:00+08:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,E01-G1-t000001
+2026-03-01T08:00:00+08:00,E01-G1,E01,1,,card,p-0123456789abcdef,,
 2026-03-01T09:00:00+08:00,E01-G1,E01,1,,card,,,
 """
 
 
 @pytest.fixture
-def database_url(database_url_each_server: str) -> str:
-    """Every test here runs on the session's PostgreSQL and on a PostgreSQL 15 (the oldest supported)."""
-    return database_url_each_server
+def database_url(database_url_each_backend: str) -> str:
+    """Every test here runs on monthly partitions and on TimescaleDB (PostgreSQL 15, the oldest supported)."""
+    return database_url_each_backend
+
+
+# Tests of the partition swap itself (TimescaleDB's hypertables have no partitions to swap).
+partitions_only = pytest.mark.parametrize("storage_backend", ["partitions"])
 
 
 @pytest.fixture
@@ -74,7 +79,9 @@ def counts(conn: psycopg.Connection) -> tuple[int, ...]:
     return tuple(int(x) for x in row)
 
 
-def test_bad_lines_are_rejected_with_line_number_and_reason(conn: psycopg.Connection, tmp_path: Path) -> None:
+def test_bad_lines_are_rejected_with_line_number_and_reason(
+    conn: psycopg.Connection, tmp_path: Path, storage_backend: str
+) -> None:
     files = write(tmp_path)
     results = import_all(conn, files, rejects_path=tmp_path / "rejects.csv", progress=False)
     assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
@@ -99,9 +106,12 @@ def test_bad_lines_are_rejected_with_line_number_and_reason(conn: psycopg.Connec
         ("access.csv", 6): "person_id without unit_id",
         ("access.csv", 7): "neither person_id nor stranger_track is set",
     }
-    # The readings land in their (UTC) monthly partitions, made on demand.
+    # The readings land in their (UTC) monthly partitions, made on demand; or in two hypertable chunks.
     parts = {r[0] for r in conn.execute("SELECT tableoid::regclass::text FROM meter_readings")}
-    assert parts == {"meter_readings_p2026_02", "meter_readings_p2026_04"}
+    if storage_backend == "partitions":
+        assert parts == {"meter_readings_p2026_02", "meter_readings_p2026_04"}
+    else:
+        assert len(parts) == 2 and all(p.startswith("_timescaledb_internal._hyper_") for p in parts), parts
     stranger = conn.execute(
         "SELECT floor, person, unit_id FROM access_events WHERE stranger_track IS NOT NULL"
     )
@@ -293,10 +303,16 @@ def _snapshot(conn: psycopg.Connection) -> list[tuple[object, ...]]:
 
 
 def _partitions_ok(conn: psycopg.Connection) -> None:
-    """Every partition of meter_readings has its key and time index attached to the parent's."""
+    """Every partition of meter_readings has its key and time index attached to the parent's.
+
+    On TimescaleDB: every chunk has the two indexes (of its own; chunks are not partitions).
+    """
+    attached = ("SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+                "WHERE i.indrelid = c.oid")
+    if not is_partitioned(conn, "meter_readings"):
+        attached = "SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid"
     rows = conn.execute(
-        "SELECT c.relname, (SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
-        "WHERE i.indrelid = c.oid) FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid "
+        f"SELECT c.relname, ({attached}) FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid "  # type: ignore[arg-type,unused-ignore]
         "WHERE p.inhparent = 'meter_readings'::regclass"
     ).fetchall()
     assert rows and all(n == 2 for _, n in rows), rows
@@ -305,7 +321,7 @@ def _partitions_ok(conn: psycopg.Connection) -> None:
 
 
 def test_fast_path_loads_empty_months_and_a_second_import_merges(
-    conn: psycopg.Connection, tmp_path: Path
+    conn: psycopg.Connection, tmp_path: Path, storage_backend: str
 ) -> None:
     from hub.bulk import RejectWriter, import_file
 
@@ -318,8 +334,9 @@ def test_fast_path_loads_empty_months_and_a_second_import_merges(
     assert (first.rows_read, first.rows_new, first.rows_known, first.rows_rejected) == (
         len(lines), len(lines), 0, 0)
     _partitions_ok(conn)
-    parts = {r[0] for r in conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings")}
-    assert parts == {"meter_readings_p2025_12", "meter_readings_p2026_01", "meter_readings_p2026_02"}
+    if storage_backend == "partitions":
+        parts = {r[0] for r in conn.execute("SELECT DISTINCT tableoid::regclass::text FROM meter_readings")}
+        assert parts == {"meter_readings_p2025_12", "meter_readings_p2026_01", "meter_readings_p2026_02"}
     rows = _snapshot(conn)
     assert len(rows) == len(lines)
     # Values and instants are exactly what PostgreSQL makes of the text (it casts them itself).
@@ -402,6 +419,7 @@ def test_repeated_reading_in_the_file_keeps_the_first(conn: psycopg.Connection, 
     _partitions_ok(conn)
 
 
+@partitions_only
 def test_month_written_to_during_the_import_is_merged(
     conn: psycopg.Connection, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -449,6 +467,7 @@ def test_file_ordered_by_time_goes_as_csv_and_matches(conn: psycopg.Connection, 
     _partitions_ok(conn)
 
 
+@partitions_only
 def test_busy_table_at_the_swap_falls_back_to_merging(
     conn: psycopg.Connection, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -522,7 +541,7 @@ E01-1-0104,E01,"unterminated,3,40,1,
 E01-1-0105,E01,1"x",3,40,1,
 """
 QUOTED_ACCESS = """ts,device_id,estate_id,building,floor,method,person_id,unit_id,stranger_track
-"2026-03-01T07:42:13+08:00","E01-G1","E01","Block 1, East","","face","p-1","E01-1-0101",""
+"2026-03-01T07:42:13+08:00","E01-G1","E01","Block 1, East","","face","p-0123456789abcdef","E01-1-0101",""
 """
 
 
@@ -539,7 +558,8 @@ def test_quoted_fields_are_parsed_as_csv(conn: psycopg.Connection, tmp_path: Pat
     units = conn.execute("SELECT unit_id, building, floor FROM units ORDER BY unit_id").fetchall()
     assert units == [("E01-1-0101", "1", 3), ("E01-1-0102", "Block 1, East", 3),
                      ("E01-1-0103", 'the "old" wing', None)]
-    assert conn.execute("SELECT building, person FROM access_events").fetchall() == [("Block 1, East", "p-1")]
+    rows = conn.execute("SELECT building, person FROM access_events").fetchall()
+    assert rows == [("Block 1, East", "p-0123456789abcdef")]
     assert conn.execute("SELECT value FROM meter_readings").fetchall() == [(10.5,)]
     with (tmp_path / "rej.csv").open(encoding="utf-8") as fh:
         refused = [(int(r["line"]), r["reason"]) for r in csv.DictReader(fh)]
@@ -621,9 +641,9 @@ def test_readings_and_events_outside_the_time_bounds_are_refused(
         encoding="utf-8")
     (tmp_path / "access.csv").write_text(
         ACCESS.splitlines()[0] + "\n"
-        "2026-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n"
-        "9999-12-31T23:00:00-05:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n"
-        "2025-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-1,E01-1-0101,\n", encoding="utf-8")
+        "2026-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,\n"
+        "9999-12-31T23:00:00-05:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,\n"
+        "2025-03-09T07:42:13+08:00,E01-G1,E01,1,,face,p-0123456789abcdef,E01-1-0101,\n", encoding="utf-8")
     files = BulkImport(units=tmp_path / "units.csv", readings=tmp_path / "readings.csv",
                        access=tmp_path / "access.csv")
     now = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)

@@ -107,6 +107,15 @@ def register(url: str, *estates: str) -> None:
 
 
 @pytest.fixture
+def database_url(database_url_each_backend: str) -> str:
+    """Storing and acking run on monthly partitions and on TimescaleDB; the rest on partitions only."""
+    return database_url_each_backend
+
+
+partitions_only = pytest.mark.parametrize("storage_backend", ["partitions"])
+
+
+@pytest.fixture
 def schema_url(database_url: str, estate: str) -> str:
     register(database_url, estate)
     return database_url
@@ -194,6 +203,7 @@ def test_ack_carries_the_seq_ranges_and_duplicates_are_stored_once(
         assert scalar(schema_url, f"SELECT estate_id FROM units WHERE unit_id = '{estate}-1-0101'") == estate
 
 
+@partitions_only
 def test_status_is_upserted(schema_url: str, mqtt_url: str, estate: str) -> None:
     with running(schema_url, mqtt_url) as service, agent(mqtt_url, estate) as a:
         status = json.loads(example_bytes("agent_status_online.json"))
@@ -229,6 +239,7 @@ def test_database_outage_acks_nothing_until_the_rows_are_committed(
         drop_database(pg_admin_url, staged)
 
 
+@partitions_only
 def test_stop_without_start_and_stats_dict(schema_url: str, mqtt_url: str) -> None:
     service = IngestService(database_url=schema_url, mqtt_url=mqtt_url, share_group="", client_id="idle-hub")
     assert service.subscriptions() == ["anju/v1/+/readings", "anju/v1/+/access", "anju/v1/+/status/+"]
@@ -236,6 +247,7 @@ def test_stop_without_start_and_stats_dict(schema_url: str, mqtt_url: str) -> No
     service.stop()  # never started: nothing to join, nothing to disconnect
 
 
+@partitions_only
 def test_deep_nesting_and_year_9999_readings_do_not_stop_ingest(
     schema_url: str, mqtt_url: str, estate: str
 ) -> None:
@@ -253,6 +265,7 @@ def test_deep_nesting_and_year_9999_readings_do_not_stop_ingest(
         assert service.writer_part.snapshot().up and service.writer_part.snapshot().restarts == 0
 
 
+@partitions_only
 def test_a_batch_the_writer_refuses_is_split_down_to_the_bad_message(
     schema_url: str, mqtt_url: str, estate: str
 ) -> None:
@@ -277,6 +290,7 @@ def test_a_batch_the_writer_refuses_is_split_down_to_the_bad_message(
         assert service.writer_part.snapshot().restarts == 0
 
 
+@partitions_only
 def test_cross_estate_writes_are_refused_and_acked_to_nobody_else(
     database_url: str, mqtt_url: str, estate: str
 ) -> None:

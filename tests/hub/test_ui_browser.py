@@ -148,7 +148,8 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
             page.wait_for_url(f"**/alerts/{confirm_alert}")
             assert "已约上门" in page.locator("dd.case-status").inner_text()
             page.fill("form.confirm input[name=note]", "two people not on the lease live there")
-            page.click("form.confirm button")
+            page.click("form.confirm summary")  # the second step: the real button shows
+            page.click("form.confirm button.confirm-yes")
             page.wait_for_url(f"**/alerts/{confirm_alert}")
             assert "已核实" in page.locator("dd.case-status").inner_text()
             assert "待报送" in page.locator("dd.filing").inner_text()
@@ -173,7 +174,8 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
             page.goto(f"{url}/alerts/{dismiss_alert}")
             page.select_option("form.dismiss select[name=reason]", "night_shift")
             page.fill("form.dismiss input[name=note]", "works nights at the hospital")
-            page.click("form.dismiss button")
+            page.click("form.dismiss summary")
+            page.click("form.dismiss button.confirm-yes")
             page.wait_for_url(f"**/alerts/{dismiss_alert}")
             assert "已排除" in page.locator("dd.case-status").inner_text()
             assert page.locator('ol.trail span.reason[data-reason="night_shift"]').inner_text() == "夜班作息"

@@ -1,10 +1,13 @@
 -- Case workflow, users and roles, and the keyed hash chain of the audit log (issue 5).
 -- Idempotent: every statement may run again on an existing database.
 
--- The inspector's workflow: open -> assigned -> visit_scheduled -> confirmed | dismissed -> filed -> closed.
+-- The inspector's workflow: open -> assigned (派单) -> accepted (签收) -> visit_scheduled -> visited (走访)
+-- -> confirmed | dismissed (核实) -> filed -> closed (办结); 'accepted' and 'visited' came with issue 14
+-- (38_case_workflow.sql). The whole list stays here: every start re-runs this file.
 ALTER TABLE cases DROP CONSTRAINT IF EXISTS cases_status_check;
 ALTER TABLE cases ADD CONSTRAINT cases_status_check CHECK (
-    status IN ('open', 'assigned', 'visit_scheduled', 'confirmed', 'dismissed', 'filed', 'closed'));
+    status IN ('open', 'assigned', 'accepted', 'visit_scheduled', 'visited', 'confirmed', 'dismissed', 'filed',
+               'closed'));
 ALTER TABLE cases ADD COLUMN IF NOT EXISTS assignee text NULL;
 ALTER TABLE cases ADD COLUMN IF NOT EXISTS visit_on date NULL;
 ALTER TABLE cases ADD COLUMN IF NOT EXISTS closed_at timestamptz NULL;

@@ -1,0 +1,28 @@
+"""The household side's step of the hub's background pipeline: write due notices, sweep welfare signals,
+send the notification outbox. Each part is idempotent, so a step cut short is simply done again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from hub.household.gateway import SmsGateway
+from hub.household.notify import NotifyResult, deliver_notifications, queue_case_notices
+from hub.household.policy import HouseholdPolicy
+from hub.household.welfare import sweep_elderly_signals
+
+
+def household_step(
+    conn: psycopg.Connection[Any], *, gateway: SmsGateway, now: datetime | None = None,
+    policy: HouseholdPolicy | None = None,
+) -> NotifyResult:
+    """One pass: notices for newly opened (and confirmed) cases, elderly-low-use verdicts onto the welfare
+    queue, then the due text messages through the gateway."""
+    now = now or datetime.now(UTC)
+    policy = policy or HouseholdPolicy()
+    queue_case_notices(conn, now=now, policy=policy)
+    with conn.transaction():
+        sweep_elderly_signals(conn)
+    return deliver_notifications(conn, gateway=gateway, now=now, policy=policy)
