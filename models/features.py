@@ -76,6 +76,7 @@ class UnitSeries:
     # whole traced history, whether or not it is still around: how often new faces arrive there.
     arrivals: tuple[date, ...] = ()
     household_size: int | None = None  # people on the lease
+    floor: int | None = None
 
     def between(self, start: date, end: date) -> tuple[DailyFeatures, ...]:
         """The days in ``[start, end]``, inclusive."""

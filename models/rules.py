@@ -27,6 +27,7 @@ from models.features import (
     summarize,
     window_bounds,
 )
+from models.standing import Standing, standing_candidate
 
 POLICY_PATH = Path(__file__).with_name("policy.yaml")
 RULE_VERSION = "rules-4"  # bump when the logic of a rule changes; threshold changes show in Policy.version
@@ -67,6 +68,7 @@ class SubletPolicy(_Frozen):
     max_stranger_chance: float = Field(gt=0, le=1)
     crowding_ratio: float = Field(gt=1)
     crowding_min_peers: int = Field(ge=2)
+    standing_min_record_days: int = Field(ge=1)
 
 
 class ModelsPolicy(_Frozen):
@@ -363,26 +365,32 @@ class SubletRule:
         """The unit's recurring, resident-like stranger tracks that first appeared as its tenants left."""
         p = self.policy.sublet
         lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
+        # A face goes to the departure it matches best in its building (attribute_strangers), so it
+        # supports this one only once any closer departure elsewhere would have shown: the closer it came
+        # to this one, the sooner.
         return tuple(
             s for s in series.strangers
             if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
             and (end - s.first_seen).days + 1 >= p.min_track_span_days
+            and (end - s.first_seen).days + 1 >= abs((s.first_seen - left).days) + p.min_absent_gate_days
             and s.resident_share(end=end) >= p.min_resident_share
         )
 
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
         context: RuleContext | None = None, claimed: tuple[StrangerTrack, ...] | None = None,
-        crowd: Crowding | None = None,
+        crowd: Crowding | None = None, standing: Standing | None = None,
     ) -> Verdict:
         """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already;
         ``claimed``: the aligned strangers the building's attribution gave this unit, see
         ``attribute_strangers``; by default every aligned stranger near it counts; ``crowd``: its water
-        use against the estate's households of its registered size, see ``models.features.crowding``).
+        use against the estate's households of its registered size, see ``models.features.crowding``;
+        ``standing``: its evidence of a sublet older than the record, see ``models.standing``).
 
         Two ways to a sublet: the registered household left while the flat stayed lived in (and new faces
         came, or their card stayed in use), or far more people live there than the lease lists (a group
-        rental, 群租, whether or not the tenant still comes and goes).
+        rental, 群租, whether or not the tenant still comes and goes). A sublet older than the record
+        shows no departure: there, the faces settled on its floor that no other flat there explains.
         """
         ctx = context or rule_context(series, as_of=as_of, policy=self.policy)
         judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed)
@@ -390,7 +398,49 @@ class SubletRule:
             crowded = self._by_crowding(series, ctx=ctx, crowd=crowd, verdict=judged)
             if crowded is not None:
                 return crowded
+        if judged.outcome is Outcome.CLEAR and standing is not None:
+            return self._standing(series, ctx=ctx, standing=standing, verdict=judged)
         return judged
+
+    def standing(self, series: UnitSeries, *, end: date) -> Standing | None:
+        """The unit's evidence of a sublet older than its record, by the policy (``models.standing``)."""
+        p = self.policy.sublet
+        return standing_candidate(
+            series, end=end, min_record_days=p.standing_min_record_days,
+            max_presence_share=p.max_presence_share_after, min_lived_share=p.min_lived_share,
+            stranger_min_days=p.stranger_min_days, min_resident_share=p.min_resident_share,
+            activity=self.policy.activity)
+
+    def _standing(self, series: UnitSeries, *, ctx: RuleContext, standing: Standing,
+                  verdict: Verdict) -> Verdict:
+        """A sublet older than the record (``models.standing``): its reasons."""
+        p = self.policy.sublet
+        since = standing.record_start.isoformat()
+        reasons = (
+            Reason(
+                "tenants_absent_on_record",
+                f"Since records began on {since}, registered tenants entered on {standing.entry_days} of "
+                f"{standing.gate_days} days the building's gate was working: at most a drop-by.",
+                value=round(standing.entry_days / standing.gate_days, 3), baseline=p.max_presence_share_after,
+                unit="share of gate days",
+            ),
+            Reason(
+                "flat_lived_in",
+                f"The flat is lived in on {standing.lived} of {standing.known} days with meter data since "
+                "then.",
+                value=round(standing.lived / standing.known, 3), baseline=p.min_lived_share,
+                unit="share of days",
+            ),
+            Reason(
+                "settled_strangers",
+                f"{len(standing.settled)} unrecognised face(s) on the unit's floor since the first week of "
+                "records and seen on most days since, and no other flat on that floor lacks its tenants.",
+                value=len(standing.settled), baseline=0, unit="tracks",
+            ),
+        )
+        score = (0.6 + 0.2 * min(len(standing.settled) / 2, 1.0) + 0.2 * standing.lived / standing.known)
+        score *= min(ctx.window.water_coverage, 1.0)
+        return replace(verdict, outcome=Outcome.FLAGGED, score=round(score, 3), reasons=reasons)
 
     def _by_crowding(self, series: UnitSeries, *, ctx: RuleContext, crowd: Crowding,
                      verdict: Verdict) -> Verdict | None:

@@ -214,6 +214,17 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "Unrecognised faces that recur at the unit's building or floor (context)",
         "vs_baseline",
     ),
+    "tenants_absent_on_record": (
+        "自有记录以来登记住户几乎未进出（至多偶尔来访）",
+        "Since records began, registered tenants entered at most to drop by",
+        "vs_baseline",
+    ),
+    "settled_strangers": (
+        "自记录第一周起本层即有陌生面孔常住，且本层无其他住户缺席",
+        "Unrecognised faces live on the unit's floor since the first week of records, and no other flat "
+        "there lacks its tenants",
+        "vs_baseline",
+    ),
     "peer_anomaly": (
         "与同小区单元相比明显异常（孤立森林，同小区对比）",
         "Unusual against the estate's other units (isolation forest over peer-normalised measures)",

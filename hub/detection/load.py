@@ -189,6 +189,6 @@ def load_series(
         arrivals = tuple(sorted(t.first_seen for t in around if scope == "building" or t.floor == floor))
         series.append(UnitSeries(unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
                                  strangers_scope=scope, building=building, days=days, arrivals=arrivals,
-                                 household_size=size))
+                                 household_size=size, floor=floor))
         baselines.setdefault(unit_id, _NO_BASELINE)
     return series, baselines, lo

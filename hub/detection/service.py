@@ -38,6 +38,7 @@ from models.rules import (
     rule_context,
 )
 from models.scoring import AtOpening, with_models
+from models.standing import Standing, sole_candidates
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,7 @@ def run_detection(
         opened = _open_alerts_at_opening(conn)
         vacancy, sublet = VacancyRule(policy), SubletRule(policy)
         claimed = _claimed_strangers(all_series, contexts, sublet)
+        standing = _standing(all_series, as_of=as_of, rule=sublet)
         crowds = crowding({s.unit_id: (s.estate_id, s.household_size, windows[s.unit_id].water_median,
                                        baselines[s.unit_id].water_median) for s in all_series},
                           min_peers=policy.sublet.crowding_min_peers)
@@ -176,7 +178,8 @@ def run_detection(
                     verdict = sublet.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
                                               context=contexts[series.unit_id],
                                               claimed=claimed.get(series.unit_id, ()),
-                                              crowd=crowds.get(series.unit_id))
+                                              crowd=crowds.get(series.unit_id),
+                                              standing=standing.get(series.unit_id))
                 else:
                     verdict = vacancy.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
                                                context=contexts[series.unit_id])
@@ -215,6 +218,16 @@ def _claimed_strangers(
     for building in claims.values():
         out.update(attribute_strangers(building))
     return out
+
+
+def _standing(all_series: list[UnitSeries], *, as_of: date, rule: SubletRule) -> dict[str, Standing]:
+    """Per unit, its evidence of a sublet older than the record, where it alone on its floor has it."""
+    candidates = {}
+    for s in all_series:
+        found = rule.standing(s, end=as_of)
+        if found is not None:
+            candidates[s.unit_id] = ((s.estate_id, s.building, s.floor), found)
+    return sole_candidates(candidates)
 
 
 def _open_alerts_at_opening(conn: psycopg.Connection) -> dict[tuple[str, str], AtOpening]:

@@ -505,3 +505,20 @@ def test_crowding_compares_households_of_the_same_registered_size_in_the_same_es
     assert round(out["E1-x"].ratio, 1) == 8.0  # against the one-person households, not the families of five
     assert round(out["E1-big-0"].ratio, 1) == 1.0
     assert "E2-x" not in out and "E1-y" not in out  # too few peers; size unknown
+
+
+def test_a_face_supports_a_distant_departure_only_once_a_closer_one_would_have_shown(policy: Policy) -> None:
+    """A household took to the side door; 16 days later a subtenant moves in elsewhere in the building,
+    whose tenants left 3 days before that. Judged while the subtenant's own flat cannot show its departure
+    yet, the face must not go to the side-door household (attribute_strangers settles it later)."""
+    rule = SubletRule(policy)
+    arrived = AS_OF - timedelta(days=16)  # 17 days around: 3 + 14, what the closer departure needs
+    face = StrangerTrack("s-9", first_seen=arrived, days_in_window=15, days_seen=17)
+    s = series(tracks=(face,))
+    side_door, subtenants_flat = arrived - timedelta(days=16), arrived - timedelta(days=3)
+    assert rule.aligned(s, left=subtenants_flat, end=AS_OF) == (face,)
+    assert rule.aligned(s, left=side_door, end=AS_OF) == ()
+    # Long enough after, a closer departure would have shown: the attribution decides between them.
+    later = AS_OF + timedelta(days=13)
+    assert rule.aligned(s, left=side_door, end=later - timedelta(days=1)) == ()
+    assert rule.aligned(s, left=side_door, end=later) == (face,)
