@@ -133,6 +133,22 @@ def test_an_outbox_that_refuses_keeps_the_old_baseline(tmp_path: Path) -> None:
     assert poller.stats.refused_full == 1
 
 
+def test_cjt188_water_and_gas_meters_through_one_tcp_gateway(tmp_path: Path) -> None:
+    async def run() -> list[tuple[str, float | None]]:
+        async with FrameMeterFleet(_fast_clock(), protocol="cjt188", units=2, port=0) as fleet:
+            fleet.totals = {1: 12.5, 2: 830.25}
+            meters = [meter("cjt188", 1, host="127.0.0.1", tcp_port=fleet.port),
+                      meter("cjt188", 2, host="127.0.0.1", tcp_port=fleet.port, meter="gas")]  # fmt: skip
+            with Outbox(tmp_path / "o.sqlite", capacity=100) as ob:
+                poller = Cjt188Poller(meters=meters, clock=_fast_clock(), outbox=ob)
+                try:
+                    return [(r.meter.value, r.value) for r in await poller.poll_round()]
+                finally:
+                    poller.close()
+
+    assert asyncio.run(run()) == [("water", 12.5), ("gas", 830.25)]
+
+
 def test_dlt645_through_a_tcp_gateway(tmp_path: Path) -> None:
     async def run() -> list[float | None]:
         async with FrameMeterFleet(_fast_clock(), protocol="dlt645", units=3, port=0) as fleet:
