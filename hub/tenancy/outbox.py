@@ -183,6 +183,39 @@ def deliver_pending(
     return DeliveryResult(sent=sent, retried=retried, dead=dead)
 
 
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """A dead outbox row put back in the queue: its id, case, kind and why it had died."""
+
+    outbox_id: int
+    case_id: int
+    kind: str
+    last_error: str | None
+
+
+def requeue_dead(
+    conn: psycopg.Connection, *, actor: str, case_ids: list[int] | None = None, now: datetime | None = None,
+) -> list[Requeued]:
+    """Put dead-lettered rows (all, or those of ``case_ids``) back in the queue, due now with a fresh
+    count of attempts, one audit row each under ``actor``, in the caller's transaction.
+
+    Once an operator has fixed what killed them (a rejected body, a long outage). A row sent before keeps
+    its mark, so it is looked up by case reference before it is sent again; the error it died of stays
+    on the row until the next try and in the audit trail."""
+    now = now or datetime.now(UTC)
+    rows = conn.execute(
+        "UPDATE tenancy_outbox SET state = 'pending', attempts = 0, next_attempt_at = %s"
+        " WHERE state = 'dead' AND (%s::bigint[] IS NULL OR case_id = ANY(%s::bigint[]))"
+        " RETURNING id, case_id, kind, last_error, attempts",
+        (now, case_ids, case_ids),
+    ).fetchall()
+    out = [Requeued(int(r[0]), int(r[1]), str(r[2]), r[3]) for r in sorted(rows)]
+    for row in out:
+        record_audit(conn, actor=actor, action="tenancy.requeued", object_type="case", object_id=row.case_id,
+                     detail={"outbox_id": row.outbox_id, "kind": row.kind, "last_error": row.last_error})
+    return out
+
+
 def _mark_sent(
     conn: psycopg.Connection, *, outbox_id: int, case_id: int, key: str, status: int, now: datetime,
     body: dict[str, object] | None, kind: str = "filing", found: bool = False,

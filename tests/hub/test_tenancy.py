@@ -16,6 +16,7 @@ import uvicorn
 from psycopg.types.json import Jsonb
 
 from device_sims import tenancy
+from hub.audit.store import verify
 from hub.detection.service import run_detection
 from hub.tenancy.client import TenancyClient
 from hub.tenancy.outbox import BACKOFF_CAP, backoff, deliver_pending
@@ -214,3 +215,36 @@ def test_a_city_system_that_ignores_keys_gets_each_filing_and_update_once(conn: 
     found = conn.execute("SELECT action, count(*) FROM audit_log WHERE detail->>'found_by_lookup' = 'true'"
                          " GROUP BY action ORDER BY action").fetchall()
     assert found == [("case.filed", 2), ("tenancy.update_sent", 1)]
+
+
+def test_dead_filings_are_requeued_by_the_operator_audited_then_sent(
+    conn: psycopg.Connection, stand_in: str, database_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``anju filings requeue``: dead rows go back in the queue under the operator's name, once the cause
+    is fixed, and the hub sends them (issue 17, item 6)."""
+    from anju.cli import main
+
+    now = datetime.now(UTC)
+    with TenancyClient(f"http://127.0.0.1:{free_port()}", None, 2.0) as down:
+        assert deliver_pending(conn, client=down, now=now, max_attempts=1).dead == 2
+        conn.commit()
+    first, second = [r[0] for r in conn.execute("SELECT case_id FROM tenancy_outbox ORDER BY id").fetchall()]
+    assert main(["filings", "requeue", "--case", str(first), "--database-url", database_url]) == 0
+    assert "1 row(s) requeued" in capsys.readouterr().out
+    conn.rollback()
+    assert conn.execute("SELECT case_id, state, attempts FROM tenancy_outbox ORDER BY id").fetchall() == [
+        (first, "pending", 0), (second, "dead", 1)]
+    audit = conn.execute("SELECT actor, object_id, detail->>'last_error' FROM audit_log"
+                         " WHERE action = 'tenancy.requeued'").fetchall()
+    assert len(audit) == 1 and audit[0][0].startswith("system:cli:") and audit[0][1] == str(first)
+    assert audit[0][2]  # why it had died, kept in the trail
+    with TenancyClient(stand_in, None, 5.0) as up:
+        assert deliver_pending(conn, client=up).sent == 1
+        conn.commit()
+    assert main(["filings", "requeue", "--all", "--database-url", database_url]) == 0
+    conn.rollback()
+    queued = conn.execute("SELECT state FROM tenancy_outbox ORDER BY id").fetchall()
+    assert queued == [("sent",), ("pending",)]
+    assert main(["filings", "requeue", "--all", "--database-url", database_url]) == 0  # nothing dead: a no-op
+    assert "0 row(s) requeued" in capsys.readouterr().out
+    assert verify(conn).ok
