@@ -33,7 +33,7 @@ from hub.auth.service import close_session, inspectors_for, open_session, sign_i
 from hub.cases.findings import InvalidFindings, latest_findings, parse_occupants, record_findings
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
-from hub.household.answers import answered_cases, case_answers
+from hub.household.answers import answered_cases, case_answers, staff_hold
 from hub.household.viewers import record_view
 
 router = APIRouter(include_in_schema=False)
@@ -223,6 +223,7 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
             "missing": missing, "next_step": next_step, "updates": _updates(case),
             "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None,
             "answers": case_answers(conn, case_id=case.id) if case is not None else [],
+            "hold": staff_hold(conn, case_id=case.id) if case is not None else None,
             "kept": kept_fields({}), "findings": latest_findings(conn, case_id=case.id) if case else None}
 
 

@@ -238,3 +238,21 @@ def record_filing_override(
                  " AND state = 'pending' AND next_attempt_at > %s", (now, case_id, now))
     record_audit(conn, actor=principal.actor, action="case.filing_override", object_type="case",
                  object_id=case_id, detail={"why": why})
+
+
+@dataclass(frozen=True, slots=True)
+class StaffHold:
+    """What the inspector's case page says of the household's answer period: the filing held until when,
+    and the supervisor's recorded reason to file early (with who recorded it), if any."""
+
+    until: datetime | None
+    why: str | None
+    by: str | None
+
+
+def staff_hold(conn: psycopg.Connection[Any], *, case_id: int, now: datetime | None = None) -> StaffHold:
+    """The case's hold on filing for the staff pages."""
+    row = conn.execute("SELECT why, decided_by FROM filing_overrides WHERE case_id = %s",
+                       (case_id,)).fetchone()
+    until = answer_hold(conn, case_id=case_id, now=now or datetime.now(UTC))
+    return StaffHold(until=until, why=row[0] if row else None, by=row[1] if row else None)

@@ -182,3 +182,28 @@ def test_a_lead_filed_on_opening_has_its_confirmation_held(database_url: str) ->
         assert deliver_pending(conn, client=client, now=later + timedelta(days=14, seconds=1)).sent == 1
         updates = next(c for c in filed(tenancy) if c["case_ref"] == f"ANJU-{opened.case_id}")["updates"]
         assert [u["action"] for u in updates] == ["assign", "confirm"]
+
+
+def test_a_supervisor_records_why_on_the_case_page(database_url: str) -> None:
+    from hub.api.app import create_app
+    from tests.hub.test_api import login
+
+    with psycopg.connect(database_url) as conn:
+        ids = household_db(conn)
+        confirm(conn, ids["home_case"])
+    with serve(create_app(database_url=database_url)) as url:
+        sup = httpx.Client(base_url=url, headers=login(url, "sup1"), follow_redirects=False)
+        insp = httpx.Client(base_url=url, headers=login(url, "insp1"), follow_redirects=False)
+        page = sup.get(f"/alerts/{ids['home_alert']}").text
+        assert 'class="filing-held"' in page and 'class="action filing-override"' in page
+        assert 'class="action filing-override"' not in insp.get(f"/alerts/{ids['home_alert']}").text
+        form = {"alert_id": str(ids["home_alert"]), "why": "short"}
+        assert sup.post(f"/cases/{ids['home_case']}/filing-override", data=form).status_code == 422
+        assert insp.post(f"/cases/{ids['home_case']}/filing-override",
+                         data={**form, "why": "the flat is being sold on today"}).status_code == 403
+        done = sup.post(f"/cases/{ids['home_case']}/filing-override",
+                        data={**form, "why": "the flat is being sold on today"})
+        assert done.status_code == 303 and done.headers["location"] == f"/alerts/{ids['home_alert']}"
+        after = sup.get(f"/alerts/{ids['home_alert']}").text
+        assert "sup1 已记录提前报送的理由：the flat is being sold on today" in after
+        assert 'class="filing-held"' not in after
