@@ -154,8 +154,9 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
             assert "已核实" in page.locator("dd.case-status").inner_text()
             assert "待报送" in page.locator("dd.filing").inner_text()
             # The page says what comes next and why the buttons are gone.
-            assert page.locator("p.next-step").get_attribute("data-next-step") == "await_filing"
-            assert "确认结果正在报送住房系统" in page.locator("p.next-step").inner_text()
+            # Filing never holds the case: a supervisor closes it (办结) while the filing goes on.
+            assert page.locator("p.next-step").get_attribute("data-next-step") == "close_confirmed"
+            assert "由主管办结" in page.locator("p.next-step").inner_text()
             missing = page.locator("details.missing-actions")
             assert missing.get_attribute("open") is not None  # no button left: the reasons show
             assert missing.locator('li[data-action="confirm"]').inner_text() == "确认属实: 案件已有核实结论"
