@@ -12,7 +12,7 @@ from anju.logs import FORMATS, configure_logging
 # Further command groups, each a module with ``register(subparsers, sim_subparsers)`` and
 # ``run(args) -> int | None`` (None: not one of its commands), so that each area owns its commands.
 COMMAND_MODULES = ("anju.cmd_data", "anju.cmd_edge", "anju.cmd_cases", "anju.cmd_models", "anju.cmd_faces",
-                   "anju.cmd_site", "anju.cmd_household", "anju.cmd_filings")  # fmt: skip
+                   "anju.cmd_site", "anju.cmd_household", "anju.cmd_filings", "anju.cmd_status")  # fmt: skip
 
 
 class HelpWithDefaults(argparse.HelpFormatter):
