@@ -181,6 +181,10 @@ def timescale_tables_sql(policy: TimescalePolicy) -> list[str]:
         "FROM meter_readings\nWHERE value IS NOT NULL\n"
         "GROUP BY unit_id, meter, time_bucket(INTERVAL '1 hour', ts)\nWITH NO DATA"
     )
+    # Databases made before these were settled: one made materialized-only, and TimescaleDB's default
+    # index on ts beside INDEXES' own.
+    out.append("ALTER MATERIALIZED VIEW meter_hourly SET (timescaledb.materialized_only = false)")
+    out.extend(f"DROP INDEX IF EXISTS {table}_ts_idx" for table in TIME_TABLES)
     return out
 
 
