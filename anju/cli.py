@@ -12,7 +12,7 @@ from anju.logs import FORMATS, configure_logging
 # Further command groups, each a module with ``register(subparsers, sim_subparsers)`` and
 # ``run(args) -> int | None`` (None: not one of its commands), so that each area owns its commands.
 COMMAND_MODULES = ("anju.cmd_data", "anju.cmd_edge", "anju.cmd_cases", "anju.cmd_models", "anju.cmd_faces",
-                   "anju.cmd_site", "anju.cmd_household")  # fmt: skip
+                   "anju.cmd_site", "anju.cmd_household", "anju.cmd_filings", "anju.cmd_status")  # fmt: skip
 
 
 class HelpWithDefaults(argparse.HelpFormatter):
@@ -87,6 +87,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ten = simsub.add_parser("tenancy", help="the city tenancy-system stand-in")
     ten.add_argument("--host", default="127.0.0.1", help="address to listen on")
     ten.add_argument("--port", type=int, default=8090, help="port to listen on")
+    ten.add_argument("--ignore-idempotency-key", action="store_true",
+                     help="behave like a city system that ignores Idempotency-Key (default: honour it)")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, simsub)
     _with_defaults(p)
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sim" and args.sim_command == "tenancy":
         from device_sims.tenancy import run_tenancy
 
-        run_tenancy(args.host, args.port)
+        run_tenancy(args.host, args.port, honour_keys=not args.ignore_idempotency_key)
         return 0
     for name in COMMAND_MODULES:
         status = importlib.import_module(name).run(args)

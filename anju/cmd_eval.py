@@ -110,6 +110,7 @@ def run_scenario(
         results = import_all(conn, files_in, rejects_path=workdir / "rejects.csv",
                              progress=sys.stderr.isatty())
         timings["import"] = time.monotonic() - t0
+        log(f"import: {timings['import']:.0f} s")
         rejected = sum(r.rows_rejected for r in results)
         if rejected:
             log(f"anju eval: {rejected} generated line(s) were refused; see {workdir / 'rejects.csv'}")
@@ -118,6 +119,7 @@ def run_scenario(
         conn.execute("TRUNCATE bulk_stale_days")
         conn.commit()
         timings["features"] = time.monotonic() - t0
+        log(f"features: {timings['features']:.0f} s")
         policy = Policy.load()
 
         def alerts() -> list[AlertRow]:
@@ -136,9 +138,12 @@ def run_scenario(
             cadence = [last - timedelta(days=k * cadence_days)
                        for k in range(((last - first_as_of).days // cadence_days) + 1)]
             t0 = time.monotonic()
-            for as_of in sorted(cadence):
+            for done, as_of in enumerate(sorted(cadence), start=1):
                 detect_as_of(conn, as_of=as_of, policy=policy, refresh="none", models=models)
                 conn.commit()
+                if done % 10 == 0 or done == len(cadence):  # progress: the longest phase
+                    elapsed = time.monotonic() - t0
+                    log(f"daily detection: {done}/{len(cadence)} (as of {as_of}, {elapsed:.0f} s)")
             runs = len(cadence)
             timings["detect_daily"] = time.monotonic() - t0
             reports["daily"] = evaluate(truth, alerts(), as_of=last, observed_days=days, first_day=first_day)

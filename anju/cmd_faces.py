@@ -143,7 +143,8 @@ def _forget(args: argparse.Namespace) -> int:
         for pack in packs:
             found |= Gallery(vault, pack).forget(args.person, by=by)
         if not packs:
-            vault.audit("forget", person=args.person, found=False, by=by)
+            with vault.lock():
+                vault.audit("forget", person=args.person, found=False, by=by)
         removed += found
         print(f"{estate}\t{args.person}\t{'removed' if found else 'not enrolled'}")
     return 0 if estates else 1

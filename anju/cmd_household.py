@@ -25,7 +25,7 @@ def register(sub: Any, sim: Any) -> None:
     add.add_argument("--adult", action="store_true", help="an adult member (only adults sign in)")
     _add_db(add)
     rem = hsub.add_parser("remove", help="take a person off the lease; their sessions end")
-    rem.add_argument("--phone", required=True)
+    rem.add_argument("--phone", required=True, help="the mobile number to take off the lease")
     _add_db(rem)
     lst = hsub.add_parser("list", help="JSON: the people on a unit's lease (phones masked)")
     lst.add_argument("unit")

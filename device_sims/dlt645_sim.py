@@ -88,20 +88,22 @@ class FrameMeterFleet:
             return 1
         return self._by_address.get(address)
 
-    def _parse(self, request: bytes) -> tuple[str, bool, int]:
-        """(address asked, whether it is a read of the total we serve, CJ/T 188 sequence number)."""
+    def _parse(self, request: bytes) -> tuple[str, bool, int, int]:
+        """(address asked, whether it is a read of the total we serve, CJ/T 188 sequence number and meter
+        type: a unit's CJ/T 188 meter answers as the type it is asked for, water or gas)."""
         if self.protocol == "dlt645":
             frame = dlt645.decode(request)
             total = dlt645.di_bytes(dlt645.FORWARD_ACTIVE_TOTAL)
-            return frame.address, frame.control == dlt645.READ and frame.data == total, 0
+            return frame.address, frame.control == dlt645.READ and frame.data == total, 0, WATER
         cframe = cjt188.decode(request)
         ser = cframe.data[2] if len(cframe.data) == 3 else 0
-        return cframe.address, cframe.control == cjt188.READ and cframe.data[:2] == cjt188.READ_DATA, ser
+        ok = cframe.control == cjt188.READ and cframe.data[:2] == cjt188.READ_DATA
+        return cframe.address, ok, ser, cframe.meter_type
 
     async def answer(self, request: bytes) -> bytes | None:
         """This fleet's answer to one request frame (None: no meter answers it)."""
         try:
-            address, ok, ser = self._parse(request)
+            address, ok, ser, kind = self._parse(request)
         except FrameError:
             return None
         unit = self._unit_of(address)
@@ -116,8 +118,8 @@ class FrameMeterFleet:
                 return dlt645.error_reply(own)
             return dlt645.energy_reply(own, self.value(unit))
         if unit in self.failing or not ok:
-            return cjt188.error_reply(WATER, own, ser)
-        return cjt188.flow_reply(WATER, own, self.value(unit), self.clock.now(), ser)
+            return cjt188.error_reply(kind, own, ser)
+        return cjt188.flow_reply(kind, own, self.value(unit), self.clock.now(), ser)
 
     async def _serve_bytes(self, buf: bytearray, reply: asyncio.StreamWriter | serial.Serial) -> None:
         while True:

@@ -7,6 +7,11 @@ the same body answers 200 with the same body, the same key with another body ans
 shorter timeout gives up although the filing is then stored), and a connection reset after the
 filing was stored (headers sent, body cut off). ``GET /_sim/stats`` tallies what was injected.
 
+A city system may not honour the key at all: ``create_app(honour_keys=False)`` (``anju sim tenancy
+--ignore-idempotency-key``) stores every filing and update it receives, so a repeat is a duplicate.
+``GET /api/v1/cases?case_ref=ANJU-7`` finds a filing by anju's case reference, which is how the hub
+learns whether a send whose answer never came got through.
+
 Later decisions on a filed case arrive as ``POST /api/v1/case-updates`` (the case named by its
 ``case_ref``, an Idempotency-Key per update, deduplicated like filings; 404 for a case never filed);
 each case's listing carries them in arrival order as ``updates`` and the latest as ``workflow_status``.
@@ -139,6 +144,7 @@ class TenancyStore:
     update_keys: dict[str, str] = field(default_factory=dict)  # update key -> its canonical body
     changes: list[dict[str, Any]] = field(default_factory=list)
     rejected: int = 0
+    honour_keys: bool = True
     faults: FaultSettings = field(default_factory=FaultSettings)
     tally: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("outage_503", "error_500", "slow", "reset_after_commit", "created", "repeated", "conflict",
@@ -180,9 +186,10 @@ def _cut_off(status: int) -> StreamingResponse:
                              headers={"content-length": "200"})
 
 
-def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
-    """The tenancy-system stand-in as an ASGI app, with its own empty store."""
-    store = TenancyStore(fail_rate=fail_rate, rng=random.Random(seed))
+def create_app(*, fail_rate: float = 0.0, seed: int = 0, honour_keys: bool = True) -> FastAPI:
+    """The tenancy-system stand-in as an ASGI app, with its own empty store; ``honour_keys=False``: a city
+    system that ignores Idempotency-Key (every request it receives is stored anew)."""
+    store = TenancyStore(fail_rate=fail_rate, rng=random.Random(seed), honour_keys=honour_keys)
     app = FastAPI(title="Tenancy system (anju stand-in)", version="1")
     app.state.store = store
 
@@ -214,7 +221,7 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
         if fault == "slow":
             time.sleep(delay)  # the client may have given up by now; the filing is stored all the same
         with store.lock:
-            known = store.filings.get(idempotency_key)
+            known = store.filings.get(idempotency_key) if store.honour_keys else None
             if known is not None:
                 if known.canonical != canonical:
                     store.rejected += 1
@@ -229,7 +236,8 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
                     tenancy_case_id=f"TC-{len(store.filings) + 1:06d}",
                     received_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
                 )
-                store.filings[idempotency_key] = created
+                # Ignoring keys, a repeat is a second case: each filing is kept under its own number.
+                store.filings[idempotency_key if store.honour_keys else created.tenancy_case_id] = created
                 store.tally["created"] += 1
                 status, answer = 201, created.answer()
         if fault == "reset_after_commit":
@@ -250,7 +258,7 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
             if store.should_fail():
                 store.tally["outage_503"] += 1
                 return _error(503, "simulated outage of the tenancy system")
-            known = store.update_keys.get(idempotency_key)
+            known = store.update_keys.get(idempotency_key) if store.honour_keys else None
             if known is not None:
                 if known != canonical:
                     store.tally["conflict"] += 1
@@ -267,10 +275,14 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
                                                           "tenancy_case_id": filing.tenancy_case_id})
 
     @app.get("/api/v1/cases")
-    def list_cases() -> dict[str, list[dict[str, Any]]]:
-        """Every filed case, in filing order, with how often it was delivered."""
+    def list_cases(
+        case_ref: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Every filed case (or those filed under ``case_ref``), in filing order, with how often it was
+        delivered and its updates."""
         with store.lock:
-            return {"cases": [f.listing() for f in store.filings.values()]}
+            return {"cases": [f.listing() for f in store.filings.values()
+                              if case_ref is None or f.body["case_ref"] == case_ref]}
 
     def by_tenancy_id(tenancy_case_id: str) -> _Filing | None:
         return next((f for f in store.filings.values() if f.tenancy_case_id == tenancy_case_id), None)
@@ -325,6 +337,9 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0) -> FastAPI:
     return app
 
 
-def run_tenancy(host: str = "127.0.0.1", port: int = 8090, *, fail_rate: float = 0.0) -> None:
+def run_tenancy(
+    host: str = "127.0.0.1", port: int = 8090, *, fail_rate: float = 0.0, honour_keys: bool = True,
+) -> None:
     """Serve the stand-in with uvicorn until interrupted."""
-    uvicorn.run(create_app(fail_rate=fail_rate), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(fail_rate=fail_rate, honour_keys=honour_keys), host=host, port=port,
+                log_level="warning")

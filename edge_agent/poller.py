@@ -8,7 +8,8 @@ read (``_read``), how its connection closes (``close``) and at what total its re
 null value and one log line when the meter goes away (and one when it returns). A total below the
 meter's last stored one is flagged as a rollover or a replaced meter (``edge_agent.counters``); the last
 totals are kept in the outbox database in the same commit as the readings, so a restart does not forget
-them. Failed polls are logged at DEBUG, one line each; the transport libraries' own loggers stay quiet.
+them. Every failed poll is one log line: the WARNING when the meter goes away, then one DEBUG line per
+further failed poll; the transport libraries' own loggers stay quiet (``anju.logs``).
 """
 
 from __future__ import annotations
@@ -224,8 +225,9 @@ class EndpointPoller(ABC):
         available = outcome.value is not None
         if not available:
             state.failures += 1
-            log.debug("%s: poll failed: %s", state.config.device, outcome.problem)
         if state.available is available:
+            if not available:  # still away: this poll's one line, for whoever reads DEBUG
+                log.debug("%s: poll failed: %s", state.config.device, outcome.problem)
             return
         if available:
             if state.available is not None:

@@ -7,20 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from anju_wire import TimeBounds
+from hub.home import default_home
 
 if TYPE_CHECKING:
     from hub.storage.timeseries import TimescalePolicy
-
-
-def default_home() -> Path:
-    """Where anju keeps embedded state when ``ANJU_HOME`` is not set: a per-user data directory."""
-    return Path(os.environ.get("ANJU_HOME") or user_data_dir("anju", appauthor=False))
 
 
 class FileVariables(PydanticBaseSettingsSource):

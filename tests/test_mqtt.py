@@ -116,3 +116,18 @@ def test_link_retries_an_absent_broker_until_stopped() -> None:
 
     link = asyncio.run(scenario())
     assert link.connects == 0 and not link.connected
+
+
+def test_site_files_take_the_urls_the_link_takes() -> None:
+    from edge_agent.errors import SiteConfigError
+    from edge_agent.site import parse_site
+    from tests.edge_agent.helpers import SECRET_ENV, site_dict
+
+    env = {SECRET_ENV: "s3cret"}
+    for url in ("tcp://hub:1883", "ssl://gw:pw@hub", "mqtts://hub.example"):
+        doc = site_dict(estate="E01", agent="E01-gw1", mqtt_url=url, outbox_path="/tmp/o.sqlite")
+        assert parse_site(doc, environ=env).mqtt_url == url
+    for bad in ("http://hub", "mqtt://hub:99999", "mqtt://"):
+        doc = site_dict(estate="E01", agent="E01-gw1", mqtt_url=bad, outbox_path="/tmp/o.sqlite")
+        with pytest.raises(SiteConfigError, match=r"^mqtt_url: "):
+            parse_site(doc, environ=env)

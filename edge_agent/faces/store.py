@@ -11,6 +11,8 @@ Layout under ``$ANJU_HOME/faces/estates/<estate>/``:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -42,7 +44,7 @@ def estates_root(home: Path) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -70,8 +72,26 @@ class EstateVault:
             return None
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_bytes(32)
-        _write_atomic(path, key)
+        try:  # exclusive: two enrolments starting at once must not each make a key
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return self._key(create=False)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+            f.flush()
+            os.fsync(f.fileno())
         return key
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the estate's store for one read-modify-write (other processes wait)."""
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with (self.dir / ".lock").open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def load(self, name: str, pack: str) -> dict[str, object] | None:
         """The decrypted JSON document ``name`` (None when absent); FaceStoreError when it does not open."""
@@ -196,18 +216,22 @@ class Gallery:
             raise FaceStoreError("a person id is 1..128 characters")
         if len(embeddings) == 0:
             raise FaceStoreError(f"no face to enrol for {person_id}")
-        person = self.people.setdefault(person_id, Person(person_id, unit_id))
-        person.unit_id = unit_id
-        person.embeddings.extend(np.asarray(e, dtype=np.float32) for e in embeddings)
-        self.save()
-        self.vault.audit("enrol", person=person_id, unit=unit_id, faces=len(embeddings), pack=self.pack)
+        with self.vault.lock():
+            self.refresh()  # what other processes enrolled meanwhile stays
+            person = self.people.setdefault(person_id, Person(person_id, unit_id))
+            person.unit_id = unit_id
+            person.embeddings.extend(np.asarray(e, dtype=np.float32) for e in embeddings)
+            self.save()
+            self.vault.audit("enrol", person=person_id, unit=unit_id, faces=len(embeddings), pack=self.pack)
 
     def forget(self, person_id: str, *, by: str) -> bool:
         """Delete a person's embeddings; audited whether or not they were enrolled here."""
-        found = self.people.pop(person_id, None) is not None
-        if found:
-            self.save()
-        self.vault.audit("forget", person=person_id, found=found, by=by)
+        with self.vault.lock():
+            self.refresh()
+            found = self.people.pop(person_id, None) is not None
+            if found:
+                self.save()
+            self.vault.audit("forget", person=person_id, found=found, by=by)
         return found
 
     def save(self) -> None:

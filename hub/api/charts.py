@@ -90,6 +90,7 @@ class BarChart:
     gaps: tuple[Gap, ...]
     ticks: tuple[Tick, ...]
     x_labels: tuple[XLabel, ...]
+    mark_x: float | None = None  # where the alert's window starts: the reasons' figures are taken after it
 
     @property
     def baseline_y(self) -> float:
@@ -140,9 +141,11 @@ def bar_chart(
     width: int = 720,
     height: int = 150,
     lang: str = "zh",
+    mark: date | None = None,
 ) -> BarChart:
     """Lay out one daily series: a bar per known day, a gap per unknown day, 3 grid lines, 3 day labels;
-    its title, unit and bar labels in ``lang`` (``zh`` or ``en``)."""
+    its title, unit and bar labels in ``lang`` (``zh`` or ``en``); ``mark``: a day to draw a line before
+    (the start of the alert's window), when it is after the first day shown."""
     unit = spec.unit_in(lang)
     left, right, top, bottom = 44.0, 8.0, 10.0, 22.0
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -180,15 +183,18 @@ def bar_chart(
         title=spec.title(lang), width=width, height=height, left=left, top=top, plot_width=plot_w,
         plot_height=plot_h,
         bars=tuple(bars), gaps=tuple(gaps), ticks=ticks, x_labels=x_labels,
+        mark_x=None if mark is None or mark not in days[1:] else round(left + days.index(mark) * slot, 2),
     )
 
 
 def evidence_charts(
-    series: dict[str, Sequence[float | None]], *, days: Sequence[date], lang: str = "zh"
+    series: dict[str, Sequence[float | None]], *, days: Sequence[date], lang: str = "zh",
+    mark: date | None = None,
 ) -> list[BarChart]:
-    """One chart per known evidence series that has at least one entry, labelled in ``lang``."""
+    """One chart per known evidence series that has at least one entry, labelled in ``lang``, with the
+    window's start (``mark``) drawn."""
     return [
-        bar_chart(spec, days=days, values=series[spec.key], lang=lang)
+        bar_chart(spec, days=days, values=series[spec.key], lang=lang, mark=mark)
         for spec in EVIDENCE_SERIES
         if series.get(spec.key)
     ]

@@ -20,6 +20,8 @@ from hub.api.labels import ALERT_KINDS, CASE_STATUSES, label, reason_comparison,
 from hub.api.models import AlertDetail, AlertSummary
 from hub.api.pages import PAGE_HEADERS, not_found, page_language, render, to_login
 from hub.api.queue_params import QueueQuery
+from hub.api.queue_queries import page_evidence
+from hub.api.reason_figures import shown_reasons
 from hub.auth.models import Principal
 from hub.household.answers import case_answers
 
@@ -35,8 +37,8 @@ def sheet_charts(alert: AlertDetail, lang: Language) -> list[BarChart]:
     them (same series, same gaps), sized for a third of an A4 page."""
     evidence = alert.evidence.model_dump()
     specs = [s for s in EVIDENCE_SERIES if s.key in SHEET_SERIES and evidence.get(s.key)]
-    return [bar_chart(s, days=alert.evidence.days, values=evidence[s.key], width=360, height=110, lang=lang)
-            for s in specs]
+    return [bar_chart(s, days=alert.evidence.days, values=evidence[s.key], width=360, height=110, lang=lang,
+                      mark=alert.window_start) for s in specs]
 
 
 def _sheet(conn: Any, alert_id: int, lang: Language) -> dict[str, Any] | None:
@@ -44,7 +46,8 @@ def _sheet(conn: Any, alert_id: int, lang: Language) -> dict[str, Any] | None:
     if alert is None:
         return None
     return {"alert": alert, "case": alert.case, "charts": sheet_charts(alert, lang),
-            "answers": case_answers(conn, case_id=alert.case.id) if alert.case else []}
+            "answers": case_answers(conn, case_id=alert.case.id) if alert.case else [],
+            "shown": shown_reasons(alert.reasons, alert.evidence, window_start=alert.window_start)}
 
 
 def _visit_rows(conn: Any, user: Principal, ask: QueueQuery, n: int) -> list[AlertSummary]:
@@ -71,7 +74,9 @@ def visit_list_page(
                                                 MAX_SHEETS if with_sheets else MAX_LIST))
     lang = page_language(request)
     pages = [s for s in (_sheet(conn, a.id, lang) for a in rows if with_sheets) if s is not None]
-    return render(request, "visits.html", {"rows": rows, "sheets": pages, "ask": ask,
+    series = page_evidence(conn, [a.id for a in rows])
+    shown = {a.id: shown_reasons(a.reasons, series.get(a.id), window_start=a.window_start) for a in rows}
+    return render(request, "visits.html", {"rows": rows, "sheets": pages, "ask": ask, "shown": shown,
                                            "today": date.today().isoformat()}, user=user)
 
 
@@ -116,7 +121,7 @@ def visit_sheet_page(request: Request, conn: DbConn, user: MaybeUser, alert_id: 
     sheet = _sheet(conn, alert_id, page_language(request))
     if sheet is None or not user.sees(sheet["alert"].estate_id):
         return not_found(request, user, "alert", alert_id)
-    return render(request, "visits.html", {"rows": [], "sheets": [sheet], "ask": None,
+    return render(request, "visits.html", {"rows": [], "sheets": [sheet], "ask": None, "shown": {},
                                            "today": date.today().isoformat()}, user=user)
 
 

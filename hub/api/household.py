@@ -32,7 +32,7 @@ from hub.api.deps import (
 )
 from hub.api.household_text import household_message
 from hub.api.i18n import Language
-from hub.api.pages import page_language, render
+from hub.api.pages import not_found, page_language, render
 from hub.household.answers import (
     ANSWER_REASONS,
     AnswerRefused,
@@ -306,6 +306,28 @@ def answers(conn: DbConn, principal: CurrentUser, case_id: int) -> list[AnswerOu
         raise HTTPException(status_code=404, detail=f"case {case_id} not found")
     return [AnswerOut(id=a.id, by=a.by, relation=a.relation, reason=a.reason, text=a.body, at=a.at,
                       photo_ids=list(a.photo_ids)) for a in case_answers(conn, case_id=case_id)]
+
+
+@router.post("/cases/{case_id}/filing-override", response_model=None)
+def filing_override_page(request: Request, conn: DbConn, user: MaybeUser, case_id: int, form: FormFields
+                         ) -> Response:
+    """The case page's form: a supervisor records why a held case is filed now; back to the case."""
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    back = form.get("alert_id", "")
+    back = f"/alerts/{int(back)}" if back.isascii() and back.isdigit() and len(back) < 19 else "/"
+    try:
+        with conn.transaction():
+            record_filing_override(conn, case_id=case_id, principal=user, why=form.get("why", ""))
+    except NotYours:
+        return not_found(request, user, "case", case_id)
+    except AnswerRefused as err:
+        status = 403 if str(err) == "role" else 409 if str(err) == "not_confirmed" else 422
+        lang = page_language(request)
+        return render(request, "household_staff_refused.html", {
+            "message": household_message(lang, f"staff.refused.{err}"), "back": back,
+        }, status_code=status, user=user)
+    return RedirectResponse(back, status_code=303)
 
 
 class OverrideRequest(BaseModel):

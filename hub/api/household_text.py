@@ -91,6 +91,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "queue.answered": ("住户已申辩", "household answered"),
     "staff.answers": ("住户申辩", "The household's answers"),
     "staff.no_answers": ("住户尚未申辩。", "No answer from the household yet."),
+    "staff.held": ("住户申辩期内暂不报送执法，最早 {at}。", "Not filed for enforcement during the household's"
+                   " answer period: {at} at the earliest."),
+    "staff.override_why": ("提前报送的理由（至少 10 个字，住户可见）",
+                           "Why it must be filed now (at least 10 characters; the household sees it)"),
+    "staff.override": ("记录理由并提前报送", "Record why and file now"),
+    "staff.overridden": ("{name} 已记录提前报送的理由：{why}",
+                         "{name} recorded why it is filed early: {why}"),
+    "staff.refused.role": ("只有主管或管理员可以提前报送。", "Only a supervisor or an admin may file early."),
+    "staff.refused.why": ("理由至少 10 个字。", "Give a reason of at least 10 characters."),
+    "staff.refused.not_confirmed": ("只有已核实的案件才会报送。", "Only a confirmed case is filed."),
     "privacy": ("本页不显示其他住户的数据、陌生人记录、摄像头数据、模型内部数据或巡查员的内部备注。",
                 "This page never shows other households' data, strangers, camera data, model internals or"
                 " inspectors' private notes."),

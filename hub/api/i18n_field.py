@@ -104,6 +104,16 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "confirm.close.question": ("结案后本案不再有任何操作，确定吗？",
                                "Nothing more happens to a closed case. Close it?"),
     "confirm.yes.close": ("是，结案", "Yes, close"),
+    # reasons as the pages show them (hub/api/reason_figures.py)
+    "days_of": ("{n} 天中 {k} 天有进门", "entries on {k} of {n} days"),
+    "reasons.evidence": ("线索依据", "Evidence for the lead"),
+    "reasons.context": ("背景情况（不是线索依据）", "Context (not evidence for the lead)"),
+    "chart.window": ("判断窗口", "window judged"),
+    "risk.rank": ("在 {estate} 的 {n} 条待处理线索中排第 {rank}（分数越高越可疑，前 {pct}%）",
+                  "ranked {rank} of {n} open alerts in {estate} (higher is more suspicious; top {pct}%)"),
+    "risk.closed": ("线索已关闭，不再排名", "alert closed: no longer ranked"),
+    "age.data": ("数据截至 {asof}；首次标记后 {n} 个数据日",
+                 "data up to {asof}; {n} data days since first flagged"),
     # the supervisor's page
     "object.supervisor": ("主管视图", "supervisor's page"),
     "sup.link": ("主管视图", "Supervisor"),

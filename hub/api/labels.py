@@ -226,8 +226,8 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "vs_baseline",
     ),
     "peer_anomaly": (
-        "与同小区单元相比明显异常（孤立森林，同小区对比）",
-        "Unusual against the estate's other units (isolation forest over peer-normalised measures)",
+        "与同小区其他单元相比明显异常",
+        "Unusual compared with the estate's other units",
         "vs_baseline",
     ),
     "verdict_model": (
@@ -319,11 +319,25 @@ def reason_comparison(reason: Reason, lang: Language) -> str:
     known = REASONS.get(reason.code)
     if known is not None and known[2] is None:
         return ""
+    extra = reason.model_extra or {}
+    if "days_of" in extra:  # a count of days taken from a charted series: out of how many known days
+        measured = day_count(reason.value, extra["days_of"], lang)
+        if reason.baseline is None:
+            return measured
+        before = day_count(reason.baseline, extra.get("days_of_before", 0), lang)
+        return message(lang, "vs_before", value=measured, baseline=before)
     measured = quantity(reason.value, reason.unit, lang)
     if reason.baseline is None:
         return measured
     key = known[2] if known is not None and known[2] is not None else "vs_baseline"
     return message(lang, key, value=measured, baseline=quantity(reason.baseline, reason.unit, lang))
+
+
+def day_count(value: float | None, of: object, lang: Language) -> str:
+    """``k`` days out of ``n`` known days, e.g. ``21 天中 0 天`` / ``0 of 21 days``."""
+    if value is None:
+        return message(lang, "unknown")
+    return message(lang, "days_of", k=format_number(value, integer=True), n=of)
 
 
 def refusal(code: str, params: Mapping[str, object], lang: Language) -> str:

@@ -26,6 +26,8 @@ from hub.api.i18n import HTML_LANG, LANG_COOKIE, LANGUAGES, Language, choose_lan
 from hub.api.labels import refusal
 from hub.api.models import AlertSort
 from hub.api.queue_params import CASE_STATES, QueueQuery
+from hub.api.queue_queries import page_evidence, risk_rank
+from hub.api.reason_figures import shown_reasons
 from hub.api.trail import fold_repeats
 from hub.api.views import set_session_cookie
 from hub.auth.models import Principal, Role
@@ -33,7 +35,7 @@ from hub.auth.service import close_session, inspectors_for, open_session, sign_i
 from hub.cases.findings import InvalidFindings, latest_findings, parse_occupants, record_findings
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
-from hub.household.answers import answered_cases, case_answers
+from hub.household.answers import answered_cases, case_answers, staff_hold
 from hub.household.viewers import record_view
 
 router = APIRouter(include_in_schema=False)
@@ -156,11 +158,15 @@ def alert_list_page(
     page = queries.list_alerts(conn, **ask.query_args(user), limit=PAGE_SIZE, offset=offset,
                                after=ask.after, before=ask.before)
     estates = queries.list_estates(conn, estates=user.estate_filter())
+    series = page_evidence(conn, [a.id for a in page.items])
+    shown = {a.id: shown_reasons(a.reasons, series.get(a.id), window_start=a.window_start)
+             for a in page.items}
     batch = user.role in TRANSITIONS[Action.ASSIGN].roles
     people = sorted({n for e in estates for n in inspectors_for(conn, estate_id=e)}) if user.scoped or batch \
         else []
     context = {
         "page": page,
+        "shown": shown,
         "ask": ask,
         "filters": ask.form(),
         "sorts": [s.value for s in AlertSort],
@@ -200,7 +206,7 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
     if alert is None or not user.sees(alert.estate_id):
         return None
     evidence = alert.evidence.model_dump()
-    charts = evidence_charts(evidence, days=alert.evidence.days, lang=lang)
+    charts = evidence_charts(evidence, days=alert.evidence.days, lang=lang, mark=alert.window_start)
     case = alert.case
     trail = []
     actions: list[str] = []
@@ -223,7 +229,11 @@ def _alert_context(conn: Any, user: Principal, alert_id: int, lang: Language) ->
             "missing": missing, "next_step": next_step, "updates": _updates(case),
             "dismiss_reasons": list(DISMISS_REASONS), "today": date.today().isoformat(), "error": None,
             "answers": case_answers(conn, case_id=case.id) if case is not None else [],
-            "kept": kept_fields({}), "findings": latest_findings(conn, case_id=case.id) if case else None}
+            "hold": staff_hold(conn, case_id=case.id) if case is not None else None,
+            "kept": kept_fields({}), "findings": latest_findings(conn, case_id=case.id) if case else None,
+            "shown": shown_reasons(alert.reasons, alert.evidence, window_start=alert.window_start),
+            "rank": risk_rank(conn, estate_id=alert.estate_id, score=alert.score)
+            if alert.status == "open" and alert.score is not None else None}
 
 
 def kept_fields(form: dict[str, str]) -> Callable[[str, str], str]:

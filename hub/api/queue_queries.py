@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from hub.api.models import AlertPage, AlertSort, AlertSummary
+from hub.api.models import AlertPage, AlertSort, AlertSummary, Evidence
 from hub.cases.workflow import OVERDUE_SQL as WORKFLOW_OVERDUE_SQL
 
 Conn = psycopg.Connection[Any]
@@ -229,3 +229,24 @@ def list_alerts(
         next_after=items[-1].id if items and has_next else None,
         prev_before=items[0].id if items and start > 0 else None,
     )
+
+
+def page_evidence(conn: Conn, alert_ids: list[int]) -> dict[int, Evidence]:
+    """The evidence series of these alerts (a page's worth), by id: the pages take their reasons'
+    figures from the same series the charts draw."""
+    if not alert_ids:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, evidence FROM alerts WHERE id = ANY(%s)", (alert_ids,))
+        return {int(i): Evidence.model_validate(e or {}) for i, e in cur.fetchall()}
+
+
+def risk_rank(conn: Conn, *, estate_id: str, score: float) -> tuple[int, int]:
+    """Where an open alert of this score ranks among the estate's open alerts: (rank, how many)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FILTER (WHERE score > %(s)s) + 1, count(*) FROM alerts"
+            " WHERE estate_id = %(e)s AND status = 'open'", {"s": score, "e": estate_id},
+        )
+        row = cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (1, 1)

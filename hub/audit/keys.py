@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.audit.errors import AuditKeyError
-from hub.settings import default_home
+from hub.home import default_home
 
 PLACEHOLDER = "changethis"
 MIN_KEY_BYTES = 32

@@ -183,6 +183,11 @@ def answer_hold(
     return until if until > now else None
 
 
+# The outbox row that files a case for enforcement: its filing, or (a lead filed when it opened) the
+# update that carries its confirmation.
+_ENFORCEMENT_ROW = "(kind = 'filing' OR (kind = 'update' AND payload->>'status' = 'confirmed'))"
+
+
 def _on_record(conn: psycopg.Connection[Any], case_id: int) -> bool:
     """Whether anyone on the case's unit's lease is on record to be told and to sign in: a unit with
     nobody registered here has no household side to wait for (register the lease to give it one)."""
@@ -194,12 +199,15 @@ def _on_record(conn: psycopg.Connection[Any], case_id: int) -> bool:
 
 
 def push_filing(conn: psycopg.Connection[Any], *, case_id: int, until: datetime) -> None:
-    """Move a held filing not yet tried to ``until`` at the earliest (a notice was just delivered)."""
-    if conn.execute("SELECT 1 FROM filing_overrides WHERE case_id = %s", (case_id,)).fetchone():
+    """Move a held filing not yet tried to ``until`` at the earliest (a notice was just delivered): only
+    for a confirmed case, with someone on record, that no supervisor released."""
+    row = conn.execute("SELECT c.status = 'confirmed' AND NOT EXISTS (SELECT 1 FROM filing_overrides o"
+                       " WHERE o.case_id = c.id) FROM cases c WHERE c.id = %s", (case_id,)).fetchone()
+    if row is None or not row[0] or not _on_record(conn, case_id):
         return
     conn.execute(
         "UPDATE tenancy_outbox SET next_attempt_at = greatest(next_attempt_at, %s) WHERE case_id = %s"
-        " AND kind = 'filing' AND state = 'pending' AND attempts = 0", (until, case_id),
+        f" AND {_ENFORCEMENT_ROW} AND state = 'pending' AND attempts = 0", (until, case_id),
     )
 
 
@@ -226,7 +234,25 @@ def record_filing_override(
     ).fetchone()
     if inserted is None:
         return
-    conn.execute("UPDATE tenancy_outbox SET next_attempt_at = %s WHERE case_id = %s AND kind = 'filing'"
+    conn.execute(f"UPDATE tenancy_outbox SET next_attempt_at = %s WHERE case_id = %s AND {_ENFORCEMENT_ROW}"
                  " AND state = 'pending' AND next_attempt_at > %s", (now, case_id, now))
     record_audit(conn, actor=principal.actor, action="case.filing_override", object_type="case",
                  object_id=case_id, detail={"why": why})
+
+
+@dataclass(frozen=True, slots=True)
+class StaffHold:
+    """What the inspector's case page says of the household's answer period: the filing held until when,
+    and the supervisor's recorded reason to file early (with who recorded it), if any."""
+
+    until: datetime | None
+    why: str | None
+    by: str | None
+
+
+def staff_hold(conn: psycopg.Connection[Any], *, case_id: int, now: datetime | None = None) -> StaffHold:
+    """The case's hold on filing for the staff pages."""
+    row = conn.execute("SELECT why, decided_by FROM filing_overrides WHERE case_id = %s",
+                       (case_id,)).fetchone()
+    until = answer_hold(conn, case_id=case_id, now=now or datetime.now(UTC))
+    return StaffHold(until=until, why=row[0] if row else None, by=row[1] if row else None)

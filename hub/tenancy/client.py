@@ -1,5 +1,6 @@
 """HTTP client of the city tenancy system's case API: filings (``POST /api/v1/cases``) and later decisions
-(``POST /api/v1/case-updates``), each with an Idempotency-Key."""
+(``POST /api/v1/case-updates``), each with an Idempotency-Key, and the lookup of a filing by anju's case
+reference (for when a send's answer never came and the key may not have been honoured)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,26 @@ class TenancyClient:
         return FilingResponse(
             status=resp.status_code, body=body if isinstance(body, dict) else None, text=resp.text[:500]
         )
+
+    def find_case(self, *, case_ref: str) -> dict[str, Any] | None:
+        """The case the tenancy system holds under anju's ``case_ref`` (``GET /api/v1/cases?case_ref=``),
+        with its updates; None when it holds none. Raise ``TenancyUnavailable`` when no usable answer came
+        back: then nobody knows, and the caller must not send again yet."""
+        try:
+            resp = self._http.get("/api/v1/cases", params={"case_ref": case_ref})
+        except httpx.TransportError as err:
+            raise TenancyUnavailable(f"{type(err).__name__}: {err}") from err
+        if resp.status_code != 200:
+            raise TenancyUnavailable(f"case lookup answered HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            body = resp.json()
+        except ValueError as err:
+            raise TenancyUnavailable(f"case lookup answered no JSON: {resp.text[:200]}") from err
+        cases = body.get("cases") if isinstance(body, dict) else None
+        if not isinstance(cases, list):
+            raise TenancyUnavailable(f"case lookup answered no list of cases: {resp.text[:200]}")
+        found = [c for c in cases if isinstance(c, dict) and c.get("case_ref") == case_ref]
+        return found[0] if found else None
 
     def changes(self, *, since: int, limit: int = 100) -> list[dict[str, Any]]:
         """Status changes numbered after ``since`` (``GET /api/v1/changes``), oldest first; raise

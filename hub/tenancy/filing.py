@@ -154,10 +154,15 @@ def queue_update(
     """Queue a decision on a filed case as an update to the tenancy system, after its filing and any
     earlier update (the outbox sends a case's rows in order); False when the case was never filed.
 
-    Inspectors' names and notes stay here: the update says what was decided, when, and why by code."""
+    Inspectors' names and notes stay here: the update says what was decided, when, and why by code.
+    The update that carries a confirmation (a lead filed when it opened, ``ANJU_AUTO_FILE``) is held by
+    ``filing_eligibility`` like a filing: it is what files the case for enforcement."""
     if not filing_queued(conn, case_id=case_id):
         return False
     now = now or datetime.now(UTC)
+    confirms = status == "confirmed"
+    hold = filing_eligibility(conn, case_id=case_id, now=now) if confirms else FilingEligibility()
+    due = max(now, hold.not_before) if hold.not_before else now
     (count,) = conn.execute(
         "SELECT count(*) FROM tenancy_outbox WHERE case_id = %s AND kind = 'update'", (case_id,)
     ).fetchone() or (0,)
@@ -173,8 +178,11 @@ def queue_update(
     conn.execute(
         "INSERT INTO tenancy_outbox (case_id, kind, idempotency_key, payload, state, attempts,"
         " next_attempt_at) VALUES (%s, 'update', %s, %s, 'pending', 0, %s)",
-        (case_id, key, Jsonb(payload), now),
+        (case_id, key, Jsonb(payload), due),
     )
+    detail: dict[str, Any] = {"idempotency_key": key, "update": action, "status": status}
+    if hold.not_before:
+        detail.update({"held_until": due.isoformat(), "held_by": hold.why})
     record_audit(conn, actor=actor, action="tenancy.update_queued", object_type="case", object_id=case_id,
-                 detail={"idempotency_key": key, "update": action, "status": status})
+                 detail=detail)
     return True

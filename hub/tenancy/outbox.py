@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 ACTOR = "system:tenancy"
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(hours=1)
+# How long a claimed row is left alone by other hubs while this one sends it (well above a send's time-out).
+LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,74 +43,139 @@ def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
     return timedelta(seconds=raw * rng.uniform(0.5, 1.0))
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What one try of one outbox row came to (the HTTP part; the row is updated afterwards)."""
+
+    outbox_id: int
+    case_id: int
+    key: str
+    kind: str
+    attempts: int
+    status: int | None = None  # the HTTP status that settled it (None: no answer)
+    body: dict[str, object] | None = None
+    error: str | None = None  # None: the tenancy system holds it now
+    permanent: bool = False  # an answer that retrying will not change
+    found: bool = False  # it was there already (looked up by anju's case reference): not sent again
+
+
+# What a filing found under its reference must agree on with the one queued, to count as the same.
+FILING_FIELDS = ("unit_id", "estate_id", "kind", "summary", "evidence_sha256")
+
+
+def _held_already(client: TenancyClient, *, kind: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The tenancy system's record of this row if it holds it already: the case filed under the row's
+    ``case_ref`` (a filing), or that case with the row's update among its updates (an update)."""
+    case = client.find_case(case_ref=str(payload["case_ref"]))
+    if case is None or kind == "filing":
+        return case
+    seqs = {u.get("update_seq") for u in case.get("updates") or [] if isinstance(u, dict)}
+    return case if payload.get("update_seq") in seqs else None
+
+
+def _try(client: TenancyClient, row: tuple[Any, ...]) -> _Attempt:
+    """Send one outbox row; when it was sent before (``uncertain_since``: its answer never came, or was
+    not recorded), look it up first and send only if the tenancy system does not hold it: exactly once
+    even where Idempotency-Key is ignored."""
+    outbox_id, case_id, key, payload, attempts, kind, uncertain_since = row
+    base = _Attempt(outbox_id=outbox_id, case_id=case_id, key=key, kind=kind, attempts=attempts)
+    try:
+        if uncertain_since is not None:
+            held = _held_already(client, kind=kind, payload=payload)
+            compared = FILING_FIELDS if held and kind == "filing" else ()
+            differs = [f for f in compared if held and held.get(f) != payload.get(f)]
+            if differs:  # what a key-honouring system answers 409: it will not heal by sending again
+                return replace(base, error=f"filed under {payload['case_ref']} with a different"
+                               f" {', '.join(differs)}", permanent=True)
+            if held is not None:
+                return replace(base, status=200, found=True,
+                               body={"tenancy_case_id": held.get("tenancy_case_id")})
+        send = client.update_case if kind == "update" else client.file_case
+        resp = send(idempotency_key=key, payload=payload)
+    except TenancyUnavailable as err:  # no answer: it may or may not be there (the next try looks first)
+        return replace(base, error=str(err))
+    if resp.accepted:
+        return replace(base, status=resp.status, body=resp.body)
+    return replace(base, status=resp.status, error=f"HTTP {resp.status}: {resp.text}",
+                   permanent=not resp.retryable)
+
+
 def deliver_pending(
     conn: psycopg.Connection, *, client: TenancyClient, limit: int = 50, max_attempts: int = 10,
-    now: datetime | None = None,
+    now: datetime | None = None, lease: timedelta = LEASE,
 ) -> DeliveryResult:
     """Send due pending rows (locked with SKIP LOCKED, so several hubs never send the same row at once).
 
-    The row lock is held across the HTTP call: if this process dies after the tenancy system accepted a
-    case but before the commit, the row is sent again later and the idempotency key makes that harmless.
+    Exactly once does not rest on the tenancy system honouring Idempotency-Key. Before anything is sent,
+    the rows are claimed in their own transaction: each is marked as sent-and-unanswered
+    (``uncertain_since``) and leased (``next_attempt_at`` moves ``lease`` ahead, so no other hub takes
+    it). Any later try of a row so marked (after a time-out, a connection reset, an error answer, or this
+    process dying before it recorded the answer) first looks the case up by anju's case reference and
+    sends again only if the tenancy system does not hold it. What a lookup cannot see is a request still
+    being processed: the backoff before the next try (a second at least, then growing) is what lets such
+    a request land first. Call it outside a transaction: inside one, the claim commits only with it.
     """
     now = now or datetime.now(UTC)
     sent = retried = dead = 0
     with conn.transaction():
         rows = conn.execute(
-            "SELECT o.id, o.case_id, o.idempotency_key, o.payload, o.attempts, o.kind FROM tenancy_outbox o"
+            "SELECT o.id, o.case_id, o.idempotency_key, o.payload, o.attempts, o.kind, o.uncertain_since"
+            " FROM tenancy_outbox o"
             " WHERE o.state = 'pending' AND o.next_attempt_at <= %(now)s AND NOT EXISTS ("
             "   SELECT 1 FROM tenancy_outbox e WHERE e.case_id = o.case_id AND e.id < o.id"
             "   AND e.state <> 'sent' AND NOT (e.state = 'pending' AND e.next_attempt_at <= %(now)s))"
             " ORDER BY o.id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED",
             {"now": now, "limit": limit},
         ).fetchall()
-        # All HTTP calls first, then the row updates and audit rows: appending to the audit chain takes
-        # a lock held until commit, which must not wait on the tenancy system's answers.
-        outcomes: list[tuple[int, int, str, int, int | None, dict[str, object] | None, str | None, bool,
-                             str]] = []
-        failed: set[int] = set()  # cases whose earlier row failed this drain: their later rows wait
-        for outbox_id, case_id, key, payload, attempts, kind in rows:
-            if case_id in failed:
-                continue
-            status: int | None = None
-            send = client.update_case if kind == "update" else client.file_case
-            try:
-                resp = send(idempotency_key=key, payload=payload)
-            except TenancyUnavailable as err:
-                outcomes.append((outbox_id, case_id, key, attempts, None, None, str(err), False, kind))
-                failed.add(case_id)
-                continue
-            status = resp.status
-            if resp.accepted:
-                outcomes.append((outbox_id, case_id, key, attempts, status, resp.body, None, False, kind))
-            else:
-                outcomes.append((outbox_id, case_id, key, attempts, status, None,
-                                 f"HTTP {status}: {resp.text}", not resp.retryable, kind))
-                failed.add(case_id)
-        for outbox_id, case_id, key, attempts, status, body, error, permanent, kind in outcomes:
-            if error is None:
-                assert status is not None
-                _mark_sent(conn, outbox_id=outbox_id, case_id=case_id, key=key, status=status, now=now,
-                           body=body, kind=kind)
+        conn.execute(
+            "UPDATE tenancy_outbox SET uncertain_since = coalesce(uncertain_since, %s), next_attempt_at = %s"
+            " WHERE id = ANY(%s)", (now, now + lease, [r[0] for r in rows]),
+        )
+    # The HTTP calls, outside any transaction: the audit chain's lock (taken by the rows' audit entries
+    # below) must not wait on the tenancy system's answers.
+    outcomes: list[_Attempt] = []
+    failed: set[int] = set()  # cases whose earlier row failed this drain: their later rows wait
+    for row in rows:
+        if row[1] in failed:
+            continue
+        outcome = _try(client, row)
+        outcomes.append(outcome)
+        if outcome.error is not None:
+            failed.add(outcome.case_id)
+    # Rows claimed but not tried (an earlier row of their case failed) are due again at once, as they were.
+    tried = {o.outbox_id for o in outcomes}
+    untried = [(r[0], r[6]) for r in rows if r[0] not in tried]
+    with conn.transaction():
+        for outbox_id, uncertain_since in untried:
+            conn.execute("UPDATE tenancy_outbox SET next_attempt_at = %s, uncertain_since = %s WHERE id = %s",
+                         (now, uncertain_since, outbox_id))
+        for o in outcomes:
+            if o.error is None:
+                assert o.status is not None
+                _mark_sent(conn, outbox_id=o.outbox_id, case_id=o.case_id, key=o.key, status=o.status,
+                           now=now, body=o.body, kind=o.kind, found=o.found)
                 sent += 1
                 continue
-            attempts += 1
-            if permanent or attempts >= max_attempts:
+            attempts = o.attempts + 1
+            if o.permanent or attempts >= max_attempts:
                 # A 4xx such as 409 (same key, different body) will not heal by retrying: dead-letter it
                 # now so a person looks at it; the row and its payload stay for that.
                 conn.execute(
                     "UPDATE tenancy_outbox SET state = 'dead', attempts = %s, last_error = %s,"
                     " response_status = %s WHERE id = %s",
-                    (attempts, error, status, outbox_id),
+                    (attempts, o.error, o.status, o.outbox_id),
                 )
-                record_audit(conn, actor=ACTOR, action="tenancy.dead", object_type="case", object_id=case_id,
-                             detail={"idempotency_key": key, "attempts": attempts, "error": error})
-                log.error("tenancy filing of case %s dead after %d attempts: %s", case_id, attempts, error)
+                record_audit(conn, actor=ACTOR, action="tenancy.dead", object_type="case",
+                             object_id=o.case_id,
+                             detail={"idempotency_key": o.key, "attempts": attempts, "error": o.error})
+                log.error("tenancy filing of case %s dead after %d attempts: %s", o.case_id, attempts,
+                          o.error)
                 dead += 1
             else:
                 conn.execute(
                     "UPDATE tenancy_outbox SET attempts = %s, last_error = %s, response_status = %s,"
                     " next_attempt_at = %s WHERE id = %s",
-                    (attempts, error, status, now + backoff(attempts), outbox_id),
+                    (attempts, o.error, o.status, now + backoff(attempts), o.outbox_id),
                 )
                 retried += 1
     if retried:
@@ -115,9 +183,42 @@ def deliver_pending(
     return DeliveryResult(sent=sent, retried=retried, dead=dead)
 
 
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """A dead outbox row put back in the queue: its id, case, kind and why it had died."""
+
+    outbox_id: int
+    case_id: int
+    kind: str
+    last_error: str | None
+
+
+def requeue_dead(
+    conn: psycopg.Connection, *, actor: str, case_ids: list[int] | None = None, now: datetime | None = None,
+) -> list[Requeued]:
+    """Put dead-lettered rows (all, or those of ``case_ids``) back in the queue, due now with a fresh
+    count of attempts, one audit row each under ``actor``, in the caller's transaction.
+
+    Once an operator has fixed what killed them (a rejected body, a long outage). A row sent before keeps
+    its mark, so it is looked up by case reference before it is sent again; the error it died of stays
+    on the row until the next try and in the audit trail."""
+    now = now or datetime.now(UTC)
+    rows = conn.execute(
+        "UPDATE tenancy_outbox SET state = 'pending', attempts = 0, next_attempt_at = %s"
+        " WHERE state = 'dead' AND (%s::bigint[] IS NULL OR case_id = ANY(%s::bigint[]))"
+        " RETURNING id, case_id, kind, last_error, attempts",
+        (now, case_ids, case_ids),
+    ).fetchall()
+    out = [Requeued(int(r[0]), int(r[1]), str(r[2]), r[3]) for r in sorted(rows)]
+    for row in out:
+        record_audit(conn, actor=actor, action="tenancy.requeued", object_type="case", object_id=row.case_id,
+                     detail={"outbox_id": row.outbox_id, "kind": row.kind, "last_error": row.last_error})
+    return out
+
+
 def _mark_sent(
     conn: psycopg.Connection, *, outbox_id: int, case_id: int, key: str, status: int, now: datetime,
-    body: dict[str, object] | None, kind: str = "filing",
+    body: dict[str, object] | None, kind: str = "filing", found: bool = False,
 ) -> None:
     conn.execute(
         "UPDATE tenancy_outbox SET state = 'sent', attempts = attempts + 1, sent_at = %s,"
@@ -137,10 +238,12 @@ def _mark_sent(
         " THEN 'filed' ELSE status END WHERE id = %s",
         (kind, now, str(city_no) if city_no else None, case_id),
     )
+    # found: an earlier send without an answer had got through; the lookup saw it, nothing was sent again.
+    seen = {"found_by_lookup": True} if found else {}
     if kind == "update":
         record_audit(conn, actor=ACTOR, action="tenancy.update_sent", object_type="case", object_id=case_id,
-                     detail={"idempotency_key": key, "response_status": status})
+                     detail={"idempotency_key": key, "response_status": status, **seen})
         return
     record_audit(conn, actor=ACTOR, action="case.filed", object_type="case", object_id=case_id,
                  detail={"idempotency_key": key, "response_status": status,
-                         "tenancy_case_id": (body or {}).get("tenancy_case_id")})
+                         "tenancy_case_id": (body or {}).get("tenancy_case_id"), **seen})

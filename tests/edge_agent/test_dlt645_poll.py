@@ -94,9 +94,10 @@ def test_a_bus_is_read_in_turn_with_a_dead_and_a_faulty_meter(
     unavailable = [r.getMessage() for r in caplog.records if "is unavailable" in r.getMessage()]
     assert len(unavailable) == 2  # one line per meter that went away, not per poll
     assert any("available again" in r.getMessage() for r in caplog.records)
-    # every failed poll is one line at DEBUG, without bytes dumped
+    # every failed poll (3: unit 3 once, unit 4 twice) is one line, without bytes dumped
     failed = [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
-    assert len(failed) == 3 and all("\n" not in f and "0x68" not in f for f in failed)
+    assert len(unavailable) + len(failed) == 3
+    assert all("\n" not in f and "0x68" not in f and "68 " not in f for f in failed + unavailable)
 
 
 def test_a_falling_total_is_flagged_and_remembered_across_a_restart(tmp_path: Path) -> None:
@@ -130,6 +131,22 @@ def test_an_outbox_that_refuses_keeps_the_old_baseline(tmp_path: Path) -> None:
         poller = on_a_bus("cjt188", 1, ob, over_capacity)
         assert [r.value for r in stored(ob)] == [50.0]
     assert poller.stats.refused_full == 1
+
+
+def test_cjt188_water_and_gas_meters_through_one_tcp_gateway(tmp_path: Path) -> None:
+    async def run() -> list[tuple[str, float | None]]:
+        async with FrameMeterFleet(_fast_clock(), protocol="cjt188", units=2, port=0) as fleet:
+            fleet.totals = {1: 12.5, 2: 830.25}
+            meters = [meter("cjt188", 1, host="127.0.0.1", tcp_port=fleet.port),
+                      meter("cjt188", 2, host="127.0.0.1", tcp_port=fleet.port, meter="gas")]  # fmt: skip
+            with Outbox(tmp_path / "o.sqlite", capacity=100) as ob:
+                poller = Cjt188Poller(meters=meters, clock=_fast_clock(), outbox=ob)
+                try:
+                    return [(r.meter.value, r.value) for r in await poller.poll_round()]
+                finally:
+                    poller.close()
+
+    assert asyncio.run(run()) == [("water", 12.5), ("gas", 830.25)]
 
 
 def test_dlt645_through_a_tcp_gateway(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,7 +57,7 @@ def test_enrol_identify_forget_through_the_cli(
 
     # the store holds no photo and no readable embedding; the key is private
     store = home / "faces" / "estates" / "E01"
-    assert sorted(p.name for p in store.iterdir()) == ["audit.log", "gallery.bin", "key"]
+    assert sorted(p.name for p in store.iterdir()) == [".lock", "audit.log", "gallery.bin", "key"]
     assert (store / "key").stat().st_mode & 0o077 == 0
     assert b"T-1001" not in (store / "gallery.bin").read_bytes()
     assert (store / "gallery.bin").stat().st_size < 16_000  # two embeddings; a photo would not fit
@@ -187,3 +189,19 @@ def test_evidence_crops_are_sealed_and_pruned_after_the_retention(home: Path) ->
     assert store.prune(now=time.time() + 6 * 86400) == 0
     assert store.prune(now=time.time() + 8 * 86400) == 1
     assert store.read(name) is None
+
+
+def test_enrolments_by_processes_at_once_all_stay(home: Path, tmp_path: Path) -> None:
+    script = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from edge_agent.faces.store import EstateVault, Gallery\n"
+        "g = Gallery(EstateVault(Path(sys.argv[1]), 'E01'), 'default')\n"
+        "for i in range(5):\n"
+        "    g.enrol(f'{sys.argv[2]}-{i}', 'U-1', np.ones((1, 128), np.float32))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(home), f"P{n}"]) for n in range(3)]
+    assert [p.wait(60) for p in procs] == [0, 0, 0]
+    people = Gallery(EstateVault(home, "E01"), "default").people
+    assert sorted(people) == sorted(f"P{n}-{i}" for n in range(3) for i in range(5))
+    assert len(EstateVault(home, "E01").audit_entries()) == 15

@@ -153,3 +153,57 @@ def test_welfare_requests_and_elderly_signals_never_reach_the_tenancy_filing(dat
         assert shown is not None and WELFARE_NOTE not in repr(shown)
         print(f"welfare: {len(queue)} records queued; {len(filed(tenancy))} filing sent;"
               " 0 welfare records in it")
+
+
+def test_a_lead_filed_on_opening_has_its_confirmation_held(database_url: str) -> None:
+    from hub.cases.service import open_case
+    from tests.hub.test_api import insert_alert, vacancy_evidence
+
+    with (psycopg.connect(database_url) as conn, sms_gateway() as (sms_url, _),
+          SmsGateway(sms_url) as gateway, serve(tenancy_app()) as tenancy_url,
+          TenancyClient(tenancy_url) as client, httpx.Client(base_url=tenancy_url) as tenancy):
+        household_db(conn)
+        alert = insert_alert(conn, unit_id=HOME, estate_id="E01", kind="sublet", score=0.7, reasons=[],
+                             evidence=vacancy_evidence())
+        opened = open_case(conn, alert_id=alert, unit_id=HOME, estate_id="E01", kind="sublet", summary="lead",
+                           evidence={"reasons": []}, auto_file=True)
+        assert opened is not None
+        conn.commit()
+        t0 = datetime.now(UTC)
+        queue_case_notices(conn, now=t0)
+        deliver_notifications(conn, gateway=gateway, now=t0)
+        assert deliver_pending(conn, client=client, now=t0).sent == 1  # the lead itself is not held
+        confirm(conn, opened.case_id)  # assign, then confirm: two updates
+        assert deliver_pending(conn, client=client, now=t0 + timedelta(minutes=1)).sent == 1  # the assignment
+        later = t0 + timedelta(hours=1)
+        queue_case_notices(conn, now=later)
+        deliver_notifications(conn, gateway=gateway, now=later)
+        assert deliver_pending(conn, client=client, now=later + timedelta(days=13)).sent == 0
+        assert deliver_pending(conn, client=client, now=later + timedelta(days=14, seconds=1)).sent == 1
+        updates = next(c for c in filed(tenancy) if c["case_ref"] == f"ANJU-{opened.case_id}")["updates"]
+        assert [u["action"] for u in updates] == ["assign", "confirm"]
+
+
+def test_a_supervisor_records_why_on_the_case_page(database_url: str) -> None:
+    from hub.api.app import create_app
+    from tests.hub.test_api import login
+
+    with psycopg.connect(database_url) as conn:
+        ids = household_db(conn)
+        confirm(conn, ids["home_case"])
+    with serve(create_app(database_url=database_url)) as url:
+        sup = httpx.Client(base_url=url, headers=login(url, "sup1"), follow_redirects=False)
+        insp = httpx.Client(base_url=url, headers=login(url, "insp1"), follow_redirects=False)
+        page = sup.get(f"/alerts/{ids['home_alert']}").text
+        assert 'class="filing-held"' in page and 'class="action filing-override"' in page
+        assert 'class="action filing-override"' not in insp.get(f"/alerts/{ids['home_alert']}").text
+        form = {"alert_id": str(ids["home_alert"]), "why": "short"}
+        assert sup.post(f"/cases/{ids['home_case']}/filing-override", data=form).status_code == 422
+        assert insp.post(f"/cases/{ids['home_case']}/filing-override",
+                         data={**form, "why": "the flat is being sold on today"}).status_code == 403
+        done = sup.post(f"/cases/{ids['home_case']}/filing-override",
+                        data={**form, "why": "the flat is being sold on today"})
+        assert done.status_code == 303 and done.headers["location"] == f"/alerts/{ids['home_alert']}"
+        after = sup.get(f"/alerts/{ids['home_alert']}").text
+        assert "sup1 已记录提前报送的理由：the flat is being sold on today" in after
+        assert 'class="filing-held"' not in after

@@ -12,7 +12,7 @@ import pytest
 from hub.settings import HubSettings
 from hub.storage import StorageInfo, ensure_partitions, ensure_schema, upsert_units
 from hub.storage.schema import sql_files
-from hub.storage.timeseries import plain_sql
+from hub.storage.timeseries import TimescalePolicy, plain_sql, timescale_sql
 
 TODAY = date(2026, 3, 15)
 NOTE_DDL = """
@@ -59,12 +59,19 @@ def test_a_hub_start_on_a_current_schema_runs_no_ddl(conn: psycopg.Connection, s
     assert conn.execute("SELECT tag FROM ddl_seen").fetchall() == []
 
 
-@pytest.mark.parametrize("storage_backend", ["partitions"])
-def test_a_database_from_before_versioning_keeps_its_data_and_is_recorded(conn: psycopg.Connection) -> None:
+def test_a_database_from_before_versioning_keeps_its_data_and_is_recorded(
+    conn: psycopg.Connection, storage_backend: str
+) -> None:
     # What the previous release did at every start: the time-series DDL, partitions, every file.
-    for stmt in plain_sql():
-        conn.execute(stmt.encode())
-    ensure_partitions(conn, start=date(2026, 2, 1), months_ahead=4)
+    if storage_backend == "partitions":
+        for stmt in plain_sql():
+            conn.execute(stmt.encode())
+        ensure_partitions(conn, start=date(2026, 2, 1), months_ahead=4)
+    else:  # its hypertables also had TimescaleDB's own ts index, and an hourly view materialized only
+        for stmt in timescale_sql(TimescalePolicy()):
+            conn.execute(stmt.encode())
+        conn.execute("CREATE INDEX meter_readings_ts_idx ON meter_readings (ts DESC)")
+        conn.execute("ALTER MATERIALIZED VIEW meter_hourly SET (timescaledb.materialized_only = true)")
     for path in sql_files():
         conn.execute(path.read_text().encode())
     upsert_units(conn, [{"unit_id": f"E01-1-01{i:02d}", "estate_id": "E01"} for i in range(5)])
@@ -79,10 +86,14 @@ def test_a_database_from_before_versioning_keeps_its_data_and_is_recorded(conn: 
     before = conn.execute(counts).fetchone()
     info = ensure_schema(conn, today=TODAY)
     conn.commit()
-    assert isinstance(info, StorageInfo) and info.backend == "partitions"
+    assert isinstance(info, StorageInfo) and info.backend == storage_backend
     assert info.sql_files == tuple(p.name for p in sql_files())  # each recorded by running it once more
     assert conn.execute(counts).fetchone() == before == (5, 100, 1)
     assert ensure_schema(conn, today=TODAY).sql_files == ()
+    indexes = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'meter_readings' ORDER BY 1")
+    assert indexes.fetchall() == [("meter_readings_pkey",), ("meter_readings_ts",)]
+    hourly = conn.execute("SELECT count(*) FROM meter_hourly").fetchone()
+    assert hourly == (100,)  # the newest rows too, on either form
 
 
 @pytest.mark.parametrize("storage_backend", ["partitions"])

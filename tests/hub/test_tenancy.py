@@ -16,6 +16,7 @@ import uvicorn
 from psycopg.types.json import Jsonb
 
 from device_sims import tenancy
+from hub.audit.store import verify
 from hub.detection.service import run_detection
 from hub.tenancy.client import TenancyClient
 from hub.tenancy.outbox import BACKOFF_CAP, backoff, deliver_pending
@@ -94,18 +95,22 @@ def test_cases_arrive_exactly_once_and_repeats_are_idempotent(
         assert audit == [("system:tenancy",), ("system:tenancy",)]
         assert deliver_pending(conn, client=client).sent == 0  # nothing left to send
 
-        # A crash after the POST but before our commit: the rows are pending again and go out again.
-        conn.execute("UPDATE tenancy_outbox SET state = 'pending'")
+        # A crash after the POST but before our commit: the rows are pending again. They were sent before,
+        # so the hub looks each case up by its reference first: found there, it is not sent again.
+        conn.execute("UPDATE tenancy_outbox SET state = 'pending', next_attempt_at = now()")  # lease over
         conn.commit()
         again = deliver_pending(conn, client=client)
         conn.commit()
         assert again.sent == 2 and [s[2] for s in states(conn)] == [200, 200]
+        found = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'case.filed'"
+                             " AND detail->>'found_by_lookup' = 'true'").fetchone()
+        assert found == (2,)
 
     remote = remote_cases(stand_in)
     keys = sorted(c["idempotency_key"] for c in remote)
     ours = [r[0] for r in conn.execute("SELECT idempotency_key FROM tenancy_outbox ORDER BY id").fetchall()]
     assert keys == sorted(ours) and len(remote) == 2
-    assert all(c["deliveries"] == 2 for c in remote)
+    assert all(c["deliveries"] == 1 for c in remote)
     payloads = {r[0]: r[1] for r in conn.execute("SELECT idempotency_key, payload FROM tenancy_outbox")}
     for c in remote:
         assert c["evidence_sha256"] == payloads[c["idempotency_key"]]["evidence_sha256"]
@@ -119,13 +124,17 @@ def test_conflicting_body_is_dead_lettered_not_retried(conn: psycopg.Connection,
         row = conn.execute("SELECT id, payload FROM tenancy_outbox ORDER BY id LIMIT 1").fetchone()
         assert row is not None
         changed = {**row[1], "summary": "edited after filing"}
-        conn.execute("UPDATE tenancy_outbox SET state = 'pending', payload = %s WHERE id = %s",
-                     (Jsonb(changed), row[0]))
+        conn.execute("UPDATE tenancy_outbox SET state = 'pending', payload = %s, next_attempt_at = now()"
+                     " WHERE id = %s", (Jsonb(changed), row[0]))
         conn.commit()
         result = deliver_pending(conn, client=client)
         conn.commit()
+    # Sent before, so looked up first: the tenancy system holds the case with another body. That is for a
+    # person to look at, whether or not the tenancy system would have answered 409 on the key.
     assert result.dead == 1
-    assert states(conn)[0] == ("dead", 2, 409, True)
+    assert states(conn)[0] == ("dead", 2, None, True)
+    error = conn.execute("SELECT last_error FROM tenancy_outbox WHERE id = %s", (row[0],)).fetchone()
+    assert error is not None and "different" in error[0] and "summary" in error[0]
 
 
 def test_unreachable_tenancy_system_is_retried_with_backoff_then_dead_never_lost(
@@ -170,3 +179,72 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
     assert 1.0 <= delays[0] <= 2.0 and 8.0 <= delays[3] <= 16.0
     assert max(delays) <= BACKOFF_CAP.total_seconds()
     assert len({round(backoff(5, rng=rng).total_seconds(), 6) for _ in range(5)}) > 1
+
+
+def test_a_city_system_that_ignores_keys_gets_each_filing_and_update_once(conn: psycopg.Connection) -> None:
+    """Exactly once without Idempotency-Key: a row sent before is looked up by anju's case reference and
+    not sent again when it is there, for filings and updates alike."""
+    from hub.tenancy.filing import queue_update
+
+    # The stand-in's mode bites: the same request twice is two cases there.
+    first = conn.execute("SELECT idempotency_key, payload FROM tenancy_outbox ORDER BY id").fetchone()
+    assert first is not None
+    key, payload = first
+    with serve(tenancy.create_app(honour_keys=False)) as url:
+        for _ in range(2):
+            assert httpx.post(f"{url}/api/v1/cases", json=payload, headers={"Idempotency-Key": key}
+                              ).status_code == 201
+        assert len(httpx.get(f"{url}/api/v1/cases", params={"case_ref": payload["case_ref"]}
+                             ).json()["cases"]) == 2
+    with serve(tenancy.create_app(honour_keys=False)) as url, TenancyClient(url, None, 5.0) as client:
+        assert deliver_pending(conn, client=client).sent == 2
+        conn.commit()
+        case_id = conn.execute("SELECT min(case_id) FROM tenancy_outbox").fetchone()
+        assert case_id is not None
+        with conn.transaction():
+            assert queue_update(conn, case_id=case_id[0], action="assign", status="assigned", actor="user:x")
+        assert deliver_pending(conn, client=client).sent == 1
+        conn.commit()
+        # Every answer lost (a reset after the tenancy system stored them, or a crash before our commit).
+        conn.execute("UPDATE tenancy_outbox SET state = 'pending', next_attempt_at = now()")
+        conn.commit()
+        assert deliver_pending(conn, client=client).sent == 3
+        conn.commit()
+        remote = remote_cases(url)
+    assert len(remote) == 2 and sorted(len(c["updates"]) for c in remote) == [0, 1]
+    found = conn.execute("SELECT action, count(*) FROM audit_log WHERE detail->>'found_by_lookup' = 'true'"
+                         " GROUP BY action ORDER BY action").fetchall()
+    assert found == [("case.filed", 2), ("tenancy.update_sent", 1)]
+
+
+def test_dead_filings_are_requeued_by_the_operator_audited_then_sent(
+    conn: psycopg.Connection, stand_in: str, database_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``anju filings requeue``: dead rows go back in the queue under the operator's name, once the cause
+    is fixed, and the hub sends them (issue 17, item 6)."""
+    from anju.cli import main
+
+    now = datetime.now(UTC)
+    with TenancyClient(f"http://127.0.0.1:{free_port()}", None, 2.0) as down:
+        assert deliver_pending(conn, client=down, now=now, max_attempts=1).dead == 2
+        conn.commit()
+    first, second = [r[0] for r in conn.execute("SELECT case_id FROM tenancy_outbox ORDER BY id").fetchall()]
+    assert main(["filings", "requeue", "--case", str(first), "--database-url", database_url]) == 0
+    assert "1 row(s) requeued" in capsys.readouterr().out
+    conn.rollback()
+    assert conn.execute("SELECT case_id, state, attempts FROM tenancy_outbox ORDER BY id").fetchall() == [
+        (first, "pending", 0), (second, "dead", 1)]
+    audit = conn.execute("SELECT actor, object_id, detail->>'last_error' FROM audit_log"
+                         " WHERE action = 'tenancy.requeued'").fetchall()
+    assert len(audit) == 1 and audit[0][0].startswith("system:cli:") and audit[0][1] == str(first)
+    assert audit[0][2]  # why it had died, kept in the trail
+    with TenancyClient(stand_in, None, 5.0) as up:
+        assert deliver_pending(conn, client=up).sent == 1
+        conn.commit()
+    assert main(["filings", "requeue", "--all", "--database-url", database_url]) == 0
+    conn.rollback()
+    queued = conn.execute("SELECT state FROM tenancy_outbox ORDER BY id").fetchall()
+    assert queued == [("sent",), ("pending",)]
+    assert main(["filings", "requeue", "--all", "--database-url", database_url]) == 0  # nothing dead: a no-op
+    assert "0 row(s) requeued" in capsys.readouterr().out
+    assert verify(conn).ok

@@ -64,8 +64,8 @@ def test_hypertables_with_chunk_intervals_compression_by_unit_and_one_time_index
     segments = conn.execute("SELECT hypertable_name, attname "
                             "FROM timescaledb_information.compression_settings "
                             "WHERE segmentby_column_index IS NOT NULL ORDER BY 1, segmentby_column_index")
-    assert segments.fetchall() == [("access_events", "estate_id"), ("meter_readings", "unit_id"),
-                                   ("meter_readings", "meter")]
+    assert segments.fetchall() == [("access_events", "estate_id"), ("access_events", "building"),
+                                   ("meter_readings", "unit_id"), ("meter_readings", "meter")]
     jobs = conn.execute("SELECT hypertable_name, config->>'compress_after' FROM timescaledb_information.jobs "
                         "WHERE proc_name = 'policy_compression' ORDER BY 1").fetchall()
     assert jobs == [("access_events", "30 days"), ("meter_readings", "30 days")]

@@ -51,7 +51,7 @@ def test_inspector_clicks_from_list_to_alert_chart(database_url: str, tmp_path: 
             sublet = page.locator(f'tr[data-alert-id="{ids["sublet"]}"]')
             assert "空置" in vacancy.inner_text()
             assert "E01-1-0101" in vacancy.inner_text()
-            assert "用电只剩待机水平 (0.3 千瓦时/天，此前为 6.1 千瓦时/天)" in vacancy.inner_text()
+            assert "用电只剩待机水平 (0.3 千瓦时/天，此前为 6.4 千瓦时/天)" in vacancy.inner_text()
             assert "转租" in sublet.inner_text()
             # Compact rows: the top reason, the others behind "n more" until asked for.
             assert "registered tenants absent while the unit is lived in" in sublet.inner_text()
@@ -154,8 +154,9 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
             assert "已核实" in page.locator("dd.case-status").inner_text()
             assert "待报送" in page.locator("dd.filing").inner_text()
             # The page says what comes next and why the buttons are gone.
-            assert page.locator("p.next-step").get_attribute("data-next-step") == "await_filing"
-            assert "确认结果正在报送住房系统" in page.locator("p.next-step").inner_text()
+            # Filing never holds the case: a supervisor closes it (办结) while the filing goes on.
+            assert page.locator("p.next-step").get_attribute("data-next-step") == "close_confirmed"
+            assert "由主管办结" in page.locator("p.next-step").inner_text()
             missing = page.locator("details.missing-actions")
             assert missing.get_attribute("open") is not None  # no button left: the reasons show
             assert missing.locator('li[data-action="confirm"]').inner_text() == "确认属实: 案件已有核实结论"
@@ -234,7 +235,7 @@ def test_inspector_switches_to_english_and_filters_by_age(database_url: str, tmp
             assert page.locator("h1").inner_text() == "Alerts, highest risk first"
             vacancy = page.locator(f'tr[data-alert-id="{ids["vacancy"]}"]')
             assert "vacancy" in vacancy.inner_text() and "40 days" in vacancy.inner_text()
-            assert "Electricity at base load (0.3 kWh/day vs 6.1 kWh/day before)" in vacancy.inner_text()
+            assert "Electricity at base load (0.3 kWh/day vs 6.4 kWh/day before)" in vacancy.inner_text()
             assert page.locator("header a.lang").inner_text() == "中文"
 
             # Only leads first flagged 30 days ago or more, oldest first.
