@@ -42,13 +42,13 @@ def detect_once(
     The last day is read inside the time window, so a stray far-future day left in ``unit_daily`` cannot
     hold the next refresh there (fresh days would never get features).
     """
-    from hub.detection.service import run_detection
+    from hub.detection.asof import detect_as_of
     from hub.features import refresh_daily_features
 
     bounds = bounds or TimeBounds()
     now = datetime.now(UTC)
     refresh_daily_features(conn, since=since, bounds=bounds, now=now)
-    run_detection(conn)
+    detect_as_of(conn, refresh="stale")  # new days were just rolled up; imports mark theirs stale
     latest = (now + bounds.max_future).date()
     row = conn.execute("SELECT max(day) FROM unit_daily WHERE day <= %s", (latest,)).fetchone()
     conn.commit()
