@@ -31,14 +31,13 @@ from models.rules import (
     Outcome,
     Policy,
     RuleContext,
-    SubletRule,
     VacancyRule,
     Verdict,
-    attribute_strangers,
     rule_context,
 )
 from models.scoring import AtOpening, with_models
 from models.standing import Standing, sole_candidates
+from models.sublet import SubletRule, attribute_strangers
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ import numpy as np
 from device_sims.household import LOCAL_TZ, EstateModel, make_estate
 from hub.features import ACTIVE_STEP, ACTIVE_STEP_SHARE
 from models.features import DailyFeatures, StrangerTrack, UnitSeries
-from models.rules import Policy, SubletRule, VacancyRule
+from models.rules import Policy, VacancyRule
+from models.sublet import SubletRule
 from tests.device_sims.factories import START
 
 

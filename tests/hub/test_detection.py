@@ -224,7 +224,8 @@ def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connec
 def test_a_busy_units_verdicts_do_not_depend_on_its_baseline_days() -> None:
     """What the loader relies on: over the entry limit, both rules decide from the window alone."""
     from models.features import window_bounds
-    from models.rules import Policy, SubletRule, VacancyRule
+    from models.rules import Policy, VacancyRule
+    from models.sublet import SubletRule
     from tests.models import factories as f
 
     policy = Policy.load()

@@ -17,12 +17,10 @@ from models.rules import (
     Outcome,
     Policy,
     Reason,
-    SubletRule,
     VacancyRule,
     Verdict,
-    face_change_chance,
-    stranger_chance,
 )
+from models.sublet import SubletRule, face_change_chance, stranger_chance
 from tests.models.factories import AS_OF, START, series, with_days
 
 # An empty flat: fridge and standby only (0.6 kWh, nothing above the floor), no water, no gas, nobody.

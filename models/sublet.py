@@ -1,0 +1,353 @@
+"""The sublet rule: registered tenants gone from a flat that stays lived in, and who lives there instead.
+
+Three ways to a verdict (``SubletRule.evaluate``): a departure (the household stopped entering, through any
+method, or its faces vanished while its card is used) with new faces that arrived as it left; far more
+water than households of the registered size use (a group rental); or, for sublets older than the record,
+faces settled on the unit's floor that no other flat there explains (``models.standing``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from math import comb, exp, factorial
+from typing import Literal
+
+from models.activity import life_counts, presence_end
+from models.features import Crowding, DailyFeatures, PeerStats, StrangerTrack, UnitSeries
+from models.rules import (
+    Outcome,
+    Policy,
+    Reason,
+    RuleContext,
+    SubletPolicy,
+    Verdict,
+    entry_days_between,
+    fmt,
+    precheck,
+    rule_context,
+    window_median,
+)
+from models.standing import Standing, standing_candidate
+
+
+class SubletRule:
+    """Sublet: registered tenants stopped entering (through any method, at a working gate) while the
+    flat stays lived in, and new recurring faces appeared in its building (or on its floor) as they left."""
+
+    kind: Literal["sublet"] = "sublet"
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def departure(self, series: UnitSeries, ctx: RuleContext) -> tuple[date, bool] | None:
+        """When the registered household of a lived-in unit stopped entering (and whether judged on faces
+        alone: a card still in use), or None; what the stranger attribution of a building compares."""
+        p = self.policy.sublet
+        entry_days = entry_days_between(series.days, start=ctx.start, end=ctx.end)
+        faces_only = entry_days > p.max_entry_days
+        if faces_only and sum(1 for d in series.days if ctx.start <= d.day <= ctx.end
+                              and d.tenant_face_entries > 0) > p.max_face_days:
+            return None
+        life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=self.policy.activity)
+        if life.lived_share < p.min_lived_share:
+            return None
+        left = self._left(series, ctx, faces_only=faces_only)
+        return None if left is None else (left, faces_only)
+
+    def _left(self, series: UnitSeries, ctx: RuleContext, *, faces_only: bool) -> date | None:
+        """The departure day by the policy's presence thresholds (stricter when judged on faces alone)."""
+        p = self.policy.sublet
+        left = presence_end(
+            series.days, end=ctx.end, lookback_days=p.lookback_days,
+            min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
+            max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
+            min_days_after=p.min_absent_gate_days, faces_only=faces_only)
+        if left is not None and faces_only and face_change_chance(
+                series.days, left=left, end=ctx.end) > p.max_face_change_chance:
+            return None  # a household that mixes card and face can go weeks without a face by chance
+        return left
+
+    def aligned(self, series: UnitSeries, *, left: date, end: date) -> tuple[StrangerTrack, ...]:
+        """The unit's recurring, resident-like stranger tracks that first appeared as its tenants left."""
+        p = self.policy.sublet
+        lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
+        # A face goes to the departure it matches best in its building (attribute_strangers), so it
+        # supports this one only once any closer departure elsewhere would have shown: the closer it came
+        # to this one, the sooner.
+        return tuple(
+            s for s in series.strangers
+            if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
+            and (end - s.first_seen).days + 1 >= p.min_track_span_days
+            and (end - s.first_seen).days + 1 >= abs((s.first_seen - left).days) + p.min_absent_gate_days
+            and s.resident_share(end=end) >= p.min_resident_share
+        )
+
+    def evaluate(
+        self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
+        context: RuleContext | None = None, claimed: tuple[StrangerTrack, ...] | None = None,
+        crowd: Crowding | None = None, standing: Standing | None = None,
+    ) -> Verdict:
+        """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already;
+        ``claimed``: the aligned strangers the building's attribution gave this unit, see
+        ``attribute_strangers``; by default every aligned stranger near it counts; ``crowd``: its water
+        use against the estate's households of its registered size, see ``models.features.crowding``;
+        ``standing``: its evidence of a sublet older than the record, see ``models.standing``).
+
+        Two ways to a sublet: the registered household left while the flat stayed lived in (and new faces
+        came, or their card stayed in use), or far more people live there than the lease lists (a group
+        rental, 群租, whether or not the tenant still comes and goes). A sublet older than the record
+        shows no departure: there, the faces settled on its floor that no other flat there explains.
+        """
+        ctx = context or rule_context(series, as_of=as_of, policy=self.policy)
+        judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed)
+        if judged.outcome is Outcome.CLEAR and crowd is not None:
+            crowded = self._by_crowding(series, ctx=ctx, crowd=crowd, verdict=judged)
+            if crowded is not None:
+                return crowded
+        if judged.outcome is Outcome.CLEAR and standing is not None:
+            return self._standing(series, ctx=ctx, standing=standing, verdict=judged)
+        return judged
+
+    def standing(self, series: UnitSeries, *, end: date) -> Standing | None:
+        """The unit's evidence of a sublet older than its record, by the policy (``models.standing``)."""
+        p = self.policy.sublet
+        return standing_candidate(
+            series, end=end, min_record_days=p.standing_min_record_days,
+            max_presence_share=p.max_presence_share_after, min_lived_share=p.min_lived_share,
+            stranger_min_days=p.stranger_min_days, min_resident_share=p.min_resident_share,
+            activity=self.policy.activity)
+
+    def _standing(self, series: UnitSeries, *, ctx: RuleContext, standing: Standing,
+                  verdict: Verdict) -> Verdict:
+        """A sublet older than the record (``models.standing``): its reasons."""
+        p = self.policy.sublet
+        since = standing.record_start.isoformat()
+        reasons = (
+            Reason(
+                "tenants_absent_on_record",
+                f"Since records began on {since}, registered tenants entered on {standing.entry_days} of "
+                f"{standing.gate_days} days the building's gate was working: at most a drop-by.",
+                value=round(standing.entry_days / standing.gate_days, 3), baseline=p.max_presence_share_after,
+                unit="share of gate days",
+            ),
+            Reason(
+                "flat_lived_in",
+                f"The flat is lived in on {standing.lived} of {standing.known} days with meter data since "
+                "then.",
+                value=round(standing.lived / standing.known, 3), baseline=p.min_lived_share,
+                unit="share of days",
+            ),
+            Reason(
+                "settled_strangers",
+                f"{len(standing.settled)} unrecognised face(s) on the unit's floor since the first week of "
+                "records and seen on most days since, and no other flat on that floor lacks its tenants.",
+                value=len(standing.settled), baseline=0, unit="tracks",
+            ),
+        )
+        score = (0.6 + 0.2 * min(len(standing.settled) / 2, 1.0) + 0.2 * standing.lived / standing.known)
+        score *= min(ctx.window.water_coverage, 1.0)
+        return replace(verdict, outcome=Outcome.FLAGGED, score=round(score, 3), reasons=reasons)
+
+    def _by_crowding(self, series: UnitSeries, *, ctx: RuleContext, crowd: Crowding,
+                     verdict: Verdict) -> Verdict | None:
+        """A group rental: water well above what households of its registered size use, in the window and
+        over the baseline days before it (a few weeks of visiting relatives do not last that long)."""
+        pol, p = self.policy, self.policy.sublet
+        if crowd.ratio < p.crowding_ratio:
+            return None
+        life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
+        if life.known < pol.min_coverage * ctx.window.n_days or life.lived_share < p.min_lived_share:
+            return None
+        people = "person" if crowd.household_size == 1 else "people"
+        now, before = crowd.window_water / crowd.window_peers, crowd.baseline_water / crowd.baseline_peers
+        reasons = [
+            Reason(
+                "water_crowding",
+                f"Water {crowd.window_water:.2f} m³/day over the window, {now:.1f} "
+                f"times the {crowd.window_peers:.2f} of the estate's {crowd.peers} households of "
+                f"{crowd.household_size} registered {people}; {before:.1f} "
+                f"times theirs over the {pol.baseline_days} days before: more people live here than the "
+                "lease lists.",
+                value=round(crowd.window_water, 3), baseline=round(crowd.window_peers, 3), unit="m3/day",
+            ),
+            Reason(
+                "flat_lived_in",
+                f"The flat is lived in on {life.lived} of {life.known} days with meter data.",
+                value=round(life.lived_share, 3), baseline=p.min_lived_share, unit="share of days",
+            ),
+        ]
+        if series.strangers:
+            reasons.append(Reason(
+                "recurring_strangers_near",
+                f"{len(series.strangers)} unrecognised face(s) recur at the unit's {series.strangers_scope}.",
+                value=len(series.strangers), baseline=0, unit="tracks",
+            ))
+        score = (0.6 + 0.2 * min((crowd.ratio - p.crowding_ratio) / p.crowding_ratio, 1.0)
+                 + 0.2 * life.lived_share) * min(ctx.window.water_coverage, 1.0)
+        return replace(verdict, outcome=Outcome.FLAGGED, score=round(score, 3), reasons=tuple(reasons))
+
+    def _by_departure(
+        self, series: UnitSeries, *, as_of: date, peers: PeerStats | None, ctx: RuleContext,
+        claimed: tuple[StrangerTrack, ...] | None,
+    ) -> Verdict:
+        """The departure path of ``evaluate``."""
+        pol, p = self.policy, self.policy.sublet
+        w, b = ctx.window, ctx.baseline
+
+        def verdict(outcome: Outcome, score: float, reasons: list[Reason]) -> Verdict:
+            return Verdict(
+                kind=self.kind, unit_id=series.unit_id, outcome=outcome, score=round(score, 3),
+                window_start=ctx.start, window_end=ctx.end, rule_version=pol.version,
+                reasons=tuple(reasons),
+            )
+
+        blocked = precheck(series, ctx, policy=pol)
+        if blocked is None and w.gate_coverage < p.min_gate_coverage:
+            blocked = Reason(
+                "gate_silent",
+                f"The building's gate reported on only {w.gate_days} of {w.n_days} days: missing entries "
+                "may be a gate outage.",
+                value=round(w.gate_coverage, 3), baseline=p.min_gate_coverage, unit="share of days",
+            )
+        if blocked is not None:
+            return verdict(Outcome.NO_VERDICT, 0.0, [blocked])
+        entry_days = entry_days_between(series.days, start=ctx.start, end=ctx.end)
+        face_days = sum(1 for d in series.days if ctx.start <= d.day <= ctx.end and d.tenant_face_entries > 0)
+        # A card or code counts as presence as much as a face. But when the household's faces stop while
+        # its card goes on being used, that is a change to explain: the same test of new faces decides.
+        faces_only = entry_days > p.max_entry_days
+        if faces_only and face_days > p.max_face_days:
+            return verdict(Outcome.CLEAR, 0.0, [])
+        life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
+        if life.known < pol.min_coverage * w.n_days or life.lived_share < p.min_lived_share:
+            return verdict(Outcome.CLEAR, 0.0, [])
+        left = self._left(series, ctx, faces_only=faces_only)
+        if left is None:
+            return verdict(Outcome.CLEAR, 0.0, [Reason(
+                "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
+                "they stopped: a household that uses another entrance looks the same.")])
+        aligned = list(self.aligned(series, left=left, end=ctx.end) if claimed is None else claimed)
+        chance = stranger_chance(series, aligned=len(aligned), end=ctx.end, policy=p)
+        if chance > p.max_stranger_chance:
+            aligned = []  # where new faces arrive every few days, one near a departure is no evidence
+        # Their card or code used day after day, their faces never: a lent card, even if no new face can
+        # be placed in the building (the new occupants may all use the card).
+        lent_card = faces_only and entry_days - face_days >= p.min_card_days
+        if not aligned and not lent_card:
+            # Tenants who stop passing the gate (car-park door, side entrance) while still living there
+            # look the same on the meters; only new recurring faces tell a new occupant apart.
+            return verdict(Outcome.CLEAR, 0.0, [Reason(
+                "no_new_faces", "Registered entries stopped, but no recurring stranger appeared as they "
+                "stopped: likely another entrance, not a new occupant.",
+            )])
+        days = series.days
+        active = window_median(days, "elec_active_kwh", start=ctx.start, end=ctx.end)
+        water_hours = window_median(days, "water_active_hours", start=ctx.start, end=ctx.end)
+
+        def shares(start: date, end: date) -> tuple[int, int]:
+            gate = [d for d in days if start <= d.day <= end and d.gate_working]
+            seen = sum(1 for d in gate if (d.tenant_face_entries if faces_only else d.tenant_entries))
+            return seen, len(gate)
+
+        before_days, before_gate = shares(left - timedelta(days=p.lookback_days), left - timedelta(days=1))
+        now_days, now_gate = shares(ctx.start, ctx.end)
+        who = "tenants' faces were recognised" if faces_only else "tenants entered"
+        limit = p.max_face_share_after if faces_only else p.max_presence_share_after
+        reasons = [
+            Reason(
+                "tenant_faces_vanished",
+                f"No registered tenant's face was recognised since {left.isoformat()}, yet their card or "
+                f"code was used on {entry_days} of {w.n_days} days: someone else may be using it.",
+                value=face_days, baseline=entry_days, unit="days",
+            ) if faces_only else Reason(
+                "no_tenant_entries",
+                f"Registered tenants entered on {entry_days} of {w.n_days} days although the building's gate "
+                f"recorded events on {w.gate_days} of them.",
+                value=entry_days, baseline=b.tenant_entry_days if b.gate_days else None, unit="days",
+            ),
+            Reason(
+                "flat_lived_in",
+                f"The flat is lived in on {life.lived} of {life.known} days with meter data: water used in a "
+                f"median {fmt(water_hours, 'hours/day')}, electricity {fmt(active, 'kWh/day')} above its "
+                "floor.", value=round(life.lived_share, 3), baseline=p.min_lived_share, unit="share of days",
+            ),
+            Reason(
+                "tenant_presence_ended",
+                f"Until {(left - timedelta(days=1)).isoformat()} {who} on {before_days} of {before_gate} "
+                f"gate days; since then on at most {limit:.0%} of them.",
+                value=round(now_days / now_gate, 3) if now_gate else None,
+                baseline=round(before_days / before_gate, 3) if before_gate else None,
+                unit="share of gate days",
+            ),
+            *([] if not aligned else [Reason(
+                "recurring_strangers",
+                f"{len(aligned)} unrecognised face(s) seen at the unit's {series.strangers_scope} on most "
+                f"days since they first appeared, from {min(s.first_seen for s in aligned).isoformat()}: "
+                "about when the registered tenants stopped appearing.",
+                value=len(aligned), baseline=0, unit="tracks",
+            )]),
+        ]
+        elec_ref = peers.elec_median if peers is not None else None
+        if elec_ref is not None and w.elec_median is not None:
+            reasons.append(Reason(
+                "electricity_in_use",
+                f"Median electricity {w.elec_median:.2f} kWh/day (estate median {elec_ref:.2f}).",
+                value=round(w.elec_median, 3), baseline=round(elec_ref, 3), unit="kWh/day",
+            ))
+        score = (0.6 + 0.2 * min(len(aligned) / 2, 1.0) + 0.2 * life.lived_share)
+        score *= min(w.elec_coverage, w.water_coverage, 1.0)
+        return verdict(Outcome.FLAGGED, score, reasons)
+
+
+def stranger_chance(series: UnitSeries, *, aligned: int, end: date, policy: SubletPolicy) -> float:
+    """The chance that at least ``aligned`` new recurring faces would have appeared near the unit within
+    the alignment span of any day, at the rate new ones arrived there over its traced history (the others:
+    a Poisson tail). A face already there in the first week of the history is not an arrival."""
+    if aligned == 0 or not series.days:
+        return 1.0
+    settled = series.days[0].day + timedelta(days=7)
+    observed = (end - settled).days
+    if observed <= 0:
+        return 0.0
+    others = sum(1 for d in series.arrivals if settled < d <= end) - aligned
+    mean = max(others, 0) / observed * (policy.stranger_lead_days + policy.alignment_days + 1)
+    return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(aligned))
+
+
+def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date) -> float:
+    """The chance that a household keeping its earlier habits shows no more face days than it did since
+    ``left``: of its days with a registered entry (card, code or face) since then, as few with a face,
+    when before ``left`` a face was recognised on its usual share of such days (a binomial tail).
+    """
+    def counts(lo: date | None, hi: date) -> tuple[int, int]:
+        entered = [d for d in days if (lo is None or lo <= d.day) and d.day <= hi and d.tenant_entries > 0]
+        return len(entered), sum(1 for d in entered if d.tenant_face_entries > 0)
+
+    n_before, k_before = counts(None, left - timedelta(days=1))
+    n_after, k_after = counts(left, end)
+    if n_before == 0:
+        return 1.0
+    share = k_before / n_before
+    return sum(comb(n_after, k) * share**k * (1 - share) ** (n_after - k) for k in range(k_after + 1))
+
+
+def attribute_strangers(
+    claims: dict[str, tuple[date, tuple[StrangerTrack, ...]]],
+) -> dict[str, tuple[StrangerTrack, ...]]:
+    """Give each new face to the unit(s) whose household left closest to its first sighting.
+
+    ``claims``: per unit of one building, the day its household left and the aligned tracks near it. In a
+    building with one entrance gate, the subtenants of one flat also line up, by chance, with a household
+    elsewhere that took to the car-park door at about the same time; a face moves into one flat, so it
+    supports only the departure it matches best (ties go to both).
+    """
+    best: dict[str, int] = {}
+    for left, tracks in claims.values():
+        for t in tracks:
+            gap = abs((t.first_seen - left).days)
+            best[t.track] = min(best.get(t.track, gap), gap)
+    return {
+        unit: tuple(t for t in tracks if abs((t.first_seen - left).days) == best[t.track])
+        for unit, (left, tracks) in claims.items()
+    }
