@@ -25,6 +25,7 @@ import httpx
 import psycopg
 import yaml
 
+from anju.demo_camera import demo_camera
 from anju.services import Broker, free_port, local_broker, wait_port
 from anju_wire import AcceleratedClock
 from anju_wire.clock import ESTATE_TZ
@@ -277,6 +278,8 @@ def run_demo(opts: DemoOptions) -> int:
                 spec, agent_id=agent_id, modbus_host="127.0.0.1", modbus_port=modbus_port,
                 mqtt_url=broker.url, outbox_path=str(run_dir / f"{agent_id}-outbox.sqlite"), clock=clock,
             )
+            if est == estate_ids[0]:  # its building entrances also have cameras, with real faces
+                site.update(demo_camera(procs, spec, seed=opts.seed, clock=clock))
             site_path = run_dir / f"site-{est}.yaml"
             site_path.write_text(yaml.safe_dump(site, sort_keys=False, allow_unicode=True))
             wait_port("127.0.0.1", modbus_port, timeout=30)

@@ -141,8 +141,17 @@ FrameHandler = Callable[[np.ndarray, datetime], None]
 class CameraReader:
     """Reads one camera at a capped rate, reconnecting with backoff, and hands moving frames to ``handle``."""
 
-    def __init__(self, config: CameraConfig, *, url: str, clock: Clock, handle: FrameHandler) -> None:
+    def __init__(
+        self,
+        config: CameraConfig,
+        *,
+        url: str,
+        clock: Clock,
+        handle: FrameHandler,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.config, self._url, self._clock, self._handle = config, url, clock, handle
+        self._on_stop = on_stop
         self.stats = ReaderStats()
         self.available: bool | None = None
         self.since: datetime | None = None
@@ -184,6 +193,13 @@ class CameraReader:
 
     def run_blocking(self, halt: threading.Event) -> None:
         """The reading loop (in a thread): open, read at the capped rate, back off after failures."""
+        try:
+            self._loop(halt)
+        finally:
+            if self._on_stop is not None:
+                self._on_stop()
+
+    def _loop(self, halt: threading.Event) -> None:
         source = FrameSource(self._url, listen=self.config.listen, open_timeout_s=self.config.open_timeout_s)
         delay = 0.5
         while not halt.is_set():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +29,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.records import AccessRecord, RecordKind
 
 log = logging.getLogger(__name__)
+SAVE_EVERY_S = 10.0  # stranger tracks are written at most this often (and when the cameras stop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +92,11 @@ class CameraFaces:
             raise ValueError("empty pseudonym secret")
         self.recogniser, self.strangers, self._outbox = recogniser, strangers, outbox
         self._estate, self._secret, self._evidence = estate_id, secret, evidence
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # flush() may run inside handle()
         self._last: dict[tuple[str, str], datetime] = {}
         self._serial: dict[str, int] = {}
         self.stats = CameraFaceStats()
+        self._saved = time.monotonic()
 
     def handle(self, camera: CameraConfig, frame: np.ndarray, ts: datetime) -> list[AccessRecord]:
         """Recognise the faces of one frame and store an access record per new sighting."""
@@ -119,8 +122,15 @@ class CameraFaces:
                 out.append(record)
                 if self._evidence is not None:
                     self._evidence.keep(record.event_id, frame, s.face, ts)
-            self.strangers.save()
+            if time.monotonic() - self._saved >= SAVE_EVERY_S:
+                self.flush()
         return out
+
+    def flush(self) -> None:
+        """Write the stranger tracks (encrypted) if they changed; also when the cameras stop."""
+        with self._lock:
+            self.strangers.save()
+            self._saved = time.monotonic()
 
     def _record(self, camera: CameraConfig, seen: SeenFace, ts: datetime) -> AccessRecord | None:
         if seen.match.person_id is not None:

@@ -101,7 +101,10 @@ def build_cameras(
         recogniser=FaceRecogniser(engine, gallery, threshold=threshold), strangers=strangers, outbox=outbox,
         estate_id=estate_id, secret=secret, evidence=evidence,
     )  # fmt: skip
-    readers = [CameraReader(c, url=camera_url(c), clock=clock, handle=_handler(faces, c)) for c in cameras]
+    readers = [
+        CameraReader(c, url=camera_url(c), clock=clock, handle=_handler(faces, c), on_stop=faces.flush)
+        for c in cameras
+    ]
     return CameraSet(readers, faces)
 
 

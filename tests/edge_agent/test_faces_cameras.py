@@ -173,3 +173,14 @@ def test_two_cameras_with_one_id_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SiteConfigError, match="share one device_id"), Outbox(tmp_path / "o", capacity=1) as o:
         build_cameras(cameras=[cam, cam], settings=FacesSettings(), estate_id="E01", secret=b"k", outbox=o,
                       clock=WallClock())  # fmt: skip
+
+
+def test_the_stranger_tracks_are_written_when_the_camera_stops(
+    tmp_path: Path, faces: tuple[CameraFaces, Outbox]
+) -> None:
+    cam = CameraConfig(device_id="C5", building="1", url=str(corridor_frames(tmp_path / "f")), max_fps=30)
+    reader = CameraReader(cam, url=str(cam.url), clock=WallClock(), on_stop=faces[0].flush,
+                          handle=lambda frame, ts: faces[0].handle(cam, frame, ts) and None)  # fmt: skip
+    store = tmp_path / "home" / "faces" / "estates" / "E01" / "strangers.bin"
+    reader.run_blocking(threading.Event())
+    assert faces[0].stats.strangers >= 1 and store.is_file()  # within SAVE_EVERY_S: written by on_stop

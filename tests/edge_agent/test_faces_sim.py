@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from anju.demo_camera import demo_camera
 from anju.sim_camera import enrol_tenants
 from anju_wire import AcceleratedClock
 from device_sims.camera import CameraSim, CorridorScene, face_pools, serve
-from device_sims.household import GateEvent
+from device_sims.household import GateEvent, make_estate
 from edge_agent.cameras import CameraReader
 from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
 from edge_agent.faces.service import open_engine, open_gallery, pack_id
@@ -68,3 +72,31 @@ def test_the_simulated_camera_shows_a_recognised_tenant_and_a_stranger(tmp_path:
         outbox.close()
     assert faces.stats.recognised >= 1 and faces.stats.strangers >= 1 and faces.stats.events == 2
     assert sim.shown == 2
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.started: list[tuple[str, list[str]]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.started.append((name, args))
+
+
+def test_the_demo_puts_a_camera_at_each_entrance_of_its_first_estate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = make_estate("E01", n_units=20, days=30, start=datetime(2026, 3, 1, tzinfo=UTC), seed=7)
+    clock = AcceleratedClock(origin_wall=1000.0, origin_sim=spec.start, speed=43200.0)
+    monkeypatch.setenv("ANJU_HOME", str(tmp_path / "bare"))
+    procs = _Recorder()
+    assert demo_camera(procs, spec, seed=7, clock=clock) == {}  # no face pack: no camera
+    home = tmp_path / "home"
+    shutil.copytree(pack_dir(), home / "faces" / "packs" / "default")
+    monkeypatch.setenv("ANJU_HOME", str(home))
+    site = demo_camera(procs, spec, seed=7, clock=clock)
+    assert [c["device_id"] for c in site["cameras"]] == ["E01-C1", "E01-C2"]
+    assert [name for name, _ in procs.started] == ["camera-E01-1", "camera-E01-2"]
+    args = procs.started[0][1]
+    assert args[:2] == ["sim", "camera"] and "--no-visitors" in args and "--enrol-estate" in args
+    for camera in site["cameras"]:
+        CameraConfig.model_validate(camera)

@@ -148,3 +148,9 @@ def test_the_hub_loop_step_notifies_once_and_sweeps_welfare_signals(database_url
         assert (again.sent, again.retried) == (1, 0)
         assert household_step(conn, gateway=gateway, now=now + timedelta(hours=4)).sent == 0
         assert len(messages(http)) == 3
+        with conn.transaction():
+            request_code(conn, phone=TENANT_PHONE, address="10.0.0.9", now=now)
+        household_step(conn, gateway=gateway, now=now + timedelta(hours=23))
+        assert conn.execute("SELECT count(*) FROM household_codes").fetchone() == (1,)  # kept a day
+        household_step(conn, gateway=gateway, now=now + timedelta(hours=25))
+        assert conn.execute("SELECT count(*) FROM household_codes").fetchone() == (0,)
