@@ -63,9 +63,13 @@ class SubletRule:
             min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
             max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
             min_days_after=p.min_absent_gate_days, faces_only=faces_only)
-        if left is not None and faces_only and face_change_chance(
-                series.days, left=left, end=ctx.end) > p.max_face_change_chance:
-            return None  # a household that mixes card and face can go weeks without a face by chance
+        if left is None:
+            return None
+        if faces_only:
+            if face_change_chance(series.days, left=left, end=ctx.end) > p.max_face_change_chance:
+                return None  # a household that mixes card and face can go weeks without a face by chance
+        elif presence_change_chance(series.days, left=left, end=ctx.end) > p.max_change_chance:
+            return None  # a pensioner who goes out twice a week can stay in for a fortnight by chance
         return left
 
     def aligned(self, series: UnitSeries, *, left: date, end: date) -> tuple[StrangerTrack, ...]:
@@ -315,6 +319,23 @@ def stranger_chance(series: UnitSeries, *, aligned: int, end: date, policy: Subl
     return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(aligned))
 
 
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
+
+
+def presence_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date) -> float:
+    """The chance that a household keeping its earlier habits enters on as few of the gate's working days
+    since ``left`` as it did, when before ``left`` it entered on its usual share of them (a binomial tail
+    over all its earlier days on record)."""
+    gate = [d for d in days if d.day <= end and d.gate_working]
+    before = [d for d in gate if d.day < left]
+    after = [d for d in gate if d.day >= left]
+    if not before:
+        return 1.0
+    share = sum(1 for d in before if d.tenant_entries > 0) / len(before)
+    return _binomial_cdf(sum(1 for d in after if d.tenant_entries > 0), len(after), share)
+
+
 def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date) -> float:
     """The chance that a household keeping its earlier habits shows no more face days than it did since
     ``left``: of its days with a registered entry (card, code or face) since then, as few with a face,
@@ -328,8 +349,7 @@ def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date
     n_after, k_after = counts(left, end)
     if n_before == 0:
         return 1.0
-    share = k_before / n_before
-    return sum(comb(n_after, k) * share**k * (1 - share) ** (n_after - k) for k in range(k_after + 1))
+    return _binomial_cdf(k_after, n_after, k_before / n_before)
 
 
 def attribute_strangers(

@@ -20,7 +20,7 @@ from models.rules import (
     VacancyRule,
     Verdict,
 )
-from models.sublet import SubletRule, face_change_chance, stranger_chance
+from models.sublet import SubletRule, face_change_chance, presence_change_chance, stranger_chance
 from tests.models.factories import AS_OF, START, series, with_days
 
 # An empty flat: fridge and standby only (0.6 kWh, nothing above the floor), no water, no gas, nobody.
@@ -520,3 +520,21 @@ def test_a_face_supports_a_distant_departure_only_once_a_closer_one_would_have_s
     later = AS_OF + timedelta(days=13)
     assert rule.aligned(s, left=side_door, end=later - timedelta(days=1)) == ()
     assert rule.aligned(s, left=side_door, end=later) == (face,)
+
+
+def test_a_pensioner_who_goes_out_twice_a_week_has_not_left_after_weeks_indoors(policy: Policy) -> None:
+    """Entries on one gate day in four for months, then 19 days without: 0.75^19, about 4 in 1,000,
+    which some pensioner in an estate shows every few weeks. A household that entered every day has left
+    after the same weeks, and a new face moving in then makes it a sublet."""
+    rule = SubletRule(policy)
+    indoors_from = AS_OF - timedelta(days=18)
+    twice_a_week = {d.day: {**SUBLET, "strangers": 0, "entries": 1 if i % 4 == 0 else 0}
+                    for i, d in enumerate(series().days) if d.day < indoors_from}
+    moved_in = (subtenant(indoors_from + timedelta(days=1)),)
+    pensioner = with_days(series(change_from=indoors_from, tracks=moved_in, **SUBLET), twice_a_week)
+    chance = presence_change_chance(pensioner.days, left=indoors_from, end=AS_OF)
+    assert chance > policy.sublet.max_change_chance
+    assert rule.evaluate(pensioner, as_of=AS_OF).outcome is Outcome.CLEAR
+    daily = series(change_from=indoors_from, tracks=moved_in, **SUBLET)
+    assert presence_change_chance(daily.days, left=indoors_from, end=AS_OF) == 0.0
+    assert rule.evaluate(daily, as_of=AS_OF).outcome is Outcome.FLAGGED
