@@ -17,9 +17,10 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from hub.api import field_pages, health, i18n, labels, pages, supervisor_page, views
+from hub.api import field_pages, health, i18n, labels, pages, supervisor_page, timefmt, views
 from hub.api.household import install as install_household
 from hub.api.models import Reason
+from hub.api.timefmt import AUDIT_OBJECTS
 from hub.monitor import HubMonitor
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ def make_templates() -> Jinja2Templates:
         AUDIT_ACTIONS=labels.AUDIT_ACTIONS,
         TENANCY_STATUSES=labels.TENANCY_STATUSES,
         DISMISSAL_REASONS=labels.DISMISSAL_REASONS,
+        AUDIT_OBJECTS=AUDIT_OBJECTS,
+        local_time=timefmt.local_time,
+        zone_label=_zone_label,
+        detail_text=timefmt.detail_text,
     )
     return Jinja2Templates(env=env)
 
@@ -65,6 +70,11 @@ def _t(ctx: jinja2.runtime.Context, key: str, **fields: object) -> str:
 @jinja2.pass_context
 def _label(ctx: jinja2.runtime.Context, table: labels.Table, key: str | None) -> str:
     return labels.label(table, key, ctx["lang"])
+
+
+@jinja2.pass_context
+def _zone_label(ctx: jinja2.runtime.Context, estate_id: str | None) -> str:
+    return timefmt.zone_label(estate_id, ctx["lang"])
 
 
 @jinja2.pass_context
@@ -141,6 +151,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(field_pages.router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(supervisor_page.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

@@ -122,6 +122,7 @@ def test_filters_by_state_assignee_overdue_and_address(hub: tuple[str, dict[str,
         page = http.get("/", params={"state": "visit_scheduled", "overdue": "1"}, headers=sup).text
         assert re.findall(r'<tr class="alert[^"]*" data-alert-id="(\d+)"', page) == [str(ids["sublet"])]
         assert '<option value="visit_scheduled" selected>' in page
+        assert re.search(r'<td class="due overdue"[^>]*data-overdue="1">.*?超期', page)
         assert "和平街 3 号 1 单元 302" in page
 
 
