@@ -28,7 +28,7 @@ def register(sub: Any, sim: Any) -> None:
     rem.add_argument("--phone", required=True, help="the mobile number to take off the lease")
     _add_db(rem)
     lst = hsub.add_parser("list", help="JSON: the people on a unit's lease (phones masked)")
-    lst.add_argument("unit")
+    lst.add_argument("unit", help="unit id, e.g. E01-1-0101")
     _add_db(lst)
     welfare = sub.add_parser("welfare", help="the welfare visits (关怀探访), kept apart from enforcement")
     wsub = welfare.add_subparsers(dest="welfare_command", required=True)
