@@ -28,7 +28,17 @@ if [ "$want_mosquitto" = 1 ]; then need+=(mosquitto); fi
 PG15_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 TIMESCALEDB_ARCHIVE=${TIMESCALEDB_ARCHIVE:-../shared/vendor/timescaledb-2.28.3.tar.gz}
 want_timescaledb=0
-if [ "$purpose" = test ] && [ -f "$TIMESCALEDB_ARCHIVE" ] && [ -x "$PG15_CONFIG" ]; then want_timescaledb=1; fi
+if [ "$purpose" = test ] && [ -f "$TIMESCALEDB_ARCHIVE" ] && [ -x "$PG15_CONFIG" ]; then
+  # Installing it writes into PostgreSQL 15's directories: root, unless they are writable.
+  if [ "$(id -u)" = 0 ] || [ -w "$("$PG15_CONFIG" --pkglibdir)" ]; then
+    want_timescaledb=1
+  elif [ "${ANJU_REQUIRE_TIMESCALEDB:-}" = 1 ]; then
+    echo "ANJU_REQUIRE_TIMESCALEDB=1, but installing TimescaleDB for PostgreSQL 15 needs root" >&2
+    exit 1
+  else
+    echo "note: TimescaleDB tests will skip; install it as root: scripts/timescaledb.sh $TIMESCALEDB_ARCHIVE" >&2
+  fi
+fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
