@@ -173,7 +173,8 @@ def run_hub(settings: HubSettings) -> int:
     monitor.attach_ingest(ingest)
     ingest.start()
     pipeline.start()
-    app = create_app(database_url=url, monitor=monitor, sms_url=settings.sms_url)
+    app = create_app(database_url=url, monitor=monitor, sms_url=settings.sms_url,
+                     workflow=settings.workflow())
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     )

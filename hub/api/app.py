@@ -21,6 +21,7 @@ from hub.api import field_pages, health, i18n, labels, pages, supervisor_page, t
 from hub.api.household import install as install_household
 from hub.api.models import Reason
 from hub.api.timefmt import AUDIT_OBJECTS
+from hub.cases.workflow import WorkflowPolicy, default_policy
 from hub.monitor import HubMonitor
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,14 @@ def create_app(
     pool_timeout_s: float = 5.0,
     monitor: HubMonitor | None = None,
     sms_url: str = "http://127.0.0.1:8091",
+    workflow: WorkflowPolicy | None = None,
 ) -> FastAPI:
     """Build the application; its connection pool opens on startup and closes on shutdown.
 
     ``pool_timeout_s``: how long a request waits for a database connection before the answer is 503.
     ``monitor``: the hub's background parts, for /api/health and /metrics (none: the database alone).
     ``sms_url``: the SMS gateway that texts households their sign-in codes.
+    ``workflow``: the case workflow's deadlines (default: the packaged ``hub/cases/workflow.yaml``).
     """
 
     @asynccontextmanager
@@ -139,6 +142,7 @@ def create_app(
     )
     app.state.templates = make_templates()
     app.state.pool_timeout_s = pool_timeout_s
+    app.state.workflow = workflow if workflow is not None else default_policy()
     app.state.monitor = monitor if monitor is not None else HubMonitor()
     # Counted while reading, before anything is buffered: a chunked gigabyte to /login is refused
     # after the first megabyte (no endpoint of the hub takes more than a form or a small JSON body).
