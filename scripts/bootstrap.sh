@@ -41,6 +41,8 @@ if [ "$purpose" = test ] && [ -f "$TIMESCALEDB_ARCHIVE" ] && [ -x "$PG15_CONFIG"
 fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # a Chinese font, so that the browser tests' screenshots (docs/screens) show the pages' text (1.6 MB)
+  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
   command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
   # tests/deploy/test_brokers.py runs the shipped broker configs: TLS certificates and MQTT clients
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
