@@ -68,6 +68,7 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "sheet.sign_inspector": ("巡查员签名", "Inspector's signature"),
     "sheet.sign_occupant": ("住户签名", "Occupant's signature"),
     "sheet.date": ("日期", "Date"),
+    "sheet.date_blank": ("____年__月__日", "____-__-__"),
     # the building view
     "grid.title": ("{estate} 楼栋与楼层", "{estate}: buildings and floors"),
     "grid.building": ("{name} 栋", "Building {name}"),
