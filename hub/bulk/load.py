@@ -43,17 +43,19 @@ from hub.bulk.parse import (
 )
 from hub.bulk.report import Progress, RejectWriter, unescape_copy_text
 from hub.storage import ensure_months
-from hub.storage.timeseries import (
-    PARTITION_LOCK_TIMEOUT_MS,
-    PARTITION_LOCK_TRIES,
+from hub.storage.bulkload import (
     build_load_indexes,
     create_load_table,
     drop_load_tables,
-    is_partitioned,
     load_table_name,
-    month_bounds,
     month_has_rows,
     swap_in_load_table,
+)
+from hub.storage.timeseries import (
+    PARTITION_LOCK_TIMEOUT_MS,
+    PARTITION_LOCK_TRIES,
+    is_partitioned,
+    month_bounds,
 )
 
 log = logging.getLogger(__name__)

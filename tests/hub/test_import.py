@@ -437,7 +437,7 @@ def test_month_written_to_during_the_import_is_merged(
                 "INSERT INTO meter_readings (ts, unit_id, meter, value, agent_id) VALUES "
                 "('2026-01-10T00:30:00Z', 'E01-1-0101', 'water', 1.0, 'live') ON CONFLICT DO NOTHING")
 
-    with caplog.at_level("INFO", logger="hub.storage.timeseries"):
+    with caplog.at_level("INFO", logger="hub.storage"):
         result, refused = _import_readings(conn, tmp_path, "r.csv", lines, block_bytes=5_000,
                                            on_block=live_row)
     assert "meter_readings_p2026_01 not swapped in" in caplog.text
@@ -491,7 +491,7 @@ def test_busy_table_at_the_swap_falls_back_to_merging(
             if reader.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                 reader.execute("SELECT count(*) FROM meter_readings").fetchone()
 
-        with caplog.at_level("INFO", logger="hub.storage.timeseries"):
+        with caplog.at_level("INFO", logger="hub.storage"):
             result, refused = _import_readings(conn, tmp_path, "r.csv", lines, on_block=read_on)
         assert "swap in meter_readings_p2026_01: table busy, try 1 of 2" in caplog.text
         assert "meter_readings_p2026_01 not swapped in" in caplog.text
