@@ -60,20 +60,21 @@ class MotionGate:
 
 
 class FrameSource:
-    """One opened camera, video file or image folder; ``read`` returns None at the end of a file or folder."""
+    """One camera, video file or image folder: ``grab`` the next frame (False at the end of a file or
+    folder), ``retrieve`` it as BGR."""
 
     def __init__(self, url: str, *, listen: bool = False, open_timeout_s: float = 10.0) -> None:
         self.url, self.listen, self.open_timeout_s = url, listen, open_timeout_s
-        path = Path(url)
-        self.folder = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES) if (
-            "://" not in url and path.is_dir()) else None  # fmt: skip
         self.live = "://" in url
+        self.folder: list[Path] | None = None
         self._index = 0
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
         """Open the stream or file (an image folder needs nothing); CameraError when it does not open."""
-        if self.folder is not None:
+        path = Path(self.url)
+        if not self.live and path.is_dir():  # listed at each opening: a looped folder sees new images
+            self.folder = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
             if not self.folder:
                 raise CameraError(f"no images in {self.url}")
             self._index = 0
