@@ -3,6 +3,7 @@ partition (plain form) or attached as a chunk where the hypertable has none (Tim
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -152,16 +153,9 @@ def swap_in_load_table(
     ``defaults`` names the columns whose load-only defaults are dropped first. Returns False, the load
     table left in place for the caller to merge, when the month has rows by now or the table stayed busy.
     """
-    load, part = load_table_name(table, month), partition_name(table, month)
-    lo, hi = month_bounds(month)
-    drops = [sql.SQL("ALTER COLUMN {} DROP DEFAULT, ").format(sql.Identifier(c)) for c in defaults]
-    with conn.transaction():
-        # The range check lets ATTACH skip its scan, which would run under the parent's lock.
-        conn.execute(sql.SQL(
-            "ALTER TABLE {t} {drops}ADD CONSTRAINT {c} CHECK (ts >= {lo} AND ts < {hi}), "
-            "ADD CONSTRAINT {k} PRIMARY KEY USING INDEX {k}"
-        ).format(t=sql.Identifier(load), drops=sql.Composed(drops), c=sql.Identifier(load + "_range"),
-                 lo=sql.Literal(lo), hi=sql.Literal(hi), k=sql.Identifier(load + "_pkey")))
+    part = partition_name(table, month)
+    # The range check lets ATTACH skip its scan, which would run under the parent's lock.
+    _make_key(conn, table, month, defaults=defaults, range_check=True)
     try:
         _with_lock_retries(lambda: _attach(conn, table, month, lock_timeout_ms), what=f"swap in {part}",
                            tries=tries, lock_timeout_ms=lock_timeout_ms)
@@ -170,6 +164,95 @@ def swap_in_load_table(
         log.info("month %s not swapped in (%s); to be merged instead", part, err)
         return False
     return True
+
+
+def _make_key(
+    conn: psycopg.Connection, table: str, month: date, *, defaults: Iterable[str], range_check: bool
+) -> None:
+    """Drop the load table's load-only defaults and make its unique index the primary key."""
+    load = load_table_name(table, month)
+    lo, hi = month_bounds(month)
+    drops = [sql.SQL("ALTER COLUMN {} DROP DEFAULT, ").format(sql.Identifier(c)) for c in defaults]
+    check = sql.SQL("ADD CONSTRAINT {c} CHECK (ts >= {lo} AND ts < {hi}), ").format(
+        c=sql.Identifier(load + "_range"), lo=sql.Literal(lo), hi=sql.Literal(hi))
+    with conn.transaction():
+        conn.execute(sql.SQL(
+            "ALTER TABLE {t} {drops}{check}ADD CONSTRAINT {k} PRIMARY KEY USING INDEX {k}"
+        ).format(
+            t=sql.Identifier(load), drops=sql.Composed(drops), check=check if range_check else sql.SQL(""),
+            k=sql.Identifier(load + "_pkey")))
+
+
+# --- TimescaleDB: a month with no chunk yet takes the load table as its chunk ---------------------------
+#
+# Measured on 1.04M readings of one month: attaching the indexed load table took 2.6 s where merging
+# the same rows into the hypertable (INSERT ... ON CONFLICT, index by index, row by row) took 27.7 s.
+# The chunk spans the whole month (TimescaleDB takes any range that meets no other chunk); live
+# writes later in that month go into it too.
+
+
+def chunk_name(table: str, month: date) -> str:
+    """Name of ``table``'s chunk for the month starting at ``month`` made from a bulk import's load."""
+    return f"{table}_m{month.year:04d}_{month.month:02d}"
+
+
+def is_hypertable(conn: psycopg.Connection, table: str) -> bool:
+    """Whether ``table`` is a TimescaleDB hypertable."""
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')").fetchone()
+    if not (row and row[0]):
+        return False
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
+                       "WHERE hypertable_name = %s)", (table,)).fetchone()
+    return bool(row and row[0])
+
+
+def month_has_chunks(conn: psycopg.Connection, table: str, month: date) -> bool:
+    """Whether the hypertable ``table`` has a chunk whose range meets the month starting at ``month``."""
+    lo, hi = month_bounds(month)
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM timescaledb_information.chunks "
+                       "WHERE hypertable_name = %s AND range_start < %s AND range_end > %s)",
+                       (table, hi, lo)).fetchone()
+    return bool(row and row[0])
+
+
+def attach_load_table(
+    conn: psycopg.Connection, table: str, month: date, *, defaults: Iterable[str],
+    lock_timeout_ms: int = PARTITION_LOCK_TIMEOUT_MS, tries: int = PARTITION_LOCK_TRIES,
+) -> bool:
+    """Attach the indexed load table to the hypertable as the chunk of ``month``, which must have none.
+
+    As ``swap_in_load_table``: False, the load table left for the caller to merge, when a chunk meets
+    the month by now (live ingest wrote into it) or the table stayed busy.
+    """
+    name = chunk_name(table, month)
+    _make_key(conn, table, month, defaults=defaults, range_check=False)
+    try:
+        _with_lock_retries(lambda: _attach_chunk(conn, table, month, lock_timeout_ms), what=f"attach {name}",
+                           tries=tries, lock_timeout_ms=lock_timeout_ms)
+    except (psycopg.errors.LockNotAvailable, MonthNotEmptyError) as err:
+        log.info("month %s not attached (%s); to be merged instead", name, err)
+        return False
+    except psycopg.DatabaseError as err:  # e.g. "chunk creation failed due to collision"
+        log.warning("month %s not attached (%s); to be merged instead", name, err)
+        return False
+    return True
+
+
+def _attach_chunk(conn: psycopg.Connection, table: str, month: date, lock_timeout_ms: int) -> None:
+    load, name = load_table_name(table, month), chunk_name(table, month)
+    lo, hi = month_bounds(month)
+    with conn.transaction():
+        conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
+        if month_has_chunks(conn, table, month):
+            raise MonthNotEmptyError(name)
+        # TimescaleDB keeps the key and ts indexes it finds and checks every row against the range.
+        slices = json.dumps({"ts": [lo.isoformat(), hi.isoformat()]})
+        conn.execute(sql.SQL("CALL attach_chunk({}, {}, {})").format(
+            sql.Literal(table), sql.Literal(load), sql.Literal(slices)))
+        for kind, old, new in (("TABLE", load, name), ("INDEX", load + "_ts", name + "_ts"),
+                               ("INDEX", load + "_pkey", name + "_pkey")):
+            conn.execute(sql.SQL("ALTER {} {} RENAME TO {}").format(
+                sql.SQL(kind), sql.Identifier(old), sql.Identifier(new)))
 
 
 def _attach(conn: psycopg.Connection, table: str, month: date, lock_timeout_ms: int) -> None:
