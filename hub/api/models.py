@@ -340,6 +340,7 @@ class BatchOutcome(BaseModel):
     case_id: int
     outcome: str
     detail: str = ""
+    code: str = Field("", description="why, as a refusal code (hub/cases/errors.py); empty if assigned")
 
 
 class BatchAnswer(BaseModel):

@@ -244,8 +244,8 @@ def assign_cases(
         raise HTTPException(status_code=403, detail=f"a {principal.role.value} may not assign a case")
     outcomes = assign_many(conn, case_ids=body.case_ids, assignee=body.assignee, principal=principal,
                            note=body.note, policy=policy)
-    return BatchAnswer(results=[BatchOutcome(case_id=o.case_id, outcome=o.outcome, detail=o.detail)
-                                for o in outcomes])
+    return BatchAnswer(results=[BatchOutcome(case_id=o.case_id, outcome=o.outcome, detail=o.detail,
+                                             code=o.code) for o in outcomes])
 
 
 @router.post("/cases/{case_id}/assign", response_model=CaseDetail, responses=ACTION_ANSWERS)
