@@ -22,14 +22,13 @@ import numpy as np
 
 from device_sims.face_photos import photos
 from edge_agent.faces.engine import DefaultPackEngine
-from edge_agent.faces.pack import Artifact, build_pack, default_pack_dir, fetch, pack_ready
+from edge_agent.faces.pack import CP311_WHEEL, Artifact, build_pack, default_pack_dir, fetch, pack_ready
 
 DLIB = Artifact(
     "pypi", "dlib-bin", "19.24.6",
     "dlib_bin-19.24.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
     "8c5c4029e0d6b020a6b81b842ac2b9781a1e507acd88f916436c6fdbd3267916",
-    ("--only-binary", ":all:", "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
-     "--implementation", "cp", "--abi", "cp311"),
+    CP311_WHEEL,
 )  # fmt: skip
 MODELS = Artifact(
     "pypi", "face-recognition-models", "0.3.0", "face_recognition_models-0.3.0.tar.gz",
