@@ -470,3 +470,21 @@ def test_the_hubs_settings_choose_the_deadlines(database_url: str, tmp_path: Any
                         headers=login(url, "sup1")).json()
     due = datetime.fromisoformat(got["due_at"])
     assert before + timedelta(hours=11) < due < before + timedelta(hours=13)  # 签收 within half a day
+
+
+def test_a_passed_deadline_is_recorded_in_the_trail_once_per_deadline(conn: psycopg.Connection[Any]) -> None:
+    from hub.cases.deadlines import note_overdue
+
+    _, case = lead(conn, auto_file=False)
+    assert note_overdue(conn) == []  # two days to assign it: not late yet
+    conn.execute("UPDATE cases SET due_at = now() - interval '1 hour' WHERE id = %s", (case,))
+    assert note_overdue(conn) == [case] and note_overdue(conn) == []  # once
+    act(conn, case, Action.ASSIGN, SUP, assignee="insp1")  # a new step, a new deadline
+    assert note_overdue(conn) == []
+    conn.execute("UPDATE cases SET due_at = now() - interval '1 minute' WHERE id = %s", (case,))
+    assert note_overdue(conn) == [case]
+    rows = conn.execute("SELECT actor, detail->>'status', detail->>'waits_for' FROM audit_log"
+                        " WHERE action = 'case.overdue' ORDER BY seq").fetchall()
+    assert rows == [("system:workflow", "open", "assign"), ("system:workflow", "assigned", "accept")]
+    conn.commit()
+    assert verify(conn).ok
