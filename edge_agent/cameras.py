@@ -134,6 +134,7 @@ class ReaderStats:
     moving: int = 0  # of which passed the motion gate
     opens: int = 0
     failures: int = 0
+    frame_errors: int = 0  # frames whose face work failed (logged; the camera and the agent go on)
 
 
 FrameHandler = Callable[[np.ndarray, datetime], None]
@@ -247,5 +248,11 @@ class CameraReader:
             if self.config.motion_gate and not self._gate.moved(frame):
                 continue
             self.stats.moving += 1
-            self._handle(frame, self._clock.now())
+            try:
+                self._handle(frame, self._clock.now())
+            except (cv2.error, EdgeAgentError, ValueError, RuntimeError) as err:
+                # one bad frame (or a model error: onnxruntime raises RuntimeError subclasses) must not
+                # stop this camera, nor, through the agent's task group, the meters and gates
+                self.stats.frame_errors += 1
+                log.error("%s: a frame was not processed: %s", self.device, err)
         return False

@@ -19,6 +19,9 @@ def camera_metrics(cameras: CameraSet) -> list[Metric]:
         "anju_edge_camera_failures", "Camera opens or streams that failed (each followed by a backoff)",
         labels=["device"],
     )  # fmt: skip
+    frame_errors = CounterMetricFamily(
+        "anju_edge_camera_frame_errors", "Camera frames whose face work failed (logged)", labels=["device"]
+    )
     available = GaugeMetricFamily(
         "anju_edge_camera_available", "1 if the camera delivers frames, 0 if not", labels=["device"]
     )
@@ -26,6 +29,7 @@ def camera_metrics(cameras: CameraSet) -> list[Metric]:
         frames.add_metric([r.device], r.stats.frames)
         moving.add_metric([r.device], r.stats.moving)
         failures.add_metric([r.device], r.stats.failures)
+        frame_errors.add_metric([r.device], r.stats.frame_errors)
         if r.available is not None:
             available.add_metric([r.device], 1.0 if r.available else 0.0)
     s = cameras.faces.stats
@@ -43,4 +47,4 @@ def camera_metrics(cameras: CameraSet) -> list[Metric]:
     events.add_metric(["stored"], s.events)
     events.add_metric(["cooldown"], s.suppressed)
     events.add_metric(["refused_full"], s.refused_full)
-    return [frames, moving, failures, available, faces, seen, events]
+    return [frames, moving, failures, frame_errors, available, faces, seen, events]

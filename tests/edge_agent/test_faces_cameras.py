@@ -206,3 +206,18 @@ def test_the_cameras_show_in_the_agents_metrics(tmp_path: Path) -> None:
     assert samples[("anju_edge_camera_available", device)] == 1.0
     assert samples[("anju_edge_camera_sightings_total", (("who", "stranger"),))] >= 1
     assert samples[("anju_edge_camera_events_total", (("outcome", "stored"),))] == 2
+
+
+def test_a_frame_that_fails_is_counted_and_the_camera_goes_on(tmp_path: Path) -> None:
+    cam = CameraConfig(device_id="C7", building="1", url=str(corridor_frames(tmp_path / "f")), max_fps=30,
+                       motion_gate=False)  # fmt: skip
+    seen: list[int] = []
+
+    def handle(frame: np.ndarray, ts: datetime) -> None:
+        seen.append(1)
+        if len(seen) % 5 == 0:
+            raise ValueError("a broken frame")
+
+    reader = CameraReader(cam, url=str(cam.url), clock=WallClock(), handle=handle)
+    reader.run_blocking(threading.Event())
+    assert len(seen) == 15 and reader.stats.frame_errors == 3 and reader.ended
