@@ -122,6 +122,7 @@ def _identify(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
+    from edge_agent.faces.evidence import EvidenceStore
     from edge_agent.faces.pack import anju_home
     from edge_agent.faces.store import EstateVault, Gallery, estates_root
 
@@ -146,6 +147,10 @@ def _forget(args: argparse.Namespace) -> int:
             with vault.lock():
                 vault.audit("forget", person=args.person, found=False, by=by)
         removed += found
+        crops = EvidenceStore(vault, retention=timedelta(days=90)).forget(args.person)
+        if crops:
+            with vault.lock():
+                vault.audit("forget-evidence", person=args.person, crops=crops, by=by)
         print(f"{estate}\t{args.person}\t{'removed' if found else 'not enrolled'}")
     return 0 if estates else 1
 

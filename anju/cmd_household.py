@@ -1,5 +1,6 @@
 """anju household-side commands: ``household add|remove|list`` (the people on a unit's lease who may
-sign in), ``welfare list`` (the welfare office's queue), and ``sim sms`` (the SMS gateway stand-in)."""
+sign in), ``welfare list|visited`` (the welfare office's queue), and ``sim sms`` (the SMS gateway
+stand-in)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,16 @@ def register(sub: Any, sim: Any) -> None:
     rem.add_argument("--phone", required=True, help="the mobile number to take off the lease")
     _add_db(rem)
     lst = hsub.add_parser("list", help="JSON: the people on a unit's lease (phones masked)")
-    lst.add_argument("unit")
+    lst.add_argument("unit", help="unit id, e.g. E01-1-0101")
     _add_db(lst)
     welfare = sub.add_parser("welfare", help="the welfare visits (关怀探访), kept apart from enforcement")
     wsub = welfare.add_subparsers(dest="welfare_command", required=True)
     wl = wsub.add_parser("list", help="JSON: the open welfare visits")
     wl.add_argument("--estate", action="append", default=None, help="only these estates (repeat)")
     _add_db(wl)
+    wv = wsub.add_parser("visited", help="record a welfare visit as made")
+    wv.add_argument("id", type=int, help="the visit's id, from anju welfare list")
+    _add_db(wv)
     sms = sim.add_parser("sms", help="the SMS gateway stand-in (an outbox of text messages)")
     sms.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sms.add_argument("--port", type=int, default=8091, help="port to listen on")
@@ -79,9 +83,14 @@ def _household(args: argparse.Namespace) -> int:
 
 
 def _welfare(args: argparse.Namespace) -> int:
-    from hub.household.welfare import welfare_queue
+    from hub.household.welfare import mark_visited, welfare_queue
 
     with _connect(args.database_url) as conn:
+        if args.welfare_command == "visited":
+            with conn.transaction():
+                done = mark_visited(conn, welfare_id=args.id, actor=f"system:cli:{getpass.getuser()}")
+            print("recorded" if done else "no open welfare visit has that id")
+            return 0 if done else 1
         rows = welfare_queue(conn, estates=args.estate)
     print(json.dumps([{"id": w.id, "unit_id": w.unit_id, "estate_id": w.estate_id, "source": w.source,
                        "note": w.note, "created_at": w.created_at.isoformat()} for w in rows],

@@ -47,7 +47,10 @@ def run_camera(args: argparse.Namespace) -> int:
     spec = make_estate(args.estate, n_units=args.units, days=args.days, start=start, seed=args.seed)
     events = [e for e in EstateModel(spec).gate_events() if e.building == args.building]
     scene = CorridorScene(args.width, args.height, seed=args.seed, stay_s=args.stay_s)
-    sim = CameraSim(events, clock, scene, seed=args.seed, visitors=not args.no_visitors)
+    tenant_ids = [p for u in spec.units for p in u.persons]
+    sim = CameraSim(
+        events, clock, scene, seed=args.seed, visitors=not args.no_visitors, tenant_ids=tenant_ids
+    )
     if args.enrol_estate:
         from edge_agent.errors import EdgeAgentError
 

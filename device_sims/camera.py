@@ -105,12 +105,21 @@ class CameraSim:
     """
 
     def __init__(
-        self, events: list[GateEvent], clock: Clock, scene: CorridorScene, *, seed: int, visitors: bool = True
+        self,
+        events: list[GateEvent],
+        clock: Clock,
+        scene: CorridorScene,
+        *,
+        seed: int,
+        visitors: bool = True,
+        tenant_ids: list[str] | None = None,
     ) -> None:
         tenants, strangers = face_pools()
-        self._tenant_faces = dict(
-            zip(sorted({e.employee_no for e in events if e.employee_no}), tenants, strict=False)
-        )
+        # faces go to the estate's tenants in a hashed order (so every building gets some, and one camera
+        # per building gives every tenant the same face); those of this camera's events are shown
+        shown = {e.employee_no for e in events if e.employee_no}
+        ordered = sorted(tenant_ids or shown, key=lambda t: hashlib.sha256(t.encode()).hexdigest())
+        self._tenant_faces = {t: f for t, f in zip(ordered, tenants, strict=False) if t in shown}
         half = len(strangers) // 2
         self._subtenant_pool, self._visitor_pool = strangers[:half], strangers[half:]
         self._queue = deque(e for e in events if e.verify_mode == "face" and (visitors or not _is_visitor(e)))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_agent.faces.pack import EMBEDDER, Artifact, fetch
+from edge_agent.faces.pack import CP311_WHEEL, EMBEDDER, Artifact, fetch
 
 FACE_RECOGNITION = Artifact(
     "pypi", "face_recognition", "1.3.0", "face_recognition-1.3.0.tar.gz",
@@ -30,8 +30,7 @@ SCIKIT_IMAGE = Artifact(
     "pypi", "scikit-image", "0.25.2",
     "scikit_image-0.25.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
     "24cc986e1f4187a12aa319f777b36008764e856e5013666a4a83f8df083c2641",
-    ("--only-binary", ":all:", "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
-     "--implementation", "cp", "--abi", "cp311"),
+    CP311_WHEEL,
 )  # fmt: skip
 
 # photo -> (faces in it, identity of a single-face photo or None for a group of different people)

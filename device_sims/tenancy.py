@@ -312,10 +312,11 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0, honour_keys: bool = Tru
             found.status = change.status
             entry = {
                 "seq": len(store.changes) + 1, "tenancy_case_id": tenancy_case_id,
-                "case_ref": found.body["case_ref"], "idempotency_key": found.idempotency_key,
-                "status": change.status, "note": change.note,
+                "case_ref": found.body["case_ref"], "status": change.status, "note": change.note,
                 "changed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             }
+            if store.honour_keys:  # a system that ignores keys does not echo them either
+                entry["idempotency_key"] = found.idempotency_key
             store.changes.append(entry)
             return entry
 

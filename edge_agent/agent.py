@@ -116,6 +116,7 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
             devices=devices,
         )
         metrics.publisher = publisher
+        metrics.cameras = cameras
         log.info(
             "agent %s for estate %s: %d meters (%d polled endpoints), %d gates, outbox %s (%d waiting)",
             config.agent_id, config.estate_id, len(config.meters), len(pollers), len(config.gates),

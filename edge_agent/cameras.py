@@ -60,20 +60,21 @@ class MotionGate:
 
 
 class FrameSource:
-    """One opened camera, video file or image folder; ``read`` returns None at the end of a file or folder."""
+    """One camera, video file or image folder: ``grab`` the next frame (False at the end of a file or
+    folder), ``retrieve`` it as BGR."""
 
     def __init__(self, url: str, *, listen: bool = False, open_timeout_s: float = 10.0) -> None:
         self.url, self.listen, self.open_timeout_s = url, listen, open_timeout_s
-        path = Path(url)
-        self.folder = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES) if (
-            "://" not in url and path.is_dir()) else None  # fmt: skip
         self.live = "://" in url
+        self.folder: list[Path] | None = None
         self._index = 0
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
         """Open the stream or file (an image folder needs nothing); CameraError when it does not open."""
-        if self.folder is not None:
+        path = Path(self.url)
+        if not self.live and path.is_dir():  # listed at each opening: a looped folder sees new images
+            self.folder = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
             if not self.folder:
                 raise CameraError(f"no images in {self.url}")
             self._index = 0
@@ -133,6 +134,7 @@ class ReaderStats:
     moving: int = 0  # of which passed the motion gate
     opens: int = 0
     failures: int = 0
+    frame_errors: int = 0  # frames whose face work failed (logged; the camera and the agent go on)
 
 
 FrameHandler = Callable[[np.ndarray, datetime], None]
@@ -246,5 +248,11 @@ class CameraReader:
             if self.config.motion_gate and not self._gate.moved(frame):
                 continue
             self.stats.moving += 1
-            self._handle(frame, self._clock.now())
+            try:
+                self._handle(frame, self._clock.now())
+            except (cv2.error, EdgeAgentError, ValueError, RuntimeError) as err:
+                # one bad frame (or a model error: onnxruntime raises RuntimeError subclasses) must not
+                # stop this camera, nor, through the agent's task group, the meters and gates
+                self.stats.frame_errors += 1
+                log.error("%s: a frame was not processed: %s", self.device, err)
         return False

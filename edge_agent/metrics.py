@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -23,6 +24,9 @@ from edge_agent.mqtt_meters import MqttMeterSource
 from edge_agent.outbox import Outbox
 from edge_agent.poller import EndpointPoller
 from edge_agent.publisher import Publisher
+
+if TYPE_CHECKING:
+    from edge_agent.faces.service import CameraSet
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +41,15 @@ class AgentMetrics(Collector):
     publisher: Publisher | None = None
     gates: GateIntake | None = None
     mqtt_meters: MqttMeterSource | None = None
+    cameras: CameraSet | None = None
 
     def collect(self) -> Iterator[Metric]:
         """Every metric as it stands now."""
         yield from self._devices()
+        if self.cameras is not None:
+            from edge_agent.faces.metrics import camera_metrics  # OpenCV only on a gateway with cameras
+
+            yield from camera_metrics(self.cameras)
         yield from self._outbox()
         yield from self._uplink()
 

@@ -22,6 +22,7 @@ from hub.settings import HubSettings
 from hub.storage.embedded import resolve_database_url
 
 log = logging.getLogger(__name__)
+OVERDUE_INTERVAL_S = 60.0  # how often the pipeline records cases whose deadline passed (hub/cases/deadlines)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Pipeline:
     def _run(self) -> None:
         """The pipeline loop (under ``run_supervised``): a database error is retried in place; anything
         else ends the loop, and the supervisor restarts it on a fresh connection."""
+        from hub.cases.deadlines import note_overdue
         from hub.cases.service import close_for_tenancy
         from hub.household.gateway import SmsGateway
         from hub.household.pipeline import household_step
@@ -102,6 +104,7 @@ class Pipeline:
         s = self._settings
         last_day: date | None = None
         next_detect = 0.0
+        next_overdue = 0.0
         next_retention = 0.0
         clock = 0.0
         feed_backoff = FeedBackoff()  # a tenancy system that is down is not asked every filing interval
@@ -121,6 +124,9 @@ class Pipeline:
                     if clock >= next_retention:  # raw rows past the horizon, a partition at a time
                         next_retention = clock + RETENTION_INTERVAL.total_seconds()  # a failure waits too
                         apply_retention(conn, horizon_days=s.retention_days)
+                    if clock >= next_overdue:  # deadlines passed since the last look, in the trail once
+                        next_overdue = clock + OVERDUE_INTERVAL_S
+                        note_overdue(conn)
                     result = deliver_pending(conn, client=client)
                     household_step(conn, gateway=gateway)  # notices to households, welfare signals
                     # Closed / moved out flow back to cases: the workflow closes them.
@@ -173,7 +179,8 @@ def run_hub(settings: HubSettings) -> int:
     monitor.attach_ingest(ingest)
     ingest.start()
     pipeline.start()
-    app = create_app(database_url=url, monitor=monitor, sms_url=settings.sms_url)
+    app = create_app(database_url=url, monitor=monitor, sms_url=settings.sms_url,
+                     workflow=settings.workflow())
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     )

@@ -15,6 +15,7 @@ from anju_wire import TimeBounds
 from hub.home import default_home
 
 if TYPE_CHECKING:
+    from hub.cases.workflow import WorkflowPolicy
     from hub.storage.timeseries import TimescalePolicy
 
 
@@ -57,6 +58,8 @@ class HubSettings(BaseSettings):
     tenancy_url: str = "http://127.0.0.1:8090"
     tenancy_token: SecretStr | None = None
     sms_url: str = "http://127.0.0.1:8091"  # the SMS gateway texting households (hub/household)
+    # The case workflow's deadline of each step: a YAML file like hub/cases/workflow.yaml (None: that one).
+    workflow_policy: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     detect_interval_s: float = 5.0
@@ -99,6 +102,12 @@ class HubSettings(BaseSettings):
             self.database_url = make_conninfo(self.database_url, password=password)
             self.database_password = None
         return self
+
+    def workflow(self) -> WorkflowPolicy:
+        """The case workflow's policy: ``workflow_policy``'s file, else the packaged one."""
+        from hub.cases.workflow import default_policy, load_policy
+
+        return load_policy(self.workflow_policy) if self.workflow_policy else default_policy()
 
     def time_bounds(self) -> TimeBounds:
         """The accepted window of record timestamps around the hub's clock."""

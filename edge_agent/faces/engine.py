@@ -105,7 +105,7 @@ class DefaultPackEngine:
     def __init__(self, directory: Path, *, threads: int = 1, threshold: float | None = None) -> None:
         meta = _pack_meta(directory)
         self.name = f"default:{directory}"
-        self.threshold = float(threshold if threshold is not None else str(meta.get("threshold", 0.5)))
+        self.threshold = float(threshold if threshold is not None else str(meta.get("threshold", 0.47)))
         self._det = _session(directory / "detector.onnx", threads)
         self._emb = _session(directory / "embedder.onnx", threads)
         self._det_input = self._det.get_inputs()[0].name  # type: ignore[attr-defined]

@@ -29,8 +29,10 @@ class EvidenceStore:
         self.vault, self.retention = vault, retention
         self.dir = vault.dir / "evidence"
 
-    def keep(self, event_id: str, frame: np.ndarray, face: Face, ts: datetime) -> str:
-        """Seal the face's crop under the event id; return the file name."""
+    def keep(
+        self, event_id: str, frame: np.ndarray, face: Face, ts: datetime, *, person_id: str | None = None
+    ) -> str:
+        """Seal the face's crop under the event id, with the enrolled person if any; return its name."""
         h, w = frame.shape[:2]
         x0, y0, x1, y1 = face.box
         mx, my = (x1 - x0) * 0.25, (y1 - y0) * 0.25
@@ -41,8 +43,9 @@ class EvidenceStore:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"evidence/{_SAFE.sub('_', event_id)}.bin"
         self.vault.save(
-            name, self.PACK, {"ts": ts.isoformat(), "event_id": event_id, "jpeg": jpeg.tobytes().hex()}
-        )
+            name, self.PACK,
+            {"ts": ts.isoformat(), "event_id": event_id, "person": person_id, "jpeg": jpeg.tobytes().hex()},
+        )  # fmt: skip
         self.prune()
         return name
 
@@ -50,6 +53,18 @@ class EvidenceStore:
         """The JPEG of a kept crop (None when it is gone)."""
         doc = self.vault.load(name, self.PACK)
         return None if doc is None else bytes.fromhex(str(doc["jpeg"]))
+
+    def forget(self, person_id: str) -> int:
+        """Delete every crop of an enrolled person (``anju agent faces forget``); return how many."""
+        if not self.dir.is_dir():
+            return 0
+        gone = 0
+        for f in self.dir.glob("*.bin"):
+            doc = self.vault.load(f"evidence/{f.name}", self.PACK)
+            if doc is not None and doc.get("person") == person_id:
+                f.unlink(missing_ok=True)
+                gone += 1
+        return gone
 
     def prune(self, now: float | None = None) -> int:
         """Delete crops older than the retention (by file time); return how many."""

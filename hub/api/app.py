@@ -17,9 +17,11 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from hub.api import field_pages, health, i18n, labels, pages, supervisor_page, views
+from hub.api import field_pages, health, i18n, labels, pages, supervisor_page, timefmt, views
 from hub.api.household import install as install_household
 from hub.api.models import Reason
+from hub.api.timefmt import AUDIT_OBJECTS
+from hub.cases.workflow import WorkflowPolicy, default_policy
 from hub.monitor import HubMonitor
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,10 @@ def make_templates() -> Jinja2Templates:
         AUDIT_ACTIONS=labels.AUDIT_ACTIONS,
         TENANCY_STATUSES=labels.TENANCY_STATUSES,
         DISMISSAL_REASONS=labels.DISMISSAL_REASONS,
+        AUDIT_OBJECTS=AUDIT_OBJECTS,
+        local_time=timefmt.local_time,
+        zone_label=_zone_label,
+        detail_text=timefmt.detail_text,
     )
     return Jinja2Templates(env=env)
 
@@ -65,6 +71,11 @@ def _t(ctx: jinja2.runtime.Context, key: str, **fields: object) -> str:
 @jinja2.pass_context
 def _label(ctx: jinja2.runtime.Context, table: labels.Table, key: str | None) -> str:
     return labels.label(table, key, ctx["lang"])
+
+
+@jinja2.pass_context
+def _zone_label(ctx: jinja2.runtime.Context, estate_id: str | None) -> str:
+    return timefmt.zone_label(estate_id, ctx["lang"])
 
 
 @jinja2.pass_context
@@ -99,12 +110,14 @@ def create_app(
     pool_timeout_s: float = 5.0,
     monitor: HubMonitor | None = None,
     sms_url: str = "http://127.0.0.1:8091",
+    workflow: WorkflowPolicy | None = None,
 ) -> FastAPI:
     """Build the application; its connection pool opens on startup and closes on shutdown.
 
     ``pool_timeout_s``: how long a request waits for a database connection before the answer is 503.
     ``monitor``: the hub's background parts, for /api/health and /metrics (none: the database alone).
     ``sms_url``: the SMS gateway that texts households their sign-in codes.
+    ``workflow``: the case workflow's deadlines (default: the packaged ``hub/cases/workflow.yaml``).
     """
 
     @asynccontextmanager
@@ -129,6 +142,7 @@ def create_app(
     )
     app.state.templates = make_templates()
     app.state.pool_timeout_s = pool_timeout_s
+    app.state.workflow = workflow if workflow is not None else default_policy()
     app.state.monitor = monitor if monitor is not None else HubMonitor()
     # Counted while reading, before anything is buffered: a chunked gigabyte to /login is refused
     # after the first megabyte (no endpoint of the hub takes more than a form or a small JSON body).
@@ -141,6 +155,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(field_pages.router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(supervisor_page.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

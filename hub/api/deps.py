@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from hub.auth.models import Principal, Role
 from hub.auth.service import SignIn, session_principal
+from hub.cases.workflow import WorkflowPolicy
 
 SESSION_COOKIE = "anju_session"
 HOUSEHOLD_COOKIE = "anju_household"  # a household member's session (hub/api/household.py), never staff
@@ -33,6 +34,15 @@ def get_conn(request: Request) -> Iterator[psycopg.Connection[Any]]:
 
 DbConn = Annotated[psycopg.Connection[Any], Depends(get_conn)]
 DbPool = Annotated[ConnectionPool, Depends(get_pool)]
+
+
+def get_workflow(request: Request) -> WorkflowPolicy:
+    """The case workflow's policy the application was built with (each step's deadline)."""
+    policy: WorkflowPolicy = request.app.state.workflow
+    return policy
+
+
+Workflow = Annotated[WorkflowPolicy, Depends(get_workflow)]
 
 
 def request_token(request: Request) -> tuple[str | None, bool]:

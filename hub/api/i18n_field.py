@@ -16,6 +16,9 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "export.print": ("打印走访清单", "Print visit list"),
     "export.sheets": ("打印前 10 件走访单", "Print visit sheets (first 10)"),
     "page.first": ("第一页", "first page"),
+    "col.due": ("期限", "Due"),
+    "case.overdue_short": ("超期", "overdue"),
+    "case.escalated_short": ("督办 {n} 次", "escalated ×{n}"),
     "page.prev": ("上一页", "previous page"),
     "object.estate": ("该小区", "This estate"),
     # the visit list as CSV: column headings
@@ -65,6 +68,7 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "sheet.sign_inspector": ("巡查员签名", "Inspector's signature"),
     "sheet.sign_occupant": ("住户签名", "Occupant's signature"),
     "sheet.date": ("日期", "Date"),
+    "sheet.date_blank": ("____年__月__日", "____-__-__"),
     # the building view
     "grid.title": ("{estate} 楼栋与楼层", "{estate}: buildings and floors"),
     "grid.building": ("{name} 栋", "Building {name}"),
@@ -114,6 +118,9 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "risk.closed": ("线索已关闭，不再排名", "alert closed: no longer ranked"),
     "age.data": ("数据截至 {asof}；首次标记后 {n} 个数据日",
                  "data up to {asof}; {n} data days since first flagged"),
+    # times and the audit log
+    "times_in": ("时间：{zone}", "times in {zone}"),
+    "audit.time_local": ("时间（{zone}）", "Time ({zone})"),
     # the supervisor's page
     "object.supervisor": ("主管视图", "supervisor's page"),
     "sup.link": ("主管视图", "Supervisor"),

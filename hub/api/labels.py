@@ -69,6 +69,7 @@ AUDIT_ACTIONS: Table = {
     "case.accept": ("签收", "accepted"),
     "case.record_visit": ("走访完成", "visit recorded"),
     "case.escalate": ("督办", "escalated"),
+    "case.overdue": ("超期", "overdue"),
     "tenancy.requeued": ("重新排队报送", "filing re-queued"),
     "tenancy.found": ("在住房系统查到已报送", "found already filed in the tenancy system"),
     "case.schedule_visit": ("预约上门", "visit scheduled"),

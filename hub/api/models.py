@@ -124,8 +124,9 @@ class AlertSummary(BaseModel):
     case_filing_dead: bool = False
     case_assignee: str | None = Field(None, description="the inspector the alert's case is assigned to")
     case_visit_on: date | None = Field(None, description="the day of the case's visit, once scheduled")
-
-
+    case_due_at: datetime | None = Field(None, description="the deadline of the step the case waits for")
+    case_overdue: bool | None = Field(None, description="the case is past its deadline (超期)")
+    case_escalations: int | None = Field(None, description="how many times a supervisor escalated it (督办)")
     data_age_days: int | None = Field(None, description="data days from first flagged to the as-of day")
     unit_address: str | None = None
     unit_building: str | None = None
@@ -133,6 +134,8 @@ class AlertSummary(BaseModel):
     unit_household_size: int | None = None
     unit_lease_start: date | None = None
     unit_area_m2: float | None = None
+
+
 class AlertDetail(AlertSummary):
     """An alert with its evidence series and the case it belongs to, if any."""
 
@@ -147,10 +150,10 @@ class AlertPage(BaseModel):
     limit: int
     offset: int
     items: list[AlertSummary]
-
-
     next_after: int | None = Field(None, description="pass as ``after`` for the next page; none at the end")
     prev_before: int | None = Field(None, description="pass as ``before`` for the previous page")
+
+
 class CasePage(BaseModel):
     """One page of cases, newest first."""
 
@@ -337,6 +340,7 @@ class BatchOutcome(BaseModel):
     case_id: int
     outcome: str
     detail: str = ""
+    code: str = Field("", description="why, as a refusal code (hub/cases/errors.py); empty if assigned")
 
 
 class BatchAnswer(BaseModel):

@@ -18,6 +18,7 @@ from hub.api.deps import (
     DbConn,
     FormFields,
     MaybeUser,
+    Workflow,
     client_address,
     login_refusal,
     request_token,
@@ -183,7 +184,9 @@ def alert_list_page(
 
 
 @router.post("/cases/assign", response_model=None)
-def batch_assign(request: Request, conn: DbConn, user: MaybeUser, form: FormFields) -> Response:
+def batch_assign(
+    request: Request, conn: DbConn, user: MaybeUser, form: FormFields, policy: Workflow,
+) -> Response:
     """Assign the ticked cases of the queue to one inspector, each case audited on its own; back to the
     queue (its filters kept) with how many were assigned and how many refused."""
     if user is None:
@@ -192,7 +195,8 @@ def batch_assign(request: Request, conn: DbConn, user: MaybeUser, form: FormFiel
         return not_found(request, user, "case", status_code=403)
     ids = [int(k[5:]) for k in form if k.startswith("case_") and k[5:].isascii() and k[5:].isdigit()
            and len(k) < 24][:200]
-    outcomes = assign_many(conn, case_ids=ids, assignee=form.get("assignee", "")[:64], principal=user)
+    outcomes = assign_many(conn, case_ids=ids, assignee=form.get("assignee", "")[:64], principal=user,
+                           policy=policy)
     done = sum(1 for o in outcomes if o.outcome == "assigned")
     back = form.get("back", "")
     back = back if back.startswith("?") and "\n" not in back and len(back) < 1000 else "?"
@@ -274,7 +278,9 @@ def alert_page(request: Request, conn: DbConn, user: MaybeUser, alert_id: int) -
 
 
 @router.post("/cases/{case_id}/action", response_model=None)
-def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, form: FormFields) -> Response:
+def case_action(
+    request: Request, conn: DbConn, user: MaybeUser, case_id: int, form: FormFields, policy: Workflow,
+) -> Response:
     """Take the action of a button on the alert page, then show the alert again."""
     if user is None:
         return to_login(request)
@@ -289,7 +295,8 @@ def case_action(request: Request, conn: DbConn, user: MaybeUser, case_id: int, f
         occupants = parse_occupants(form.get("occupants_seen", ""))
         with conn.transaction():
             transition(
-                conn, case_id=case_id, action=action, principal=user, assignee=form.get("assignee") or None,
+                conn, case_id=case_id, action=action, principal=user, policy=policy,
+                assignee=form.get("assignee") or None,
                 visit_on=date.fromisoformat(visit) if visit else None, reason=form.get("reason") or None,
                 note=form.get("note", ""),
             )

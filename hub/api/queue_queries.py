@@ -18,12 +18,14 @@ from hub.cases.workflow import OVERDUE_SQL as WORKFLOW_OVERDUE_SQL
 
 Conn = psycopg.Connection[Any]
 
-ALERT_COLUMNS = """
+ALERT_COLUMNS = f"""
     a.id, a.unit_id, a.estate_id, a.kind, a.status, a.score, a.first_flagged, a.last_flagged,
     current_date - a.first_flagged AS age_days, a.window_end - a.first_flagged AS data_age_days,
     a.reasons, a.rule_version, a.window_start, a.window_end,
     a.created_at, a.updated_at,
     c.id AS case_id, c.status AS case_status, c.assignee AS case_assignee, c.visit_on AS case_visit_on,
+    c.due_at AS case_due_at, {WORKFLOW_OVERDUE_SQL} AS case_overdue,
+    c.escalations AS case_escalations,
     EXISTS (SELECT 1 FROM tenancy_outbox o WHERE o.case_id = c.id AND o.state = 'dead') AS case_filing_dead,
     u.address AS unit_address, u.building AS unit_building, u.floor AS unit_floor,
     u.household_size AS unit_household_size, u.lease_start AS unit_lease_start, u.area_m2 AS unit_area_m2
@@ -33,7 +35,7 @@ ALERT_COLUMNS = """
 # open) the unit's non-closed case of the same kind, to which re-alerts attach. Then the unit's facts.
 ALERT_CASE_JOIN = """
     LEFT JOIN LATERAL (
-        SELECT c.id, c.status, c.assignee, c.visit_on FROM cases c
+        SELECT c.id, c.status, c.assignee, c.visit_on, c.due_at, c.escalations FROM cases c
         WHERE c.unit_id = a.unit_id AND c.kind = a.kind
           AND (c.alert_id = a.id OR a.id = ANY(c.alert_ids) OR (a.status = 'open' AND c.status <> 'closed'))
         ORDER BY (c.alert_id = a.id) DESC, c.id DESC

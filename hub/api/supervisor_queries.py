@@ -14,7 +14,8 @@ from hub.api.queue_queries import OVERDUE_SQL
 
 Conn = psycopg.Connection[Any]
 
-ACTIVE = ("open", "assigned", "visit_scheduled")
+# A case in hand: not yet decided (the workflow's steps before 核实).
+ACTIVE_SQL = "c.status IN ('open', 'assigned', 'accepted', 'visit_scheduled', 'visited')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,9 @@ def overview(conn: Conn, *, estates: list[str] | None, weeks: int = 12) -> Overv
                 WHERE {_SCOPE.format(alias="v")} ORDER BY v.case_id, v.id DESC
             )
             SELECT c.assignee AS inspector,
-                   count(*) FILTER (WHERE c.status IN ('open', 'assigned', 'visit_scheduled')) AS active,
+                   count(*) FILTER (WHERE {ACTIVE_SQL}) AS active,
                    count(*) FILTER (WHERE {OVERDUE_SQL}) AS overdue,
-                   count(*) FILTER (WHERE c.status IN ('assigned', 'visit_scheduled')
+                   count(*) FILTER (WHERE {ACTIVE_SQL}
                                     AND c.visit_on BETWEEN current_date AND current_date + 6)
                        AS visits_this_week,
                    count(*) FILTER (WHERE v.verdict = 'confirmed') AS confirmed,
@@ -112,8 +113,7 @@ def overview(conn: Conn, *, estates: list[str] | None, weeks: int = 12) -> Overv
                        AS open_alerts,
                    (SELECT count(*) FROM cases c WHERE c.estate_id = e.estate_id AND c.status = 'open')
                        AS unassigned,
-                   (SELECT count(*) FROM cases c WHERE c.estate_id = e.estate_id
-                       AND c.status IN ('open', 'assigned', 'visit_scheduled')) AS active,
+                   (SELECT count(*) FROM cases c WHERE c.estate_id = e.estate_id AND {ACTIVE_SQL}) AS active,
                    (SELECT count(*) FROM cases c WHERE c.estate_id = e.estate_id AND {OVERDUE_SQL}) AS overdue
             FROM e ORDER BY e.estate_id
             """,

@@ -24,6 +24,7 @@ from hub.api.deps import (
     DbConn,
     DbPool,
     Overseer,
+    Workflow,
     client_address,
     login_refusal,
     request_token,
@@ -62,6 +63,7 @@ from hub.auth.models import Principal
 from hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
 from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from hub.cases.states import TRANSITIONS, Action, case_guide, delivery_state
+from hub.cases.workflow import WorkflowPolicy
 from hub.household.viewers import record_view
 
 router = APIRouter(prefix="/api", tags=["inspector API"])
@@ -220,74 +222,96 @@ def case_errors() -> Iterator[None]:
 
 
 def act(
-    conn: psycopg.Connection, principal: Principal, case_id: int, action: Action, **kw: object
+    conn: psycopg.Connection, principal: Principal, case_id: int, policy: WorkflowPolicy, action: Action,
+    **kw: object,
 ) -> CaseDetail:
-    """Take a workflow action in one transaction and answer the case as it now is."""
+    """Take a workflow action in one transaction (deadlines by ``policy``) and answer the case as it now
+    is."""
     with case_errors(), conn.transaction():
-        transition(conn, case_id=case_id, action=action, principal=principal, **kw)  # type: ignore[arg-type]
+        transition(conn, case_id=case_id, action=action, principal=principal, policy=policy,
+                   **kw)  # type: ignore[arg-type]
     return visible_case(conn, principal, case_id)
 
 
 @router.post("/cases/assign", response_model=BatchAnswer,
              responses={403: {"description": "your role may not"}})
-def assign_cases(conn: DbConn, principal: CurrentUser, body: BatchAssignRequest) -> BatchAnswer:
+def assign_cases(
+    conn: DbConn, principal: CurrentUser, body: BatchAssignRequest, policy: Workflow,
+) -> BatchAnswer:
     """Assign several cases to one inspector (supervisor, admin): each case on its own, audited on its
     own; the answer says per case whether it was assigned and, if not, why (404, 403 or 409 as code)."""
     if principal.role not in TRANSITIONS[Action.ASSIGN].roles:
         raise HTTPException(status_code=403, detail=f"a {principal.role.value} may not assign a case")
     outcomes = assign_many(conn, case_ids=body.case_ids, assignee=body.assignee, principal=principal,
-                           note=body.note)
-    return BatchAnswer(results=[BatchOutcome(case_id=o.case_id, outcome=o.outcome, detail=o.detail)
-                                for o in outcomes])
+                           note=body.note, policy=policy)
+    return BatchAnswer(results=[BatchOutcome(case_id=o.case_id, outcome=o.outcome, detail=o.detail,
+                                             code=o.code) for o in outcomes])
 
 
 @router.post("/cases/{case_id}/assign", response_model=CaseDetail, responses=ACTION_ANSWERS)
-def assign_case(conn: DbConn, principal: CurrentUser, case_id: int, body: AssignRequest) -> CaseDetail:
+def assign_case(
+    conn: DbConn, principal: CurrentUser, case_id: int, body: AssignRequest, policy: Workflow,
+) -> CaseDetail:
     """Assign the case to an inspector of its estate (supervisor, admin)."""
-    return act(conn, principal, case_id, Action.ASSIGN, assignee=body.assignee, note=body.note)
+    return act(conn, principal, case_id, policy, Action.ASSIGN, assignee=body.assignee, note=body.note)
 
 
 @router.post("/cases/{case_id}/accept", response_model=CaseDetail, responses=ACTION_ANSWERS)
-def accept_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+def accept_case(
+    conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest, policy: Workflow,
+) -> CaseDetail:
     """签收: the assigned inspector accepts the case; the visit's deadline starts."""
-    return act(conn, principal, case_id, Action.ACCEPT, note=body.note)
+    return act(conn, principal, case_id, policy, Action.ACCEPT, note=body.note)
 
 
 @router.post("/cases/{case_id}/record-visit", response_model=CaseDetail, responses=ACTION_ANSWERS)
-def record_visit(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+def record_visit(
+    conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest, policy: Workflow,
+) -> CaseDetail:
     """走访: the home visit is done (what was found goes in the note); the verdict's deadline starts."""
-    return act(conn, principal, case_id, Action.RECORD_VISIT, note=body.note)
+    return act(conn, principal, case_id, policy, Action.RECORD_VISIT, note=body.note)
 
 
 @router.post("/cases/{case_id}/escalate", response_model=CaseDetail, responses=ACTION_ANSWERS)
-def escalate_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+def escalate_case(
+    conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest, policy: Workflow,
+) -> CaseDetail:
     """督办: a supervisor escalates an overdue case, saying what is to be done (the note is required);
     409 when the case is not overdue."""
-    return act(conn, principal, case_id, Action.ESCALATE, note=body.note)
+    return act(conn, principal, case_id, policy, Action.ESCALATE, note=body.note)
 
 
 @router.post("/cases/{case_id}/schedule-visit", response_model=CaseDetail, responses=ACTION_ANSWERS)
-def schedule_visit(conn: DbConn, principal: CurrentUser, case_id: int, body: VisitRequest) -> CaseDetail:
+def schedule_visit(
+    conn: DbConn, principal: CurrentUser, case_id: int, body: VisitRequest, policy: Workflow,
+) -> CaseDetail:
     """Schedule the home visit."""
-    return act(conn, principal, case_id, Action.SCHEDULE_VISIT, visit_on=body.visit_on, note=body.note)
+    return act(conn, principal, case_id, policy, Action.SCHEDULE_VISIT, visit_on=body.visit_on,
+               note=body.note)
 
 
 @router.post("/cases/{case_id}/confirm", response_model=CaseDetail, responses=ACTION_ANSWERS)
-def confirm_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+def confirm_case(
+    conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest, policy: Workflow,
+) -> CaseDetail:
     """Confirm the suspicion after the visit; the case is queued for filing to the tenancy system."""
-    return act(conn, principal, case_id, Action.CONFIRM, note=body.note)
+    return act(conn, principal, case_id, policy, Action.CONFIRM, note=body.note)
 
 
 @router.post("/cases/{case_id}/dismiss", response_model=CaseDetail, responses=ACTION_ANSWERS)
-def dismiss_case(conn: DbConn, principal: CurrentUser, case_id: int, body: DismissRequest) -> CaseDetail:
+def dismiss_case(
+    conn: DbConn, principal: CurrentUser, case_id: int, body: DismissRequest, policy: Workflow,
+) -> CaseDetail:
     """Dismiss the case with a reason from the list and free text; its alert is closed."""
-    return act(conn, principal, case_id, Action.DISMISS, reason=body.reason, note=body.note)
+    return act(conn, principal, case_id, policy, Action.DISMISS, reason=body.reason, note=body.note)
 
 
 @router.post("/cases/{case_id}/close", response_model=CaseDetail, responses=ACTION_ANSWERS)
-def close_case(conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest) -> CaseDetail:
+def close_case(
+    conn: DbConn, principal: CurrentUser, case_id: int, body: NoteRequest, policy: Workflow,
+) -> CaseDetail:
     """办结: close a case with its verdict (supervisor, admin); a filing under way does not hold it."""
-    return act(conn, principal, case_id, Action.CLOSE, note=body.note)
+    return act(conn, principal, case_id, policy, Action.CLOSE, note=body.note)
 
 
 @router.get("/units/{unit_id}", response_model=UnitDetail, responses=NOT_FOUND)

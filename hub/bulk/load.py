@@ -43,17 +43,22 @@ from hub.bulk.parse import (
 )
 from hub.bulk.report import Progress, RejectWriter, unescape_copy_text
 from hub.storage import ensure_months
-from hub.storage.timeseries import (
-    PARTITION_LOCK_TIMEOUT_MS,
-    PARTITION_LOCK_TRIES,
+from hub.storage.bulkload import (
+    attach_load_table,
     build_load_indexes,
     create_load_table,
     drop_load_tables,
-    is_partitioned,
+    is_hypertable,
     load_table_name,
-    month_bounds,
+    month_has_chunks,
     month_has_rows,
     swap_in_load_table,
+)
+from hub.storage.timeseries import (
+    PARTITION_LOCK_TIMEOUT_MS,
+    PARTITION_LOCK_TRIES,
+    is_partitioned,
+    month_bounds,
 )
 
 log = logging.getLogger(__name__)
@@ -94,7 +99,8 @@ class _ReadingsTarget:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
-        self.swappable = is_partitioned(conn, _READINGS)  # plain partitions (not TimescaleDB)
+        self.swappable = is_partitioned(conn, _READINGS)  # plain partitions: swapped in
+        self.attachable = not self.swappable and is_hypertable(conn, _READINGS)  # TimescaleDB: attached
         self.load: dict[int, int] = {}  # month index -> rows put into its load table
         self.merge: set[int] = set()
         self.new = 0  # rows inserted by merges so far
@@ -102,7 +108,12 @@ class _ReadingsTarget:
     def prepare(self, months: Collection[int]) -> None:
         """Choose the route of months not seen before (inside the block's transaction)."""
         for m in sorted(set(months) - self.load.keys() - self.merge):
-            if not self.swappable or month_has_rows(self.conn, _READINGS, month_of_index(m)):
+            month = month_of_index(m)
+            if self.swappable:
+                taken = month_has_rows(self.conn, _READINGS, month)
+            else:
+                taken = not self.attachable or month_has_chunks(self.conn, _READINGS, month)
+            if taken:
                 self.merge.add(m)
                 continue
             create_load_table(self.conn, _READINGS, month_of_index(m), defaults=_LOAD_DEFAULTS)
@@ -145,8 +156,9 @@ class _ReadingsTarget:
             for m in months:
                 self.load[m] -= dropped[month_of_index(m)]
         for m in months:
-            if swap_in_load_table(self.conn, _READINGS, month_of_index(m), defaults=_LOAD_DEFAULTS,
-                                  lock_timeout_ms=self.lock_timeout_ms, tries=self.lock_tries):
+            place = swap_in_load_table if self.swappable else attach_load_table
+            if place(self.conn, _READINGS, month_of_index(m), defaults=_LOAD_DEFAULTS,
+                     lock_timeout_ms=self.lock_timeout_ms, tries=self.lock_tries):
                 self.new += self.load[m]
             else:
                 self.new += self._merge_load(m)

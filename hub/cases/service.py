@@ -244,6 +244,7 @@ class BatchOutcome:
 
 def assign_many(
     conn: psycopg.Connection, *, case_ids: list[int], assignee: str, principal: Principal, note: str = "",
+    policy: WorkflowPolicy | None = None,
 ) -> list[BatchOutcome]:
     """Assign each case to ``assignee``, each in its own transaction with its own audit row, so that one
     case refused (another estate's, already decided) neither stops nor undoes the others."""
@@ -252,7 +253,7 @@ def assign_many(
         try:
             with conn.transaction():
                 transition(conn, case_id=case_id, action=Action.ASSIGN, principal=principal,
-                           assignee=assignee, note=note)
+                           assignee=assignee, note=note, policy=policy)
         except CaseNotFound as err:
             outcomes.append(BatchOutcome(case_id, "not_found", str(err), err.code))
         except ActionForbidden as err:

@@ -91,3 +91,15 @@ def open_request(conn: psycopg.Connection[Any], *, unit_id: str) -> date | None:
     row = conn.execute("SELECT created_at FROM welfare_queue WHERE unit_id = %s AND source = 'household'"
                        " AND state = 'open' ORDER BY id DESC LIMIT 1", (unit_id,)).fetchone()
     return row[0].date() if row else None
+
+
+def mark_visited(conn: psycopg.Connection[Any], *, welfare_id: int, actor: str) -> bool:
+    """The welfare office records a visit as made (it leaves the open queue); audited under the unit.
+    False when no open visit has that id."""
+    row = conn.execute("UPDATE welfare_queue SET state = 'visited' WHERE id = %s AND state = 'open'"
+                       " RETURNING unit_id", (welfare_id,)).fetchone()
+    if row is None:
+        return False
+    record_audit(conn, actor=actor, action="welfare.visited", object_type="unit", object_id=row[0],
+                 detail={"welfare_id": welfare_id})
+    return True

@@ -9,16 +9,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
 import psycopg
 from psycopg import sql
-
-from hub.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -368,179 +365,7 @@ def drop_partitions_older_than(
     return dropped
 
 
-# --- Loading a month apart, then swapping it in for its empty partition (bulk imports) ----------------
-#
-# COPY into an unindexed table and building its indexes afterwards (one sort each) ran at 0.67 of a
-# plain COPY; COPY into the indexed meter_readings at 0.28. So a bulk import fills a load table per
-# month whose partition is still empty, indexes it and swaps it in, waiting for the table's locks as
-# ensure_months does. Only tables listed in _LOAD_KEYS can be loaded so.
-
-LOAD_PREFIX = "bulk_load_"
-_LOAD_KEYS = {"meter_readings": "unit_id, meter, ts"}  # the primary key; the one other index is on ts
-# The two index builds run side by side on two connections, one core each; parallel workers on top
-# of that only fight over the same two cores. Measured on 5.2M rows: 7.4 s so, 7.8 s one after the
-# other with parallel workers, 8.5 s one after the other without. 1 GB instead of 256 MB of
-# maintenance_work_mem gained nothing at 51.7M rows (121 s against 115 s, within the VM's noise).
-_INDEX_SETTINGS = "SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL max_parallel_maintenance_workers = 0"
-
-
-class MonthNotEmptyError(StorageError):
-    """A month received rows from elsewhere while its load table was filling."""
-
-
-def load_table_name(table: str, month: date) -> str:
-    """Name of ``table``'s load table for the month starting at ``month``."""
-    return f"{LOAD_PREFIX}{table}_{month.year:04d}_{month.month:02d}"
-
-
 def is_partitioned(conn: psycopg.Connection, table: str) -> bool:
     """Whether ``table`` is in the plain, partitioned form (TimescaleDB's has no partitions to swap)."""
     row = conn.execute("SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(%s)", (table,)).fetchone()
     return bool(row and row[0] == "p")
-
-
-def month_has_rows(conn: psycopg.Connection, table: str, month: date) -> bool:
-    """Whether ``table`` holds any row in the month starting at ``month``."""
-    lo, hi = month_bounds(month)
-    row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ts >= %s AND ts < %s)").format(
-        sql.Identifier(table)), (lo, hi)).fetchone()
-    return bool(row and row[0])
-
-
-def create_load_table(
-    conn: psycopg.Connection, table: str, month: date, *, defaults: Mapping[str, str]
-) -> str:
-    """Create ``table``'s unindexed load table for ``month``; ``defaults`` fill what a COPY leaves out."""
-    name = sql.Identifier(load_table_name(table, month))
-    # No range check while loading (it costs per row): the caller routes only this month's rows here.
-    conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(name, sql.Identifier(table)))
-    if defaults:
-        conn.execute(sql.SQL("ALTER TABLE {} {}").format(name, sql.SQL(", ").join(
-            sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(sql.Identifier(c), sql.Literal(v))
-            for c, v in defaults.items())))
-    return load_table_name(table, month)
-
-
-def drop_load_tables(conn: psycopg.Connection, table: str) -> None:
-    """Drop every load table of ``table`` (those a crashed or failed import left behind)."""
-    rows = conn.execute(
-        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace "
-        "AND c.relkind = 'r' AND c.relname LIKE %s", (f"{LOAD_PREFIX}{table}_%",)
-    ).fetchall()
-    for (name,) in rows:
-        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-
-
-def build_load_indexes(conn: psycopg.Connection, table: str, months: list[date]) -> dict[date, int]:
-    """Build the load tables' key and time indexes; return, per month, the repeated rows dropped.
-
-    The client is idle by now, so a second connection builds the time indexes while this one builds
-    the key indexes (one sort each). Without a second connection, one after the other.
-    """
-    second: psycopg.Connection | None = None
-    try:
-        second = psycopg.connect(_conninfo(conn), autocommit=True)
-    except psycopg.Error as err:
-        log.info("building indexes on one connection (%s)", err)
-    dropped: dict[date, int] = {}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="anju-index") as pool:
-        pending = pool.submit(_time_indexes, second, table, months) if second is not None else None
-        try:
-            for m in months:
-                dropped[m] = _key_index(conn, table, m)
-            if second is None:
-                _time_indexes(conn, table, months)
-        finally:
-            if pending is not None:
-                pending.result()
-            if second is not None:
-                second.close()
-    return dropped
-
-
-def _conninfo(conn: psycopg.Connection) -> str:
-    """A connection string for another session like ``conn``'s (its password included)."""
-    params = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info if o.val is not None}
-    return psycopg.conninfo.make_conninfo(**params)
-
-
-def _time_indexes(conn: psycopg.Connection, table: str, months: list[date]) -> None:
-    for m in months:
-        load = load_table_name(table, m)
-        with conn.transaction():
-            conn.execute(_INDEX_SETTINGS)
-            conn.execute(sql.SQL("CREATE INDEX {} ON {} (ts)").format(
-                sql.Identifier(load + "_ts"), sql.Identifier(load)))
-
-
-def _key_index(conn: psycopg.Connection, table: str, month: date) -> int:
-    """The unique key index; a row repeated in the load keeps its first copy. Returns the copies dropped."""
-    load = load_table_name(table, month)
-    ident = sql.Identifier(load)
-    create = sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
-        sql.Identifier(load + "_pkey"), ident, sql.SQL(_LOAD_KEYS[table]))
-    with conn.transaction():
-        conn.execute(_INDEX_SETTINGS)
-        try:
-            with conn.transaction():
-                conn.execute(create)
-        except psycopg.errors.UniqueViolation:
-            # As ON CONFLICT DO NOTHING would: the copy that came first (COPY appends in order) stays.
-            cur = conn.execute(sql.SQL(
-                "DELETE FROM {t} WHERE ctid IN (SELECT ctid FROM (SELECT ctid, row_number() OVER "
-                "(PARTITION BY {k} ORDER BY ctid) AS k FROM {t}) d WHERE k > 1)"
-            ).format(t=ident, k=sql.SQL(_LOAD_KEYS[table])))
-            conn.execute(create)
-            return max(cur.rowcount, 0)
-    return 0
-
-
-def swap_in_load_table(
-    conn: psycopg.Connection, table: str, month: date, *, defaults: Iterable[str],
-    lock_timeout_ms: int = PARTITION_LOCK_TIMEOUT_MS, tries: int = PARTITION_LOCK_TRIES,
-) -> bool:
-    """Swap the indexed load table in for ``month``'s partition, which must still be empty.
-
-    ``defaults`` names the columns whose load-only defaults are dropped first. Returns False, the load
-    table left in place for the caller to merge, when the month has rows by now or the table stayed busy.
-    """
-    load, part = load_table_name(table, month), partition_name(table, month)
-    lo, hi = month_bounds(month)
-    drops = [sql.SQL("ALTER COLUMN {} DROP DEFAULT, ").format(sql.Identifier(c)) for c in defaults]
-    with conn.transaction():
-        # The range check lets ATTACH skip its scan, which would run under the parent's lock.
-        conn.execute(sql.SQL(
-            "ALTER TABLE {t} {drops}ADD CONSTRAINT {c} CHECK (ts >= {lo} AND ts < {hi}), "
-            "ADD CONSTRAINT {k} PRIMARY KEY USING INDEX {k}"
-        ).format(t=sql.Identifier(load), drops=sql.Composed(drops), c=sql.Identifier(load + "_range"),
-                 lo=sql.Literal(lo), hi=sql.Literal(hi), k=sql.Identifier(load + "_pkey")))
-    try:
-        _with_lock_retries(lambda: _attach(conn, table, month, lock_timeout_ms), what=f"swap in {part}",
-                           tries=tries, lock_timeout_ms=lock_timeout_ms)
-    except (psycopg.errors.LockNotAvailable, MonthNotEmptyError, psycopg.errors.ObjectNotInPrerequisiteState,
-            psycopg.errors.CheckViolation) as err:
-        log.info("month %s not swapped in (%s); to be merged instead", part, err)
-        return False
-    return True
-
-
-def _attach(conn: psycopg.Connection, table: str, month: date, lock_timeout_ms: int) -> None:
-    load, part = load_table_name(table, month), partition_name(table, month)
-    lo, hi = month_bounds(month)
-    ident, pident = sql.Identifier(load), sql.Identifier(part)
-    with conn.transaction():
-        conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
-        # Parent first, as queries lock; the month must still be empty (live ingest may have written).
-        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table)))
-        if month_has_rows(conn, table, month):
-            raise MonthNotEmptyError(part)
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(pident))
-        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(ident, pident))
-        conn.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
-            pident, sql.Identifier(load + "_pkey"), sql.Identifier(part + "_pkey")))
-        conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-            sql.Identifier(load + "_ts"), sql.Identifier(part + "_ts_idx")))
-        conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-            sql.Identifier(table), pident, sql.Literal(lo), sql.Literal(hi)))
-        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-            pident, sql.Identifier(load + "_range")))

@@ -22,6 +22,7 @@ import psycopg
 from anju_mqtt.backoff import backoff_delay
 from hub.audit import record_audit
 from hub.tenancy.client import TenancyClient, TenancyUnavailable
+from hub.tenancy.filing import case_of_ref
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,17 @@ def _position(conn: psycopg.Connection[Any]) -> int:
 def _apply(conn: psycopg.Connection[Any], change: dict[str, Any], close_case: CaseCloser) -> str:
     """Apply one change in the caller's transaction: ``closed``, ``noted``, ``unknown`` or ``unchanged``."""
     key = change.get("idempotency_key")
+    # By anju's case reference, as the tenancy system files it; the key only where the change carries no
+    # reference (a system that ignores keys need not echo them). Either way only a case we filed.
+    ref = change.get("case_ref")
+    by, value = ("o.case_id", case_of_ref(ref)) if isinstance(ref, str) else ("o.idempotency_key", key)
     row = conn.execute(
-        "SELECT c.id, c.status FROM tenancy_outbox o JOIN cases c ON c.id = o.case_id"
-        " WHERE o.idempotency_key = %s FOR UPDATE OF c", (key,),
+        f"SELECT c.id, c.status FROM tenancy_outbox o JOIN cases c ON c.id = o.case_id"
+        f" WHERE o.kind = 'filing' AND {by} = %s FOR UPDATE OF c", (value,),
     ).fetchone()
     if row is None:
-        log.warning("tenancy change %s names no case of ours (key %r)", change.get("seq"), key)
+        log.warning("tenancy change %s names no case of ours (reference %r, key %r)", change.get("seq"),
+                    ref, key)
         return "unknown"
     case_id, status = int(row[0]), str(row[1])
     tenancy_status = str(change.get("status"))

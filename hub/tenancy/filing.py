@@ -59,6 +59,13 @@ def case_ref(case_id: int) -> str:
     return f"ANJU-{case_id}"
 
 
+def case_of_ref(ref: str) -> int | None:
+    """The case id of anju's case reference (``ANJU-7``: 7); None for a reference that is not ours."""
+    prefix, _, digits = ref.partition("-")
+    return int(digits) if prefix == "ANJU" and digits.isascii() and digits.isdigit() and len(digits) < 19 \
+        else None
+
+
 def tenancy_payload(
     *, case_id: int, unit_id: str, estate_id: str, kind: str, opened_at: datetime, summary: str,
     reasons: list[dict[str, Any]], evidence_hash: str, audit_checkpoint: tuple[int, str] | None = None,

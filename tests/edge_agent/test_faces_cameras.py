@@ -25,9 +25,10 @@ from edge_agent.faces.settings import CameraConfig, FacesSettings
 from edge_agent.faces.store import EstateVault, Gallery
 from edge_agent.faces.strangers import StrangerTracks
 from edge_agent.gates import pseudonym
+from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.records import RecordKind
-from tests.edge_agent.faces_support import corridor, corridor_frames, engine
+from tests.edge_agent.faces_support import corridor, corridor_frames, engine, pack_dir
 from tests.edge_agent.helpers import wait_until
 from tests.services import free_port
 
@@ -184,3 +185,39 @@ def test_the_stranger_tracks_are_written_when_the_camera_stops(
     store = tmp_path / "home" / "faces" / "estates" / "E01" / "strangers.bin"
     reader.run_blocking(threading.Event())
     assert faces[0].stats.strangers >= 1 and store.is_file()  # within SAVE_EVERY_S: written by on_stop
+
+
+def test_the_cameras_show_in_the_agents_metrics(tmp_path: Path) -> None:
+    cam = CameraConfig(device_id="C6", building="1", url=str(corridor_frames(tmp_path / "f")), max_fps=30)
+    settings = FacesSettings(pack_dir=pack_dir(), home=tmp_path / "home")
+    with Outbox(tmp_path / "o.sqlite", capacity=100) as outbox:
+        cameras = build_cameras(cameras=[cam], settings=settings, estate_id="E01", secret=b"k", outbox=outbox,
+                                clock=WallClock())  # fmt: skip
+        assert cameras is not None
+        cameras.readers[0].run_blocking(threading.Event())
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for m in AgentMetrics(agent_id="gw", outbox=outbox, cameras=cameras).collect()
+            for s in m.samples
+        }
+    device = (("device", "camera:C6"),)
+    assert samples[("anju_edge_camera_frames_total", device)] == 15
+    assert samples[("anju_edge_camera_frames_moving_total", device)] < 15
+    assert samples[("anju_edge_camera_available", device)] == 1.0
+    assert samples[("anju_edge_camera_sightings_total", (("who", "stranger"),))] >= 1
+    assert samples[("anju_edge_camera_events_total", (("outcome", "stored"),))] == 2
+
+
+def test_a_frame_that_fails_is_counted_and_the_camera_goes_on(tmp_path: Path) -> None:
+    cam = CameraConfig(device_id="C7", building="1", url=str(corridor_frames(tmp_path / "f")), max_fps=30,
+                       motion_gate=False)  # fmt: skip
+    seen: list[int] = []
+
+    def handle(frame: np.ndarray, ts: datetime) -> None:
+        seen.append(1)
+        if len(seen) % 5 == 0:
+            raise ValueError("a broken frame")
+
+    reader = CameraReader(cam, url=str(cam.url), clock=WallClock(), handle=handle)
+    reader.run_blocking(threading.Event())
+    assert len(seen) == 15 and reader.stats.frame_errors == 3 and reader.ended

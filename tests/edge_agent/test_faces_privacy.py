@@ -163,6 +163,9 @@ def test_every_outgoing_payload_of_a_camera_run_is_free_of_images_and_embeddings
             assert not isinstance(value, str) or len(value) <= 100, f"{topic} {where}: {len(value)} chars"
         leaked = embedding[0][:4]
         assert not any(f"{x:.4f}"[:-1] in raw.decode() for x in leaked)
+    statuses = [json.loads(raw) for topic, raw in tap.messages if "/status/" in topic]
+    cams = [d for st in statuses for d in st.get("devices", []) if d["device"].startswith("camera:")]
+    assert cams and cams[-1]["device"] == "camera:C1"  # the camera by its id; its URL stays here
     kept = list((home / "faces" / "estates" / estate / "evidence").glob("*.bin"))
     assert len(kept) == 2  # the evidence crops stayed on the gateway, sealed
     assert all(b"JFIF" not in f.read_bytes() for f in kept)

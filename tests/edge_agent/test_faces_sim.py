@@ -14,7 +14,7 @@ from anju.demo_camera import demo_camera
 from anju.sim_camera import enrol_tenants
 from anju_wire import AcceleratedClock
 from device_sims.camera import CameraSim, CorridorScene, face_pools, serve
-from device_sims.household import GateEvent, make_estate
+from device_sims.household import EstateModel, GateEvent, make_estate
 from edge_agent.cameras import CameraReader
 from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
 from edge_agent.faces.service import open_engine, open_gallery, pack_id
@@ -100,3 +100,19 @@ def test_the_demo_puts_a_camera_at_each_entrance_of_its_first_estate(
     assert args[:2] == ["sim", "camera"] and "--no-visitors" in args and "--enrol-estate" in args
     for camera in site["cameras"]:
         CameraConfig.model_validate(camera)
+
+
+def test_cameras_of_two_buildings_never_give_two_tenants_one_face() -> None:
+    spec = make_estate("E01", n_units=20, days=10, start=datetime(2026, 3, 1, tzinfo=UTC), seed=7)
+    events = EstateModel(spec).gate_events()
+    tenants = [p for u in spec.units for p in u.persons]
+    clock = AcceleratedClock(origin_wall=0.0, origin_sim=spec.start, speed=1.0)
+    faces: dict[str, str] = {}
+    for building in ("1", "2"):
+        mine = [e for e in events if e.building == building]
+        sim = CameraSim(mine, clock, CorridorScene(320, 180, seed=1), seed=1, tenant_ids=tenants)
+        assert sim.enrolled, f"building {building} shows no tenant"
+        for tenant, (identity, _) in sim.enrolled.items():
+            assert tenant.startswith(f"T-E01-{building}-")
+            faces[tenant] = identity
+    assert len(set(faces.values())) == len(faces)  # one face, one tenant

@@ -189,6 +189,11 @@ def test_evidence_crops_are_sealed_and_pruned_after_the_retention(home: Path) ->
     assert store.prune(now=time.time() + 6 * 86400) == 0
     assert store.prune(now=time.time() + 8 * 86400) == 1
     assert store.read(name) is None
+    # a removed person's crops go with them, at once
+    mine = store.keep("C1:2:1", frame, face, datetime(2026, 3, 2, tzinfo=UTC), person_id="T-7")
+    other = store.keep("C1:3:1", frame, face, datetime(2026, 3, 2, tzinfo=UTC), person_id=None)
+    assert store.forget("T-7") == 1
+    assert store.read(mine) is None and store.read(other) is not None
 
 
 def test_enrolments_by_processes_at_once_all_stay(home: Path, tmp_path: Path) -> None:

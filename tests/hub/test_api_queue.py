@@ -79,9 +79,9 @@ def test_batch_assign_per_case_audited_refusals_reported(
                 "assignee": "insp1"}
         r = http.post("/api/cases/assign", json=body, headers=sup)
         assert r.status_code == 200
-        assert [(o["case_id"], o["outcome"]) for o in r.json()["results"]] == [
-            (ids["case0"], "assigned"), (ids["case1"], "assigned"), (ids["case2"], "not_found"),
-            (ids["filed_case"], "refused")]
+        assert [(o["case_id"], o["outcome"], o["code"]) for o in r.json()["results"]] == [
+            (ids["case0"], "assigned", ""), (ids["case1"], "assigned", ""),
+            (ids["case2"], "not_found", "not_found"), (ids["filed_case"], "refused", "status")]
         assert http.post("/api/cases/assign", json=body, headers=login(url, "insp1")).status_code == 403
         assert http.post("/api/cases/assign", json={**body, "case_ids": []}, headers=sup).status_code == 422
 

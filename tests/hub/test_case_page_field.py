@@ -4,6 +4,7 @@ second step before a verdict, and forms that keep what was typed when an action 
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -65,3 +66,34 @@ def test_findings_kept_and_forms_keep_what_was_typed(database_url: str) -> None:
                              " WHERE action = 'case.findings'").fetchall()
     assert rows == [(case, "confirm", 2, True, "user:insp1")]
     assert audit == [("user:insp1", "2")]
+
+
+def test_times_in_the_estate_zone_and_an_audit_log_in_words(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+        seed(conn)
+        add_users(conn)
+        insert_unit(conn, "E01-6-0101", "E01")
+        conn.commit()
+        alert, case = new_case(conn, "E01-6-0101")
+    with serve(create_app(database_url=database_url)) as url, httpx.Client(base_url=url, timeout=10) as http:
+        sup, insp, aud = login(url, "sup1"), login(url, "insp1"), login(url, "aud")
+        r = http.post(f"/api/cases/{case}/assign", json={"assignee": "insp1"}, headers=sup)
+        assert r.status_code == 200
+        r = http.post(f"/api/cases/{case}/confirm", json={"note": "两名男子，不在租约上"}, headers=insp)
+        assert r.status_code == 200
+        page = http.get(f"/alerts/{alert}", headers=insp).text
+        assert "时间：北京时间 (UTC+08:00)" in page
+        audit = http.get("/audit", params={"object_type": "case", "object_id": str(case)}, headers=aud).text
+        assert '<option value="case" selected>案件</option>' in audit
+        assert "时间（北京时间 (UTC+08:00)）" in audit
+        row = re.search(r'<tr class="audit-row" data-seq="\d+" data-action="case.confirm">(.*?)</tr>', audit,
+                        re.S)
+        assert row is not None
+        assert '<td class="action">确认属实</td>' in row.group(1) and "案件 " in row.group(1)
+        assert "两名男子，不在租约上" in row.group(1) and "\\u" not in audit
+    with psycopg.connect(database_url) as conn:
+        ts = conn.execute("SELECT ts FROM audit_log WHERE action = 'case.confirm'").fetchone()
+    assert ts is not None
+    local = ts[0].astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert f'<span class="ts">{local}</span>' in page  # the trail in local time, not UTC

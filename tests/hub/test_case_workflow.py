@@ -443,3 +443,48 @@ def test_the_case_page_shows_ten_reflags_as_one_line(database_url: str) -> None:
         page = http.get(f"/alerts/{row[0]}?lang=en", headers=login(url, "sup1")).text
     lines = re.findall(r'<li data-action="alert.reflagged"', page)
     assert len(lines) == 1 and 'data-repeats="10"' in page and "10 times, last" in page
+
+
+def test_the_hubs_settings_choose_the_deadlines(database_url: str, tmp_path: Any) -> None:
+    """ANJU_WORKFLOW_POLICY names a city's own deadlines; the hub builds the policy once and the API's
+    actions use it."""
+    from datetime import datetime, timedelta
+
+    from hub.api.app import create_app
+    from hub.settings import HubSettings
+    from tests.hub.test_api import login, seed
+    from tests.hub.test_api import serve as serve_hub
+
+    own = tmp_path / "workflow.yaml"
+    own.write_text("deadline_days: {assign: 3, accept: 0.5, visit: 10, verify: 5, close: 30}\n")
+    policy = HubSettings(workflow_policy=own).workflow()
+    assert policy.deadline_days.accept == 0.5 and HubSettings().workflow() == default_policy()
+    with psycopg.connect(database_url) as c:
+        create_schema(c)
+        ids = seed(c)
+        add_users(c)
+    with serve_hub(create_app(database_url=database_url, workflow=policy)) as url, \
+            httpx.Client(base_url=url) as http:
+        before = datetime.now().astimezone()
+        got = http.post(f"/api/cases/{ids['pending_case']}/assign", json={"assignee": "insp1"},
+                        headers=login(url, "sup1")).json()
+    due = datetime.fromisoformat(got["due_at"])
+    assert before + timedelta(hours=11) < due < before + timedelta(hours=13)  # 签收 within half a day
+
+
+def test_a_passed_deadline_is_recorded_in_the_trail_once_per_deadline(conn: psycopg.Connection[Any]) -> None:
+    from hub.cases.deadlines import note_overdue
+
+    _, case = lead(conn, auto_file=False)
+    assert note_overdue(conn) == []  # two days to assign it: not late yet
+    conn.execute("UPDATE cases SET due_at = now() - interval '1 hour' WHERE id = %s", (case,))
+    assert note_overdue(conn) == [case] and note_overdue(conn) == []  # once
+    act(conn, case, Action.ASSIGN, SUP, assignee="insp1")  # a new step, a new deadline
+    assert note_overdue(conn) == []
+    conn.execute("UPDATE cases SET due_at = now() - interval '1 minute' WHERE id = %s", (case,))
+    assert note_overdue(conn) == [case]
+    rows = conn.execute("SELECT actor, detail->>'status', detail->>'waits_for' FROM audit_log"
+                        " WHERE action = 'case.overdue' ORDER BY seq").fetchall()
+    assert rows == [("system:workflow", "open", "assign"), ("system:workflow", "assigned", "accept")]
+    conn.commit()
+    assert verify(conn).ok

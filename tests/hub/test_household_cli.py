@@ -35,6 +35,21 @@ def test_lease_members_added_listed_removed_and_welfare_listed(database_url: str
     assert main(["welfare", "list", *db]) == 0
     assert json.loads(capsys.readouterr().out) == []
     with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO welfare_queue (unit_id, estate_id, source, source_key, note)"
+                     " VALUES ('E01-1-0101', 'E01', 'household', 'k1', '请来看看')")
+        conn.commit()
+    assert main(["welfare", "list", *db]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(w["unit_id"], w["source"], w["note"]) for w in listed] == [
+        ("E01-1-0101", "household", "请来看看")]
+    assert main(["welfare", "visited", str(listed[0]["id"]), *db]) == 0
+    assert main(["welfare", "visited", str(listed[0]["id"]), *db]) == 1  # no longer open
+    capsys.readouterr()
+    assert main(["welfare", "list", *db]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    with psycopg.connect(database_url) as conn:
         actions = [r[0] for r in conn.execute(
-            "SELECT action FROM audit_log WHERE action LIKE 'household.%' ORDER BY seq")]
-    assert actions == ["household.member_added", "household.member_added", "household.member_removed"]
+            "SELECT action FROM audit_log WHERE action LIKE 'household.%' OR action LIKE 'welfare.%'"
+            " ORDER BY seq")]
+    assert actions == ["household.member_added", "household.member_added", "household.member_removed",
+                       "welfare.visited"]

@@ -17,7 +17,7 @@ import pytest
 from hub.api.app import create_app
 from hub.api.models import AlertSort
 from hub.api.queue_queries import list_alerts
-from tests.hub.test_api import add_users, create_schema, login, seed, serve
+from tests.hub.test_api import CJK, add_users, create_schema, english_text, login, seed, serve
 
 N_MANY = 230
 
@@ -122,6 +122,7 @@ def test_filters_by_state_assignee_overdue_and_address(hub: tuple[str, dict[str,
         page = http.get("/", params={"state": "visit_scheduled", "overdue": "1"}, headers=sup).text
         assert re.findall(r'<tr class="alert[^"]*" data-alert-id="(\d+)"', page) == [str(ids["sublet"])]
         assert '<option value="visit_scheduled" selected>' in page
+        assert re.search(r'<td class="due overdue"[^>]*data-overdue="1">.*?超期', page)
         assert "和平街 3 号 1 单元 302" in page
 
 
@@ -170,3 +171,17 @@ def test_building_view_shows_each_units_state(hub: tuple[str, dict[str, int]]) -
         assert re.findall(r'data-floor="(\d+)"', floors[0]) == [str(f) for f in range(9, 0, -1)]
         assert re.search(rf'href="[^"]*/alerts/{ids["vacancy"]}"', page.text)
         assert http.get("/estates/E02/grid", headers=insp).status_code == 404
+
+
+def test_new_pages_are_english_throughout_in_english(hub: tuple[str, dict[str, int]]) -> None:
+    url, ids = hub
+    with httpx.Client(base_url=url, timeout=10) as http:
+        sup, aud = login(url, "sup1"), login(url, "aud")
+        pages = [(sup, "/supervisor"), (sup, "/estates/E01/grid"), (sup, f"/alerts/{ids['vacancy']}/sheet"),
+                 (sup, "/?state=open&overdue=1"), (aud, "/audit")]
+        for who, path in pages:
+            html = http.get(path, params={"lang": "en"}, headers=who).text
+            html = re.sub(r"(幸福路|和平街)[^<]*", "", html)  # addresses are data, not the page's words
+            assert CJK.findall(english_text(html)) == [], path
+        csv_text = http.get("/visits.csv", params={"lang": "en", "status": "all"}, headers=sup).text
+        assert CJK.findall(re.sub(r"(幸福路|和平街)[^,]*", "", csv_text)) == []

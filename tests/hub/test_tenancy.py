@@ -248,3 +248,19 @@ def test_dead_filings_are_requeued_by_the_operator_audited_then_sent(
     assert main(["filings", "requeue", "--all", "--database-url", database_url]) == 0  # nothing dead: a no-op
     assert "0 row(s) requeued" in capsys.readouterr().out
     assert verify(conn).ok
+
+
+def test_the_tenancy_domain_never_imports_the_case_workflow() -> None:
+    """Tenancy filing owns its seam (issue 15, item 3): the workflow calls into hub/tenancy, never back."""
+    import ast
+    from pathlib import Path
+
+    import hub.tenancy
+
+    found = []
+    for path in Path(hub.tenancy.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [(path.name, n) for n in names if n == "hub.cases" or n.startswith("hub.cases.")]
+    assert found == []

@@ -147,3 +147,32 @@ def test_hub_pipeline_files_then_closes_from_the_feed(
     assert conn.execute("SELECT count(*) FROM alerts WHERE status = 'open'").fetchone() == (0,)
     assert len(closed_alert_rows(conn)) == 2
     assert pipeline.stats.errors == []
+
+
+def test_changes_are_matched_by_case_reference_where_the_system_ignores_keys(
+    conn: psycopg.Connection,  # noqa: F811
+) -> None:
+    """A city system that ignores Idempotency-Key does not echo it in its feed either: the change names
+    the case by anju's reference, and that is enough."""
+    from device_sims.tenancy import create_app
+    from tests.hub.test_tenancy import serve
+
+    with serve(create_app(honour_keys=False)) as url, TenancyClient(url, None, 5.0) as client:
+        assert deliver_pending(conn, client=client).sent == 2
+        conn.commit()
+        first = httpx.get(f"{url}/api/v1/cases").json()["cases"][0]
+        set_status(url, first["tenancy_case_id"], "moved_out")
+        feed = httpx.get(f"{url}/api/v1/changes").json()["changes"]
+        assert "idempotency_key" not in feed[0] and feed[0]["case_ref"] == first["case_ref"]
+        result = apply_tenancy_changes(conn, client=client, close_case=close_for_tenancy)
+        conn.commit()
+    assert (result.seen, result.closed, result.unknown) == (1, 1, 0)
+    closed = conn.execute("SELECT id FROM cases WHERE status = 'closed'").fetchall()
+    assert [f"ANJU-{c[0]}" for c in closed] == [first["case_ref"]]
+
+
+def test_case_references_read_back() -> None:
+    from hub.tenancy.filing import case_of_ref, case_ref
+
+    assert case_of_ref(case_ref(42)) == 42
+    assert case_of_ref("X-1") is None and case_of_ref("ANJU-") is None and case_of_ref("ANJU-1x") is None

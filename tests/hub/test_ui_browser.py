@@ -199,8 +199,8 @@ def test_triage_confirm_dismiss_audit_and_refusal(database_url: str, tmp_path: P
             page.goto(f"{url}/audit?object_type=case&object_id={confirm_case}")
             rows = page.locator("tr.audit-row")
             assert rows.count() >= 4
-            seen = {(r.locator(".actor").inner_text(), r.locator(".action").inner_text())
-                    for r in rows.all()}
+            seen = {(r.locator(".actor").inner_text(), r.get_attribute("data-action")) for r in rows.all()}
+            assert "确认属实" in page.locator('tr[data-action="case.confirm"] td.action').first.inner_text()
             assert ("user:insp1", "case.confirm") in seen and ("user:sup1", "case.assign") in seen
             context.close()
         finally:

@@ -14,3 +14,6 @@ ALTER TABLE cases ADD COLUMN IF NOT EXISTS escalated_at timestamptz NULL;
 ALTER TABLE cases ADD COLUMN IF NOT EXISTS escalations int NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN IF NOT EXISTS city_case_no text NULL;
 CREATE INDEX IF NOT EXISTS cases_due_open ON cases (due_at) WHERE status <> 'closed';
+-- overdue_noted_due: the deadline whose passing was last recorded (a case.overdue audit row), so that
+-- each deadline is recorded as passed once (hub/cases/deadlines.py).
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS overdue_noted_due timestamptz NULL;
