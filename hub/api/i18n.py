@@ -185,9 +185,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "next.visit": ("承办人预约上门，核实后确认属实或排除。",
                    "the inspector schedules a visit, then confirms or dismisses."),
     "next.verdict": ("上门核实后，确认属实或排除。", "after the visit, confirm or dismiss."),
-    "next.await_filing": ("确认结果正在报送住房系统；报送完成后由主管结案。",
-                          "the confirmation is on its way to the tenancy system; a supervisor closes the"
-                          " case once it is filed."),
     "next.filing_dead": ("报送住房系统失败，需运维人员处理（anju filings requeue）；主管仍可办结。",
                          "sending to the tenancy system failed; an operator must see to it (anju filings"
                          " requeue). A supervisor may still close the case."),
@@ -211,9 +208,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "why.needs_assignee": ("须先分派给巡查员", "the case must be assigned to an inspector first"),
     "why.decided": ("案件已有核实结论", "the case already has its verdict"),
     "why.needs_verdict": ("须先确认属实或排除", "the case needs a verdict (confirm or dismiss) first"),
-    "why.awaiting_filing": ("等待住房系统收到确认结果",
-                            "waiting for the tenancy system to receive the confirmation"),
-    "why.filing_dead": ("报送失败，需运维人员处理", "filing failed; an operator must see to it"),
     "why.already_accepted": ("案件已签收", "the case is accepted already"),
     "why.already_visited": ("走访已记录", "the visit is recorded already"),
     "why.not_overdue": ("案件未超期，无需督办", "the case is not overdue; escalation is for overdue cases"),

@@ -163,8 +163,8 @@ def alert_list_page(
     shown = {a.id: shown_reasons(a.reasons, series.get(a.id), window_start=a.window_start)
              for a in page.items}
     batch = user.role in TRANSITIONS[Action.ASSIGN].roles
-    people = sorted({n for e in estates for n in inspectors_for(conn, estate_id=e)}) if user.scoped or batch \
-        else []
+    # Whom a supervisor may assign to or filter by (an inspector filters by "my cases" instead).
+    people = sorted({n for e in estates for n in inspectors_for(conn, estate_id=e)}) if batch else []
     context = {
         "page": page,
         "shown": shown,

@@ -95,20 +95,12 @@ def _age_filter(min_age_days: int | None, max_age_days: int | None) -> str:
     return "".join(clauses)
 
 
-# Alerts that belong to a case matching a condition on ``c``: as for ALERT_CASE_JOIN, the case opened
-# from the alert or holding it, or (for an open alert) the unit's active case of its kind. The ids are
-# gathered once from the cases (a few thousand at most; the open alert found by its unique index) and
-# the alerts fetched by id, so that neither the count nor the page probes a case per alert.
+# Alerts that belong to a case matching a condition on ``c``: the alert it was opened from and every
+# alert attached to it since (the case service records each in ``alert_ids`` as it attaches it). The
+# ids are gathered once from the matching cases (a few thousand at most) and the alerts read by id, so
+# neither the count nor the page probes a case for each of 100,000 alerts.
 _CASE_MEMBERS = """
-    AND a.id = ANY(ARRAY(
-        SELECT unnest(c.alert_ids || c.alert_id) FROM cases c WHERE {cond}
-        UNION
-        SELECT ao.id FROM cases c CROSS JOIN LATERAL (
-            SELECT a2.id FROM alerts a2
-            WHERE a2.unit_id = c.unit_id AND a2.kind = c.kind AND a2.status = 'open' LIMIT 1
-        ) ao
-        WHERE c.status <> 'closed' AND {cond}
-    ))
+    AND a.id = ANY(ARRAY(SELECT unnest(c.alert_ids || c.alert_id) FROM cases c WHERE {cond}))
 """
 
 
@@ -239,7 +231,12 @@ def page_evidence(conn: Conn, alert_ids: list[int]) -> dict[int, Evidence]:
     if not alert_ids:
         return {}
     with conn.cursor() as cur:
-        cur.execute("SELECT id, evidence FROM alerts WHERE id = ANY(%s)", (alert_ids,))
+        # Only the series a reason speaks of (reason_figures.CHARTED), not every chart's.
+        cur.execute(
+            "SELECT id, jsonb_strip_nulls(jsonb_build_object('days', evidence->'days',"
+            " 'electricity', evidence->'electricity', 'water', evidence->'water',"
+            " 'tenant_entries', evidence->'tenant_entries', 'strangers', evidence->'strangers'))"
+            " FROM alerts WHERE id = ANY(%s)", (alert_ids,))
         return {int(i): Evidence.model_validate(e or {}) for i, e in cur.fetchall()}
 
 

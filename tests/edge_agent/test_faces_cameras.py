@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -221,3 +222,23 @@ def test_a_frame_that_fails_is_counted_and_the_camera_goes_on(tmp_path: Path) ->
     reader = CameraReader(cam, url=str(cam.url), clock=WallClock(), handle=handle)
     reader.run_blocking(threading.Event())
     assert len(seen) == 15 and reader.stats.frame_errors == 3 and reader.ended
+
+
+def test_a_video_file_is_read_to_its_end_and_looped_when_asked(tmp_path: Path) -> None:
+    frames = sorted(corridor_frames(tmp_path / "f").iterdir())
+    video = tmp_path / "corridor.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 5, (640, 360))
+    for f in frames:
+        writer.write(cv2.imread(str(f)))
+    writer.release()
+    once = CameraConfig(device_id="C8", building="1", url=str(video), max_fps=50, motion_gate=False)
+    reader = CameraReader(once, url=str(video), clock=WallClock(), handle=lambda frame, ts: None)
+    reader.run_blocking(threading.Event())
+    assert reader.ended and reader.stats.frames == 15 and reader.stats.opens == 1
+    looped = once.model_copy(update={"loop": True})
+    reader = CameraReader(looped, url=str(video), clock=WallClock(), handle=lambda frame, ts: None)
+    halt, thread = _start(reader)
+    wait_until(lambda: reader.stats.frames > 30, 10, "the file played twice")
+    halt.set()
+    thread.join(10)
+    assert reader.stats.opens >= 3 and not reader.ended

@@ -156,3 +156,28 @@ def test_installed_but_not_preloaded_falls_back_to_partitions_and_import_works(
             assert kind == ("p",)
     finally:
         drop_database(pg15_not_preloaded_url, url)
+
+
+def test_an_imported_month_is_attached_compressed_and_imported_again_unchanged(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A month with no chunk takes the import's load table as its chunk; once the compression policy has
+    compressed it, importing the same file again finds every row there and adds none."""
+    from hub.bulk import RejectWriter, import_file
+    from tests.hub.test_import import _import_readings, _readings, _units_file
+
+    ensure_schema(conn)
+    units = ["E01-1-0101", "E01-1-0102"]
+    with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+    lines = _readings(units, range(24, 24 * 20))  # 2026-01-02 to 01-20, local time: January only
+    first, refused = _import_readings(conn, tmp_path, "r1.csv", lines)
+    assert refused == [] and first.rows_new == len(lines)
+    chunks = "SELECT chunk_name, is_compressed FROM timescaledb_information.chunks " \
+             "WHERE hypertable_name = 'meter_readings'"
+    assert conn.execute(chunks).fetchall() == [("meter_readings_m2026_01", False)]
+    run_policy(conn, "policy_compression", "meter_readings")
+    assert conn.execute(chunks).fetchall() == [("meter_readings_m2026_01", True)]
+    again, refused = _import_readings(conn, tmp_path, "r2.csv", lines)
+    assert refused == [] and (again.rows_new, again.rows_known) == (0, len(lines))
+    assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (len(lines),)
