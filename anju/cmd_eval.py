@@ -12,6 +12,7 @@ import argparse
 import csv
 import importlib
 import json
+import secrets
 import sys
 import tempfile
 import time
@@ -251,6 +252,37 @@ def _load_verdict_models(path: Path) -> dict[str, Any]:
     return {kind: VerdictModel.from_json(m) for kind, m in data.items()}
 
 
+def _simulate_verdicts(conn: psycopg.Connection, by_unit: dict[str, Any]) -> None:
+    """An inspector's verdict on every case, from the scenario's truth: confirmed where the unit really is
+    of the case's kind since before it was flagged, else dismissed. They go through the case workflow
+    (assigned, then decided), audited under a name that says they were simulated, like a person's."""
+    from hub.auth.models import Principal, Role
+    from hub.auth.service import add_user
+    from hub.cases.service import transition
+    from hub.cases.states import Action
+
+    # An inspector for every estate of this throwaway database, who takes each case and decides it.
+    name = "anju-eval"
+    estates = [e for (e,) in conn.execute("SELECT DISTINCT estate_id FROM units")]
+    user_id = add_user(conn, name=name, role="inspector", password=secrets.token_urlsafe(24), estates=estates,
+                       actor="system:anju-eval")
+    inspector = Principal(user_id=user_id, name=name, role=Role.INSPECTOR, estates=frozenset(estates))
+    dispatcher = Principal(user_id=0, name="anju-eval-dispatch", role=Role.ADMIN, estates=frozenset())
+    note = "simulated from the scenario truth"
+    cases = conn.execute(
+        "SELECT c.id, c.unit_id, c.kind, a.first_flagged FROM cases c JOIN alerts a ON a.id = c.alert_id"
+        " WHERE c.status = 'open' ORDER BY c.id").fetchall()
+    for case_id, unit_id, kind, flagged in cases:
+        t = by_unit.get(unit_id)
+        if t is not None and t.kind == kind and (t.onset is None or t.onset <= flagged):
+            transition(conn, case_id=case_id, action=Action.ASSIGN, principal=dispatcher, assignee=name,
+                       note=note)
+            transition(conn, case_id=case_id, action=Action.CONFIRM, principal=inspector, note=note)
+        else:
+            transition(conn, case_id=case_id, action=Action.DISMISS, principal=inspector, reason="other",
+                       note=note)
+
+
 def _eval_models(
     conn: psycopg.Connection, truth: list[Any], *, as_of: date, policy: Any,
     held_out: dict[str, Any] | None = None, save_to: Path | None = None,
@@ -301,20 +333,7 @@ def _eval_models(
         lines.append(f"{kind} alerts: {len(mine)} ({true} true, {len(mine) - true} false); ROC AUC "
                      f"true-vs-false by rule score at opening {fmt(by_rule)}, by anomaly percentile at "
                      f"opening {fmt(by_anomaly)}, by alert score (last run) {fmt(by_score)}")
-    cases = conn.execute(
-        "SELECT c.id, c.alert_id, c.unit_id, c.estate_id, c.kind, a.first_flagged FROM cases c"
-        " JOIN alerts a ON a.id = c.alert_id").fetchall()
-    verdicts = []
-    for case_id, alert_id, unit_id, estate_id, kind, flagged in cases:
-        t = by_unit.get(unit_id)
-        right = t is not None and t.kind == kind and (t.onset is None or t.onset <= flagged)
-        verdicts.append((case_id, alert_id, unit_id, estate_id, kind, "confirmed" if right else "dismissed"))
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO case_verdicts (case_id, alert_id, unit_id, estate_id, kind, verdict, note,"
-            " decided_by) VALUES (%s, %s, %s, %s, %s, %s, 'simulated from the scenario truth',"
-            " 'anju-eval:truth')",
-            verdicts)
+    _simulate_verdicts(conn, by_unit)
     trained: dict[str, Any] = {}
     for kind in KINDS:
         data = training_rows(conn, kind=kind)

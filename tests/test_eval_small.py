@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from anju.cli import main
@@ -33,6 +34,14 @@ def test_eval_prints_scores_per_kind_and_subtype(
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line.split()}
     assert lines["vacancy"][0] == "vacancy" and lines["sublet"][0] == "sublet"
     assert "subtype" in lines and "detection_runs=" in out
+    # The simulated verdicts went through the case workflow, audited like a person's, not into the table.
+    with psycopg.connect(database_url) as conn:
+        verdicts_kept = conn.execute("SELECT count(*) FROM case_verdicts").fetchone()
+        decided = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE action IN ('case.confirm', 'case.dismiss')"
+            " AND actor = 'user:anju-eval'").fetchone()
+    assert verdicts_kept is not None and decided is not None
+    assert verdicts_kept[0] > 0 and decided[0] == verdicts_kept[0]
 
 
 def test_eval_refuses_an_unreadable_verdict_model_file_before_any_work(
