@@ -86,39 +86,33 @@ class TenancyClient:
         """The case the tenancy system holds under anju's ``case_ref`` (``GET /api/v1/cases?case_ref=``),
         with its updates; None when it holds none. Raise ``TenancyUnavailable`` when no usable answer came
         back: then nobody knows, and the caller must not send again yet."""
-        try:
-            resp = self._http.get("/api/v1/cases", params={"case_ref": case_ref})
-        except httpx.TransportError as err:
-            raise TenancyUnavailable(f"{type(err).__name__}: {err}") from err
-        if resp.status_code != 200:
-            raise TenancyUnavailable(f"case lookup answered HTTP {resp.status_code}: {resp.text[:200]}")
-        try:
-            body = resp.json()
-        except ValueError as err:
-            raise TenancyUnavailable(f"case lookup answered no JSON: {resp.text[:200]}") from err
-        cases = body.get("cases") if isinstance(body, dict) else None
-        if not isinstance(cases, list):
-            raise TenancyUnavailable(f"case lookup answered no list of cases: {resp.text[:200]}")
-        found = [c for c in cases if isinstance(c, dict) and c.get("case_ref") == case_ref]
+        cases = self._get_list("/api/v1/cases", {"case_ref": case_ref}, field="cases", what="case lookup")
+        found = [c for c in cases if c.get("case_ref") == case_ref]
         return found[0] if found else None
 
     def changes(self, *, since: int, limit: int = 100) -> list[dict[str, Any]]:
         """Status changes numbered after ``since`` (``GET /api/v1/changes``), oldest first; raise
         ``TenancyUnavailable`` when no usable answer came back."""
+        return self._get_list("/api/v1/changes", {"since": since, "limit": limit}, field="changes",
+                              what="changes feed")
+
+    def _get_list(self, path: str, params: dict[str, Any], *, field: str, what: str) -> list[dict[str, Any]]:
+        """The objects of the list ``field`` of a GET's JSON answer; ``TenancyUnavailable`` (saying
+        ``what`` answered) for no answer, another status than 200, no JSON or no such list."""
         try:
-            resp = self._http.get("/api/v1/changes", params={"since": since, "limit": limit})
+            resp = self._http.get(path, params=params)
         except httpx.TransportError as err:
             raise TenancyUnavailable(f"{type(err).__name__}: {err}") from err
         if resp.status_code != 200:
-            raise TenancyUnavailable(f"changes feed answered HTTP {resp.status_code}: {resp.text[:200]}")
+            raise TenancyUnavailable(f"{what} answered HTTP {resp.status_code}: {resp.text[:200]}")
         try:
             body = resp.json()
         except ValueError as err:
-            raise TenancyUnavailable(f"changes feed answered no JSON: {resp.text[:200]}") from err
-        changes = body.get("changes") if isinstance(body, dict) else None
-        if not isinstance(changes, list):
-            raise TenancyUnavailable(f"changes feed answered no list of changes: {resp.text[:200]}")
-        return [c for c in changes if isinstance(c, dict)]
+            raise TenancyUnavailable(f"{what} answered no JSON: {resp.text[:200]}") from err
+        items = body.get(field) if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise TenancyUnavailable(f"{what} answered no list of {field}: {resp.text[:200]}")
+        return [c for c in items if isinstance(c, dict)]
 
     def health(self) -> bool:
         """Whether ``GET /health`` answers ok."""
