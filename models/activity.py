@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -152,10 +152,10 @@ def presence_end(
 
     It is the first day ``t`` of an absence (a day without entries, after a day with one) such that, on
     the days the building's gate was working, tenants entered on at least ``min_share_before`` of the
-    ``lookback_days`` before ``t`` (at least half of them observed) and on at most ``max_share_after``
-    from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone), with at least
-    ``min_days_after`` gate days since ``t`` (a household out yesterday has not left), the first
-    ``CLEAN_START_DAYS`` of them without any entry. Of the days that
+    last ``lookback_days`` such days before ``t`` (at least half that many on record) and on at most
+    ``max_share_after`` from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone),
+    with at least ``min_days_after`` gate days since ``t`` (a household out yesterday has not left), the
+    first ``CLEAN_START_DAYS`` of them without any entry. Of the days that
     qualify, the one where the share drops most: a later drop-by must not pass for the departure, nor
     the last days of presence be absorbed into the absence. ``faces_only`` counts only recognised faces.
     """
@@ -176,8 +176,9 @@ def presence_end(
             break
         if any(after[:CLEAN_START_DAYS]):
             continue  # a departure starts with a week of nobody; a later visit may come back
-        lo = t - timedelta(days=lookback_days)
-        before = [f for d, f in zip(gate[:i], flags[:i], strict=True) if d.day >= lo]
+        # The last gate days before it, however long ago: a household that left while the gate was down
+        # (a fortnight's outage) is judged on the days the gate last saw it.
+        before = flags[max(0, i - lookback_days):i]
         if len(before) < lookback_days / 2:
             continue
         share_before = sum(before) / len(before)

@@ -228,3 +228,12 @@ def test_faces_only_sees_a_lent_card() -> None:
 def test_faces_only_end_is_the_first_day_without_faces() -> None:
     days = run_of(*[{}] * 40, *[{"entries": 1, "faces": 0}] * 30)
     assert ended(days, faces_only=True) == LEFT
+
+
+def test_a_household_that_left_while_the_gate_was_down_left_when_the_gate_came_back() -> None:
+    """Present daily, then the gate silent for 25 days, then nobody: the days the gate last saw them
+    (before the outage) are what they are compared with, and the absence starts when it works again."""
+    days = run_of(*[{}] * 40, *[{"entries": 0, "gate": 0}] * 25, *[{"entries": 0}] * 20)
+    assert ended(days) == AS_OF - timedelta(days=19)
+    # An outage alone, with the household back at the gate afterwards, is no departure.
+    assert ended(run_of(*[{}] * 40, *[{"entries": 0, "gate": 0}] * 25, *[{}] * 20)) is None
