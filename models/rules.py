@@ -65,6 +65,9 @@ class SubletPolicy(_Frozen):
     max_stranger_chance: float = Field(gt=0, le=1)
     crowding_ratio: float = Field(gt=1)
     crowding_min_peers: int = Field(ge=2)
+    group_min_faces: int = Field(ge=2)
+    group_days: int = Field(ge=1)
+    group_water_ratio: float = Field(gt=1)
     standing_min_record_days: int = Field(ge=1)
 
 

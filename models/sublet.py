@@ -72,20 +72,38 @@ class SubletRule:
             return None  # a pensioner who goes out twice a week can stay in for a fortnight by chance
         return left
 
-    def aligned(self, series: UnitSeries, *, left: date, end: date) -> tuple[StrangerTrack, ...]:
-        """The unit's recurring, resident-like stranger tracks that first appeared as its tenants left."""
+    def aligned(
+        self, series: UnitSeries, *, left: date, end: date, crowd: Crowding | None = None,
+    ) -> tuple[StrangerTrack, ...]:
+        """The unit's recurring, resident-like stranger tracks that first appeared as its tenants left.
+
+        A face goes to the departure it matches best in its building (``attribute_strangers``), so it
+        supports this one only once any closer departure elsewhere would have shown: the closer it came to
+        this one, the sooner. Where only a building's entrance places faces, a group that moved in together
+        (``group_min_faces`` new faces within ``group_days``) is one flat's: it supports a departure only if
+        that flat's water has risen to a group's (``group_water_ratio`` times its peers', see
+        ``models.features.crowding``), not a household's that took to the side door as they arrived.
+        """
         p = self.policy.sublet
         lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
-        # A face goes to the departure it matches best in its building (attribute_strangers), so it
-        # supports this one only once any closer departure elsewhere would have shown: the closer it came
-        # to this one, the sooner.
-        return tuple(
+        found = tuple(
             s for s in series.strangers
             if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
             and (end - s.first_seen).days + 1 >= p.min_track_span_days
             and (end - s.first_seen).days + 1 >= abs((s.first_seen - left).days) + p.min_absent_gate_days
             and s.resident_share(end=end) >= p.min_resident_share
         )
+        if series.strangers_scope != "building" or (
+                crowd is not None and crowd.window_water >= p.group_water_ratio * crowd.window_peers):
+            return found
+        arrivals = sorted(t.first_seen for t in series.strangers)
+
+        def in_group(t: StrangerTrack) -> bool:
+            return any(sum(1 for d in arrivals if start <= d <= start + timedelta(days=p.group_days - 1))
+                       >= p.group_min_faces
+                       for start in (t.first_seen - timedelta(days=k) for k in range(p.group_days)))
+
+        return tuple(t for t in found if not in_group(t))
 
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
@@ -104,7 +122,7 @@ class SubletRule:
         shows no departure: there, the faces settled on its floor that no other flat there explains.
         """
         ctx = context or rule_context(series, as_of=as_of, policy=self.policy)
-        judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed)
+        judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed, crowd=crowd)
         if judged.outcome is Outcome.CLEAR and crowd is not None:
             crowded = self._by_crowding(series, ctx=ctx, crowd=crowd, verdict=judged)
             if crowded is not None:
@@ -193,7 +211,7 @@ class SubletRule:
 
     def _by_departure(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None, ctx: RuleContext,
-        claimed: tuple[StrangerTrack, ...] | None,
+        claimed: tuple[StrangerTrack, ...] | None, crowd: Crowding | None,
     ) -> Verdict:
         """The departure path of ``evaluate``."""
         pol, p = self.policy, self.policy.sublet
@@ -231,7 +249,8 @@ class SubletRule:
             return verdict(Outcome.CLEAR, 0.0, [Reason(
                 "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
                 "they stopped: a household that uses another entrance looks the same.")])
-        aligned = list(self.aligned(series, left=left, end=ctx.end) if claimed is None else claimed)
+        aligned = list(self.aligned(series, left=left, end=ctx.end, crowd=crowd) if claimed is None
+                       else claimed)
         chance = stranger_chance(series, aligned=len(aligned), end=ctx.end, policy=p)
         if chance > p.max_stranger_chance:
             aligned = []  # where new faces arrive every few days, one near a departure is no evidence

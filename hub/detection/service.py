@@ -18,6 +18,7 @@ from hub.detection.load import load_series
 from hub.features import LOCAL_TZ
 from models.anomaly import AnomalyScores, Baseline, score_units, unit_measures
 from models.features import (
+    Crowding,
     StrangerTrack,
     UnitSeries,
     WindowSummary,
@@ -165,11 +166,11 @@ def run_detection(
                    for kind in ("vacancy", "sublet")}
         opened = _open_alerts_at_opening(conn)
         vacancy, sublet = VacancyRule(policy), SubletRule(policy)
-        claimed = _claimed_strangers(all_series, contexts, sublet)
-        standing = _standing(all_series, as_of=as_of, rule=sublet)
         crowds = crowding({s.unit_id: (s.estate_id, s.household_size, windows[s.unit_id].water_median,
                                        baselines[s.unit_id].water_median) for s in all_series},
                           min_peers=policy.sublet.crowding_min_peers)
+        claimed = _claimed_strangers(all_series, contexts, sublet, crowds)
+        standing = _standing(all_series, as_of=as_of, rule=sublet)
         counts: dict[str, int] = defaultdict(int)
         for series in all_series:
             for rule in (vacancy, sublet):
@@ -201,6 +202,7 @@ def run_detection(
 
 def _claimed_strangers(
     all_series: list[UnitSeries], contexts: dict[str, RuleContext], rule: SubletRule,
+    crowds: dict[str, Crowding],
 ) -> dict[str, tuple[StrangerTrack, ...]]:
     """Per unit, the new faces its building's attribution gives it (see ``attribute_strangers``)."""
     Claims = dict[str, tuple[date, tuple[StrangerTrack, ...]]]
@@ -211,7 +213,7 @@ def _claimed_strangers(
         ctx = contexts[s.unit_id]
         left = rule.departure(s, ctx)
         if left is not None:
-            tracks = rule.aligned(s, left=left[0], end=ctx.end)
+            tracks = rule.aligned(s, left=left[0], end=ctx.end, crowd=crowds.get(s.unit_id))
             claims[(s.estate_id, s.building)][s.unit_id] = (left[0], tracks)
     out: dict[str, tuple[StrangerTrack, ...]] = {}
     for building in claims.values():

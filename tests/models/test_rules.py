@@ -538,3 +538,26 @@ def test_a_pensioner_who_goes_out_twice_a_week_has_not_left_after_weeks_indoors(
     daily = series(change_from=indoors_from, tracks=moved_in, **SUBLET)
     assert presence_change_chance(daily.days, left=indoors_from, end=AS_OF) == 0.0
     assert rule.evaluate(daily, as_of=AS_OF).outcome is Outcome.FLAGGED
+
+
+def test_a_group_that_moved_in_together_is_not_a_side_door_households_subtenants(policy: Policy) -> None:
+    """Five new faces through the only entrance within three days, as a household took to the side door:
+    a group rental elsewhere in the building. They support that household's departure only if its own
+    water rose to a group's."""
+    rule = SubletRule(policy)
+    group = tuple(replace(subtenant(MOVED_OUT + timedelta(days=2 + i % 3)), track=f"g-{i}") for i in range(5))
+    s = series(change_from=MOVED_OUT, tracks=group, **SUBLET)
+    assert rule.aligned(s, left=MOVED_OUT, end=AS_OF) == ()
+    _, sub = judge(policy, s)
+    assert sub.outcome is Outcome.CLEAR and codes(sub) == {"no_new_faces"}
+    household = Crowding(household_size=2, peers=12, window_water=0.25, window_peers=0.24,
+                         baseline_water=0.24, baseline_peers=0.24)
+    assert rule.aligned(s, left=MOVED_OUT, end=AS_OF, crowd=household) == ()
+    crowded = replace(household, window_water=0.9)
+    assert rule.aligned(s, left=MOVED_OUT, end=AS_OF, crowd=crowded) == group
+    assert rule.evaluate(s, as_of=AS_OF, crowd=crowded).outcome is Outcome.FLAGGED
+    # One face, or a floor camera that places the faces on the unit's own floor: as before.
+    one = series(change_from=MOVED_OUT, tracks=group[:1], **SUBLET)
+    assert rule.aligned(one, left=MOVED_OUT, end=AS_OF) == group[:1]
+    on_floor = replace(s, strangers_scope="floor")
+    assert rule.aligned(on_floor, left=MOVED_OUT, end=AS_OF) == group
