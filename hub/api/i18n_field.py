@@ -17,6 +17,10 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "export.sheets": ("打印前 10 件走访单", "Print visit sheets (first 10)"),
     "page.first": ("第一页", "first page"),
     "col.due": ("期限", "Due"),
+    "score.legend": ("风险分 0 到 1，用于排序：分数越高越可疑，不是违规的概率；"
+                     "详情页给出它在本小区待处理线索中的排名。",
+                     "The score (0 to 1) orders the queue: higher is more suspicious, not a probability of a"
+                     " breach; the alert page gives its rank among the estate's open alerts."),
     "case.overdue_short": ("超期", "overdue"),
     "case.escalated_short": ("督办 {n} 次", "escalated ×{n}"),
     "page.prev": ("上一页", "previous page"),
