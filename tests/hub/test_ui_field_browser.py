@@ -190,3 +190,56 @@ def test_no_overflow_at_390_px_touch_targets_and_screenshots(hub: tuple[str, dic
             browser.close()
     assert problems == [], "\n".join(problems)
     assert (shots / "queue-phone.png").stat().st_size > 10_000
+
+
+def test_phone_filters_second_step_kept_reason_and_supervisor(hub: tuple[str, dict[str, Any]]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, ids = hub
+    alert, case = ids["cases"][0]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE, locale="zh-CN")
+            sign_in(page, url, "insp1")
+            # Search by address, oldest first (keyset paging is tested over HTTP: 100 rows make a page).
+            page.fill("input[name=q]", "和平路")
+            page.select_option("select[name=sort]", "oldest")
+            page.click("form.filters button[type=submit]")
+            page.wait_for_url("**/?*q=*")
+            assert page.locator("p.total").inner_text() == "共 12 条"
+            assert page.locator("tr.alert").first.get_attribute("data-alert-id") == str(ids["cases"][-1][0])
+            # The verdict needs its second step; "other" without a note is refused and stays chosen.
+            page.goto(f"{url}/alerts/{alert}")
+            dismiss = page.locator("form.dismiss")
+            assert not dismiss.locator("button.confirm-yes").is_visible()
+            dismiss.locator("select[name=reason]").select_option("other")
+            dismiss.locator("input[name=occupants_seen]").fill("2")
+            dismiss.locator("summary").click()
+            assert "排除这条线索" in dismiss.locator(".confirm-question").inner_text()
+            dismiss.locator("button.confirm-yes").click()
+            page.wait_for_load_state()
+            assert page.locator("p.error").is_visible()
+            dismiss = page.locator("form.dismiss")
+            assert dismiss.locator("select[name=reason]").input_value() == "other"
+            assert dismiss.locator("input[name=occupants_seen]").input_value() == "2"
+            assert dismiss.locator("button.confirm-yes").is_visible()  # the step stays open
+            dismiss.locator("input[name=note]").fill("住户出示了工作证明，夜班")
+            dismiss.locator("button.confirm-yes").click()
+            page.wait_for_url(f"**/alerts/{alert}")
+            assert page.locator("dd.case-status").inner_text().endswith("已排除")
+            assert page.locator("dd.findings").get_attribute("data-occupants") == "2"
+            page.click("form.logout button")
+            page.wait_for_url("**/login")
+            # The supervisor: the same queue filtered by state and inspector, then the supervisor page.
+            sign_in(page, url, "sup1")
+            page.goto(f"{url}/?state=dismissed&status=all")
+            assert [r.get_attribute("data-case-id") for r in page.locator("tr.alert").all()] == [str(case)]
+            page.click("header a.supervisor")
+            page.wait_for_url("**/supervisor")
+            row = page.locator('tr.inspector[data-inspector="insp1"]')
+            assert row.locator("td.active").inner_text() == "11"
+            assert "排除 1 件（100%）" in page.locator("p.rates").inner_text()
+            assert overflow(page) == 0
+        finally:
+            browser.close()
