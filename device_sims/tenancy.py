@@ -5,7 +5,8 @@ the same body answers 200 with the same body, the same key with another body ans
 (``POST /_sim/faults``, or ``fail_rate``), each drawn per filing from a seeded generator:
 503 outage and HTTP 500 (nothing stored), a slow answer (``delay_s`` before storing: a client with a
 shorter timeout gives up although the filing is then stored), and a connection reset after the
-filing was stored (headers sent, body cut off). ``GET /_sim/stats`` tallies what was injected.
+filing was stored (headers sent, body cut off); updates draw the same faults. ``GET /_sim/stats``
+tallies what was injected.
 
 A city system may not honour the key at all: ``create_app(honour_keys=False)`` (``anju sim tenancy
 --ignore-idempotency-key``) stores every filing and update it receives, so a repeat is a duplicate.
@@ -186,6 +187,25 @@ def _cut_off(status: int) -> StreamingResponse:
                              headers={"content-length": "200"})
 
 
+def _fault_gate(store: TenancyStore) -> tuple[JSONResponse | None, str | None]:
+    """The fault this request draws: an answer to give at once (503 outage, 500 error: nothing stored),
+    or the fault to play after storing (``slow``: waited out here; ``reset_after_commit``: the caller
+    cuts its answer off), or none."""
+    with store.lock:
+        if store.should_fail():
+            store.tally["outage_503"] += 1
+            return _error(503, "simulated outage of the tenancy system"), None
+        fault = store.draw()
+        if fault is not None:
+            store.tally[fault] += 1
+        if fault == "error_500":
+            return _error(500, "simulated internal error of the tenancy system"), fault
+        delay = store.faults.delay_s
+    if fault == "slow":
+        time.sleep(delay)  # the client may have given up by now; the request is stored all the same
+    return None, fault
+
+
 def create_app(*, fail_rate: float = 0.0, seed: int = 0, honour_keys: bool = True) -> FastAPI:
     """The tenancy-system stand-in as an ASGI app, with its own empty store; ``honour_keys=False``: a city
     system that ignores Idempotency-Key (every request it receives is stored anew)."""
@@ -208,18 +228,9 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0, honour_keys: bool = Tru
             return _error(400, f"an Idempotency-Key header of 1..{MAX_KEY_LENGTH} characters is required")
         body = filing.model_dump(mode="json")
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        with store.lock:
-            if store.should_fail():
-                store.tally["outage_503"] += 1
-                return _error(503, "simulated outage of the tenancy system")
-            fault = store.draw()
-            if fault is not None:
-                store.tally[fault] += 1
-            if fault == "error_500":
-                return _error(500, "simulated internal error of the tenancy system")
-            delay = store.faults.delay_s
-        if fault == "slow":
-            time.sleep(delay)  # the client may have given up by now; the filing is stored all the same
+        refused, fault = _fault_gate(store)
+        if refused is not None:
+            return refused
         with store.lock:
             known = store.filings.get(idempotency_key) if store.honour_keys else None
             if known is not None:
@@ -248,31 +259,37 @@ def create_app(*, fail_rate: float = 0.0, seed: int = 0, honour_keys: bool = Tru
     def update_case(
         update: CaseUpdate,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-    ) -> JSONResponse:
-        """Record a decision on a filed case once per idempotency key (404 for a case never filed)."""
+    ) -> JSONResponse | StreamingResponse:
+        """Record a decision on a filed case once per idempotency key (404 for a case never filed), with
+        the same injected faults as filings."""
         if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
             return _error(400, f"an Idempotency-Key header of 1..{MAX_KEY_LENGTH} characters is required")
         body = update.model_dump(mode="json")
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        refused, fault = _fault_gate(store)
+        if refused is not None:
+            return refused
         with store.lock:
-            if store.should_fail():
-                store.tally["outage_503"] += 1
-                return _error(503, "simulated outage of the tenancy system")
             known = store.update_keys.get(idempotency_key) if store.honour_keys else None
             if known is not None:
                 if known != canonical:
                     store.tally["conflict"] += 1
                     return _error(409, "this Idempotency-Key was used with a different body")
                 store.tally["repeated"] += 1
-                return JSONResponse(status_code=200, content={"idempotency_key": idempotency_key})
-            filing = next((f for f in store.filings.values() if f.body["case_ref"] == update.case_ref), None)
-            if filing is None:
-                return _error(404, f"no case {update.case_ref} filed")
-            store.update_keys[idempotency_key] = canonical
-            filing.updates.append({**body, "idempotency_key": idempotency_key})
-            store.tally["updates"] += 1
-            return JSONResponse(status_code=201, content={"idempotency_key": idempotency_key,
-                                                          "tenancy_case_id": filing.tenancy_case_id})
+                status, answer = 200, {"idempotency_key": idempotency_key}
+            else:
+                filing = next((f for f in store.filings.values() if f.body["case_ref"] == update.case_ref),
+                              None)
+                if filing is None:
+                    return _error(404, f"no case {update.case_ref} filed")
+                store.update_keys[idempotency_key] = canonical
+                filing.updates.append({**body, "idempotency_key": idempotency_key})
+                store.tally["updates"] += 1
+                status, answer = 201, {"idempotency_key": idempotency_key,
+                                       "tenancy_case_id": filing.tenancy_case_id}
+        if fault == "reset_after_commit":
+            return _cut_off(status)
+        return JSONResponse(status_code=status, content=answer)
 
     @app.get("/api/v1/cases")
     def list_cases(

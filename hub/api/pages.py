@@ -102,7 +102,7 @@ def to_login(request: Request) -> Response:
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request) -> HTMLResponse:
     """The sign-in form."""
-    return render(request, "login.html", {"error": None})
+    return render(request, "login.html", {"error": None, "name": ""})
 
 
 @router.post("/login", response_model=None)
@@ -116,7 +116,9 @@ def login_submit(request: Request, conn: DbConn, form: FormFields) -> Response:
     if token is None:
         refusal = login_refusal(outcome)
         key = "login.wrong" if refusal.status_code == 401 else f"login.{outcome.refused}"
-        page = render(request, "login.html", {"error": message(page_language(request), key)},
+        # The name stays filled in: only the password is typed again.
+        page = render(request, "login.html", {"error": message(page_language(request), key),
+                                              "name": form.get("name", "")[:64]},
                       status_code=refusal.status_code, here="/login")
         page.headers.update(refusal.headers or {})
         return page

@@ -97,3 +97,14 @@ def test_times_in_the_estate_zone_and_an_audit_log_in_words(database_url: str) -
     assert ts is not None
     local = ts[0].astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     assert f'<span class="ts">{local}</span>' in page  # the trail in local time, not UTC
+
+
+def test_sign_in_keeps_the_name_after_a_wrong_password(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+        add_users(conn)
+    with serve(create_app(database_url=database_url)) as url, httpx.Client(base_url=url, timeout=10) as http:
+        page = http.post("/login", data={"name": "insp1", "password": "wrong password"})
+        assert page.status_code == 401
+        assert 'name="name" autocomplete="username" required maxlength="64" value="insp1"' in page.text
+        assert 'value="wrong password"' not in page.text  # never the password

@@ -106,3 +106,21 @@ def test_the_pipeline_runs_retention(conn: psycopg.Connection, database_url: str
     assert f"meter_readings_p{month}" in detail["dropped"]  # type: ignore[operator]
     assert conn.execute("SELECT count(*) FROM meter_readings WHERE ts < now() - interval '60 days'"
                         ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("storage_backend", ["partitions"])
+def test_a_busy_table_puts_retention_off_instead_of_queueing_queries(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    old = datetime(2025, 9, 1, tzinfo=UTC)
+    ensure_months(conn, [old])
+    readings(conn, old, 24)
+    conn.commit()
+    with psycopg.connect(database_url) as reader:
+        reader.execute("SELECT count(*) FROM meter_readings").fetchone()  # an open transaction holds it
+        assert apply_retention(conn, horizon_days=365, now=NOW, lock_timeout_ms=100, tries=1) is None
+        assert audit_rows(conn) == []
+        assert "meter_readings_p2025_09" in list_partitions(conn, "meter_readings")
+        reader.rollback()
+    run = apply_retention(conn, horizon_days=365, now=NOW, lock_timeout_ms=100, tries=1)
+    assert run is not None and "meter_readings_p2025_09" in run.dropped

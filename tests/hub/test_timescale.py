@@ -181,3 +181,33 @@ def test_an_imported_month_is_attached_compressed_and_imported_again_unchanged(
     again, refused = _import_readings(conn, tmp_path, "r2.csv", lines)
     assert refused == [] and (again.rows_new, again.rows_known) == (0, len(lines))
     assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (len(lines),)
+
+
+def test_an_outbox_replay_into_a_compressed_chunk_is_stored_once(conn: psycopg.Connection) -> None:
+    """An agent back after weeks offline sends readings whose chunk is compressed by now."""
+    import json
+    from datetime import UTC, datetime
+
+    from anju_wire import Topic
+    from anju_wire.examples import example_bytes
+    from hub.ingest.processor import process
+    from hub.ingest.writer import BatchWriter
+    from hub.storage import upsert_units
+
+    received = datetime(2026, 3, 1, 0, 0, 6, tzinfo=UTC)
+    ensure_schema(conn)
+    upsert_units(conn, [{"unit_id": "E01-1-0302", "estate_id": "E01"}])
+    data = json.loads(example_bytes("readings_batch.json"))
+    first = process(str(Topic.readings("E01")), json.dumps(data).encode(), received)
+    writer = BatchWriter(conn)
+    assert writer.write([first]).stored_readings == 3
+    conn.execute("SELECT compress_chunk(c) FROM show_chunks('meter_readings') AS c")
+    compressed = "SELECT bool_and(is_compressed) FROM timescaledb_information.chunks " \
+                 "WHERE hypertable_name = 'meter_readings'"
+    assert conn.execute(compressed).fetchone() == (True,)
+    sent = data["readings"]  # the replay: the same three again, and three an hour later
+    data["readings"] = sent + [dict(r, seq=r["seq"] + 100, ts=r["ts"].replace("T08:", "T09:")) for r in sent]
+    replay = process(str(Topic.readings("E01")), json.dumps(data).encode(), received)
+    result = writer.write([replay])
+    assert (result.stored_readings, result.duplicates) == (3, 3)
+    assert conn.execute("SELECT count(*) FROM meter_readings").fetchone() == (6,)
