@@ -72,9 +72,9 @@ class UnitSeries:
     strangers: tuple[StrangerTrack, ...] = ()
     strangers_scope: str = "building"  # "floor" when corridor cameras let strangers be placed on a floor
     building: str | None = None  # the building whose gate and strangers the unit shares
-    # When each recurring stranger near the unit (same scope as ``strangers``) was first seen, over the
-    # whole traced history, whether or not it is still around: how often new faces arrive there.
-    arrivals: tuple[date, ...] = ()
+    # Each recurring stranger near the unit (same scope as ``strangers``) and when it was first seen, over
+    # the whole traced history, whether or not it is still around: how often new faces arrive there.
+    arrivals: tuple[tuple[str, date], ...] = ()
     household_size: int | None = None  # people on the lease
     floor: int | None = None
 

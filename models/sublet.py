@@ -8,6 +8,7 @@ faces settled on the unit's floor that no other flat there explains (``models.st
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from math import comb, exp, factorial
@@ -80,7 +81,8 @@ class SubletRule:
         A face goes to the departure it matches best in its building (``attribute_strangers``), so it
         supports this one only once any closer departure elsewhere would have shown: the closer it came to
         this one, the sooner. Where only a building's entrance places faces, a group that moved in together
-        (``group_min_faces`` new faces within ``group_days``) is one flat's: it supports a departure only if
+        (``group_min_faces`` new faces within ``group_days``, and two more than the lease lists) is one
+        flat's: it supports a departure only if
         that flat's water has risen to a group's (``group_water_ratio`` times its peers', see
         ``models.features.crowding``), not a household's that took to the side door as they arrived.
         """
@@ -97,24 +99,27 @@ class SubletRule:
                 crowd is not None and crowd.window_water >= p.group_water_ratio * crowd.window_peers):
             return found
         arrivals = sorted(t.first_seen for t in series.strangers)
+        # A family replacing a family is no group: more people than the lease lists, and then some.
+        size = max(p.group_min_faces, (series.household_size or 0) + 2)
 
         def in_group(t: StrangerTrack) -> bool:
-            return any(sum(1 for d in arrivals if start <= d <= start + timedelta(days=p.group_days - 1))
-                       >= p.group_min_faces
-                       for start in (t.first_seen - timedelta(days=k) for k in range(p.group_days)))
+            starts = (t.first_seen - timedelta(days=k) for k in range(p.group_days))
+            return any(sum(1 for d in arrivals if s <= d <= s + timedelta(days=p.group_days - 1)) >= size
+                       for s in starts)
 
         return tuple(t for t in found if not in_group(t))
 
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
         context: RuleContext | None = None, claimed: tuple[StrangerTrack, ...] | None = None,
-        crowd: Crowding | None = None, standing: Standing | None = None,
+        crowd: Crowding | None = None, standing: Standing | None = None, explained: Collection[str] = (),
     ) -> Verdict:
         """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already;
         ``claimed``: the aligned strangers the building's attribution gave this unit, see
         ``attribute_strangers``; by default every aligned stranger near it counts; ``crowd``: its water
         use against the estate's households of its registered size, see ``models.features.crowding``;
-        ``standing``: its evidence of a sublet older than the record, see ``models.standing``).
+        ``standing``: its evidence of a sublet older than the record, see ``models.standing``;
+        ``explained``: the new faces near it that other departures in the building were given).
 
         Two ways to a sublet: the registered household left while the flat stayed lived in (and new faces
         came, or their card stayed in use), or far more people live there than the lease lists (a group
@@ -122,7 +127,8 @@ class SubletRule:
         shows no departure: there, the faces settled on its floor that no other flat there explains.
         """
         ctx = context or rule_context(series, as_of=as_of, policy=self.policy)
-        judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed, crowd=crowd)
+        judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed, crowd=crowd,
+                                    explained=explained)
         if judged.outcome is Outcome.CLEAR and crowd is not None:
             crowded = self._by_crowding(series, ctx=ctx, crowd=crowd, verdict=judged)
             if crowded is not None:
@@ -211,7 +217,7 @@ class SubletRule:
 
     def _by_departure(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None, ctx: RuleContext,
-        claimed: tuple[StrangerTrack, ...] | None, crowd: Crowding | None,
+        claimed: tuple[StrangerTrack, ...] | None, crowd: Crowding | None, explained: Collection[str],
     ) -> Verdict:
         """The departure path of ``evaluate``."""
         pol, p = self.policy, self.policy.sublet
@@ -251,7 +257,7 @@ class SubletRule:
                 "they stopped: a household that uses another entrance looks the same.")])
         aligned = list(self.aligned(series, left=left, end=ctx.end, crowd=crowd) if claimed is None
                        else claimed)
-        chance = stranger_chance(series, aligned=len(aligned), end=ctx.end, policy=p)
+        chance = stranger_chance(series, aligned=aligned, end=ctx.end, policy=p, explained=explained)
         if chance > p.max_stranger_chance:
             aligned = []  # where new faces arrive every few days, one near a departure is no evidence
         # Their card or code used day after day, their faces never: a lent card, even if no new face can
@@ -323,19 +329,25 @@ class SubletRule:
         return verdict(Outcome.FLAGGED, score, reasons)
 
 
-def stranger_chance(series: UnitSeries, *, aligned: int, end: date, policy: SubletPolicy) -> float:
-    """The chance that at least ``aligned`` new recurring faces would have appeared near the unit within
-    the alignment span of any day, at the rate new ones arrived there over its traced history (the others:
-    a Poisson tail). A face already there in the first week of the history is not an arrival."""
-    if aligned == 0 or not series.days:
+def stranger_chance(
+    series: UnitSeries, *, aligned: Sequence[StrangerTrack], end: date, policy: SubletPolicy,
+    explained: Collection[str] = (),
+) -> float:
+    """The chance that at least as many new recurring faces as ``aligned`` would have appeared near the
+    unit within the alignment span of any day, at the rate unexplained new ones arrived there over its
+    traced history (a Poisson tail). Not arrivals: a face already there in the first week of the history,
+    the aligned ones, and those ``explained`` by other departures in the building (their subtenants)."""
+    if not aligned or not series.days:
         return 1.0
     settled = series.days[0].day + timedelta(days=7)
     observed = (end - settled).days
     if observed <= 0:
         return 0.0
-    others = sum(1 for d in series.arrivals if settled < d <= end) - aligned
-    mean = max(others, 0) / observed * (policy.stranger_lead_days + policy.alignment_days + 1)
-    return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(aligned))
+    own = {t.track for t in aligned}
+    others = sum(1 for track, d in series.arrivals
+                 if settled < d <= end and track not in own and track not in explained)
+    mean = others / observed * (policy.stranger_lead_days + policy.alignment_days + 1)
+    return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(len(aligned)))
 
 
 def _binomial_cdf(k: int, n: int, p: float) -> float:

@@ -186,7 +186,8 @@ def load_series(
         near, scope = strangers_near(tracks.get((estate, building), []) if building is not None else [],
                                      floor=floor)
         around = ever.get((estate, building), []) if building is not None else []
-        arrivals = tuple(sorted(t.first_seen for t in around if scope == "building" or t.floor == floor))
+        arrivals = tuple(sorted(((t.track, t.first_seen) for t in around
+                                 if scope == "building" or t.floor == floor), key=lambda a: a[1]))
         series.append(UnitSeries(unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
                                  strangers_scope=scope, building=building, days=days, arrivals=arrivals,
                                  household_size=size, floor=floor))

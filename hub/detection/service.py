@@ -171,6 +171,7 @@ def run_detection(
                           min_peers=policy.sublet.crowding_min_peers)
         claimed = _claimed_strangers(all_series, contexts, sublet, crowds)
         standing = _standing(all_series, as_of=as_of, rule=sublet)
+        explained = _explained_by_others(all_series, claimed)
         counts: dict[str, int] = defaultdict(int)
         for series in all_series:
             for rule in (vacancy, sublet):
@@ -179,7 +180,8 @@ def run_detection(
                                               context=contexts[series.unit_id],
                                               claimed=claimed.get(series.unit_id, ()),
                                               crowd=crowds.get(series.unit_id),
-                                              standing=standing.get(series.unit_id))
+                                              standing=standing.get(series.unit_id),
+                                              explained=explained.get(series.unit_id, ()))
                 else:
                     verdict = vacancy.evaluate(series, as_of=as_of, peers=peers.get(series.estate_id),
                                                context=contexts[series.unit_id])
@@ -218,6 +220,22 @@ def _claimed_strangers(
     out: dict[str, tuple[StrangerTrack, ...]] = {}
     for building in claims.values():
         out.update(attribute_strangers(building))
+    return out
+
+
+def _explained_by_others(
+    all_series: list[UnitSeries], claimed: dict[str, tuple[StrangerTrack, ...]],
+) -> dict[str, frozenset[str]]:
+    """Per unit with claims around it, the new faces its building gave to other units' departures."""
+    by_building: dict[tuple[str, str | None], dict[str, set[str]]] = defaultdict(dict)
+    for s in all_series:
+        if claimed.get(s.unit_id):
+            by_building[(s.estate_id, s.building)][s.unit_id] = {t.track for t in claimed[s.unit_id]}
+    out: dict[str, frozenset[str]] = {}
+    for s in all_series:
+        owners = by_building.get((s.estate_id, s.building))
+        if owners:
+            out[s.unit_id] = frozenset().union(*(v for u, v in owners.items() if u != s.unit_id))
     return out
 
 

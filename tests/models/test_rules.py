@@ -463,12 +463,19 @@ def test_one_new_face_is_no_evidence_where_new_faces_arrive_every_few_days(polic
     quiet = series(change_from=MOVED_OUT, tracks=(subtenant(),), **SUBLET)
     _, sub = judge(policy, quiet)
     assert sub.outcome is Outcome.FLAGGED and "recurring_strangers" in codes(sub)
-    busy_building = replace(quiet, arrivals=tuple(days_between(START + timedelta(days=8), AS_OF, step=3)))
-    assert stranger_chance(busy_building, aligned=1, end=AS_OF, policy=policy.sublet) > 0.99
+    every_third_day = days_between(START + timedelta(days=8), AS_OF, step=3)
+    arrivals = tuple((f"a-{i}", d) for i, d in enumerate(every_third_day))
+    busy_building = replace(quiet, arrivals=arrivals)
+    assert stranger_chance(busy_building, aligned=[subtenant()], end=AS_OF, policy=policy.sublet) > 0.99
     _, sub = judge(policy, busy_building)
     assert sub.outcome is Outcome.CLEAR and codes(sub) == {"no_new_faces"}
-    # Three faces arriving together stand out even there less than one does; a quiet building's one does.
-    assert stranger_chance(quiet, aligned=1, end=AS_OF, policy=policy.sublet) == 0.0
+    assert stranger_chance(quiet, aligned=[subtenant()], end=AS_OF, policy=policy.sublet) == 0.0
+    # Faces that other departures in the building explain (their subtenants) do not make it busy.
+    others = {track for track, _ in arrivals}
+    assert stranger_chance(busy_building, aligned=[subtenant()], end=AS_OF, policy=policy.sublet,
+                           explained=others) == 0.0
+    explained = SubletRule(policy).evaluate(busy_building, as_of=AS_OF, explained=others)
+    assert explained.outcome is Outcome.FLAGGED
 
 
 def _crowd(window: float, base: float, *, peers: float = 0.12, size: int = 1) -> Crowding:
@@ -561,3 +568,5 @@ def test_a_group_that_moved_in_together_is_not_a_side_door_households_subtenants
     assert rule.aligned(one, left=MOVED_OUT, end=AS_OF) == group[:1]
     on_floor = replace(s, strangers_scope="floor")
     assert rule.aligned(on_floor, left=MOVED_OUT, end=AS_OF) == group
+    # A family of five replacing a lease of four is no group: the faces count as before.
+    assert rule.aligned(replace(s, household_size=4), left=MOVED_OUT, end=AS_OF) == group
