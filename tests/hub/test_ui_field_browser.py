@@ -59,7 +59,8 @@ def hub(database_url: str) -> Iterator[tuple[str, dict[str, Any]]]:
         conn.execute("UPDATE alerts SET reasons = %s, window_start = %s WHERE unit_id LIKE 'E01-7-%%'",
                      (Jsonb(VACANCY_REASONS), DAYS[7]))
         for n, (alert, _) in enumerate(cases):
-            conn.execute("UPDATE alerts SET first_flagged = current_date - %s WHERE id = %s", (11 + n, alert))
+            conn.execute("UPDATE alerts SET first_flagged = current_date - %s, window_end = current_date"
+                         " WHERE id = %s", (11 + n, alert))
         conn.commit()
     ids["cases"] = cases
     with serve(create_app(database_url=database_url)) as url:
