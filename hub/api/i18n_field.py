@@ -18,9 +18,10 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "page.first": ("第一页", "first page"),
     "col.due": ("期限", "Due"),
     "score.legend": ("风险分 0 到 1，用于排序：分数越高越可疑，不是违规的概率；"
-                     "详情页给出它在本小区待处理线索中的排名。",
+                     "详情页给出它在本小区待处理线索中的排名。已有天数按数据计：从首次标记到数据截止日。",
                      "The score (0 to 1) orders the queue: higher is more suspicious, not a probability of a"
-                     " breach; the alert page gives its rank among the estate's open alerts."),
+                     " breach; the alert page gives its rank among the estate's open alerts. Age counts data"
+                     " days, from first flagged to the day the alert's data ends."),
     "case.overdue_short": ("超期", "overdue"),
     "case.escalated_short": ("督办 {n} 次", "escalated ×{n}"),
     "page.prev": ("上一页", "previous page"),

@@ -515,9 +515,10 @@ def age_alerts(database_url: str, ages: dict[int, int]) -> None:
     """Move alerts' first flagging to so many days before today (the database's today)."""
     with psycopg.connect(database_url) as conn:
         for alert_id, days in ages.items():
+            # Its data ends today (the as-of day), as a daily detection run's does.
             conn.execute("UPDATE alerts SET first_flagged = current_date - %s::int, last_flagged ="
-                         " greatest(last_flagged, current_date - %s::int) WHERE id = %s",
-                         (days, days, alert_id))
+                         " greatest(last_flagged, current_date - %s::int), window_end = current_date"
+                         " WHERE id = %s", (days, days, alert_id))
 
 
 def test_alert_queue_filters_by_age_and_sorts(

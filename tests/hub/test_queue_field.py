@@ -58,7 +58,8 @@ def test_keyset_pages_match_offset_pages_both_ways(database_url: str, sort: Aler
         many_alerts(conn)
         every = [a.id for a in list_alerts(conn, sort=sort, limit=1000).items]
         assert len(every) == N_MANY + 3
-        pages, after = [], None
+        pages: list[list[int]] = []
+        after: int | None = None
         while True:
             page = list_alerts(conn, sort=sort, limit=50, after=after)
             assert page.total == N_MANY + 3 and page.offset == 50 * len(pages)

@@ -216,8 +216,8 @@ def test_inspector_switches_to_english_and_filters_by_age(database_url: str, tmp
         add_users(conn)
         for alert_id, days in ((ids["vacancy"], 40), (ids["sublet"], 3)):
             conn.execute("UPDATE alerts SET first_flagged = current_date - %s::int, last_flagged ="
-                         " greatest(last_flagged, current_date - %s::int) WHERE id = %s",
-                         (days, days, alert_id))
+                         " greatest(last_flagged, current_date - %s::int), window_end = current_date"
+                         " WHERE id = %s", (days, days, alert_id))
         conn.commit()
     with serve(create_app(database_url=database_url)) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

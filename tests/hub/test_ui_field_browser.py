@@ -30,9 +30,10 @@ VACANCY_REASONS = [
     {"code": "idle_streak", "text": "idle", "value": 19, "baseline": 180, "unit": "days"},
     {"code": "drop_by_visits", "text": "short visits", "value": 1, "unit": "days"},
 ]
-PHONE = {"width": 390, "height": 844}
-SMALL_PHONE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 900}
+# Playwright's ViewportSize (a TypedDict) without importing Playwright where Chromium is missing.
+PHONE: Any = {"width": 390, "height": 844}
+SMALL_PHONE: Any = {"width": 360, "height": 740}
+DESKTOP: Any = {"width": 1280, "height": 900}
 
 pytestmark = [
     pytest.mark.integration,
@@ -58,7 +59,8 @@ def hub(database_url: str) -> Iterator[tuple[str, dict[str, Any]]]:
         conn.execute("UPDATE alerts SET reasons = %s, window_start = %s WHERE unit_id LIKE 'E01-7-%%'",
                      (Jsonb(VACANCY_REASONS), DAYS[7]))
         for n, (alert, _) in enumerate(cases):
-            conn.execute("UPDATE alerts SET first_flagged = current_date - %s WHERE id = %s", (11 + n, alert))
+            conn.execute("UPDATE alerts SET first_flagged = current_date - %s, window_end = current_date"
+                         " WHERE id = %s", (11 + n, alert))
         conn.commit()
     ids["cases"] = cases
     with serve(create_app(database_url=database_url)) as url:
@@ -110,7 +112,7 @@ def test_sign_in_to_printed_sheets_for_the_ten_oldest_cases_in_few_clicks(
             page.wait_for_url("**/visits?*")
             sheets = page.locator("article.visit-sheet")
             assert sheets.count() == 10
-            assert [int(s.get_attribute("data-alert-id")) for s in sheets.all()] == oldest
+            assert [int(s.get_attribute("data-alert-id") or 0) for s in sheets.all()] == oldest
             assert clicks.n < 10, clicks.n
             # Printed: no navigation or buttons, the list on a page of its own, then one A4 page per sheet.
             page.emulate_media(media="print")
