@@ -16,14 +16,15 @@ from anju.cmd_eval import run_scenario
 
 pytestmark = pytest.mark.integration
 
-# Per generator and kind: (min precision, min recall). The sublet recall on the appliance model is below
-# the issue's 0.85 target (tenants' cards lent to subtenants with no face ever recognised, sublets older
-# than the data): a known gap named in bench/README.md, guarded here so that it cannot get worse unseen.
+# Per generator and kind: (min precision, min recall). The sublet recall on the appliance model in this
+# mode is below the issue's 0.85 target (seed 7 at this size: 0.714; subtenants who all use the tenant's card
+# with no face ever recognised, sublets older than the data in buildings without corridor cameras): a
+# known gap named in bench/README.md, guarded here so that it cannot get worse unseen.
 FLOORS = {
     ("households", "vacancy"): (0.95, 0.95),
     ("households", "sublet"): (0.90, 0.85),
     ("appliances", "vacancy"): (0.95, 0.95),
-    ("appliances", "sublet"): (0.85, 0.50),
+    ("appliances", "sublet"): (0.90, 0.65),
 }
 
 
