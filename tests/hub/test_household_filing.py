@@ -207,3 +207,5 @@ def test_a_supervisor_records_why_on_the_case_page(database_url: str) -> None:
         after = sup.get(f"/alerts/{ids['home_alert']}").text
         assert "sup1 已记录提前报送的理由：the flat is being sold on today" in after
         assert 'class="filing-held"' not in after
+        sup.close()
+        insp.close()

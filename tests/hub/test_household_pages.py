@@ -170,6 +170,8 @@ def test_household_reads_own_case_only_and_answers_with_a_photo(database_url: st
         assert photo.headers["content-type"] == "image/png"
         other = httpx.Client(base_url=url, timeout=10, headers=login(url, "insp2"))
         assert other.get(photo_path).status_code == 404  # another estate's inspector
+        for client in (anon, staff, other):
+            client.close()  # an unclosed socket fails the test (warnings are errors)
         # The household sees that the inspector viewed the case.
         with household_login(url, gateway, TENANT_PHONE) as home:
             viewers = home.get(f"/home/cases/{ids['home_case']}").text.split('class="hh-viewers"')[1]
