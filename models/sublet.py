@@ -75,6 +75,7 @@ class SubletRule:
 
     def aligned(
         self, series: UnitSeries, *, left: date, end: date, crowd: Crowding | None = None,
+        shared: Collection[str] = (),
     ) -> tuple[StrangerTrack, ...]:
         """The unit's recurring, resident-like stranger tracks that first appeared as its tenants left.
 
@@ -84,7 +85,9 @@ class SubletRule:
         (``group_min_faces`` new faces within ``group_days``, and two more than the lease lists) is one
         flat's: it supports a departure only if
         that flat's water has risen to a group's (``group_water_ratio`` times its peers', see
-        ``models.features.crowding``), not a household's that took to the side door as they arrived.
+        ``models.features.crowding``), not a household's that took to the side door as they arrived. Faces
+        that several departures in the building line up with (``shared``) are several households moving
+        in at once, not one group: the building's attribution shares them out instead.
         """
         p = self.policy.sublet
         lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
@@ -107,7 +110,7 @@ class SubletRule:
             return any(sum(1 for d in arrivals if s <= d <= s + timedelta(days=p.group_days - 1)) >= size
                        for s in starts)
 
-        return tuple(t for t in found if not in_group(t))
+        return tuple(t for t in found if t.track in shared or not in_group(t))
 
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -206,17 +206,29 @@ def _claimed_strangers(
     all_series: list[UnitSeries], contexts: dict[str, RuleContext], rule: SubletRule,
     crowds: dict[str, Crowding],
 ) -> dict[str, tuple[StrangerTrack, ...]]:
-    """Per unit, the new faces its building's attribution gives it (see ``attribute_strangers``)."""
+    """Per unit, the new faces its building's attribution gives it (see ``attribute_strangers``).
+
+    Faces that two or more departures in a building line up with are several households moving in, not
+    one group (``SubletRule.aligned``): first each departure's faces with no group rule, to count them.
+    """
+    departures: list[tuple[UnitSeries, date]] = []
+    for s in all_series:
+        if s.strangers:
+            found = rule.departure(s, contexts[s.unit_id])
+            if found is not None:
+                departures.append((s, found[0]))
+    lined_up: dict[tuple[str, str | None], Counter[str]] = defaultdict(Counter)
+    for s, left in departures:
+        every = rule.aligned(s, left=left, end=contexts[s.unit_id].end, shared=[t.track for t in s.strangers])
+        lined_up[(s.estate_id, s.building)].update(t.track for t in every)
     Claims = dict[str, tuple[date, tuple[StrangerTrack, ...]]]
     claims: dict[tuple[str, str | None], Claims] = defaultdict(dict)
-    for s in all_series:
-        if not s.strangers:
-            continue
-        ctx = contexts[s.unit_id]
-        left = rule.departure(s, ctx)
-        if left is not None:
-            tracks = rule.aligned(s, left=left[0], end=ctx.end, crowd=crowds.get(s.unit_id))
-            claims[(s.estate_id, s.building)][s.unit_id] = (left[0], tracks)
+    for s, left in departures:
+        counts = lined_up[(s.estate_id, s.building)]
+        shared = [track for track, n in counts.items() if n >= 2]
+        tracks = rule.aligned(s, left=left, end=contexts[s.unit_id].end, crowd=crowds.get(s.unit_id),
+                              shared=shared)
+        claims[(s.estate_id, s.building)][s.unit_id] = (left, tracks)
     out: dict[str, tuple[StrangerTrack, ...]] = {}
     for building in claims.values():
         out.update(attribute_strangers(building))

@@ -307,3 +307,29 @@ def test_the_hub_loop_refreshes_days_a_bulk_import_left_stale(conn: psycopg.Conn
     # Its features were recomputed from the (absent) readings of that day: no longer the inserted ones.
     assert conn.execute("SELECT elec_kwh FROM unit_daily WHERE unit_id = 'E01-1-0101' AND day = %s",
                         (stale,)).fetchone() in (None, (None,))
+
+
+def test_faces_several_departures_line_up_with_are_households_moving_in_not_one_group() -> None:
+    """Two flats of one entrance-only building sublet in the same week: their five new faces are two
+    households, shared out by the attribution, not a group that would need one flat's water to rise."""
+    from dataclasses import replace
+
+    from hub.detection.service import _claimed_strangers
+    from models.features import StrangerTrack
+    from models.rules import Policy, rule_context
+    from models.sublet import SubletRule
+    from tests.models import factories as f
+
+    policy = Policy.load()
+    left = f.AS_OF - timedelta(days=30)
+    faces = tuple(StrangerTrack(f"n-{i}", first_seen=left + timedelta(days=2 + i % 3), days_in_window=15,
+                                days_seen=25) for i in range(5))
+    lived = dict(elec=7.0, water=0.25, entries=0, strangers=3)
+    units = [replace(f.series(unit_id=u, change_from=left, tracks=faces, **lived), building="1")
+             for u in ("E01-1-0101", "E01-1-0102")]
+    contexts = {s.unit_id: rule_context(s, as_of=f.AS_OF, policy=policy) for s in units}
+    rule = SubletRule(policy)
+    alone = _claimed_strangers(units[:1], contexts, rule, {})
+    assert alone == {"E01-1-0101": ()}  # one departure, five faces at once: a group elsewhere
+    both = _claimed_strangers(units, contexts, rule, {})
+    assert set(both["E01-1-0101"]) == set(both["E01-1-0102"]) == set(faces)  # tied: both get them
