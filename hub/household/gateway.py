@@ -7,6 +7,8 @@ from types import TracebackType
 
 import httpx
 
+from hub import http_status
+
 
 class GatewayUnavailable(Exception):
     """No answer from the gateway (connection refused, reset, timeout): worth sending again."""
@@ -23,12 +25,12 @@ class SendResult:
     @property
     def accepted(self) -> bool:
         """201 for a new message, 200 for one sent before under the same key."""
-        return self.status in (200, 201)
+        return http_status.accepted(self.status)
 
     @property
     def retryable(self) -> bool:
         """Whether sending again may work (server trouble, throttling)."""
-        return self.status >= 500 or self.status in (408, 425, 429)
+        return http_status.retryable(self.status)
 
 
 class SmsGateway:

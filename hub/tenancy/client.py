@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from hub import http_status
+
 
 class TenancyError(Exception):
     """Base of the tenancy client's errors."""
@@ -31,12 +33,12 @@ class FilingResponse:
     @property
     def accepted(self) -> bool:
         """201 on first filing, 200 on a repeat with the same key and body."""
-        return self.status in (200, 201)
+        return http_status.accepted(self.status)
 
     @property
     def retryable(self) -> bool:
         """Whether the same request may succeed later (server trouble, throttling, timeouts)."""
-        return self.status >= 500 or self.status in (408, 425, 429)
+        return http_status.retryable(self.status)
 
 
 class TenancyClient:
