@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Literal
 
 import serial
@@ -22,6 +21,7 @@ import serial
 from anju_wire import Clock
 from anju_wire.payloads import MeterKind
 from device_sims.fleet import fleet_energy_kwh, fleet_water_litres
+from device_sims.serving import Served
 from edge_agent import cjt188, dlt645
 from edge_agent.framing import FrameError, take_frame
 
@@ -35,7 +35,7 @@ def unit_address(protocol: Protocol, unit: int) -> str:
     return f"{unit:012d}" if protocol == "dlt645" else f"{unit:014d}"
 
 
-class FrameMeterFleet:
+class FrameMeterFleet(Served):
     """``units`` meters speaking ``protocol`` on ``serial_port`` (a device or pty) or TCP ``host:port``."""
 
     def __init__(
@@ -178,12 +178,3 @@ class FrameMeterFleet:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-
-    async def __aenter__(self) -> FrameMeterFleet:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Literal
 
 from pymodbus.constants import ExcCodes
@@ -18,6 +17,7 @@ from anju_wire import Clock, MeterKind
 from device_sims.fleet import fleet_energy_kwh
 from device_sims.meters import READ_FUNCTIONS, sim_blocks
 from device_sims.registers import RegisterMap, encode_value, map_for_meter
+from device_sims.serving import Served
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def fleet_endpoint(unit: int, *, base_port: int) -> tuple[int, int]:
     return base_port + (unit - 1) // MAX_DEVICE_ID, (unit - 1) % MAX_DEVICE_ID + 1
 
 
-class FleetMeterServer:
+class FleetMeterServer(Served):
     """``units`` Eastron SDM120 electricity meters over Modbus TCP, 247 per port from ``port`` upwards,
     or over Modbus RTU on one serial line (``serial_port``; at most 247 units, device ids 1..N).
 
@@ -156,12 +156,3 @@ class FleetMeterServer:
         servers, self._servers = self._servers, []
         for server in servers:
             await server.shutdown()
-
-    async def __aenter__(self) -> FleetMeterServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from types import TracebackType
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
@@ -26,6 +25,7 @@ from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 from anju_wire import Clock, MeterKind
 from device_sims.household import EstateModel
 from device_sims.registers import RegisterMap, encode_value, map_for_meter
+from device_sims.serving import Served
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def sim_blocks(reg_map: RegisterMap) -> tuple[list[SimData], list[SimData], list
     return (bits, list(bits), regs, empty)
 
 
-class MeterServer:
+class MeterServer(Served):
     """One Modbus TCP endpoint serving an estate's meters; use ``async with`` or ``start``/``stop``."""
 
     def __init__(
@@ -137,15 +137,6 @@ class MeterServer:
         server, self._server = self._server, None
         if server is not None:
             await server.shutdown()
-
-    async def __aenter__(self) -> MeterServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
 
 async def serve_meters(
