@@ -137,7 +137,7 @@ class SubletRule:
             if crowded is not None:
                 return crowded
         if judged.outcome is Outcome.CLEAR and standing is not None:
-            return self._standing(series, ctx=ctx, standing=standing, verdict=judged)
+            return self._by_standing(ctx=ctx, standing=standing, verdict=judged)
         return judged
 
     def standing(self, series: UnitSeries, *, end: date) -> Standing | None:
@@ -149,8 +149,7 @@ class SubletRule:
             stranger_min_days=p.stranger_min_days, min_resident_share=p.min_resident_share,
             activity=self.policy.activity)
 
-    def _standing(self, series: UnitSeries, *, ctx: RuleContext, standing: Standing,
-                  verdict: Verdict) -> Verdict:
+    def _by_standing(self, *, ctx: RuleContext, standing: Standing, verdict: Verdict) -> Verdict:
         """A sublet older than the record (``models.standing``): its reasons."""
         p = self.policy.sublet
         since = standing.record_start.isoformat()
