@@ -232,16 +232,15 @@ def crowding(units: Mapping[str, tuple[str, int | None, float | None, float | No
     for estate, size, window, base in units.values():
         if size is not None and window is not None and base is not None:
             groups.setdefault((estate, size), []).append((window, base))
+    medians = {key: (len(peers), median(w for w, _ in peers), median(b for _, b in peers))
+               for key, peers in groups.items() if len(peers) >= min_peers}
     out = {}
     for unit_id, (estate, size, window, base) in units.items():
-        if size is None or window is None or base is None:
+        if size is None or window is None or base is None or (estate, size) not in medians:
             continue
-        peers = groups.get((estate, size), [])
-        if len(peers) < min_peers:
-            continue
-        w_med, b_med = median(w for w, _ in peers), median(b for _, b in peers)
+        n, w_med, b_med = medians[(estate, size)]
         if w_med > 0 and b_med > 0:
-            out[unit_id] = Crowding(size, len(peers), window, w_med, base, b_med)
+            out[unit_id] = Crowding(size, n, window, w_med, base, b_med)
     return out
 
 

@@ -176,6 +176,7 @@ def load_series(
             baselines[unit_id] = Baseline(elec, water, elec_known, water_known, gate_days, presence_days)
     tracks, ever = _tracks(conn, lo=lo, as_of=as_of, window_start=window_start, policy=policy)
     series = []
+    arrivals_at: dict[tuple[str, str | None, int | None], tuple[tuple[str, date], ...]] = {}
     for unit_id in sorted(window.keys() | history.keys()):
         if unit_id not in registry:
             continue  # days of a unit no longer registered: nobody to flag
@@ -185,9 +186,12 @@ def load_series(
             days += _days(window[unit_id])
         near, scope = strangers_near(tracks.get((estate, building), []) if building is not None else [],
                                      floor=floor)
-        around = ever.get((estate, building), []) if building is not None else []
-        arrivals = tuple(sorted(((t.track, t.first_seen) for t in around
-                                 if scope == "building" or t.floor == floor), key=lambda a: a[1]))
+        place = (estate, building, None if scope == "building" else floor)
+        if place not in arrivals_at:  # the same for every unit of a building (or floor): once
+            around = ever.get((estate, building), []) if building is not None else []
+            near_here = ((t.track, t.first_seen) for t in around if scope == "building" or t.floor == floor)
+            arrivals_at[place] = tuple(sorted(near_here, key=lambda a: a[1]))
+        arrivals = arrivals_at[place]
         series.append(UnitSeries(unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
                                  strangers_scope=scope, building=building, days=days, arrivals=arrivals,
                                  household_size=size, floor=floor))
