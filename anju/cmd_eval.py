@@ -43,16 +43,9 @@ class ScenarioRun:
 
 def _eval_database(explicit: str | None, name: str = "anju_eval") -> str:
     """The given database, or a freshly made one on the server the hub would use."""
-    from anju.db import database_url
+    from anju.db import database_url, recreate_database
 
-    if explicit:
-        return explicit
-    server = database_url(None)
-    admin = psycopg.conninfo.make_conninfo(server, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return psycopg.conninfo.make_conninfo(server, dbname=name)
+    return explicit or recreate_database(database_url(None), name)
 
 
 def _fresh_database(url: str) -> None:
@@ -195,11 +188,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _job_database(url: str, suffix: str) -> str:
     """A fresh database beside ``url``'s, for one of ``--cross``'s parallel jobs."""
-    name = f"{psycopg.conninfo.conninfo_to_dict(url).get('dbname') or 'anju_eval'}_{suffix}"
-    with psycopg.connect(psycopg.conninfo.make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return psycopg.conninfo.make_conninfo(url, dbname=name)
+    from anju.db import recreate_database
+
+    base = psycopg.conninfo.conninfo_to_dict(url).get("dbname") or "anju_eval"
+    return recreate_database(url, f"{base}_{suffix}")
 
 
 def _cross_one(generator: str, seed: int, url: str, units: int, days: int, cadence_days: int) -> ScenarioRun:

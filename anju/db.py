@@ -13,3 +13,14 @@ def database_url(explicit: str | None) -> str:
 
     settings = HubSettings()
     return explicit or resolve_database_url(settings.database_url, settings.home)
+
+
+def recreate_database(server_url: str, name: str) -> str:
+    """Drop ``name`` on ``server_url``'s server if it exists, create it empty, and return its URL."""
+    import psycopg
+
+    admin = psycopg.conninfo.make_conninfo(server_url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return psycopg.conninfo.make_conninfo(server_url, dbname=name)

@@ -57,16 +57,14 @@ def say(msg: str) -> None:
 
 def _demo_database(home: Path) -> str:
     """A fresh demo database: on ANJU_DATABASE_URL's server if set, else on the embedded server."""
+    from anju.db import recreate_database
     from hub.storage.embedded import embedded_database_url
 
     configured = os.environ.get("ANJU_DATABASE_URL")
     admin_url = configured or embedded_database_url(home, database="postgres")
     if configured:
         return configured  # the operator's own database: never dropped
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
-    return psycopg.conninfo.make_conninfo(admin_url, dbname=DEMO_DATABASE)
+    return recreate_database(admin_url, DEMO_DATABASE)
 
 
 class Processes:
