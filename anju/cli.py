@@ -102,14 +102,14 @@ def _run_hub(settings_file: str | None) -> int:
     verify after the next deploy."""
     from pathlib import Path
 
-    from hub.audit.checkpoint import CheckpointLog
-    from hub.audit.checkpointer import AuditCheckpointer
-    from hub.audit.errors import AuditKeyError
-    from hub.audit.keys import AuditSettings
-    from hub.audit.store import current_key
-    from hub.main import run_hub
-    from hub.settings import HubSettings
-    from hub.storage.embedded import resolve_database_url
+    from anju.hub.audit.checkpoint import CheckpointLog
+    from anju.hub.audit.checkpointer import AuditCheckpointer
+    from anju.hub.audit.errors import AuditKeyError
+    from anju.hub.audit.keys import AuditSettings
+    from anju.hub.audit.store import current_key
+    from anju.hub.main import run_hub
+    from anju.hub.settings import HubSettings
+    from anju.hub.storage.embedded import resolve_database_url
 
     settings = HubSettings.load(Path(settings_file) if settings_file else None)
     audit = AuditSettings()
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.config is None:
             print("anju agent: --config is required", file=sys.stderr)
             return 2
-        from edge_agent.agent import main as agent_main
+        from anju.edge_agent.agent import main as agent_main
 
         return agent_main(["--config", args.config, *(["--drain"] if args.drain else [])])
     if args.command == "sim" and args.sim_command == "estate":
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_estate(args)
     if args.command == "sim" and args.sim_command == "tenancy":
-        from device_sims.tenancy import run_tenancy
+        from anju.device_sims.tenancy import run_tenancy
 
         run_tenancy(args.host, args.port, honour_keys=not args.ignore_idempotency_key)
         return 0

@@ -62,9 +62,9 @@ def _add_db(p: argparse.ArgumentParser) -> None:
 def _connect(explicit: str | None) -> psycopg.Connection:
     import psycopg
 
-    from hub.settings import HubSettings
-    from hub.storage import ensure_schema
-    from hub.storage.embedded import resolve_database_url
+    from anju.hub.settings import HubSettings
+    from anju.hub.storage import ensure_schema
+    from anju.hub.storage.embedded import resolve_database_url
 
     settings = HubSettings()
     conn = psycopg.connect(explicit or resolve_database_url(settings.database_url, settings.home))
@@ -91,8 +91,8 @@ def run(args: argparse.Namespace) -> int | None:
 
 
 def _users_add(args: argparse.Namespace) -> int:
-    from hub.auth.errors import AuthError
-    from hub.auth.service import add_user
+    from anju.hub.auth.errors import AuthError
+    from anju.hub.auth.service import add_user
 
     password = os.environ.get("ANJU_NEW_USER_PASSWORD")
     if not password:
@@ -114,8 +114,8 @@ def _users_add(args: argparse.Namespace) -> int:
 
 
 def _users_change(args: argparse.Namespace) -> int:
-    from hub.auth.errors import AuthError
-    from hub.auth.service import disable_user, enable_user, reset_password, unlock_user
+    from anju.hub.auth.errors import AuthError
+    from anju.hub.auth.service import disable_user, enable_user, reset_password, unlock_user
 
     actor = f"system:cli:{getpass.getuser()}"
     command = args.users_command
@@ -150,11 +150,11 @@ def _users_change(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from hub.audit.chain import Checkpoint
-    from hub.audit.checkpoint import CheckpointError, CheckpointLog, parse_cli
-    from hub.audit.errors import AuditKeyError
-    from hub.audit.keys import AuditSettings
-    from hub.audit.store import current_key, verify
+    from anju.hub.audit.chain import Checkpoint
+    from anju.hub.audit.checkpoint import CheckpointError, CheckpointLog, parse_cli
+    from anju.hub.audit.errors import AuditKeyError
+    from anju.hub.audit.keys import AuditSettings
+    from anju.hub.audit.store import current_key, verify
 
     settings = AuditSettings()
     checkpoint: Checkpoint | None
@@ -187,7 +187,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_export(args: argparse.Namespace) -> int:
-    from hub.api import queries
+    from anju.hub.api import queries
 
     with _connect(args.database_url) as conn:
         if args.unit:
@@ -211,10 +211,10 @@ def _audit_protect(args: argparse.Namespace) -> int:
     import psycopg
     from psycopg import sql
 
-    from hub.audit.guard import protect_audit_log
-    from hub.settings import HubSettings
-    from hub.storage import ensure_schema
-    from hub.storage.embedded import resolve_database_url
+    from anju.hub.audit.guard import protect_audit_log
+    from anju.hub.settings import HubSettings
+    from anju.hub.storage import ensure_schema
+    from anju.hub.storage.embedded import resolve_database_url
 
     settings = HubSettings()
     url = args.database_url or resolve_database_url(settings.database_url, settings.home)
@@ -234,10 +234,10 @@ def _audit_protect(args: argparse.Namespace) -> int:
 
 
 def _audit_checkpoint(args: argparse.Namespace) -> int:
-    from hub.audit.checkpoint import CheckpointError, CheckpointLog
-    from hub.audit.errors import AuditKeyError
-    from hub.audit.keys import AuditSettings
-    from hub.audit.store import current_key, take_checkpoint
+    from anju.hub.audit.checkpoint import CheckpointError, CheckpointLog
+    from anju.hub.audit.errors import AuditKeyError
+    from anju.hub.audit.keys import AuditSettings
+    from anju.hub.audit.store import current_key, take_checkpoint
 
     path = AuditSettings().checkpoint_path()
     try:

@@ -80,7 +80,7 @@ def connect_database(explicit: str | None) -> psycopg.Connection:
     """A connection to the hub's database (given, from the environment, or embedded), schema ensured."""
     import psycopg
 
-    from hub.storage import ensure_schema
+    from anju.hub.storage import ensure_schema
 
     conn = psycopg.connect(database_url(explicit))
     ensure_schema(conn)
@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int | None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from hub.bulk import BulkImport, BulkImportError, import_all
-    from hub.settings import HubSettings
+    from anju.hub.bulk import BulkImport, BulkImportError, import_all
+    from anju.hub.settings import HubSettings
 
     if not (args.units or args.readings or args.access):
         print("anju import: give at least one of --units, --readings, --access", file=sys.stderr)
@@ -130,8 +130,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from hub.detection.asof import detect_as_of
-    from hub.detection.service import last_complete_day
+    from anju.hub.detection.asof import detect_as_of
+    from anju.hub.detection.service import last_complete_day
 
     with connect_database(args.database_url) as conn:
         as_of = args.as_of or last_complete_day(conn)
@@ -146,7 +146,7 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from hub.bulk import export_alerts_csv
+    from anju.hub.bulk import export_alerts_csv
 
     with connect_database(args.database_url) as conn:
         export_alerts_csv(conn, sys.stdout, status=args.status)

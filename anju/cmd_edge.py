@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int | None:
     """Run ``anju sim meters``; None for any other command."""
     if args.command != "sim" or getattr(args, "sim_command", None) != "meters":
         return None
+    from anju.device_sims.fleet_meters import FleetMeterServer
+    from anju.device_sims.serial_pair import pty_pair
     from anju_wire import AcceleratedClock, Clock, WallClock
-    from device_sims.fleet_meters import FleetMeterServer
-    from device_sims.serial_pair import pty_pair
 
     rtu = (args.serial is not None or args.rtu_pty) and args.protocol == "modbus"
     if args.units < 1 or (rtu and args.units > 247):
@@ -139,8 +139,8 @@ async def _serve_framed(
     args: argparse.Namespace, clock: Any, faults: dict[str, Any], stack: contextlib.AsyncExitStack
 ) -> str:
     """Start a DL/T 645 or CJ/T 188 fleet; say where it answers."""
-    from device_sims.dlt645_sim import FrameMeterFleet
-    from device_sims.serial_pair import pty_pair
+    from anju.device_sims.dlt645_sim import FrameMeterFleet
+    from anju.device_sims.serial_pair import pty_pair
 
     line = f"{args.baudrate} 8{args.parity}1"
     if args.listen is not None:

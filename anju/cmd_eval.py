@@ -1,7 +1,7 @@
 """``anju eval``: labelled scenarios from either household model, imported, detected and scored.
 
-Two independently written generators (``device_sims.scenarios``, "households", and
-``device_sims.appliances``, "appliances") make the scenarios, so that a detector can be reported on data
+Two independently written generators (``anju.device_sims.scenarios``, "households", and
+``anju.device_sims.appliances``, "appliances") make the scenarios, so that a detector can be reported on data
 it was not tuned on. ``--cross`` runs both over several seeds in both modes (history import plus one
 detection on the last day, and the hub's daily cadence) and prints the mean and the worst seed per kind.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-GENERATORS = {"households": "device_sims.scenarios", "appliances": "device_sims.appliances"}
+GENERATORS = {"households": "anju.device_sims.scenarios", "appliances": "anju.device_sims.appliances"}
 MODES = ("once", "daily")
 
 
@@ -56,7 +56,7 @@ def _fresh_database(url: str) -> None:
 
 
 def _truth(path: Path) -> list[Any]:
-    from models.evaluation import TruthRow
+    from anju.models.evaluation import TruthRow
 
     with path.open(encoding="utf-8") as fh:
         return [TruthRow(r["unit_id"], r["kind"], r["subtype"],
@@ -76,12 +76,12 @@ def run_scenario(
     six months of records would; "daily" detects every ``cadence_days`` as the hub does. Both read the
     same imported data; "once" is rolled back before "daily" runs, so neither sees the other's alerts.
     """
-    from hub.bulk import BulkImport, import_all
-    from hub.detection.asof import detect_as_of
-    from hub.features import refresh_daily_features
-    from hub.storage import ensure_schema
-    from models.evaluation import AlertRow, evaluate
-    from models.rules import Policy
+    from anju.hub.bulk import BulkImport, import_all
+    from anju.hub.detection.asof import detect_as_of
+    from anju.hub.features import refresh_daily_features
+    from anju.hub.storage import ensure_schema
+    from anju.models.evaluation import AlertRow, evaluate
+    from anju.models.rules import Policy
 
     module = importlib.import_module(GENERATORS[generator])
     timings: dict[str, float] = {}
@@ -159,7 +159,7 @@ def run_eval(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError, TypeError) as err:
         print(f"anju eval: cannot read verdict models from {args.verdict_models}: {err}", file=sys.stderr)
         return 2
-    from models.rules import Policy
+    from anju.models.rules import Policy
 
     policy = Policy.load()
 
@@ -210,7 +210,7 @@ def _cross_one(generator: str, seed: int, url: str, units: int, days: int, caden
 
 def _cross(args: argparse.Namespace) -> int:
     """Both generators x seeds 1..N x both modes, rules as shipped; the mean and worst seed per kind."""
-    from models.evaluation import cross_table
+    from anju.models.evaluation import cross_table
 
     url = _eval_database(args.database_url, name="anju_eval_cross")
     started = time.monotonic()
@@ -233,7 +233,7 @@ def _cross(args: argparse.Namespace) -> int:
 
 def _load_verdict_models(path: Path) -> dict[str, Any]:
     """Verdict models saved by ``--save-verdict-models``, by kind."""
-    from models.verdict_model import VerdictModel
+    from anju.models.verdict_model import VerdictModel
 
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
@@ -248,10 +248,10 @@ def _simulate_verdicts(conn: psycopg.Connection, by_unit: dict[str, Any]) -> Non
     """An inspector's verdict on every case, from the scenario's truth: confirmed where the unit really is
     of the case's kind since before it was flagged, else dismissed. They go through the case workflow
     (assigned, then decided), audited under a name that says they were simulated, like a person's."""
-    from hub.auth.models import Principal, Role
-    from hub.auth.service import add_user
-    from hub.cases.service import transition
-    from hub.cases.states import Action
+    from anju.hub.auth.models import Principal, Role
+    from anju.hub.auth.service import add_user
+    from anju.hub.cases.service import transition
+    from anju.hub.cases.states import Action
 
     # An inspector for every estate of this throwaway database, who takes each case and decides it.
     name = "anju-eval"
@@ -283,9 +283,9 @@ def _eval_models(
     all units, the alert scores over the alerts, and a verdict model trained on verdicts simulated from
     the truth (one per case: confirmed where the unit really is of the case's kind since before it was
     flagged, else dismissed), scored by cross-validation."""
-    from hub.detection.learned import NotEnoughVerdicts, train_verdict_model, training_rows
-    from hub.detection.service import anomaly_scores
-    from models.evaluation import KINDS, MIN_ONSET_AGE_DAYS, ranking_auc
+    from anju.hub.detection.learned import NotEnoughVerdicts, train_verdict_model, training_rows
+    from anju.hub.detection.service import anomaly_scores
+    from anju.models.evaluation import KINDS, MIN_ONSET_AGE_DAYS, ranking_auc
 
     def fmt(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"

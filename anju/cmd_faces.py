@@ -64,7 +64,7 @@ def register(sub: Any, sim: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from edge_agent.faces.settings import FacesSettings
+    from anju.edge_agent.faces.settings import FacesSettings
 
     return FacesSettings(
         pack=args.pack, pack_dir=args.pack_dir, detector=args.detector, embedder=args.embedder,
@@ -84,8 +84,8 @@ def _read(path: Path) -> Any:
 def _enrol(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from edge_agent.faces.recognise import FaceRecogniser
-    from edge_agent.faces.service import open_engine, open_gallery
+    from anju.edge_agent.faces.recognise import FaceRecogniser
+    from anju.edge_agent.faces.service import open_engine, open_gallery
 
     settings = _settings(args)
     recogniser = FaceRecogniser(open_engine(settings), open_gallery(settings, args.estate))
@@ -109,8 +109,8 @@ def _enrol(args: argparse.Namespace) -> int:
 
 
 def _identify(args: argparse.Namespace) -> int:
-    from edge_agent.faces.recognise import FaceRecogniser
-    from edge_agent.faces.service import open_engine, open_gallery
+    from anju.edge_agent.faces.recognise import FaceRecogniser
+    from anju.edge_agent.faces.service import open_engine, open_gallery
 
     settings = _settings(args)
     recogniser = FaceRecogniser(open_engine(settings), open_gallery(settings, args.estate))
@@ -122,9 +122,9 @@ def _identify(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from edge_agent.faces.evidence import EvidenceStore
-    from edge_agent.faces.pack import anju_home
-    from edge_agent.faces.store import EstateVault, Gallery, estates_root
+    from anju.edge_agent.faces.evidence import EvidenceStore
+    from anju.edge_agent.faces.pack import anju_home
+    from anju.edge_agent.faces.store import EstateVault, Gallery, estates_root
 
     home = anju_home()
     root = estates_root(home)
@@ -156,9 +156,9 @@ def _forget(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from edge_agent.faces.evidence import EvidenceStore
-    from edge_agent.faces.pack import anju_home
-    from edge_agent.faces.store import EstateVault
+    from anju.edge_agent.faces.evidence import EvidenceStore
+    from anju.edge_agent.faces.pack import anju_home
+    from anju.edge_agent.faces.store import EstateVault
 
     store = EvidenceStore(
         EstateVault(anju_home(), args.estate), retention=timedelta(days=args.retention_days)
@@ -175,11 +175,11 @@ def run(args: argparse.Namespace) -> int | None:
         return run_camera(args)
     if args.command != "agent" or getattr(args, "agent_command", None) != "faces":
         return None
+    from anju.edge_agent.errors import EdgeAgentError
     from anju_wire import ContractError
-    from edge_agent.errors import EdgeAgentError
 
     if args.faces_command == "pack":
-        from edge_agent.faces.pack import main as pack_main
+        from anju.edge_agent.faces.pack import main as pack_main
 
         return pack_main(
             [*(["--if-missing"] if args.if_missing else []), *(["--dir", str(args.dir)] if args.dir else [])]

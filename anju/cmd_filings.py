@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int | None:
     if args.command != "filings" or args.filings_command != "requeue":
         return None
     from anju.cmd_cases import _connect
-    from hub.tenancy.outbox import requeue_dead
+    from anju.hub.tenancy.outbox import requeue_dead
 
     with _connect(args.database_url) as conn, conn.transaction():
         done = requeue_dead(conn, actor=f"system:cli:{getpass.getuser()}",

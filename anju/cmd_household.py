@@ -47,7 +47,7 @@ def register(sub: Any, sim: Any) -> None:
 def run(args: argparse.Namespace) -> int | None:
     """Run the command if it belongs to this group; None otherwise."""
     if args.command == "sim" and args.sim_command == "sms":
-        from device_sims.sms_gateway import run_sms_gateway
+        from anju.device_sims.sms_gateway import run_sms_gateway
 
         run_sms_gateway(args.host, args.port)
         return 0
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int | None:
 
 
 def _household(args: argparse.Namespace) -> int:
-    from hub.household.signin import HouseholdError, add_member, lease_members, remove_member
+    from anju.hub.household.signin import HouseholdError, add_member, lease_members, remove_member
 
     actor = f"system:cli:{getpass.getuser()}"
     with _connect(args.database_url) as conn:
@@ -83,7 +83,7 @@ def _household(args: argparse.Namespace) -> int:
 
 
 def _welfare(args: argparse.Namespace) -> int:
-    from hub.household.welfare import mark_visited, welfare_queue
+    from anju.hub.household.welfare import mark_visited, welfare_queue
 
     with _connect(args.database_url) as conn:
         if args.welfare_command == "visited":

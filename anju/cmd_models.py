@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int | None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from hub.detection.learned import NotEnoughVerdicts, train_verdict_model
-    from models.rules import Policy
+    from anju.hub.detection.learned import NotEnoughVerdicts, train_verdict_model
+    from anju.models.rules import Policy
 
     policy = Policy.load().models
     kinds = ("vacancy", "sublet") if args.kind == "all" else (args.kind,)

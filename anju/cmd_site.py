@@ -57,9 +57,9 @@ def _environ(env_file: Path | None) -> dict[str, str]:
 def _generate(args: argparse.Namespace) -> int:
     import yaml
 
-    from edge_agent.errors import SiteConfigError
-    from edge_agent.site import parse_site
-    from edge_agent.site_setup import generate_site, load_template, read_units
+    from anju.edge_agent.errors import SiteConfigError
+    from anju.edge_agent.site import parse_site
+    from anju.edge_agent.site_setup import generate_site, load_template, read_units
 
     try:
         doc = generate_site(read_units(args.units, estate_id=args.estate), load_template(args.template))
@@ -81,9 +81,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from edge_agent.errors import SiteConfigError
-    from edge_agent.site import load_site
-    from edge_agent.site_setup import format_table, probe, with_lines
+    from anju.edge_agent.errors import SiteConfigError
+    from anju.edge_agent.site import load_site
+    from anju.edge_agent.site_setup import format_table, probe, with_lines
 
     path: Path = args.check_config
     try:

@@ -1,4 +1,4 @@
-"""``anju status``: the operator's view of a running anju, from its database (``hub.status``)."""
+"""``anju status``: the operator's view of a running anju, from its database (``anju.hub.status``)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int | None:
     import psycopg
 
     from anju.db import database_url
-    from hub.status import format_status, operator_status
+    from anju.hub.status import format_status, operator_status
 
     try:
         with psycopg.connect(database_url(args.database_url)) as conn:

@@ -8,8 +8,8 @@ def database_url(explicit: str | None) -> str:
 
     The hub is imported here, not at module level: ``anju agent`` on a gateway has no hub installed.
     """
-    from hub.settings import HubSettings
-    from hub.storage.embedded import resolve_database_url
+    from anju.hub.settings import HubSettings
+    from anju.hub.storage.embedded import resolve_database_url
 
     settings = HubSettings()
     return explicit or resolve_database_url(settings.database_url, settings.home)

@@ -31,7 +31,7 @@ from anju_wire import AcceleratedClock
 from anju_wire.clock import ESTATE_TZ
 
 if TYPE_CHECKING:
-    from device_sims.household import EstateSpec
+    from anju.device_sims.household import EstateSpec
 
 SIM_START = datetime(2026, 3, 1, tzinfo=ZoneInfo(ESTATE_TZ))
 DEMO_DATABASE = "anju_demo"
@@ -58,7 +58,7 @@ def say(msg: str) -> None:
 def _demo_database(home: Path) -> str:
     """A fresh demo database: on ANJU_DATABASE_URL's server if set, else on the embedded server."""
     from anju.db import recreate_database
-    from hub.storage.embedded import embedded_database_url
+    from anju.hub.storage.embedded import embedded_database_url
 
     configured = os.environ.get("ANJU_DATABASE_URL")
     admin_url = configured or embedded_database_url(home, database="postgres")
@@ -131,8 +131,8 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
 
 def _demo_users(conn: psycopg.Connection, estate_ids: list[str]) -> list[tuple[str, str, str]]:
     """Demo logins with fresh random passwords: a supervisor of every estate, an inspector of the first."""
-    from hub.auth.errors import UserExists
-    from hub.auth.service import add_user
+    from anju.hub.auth.errors import UserExists
+    from anju.hub.auth.service import add_user
 
     wanted = [
         ("demo-supervisor", "supervisor", estate_ids, "supervisor, all estates"),
@@ -160,10 +160,10 @@ def _count(conn: psycopg.Connection, sql: str) -> int:
 
 def _final_pass(database_url: str, tenancy_url: str, as_of: date) -> None:
     """Roll up every day, run detection as of the last simulated day, and file what it opened."""
-    from hub.detection.asof import detect_as_of
-    from hub.features import refresh_daily_features
-    from hub.tenancy.client import TenancyClient
-    from hub.tenancy.outbox import deliver_pending
+    from anju.hub.detection.asof import detect_as_of
+    from anju.hub.features import refresh_daily_features
+    from anju.hub.tenancy.client import TenancyClient
+    from anju.hub.tenancy.outbox import deliver_pending
 
     with psycopg.connect(database_url) as conn:
         refresh_daily_features(conn, since=None)
@@ -201,7 +201,7 @@ def truth_report(database_url: str, specs: list[EstateSpec]) -> str:
 
 def summary_line(database_url: str) -> str:
     """The demo's last line: units, readings, events, alerts per kind, cases filed."""
-    from hub.api.queries import summary_counts
+    from anju.hub.api.queries import summary_counts
 
     with psycopg.connect(database_url) as conn:
         c = summary_counts(conn)
@@ -214,10 +214,10 @@ def summary_line(database_url: str) -> str:
 
 def run_demo(opts: DemoOptions) -> int:
     """Run the demo; in headless mode return after printing the summary."""
-    from device_sims.household import make_estate
-    from device_sims.site import site_config, units_registry
-    from hub.settings import default_home
-    from hub.storage import ensure_schema, upsert_units
+    from anju.device_sims.household import make_estate
+    from anju.device_sims.site import site_config, units_registry
+    from anju.hub.settings import default_home
+    from anju.hub.storage import ensure_schema, upsert_units
 
     if opts.units > 46:
         raise SystemExit("at most 46 units per estate (Modbus device ids 1..246 per simulated server)")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any, Protocol
 
+from anju.device_sims.household import EstateSpec
 from anju.services import free_port
 from anju_wire import AcceleratedClock
-from device_sims.household import EstateSpec
 
 
 class _Starter(Protocol):
@@ -23,7 +23,7 @@ def demo_camera(procs: _Starter, spec: EstateSpec, *, seed: int, clock: Accelera
     The cooldown of 12 simulated hours keeps one event per person per half day. Visitors are left out
     (the photos hold too few people for one-off visitors to stay one-off).
     """
-    from edge_agent.faces.pack import pack_ready
+    from anju.edge_agent.faces.pack import pack_ready
 
     if not pack_ready():
         print("demo: no face pack (anju agent faces pack): the camera is left out", file=sys.stderr)

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from anju.device_sims.camera import CameraSim, CorridorScene, serve
+from anju.device_sims.household import EstateModel, make_estate
 from anju_wire import AcceleratedClock
-from device_sims.camera import CameraSim, CorridorScene, serve
-from device_sims.household import EstateModel, make_estate
 
 if TYPE_CHECKING:
-    from edge_agent.faces.settings import FacesSettings
+    from anju.edge_agent.faces.settings import FacesSettings
 
 
 def enrol_tenants(sim: CameraSim, estate_id: str, settings: FacesSettings | None = None) -> int:
     """Enrol every tenant the simulation shows, from the first of their photos, under their tenant id."""
-    from edge_agent.faces.recognise import FaceRecogniser
-    from edge_agent.faces.service import open_engine, open_gallery
-    from edge_agent.faces.settings import FacesSettings
+    from anju.edge_agent.faces.recognise import FaceRecogniser
+    from anju.edge_agent.faces.service import open_engine, open_gallery
+    from anju.edge_agent.faces.settings import FacesSettings
 
     settings = settings or FacesSettings()
     gallery = open_gallery(settings, estate_id)
@@ -52,7 +52,7 @@ def run_camera(args: argparse.Namespace) -> int:
         events, clock, scene, seed=args.seed, visitors=not args.no_visitors, tenant_ids=tenant_ids
     )
     if args.enrol_estate:
-        from edge_agent.errors import EdgeAgentError
+        from anju.edge_agent.errors import EdgeAgentError
 
         try:
             count = enrol_tenants(sim, args.enrol_estate)

@@ -12,8 +12,8 @@ from anju_wire import AcceleratedClock
 
 def run_estate(args: argparse.Namespace) -> int:
     """Serve the estate's Modbus meters and publish its gate events on the simulated clock."""
-    from device_sims.estate import run_estate_sim
-    from device_sims.household import make_estate
+    from anju.device_sims.estate import run_estate_sim
+    from anju.device_sims.household import make_estate
 
     start = datetime.fromisoformat(args.start)
     spec = make_estate(args.estate, n_units=args.units, days=args.days, start=start, seed=args.seed)

@@ -30,9 +30,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from hub.auth.service import add_user
-from hub.storage import ensure_schema
-from hub.storage.embedded import throwaway_database
+from anju.hub.auth.service import add_user
+from anju.hub.storage import ensure_schema
+from anju.hub.storage.embedded import throwaway_database
 
 PASSWORD = secrets.token_urlsafe(16)  # the throwaway bench users' password, fresh each run
 STREETS = ("和平路", "幸福街", "建设大道", "人民路", "解放街", "光明巷", "新华路")
@@ -121,7 +121,7 @@ def serve(url: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The hub's app under uvicorn (one worker) in its own process, so the client does not share its GIL."""
     code = (
         "import sys, uvicorn\n"
-        "from hub.api.app import create_app\n"
+        "from anju.hub.api.app import create_app\n"
         "uvicorn.run(create_app(database_url=sys.argv[1]), host='127.0.0.1', port=int(sys.argv[2]),"
         " log_level='warning')\n"
     )

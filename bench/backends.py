@@ -5,7 +5,7 @@
 install it with ``scripts/timescaledb.sh``), or ``--timescale-url``. ``partitions-pg15``: partitions on
 that same PostgreSQL 15, so that the form, not the server's version, is what differs.
 
-For each: import a simulated estate (``device_sims.scenarios``: hourly cumulative registers, gate events)
+For each: import a simulated estate (``anju.device_sims.scenarios``: hourly cumulative registers, gate events)
 through ``anju import``'s code; bytes per reading and per access event (table and indexes) before and,
 on TimescaleDB, after its compression policy ran; the daily features refresh over all days (on
 TimescaleDB before and after compression); the hub's batch writer storing processed ReadingsBatch
@@ -33,15 +33,15 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.services, when run as a script
 
+from anju.device_sims.scenarios import ScenarioFiles, make_scenario, write_scenario
+from anju.hub.bulk import BulkImport, import_all
+from anju.hub.features import refresh_daily_features
+from anju.hub.ingest.processor import process
+from anju.hub.ingest.writer import BatchWriter
+from anju.hub.storage import ensure_schema
+from anju.hub.storage.embedded import throwaway_database
+from anju.hub.storage.schema import Backend
 from anju_wire import MeterKind, MeterReading, ReadingsBatch, Topic, encode
-from device_sims.scenarios import ScenarioFiles, make_scenario, write_scenario
-from hub.bulk import BulkImport, import_all
-from hub.features import refresh_daily_features
-from hub.ingest.processor import process
-from hub.ingest.writer import BatchWriter
-from hub.storage import ensure_schema
-from hub.storage.embedded import throwaway_database
-from hub.storage.schema import Backend
 from tests.services import create_database, drop_database, pg15_server
 
 # Bytes of a table with its indexes: the partitions' sum, or the hypertable's (compressed chunks included).

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import psycopg
 
-from hub.detection.load import load_series
-from hub.detection.service import run_detection
-from hub.storage import ensure_schema
-from hub.storage.embedded import throwaway_database
-from models.rules import Policy
+from anju.hub.detection.load import load_series
+from anju.hub.detection.service import run_detection
+from anju.hub.storage import ensure_schema
+from anju.hub.storage.embedded import throwaway_database
+from anju.models.rules import Policy
 
 _UNITS = """
 INSERT INTO units (unit_id, estate_id, building, floor, area_m2, household_size, lease_start)

@@ -16,9 +16,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import RecordKind, reading_record
 from anju_wire import MeterKind
-from edge_agent.outbox import Outbox
-from edge_agent.records import RecordKind, reading_record
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from anju.device_sims.fleet_meters import fleet_endpoint
 from anju.services import free_port, mosquitto_broker, wait_port
-from device_sims.fleet_meters import fleet_endpoint
 
 TICK = os.sysconf("SC_CLK_TCK")
 

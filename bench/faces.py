@@ -1,6 +1,6 @@
 """Benchmark: the default face pack on real photos; accuracy, per-frame and per-face cost, 4 cameras at 5 fps.
 
-Photos (``device_sims.face_photos``): face_recognition 1.3.0's test images (Obama x5, Biden), face-api
+Photos (``anju.device_sims.face_photos``): face_recognition 1.3.0's test images (Obama x5, Biden), face-api
 1.7.15's six group photos (22 faces), scikit-image 0.25.2's astronaut: 29 faces, 25 people.
 
 1. Detection recall per photo (faces found / faces there) and extra detections.
@@ -36,17 +36,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from anju.device_sims.camera import CorridorScene, Walker
+from anju.device_sims.face_photos import photos
+from anju.edge_agent.cameras import CameraReader, MotionGate
+from anju.edge_agent.faces.engine import DefaultPackEngine
+from anju.edge_agent.faces.pack import build_pack, default_pack_dir, pack_ready
+from anju.edge_agent.faces.recognise import CameraFaces, FaceRecogniser
+from anju.edge_agent.faces.settings import CameraConfig
+from anju.edge_agent.faces.store import EstateVault, Gallery
+from anju.edge_agent.faces.strangers import StrangerTracks
+from anju.edge_agent.outbox import Outbox
 from anju_wire import WallClock
-from device_sims.camera import CorridorScene, Walker
-from device_sims.face_photos import photos
-from edge_agent.cameras import CameraReader, MotionGate
-from edge_agent.faces.engine import DefaultPackEngine
-from edge_agent.faces.pack import build_pack, default_pack_dir, pack_ready
-from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
-from edge_agent.faces.settings import CameraConfig
-from edge_agent.faces.store import EstateVault, Gallery
-from edge_agent.faces.strangers import StrangerTracks
-from edge_agent.outbox import Outbox
 
 
 def _pack(tmp: Path) -> Path:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from device_sims.face_photos import photos
-from edge_agent.faces.engine import DefaultPackEngine
-from edge_agent.faces.pack import CP311_WHEEL, Artifact, build_pack, default_pack_dir, fetch, pack_ready
+from anju.device_sims.face_photos import photos
+from anju.edge_agent.faces.engine import DefaultPackEngine
+from anju.edge_agent.faces.pack import CP311_WHEEL, Artifact, build_pack, default_pack_dir, fetch, pack_ready
 
 DLIB = Artifact(
     "pypi", "dlib-bin", "19.24.6",

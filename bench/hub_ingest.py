@@ -21,12 +21,12 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg
 
+from anju.hub.ingest.consumer import IngestService
+from anju.hub.storage import ensure_schema, upsert_units
+from anju.hub.storage.embedded import throwaway_database
 from anju.services import mosquitto_broker
 from anju_mqtt import make_client, parse_broker_url, stop_loop
 from anju_wire import Ack, MeterKind, MeterReading, ReadingsBatch, Topic, decode, encode
-from hub.ingest.consumer import IngestService
-from hub.storage import ensure_schema, upsert_units
-from hub.storage.embedded import throwaway_database
 
 
 def _batches(agent: str, estate: str, n: int, batch: int) -> list[bytes]:

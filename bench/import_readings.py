@@ -2,7 +2,7 @@
 
 Writes a scenario's ``units.csv`` and ``readings.csv`` (``device_sims.scenarios``; ``--units`` x ``--days``
 hourly cumulative registers), then (1) COPYs the readings file as CSV into a bare table (typed columns,
-no keys, no indexes) and (2) imports it through ``hub.bulk.import_file`` into a fresh hub schema (checks,
+no keys, no indexes) and (2) imports it through ``anju.hub.bulk.import_file`` into a fresh hub schema (checks,
 reject file, partitions, load tables indexed and swapped in, with the real table's keys). A CHECKPOINT
 before each measurement keeps either from paying the other's checkpoint debt. Prints both rates and
 their ratio, and the conditions. Issue 3 sizes it at 10,000 units x 90 days (about 52M rows).
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import psycopg
 
-from device_sims.scenarios import make_scenario, write_scenario
-from hub.bulk import RejectWriter, import_file
-from hub.storage import ensure_schema
-from hub.storage.embedded import throwaway_database
+from anju.device_sims.scenarios import make_scenario, write_scenario
+from anju.hub.bulk import RejectWriter, import_file
+from anju.hub.storage import ensure_schema
+from anju.hub.storage.embedded import throwaway_database
 
 _BARE = "CREATE TABLE bare_readings (ts timestamptz, unit_id text, meter text, value float8)"
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from device_sims.appliance_people import DROP, FAR, SPD, Residents
+from anju.device_sims.appliance_people import DROP, FAR, SPD, Residents
 
 if TYPE_CHECKING:
-    from device_sims.appliances import ApplianceScenario, ApplianceUnit
+    from anju.device_sims.appliances import ApplianceScenario, ApplianceUnit
 
 LIVED, FRIDGE, HEATER, OFF, IDLE = range(5)  # what runs in a flat: lived in, or empty with this left on
 GAS_MJ_PER_M3 = 35.6  # natural gas, lower heating value

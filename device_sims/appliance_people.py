@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from device_sims.appliances import ApplianceScenario, ApplianceUnit
+    from anju.device_sims.appliances import ApplianceScenario, ApplianceUnit
 
 SPD = 144  # 10-minute slots per day
 REG, SUB, REL, DROP = 0, 1, 2, 3  # registered resident, subtenant, visiting relative, tenant dropping by

@@ -18,9 +18,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from anju_wire.clock import ESTATE_TZ
-from device_sims.appliance_loads import block_loads
-from device_sims.appliance_people import (
+from anju.device_sims.appliance_loads import block_loads
+from anju.device_sims.appliance_people import (
     METHODS,
     GateLog,
     Residents,
@@ -29,7 +28,8 @@ from device_sims.appliance_people import (
     gate_log,
     visitor_log,
 )
-from device_sims.scenarios import ScenarioFiles
+from anju.device_sims.scenarios import ScenarioFiles
+from anju_wire.clock import ESTATE_TZ
 
 LOCAL_TZ = ZoneInfo(ESTATE_TZ)
 BLOCK = 50  # units simulated together (fixed, so the output does not depend on anything but the seed)

@@ -1,10 +1,10 @@
 """``anju sim camera``: an MJPEG corridor camera at a building entrance, composed from real face photos.
 
-Who walks past comes from the household behaviour model (``device_sims.household``) on the shared
+Who walks past comes from the household behaviour model (``anju.device_sims.household``) on the shared
 accelerated clock: each face passage of the building's gate also passes the camera. Tenants wear the
 faces of one pool of real photos (and are enrolled with ``--enrol-estate``), the subtenants of a sublet
 unit and the visitors wear faces of the other pool, so they stay strangers. There are 25 people in the
-photos (``device_sims.face_photos``): tenants beyond the tenant pool are not shown (they use a card).
+photos (``anju.device_sims.face_photos``): tenants beyond the tenant pool are not shown (they use a card).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cv2
 import numpy as np
 
+from anju.device_sims.face_photos import photos
+from anju.device_sims.household import GateEvent
 from anju_wire import Clock
-from device_sims.face_photos import photos
-from device_sims.household import GateEvent
 
 log = logging.getLogger(__name__)
 BOUNDARY = "anjuframe"

@@ -18,12 +18,12 @@ from typing import Literal
 
 import serial
 
+from anju.device_sims.fleet import fleet_energy_kwh, fleet_water_litres
+from anju.device_sims.serving import Served
+from anju.edge_agent import cjt188, dlt645
+from anju.edge_agent.framing import FrameError, take_frame
 from anju_wire import Clock
 from anju_wire.payloads import MeterKind
-from device_sims.fleet import fleet_energy_kwh, fleet_water_litres
-from device_sims.serving import Served
-from edge_agent import cjt188, dlt645
-from edge_agent.framing import FrameError, take_frame
 
 log = logging.getLogger(__name__)
 Protocol = Literal["dlt645", "cjt188"]

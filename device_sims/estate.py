@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from anju.device_sims.gates import run_gate_source
+from anju.device_sims.household import EstateModel, EstateSpec
+from anju.device_sims.meters import MeterServer
 from anju_wire import Clock
-from device_sims.gates import run_gate_source
-from device_sims.household import EstateModel, EstateSpec
-from device_sims.meters import MeterServer
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@
   anyone can tell) 22 different women.
 * PyPI ``scikit-image`` 0.25.2 (manylinux x86-64 wheel), ``skimage/data/astronaut.png``: Eileen Collins.
 
-Archives are fetched and checked like the face pack's (``edge_agent.faces.pack.fetch``).
+Archives are fetched and checked like the face pack's (``anju.edge_agent.faces.pack.fetch``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_agent.faces.pack import CP311_WHEEL, EMBEDDER, Artifact, fetch
+from anju.edge_agent.faces.pack import CP311_WHEEL, EMBEDDER, Artifact, fetch
 
 FACE_RECOGNITION = Artifact(
     "pypi", "face_recognition", "1.3.0", "face_recognition-1.3.0.tar.gz",

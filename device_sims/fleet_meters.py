@@ -13,11 +13,11 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import SimAction, SimDevice
 
+from anju.device_sims.fleet import fleet_energy_kwh
+from anju.device_sims.meters import READ_FUNCTIONS, sim_blocks
+from anju.device_sims.registers import RegisterMap, encode_value, map_for_meter
+from anju.device_sims.serving import Served
 from anju_wire import Clock, MeterKind
-from device_sims.fleet import fleet_energy_kwh
-from device_sims.meters import READ_FUNCTIONS, sim_blocks
-from device_sims.registers import RegisterMap, encode_value, map_for_meter
-from device_sims.serving import Served
 
 log = logging.getLogger(__name__)
 

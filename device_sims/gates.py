@@ -16,9 +16,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from anju.device_sims.household import EstateModel, GateEvent
 from anju_mqtt import BrokerAddress, close_client, make_client, parse_broker_url, wait_or_stop
 from anju_wire import Clock
-from device_sims.household import EstateModel, GateEvent
 
 log = logging.getLogger(__name__)
 

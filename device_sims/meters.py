@@ -6,9 +6,9 @@ request from the household model and the shared clock, so a poll at any simulate
 same total the ground truth holds for that instant. Faults are injected per device id: a silent
 device does not answer at all (the client times out), a failing one answers with an exception response.
 
-The other meter simulators each have their module: ``device_sims.fleet_meters`` (a fleet of SDM120s
+The other meter simulators each have their module: ``anju.device_sims.fleet_meters`` (a fleet of SDM120s
 over TCP or RTU), ``device_sims.reporting_meters`` (self-reporting MQTT meters), ``device_sims.dlt645_sim``
-(DL/T 645 and CJ/T 188 meters); ``device_sims.fleet`` holds the totals the fleets share.
+(DL/T 645 and CJ/T 188 meters); ``anju.device_sims.fleet`` holds the totals the fleets share.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
+from anju.device_sims.household import EstateModel
+from anju.device_sims.registers import RegisterMap, encode_value, map_for_meter
+from anju.device_sims.serving import Served
 from anju_wire import Clock, MeterKind
-from device_sims.household import EstateModel
-from device_sims.registers import RegisterMap, encode_value, map_for_meter
-from device_sims.serving import Served
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from anju.device_sims.fleet import fleet_energy_kwh, fleet_water_litres
 from anju_mqtt import close_client, make_client, parse_broker_url
 from anju_wire import AcceleratedClock, MeterKind
 from anju_wire.clock import ESTATE_TZ
-from device_sims.fleet import fleet_energy_kwh, fleet_water_litres
 
 
 @dataclass(slots=True)

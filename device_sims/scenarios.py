@@ -1,6 +1,6 @@
 """Labelled scenarios at scale: thousands of units' hourly registers and gate logs, written as CSV.
 
-The same household story as ``device_sims.household`` (diurnal shapes, fridge base load, registered
+The same household story as ``anju.device_sims.household`` (diurnal shapes, fridge base load, registered
 tenants at the gate, subtenants as recurring unknown faces), vectorised with numpy over blocks of
 units so that 2,000 units x 180 days take well under a minute to simulate. Every unit carries a kind
 (normal, vacancy, sublet), a subtype saying which behaviour it plays (hard negatives included) and,
@@ -19,8 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from device_sims.appliance_people import pseudonym
-from device_sims.household import _ELEC_SHAPE, _GAS_SHAPE, _GATE_HOUR_WEIGHTS, _WATER_SHAPE, LOCAL_TZ
+from anju.device_sims.appliance_people import pseudonym
+from anju.device_sims.household import _ELEC_SHAPE, _GAS_SHAPE, _GATE_HOUR_WEIGHTS, _WATER_SHAPE, LOCAL_TZ
 
 Kind = Literal["normal", "vacancy", "sublet"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from anju.device_sims.gates import gate_topic
+from anju.device_sims.household import EstateSpec
+from anju.device_sims.registers import RegisterMap, map_for_meter
 from anju_wire import AcceleratedClock, MeterKind
-from device_sims.gates import gate_topic
-from device_sims.household import EstateSpec
-from device_sims.registers import RegisterMap, map_for_meter
 
 PSEUDONYM_SECRET_ENV = "ANJU_PSEUDONYM_SECRET"
 OUTBOX_CAPACITY = 1_000_000

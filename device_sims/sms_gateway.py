@@ -23,7 +23,7 @@ from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from device_sims.tenancy import _cut_off, _error
+from anju.device_sims.tenancy import _cut_off, _error
 
 MAX_KEY_LENGTH = 200
 MAX_TEXT = 500  # several SMS segments; the hub's texts are short

@@ -10,19 +10,19 @@ import sys
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from anju.edge_agent.errors import EdgeAgentError
+from anju.edge_agent.gates import GateIntake, GateSubscriber
+from anju.edge_agent.metrics import AgentMetrics, MetricsServer
+from anju.edge_agent.mqtt_meters import MqttMeterSource
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.poller import EndpointPoller
+from anju.edge_agent.publisher import Publisher
+from anju.edge_agent.serial_poll import POLLERS
+from anju.edge_agent.site import GateConfig, MeterConfig, SiteConfig, load_site
 from anju_wire.payloads import DeviceAvailability
-from edge_agent.errors import EdgeAgentError
-from edge_agent.gates import GateIntake, GateSubscriber
-from edge_agent.metrics import AgentMetrics, MetricsServer
-from edge_agent.mqtt_meters import MqttMeterSource
-from edge_agent.outbox import Outbox
-from edge_agent.poller import EndpointPoller
-from edge_agent.publisher import Publisher
-from edge_agent.serial_poll import POLLERS
-from edge_agent.site import GateConfig, MeterConfig, SiteConfig, load_site
 
 if TYPE_CHECKING:  # the HTTP gate listener (uvicorn, Starlette: ~6 MB) is loaded only for http gates
-    from edge_agent.gate_http import HttpGateListener
+    from anju.edge_agent.gate_http import HttpGateListener
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def build_gate_listeners(config: SiteConfig, intake: GateIntake) -> list[HttpGat
     """One HTTP listener per listen address of the site's ``source: http`` gates."""
     if not any(g.source == "http" for g in config.gates):
         return []
-    from edge_agent.gate_http import HttpGateListener
+    from anju.edge_agent.gate_http import HttpGateListener
 
     by_address: dict[tuple[str, int], list[GateConfig]] = defaultdict(list)
     for g in config.gates:
@@ -51,7 +51,9 @@ def build_pollers(config: SiteConfig, outbox: Outbox) -> list[EndpointPoller]:
     pollers: list[EndpointPoller] = []
     for ms in by_endpoint.values():
         if ms[0].protocol == "modbus":
-            from edge_agent.modbus import ModbusEndpointPoller  # pymodbus (~10 MB) only for Modbus meters
+            from anju.edge_agent.modbus import (
+                ModbusEndpointPoller,  # pymodbus (~10 MB) only for Modbus meters
+            )
 
             pollers.append(ModbusEndpointPoller(meters=ms, clock=clock, outbox=outbox))
         else:
@@ -89,7 +91,7 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
             )  # fmt: skip
         cameras = None
         if config.cameras and not drain:
-            from edge_agent.faces.service import build_cameras  # OpenCV and onnxruntime only when needed
+            from anju.edge_agent.faces.service import build_cameras  # OpenCV and onnxruntime only when needed
 
             cameras = build_cameras(
                 cameras=config.cameras, settings=config.faces, estate_id=config.estate_id,

@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from anju.edge_agent.errors import EdgeAgentError
+from anju.edge_agent.faces.settings import CameraConfig
 from anju_wire import Clock
 from anju_wire.payloads import DeviceAvailability
-from edge_agent.errors import EdgeAgentError
-from edge_agent.faces.settings import CameraConfig
 
 log = logging.getLogger(__name__)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}

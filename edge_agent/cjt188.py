@@ -6,7 +6,7 @@ on DATA. To read the meter the master sends control ``0x01`` with ``DI = 90 1F``
 meter answers ``0x81`` with DI, SER, the current cumulative flow (4 BCD bytes, ``XXXXXX.XX``) and its unit
 code, the flow at the last settlement day, the meter's clock and two status bytes; or ``0xC1`` (error).
 
-Pure functions only; ``edge_agent.serial_poll`` moves the bytes.
+Pure functions only; ``anju.edge_agent.serial_poll`` moves the bytes.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from anju_wire.payloads import MeterKind
-from edge_agent.framing import (
+from anju.edge_agent.framing import (
     START,
     DeviceError,
     FrameError,
@@ -26,6 +25,7 @@ from edge_agent.framing import (
     seal,
     unseal,
 )
+from anju_wire.payloads import MeterKind
 
 ADDRESS_SIZE = 7
 LENGTH_AT = 10

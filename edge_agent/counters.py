@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anju.edge_agent.registers import RegisterMap, RegisterType
 from anju_wire.payloads import CounterEvent
-from edge_agent.registers import RegisterMap, RegisterType
 
 # Largest raw value of each integer register type.
 _RAW_MAX = {

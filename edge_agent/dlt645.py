@@ -7,14 +7,14 @@ value the master sends control ``0x11`` with the 4-byte data identifier (DI0 fir
 The total this agent reads is DI ``00 01 00 00``, forward active energy (正向有功总电能): 4 BCD bytes,
 ``XXXXXX.XX`` kWh, so the register wraps after 999999.99 kWh.
 
-Pure functions only; ``edge_agent.serial_poll`` moves the bytes.
+Pure functions only; ``anju.edge_agent.serial_poll`` moves the bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_agent.framing import (
+from anju.edge_agent.framing import (
     START,
     DeviceError,
     FrameError,

@@ -8,7 +8,7 @@ bytes before the frame; anything before the first ``0x68`` is skipped.
 
 from __future__ import annotations
 
-from edge_agent.errors import DecodeError
+from anju.edge_agent.errors import DecodeError
 
 START = 0x68
 END = 0x16

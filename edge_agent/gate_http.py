@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge_agent.errors import GateEventError, ListenError, OutboxError, OutboxFull
-from edge_agent.gates import GateIntake, unwrap_pushed_event
-from edge_agent.site import GateConfig
+from anju.edge_agent.errors import GateEventError, ListenError, OutboxError, OutboxFull
+from anju.edge_agent.gates import GateIntake, unwrap_pushed_event
+from anju.edge_agent.site import GateConfig
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # a vendor event is a few hundred bytes; refuse anything absurd before reading it

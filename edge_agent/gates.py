@@ -1,7 +1,7 @@
 """Face-gate adapter: the vendor's JSON events become pseudonymised access records.
 
 ``parse_gate_event`` and ``unwrap_pushed_event`` are pure. ``GateIntake`` stores what any transport
-brings (MQTT here, HTTP push in ``edge_agent.gate_http``). ``GateSubscriber`` stores every accepted
+brings (MQTT here, HTTP push in ``anju.edge_agent.gate_http``). ``GateSubscriber`` stores every accepted
 event in the outbox from inside paho's message callback, so the estate broker gets its PUBACK only
 after the event is durable; malformed payloads are kept, raw, in the outbox's ``rejected`` table with
 the reason, and counted.
@@ -19,12 +19,12 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from anju.edge_agent.errors import GateEventError, OutboxError
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import AccessRecord, RecordKind
+from anju.edge_agent.site import GateConfig
 from anju_mqtt import MqttLink
 from anju_wire.payloads import AccessMethod, Ident
-from edge_agent.errors import GateEventError, OutboxError
-from edge_agent.outbox import Outbox
-from edge_agent.records import AccessRecord, RecordKind
-from edge_agent.site import GateConfig
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from anju.edge_agent.errors import PayloadError, RegisterMapError
 from anju_wire.payloads import METER_UNITS, MeterKind
-from edge_agent.errors import PayloadError, RegisterMapError
 
 _MAP_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")
 _PATH = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$"

@@ -18,15 +18,15 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from edge_agent.errors import MetricsError, OutboxError
-from edge_agent.gates import GateIntake
-from edge_agent.mqtt_meters import MqttMeterSource
-from edge_agent.outbox import Outbox
-from edge_agent.poller import EndpointPoller
-from edge_agent.publisher import Publisher
+from anju.edge_agent.errors import MetricsError, OutboxError
+from anju.edge_agent.gates import GateIntake
+from anju.edge_agent.mqtt_meters import MqttMeterSource
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.poller import EndpointPoller
+from anju.edge_agent.publisher import Publisher
 
 if TYPE_CHECKING:
-    from edge_agent.faces.service import CameraSet
+    from anju.edge_agent.faces.service import CameraSet
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class AgentMetrics(Collector):
         """Every metric as it stands now."""
         yield from self._devices()
         if self.cameras is not None:
-            from edge_agent.faces.metrics import camera_metrics  # OpenCV only on a gateway with cameras
+            from anju.edge_agent.faces.metrics import camera_metrics  # OpenCV only on a gateway with cameras
 
             yield from camera_metrics(self.cameras)
         yield from self._outbox()

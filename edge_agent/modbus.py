@@ -13,13 +13,13 @@ import asyncio
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from anju.edge_agent.counters import rollover_max
+from anju.edge_agent.errors import DecodeError
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.poller import EndpointPoller, MeterState, PollerStats, PollOutcome
+from anju.edge_agent.registers import RegisterMap, decode_total
+from anju.edge_agent.site import MeterConfig
 from anju_wire import Clock
-from edge_agent.counters import rollover_max
-from edge_agent.errors import DecodeError
-from edge_agent.outbox import Outbox
-from edge_agent.poller import EndpointPoller, MeterState, PollerStats, PollOutcome
-from edge_agent.registers import RegisterMap, decode_total
-from edge_agent.site import MeterConfig
 
 __all__ = ["MeterState", "ModbusEndpointPoller", "PollOutcome", "PollerStats"]
 

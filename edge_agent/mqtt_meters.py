@@ -26,15 +26,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from anju.edge_agent.counters import CounterTracker, LastTotal
+from anju.edge_agent.errors import OutboxError, PayloadError
+from anju.edge_agent.meter_payloads import PayloadMap, decode_payload
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import ReadingRecord, RecordKind, reading_record
+from anju.edge_agent.site import MeterConfig
 from anju_mqtt import MqttLink, wait_or_stop
 from anju_wire import Clock
 from anju_wire.payloads import DeviceAvailability
-from edge_agent.counters import CounterTracker, LastTotal
-from edge_agent.errors import OutboxError, PayloadError
-from edge_agent.meter_payloads import PayloadMap, decode_payload
-from edge_agent.outbox import Outbox
-from edge_agent.records import ReadingRecord, RecordKind, reading_record
-from edge_agent.site import MeterConfig
 
 log = logging.getLogger(__name__)
 # The estate broker is local and serves one agent, so no fleet of clients needs spreading out; and a

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from edge_agent.counters import LastTotal
-from edge_agent.errors import OutboxError, OutboxFull
-from edge_agent.records import RecordKind, StoredRecord
+from anju.edge_agent.counters import LastTotal
+from anju.edge_agent.errors import OutboxError, OutboxFull
+from anju.edge_agent.records import RecordKind, StoredRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (

@@ -6,7 +6,7 @@ TCP host:port (a meter, or a serial-to-TCP converter in front of a bus). Subclas
 read (``_read``), how its connection closes (``close``) and at what total its register wraps
 (``_maximum``). Every poll becomes a reading in the outbox: the total, or ``quality: unavailable`` with a
 null value and one log line when the meter goes away (and one when it returns). A total below the
-meter's last stored one is flagged as a rollover or a replaced meter (``edge_agent.counters``); the last
+meter's last stored one is flagged as a rollover or a replaced meter (``anju.edge_agent.counters``); the last
 totals are kept in the outbox database in the same commit as the readings, so a restart does not forget
 them. Every failed poll is one log line: the WARNING when the meter goes away, then one DEBUG line per
 further failed poll; the transport libraries' own loggers stay quiet (``anju.logs``).
@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from anju.edge_agent.counters import CounterTracker, LastTotal
+from anju.edge_agent.errors import OutboxError
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import ReadingRecord, RecordKind, reading_record
+from anju.edge_agent.site import MeterConfig
 from anju_wire import Clock
 from anju_wire.payloads import DeviceAvailability
-from edge_agent.counters import CounterTracker, LastTotal
-from edge_agent.errors import OutboxError
-from edge_agent.outbox import Outbox
-from edge_agent.records import ReadingRecord, RecordKind, reading_record
-from edge_agent.site import MeterConfig
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 
+from anju.edge_agent import __version__
+from anju.edge_agent.errors import OutboxError
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import RecordKind, build_batch
+from anju.edge_agent.site import PublishSettings
 from anju_mqtt import MqttLink, Will, wait_or_stop
 from anju_wire import Ack, AgentStatus, Clock, ContractError, Topic, decode, encode
 from anju_wire.payloads import DeviceAvailability
-from edge_agent import __version__
-from edge_agent.errors import OutboxError
-from edge_agent.outbox import Outbox
-from edge_agent.records import RecordKind, build_batch
-from edge_agent.site import PublishSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Annotated, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from anju.edge_agent.errors import DecodeError, RegisterMapError
 from anju_wire.payloads import METER_UNITS, MeterKind
-from edge_agent.errors import DecodeError, RegisterMapError
 
 MAX_READ_REGISTERS = 125  # the Modbus limit for one FC03/FC04 request
 _MAP_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")

@@ -17,12 +17,12 @@ from typing import Any
 
 import serial
 
+from anju.edge_agent import cjt188, dlt645
+from anju.edge_agent.framing import WAKE, DeviceError, FrameError, take_frame
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.poller import EndpointPoller, MeterState, PollOutcome
+from anju.edge_agent.site import MeterConfig
 from anju_wire import Clock
-from edge_agent import cjt188, dlt645
-from edge_agent.framing import WAKE, DeviceError, FrameError, take_frame
-from edge_agent.outbox import Outbox
-from edge_agent.poller import EndpointPoller, MeterState, PollOutcome
-from edge_agent.site import MeterConfig
 
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 

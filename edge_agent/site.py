@@ -21,14 +21,14 @@ from pydantic import (
     model_validator,
 )
 
+from anju.edge_agent.errors import RegisterMapError, SiteConfigError
+from anju.edge_agent.faces.settings import CameraConfig, FacesSettings
+from anju.edge_agent.meter_payloads import PayloadMap, load_payload_map
+from anju.edge_agent.registers import RegisterMap, load_map
 from anju_mqtt import parse_broker_url
 from anju_wire import AcceleratedClock, Clock, WallClock
 from anju_wire.payloads import MAX_BATCH, Ident, MeterKind
 from anju_wire.topics import check_id
-from edge_agent.errors import RegisterMapError, SiteConfigError
-from edge_agent.faces.settings import CameraConfig, FacesSettings
-from edge_agent.meter_payloads import PayloadMap, load_payload_map
-from edge_agent.registers import RegisterMap, load_map
 
 MQTT_URL_ENV = "ANJU_MQTT_URL"
 

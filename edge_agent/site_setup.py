@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from edge_agent.errors import SiteConfigError
-from edge_agent.site import ADDRESS_DIGITS, SiteConfig
+from anju.edge_agent.errors import SiteConfigError
+from anju.edge_agent.site import ADDRESS_DIGITS, SiteConfig
 
 KINDS = ("electricity", "water", "gas")
 _TEMPLATE_ONLY = {"first_address", "per_bus", "serial_ports", "hosts"}
@@ -175,8 +175,8 @@ async def probe(config: SiteConfig) -> list[ProbeRow]:
     Readings go to a throw-away outbox: the site's own outbox, and the totals it remembers, are not
     touched. Self-reporting (MQTT) meters are listed, not probed.
     """
-    from edge_agent.agent import build_pollers
-    from edge_agent.outbox import Outbox
+    from anju.edge_agent.agent import build_pollers
+    from anju.edge_agent.outbox import Outbox
 
     rows: list[ProbeRow] = []
     with (

@@ -1,6 +1,6 @@
 """``anju hub``: ingest, periodic detection, tenancy filing and the inspector API, in one process.
 
-The ingest writer and the pipeline run as supervised threads (``hub.monitor.run_supervised``): a crash
+The ingest writer and the pipeline run as supervised threads (``anju.hub.monitor.run_supervised``): a crash
 in either is logged, shown by ``/api/health`` (503) and ``/metrics``, and the loop restarts with backoff.
 """
 
@@ -16,10 +16,10 @@ from types import FrameType
 
 import psycopg
 
+from anju.hub.monitor import HubMonitor, PartMonitor, run_supervised
+from anju.hub.settings import HubSettings
+from anju.hub.storage.embedded import resolve_database_url
 from anju_wire import TimeBounds
-from hub.monitor import HubMonitor, PartMonitor, run_supervised
-from hub.settings import HubSettings
-from hub.storage.embedded import resolve_database_url
 
 log = logging.getLogger(__name__)
 OVERDUE_INTERVAL_S = 60.0  # how often the pipeline records cases whose deadline passed (hub/cases/deadlines)
@@ -43,8 +43,8 @@ def detect_once(
     The last day is read inside the time window, so a stray far-future day left in ``unit_daily`` cannot
     hold the next refresh there (fresh days would never get features).
     """
-    from hub.detection.asof import detect_as_of
-    from hub.features import refresh_daily_features
+    from anju.hub.detection.asof import detect_as_of
+    from anju.hub.features import refresh_daily_features
 
     bounds = bounds or TimeBounds()
     now = datetime.now(UTC)
@@ -92,14 +92,14 @@ class Pipeline:
     def _run(self) -> None:
         """The pipeline loop (under ``run_supervised``): a database error is retried in place; anything
         else ends the loop, and the supervisor restarts it on a fresh connection."""
-        from hub.cases.deadlines import note_overdue
-        from hub.cases.service import close_for_tenancy
-        from hub.household.gateway import SmsGateway
-        from hub.household.pipeline import household_step
-        from hub.storage.retention import RETENTION_INTERVAL, apply_retention
-        from hub.tenancy.changes import FeedBackoff, apply_tenancy_changes
-        from hub.tenancy.client import TenancyClient
-        from hub.tenancy.outbox import deliver_pending
+        from anju.hub.cases.deadlines import note_overdue
+        from anju.hub.cases.service import close_for_tenancy
+        from anju.hub.household.gateway import SmsGateway
+        from anju.hub.household.pipeline import household_step
+        from anju.hub.storage.retention import RETENTION_INTERVAL, apply_retention
+        from anju.hub.tenancy.changes import FeedBackoff, apply_tenancy_changes
+        from anju.hub.tenancy.client import TenancyClient
+        from anju.hub.tenancy.outbox import deliver_pending
 
         s = self._settings
         last_day: date | None = None
@@ -153,9 +153,9 @@ def run_hub(settings: HubSettings) -> int:
     """Run the hub until SIGINT/SIGTERM."""
     import uvicorn
 
-    from hub.api.app import create_app
-    from hub.ingest.consumer import IngestService
-    from hub.storage import ensure_schema
+    from anju.hub.api.app import create_app
+    from anju.hub.ingest.consumer import IngestService
+    from anju.hub.storage import ensure_schema
 
     url = resolve_database_url(settings.database_url, settings.home)
     monitor = HubMonitor()

@@ -11,12 +11,12 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from anju.hub.home import default_home
 from anju_wire import TimeBounds
-from hub.home import default_home
 
 if TYPE_CHECKING:
-    from hub.cases.workflow import WorkflowPolicy
-    from hub.storage.timeseries import TimescalePolicy
+    from anju.hub.cases.workflow import WorkflowPolicy
+    from anju.hub.storage.timeseries import TimescalePolicy
 
 
 class FileVariables(PydanticBaseSettingsSource):
@@ -77,7 +77,7 @@ class HubSettings(BaseSettings):
 
     def timescale_policy(self) -> TimescalePolicy:
         """The hypertables' chunks, compression and retention (dropped past the ingest horizon)."""
-        from hub.storage.timeseries import TimescalePolicy
+        from anju.hub.storage.timeseries import TimescalePolicy
 
         return TimescalePolicy(chunk_days=self.timescale_chunk_days,
                                compress_after_days=self.timescale_compress_after_days,
@@ -105,7 +105,7 @@ class HubSettings(BaseSettings):
 
     def workflow(self) -> WorkflowPolicy:
         """The case workflow's policy: ``workflow_policy``'s file, else the packaged one."""
-        from hub.cases.workflow import default_policy, load_policy
+        from anju.hub.cases.workflow import default_policy, load_policy
 
         return load_policy(self.workflow_policy) if self.workflow_policy else default_policy()
 

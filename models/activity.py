@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.features import DailyFeatures
+from anju.models.features import DailyFeatures
 
 CLEAN_START_DAYS = 7  # gate days without any entry that open an absence (else the last days of presence
 # would be folded into the absence by the tolerance for visits, and the departure dated weeks early)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from models.features import WindowSummary
+from anju.models.features import WindowSummary
 
 
 @dataclass(frozen=True, slots=True)

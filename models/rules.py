@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.activity import ActivityPolicy, idle_run
-from models.features import (
+from anju.models.activity import ActivityPolicy, idle_run
+from anju.models.features import (
     DailyFeatures,
     PeerStats,
     UnitSeries,

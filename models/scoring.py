@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from models.anomaly import UnitAnomaly
-from models.anomaly import describe as describe_anomaly
-from models.rules import ModelsPolicy, Reason, Verdict
-from models.verdict_model import VerdictModel, model_inputs
-from models.verdict_model import describe as describe_model
+from anju.models.anomaly import UnitAnomaly
+from anju.models.anomaly import describe as describe_anomaly
+from anju.models.rules import ModelsPolicy, Reason, Verdict
+from anju.models.verdict_model import VerdictModel, model_inputs
+from anju.models.verdict_model import describe as describe_model
 
 _REASON_FIELDS = tuple(f.name for f in fields(Reason))
 

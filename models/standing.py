@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from models.activity import ActivityPolicy, life_counts
-from models.features import StrangerTrack, UnitSeries
+from anju.models.activity import ActivityPolicy, life_counts
+from anju.models.features import StrangerTrack, UnitSeries
 
 SETTLED_DAYS = 7  # a face seen in the record's first week was there before it began
 

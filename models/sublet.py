@@ -3,7 +3,7 @@
 Three ways to a verdict (``SubletRule.evaluate``): a departure (the household stopped entering, through any
 method, or its faces vanished while its card is used) with new faces that arrived as it left; far more
 water than households of the registered size use (a group rental); or, for sublets older than the record,
-faces settled on the unit's floor that no other flat there explains (``models.standing``).
+faces settled on the unit's floor that no other flat there explains (``anju.models.standing``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from datetime import date, timedelta
 from math import comb, exp, factorial
 from typing import Literal
 
-from models.activity import life_counts, presence_end
-from models.features import Crowding, DailyFeatures, PeerStats, StrangerTrack, UnitSeries
-from models.rules import (
+from anju.models.activity import life_counts, presence_end
+from anju.models.features import Crowding, DailyFeatures, PeerStats, StrangerTrack, UnitSeries
+from anju.models.rules import (
     Outcome,
     Policy,
     Reason,
@@ -29,7 +29,7 @@ from models.rules import (
     rule_context,
     window_median,
 )
-from models.standing import Standing, standing_candidate
+from anju.models.standing import Standing, standing_candidate
 
 
 class SubletRule:
@@ -120,8 +120,8 @@ class SubletRule:
         """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already;
         ``claimed``: the aligned strangers the building's attribution gave this unit, see
         ``attribute_strangers``; by default every aligned stranger near it counts; ``crowd``: its water
-        use against the estate's households of its registered size, see ``models.features.crowding``;
-        ``standing``: its evidence of a sublet older than the record, see ``models.standing``;
+        use against the estate's households of its registered size, see ``anju.models.features.crowding``;
+        ``standing``: its evidence of a sublet older than the record, see ``anju.models.standing``;
         ``explained``: the new faces near it that other departures in the building were given).
 
         Two ways to a sublet: the registered household left while the flat stayed lived in (and new faces
@@ -141,7 +141,7 @@ class SubletRule:
         return judged
 
     def standing(self, series: UnitSeries, *, end: date) -> Standing | None:
-        """The unit's evidence of a sublet older than its record, by the policy (``models.standing``)."""
+        """The unit's evidence of a sublet older than its record, by the policy (``anju.models.standing``)."""
         p = self.policy.sublet
         return standing_candidate(
             series, end=end, min_record_days=p.standing_min_record_days,
@@ -150,7 +150,7 @@ class SubletRule:
             activity=self.policy.activity)
 
     def _by_standing(self, *, ctx: RuleContext, standing: Standing, verdict: Verdict) -> Verdict:
-        """A sublet older than the record (``models.standing``): its reasons."""
+        """A sublet older than the record (``anju.models.standing``): its reasons."""
         p = self.policy.sublet
         since = standing.record_start.isoformat()
         reasons = (

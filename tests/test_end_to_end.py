@@ -26,7 +26,7 @@ SUMMARY = re.compile(
 def test_demo_pipeline_flags_the_simulated_vacant_and_sublet_units(
     database_url: str, mqtt_url: str, tmp_path: Path
 ) -> None:
-    from device_sims.household import make_estate
+    from anju.device_sims.household import make_estate
 
     env = {
         **os.environ,

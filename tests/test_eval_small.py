@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from anju.cli import main
-from models.verdict_model import train
+from anju.models.verdict_model import train
 from tests.models.test_verdict_model import verdicts
 
 

@@ -119,8 +119,8 @@ def test_link_retries_an_absent_broker_until_stopped() -> None:
 
 
 def test_site_files_take_the_urls_the_link_takes() -> None:
-    from edge_agent.errors import SiteConfigError
-    from edge_agent.site import parse_site
+    from anju.edge_agent.errors import SiteConfigError
+    from anju.edge_agent.site import parse_site
     from tests.edge_agent.helpers import SECRET_ENV, site_dict
 
     env = {SECRET_ENV: "s3cret"}

@@ -1,6 +1,6 @@
 """One small face interface (detect, align, embed) on onnxruntime, with packs swapped by configuration.
 
-``default`` pack: BlazeFace full range + dlib's ResNet descriptor (built by ``edge_agent.faces.pack``),
+``default`` pack: BlazeFace full range + dlib's ResNet descriptor (built by ``anju.edge_agent.faces.pack``),
 aligned on BlazeFace's eye, nose and mouth keypoints to dlib's 150-pixel chip. ``insightface`` pack: an
 operator-supplied SCRFD detector and ArcFace embedder (e.g. buffalo_l's ``det_10g.onnx`` and
 ``w600k_r50.onnx``) from a directory, under the operator's own licence.
@@ -16,8 +16,8 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
-from edge_agent.errors import EdgeAgentError
-from edge_agent.faces import blazeface
+from anju.edge_agent.errors import EdgeAgentError
+from anju.edge_agent.faces import blazeface
 
 # dlib's chip: its mean face (interpolation.h) at padding 0.25 on 150 pixels, for the eye centres,
 # nose tip and mouth centre (image left eye first)

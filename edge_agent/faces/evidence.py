@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import cv2
 import numpy as np
 
-from edge_agent.faces.engine import Face
-from edge_agent.faces.store import EstateVault
+from anju.edge_agent.faces.engine import Face
+from anju.edge_agent.faces.store import EstateVault
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from edge_agent.faces.service import CameraSet
+from anju.edge_agent.faces.service import CameraSet
 
 
 def camera_metrics(cameras: CameraSet) -> list[Metric]:

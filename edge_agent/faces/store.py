@@ -5,7 +5,7 @@ Layout under ``$ANJU_HOME/faces/estates/<estate>/``:
 * ``key``            32 random bytes (AES-256-GCM), mode 0600, made on first enrolment;
 * ``gallery.bin``    nonce + AES-GCM(JSON of every person's unit and embeddings), the estate and the
                      pack bound in as associated data, so a gallery cannot be moved or read by another pack;
-* ``strangers.bin``  the stranger tracks (``edge_agent.faces.strangers``), encrypted the same way;
+* ``strangers.bin``  the stranger tracks (``anju.edge_agent.faces.strangers``), encrypted the same way;
 * ``audit.log``      one JSON line per enrolment and removal, each carrying the SHA-256 of the line before.
 """
 
@@ -27,8 +27,8 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from anju.edge_agent.errors import EdgeAgentError
 from anju_wire.topics import check_id
-from edge_agent.errors import EdgeAgentError
 
 _NONCE = 12
 _UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")  # the wire contract's Ident

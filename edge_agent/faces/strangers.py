@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from edge_agent.faces.store import EstateVault
+from anju.edge_agent.faces.store import EstateVault
 
 
 @dataclass(slots=True)

@@ -17,12 +17,12 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
-from hub.api import field_pages, health, i18n, labels, pages, supervisor_page, timefmt, views
-from hub.api.household import install as install_household
-from hub.api.models import Reason
-from hub.api.timefmt import AUDIT_OBJECTS
-from hub.cases.workflow import WorkflowPolicy, default_policy
-from hub.monitor import HubMonitor
+from anju.hub.api import field_pages, health, i18n, labels, pages, supervisor_page, timefmt, views
+from anju.hub.api.household import install as install_household
+from anju.hub.api.models import Reason
+from anju.hub.api.timefmt import AUDIT_OBJECTS
+from anju.hub.cases.workflow import WorkflowPolicy, default_policy
+from anju.hub.monitor import HubMonitor
 
 log = logging.getLogger(__name__)
 

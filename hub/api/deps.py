@@ -10,9 +10,9 @@ import psycopg
 from fastapi import Depends, HTTPException, Request
 from psycopg_pool import ConnectionPool
 
-from hub.auth.models import Principal, Role
-from hub.auth.service import SignIn, session_principal
-from hub.cases.workflow import WorkflowPolicy
+from anju.hub.auth.models import Principal, Role
+from anju.hub.auth.service import SignIn, session_principal
+from anju.hub.cases.workflow import WorkflowPolicy
 
 SESSION_COOKIE = "anju_session"
 HOUSEHOLD_COOKIE = "anju_household"  # a household member's session (hub/api/household.py), never staff

@@ -11,19 +11,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from hub.api import queries
-from hub.api.charts import EVIDENCE_SERIES, BarChart, bar_chart
-from hub.api.deps import DbConn, MaybeUser
-from hub.api.field_queries import estate_grid
-from hub.api.i18n import Language, message
-from hub.api.labels import ALERT_KINDS, CASE_STATUSES, label, reason_comparison, reason_text
-from hub.api.models import AlertDetail, AlertSummary
-from hub.api.pages import PAGE_HEADERS, not_found, page_language, render, to_login
-from hub.api.queue_params import QueueQuery
-from hub.api.queue_queries import page_evidence
-from hub.api.reason_figures import shown_reasons
-from hub.auth.models import Principal
-from hub.household.answers import case_answers
+from anju.hub.api import queries
+from anju.hub.api.charts import EVIDENCE_SERIES, BarChart, bar_chart
+from anju.hub.api.deps import DbConn, MaybeUser
+from anju.hub.api.field_queries import estate_grid
+from anju.hub.api.i18n import Language, message
+from anju.hub.api.labels import ALERT_KINDS, CASE_STATUSES, label, reason_comparison, reason_text
+from anju.hub.api.models import AlertDetail, AlertSummary
+from anju.hub.api.pages import PAGE_HEADERS, not_found, page_language, render, to_login
+from anju.hub.api.queue_params import QueueQuery
+from anju.hub.api.queue_queries import page_evidence
+from anju.hub.api.reason_figures import shown_reasons
+from anju.hub.auth.models import Principal
+from anju.hub.household.answers import case_answers
 
 router = APIRouter(include_in_schema=False)
 

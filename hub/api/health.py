@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.api.models import Health
-from hub.monitor import HubMonitor
+from anju.hub.api.models import Health
+from anju.hub.monitor import HubMonitor
 
 router = APIRouter(tags=["operations"])
 

@@ -4,7 +4,7 @@ welfare queue.
 
 A household member signs in with a code texted to their phone and sees the cases about their own home
 only: any other case, photo or unit answers 404, exactly like one that does not exist. A household
-session never opens a staff page (``hub.api.deps`` answers those 404 too).
+session never opens a staff page (``anju.hub.api.deps`` answers those 404 too).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
-from hub.api.deps import (
+from anju.hub.api.deps import (
     HOUSEHOLD_COOKIE,
     UNSAFE_METHODS,
     Admin,
@@ -30,10 +30,10 @@ from hub.api.deps import (
     client_address,
     same_origin,
 )
-from hub.api.household_text import household_message
-from hub.api.i18n import Language
-from hub.api.pages import not_found, page_language, render
-from hub.household.answers import (
+from anju.hub.api.household_text import household_message
+from anju.hub.api.i18n import Language
+from anju.hub.api.pages import not_found, page_language, render
+from anju.hub.household.answers import (
     ANSWER_REASONS,
     AnswerRefused,
     NotYours,
@@ -42,9 +42,9 @@ from hub.household.answers import (
     record_filing_override,
     submit_answer,
 )
-from hub.household.gateway import SmsGateway
-from hub.household.policy import HouseholdPolicy
-from hub.household.signin import (
+from anju.hub.household.gateway import SmsGateway
+from anju.hub.household.policy import HouseholdPolicy
+from anju.hub.household.signin import (
     HouseholdPrincipal,
     close_household_session,
     deliver_code,
@@ -53,9 +53,9 @@ from hub.household.signin import (
     request_code,
     verify_code,
 )
-from hub.household.view import cases_of_unit, household_case
-from hub.household.viewers import record_view
-from hub.household.welfare import open_request, request_visit, welfare_queue
+from anju.hub.household.view import cases_of_unit, household_case
+from anju.hub.household.viewers import record_view
+from anju.hub.household.welfare import open_request, request_visit, welfare_queue
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/api", tags=["household side"])
@@ -189,7 +189,7 @@ def _case_page(request: Request, conn: Any, who: HouseholdPrincipal, case_id: in
     if case is None:
         return _not_found(request, who)
     record_view(conn, actor=who.actor, case_id=case_id)
-    from hub.api.charts import evidence_charts
+    from anju.hub.api.charts import evidence_charts
 
     charts = evidence_charts(case.evidence, days=case.days, lang=page_language(request))
     return _page(request, "household_case.html", {

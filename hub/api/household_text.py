@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from hub.api.i18n import LANGUAGES, Language
+from anju.hub.api.i18n import LANGUAGES, Language
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "title": ("我家的核查事项", "Cases about my home"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from hub.api.i18n_field import FIELD_MESSAGES
+from anju.hub.api.i18n_field import FIELD_MESSAGES
 
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hub.api.charts import format_number
-from hub.api.i18n import LANGUAGES, Language, message
-from hub.api.models import Reason
-from hub.cases.errors import Refusal
-from hub.cases.states import DISMISS_REASONS
+from anju.hub.api.charts import format_number
+from anju.hub.api.i18n import LANGUAGES, Language, message
+from anju.hub.api.models import Reason
+from anju.hub.cases.errors import Refusal
+from anju.hub.cases.states import DISMISS_REASONS
 
 Table = dict[str, tuple[str, str]]
 
@@ -342,7 +342,7 @@ def day_count(value: float | None, of: object, lang: Language) -> str:
 
 
 def refusal(code: str, params: Mapping[str, object], lang: Language) -> str:
-    """Why the workflow refused an action, in ``lang``, from its code (``hub.cases.errors.Refusal``) and
+    """Why the workflow refused an action, in ``lang``, from its code (``anju.hub.cases.errors.Refusal``) and
     parameters; a code not in the catalogue (a malformed date, an unknown action) as "check your input"."""
     if code not in REFUSAL_CODES:
         return message(lang, "refused.input")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.monitor import PartHealth
+from anju.hub.monitor import PartHealth
 
 # An estate id as a person's scope names it, e.g. E01.
 Estate_ = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]

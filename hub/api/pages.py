@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import URL
 
-from hub.api import queries
-from hub.api.charts import evidence_charts
-from hub.api.deps import (
+from anju.hub.api import queries
+from anju.hub.api.charts import evidence_charts
+from anju.hub.api.deps import (
     SESSION_COOKIE,
     DbConn,
     FormFields,
@@ -23,21 +23,29 @@ from hub.api.deps import (
     login_refusal,
     request_token,
 )
-from hub.api.i18n import HTML_LANG, LANG_COOKIE, LANGUAGES, Language, choose_language, known_language, message
-from hub.api.labels import refusal
-from hub.api.models import AlertSort
-from hub.api.queue_params import CASE_STATES, QueueQuery
-from hub.api.queue_queries import page_evidence, risk_rank
-from hub.api.reason_figures import shown_reasons
-from hub.api.trail import fold_repeats
-from hub.api.views import set_session_cookie
-from hub.auth.models import Principal, Role
-from hub.auth.service import close_session, inspectors_for, open_session, sign_in
-from hub.cases.findings import InvalidFindings, latest_findings, parse_occupants, record_findings
-from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
-from hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
-from hub.household.answers import answered_cases, case_answers, staff_hold
-from hub.household.viewers import record_view
+from anju.hub.api.i18n import (
+    HTML_LANG,
+    LANG_COOKIE,
+    LANGUAGES,
+    Language,
+    choose_language,
+    known_language,
+    message,
+)
+from anju.hub.api.labels import refusal
+from anju.hub.api.models import AlertSort
+from anju.hub.api.queue_params import CASE_STATES, QueueQuery
+from anju.hub.api.queue_queries import page_evidence, risk_rank
+from anju.hub.api.reason_figures import shown_reasons
+from anju.hub.api.trail import fold_repeats
+from anju.hub.api.views import set_session_cookie
+from anju.hub.auth.models import Principal, Role
+from anju.hub.auth.service import close_session, inspectors_for, open_session, sign_in
+from anju.hub.cases.findings import InvalidFindings, latest_findings, parse_occupants, record_findings
+from anju.hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
+from anju.hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
+from anju.hub.household.answers import answered_cases, case_answers, staff_hold
+from anju.hub.household.viewers import record_view
 
 router = APIRouter(include_in_schema=False)
 

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from hub.api.models import (
+from anju.hub.api.models import (
     AgentStatus,
     AlertDetail,
     AuditEntry,
@@ -22,8 +22,8 @@ from hub.api.models import (
     UnitTrail,
     Verdict,
 )
-from hub.api.queue_queries import ALERT_CASE_JOIN, ALERT_COLUMNS, list_alerts
-from hub.cases.workflow import OVERDUE_SQL, STAGE_SQL
+from anju.hub.api.queue_queries import ALERT_CASE_JOIN, ALERT_COLUMNS, list_alerts
+from anju.hub.cases.workflow import OVERDUE_SQL, STAGE_SQL
 
 __all__ = ["list_alerts"]  # the queue's query, kept importable from here
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
-from hub.api.models import AlertSort
-from hub.auth.models import Principal
-from hub.cases.states import STATUSES
+from anju.hub.api.models import AlertSort
+from anju.hub.auth.models import Principal
+from anju.hub.cases.states import STATUSES
 
 MAX_AGE_DAYS = 36_500
 # The case states the queue filters on (the workflow's statuses, hub/cases/states.py).

@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from hub.api.models import AlertPage, AlertSort, AlertSummary, Evidence
-from hub.cases.workflow import OVERDUE_SQL as WORKFLOW_OVERDUE_SQL
+from anju.hub.api.models import AlertPage, AlertSort, AlertSummary, Evidence
+from anju.hub.cases.workflow import OVERDUE_SQL as WORKFLOW_OVERDUE_SQL
 
 Conn = psycopg.Connection[Any]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hub.api.charts import format_number, nice_ceiling
+from anju.hub.api.charts import format_number, nice_ceiling
 
 
 @dataclass(frozen=True)

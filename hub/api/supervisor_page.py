@@ -6,14 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from hub.api.charts import SeriesSpec, bar_chart
-from hub.api.deps import DbConn, MaybeUser
-from hub.api.i18n import message
-from hub.api.labels import DISMISSAL_REASONS, label
-from hub.api.pages import not_found, page_language, render, to_login
-from hub.api.row_charts import row_chart
-from hub.api.supervisor_queries import overview
-from hub.auth.models import Role
+from anju.hub.api.charts import SeriesSpec, bar_chart
+from anju.hub.api.deps import DbConn, MaybeUser
+from anju.hub.api.i18n import message
+from anju.hub.api.labels import DISMISSAL_REASONS, label
+from anju.hub.api.pages import not_found, page_language, render, to_login
+from anju.hub.api.row_charts import row_chart
+from anju.hub.api.supervisor_queries import overview
+from anju.hub.auth.models import Role
 
 router = APIRouter(include_in_schema=False)
 

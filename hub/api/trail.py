@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hub.api.models import AuditEntry
+from anju.hub.api.models import AuditEntry
 
 REPEATED = frozenset({"alert.reflagged", "case.realerted"})
 

@@ -15,8 +15,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
-from hub.api import queries
-from hub.api.deps import (
+from anju.hub.api import queries
+from anju.hub.api.deps import (
     SESSION_COOKIE,
     Admin,
     AuditReader,
@@ -29,8 +29,8 @@ from hub.api.deps import (
     login_refusal,
     request_token,
 )
-from hub.api.health import monitor_of, with_parts
-from hub.api.models import (
+from anju.hub.api.health import monitor_of, with_parts
+from anju.hub.api.models import (
     AgentStatus,
     AlertDetail,
     AlertPage,
@@ -58,13 +58,13 @@ from hub.api.models import (
     UserInfo,
     VisitRequest,
 )
-from hub.auth.errors import InvalidUser, UnknownUser, UserExists
-from hub.auth.models import Principal
-from hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
-from hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
-from hub.cases.states import TRANSITIONS, Action, case_guide, delivery_state
-from hub.cases.workflow import WorkflowPolicy
-from hub.household.viewers import record_view
+from anju.hub.auth.errors import InvalidUser, UnknownUser, UserExists
+from anju.hub.auth.models import Principal
+from anju.hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
+from anju.hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
+from anju.hub.cases.states import TRANSITIONS, Action, case_guide, delivery_state
+from anju.hub.cases.workflow import WorkflowPolicy
+from anju.hub.household.viewers import record_view
 
 router = APIRouter(prefix="/api", tags=["inspector API"])
 
@@ -367,7 +367,7 @@ def audit_log(
 @router.get("/audit/verify", response_model=AuditCheck)
 def audit_verify(conn: DbConn, principal: AuditReader) -> AuditCheck:
     """Walk the whole hash chain and name the first bad sequence number, if any (auditor, admin)."""
-    from hub.audit.store import verify
+    from anju.hub.audit.store import verify
 
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -3,6 +3,6 @@
 ``record_audit`` is the one entry point every domain (auth, cases, detection, tenancy) writes through.
 """
 
-from hub.audit.record import deferred_audit, record_audit
+from anju.hub.audit.record import deferred_audit, record_audit
 
 __all__ = ["deferred_audit", "record_audit"]

@@ -4,7 +4,7 @@ A chain proves every row against the one before it, but a chain whose last rows 
 table truncated, still verifies: there is nothing after the cut to disagree. Whoever owns the database
 can make that cut. So the hub writes the head (sequence number and MAC, signed with the audit key) to a
 file the database operator cannot reach, opened only to append, and sends it with the next filing to the
-tenancy system (``hub.cases.service``). ``anju audit verify`` then checks the chain against the latest.
+tenancy system (``anju.hub.cases.service``). ``anju audit verify`` then checks the chain against the latest.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub.audit.chain import Checkpoint
-from hub.audit.errors import AuditError
+from anju.hub.audit.chain import Checkpoint
+from anju.hub.audit.errors import AuditError
 
 TAIL_BYTES = 64 * 1024  # the latest checkpoint is on the file's last line; never read the whole file
 

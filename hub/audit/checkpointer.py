@@ -7,8 +7,8 @@ import threading
 
 import psycopg
 
-from hub.audit.checkpoint import CheckpointError, CheckpointLog
-from hub.audit.store import take_checkpoint
+from anju.hub.audit.checkpoint import CheckpointError, CheckpointLog
+from anju.hub.audit.store import take_checkpoint
 
 log = logging.getLogger(__name__)
 

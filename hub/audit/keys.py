@@ -12,8 +12,8 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.audit.errors import AuditKeyError
-from hub.home import default_home
+from anju.hub.audit.errors import AuditKeyError
+from anju.hub.home import default_home
 
 PLACEHOLDER = "changethis"
 MIN_KEY_BYTES = 32

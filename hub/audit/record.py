@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from hub.audit.store import append
+from anju.hub.audit.store import append
 
 # Connections whose audit rows are being held back by ``deferred_audit``, by id (one thread uses a
 # connection at a time, and the entry lives only while its block runs).

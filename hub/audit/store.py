@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub.audit.chain import GENESIS, AuditRow, Checkpoint, Verification, row_mac, verify_rows
-from hub.audit.checkpoint import CheckpointLog, CheckpointOutcome
-from hub.audit.keys import resolve_audit_key
+from anju.hub.audit.chain import GENESIS, AuditRow, Checkpoint, Verification, row_mac, verify_rows
+from anju.hub.audit.checkpoint import CheckpointLog, CheckpointOutcome
+from anju.hub.audit.keys import resolve_audit_key
 
 # Serialises appends: the chain needs each writer to see the previous row's MAC. A transaction-level
 # advisory lock is released at commit or rollback, so a rolled-back append leaves no gap and no lock.
@@ -23,7 +23,7 @@ _key_cache: dict[tuple[str | None, ...], bytes] = {}
 
 
 def current_key() -> bytes:
-    """The MAC key from the environment (see ``hub.audit.keys``), resolved once per configuration."""
+    """The MAC key from the environment (see ``anju.hub.audit.keys``), resolved once per configuration."""
     marker = tuple(os.environ.get(name) for name in _KEY_ENV)
     key = _key_cache.get(marker)
     if key is None:

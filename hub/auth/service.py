@@ -13,10 +13,10 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from hub.audit import record_audit
-from hub.auth.errors import InvalidUser, UnknownUser, UserExists
-from hub.auth.models import SCOPED_ROLES, Principal, Role
-from hub.auth.throttle import Scope, ThrottlePolicy, ThrottleState, current, judge
+from anju.hub.audit import record_audit
+from anju.hub.auth.errors import InvalidUser, UnknownUser, UserExists
+from anju.hub.auth.models import SCOPED_ROLES, Principal, Role
+from anju.hub.auth.throttle import Scope, ThrottlePolicy, ThrottleState, current, judge
 
 SESSION_TTL = timedelta(hours=12)
 _hasher = PasswordHasher()

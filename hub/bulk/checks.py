@@ -1,7 +1,7 @@
 """The SQL that stages, checks, casts and stores import lines: the one authority on reject reasons.
 
 Units and access events go through it whole; readings only for the lines the client's fast path
-(``hub.bulk.parse``) did not recognise. Texts that depend on the server's version are built by
+(``anju.hub.bulk.parse``) did not recognise. Texts that depend on the server's version are built by
 ``stage_sql`` and ``check_sql``; the hub supports PostgreSQL 15 to 18.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from anju.hub.bulk.parse import Kind
 from anju_wire.clock import ESTATE_TZ
 from anju_wire.payloads import (
     BUILDING_MAX_LENGTH,
@@ -22,7 +23,6 @@ from anju_wire.payloads import (
     AccessMethod,
     MeterKind,
 )
-from hub.bulk.parse import Kind
 
 # Each line is staged as one text value: CSV mode with delimiter and quote bytes that never occur in
 # the files, so COPY neither splits nor unescapes anything and a malformed line cannot abort the COPY.

@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import IO
 
-from hub.bulk.parse import BulkImportError
+from anju.hub.bulk.parse import BulkImportError
 
 ENCODINGS = ("utf-8", "gb18030", "gbk")  # what ``anju import --encoding`` accepts
 _CHECK_BYTES = 8 << 20

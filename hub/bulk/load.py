@@ -6,9 +6,9 @@ one text value) into a temporary staging table; the lines are then split, checke
 and reason, and good rows go into the real tables with ``ON CONFLICT DO NOTHING``, so importing the same
 files twice changes nothing.
 
-Readings, the bulk of any import, take a faster route described in ``hub.bulk.parse``: canonical lines
+Readings, the bulk of any import, take a faster route described in ``anju.hub.bulk.parse``: canonical lines
 are recognised by vectorised client code and COPYed (binary) into unindexed per-month load tables that
-are indexed and swapped in for empty partitions at the end (``hub.storage.timeseries``); every other
+are indexed and swapped in for empty partitions at the end (``anju.hub.storage.timeseries``); every other
 line gets the same SQL checks, so the reasons and line numbers in the reject file do not change.
 """
 
@@ -28,10 +28,9 @@ from typing import IO, ClassVar
 import psycopg
 from psycopg import sql
 
-from anju_wire import TimeBounds
-from hub.bulk import checks
-from hub.bulk.encoding import check_encoding, utf8_reader
-from hub.bulk.parse import (
+from anju.hub.bulk import checks
+from anju.hub.bulk.encoding import check_encoding, utf8_reader
+from anju.hub.bulk.parse import (
     BulkImportError,
     Kind,
     ReadingsBlock,
@@ -41,9 +40,9 @@ from hub.bulk.parse import (
     read_header,
     split_readings,
 )
-from hub.bulk.report import Progress, RejectWriter, unescape_copy_text
-from hub.storage import ensure_months
-from hub.storage.bulkload import (
+from anju.hub.bulk.report import Progress, RejectWriter, unescape_copy_text
+from anju.hub.storage import ensure_months
+from anju.hub.storage.bulkload import (
     attach_load_table,
     build_load_indexes,
     create_load_table,
@@ -54,12 +53,13 @@ from hub.storage.bulkload import (
     month_has_rows,
     swap_in_load_table,
 )
-from hub.storage.timeseries import (
+from anju.hub.storage.timeseries import (
     PARTITION_LOCK_TIMEOUT_MS,
     PARTITION_LOCK_TRIES,
     is_partitioned,
     month_bounds,
 )
+from anju_wire import TimeBounds
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import IO, Literal
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from hub.bulk.copy_binary import BINARY_HEADER, BINARY_TRAILER, PG_EPOCH_S, binary_rows
+from anju.hub.bulk.copy_binary import BINARY_HEADER, BINARY_TRAILER, PG_EPOCH_S, binary_rows
 
 Kind = Literal["units", "readings", "access"]
 

@@ -1,6 +1,6 @@
 """The workflow's clock: a case whose deadline passes gets a ``case.overdue`` row in its trail, once.
 
-超期 itself is computed whenever it is read (``hub.cases.workflow.OVERDUE_SQL``); this records the
+超期 itself is computed whenever it is read (``anju.hub.cases.workflow.OVERDUE_SQL``); this records the
 moment it was first seen, so that the trail and the audit log say when a case ran late, and what it was
 waiting for. The hub's pipeline calls it every minute or so; a missed run is caught up by the next.
 """
@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
-from hub.audit import record_audit
-from hub.cases.workflow import NEXT_STEP_DEADLINE, OVERDUE_SQL
+from anju.hub.audit import record_audit
+from anju.hub.cases.workflow import NEXT_STEP_DEADLINE, OVERDUE_SQL
 
 ACTOR = "system:workflow"
 # What a recorded passing is marked with: the deadline, or for a case without one (opened before there

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from hub.audit import record_audit
+from anju.hub.audit import record_audit
 
 MAX_OCCUPANTS = 99
 

@@ -18,15 +18,15 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub.audit import record_audit
-from hub.auth.models import Principal, Role
-from hub.auth.service import inspectors_for
-from hub.cases.errors import ActionForbidden, CaseNotFound, Refusal, TransitionRefused
-from hub.cases.states import ACCEPTS_IMPLICITLY, DISMISS_REASONS, TRANSITIONS, Action
-from hub.cases.suppression import latest_decision
-from hub.cases.workflow import WorkflowPolicy, default_policy, due_after, is_overdue
-from hub.tenancy.filing import FilingSettings, idempotency_key, queue_filing, queue_update
-from models.evidence import evidence_sha256
+from anju.hub.audit import record_audit
+from anju.hub.auth.models import Principal, Role
+from anju.hub.auth.service import inspectors_for
+from anju.hub.cases.errors import ActionForbidden, CaseNotFound, Refusal, TransitionRefused
+from anju.hub.cases.states import ACCEPTS_IMPLICITLY, DISMISS_REASONS, TRANSITIONS, Action
+from anju.hub.cases.suppression import latest_decision
+from anju.hub.cases.workflow import WorkflowPolicy, default_policy, due_after, is_overdue
+from anju.hub.tenancy.filing import FilingSettings, idempotency_key, queue_filing, queue_update
+from anju.models.evidence import evidence_sha256
 
 DETECTOR = "system:detector"
 TENANCY = "system:tenancy"
@@ -50,7 +50,7 @@ def open_case(
     to be assigned by the ``policy``'s deadline (default ``hub/cases/workflow.yaml``);
     None when the unit already has an undecided or confirmed case of that kind, to which the alert is
     attached. A dismissed case not closed yet is closed first: the alert came on new evidence (the
-    detector asks ``hub.cases.suppression`` before it flags a unit again), so it starts a new case."""
+    detector asks ``anju.hub.cases.suppression`` before it flags a unit again), so it starts a new case."""
     opened_at = opened_at or datetime.now(UTC)
     if auto_file is None:
         auto_file = FilingSettings().auto_file
@@ -284,7 +284,7 @@ def close_case_alerts(
 
 def close_for_tenancy(conn: psycopg.Connection, case_id: int, detail: dict[str, Any]) -> None:
     """Close a case the tenancy system ended (closed, or the household moved out) with its open alerts,
-    audited as ``system:tenancy``; the changes feed (``hub.tenancy.changes``) calls this with the
+    audited as ``system:tenancy``; the changes feed (``anju.hub.tenancy.changes``) calls this with the
     change's ``detail`` (``from``, ``to``, the tenancy status and its numbers)."""
     row = conn.execute(
         "UPDATE cases SET status = 'closed', closed_at = now(), updated_at = now() WHERE id = %s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hub.auth.models import Role
+from anju.hub.auth.models import Role
 
 # The bureau's steps: 派单 assigned, 签收 accepted, 走访 visit scheduled or visited, 核实 confirmed or
 # dismissed (filed: confirmed and held by the tenancy system), 办结 closed (hub/cases/workflow.py).

@@ -11,10 +11,10 @@ from typing import Literal
 
 import psycopg
 
-from hub.detection.load import history_start
-from hub.detection.service import DetectionResult, last_complete_day, run_detection
-from hub.features import refresh_daily_features
-from models.rules import Policy
+from anju.hub.detection.load import history_start
+from anju.hub.detection.service import DetectionResult, last_complete_day, run_detection
+from anju.hub.features import refresh_daily_features
+from anju.models.rules import Policy
 
 _DAYS_TO_REFRESH = """
 SELECT d::date FROM generate_series(%(lo)s::date, %(hi)s::date, interval '1 day') d

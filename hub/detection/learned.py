@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub.audit import record_audit
-from models.rules import ModelsPolicy
-from models.verdict_model import NotEnoughVerdicts, VerdictModel, model_inputs, train
+from anju.hub.audit import record_audit
+from anju.models.rules import ModelsPolicy
+from anju.models.verdict_model import NotEnoughVerdicts, VerdictModel, model_inputs, train
 
 __all__ = ["NotEnoughVerdicts", "latest_verdict_model", "train_verdict_model", "training_rows"]
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import psycopg
 
-from hub.features import LOCAL_TZ, local_midnight
-from models.anomaly import Baseline
-from models.features import DailyFeatures, StrangerTrack, UnitSeries, window_bounds
-from models.rules import Policy
+from anju.hub.features import LOCAL_TZ, local_midnight
+from anju.models.anomaly import Baseline
+from anju.models.features import DailyFeatures, StrangerTrack, UnitSeries, window_bounds
+from anju.models.rules import Policy
 
 # The columns of DailyFeatures, in its field order, as arrays ordered by day.
 _ARRAYS = ", ".join(

@@ -10,14 +10,14 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hub.audit import deferred_audit, record_audit
-from hub.cases.service import DETECTOR, open_case
-from hub.cases.suppression import may_flag
-from hub.detection.learned import latest_verdict_model
-from hub.detection.load import load_series
-from hub.features import LOCAL_TZ
-from models.anomaly import AnomalyScores, Baseline, score_units, unit_measures
-from models.features import (
+from anju.hub.audit import deferred_audit, record_audit
+from anju.hub.cases.service import DETECTOR, open_case
+from anju.hub.cases.suppression import may_flag
+from anju.hub.detection.learned import latest_verdict_model
+from anju.hub.detection.load import load_series
+from anju.hub.features import LOCAL_TZ
+from anju.models.anomaly import AnomalyScores, Baseline, score_units, unit_measures
+from anju.models.features import (
     Crowding,
     StrangerTrack,
     UnitSeries,
@@ -28,7 +28,7 @@ from models.features import (
     summarize,
     window_bounds,
 )
-from models.rules import (
+from anju.models.rules import (
     Outcome,
     Policy,
     RuleContext,
@@ -36,9 +36,9 @@ from models.rules import (
     Verdict,
     rule_context,
 )
-from models.scoring import AtOpening, with_models
-from models.standing import Standing, sole_candidates
-from models.sublet import SubletRule, attribute_strangers
+from anju.models.scoring import AtOpening, with_models
+from anju.models.standing import Standing, sole_candidates
+from anju.models.sublet import SubletRule, attribute_strangers
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,8 @@ def _summary(verdict: Verdict, unit_id: str) -> str:
 
 
 def _upsert_alert(
-    conn: psycopg.Connection, *, series: UnitSeries, verdict: Verdict, as_of: date, evidence: dict[str, Any]
+    conn: psycopg.Connection, *, series: UnitSeries, verdict: Verdict, as_of: date,
+    evidence: dict[str, Any],
 ) -> tuple[int, bool]:
     """Open or refresh the unit's open alert of this kind; return (alert id, whether it is new)."""
     reasons = [r.to_dict() for r in verdict.reasons]

@@ -21,11 +21,11 @@ from typing import Any
 
 import psycopg
 
-from hub.audit import record_audit
-from hub.auth.models import Principal, Role
-from hub.cases.states import DISMISS_REASONS
-from hub.household.policy import HouseholdPolicy
-from hub.household.signin import HouseholdPrincipal
+from anju.hub.audit import record_audit
+from anju.hub.auth.models import Principal, Role
+from anju.hub.cases.states import DISMISS_REASONS
+from anju.hub.household.policy import HouseholdPolicy
+from anju.hub.household.signin import HouseholdPrincipal
 
 # The household answers with the reasons inspectors dismiss with (hub/cases/states.py), one list.
 ANSWER_REASONS: tuple[str, ...] = tuple(DISMISS_REASONS)

@@ -7,7 +7,7 @@ from types import TracebackType
 
 import httpx
 
-from hub import http_status
+from anju.hub import http_status
 
 
 class GatewayUnavailable(Exception):

@@ -6,7 +6,7 @@ outbox row per person who may sign in for the unit, each under a unique event ke
 sends due rows with that key as the gateway's idempotency key, retrying with backoff: a message the
 gateway sent but whose answer was lost is sent again under the same key and the gateway drops the
 repeat, so each event reaches each phone exactly once. The first delivery of a notice starts its answer
-period; a notice not delivered holds the case's filing (``hub.household.answers.filing_hold``).
+period; a notice not delivered holds the case's filing (``anju.hub.household.answers.filing_hold``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 import psycopg
 
-from hub.audit import record_audit
-from hub.cases.states import STATUSES
-from hub.household.answers import push_filing
-from hub.household.gateway import GatewayUnavailable, SmsGateway
-from hub.household.policy import HouseholdPolicy
-from hub.tenancy.outbox import backoff
+from anju.hub.audit import record_audit
+from anju.hub.cases.states import STATUSES
+from anju.hub.household.answers import push_filing
+from anju.hub.household.gateway import GatewayUnavailable, SmsGateway
+from anju.hub.household.policy import HouseholdPolicy
+from anju.hub.tenancy.outbox import backoff
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from hub.household.gateway import SmsGateway
-from hub.household.notify import NotifyResult, deliver_notifications, queue_case_notices
-from hub.household.policy import HouseholdPolicy
-from hub.household.welfare import sweep_elderly_signals
+from anju.hub.household.gateway import SmsGateway
+from anju.hub.household.notify import NotifyResult, deliver_notifications, queue_case_notices
+from anju.hub.household.policy import HouseholdPolicy
+from anju.hub.household.welfare import sweep_elderly_signals
 
 
 def household_step(

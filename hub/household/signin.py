@@ -18,10 +18,10 @@ from typing import Any
 
 import psycopg
 
-from hub.audit import record_audit
-from hub.audit.keys import resolve_audit_key
-from hub.household.gateway import GatewayUnavailable, SmsGateway
-from hub.household.policy import HouseholdPolicy
+from anju.hub.audit import record_audit
+from anju.hub.audit.keys import resolve_audit_key
+from anju.hub.household.gateway import GatewayUnavailable, SmsGateway
+from anju.hub.household.policy import HouseholdPolicy
 
 RELATIONS = ("tenant", "member")
 

@@ -1,6 +1,6 @@
 """A case as its household reads it: state and deadlines, reasons, their own evidence, trail, viewers.
 
-Everything here goes through ``hub.household.privacy``: the alert's reasons and evidence, the audit rows'
+Everything here goes through ``anju.hub.household.privacy``: the alert's reasons and evidence, the audit rows'
 details. Read-only; the routes check first that the case is about the signed-in person's home.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import psycopg
 
-from hub.api.models import Reason
-from hub.household.answers import Answer, answer_deadline, answer_hold, case_answers
-from hub.household.privacy import public, public_reason
-from hub.household.viewers import VIEWED, Viewer, case_viewers
+from anju.hub.api.models import Reason
+from anju.hub.household.answers import Answer, answer_deadline, answer_hold, case_answers
+from anju.hub.household.privacy import public, public_reason
+from anju.hub.household.viewers import VIEWED, Viewer, case_viewers
 
 # Trail rows a household reads: the case's own steps (views are listed apart, deliveries' internals and
 # the detector's bookkeeping are not steps of the case).

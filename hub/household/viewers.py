@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from hub.audit import record_audit
+from anju.hub.audit import record_audit
 
 VIEWED = "case.viewed"
 VIEW_OBJECT = "case_view"

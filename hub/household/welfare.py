@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg
 
-from hub.audit import record_audit
-from hub.household.signin import HouseholdPrincipal
+from anju.hub.audit import record_audit
+from anju.hub.household.signin import HouseholdPrincipal
 
 ACTOR = "system:welfare"
 

@@ -26,14 +26,14 @@ import psycopg
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from anju.hub.ingest.errors import IngestError, WriterError
+from anju.hub.ingest.processor import AckDue, DeadLetter, Message, ProcessResult, process
+from anju.hub.ingest.writer import BatchWriter, FlushResult
+from anju.hub.monitor import PartMonitor, by_estate, run_supervised
 from anju_mqtt import BrokerUrlError, backoff_delays, close_client, make_client, parse_broker_url
 from anju_wire import Ack, TimeBounds, Topic, TopicKind, encode
 from anju_wire.payloads import ranges_of
 from anju_wire.topics import subscription
-from hub.ingest.errors import IngestError, WriterError
-from hub.ingest.processor import AckDue, DeadLetter, Message, ProcessResult, process
-from hub.ingest.writer import BatchWriter, FlushResult
-from hub.monitor import PartMonitor, by_estate, run_supervised
 
 # Errors that say the database is away or busy, not that a message is bad: retry the whole batch later,
 # unacked. Anything else a write raises is blamed on the batch's messages and isolated by splitting.

@@ -15,10 +15,10 @@ from datetime import date
 import psycopg
 from psycopg import pq
 
-from hub.ingest.errors import WriterError
-from hub.ingest.processor import AckDue, DeadLetter, ProcessResult, StatusRow, bind_units, units_named
-from hub.storage import ensure_months
-from hub.storage.timeseries import month_start
+from anju.hub.ingest.errors import WriterError
+from anju.hub.ingest.processor import AckDue, DeadLetter, ProcessResult, StatusRow, bind_units, units_named
+from anju.hub.storage import ensure_months
+from anju.hub.storage.timeseries import month_start
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class BatchWriter:
             "SELECT relkind FROM pg_class WHERE oid = to_regclass('meter_readings')"
         ).fetchone()
         if row is None:
-            raise WriterError("meter_readings does not exist: run hub.storage.ensure_schema first")
+            raise WriterError("meter_readings does not exist: run anju.hub.storage.ensure_schema first")
         self._partitioned = row[0] == "p"
         self._months: set[date] = set()
 

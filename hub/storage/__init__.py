@@ -1,8 +1,8 @@
 """The hub's storage: one module owns the schema and the TimescaleDB/plain-PostgreSQL difference."""
 
-from hub.storage.errors import SchemaError, StorageError
-from hub.storage.schema import StorageInfo, choose_backend, ensure_schema, upsert_units
-from hub.storage.timeseries import (
+from anju.hub.storage.errors import SchemaError, StorageError
+from anju.hub.storage.schema import StorageInfo, choose_backend, ensure_schema, upsert_units
+from anju.hub.storage.timeseries import (
     TIME_TABLES,
     TimescalePolicy,
     drop_partitions_older_than,

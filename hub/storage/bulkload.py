@@ -12,8 +12,8 @@ from datetime import date
 import psycopg
 from psycopg import sql
 
-from hub.storage.errors import StorageError
-from hub.storage.timeseries import (
+from anju.hub.storage.errors import StorageError
+from anju.hub.storage.timeseries import (
     PARTITION_LOCK_TIMEOUT_MS,
     PARTITION_LOCK_TRIES,
     _with_lock_retries,

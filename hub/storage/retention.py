@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from hub.audit.record import record_audit
-from hub.storage.timeseries import (
+from anju.hub.audit.record import record_audit
+from anju.hub.storage.timeseries import (
     PARTITION_LOCK_TIMEOUT_MS,
     PARTITION_LOCK_TRIES,
     TIME_TABLES,

@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 import psycopg
 
-from hub.storage.errors import SchemaError
-from hub.storage.migrations import SCHEMA_LOCK, VERSION_TABLE, Migration, applied, pending, run
-from hub.storage.timeseries import (
+from anju.hub.storage.errors import SchemaError
+from anju.hub.storage.migrations import SCHEMA_LOCK, VERSION_TABLE, Migration, applied, pending, run
+from anju.hub.storage.timeseries import (
     TIME_TABLES,
     TimescalePolicy,
     add_months,
@@ -106,7 +106,7 @@ def ensure_schema(
     today: date | None = None,
     months_ahead: int = 3,
 ) -> StorageInfo:
-    """Bring every hub table up to date through versioned migrations (``hub.storage.migrations``).
+    """Bring every hub table up to date through versioned migrations (``anju.hub.storage.migrations``).
 
     When the schema is current this runs no DDL and takes no lock; on partitions it still makes the
     months ahead that are missing. ``policy`` (TimescaleDB's chunks, compression and retention) is

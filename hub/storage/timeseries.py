@@ -82,7 +82,7 @@ class TimescalePolicy:
     days: older readings are only read by whole days (the rollups; the hub refreshes recent days)
     and agents' outboxes replay at most days late, so inserts into compressed chunks stay rare
     (they work, just slower). A bulk import gives a month that has no chunk yet one month-long chunk
-    (``hub.storage.bulkload``): history is not written to afterwards, and compresses better so (22x).
+    (``anju.hub.storage.bulkload``): history is not written to afterwards, and compresses better so (22x).
     """
 
     chunk_days: int = 7

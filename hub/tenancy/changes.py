@@ -3,7 +3,7 @@
 A case the tenancy system reports ``closed`` or ``moved_out`` (the household moved out) is closed, and
 so are its open alerts (they leave the inspectors' queue), all audited as ``system:tenancy``: closing is
 the case workflow's to do, so the caller hands it in (``close_case``; the hub passes
-``hub.cases.service.close_for_tenancy``) and this module never imports the cases.
+``anju.hub.cases.service.close_for_tenancy``) and this module never imports the cases.
 Other statuses are recorded on the case's trail without a transition. The feed's position is stored
 in ``tenancy_feed`` and moves in the same transaction as the case changes, so each change is applied
 exactly once however often the hub polls or restarts.
@@ -19,10 +19,10 @@ from typing import Any
 
 import psycopg
 
+from anju.hub.audit import record_audit
+from anju.hub.tenancy.client import TenancyClient, TenancyUnavailable
+from anju.hub.tenancy.filing import case_of_ref
 from anju_mqtt.backoff import backoff_delay
-from hub.audit import record_audit
-from hub.tenancy.client import TenancyClient, TenancyUnavailable
-from hub.tenancy.filing import case_of_ref
 
 log = logging.getLogger(__name__)
 

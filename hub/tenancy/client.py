@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from hub import http_status
+from anju.hub import http_status
 
 
 class TenancyError(Exception):

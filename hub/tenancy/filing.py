@@ -20,8 +20,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.audit import record_audit
-from hub.audit.store import head as audit_head
+from anju.hub.audit import record_audit
+from anju.hub.audit.store import head as audit_head
 
 
 class FilingSettings(BaseSettings):
@@ -101,8 +101,8 @@ def filing_eligibility(conn: psycopg.Connection[Any], *, case_id: int, now: date
     """When a confirmed case may go to the tenancy system for enforcement.
 
     The household's side hooks in here: a confirmed case is not filed before the household's answer
-    period ends unless a supervisor recorded why (``hub.household.answers.answer_hold``)."""
-    from hub.household.answers import answer_hold  # the household side reads cases; import it late
+    period ends unless a supervisor recorded why (``anju.hub.household.answers.answer_hold``)."""
+    from anju.hub.household.answers import answer_hold  # the household side reads cases; import it late
 
     until = answer_hold(conn, case_id=case_id, now=now)
     return FilingEligibility(not_before=until, why="household_answer_period" if until else None)

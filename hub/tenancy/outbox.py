@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg
 
-from hub.audit import record_audit
-from hub.tenancy.client import TenancyClient, TenancyUnavailable
+from anju.hub.audit import record_audit
+from anju.hub.tenancy.client import TenancyClient, TenancyUnavailable
 
 log = logging.getLogger(__name__)
 

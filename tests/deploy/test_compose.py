@@ -107,7 +107,7 @@ def test_secrets_reach_the_containers_only_as_files() -> None:
 
 
 def test_the_hub_reads_its_secrets_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hub.settings import HubSettings
+    from anju.hub.settings import HubSettings
 
     for name, value in (("db", "pw with spaces"), ("mqtt", "mq"), ("token", "tk")):
         (tmp_path / name).write_text(value + "\n", encoding="utf-8")

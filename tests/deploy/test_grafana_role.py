@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from hub.audit.guard import protect_audit_log
+from anju.hub.audit.guard import protect_audit_log
 from tests.hub.test_api import add_users, create_schema, seed
 from tests.test_dashboards import DASHBOARDS, check_seeded_results, run_queries
 

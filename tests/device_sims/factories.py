@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from device_sims.household import EstateSpec, make_estate
+from anju.device_sims.household import EstateSpec, make_estate
 
 START = datetime(2026, 3, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 

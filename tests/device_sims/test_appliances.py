@@ -11,9 +11,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from device_sims.appliance_people import METHODS
-from device_sims.appliances import SUBTYPES, HourlyBlock, make_scenario, simulate, write_scenario
-from hub.bulk import BulkImport, import_all
+from anju.device_sims.appliance_people import METHODS
+from anju.device_sims.appliances import SUBTYPES, HourlyBlock, make_scenario, simulate, write_scenario
+from anju.hub.bulk import BulkImport, import_all
 from tests.hub.test_features import prepare_schema
 
 DAYS = 60

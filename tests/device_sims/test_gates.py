@@ -14,10 +14,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju.device_sims.gates import GateSourceError, run_gate_source
+from anju.device_sims.household import EstateModel
 from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import AcceleratedClock
-from device_sims.gates import GateSourceError, run_gate_source
-from device_sims.household import EstateModel
 from tests.device_sims.factories import START, private_estate_id, small_estate
 
 

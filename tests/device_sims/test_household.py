@@ -10,8 +10,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from anju.device_sims.household import EstateModel, make_estate
 from anju_wire import MeterKind
-from device_sims.household import EstateModel, make_estate
 from tests.device_sims.factories import START, small_estate
 
 UNIT_ID = re.compile(r"^E01-\d+-\d{4}$")

@@ -11,10 +11,10 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
+from anju.device_sims.household import EstateModel
+from anju.device_sims.meters import MeterServer, serve_meters
+from anju.device_sims.registers import map_for_meter
 from anju_wire import AcceleratedClock, MeterKind
-from device_sims.household import EstateModel
-from device_sims.meters import MeterServer, serve_meters
-from device_sims.registers import map_for_meter
 from tests.device_sims.factories import START, small_estate
 
 

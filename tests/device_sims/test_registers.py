@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from anju_wire import MeterKind
-from device_sims.registers import (
+from anju.device_sims.registers import (
     EncodeError,
     RegisterMapError,
     RegisterPart,
@@ -17,6 +16,7 @@ from device_sims.registers import (
     load_maps,
     map_for_meter,
 )
+from anju_wire import MeterKind
 
 
 def test_sdm120_total_energy_is_big_endian_float32_at_342() -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import yaml
 from pymodbus.client import AsyncModbusTcpClient
 
+from anju.device_sims.estate import run_estate_sim
+from anju.device_sims.household import EstateModel
+from anju.device_sims.site import site_config, units_registry
+from anju.edge_agent.site import parse_site
 from anju.services import free_port
 from anju_wire import AcceleratedClock
-from device_sims.estate import run_estate_sim
-from device_sims.household import EstateModel
-from device_sims.site import site_config, units_registry
-from edge_agent.site import parse_site
 from tests.device_sims.factories import START, private_estate_id, small_estate
 from tests.device_sims.test_gates import subscriber
 

@@ -12,8 +12,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from anju.device_sims.tenancy import create_app
 from anju.services import free_port, wait_port
-from device_sims.tenancy import create_app
 
 
 def _body(**changes: Any) -> dict[str, Any]:

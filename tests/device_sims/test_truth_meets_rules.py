@@ -7,11 +7,11 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from device_sims.household import LOCAL_TZ, EstateModel, make_estate
-from hub.features import ACTIVE_STEP, ACTIVE_STEP_SHARE
-from models.features import DailyFeatures, StrangerTrack, UnitSeries
-from models.rules import Policy, VacancyRule
-from models.sublet import SubletRule
+from anju.device_sims.household import LOCAL_TZ, EstateModel, make_estate
+from anju.hub.features import ACTIVE_STEP, ACTIVE_STEP_SHARE
+from anju.models.features import DailyFeatures, StrangerTrack, UnitSeries
+from anju.models.rules import Policy, VacancyRule
+from anju.models.sublet import SubletRule
 from tests.device_sims.factories import START
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device_sims.scenarios import SUBTYPES, cap_absences, make_scenario, write_scenario
+from anju.device_sims.scenarios import SUBTYPES, cap_absences, make_scenario, write_scenario
 
 
 def test_scenario_is_seeded_and_labels_every_subtype(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device_sims.face_photos import photo
-from edge_agent.faces.engine import DefaultPackEngine
-from edge_agent.faces.pack import build_pack
+from anju.device_sims.face_photos import photo
+from anju.edge_agent.faces.engine import DefaultPackEngine
+from anju.edge_agent.faces.pack import build_pack
 
 
 @functools.cache

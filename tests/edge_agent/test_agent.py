@@ -16,12 +16,12 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju.edge_agent.agent import main, run_agent
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.registers import encode_total, load_map
+from anju.edge_agent.site import parse_site
 from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import AgentStatus, decode
-from edge_agent.agent import main, run_agent
-from edge_agent.outbox import Outbox
-from edge_agent.registers import encode_total, load_map
-from edge_agent.site import parse_site
 from tests.edge_agent.helpers import SECRET_ENV, hub_stand_in, meter_server, site_dict, unique_ids, wait_until
 
 GATE_EVENT = {
@@ -125,7 +125,7 @@ def test_main_stops_cleanly_on_sigterm(mqtt_url: str, tmp_path: Path) -> None:
         yaml.safe_dump(site_dict(estate=estate, agent=agent, mqtt_url=mqtt_url, outbox_path="o.sqlite"))
     )
     env = {**os.environ, SECRET_ENV: "k"}
-    code = "import sys; from edge_agent.agent import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from anju.edge_agent.agent import main; sys.exit(main(sys.argv[1:]))"
     argv = [sys.executable, "-c", code, "--config", str(path)]
     with (
         subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc,

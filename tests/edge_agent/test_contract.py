@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from anju.edge_agent.records import RecordKind, StoredRecord, build_batch, reading_record
 from anju_wire import AccessBatch, ReadingsBatch, encode
 from anju_wire.examples import EXAMPLES, example_bytes
-from edge_agent.records import RecordKind, StoredRecord, build_batch, reading_record
 
 NOW = datetime(2026, 3, 1, 8, tzinfo=UTC)
 

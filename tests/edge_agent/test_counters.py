@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from anju.edge_agent.counters import LastTotal, classify, rollover_max
+from anju.edge_agent.errors import OutboxFull
+from anju.edge_agent.modbus import ModbusEndpointPoller
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.registers import encode_total, load_map, parse_map
+from anju.edge_agent.site import MeterConfig
 from anju_wire import MeterReading
-from edge_agent.counters import LastTotal, classify, rollover_max
-from edge_agent.errors import OutboxFull
-from edge_agent.modbus import ModbusEndpointPoller
-from edge_agent.outbox import Outbox
-from edge_agent.registers import encode_total, load_map, parse_map
-from edge_agent.site import MeterConfig
 from tests.edge_agent.helpers import meter_server
 from tests.edge_agent.test_modbus import _fast_clock
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from anju.edge_agent import cjt188, dlt645
+from anju.edge_agent.framing import FrameError, bcd_decode, bcd_encode, take_frame
 from anju_wire.payloads import MeterKind
-from edge_agent import cjt188, dlt645
-from edge_agent.framing import FrameError, bcd_decode, bcd_encode, take_frame
 
 dlt_addresses = st.text(alphabet="0123456789", min_size=12, max_size=12)
 cjt_addresses = st.text(alphabet="0123456789", min_size=14, max_size=14)

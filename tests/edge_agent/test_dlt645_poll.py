@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
+from anju.device_sims.dlt645_sim import FrameMeterFleet, Protocol, unit_address
+from anju.device_sims.serial_pair import pty_pair
+from anju.edge_agent.agent import build_pollers
+from anju.edge_agent.errors import SiteConfigError
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.serial_poll import POLLERS, Cjt188Poller, Dlt645Poller, FramePoller
+from anju.edge_agent.site import MeterConfig, parse_site
 from anju_wire import MeterReading
-from device_sims.dlt645_sim import FrameMeterFleet, Protocol, unit_address
-from device_sims.serial_pair import pty_pair
-from edge_agent.agent import build_pollers
-from edge_agent.errors import SiteConfigError
-from edge_agent.outbox import Outbox
-from edge_agent.serial_poll import POLLERS, Cjt188Poller, Dlt645Poller, FramePoller
-from edge_agent.site import MeterConfig, parse_site
 from tests.edge_agent.test_modbus import _fast_clock
 
 KIND = {"dlt645": "electricity", "cjt188": "water"}

@@ -16,19 +16,19 @@ import cv2
 import numpy as np
 import pytest
 
+from anju.device_sims.face_photos import photo
+from anju.edge_agent.cameras import CameraReader, MotionGate
+from anju.edge_agent.errors import SiteConfigError
+from anju.edge_agent.faces.recognise import CameraFaces, FaceRecogniser
+from anju.edge_agent.faces.service import build_cameras
+from anju.edge_agent.faces.settings import CameraConfig, FacesSettings
+from anju.edge_agent.faces.store import EstateVault, Gallery
+from anju.edge_agent.faces.strangers import StrangerTracks
+from anju.edge_agent.gates import pseudonym
+from anju.edge_agent.metrics import AgentMetrics
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import RecordKind
 from anju_wire import WallClock
-from device_sims.face_photos import photo
-from edge_agent.cameras import CameraReader, MotionGate
-from edge_agent.errors import SiteConfigError
-from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
-from edge_agent.faces.service import build_cameras
-from edge_agent.faces.settings import CameraConfig, FacesSettings
-from edge_agent.faces.store import EstateVault, Gallery
-from edge_agent.faces.strangers import StrangerTracks
-from edge_agent.gates import pseudonym
-from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox
-from edge_agent.records import RecordKind
 from tests.edge_agent.faces_support import corridor, corridor_frames, engine, pack_dir
 from tests.edge_agent.helpers import wait_until
 from tests.services import free_port

@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from device_sims.face_photos import photos
-from edge_agent.faces.engine import FaceEngineError, InsightFacePackEngine, load_engine
+from anju.device_sims.face_photos import photos
+from anju.edge_agent.faces.engine import FaceEngineError, InsightFacePackEngine, load_engine
 from tests.edge_agent.faces_support import engine, pack_dir
 
 

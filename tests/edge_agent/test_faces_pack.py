@@ -13,8 +13,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edge_agent.faces import blazeface
-from edge_agent.faces.pack import DETECTOR, PackError, downloads_dir, extract, fetch, pack_ready
+from anju.edge_agent.faces import blazeface
+from anju.edge_agent.faces.pack import DETECTOR, PackError, downloads_dir, extract, fetch, pack_ready
 from tests.edge_agent.faces_support import pack_dir
 
 

@@ -19,13 +19,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import AwareDatetime, BaseModel
 
+from anju.device_sims.face_photos import photo
+from anju.edge_agent.agent import run_agent
+from anju.edge_agent.faces.evidence import EvidenceStore
+from anju.edge_agent.faces.store import EstateVault, Gallery
+from anju.edge_agent.site import parse_site
 from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import AccessBatch, Ack, AgentStatus, ReadingsBatch
-from device_sims.face_photos import photo
-from edge_agent.agent import run_agent
-from edge_agent.faces.evidence import EvidenceStore
-from edge_agent.faces.store import EstateVault, Gallery
-from edge_agent.site import parse_site
 from tests.edge_agent.faces_support import corridor_frames, engine, pack_dir
 from tests.edge_agent.helpers import SECRET_ENV, hub_stand_in, site_dict, unique_ids, wait_until
 

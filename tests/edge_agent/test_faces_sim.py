@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from anju.demo_camera import demo_camera
+from anju.device_sims.camera import CameraSim, CorridorScene, face_pools, serve
+from anju.device_sims.household import EstateModel, GateEvent, make_estate
+from anju.edge_agent.cameras import CameraReader
+from anju.edge_agent.faces.recognise import CameraFaces, FaceRecogniser
+from anju.edge_agent.faces.service import open_engine, open_gallery, pack_id
+from anju.edge_agent.faces.settings import CameraConfig, FacesSettings
+from anju.edge_agent.faces.strangers import StrangerTracks
+from anju.edge_agent.outbox import Outbox
 from anju.sim_camera import enrol_tenants
 from anju_wire import AcceleratedClock
-from device_sims.camera import CameraSim, CorridorScene, face_pools, serve
-from device_sims.household import EstateModel, GateEvent, make_estate
-from edge_agent.cameras import CameraReader
-from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
-from edge_agent.faces.service import open_engine, open_gallery, pack_id
-from edge_agent.faces.settings import CameraConfig, FacesSettings
-from edge_agent.faces.strangers import StrangerTracks
-from edge_agent.outbox import Outbox
 from tests.edge_agent.faces_support import pack_dir
 from tests.edge_agent.helpers import wait_until
 from tests.services import free_port

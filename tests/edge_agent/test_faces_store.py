@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from anju.cli import main
-from device_sims.face_photos import photo
-from edge_agent.faces.evidence import EvidenceStore
-from edge_agent.faces.recognise import CameraFaces, FaceRecogniser
-from edge_agent.faces.settings import CameraConfig
-from edge_agent.faces.store import EstateVault, FaceStoreError, Gallery
-from edge_agent.faces.strangers import StrangerTracks
-from edge_agent.gates import pseudonym
-from edge_agent.outbox import Outbox
-from edge_agent.records import RecordKind
+from anju.device_sims.face_photos import photo
+from anju.edge_agent.faces.evidence import EvidenceStore
+from anju.edge_agent.faces.recognise import CameraFaces, FaceRecogniser
+from anju.edge_agent.faces.settings import CameraConfig
+from anju.edge_agent.faces.store import EstateVault, FaceStoreError, Gallery
+from anju.edge_agent.faces.strangers import StrangerTracks
+from anju.edge_agent.gates import pseudonym
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import RecordKind
 from tests.edge_agent.faces_support import corridor, engine, pack_dir, write_jpeg
 
 SECRET = b"estate-secret"
@@ -200,7 +200,7 @@ def test_enrolments_by_processes_at_once_all_stay(home: Path, tmp_path: Path) ->
     script = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from edge_agent.faces.store import EstateVault, Gallery\n"
+        "from anju.edge_agent.faces.store import EstateVault, Gallery\n"
         "g = Gallery(EstateVault(Path(sys.argv[1]), 'E01'), 'default')\n"
         "for i in range(5):\n"
         "    g.enrol(f'{sys.argv[2]}-{i}', 'U-1', np.ones((1, 128), np.float32))\n"

@@ -16,13 +16,13 @@ import httpx
 import pytest
 import yaml
 
+from anju.edge_agent.agent import run_agent
+from anju.edge_agent.errors import ListenError, SiteConfigError
+from anju.edge_agent.gates import parse_gate_event, unwrap_pushed_event
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.site import parse_site
 from anju_wire import decode
 from anju_wire.payloads import AgentStatus
-from edge_agent.agent import run_agent
-from edge_agent.errors import ListenError, SiteConfigError
-from edge_agent.gates import parse_gate_event, unwrap_pushed_event
-from edge_agent.outbox import Outbox
-from edge_agent.site import parse_site
 from tests.edge_agent.helpers import (
     SECRET_ENV,
     HubStandIn,

@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju.edge_agent.errors import GateEventError
+from anju.edge_agent.gates import GateIntake, GateSubscriber, parse_gate_event
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.site import GateConfig
 from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import AccessEvent
-from edge_agent.errors import GateEventError
-from edge_agent.gates import GateIntake, GateSubscriber, parse_gate_event
-from edge_agent.outbox import Outbox
-from edge_agent.site import GateConfig
 from tests.edge_agent.helpers import unique_ids, wait_until
 
 SECRET = b"estate-key"

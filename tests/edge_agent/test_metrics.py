@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
-from edge_agent.agent import run_agent
-from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox
-from edge_agent.registers import encode_total, load_map
-from edge_agent.site import parse_site
+from anju.edge_agent.agent import run_agent
+from anju.edge_agent.metrics import AgentMetrics
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.registers import encode_total, load_map
+from anju.edge_agent.site import parse_site
 from tests.edge_agent.helpers import (
     SECRET_ENV,
     hub_stand_in,

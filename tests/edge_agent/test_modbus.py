@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from anju.edge_agent.modbus import ModbusEndpointPoller
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.registers import encode_total, load_map
+from anju.edge_agent.site import MeterConfig
 from anju_wire import AcceleratedClock, MeterReading
-from edge_agent.modbus import ModbusEndpointPoller
-from edge_agent.outbox import Outbox
-from edge_agent.registers import encode_total, load_map
-from edge_agent.site import MeterConfig
 from tests.edge_agent.helpers import meter_server
 from tests.services import free_port
 

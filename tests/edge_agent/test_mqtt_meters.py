@@ -15,14 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju.edge_agent.agent import run_agent
+from anju.edge_agent.errors import PayloadError, SiteConfigError
+from anju.edge_agent.meter_payloads import available_payload_maps, decode_payload, load_payload_map
+from anju.edge_agent.mqtt_meters import MqttMeterSource
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.site import MeterConfig, parse_site
 from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import WallClock
-from edge_agent.agent import run_agent
-from edge_agent.errors import PayloadError, SiteConfigError
-from edge_agent.meter_payloads import available_payload_maps, decode_payload, load_payload_map
-from edge_agent.mqtt_meters import MqttMeterSource
-from edge_agent.outbox import Outbox
-from edge_agent.site import MeterConfig, parse_site
 from tests.edge_agent.helpers import SECRET_ENV, scrape_metrics, site_dict, unique_ids, wait_until
 from tests.services import free_port
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.errors import OutboxError, OutboxFull
-from edge_agent.outbox import Outbox
-from edge_agent.records import RecordKind
+from anju.edge_agent.errors import OutboxError, OutboxFull
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.records import RecordKind
 
 
 def test_seqs_increase_and_survive_reopen_and_are_never_reused(tmp_path: Path) -> None:

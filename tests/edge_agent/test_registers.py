@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anju_wire.payloads import MeterKind
-from edge_agent.errors import DecodeError, RegisterMapError
-from edge_agent.registers import (
+from anju.edge_agent.errors import DecodeError, RegisterMapError
+from anju.edge_agent.registers import (
     RegisterMap,
     RegisterPart,
     RegisterType,
@@ -22,6 +21,7 @@ from edge_agent.registers import (
     load_map,
     parse_map,
 )
+from anju_wire.payloads import MeterKind
 
 ORDERS = st.sampled_from(["big", "little"])
 

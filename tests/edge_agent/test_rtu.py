@@ -14,13 +14,13 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from anju.device_sims.serial_pair import pty_pair
+from anju.edge_agent.agent import build_pollers
+from anju.edge_agent.errors import SiteConfigError
+from anju.edge_agent.modbus import ModbusEndpointPoller
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.site import MeterConfig, parse_site
 from anju_wire import MeterReading
-from device_sims.serial_pair import pty_pair
-from edge_agent.agent import build_pollers
-from edge_agent.errors import SiteConfigError
-from edge_agent.modbus import ModbusEndpointPoller
-from edge_agent.outbox import Outbox
-from edge_agent.site import MeterConfig, parse_site
 from tests.edge_agent.test_modbus import _fast_clock
 
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from anju.device_sims.fleet_meters import FleetMeterServer, fleet_endpoint
+from anju.edge_agent.modbus import ModbusEndpointPoller
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.site import MeterConfig
 from anju.services import wait_port
-from device_sims.fleet_meters import FleetMeterServer, fleet_endpoint
-from edge_agent.modbus import ModbusEndpointPoller
-from edge_agent.outbox import Outbox
-from edge_agent.site import MeterConfig
 from tests.services import free_port
 
 MBPOLL = shutil.which("mbpoll")
@@ -95,7 +95,7 @@ def test_mbpoll_reads_the_sdm120_total_the_agent_reports() -> None:
 
 @needs_mbpoll
 def test_agent_and_mbpoll_read_a_simulated_chint_ddsu666_alike() -> None:
-    from device_sims.registers import load_map as sim_map  # the simulator's own, independent map reader
+    from anju.device_sims.registers import load_map as sim_map  # the simulator's own, independent map reader
 
     base = free_port()
     clock = FrozenClock(datetime(2026, 3, 9, 19, 30, tzinfo=UTC))

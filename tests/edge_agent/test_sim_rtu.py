@@ -11,11 +11,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from anju.device_sims.fleet import fleet_energy_kwh
+from anju.edge_agent.modbus import ModbusEndpointPoller
+from anju.edge_agent.outbox import Outbox
+from anju.edge_agent.site import MeterConfig
 from anju_wire import AcceleratedClock
-from device_sims.fleet import fleet_energy_kwh
-from edge_agent.modbus import ModbusEndpointPoller
-from edge_agent.outbox import Outbox
-from edge_agent.site import MeterConfig
 
 START = datetime.fromisoformat("2026-03-01T00:00:00+08:00")
 SPEED = 3600.0  # one simulated hour per wall second: readings move, but little within one poll

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from anju.edge_agent.errors import SiteConfigError
+from anju.edge_agent.site import load_site, parse_site
 from anju_wire import AcceleratedClock, WallClock
-from edge_agent.errors import SiteConfigError
-from edge_agent.site import load_site, parse_site
 from tests.edge_agent.helpers import SECRET_ENV
 
 DOC_EXAMPLE = """

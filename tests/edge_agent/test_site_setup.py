@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from anju.cli import main
-from edge_agent.errors import SiteConfigError
-from edge_agent.site import load_site, parse_site
-from edge_agent.site_setup import generate_site, line_of, read_units, with_lines
+from anju.edge_agent.errors import SiteConfigError
+from anju.edge_agent.site import load_site, parse_site
+from anju.edge_agent.site_setup import generate_site, line_of, read_units, with_lines
 from tests.services import free_port
 
 UNITS = """unit_id,estate_id,building,floor,area_m2,electricity_address

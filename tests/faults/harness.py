@@ -28,12 +28,12 @@ from typing import Any
 import psycopg
 import yaml
 
+from anju.device_sims.fleet import fleet_energy_kwh
+from anju.device_sims.fleet_meters import fleet_endpoint
+from anju.device_sims.reporting_meters import ReportingMeterFleet
+from anju.hub.ingest.consumer import IngestService
+from anju.hub.storage import ensure_schema, upsert_units
 from anju.services import mosquitto_path, wait_port
-from device_sims.fleet import fleet_energy_kwh
-from device_sims.fleet_meters import fleet_endpoint
-from device_sims.reporting_meters import ReportingMeterFleet
-from hub.ingest.consumer import IngestService
-from hub.storage import ensure_schema, upsert_units
 
 SECRET_ENV = "ANJU_FAULT_PSEUDONYM_SECRET"
 SIM_START = "2026-03-01T00:00:00+08:00"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.ingest.consumer import IngestService
+from anju.hub.ingest.consumer import IngestService
 from tests.faults.harness import (
     AgentProcess,
     RestartableMosquitto,

@@ -35,9 +35,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from anju.device_sims.reporting_meters import ReportedReading, ReportingMeterFleet
+from anju.hub.features import refresh_daily_features
 from anju_wire import AcceleratedClock
-from device_sims.reporting_meters import ReportedReading, ReportingMeterFleet
-from hub.features import refresh_daily_features
 from tests.faults.harness import (
     POLL_INTERVAL_S,
     SIM_START,

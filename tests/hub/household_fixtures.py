@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from device_sims.sms_gateway import create_app as gateway_app
-from hub.household.signin import add_member
+from anju.device_sims.sms_gateway import create_app as gateway_app
+from anju.hub.household.signin import add_member
 from tests.hub.test_api import add_users, create_schema, seed, serve
 from tests.hub.test_cases import new_case
 

@@ -17,9 +17,9 @@ import uvicorn
 from fastapi import FastAPI
 from psycopg.types.json import Jsonb
 
-from hub.api.app import create_app
-from hub.auth.service import add_user, hash_password
-from hub.storage import ensure_schema
+from anju.hub.api.app import create_app
+from anju.hub.auth.service import add_user, hash_password
+from anju.hub.storage import ensure_schema
 from tests.services import drop_database, free_port
 
 START = date(2026, 3, 1)
@@ -340,7 +340,7 @@ def test_unit_detail(client: httpx.Client, seeded: dict[str, int]) -> None:
 
 
 def test_stats_match_summary_counts(client: httpx.Client, database_url: str) -> None:
-    from hub.api.queries import summary_counts
+    from anju.hub.api.queries import summary_counts
 
     body = client.get("/api/stats").json()
     assert body == {

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from hub.api.charts import EVIDENCE_SERIES, bar_chart, evidence_charts, format_number, nice_ceiling
-from hub.api.i18n import MESSAGES, choose_language, from_accept_language, message
-from hub.api.labels import (
+from anju.hub.api.charts import EVIDENCE_SERIES, bar_chart, evidence_charts, format_number, nice_ceiling
+from anju.hub.api.i18n import MESSAGES, choose_language, from_accept_language, message
+from anju.hub.api.labels import (
     ALERT_KINDS,
     AUDIT_ACTIONS,
     CASE_STATUSES,
@@ -19,7 +19,7 @@ from hub.api.labels import (
     reason_comparison,
     reason_text,
 )
-from hub.api.models import Reason
+from anju.hub.api.models import Reason
 
 DAYS = [date(2026, 3, 1) + timedelta(days=i) for i in range(5)]
 ELECTRICITY = EVIDENCE_SERIES[0]

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from psycopg.types.json import Jsonb
 from starlette.routing import BaseRoute, Mount, Router
 
-from hub.api.app import create_app
+from anju.hub.api.app import create_app
 from tests.hub.test_api import (
     add_users,
     create_schema,
@@ -225,7 +225,7 @@ def household_cells(ids: dict[str, int]) -> list[Cell]:
 def household_session(conn: psycopg.Connection[Any], ids: dict[str, int]) -> str:
     """A member on the lease of each case's unit, an answer with a photo on each case; the session token
     of the own unit's member."""
-    from hub.household.signin import add_member, member_principal, open_household_session
+    from anju.hub.household.signin import add_member, member_principal, open_household_session
 
     members = {}
     leases = (("own", "E01-1-0101", "+8613700000001"), ("other", "E02-2-0501", "+8613700000002"))

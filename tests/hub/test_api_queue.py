@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from hub.api.app import create_app
+from anju.hub.api.app import create_app
 from tests.hub.test_api import add_users, create_schema, insert_unit, login, seed, serve
 from tests.hub.test_cases import new_case
 

@@ -12,12 +12,12 @@ import pytest
 from psycopg import sql
 
 from anju.cli import main as anju
-from hub.audit import deferred_audit, record_audit
-from hub.audit.errors import AuditKeyError
-from hub.audit.guard import runtime_role_owns_audit_log
-from hub.audit.keys import AuditSettings, resolve_audit_key
-from hub.audit.store import verify
-from hub.storage import ensure_schema
+from anju.hub.audit import deferred_audit, record_audit
+from anju.hub.audit.errors import AuditKeyError
+from anju.hub.audit.guard import runtime_role_owns_audit_log
+from anju.hub.audit.keys import AuditSettings, resolve_audit_key
+from anju.hub.audit.store import verify
+from anju.hub.storage import ensure_schema
 
 KEY = "audit-test-key-" + "x" * 40
 
@@ -276,7 +276,7 @@ def test_forged_checkpoint_line_is_refused(chained: str, checkpoint_file: Path,
 
 
 def test_filing_carries_the_audit_head(database_url: str) -> None:
-    from hub.tenancy.filing import queue_filing
+    from anju.hub.tenancy.filing import queue_filing
     from tests.hub.test_api import create_schema, seed
 
     with psycopg.connect(database_url) as conn:
@@ -291,7 +291,7 @@ def test_filing_carries_the_audit_head(database_url: str) -> None:
         payload = conn.execute("SELECT payload FROM tenancy_outbox WHERE case_id = %s",
                                (case_id[0],)).fetchone()
     assert payload is not None and payload[0]["audit_checkpoint"] == {"seq": seq, "mac": mac}
-    from device_sims.tenancy import CaseFiling
+    from anju.device_sims.tenancy import CaseFiling
 
     assert CaseFiling.model_validate(payload[0]).audit_checkpoint is not None
 

@@ -12,15 +12,15 @@ import httpx
 import psycopg
 import pytest
 
-from device_sims.tenancy import create_app as tenancy_app
-from hub.api.i18n import LANGUAGES, MESSAGES
-from hub.audit.store import verify
-from hub.auth.models import Principal, Role
-from hub.cases.service import open_case, transition
-from hub.cases.states import STATUSES, TRANSITIONS, Action, case_guide, delivery_state
-from hub.cases.workflow import STAGE_OF, default_policy, due_after, is_overdue, load_policy
-from hub.tenancy.client import TenancyClient
-from hub.tenancy.outbox import deliver_pending
+from anju.device_sims.tenancy import create_app as tenancy_app
+from anju.hub.api.i18n import LANGUAGES, MESSAGES
+from anju.hub.audit.store import verify
+from anju.hub.auth.models import Principal, Role
+from anju.hub.cases.service import open_case, transition
+from anju.hub.cases.states import STATUSES, TRANSITIONS, Action, case_guide, delivery_state
+from anju.hub.cases.workflow import STAGE_OF, default_policy, due_after, is_overdue, load_policy
+from anju.hub.tenancy.client import TenancyClient
+from anju.hub.tenancy.outbox import deliver_pending
 from tests.hub.test_api import add_users, create_schema, insert_alert, vacancy_evidence
 from tests.hub.test_tenancy import serve
 
@@ -166,7 +166,7 @@ def test_updates_wait_for_their_filing(conn: psycopg.Connection[Any], stand_in: 
 
 
 def test_the_case_api_says_what_can_be_done_next_and_why_buttons_are_missing(database_url: str) -> None:
-    from hub.api.app import create_app
+    from anju.hub.api.app import create_app
     from tests.hub.test_api import login, seed
     from tests.hub.test_api import serve as serve_hub
 
@@ -230,8 +230,8 @@ def test_guide_reasons() -> None:
 def test_every_refusal_code_is_worded_in_both_languages_from_its_parameters() -> None:
     """One catalogue of refusal codes (hub/cases/errors.py); the pages word each from its code and
     parameters, never from the English message."""
-    from hub.api.labels import refusal
-    from hub.cases.errors import ENGLISH, ActionForbidden, Refusal, TransitionRefused
+    from anju.hub.api.labels import refusal
+    from anju.hub.cases.errors import ENGLISH, ActionForbidden, Refusal, TransitionRefused
 
     assert set(ENGLISH) == set(Refusal)
     for code in Refusal:
@@ -247,7 +247,7 @@ def test_every_refusal_code_is_worded_in_both_languages_from_its_parameters() ->
 
 
 def test_refusals_of_the_workflow_carry_their_code(conn: psycopg.Connection[Any]) -> None:
-    from hub.cases.errors import ActionForbidden, Refusal, TransitionRefused
+    from anju.hub.cases.errors import ActionForbidden, Refusal, TransitionRefused
 
     _, case = lead(conn, auto_file=False)
     with pytest.raises(ActionForbidden) as forbidden:
@@ -287,7 +287,7 @@ def test_bureau_steps_deadlines_overdue_and_escalation_each_go_to_the_tenancy_sy
     and goes to the tenancy system as an update, and closing does not wait for the filing."""
     from datetime import UTC, datetime, timedelta
 
-    from hub.cases.errors import ActionForbidden, Refusal, TransitionRefused
+    from anju.hub.cases.errors import ActionForbidden, Refusal, TransitionRefused
 
     alert, case = lead(conn, auto_file=True)
 
@@ -365,7 +365,7 @@ def test_the_case_page_shows_step_deadline_overdue_and_the_buttons_of_the_role(d
     recorded from the page, and the city's case number shows once the tenancy system answered."""
     import re
 
-    from hub.api.app import create_app
+    from anju.hub.api.app import create_app
     from tests.hub.test_api import login, seed
     from tests.hub.test_api import serve as serve_hub
 
@@ -400,8 +400,8 @@ def test_the_case_page_shows_step_deadline_overdue_and_the_buttons_of_the_role(d
 def test_repeated_detections_fold_into_one_trail_line() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from hub.api.models import AuditEntry
-    from hub.api.trail import fold_repeats
+    from anju.hub.api.models import AuditEntry
+    from anju.hub.api.trail import fold_repeats
 
     t0 = datetime(2026, 5, 18, 2, 0, tzinfo=UTC)
 
@@ -424,8 +424,8 @@ def test_repeated_detections_fold_into_one_trail_line() -> None:
 def test_the_case_page_shows_ten_reflags_as_one_line(database_url: str) -> None:
     import re
 
-    from hub.api.app import create_app
-    from hub.audit import record_audit
+    from anju.hub.api.app import create_app
+    from anju.hub.audit import record_audit
     from tests.hub.test_api import login, seed
     from tests.hub.test_api import serve as serve_hub
 
@@ -450,8 +450,8 @@ def test_the_hubs_settings_choose_the_deadlines(database_url: str, tmp_path: Any
     actions use it."""
     from datetime import datetime, timedelta
 
-    from hub.api.app import create_app
-    from hub.settings import HubSettings
+    from anju.hub.api.app import create_app
+    from anju.hub.settings import HubSettings
     from tests.hub.test_api import login, seed
     from tests.hub.test_api import serve as serve_hub
 
@@ -473,7 +473,7 @@ def test_the_hubs_settings_choose_the_deadlines(database_url: str, tmp_path: Any
 
 
 def test_a_passed_deadline_is_recorded_in_the_trail_once_per_deadline(conn: psycopg.Connection[Any]) -> None:
-    from hub.cases.deadlines import note_overdue
+    from anju.hub.cases.deadlines import note_overdue
 
     _, case = lead(conn, auto_file=False)
     assert note_overdue(conn) == []  # two days to assign it: not late yet

@@ -7,11 +7,11 @@ from typing import Any
 import httpx
 import psycopg
 
-from hub.api.app import create_app
-from hub.audit.store import verify
-from hub.cases.service import open_case
-from hub.tenancy.client import TenancyClient
-from hub.tenancy.outbox import deliver_pending
+from anju.hub.api.app import create_app
+from anju.hub.audit.store import verify
+from anju.hub.cases.service import open_case
+from anju.hub.tenancy.client import TenancyClient
+from anju.hub.tenancy.outbox import deliver_pending
 from tests.hub.test_api import add_users, create_schema, insert_alert, login, seed, serve, vacancy_evidence
 from tests.hub.test_tenancy import serve as serve_asgi
 
@@ -28,7 +28,7 @@ def new_case(conn: psycopg.Connection[Any], unit_id: str, kind: str = "vacancy")
 
 
 def test_confirm_files_and_dismiss_keeps_a_verdict(database_url: str) -> None:
-    from device_sims.tenancy import create_app as tenancy_app
+    from anju.device_sims.tenancy import create_app as tenancy_app
 
     with psycopg.connect(database_url) as conn:
         create_schema(conn)

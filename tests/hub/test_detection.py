@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 import psycopg
 import pytest
 
-from hub.detection.service import run_detection
-from models.evidence import evidence_sha256
+from anju.hub.detection.service import run_detection
+from anju.models.evidence import evidence_sha256
 from tests.hub.test_features import TZ, add_readings, add_unit, hourly, prepare_schema
 
 AS_OF = date(2026, 5, 10)
@@ -192,8 +192,8 @@ def test_schema_is_idempotent_and_allows_one_open_alert_one_active_case(conn: ps
 
 
 def test_strangers_count_on_the_units_floor_where_corridor_cameras_exist() -> None:
-    from hub.detection.load import strangers_near
-    from models.features import StrangerTrack
+    from anju.hub.detection.load import strangers_near
+    from anju.models.features import StrangerTrack
 
     day = AS_OF - timedelta(days=10)
     on_3, on_5 = StrangerTrack("a", day, 5, floor=3), StrangerTrack("b", day, 5, floor=5)
@@ -205,8 +205,8 @@ def test_strangers_count_on_the_units_floor_where_corridor_cameras_exist() -> No
 
 
 def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connection) -> None:
-    from hub.detection.load import load_series, max_window_entries
-    from models.rules import Policy
+    from anju.hub.detection.load import load_series, max_window_entries
+    from anju.models.rules import Policy
 
     policy = Policy.load()
     add_unit(conn, "E01-1-0101", building="1")
@@ -223,9 +223,9 @@ def test_units_too_busy_to_flag_load_only_their_window_days(conn: psycopg.Connec
 
 def test_a_busy_units_verdicts_do_not_depend_on_its_baseline_days() -> None:
     """What the loader relies on: over the entry limit, both rules decide from the window alone."""
-    from models.features import window_bounds
-    from models.rules import Policy, VacancyRule
-    from models.sublet import SubletRule
+    from anju.models.features import window_bounds
+    from anju.models.rules import Policy, VacancyRule
+    from anju.models.sublet import SubletRule
     from tests.models import factories as f
 
     policy = Policy.load()
@@ -294,7 +294,7 @@ def test_one_detection_entry_point_for_the_hub_the_cli_and_the_evaluation() -> N
 
 def test_the_hub_loop_refreshes_days_a_bulk_import_left_stale(conn: psycopg.Connection) -> None:
     """The pipeline rolls up new readings itself; days an import changed are refreshed before detection."""
-    from hub.main import detect_once
+    from anju.hub.main import detect_once
 
     add_unit(conn, "E01-1-0101", building="1")
     add_days(conn, "E01-1-0101")
@@ -314,10 +314,10 @@ def test_faces_several_departures_line_up_with_are_households_moving_in_not_one_
     households, shared out by the attribution, not a group that would need one flat's water to rise."""
     from dataclasses import replace
 
-    from hub.detection.service import _claimed_strangers
-    from models.features import StrangerTrack
-    from models.rules import Policy, rule_context
-    from models.sublet import SubletRule
+    from anju.hub.detection.service import _claimed_strangers
+    from anju.models.features import StrangerTrack
+    from anju.models.rules import Policy, rule_context
+    from anju.models.sublet import SubletRule
     from tests.models import factories as f
 
     policy = Policy.load()

@@ -8,13 +8,13 @@ import psycopg
 import pytest
 
 from anju.cli import main
-from hub.auth.models import Principal, Role
-from hub.auth.service import add_user
-from hub.cases.service import transition
-from hub.cases.states import Action
-from hub.detection.learned import NotEnoughVerdicts, latest_verdict_model, train_verdict_model
-from hub.detection.service import anomaly_scores, run_detection
-from models.rules import Policy
+from anju.hub.auth.models import Principal, Role
+from anju.hub.auth.service import add_user
+from anju.hub.cases.service import transition
+from anju.hub.cases.states import Action
+from anju.hub.detection.learned import NotEnoughVerdicts, latest_verdict_model, train_verdict_model
+from anju.hub.detection.service import anomaly_scores, run_detection
+from anju.models.rules import Policy
 from tests.hub.test_api import PASSWORD, password_hash
 from tests.hub.test_detection import AS_OF, add_days
 from tests.hub.test_features import add_unit, prepare_schema

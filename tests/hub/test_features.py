@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from hub.features import refresh_daily_features
-from hub.storage import ensure_schema
+from anju.hub.features import refresh_daily_features
+from anju.hub.storage import ensure_schema
 
 TZ = ZoneInfo("Asia/Shanghai")
 

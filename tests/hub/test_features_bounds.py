@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
+from anju.hub.features import refresh_daily_features
+from anju.hub.main import detect_once
 from anju_wire import TimeBounds
-from hub.features import refresh_daily_features
-from hub.main import detect_once
 from tests.hub.test_features import add_readings, add_unit, at, hourly, prepare_schema
 
 NOW = datetime(2026, 3, 10, tzinfo=UTC)

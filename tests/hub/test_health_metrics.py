@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from hub.api.app import create_app
-from hub.monitor import HubMonitor, PartMonitor, run_supervised
+from anju.hub.api.app import create_app
+from anju.hub.monitor import HubMonitor, PartMonitor, run_supervised
 from tests.hub.test_api import serve
 
 

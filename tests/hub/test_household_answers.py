@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from hub.cases.states import DISMISS_REASONS
-from hub.household.answers import ANSWER_REASONS, AnswerRefused, NotYours, photo_type, submit_answer
-from hub.household.policy import HouseholdPolicy
-from hub.household.signin import HouseholdPrincipal, member_principal
+from anju.hub.cases.states import DISMISS_REASONS
+from anju.hub.household.answers import ANSWER_REASONS, AnswerRefused, NotYours, photo_type, submit_answer
+from anju.hub.household.policy import HouseholdPolicy
+from anju.hub.household.signin import HouseholdPrincipal, member_principal
 from tests.hub.household_fixtures import household_db
 from tests.hub.test_household_pages import png
 

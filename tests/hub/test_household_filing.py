@@ -10,18 +10,18 @@ from typing import Any
 import httpx
 import psycopg
 
-from device_sims.tenancy import create_app as tenancy_app
-from hub.auth.models import Principal, Role
-from hub.cases.service import transition
-from hub.cases.states import Action
-from hub.household.answers import AnswerRefused, NotYours, record_filing_override
-from hub.household.gateway import SmsGateway
-from hub.household.notify import deliver_notifications, queue_case_notices
-from hub.household.signin import add_member, member_principal
-from hub.household.view import household_case
-from hub.household.welfare import request_visit, sweep_elderly_signals, welfare_queue
-from hub.tenancy.client import TenancyClient
-from hub.tenancy.outbox import deliver_pending
+from anju.device_sims.tenancy import create_app as tenancy_app
+from anju.hub.auth.models import Principal, Role
+from anju.hub.cases.service import transition
+from anju.hub.cases.states import Action
+from anju.hub.household.answers import AnswerRefused, NotYours, record_filing_override
+from anju.hub.household.gateway import SmsGateway
+from anju.hub.household.notify import deliver_notifications, queue_case_notices
+from anju.hub.household.signin import add_member, member_principal
+from anju.hub.household.view import household_case
+from anju.hub.household.welfare import request_visit, sweep_elderly_signals, welfare_queue
+from anju.hub.tenancy.client import TenancyClient
+from anju.hub.tenancy.outbox import deliver_pending
 from tests.hub.household_fixtures import HOME, household_db, sms_gateway
 from tests.hub.test_api import serve
 from tests.hub.test_cases import new_case
@@ -156,7 +156,7 @@ def test_welfare_requests_and_elderly_signals_never_reach_the_tenancy_filing(dat
 
 
 def test_a_lead_filed_on_opening_has_its_confirmation_held(database_url: str) -> None:
-    from hub.cases.service import open_case
+    from anju.hub.cases.service import open_case
     from tests.hub.test_api import insert_alert, vacancy_evidence
 
     with (psycopg.connect(database_url) as conn, sms_gateway() as (sms_url, _),
@@ -185,7 +185,7 @@ def test_a_lead_filed_on_opening_has_its_confirmation_held(database_url: str) ->
 
 
 def test_a_supervisor_records_why_on_the_case_page(database_url: str) -> None:
-    from hub.api.app import create_app
+    from anju.hub.api.app import create_app
     from tests.hub.test_api import login
 
     with psycopg.connect(database_url) as conn:

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from hub.api.app import create_app
-from hub.auth.models import Principal, Role
-from hub.cases.service import transition
-from hub.cases.states import Action
-from hub.household.privacy import PRIVATE_FIELDS, public, public_reason
+from anju.hub.api.app import create_app
+from anju.hub.auth.models import Principal, Role
+from anju.hub.cases.service import transition
+from anju.hub.cases.states import Action
+from anju.hub.household.privacy import PRIVATE_FIELDS, public, public_reason
 from tests.hub.household_fixtures import (
     NEIGHBOUR_PHONE,
     TENANT_PHONE,

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
-from hub.household.gateway import SmsGateway
-from hub.household.notify import deliver_notifications, queue_case_notices
-from hub.household.pipeline import household_step
-from hub.household.policy import HouseholdPolicy
-from hub.household.signin import (
+from anju.hub.household.gateway import SmsGateway
+from anju.hub.household.notify import deliver_notifications, queue_case_notices
+from anju.hub.household.pipeline import household_step
+from anju.hub.household.policy import HouseholdPolicy
+from anju.hub.household.signin import (
     deliver_code,
     household_session,
     open_household_session,

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from anju.cli import main
-from hub.bulk import BulkImport, BulkImportError, ImportResult, import_all
-from hub.storage.timeseries import is_partitioned
+from anju.hub.bulk import BulkImport, BulkImportError, ImportResult, import_all
+from anju.hub.storage.timeseries import is_partitioned
 from tests.hub.test_features import prepare_schema
 
 UNITS = """unit_id,estate_id,building,floor,area_m2,household_size,lease_start
@@ -130,7 +130,7 @@ def test_importing_twice_changes_nothing(conn: psycopg.Connection, tmp_path: Pat
 
 
 def test_small_blocks_keep_line_numbers(conn: psycopg.Connection, tmp_path: Path) -> None:
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
 
     files = write(tmp_path)
     assert files.units is not None and files.readings is not None
@@ -190,7 +190,7 @@ def _binary_rows(data: bytes) -> list[tuple[datetime, str, str, float]]:
 
 
 def test_split_readings_keeps_canonical_lines_and_sets_the_rest_aside() -> None:
-    from hub.bulk.parse import month_of_index, split_readings
+    from anju.hub.bulk.parse import month_of_index, split_readings
 
     block = (
         b"2026-03-01T07:00:00+08:00,U1,water,10.5\n"  # canonical, UTC 2026-02-28 23:00
@@ -230,7 +230,7 @@ def test_split_readings_keeps_canonical_lines_and_sets_the_rest_aside() -> None:
 def test_split_readings_values_are_what_float8_input_gives() -> None:
     import random
 
-    from hub.bulk.parse import split_readings
+    from anju.hub.bulk.parse import split_readings
 
     rng = random.Random(3)
     texts = ["0", "0.0", "00012.50", "999999999999999", "0.000000000000001", "123456789.012345", "7.",
@@ -246,7 +246,7 @@ def test_split_readings_values_are_what_float8_input_gives() -> None:
 
 
 def test_split_readings_of_a_file_not_grouped_by_series_keeps_csv_lines() -> None:
-    from hub.bulk.parse import split_readings
+    from anju.hub.bulk.parse import split_readings
 
     lines = [f"2026-03-01T{h:02d}:00:00Z,U{u},water,{h}.5\n" for h in range(12) for u in range(20)]
     got = split_readings("".join(lines).encode(), {f"U{u}" for u in range(20)})
@@ -255,7 +255,7 @@ def test_split_readings_of_a_file_not_grouped_by_series_keeps_csv_lines() -> Non
 
 
 def test_split_readings_takes_crlf_files_and_a_last_line_without_newline() -> None:
-    from hub.bulk.parse import split_readings
+    from anju.hub.bulk.parse import split_readings
 
     got = split_readings(b"2026-03-01T00:00:00Z,U1,water,1\r\n2026-03-01T01:00:00Z,U1,water,2\r\n", {"U1"})
     assert got.others == []
@@ -283,7 +283,7 @@ def _units_file(tmp_path: Path, units: list[str]) -> Path:
 def _import_readings(
     conn: psycopg.Connection, tmp_path: Path, name: str, lines: list[str], **kw: Any
 ) -> tuple[ImportResult, list[tuple[int, str]]]:
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
 
     path = tmp_path / name
     path.write_text("ts,unit_id,meter,value\n" + "".join(line + "\n" for line in lines), encoding="utf-8")
@@ -322,7 +322,7 @@ def _partitions_ok(conn: psycopg.Connection) -> None:
 def test_fast_path_loads_empty_months_and_a_second_import_merges(
     conn: psycopg.Connection, tmp_path: Path, storage_backend: str
 ) -> None:
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
 
     units = ["E01-1-0101", "E01-1-0102", "E01-1-0103"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
@@ -357,7 +357,7 @@ def test_fast_path_loads_empty_months_and_a_second_import_merges(
 
 
 def test_new_and_known_rows_mixed(conn: psycopg.Connection, tmp_path: Path) -> None:
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
 
     units = ["E01-1-0101", "E01-1-0102"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
@@ -375,7 +375,7 @@ def test_new_and_known_rows_mixed(conn: psycopg.Connection, tmp_path: Path) -> N
 
 
 def test_bad_and_unusual_lines_inside_a_big_block(conn: psycopg.Connection, tmp_path: Path) -> None:
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
 
     units = ["E01-1-0101"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
@@ -403,7 +403,7 @@ def test_bad_and_unusual_lines_inside_a_big_block(conn: psycopg.Connection, tmp_
 
 
 def test_repeated_reading_in_the_file_keeps_the_first(conn: psycopg.Connection, tmp_path: Path) -> None:
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
 
     units = ["E01-1-0101"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
@@ -425,7 +425,7 @@ def test_month_written_to_during_the_import_is_merged(
     storage_backend: str,
 ) -> None:
     """Live ingest writes into a month the import is loading: the load is merged, nothing is lost."""
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
 
     units = ["E01-1-0101"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
@@ -438,7 +438,7 @@ def test_month_written_to_during_the_import_is_merged(
                 "INSERT INTO meter_readings (ts, unit_id, meter, value, agent_id) VALUES "
                 "('2026-01-10T00:30:00Z', 'E01-1-0101', 'water', 1.0, 'live') ON CONFLICT DO NOTHING")
 
-    with caplog.at_level("INFO", logger="hub.storage"):
+    with caplog.at_level("INFO", logger="anju.hub.storage"):
         result, refused = _import_readings(conn, tmp_path, "r.csv", lines, block_bytes=5_000,
                                            on_block=live_row)
     if storage_backend == "partitions":
@@ -453,7 +453,7 @@ def test_month_written_to_during_the_import_is_merged(
 
 def test_file_ordered_by_time_goes_as_csv_and_matches(conn: psycopg.Connection, tmp_path: Path) -> None:
     """Lines not grouped by series take the CSV form of the fast path; same rows as the grouped form."""
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
 
     units = [f"E01-1-01{i:02d}" for i in range(1, 7)]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
@@ -477,9 +477,9 @@ def test_busy_table_at_the_swap_falls_back_to_merging(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A reader that holds meter_readings past the swap's lock timeouts: the month is merged instead."""
-    import hub.bulk.load as load
-    import hub.storage.timeseries as timeseries
-    from hub.bulk import RejectWriter, import_file
+    import anju.hub.bulk.load as load
+    import anju.hub.storage.timeseries as timeseries
+    from anju.hub.bulk import RejectWriter, import_file
 
     monkeypatch.setattr(load._ReadingsTarget, "lock_timeout_ms", 50)
     monkeypatch.setattr(load._ReadingsTarget, "lock_tries", 2)
@@ -495,7 +495,7 @@ def test_busy_table_at_the_swap_falls_back_to_merging(
             if reader.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                 reader.execute("SELECT count(*) FROM meter_readings").fetchone()
 
-        with caplog.at_level("INFO", logger="hub.storage"):
+        with caplog.at_level("INFO", logger="anju.hub.storage"):
             result, refused = _import_readings(conn, tmp_path, "r.csv", lines, on_block=read_on)
         assert "swap in meter_readings_p2026_01: table busy, try 1 of 2" in caplog.text
         assert "meter_readings_p2026_01 not swapped in" in caplog.text
@@ -510,8 +510,8 @@ def test_without_partitions_to_swap_every_month_is_merged(
     conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The TimescaleDB form has no partitions to swap: the fast path then merges, with the same results."""
-    import hub.bulk.load as load
-    from hub.bulk import RejectWriter, import_file
+    import anju.hub.bulk.load as load
+    from anju.hub.bulk import RejectWriter, import_file
 
     original = load._ReadingsTarget.__init__
 
@@ -609,7 +609,7 @@ def test_a_file_not_in_the_encoding_is_refused_with_nothing_written(
 
 def test_gb18030_recoding_across_chunks_is_exact(tmp_path: Path) -> None:
     """Pure: characters cut by the recoder's chunk ends come out whole, and a bad byte is found by line."""
-    from hub.bulk.encoding import check_encoding, utf8_reader
+    from anju.hub.bulk.encoding import check_encoding, utf8_reader
 
     text = "".join(f"{i},楼{i}号,𠀀\r\n" for i in range(200_000))  # 𠀀: four bytes in GB18030
     path = tmp_path / "gb.csv"
@@ -629,8 +629,8 @@ def test_readings_and_events_outside_the_time_bounds_are_refused(
 ) -> None:
     from datetime import timedelta
 
+    from anju.hub.bulk.checks import TS_FUTURE, TS_TOO_OLD
     from anju_wire import TimeBounds
-    from hub.bulk.checks import TS_FUTURE, TS_TOO_OLD
 
     (tmp_path / "units.csv").write_text(UNITS, encoding="utf-8")
     (tmp_path / "readings.csv").write_text(
@@ -668,7 +668,7 @@ def test_readings_and_events_outside_the_time_bounds_are_refused(
 
 def test_default_bounds_take_the_eval_scenarios(conn: psycopg.Connection, tmp_path: Path) -> None:
     """``anju eval`` imports scenarios from 2026-01-01 with the default bounds: nothing may be refused."""
-    from device_sims.scenarios import make_scenario, write_scenario
+    from anju.device_sims.scenarios import make_scenario, write_scenario
 
     files = write_scenario(make_scenario(n_units=3, days=90, seed=1), tmp_path / "csv")
     results = import_all(conn, BulkImport(units=files.units, readings=files.readings, access=files.access),
@@ -678,7 +678,7 @@ def test_default_bounds_take_the_eval_scenarios(conn: psycopg.Connection, tmp_pa
 
 
 def test_split_readings_leaves_lines_outside_the_ts_range_to_sql() -> None:
-    from hub.bulk.parse import split_readings
+    from anju.hub.bulk.parse import split_readings
 
     t0 = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     block = (b"2026-03-01T00:00:00Z,U1,water,1\n2026-03-01T00:00:01Z,U1,water,2\n"

@@ -1,6 +1,6 @@
 """The importer's SQL checks and the wire contract give the same verdict on the same record.
 
-``hub.bulk.checks`` builds its access and reading rules from ``anju_wire.payloads``; this runs lines
+``anju.hub.bulk.checks`` builds its access and reading rules from ``anju_wire.payloads``; this runs lines
 through both, on a real PostgreSQL, and compares. The one deliberate difference: an imported access
 line may leave ``building`` empty (older gate registers have none), where the wire requires one; the
 wire side is given a building for such lines.
@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from anju.hub.bulk import checks
+from anju.hub.storage import ensure_schema
 from anju_wire.clock import ESTATE_TZ
 from anju_wire.payloads import AccessEvent, Ident, MeterKind, MeterReading
-from hub.bulk import checks
-from hub.storage import ensure_schema
 
 TS = "2026-03-01T07:42:13+08:00"
 P16 = "p-0123456789abcdef"
@@ -141,7 +141,7 @@ def test_reading_checks_give_the_wire_contracts_verdicts(conn: psycopg.Connectio
 
 def test_the_importers_stale_days_are_the_features_days() -> None:
     """A stale day marked by an import is the local day the daily features recompute."""
-    import hub.features
+    import anju.hub.features
 
-    assert hub.features.LOCAL_TZ == ESTATE_TZ and f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE
+    assert anju.hub.features.LOCAL_TZ == ESTATE_TZ and f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE
     assert f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE_HOURS

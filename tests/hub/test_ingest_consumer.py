@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from anju.hub.ingest.consumer import IngestService
+from anju.hub.storage import ensure_schema, upsert_units
 from anju_mqtt import parse_broker_url, stop_loop
 from anju_wire import Ack, TimeBounds, Topic, decode
 from anju_wire.examples import example_bytes
-from hub.ingest.consumer import IngestService
-from hub.storage import ensure_schema, upsert_units
 from tests.services import create_database, drop_database
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from anju.hub.ingest.processor import AckDue, ProcessResult, process
 from anju_wire import Topic
 from anju_wire.examples import example_bytes
-from hub.ingest.processor import AckDue, ProcessResult, process
 
 RECEIVED = datetime(2026, 3, 1, 0, 0, 6, tzinfo=UTC)
 READINGS = str(Topic.readings("E01"))
@@ -147,7 +147,7 @@ def test_deeply_nested_json_is_a_dead_letter_not_a_recursion_error() -> None:
 
 
 def test_any_exception_while_processing_becomes_a_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
-    import hub.ingest.processor as processor
+    import anju.hub.ingest.processor as processor
 
     def boom(*_a: object) -> None:
         raise OverflowError("date value out of range")
@@ -222,7 +222,7 @@ def test_junk_naming_another_agents_id_and_seqs_is_not_acked() -> None:
 
 
 def test_bind_units_refuses_unregistered_and_other_estates_units() -> None:
-    from hub.ingest.processor import bind_units, units_named
+    from anju.hub.ingest.processor import bind_units, units_named
 
     result = process(READINGS, example_bytes("readings_batch.json"), RECEIVED)
     assert units_named(result) == {"E01-1-0302"}

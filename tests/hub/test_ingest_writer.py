@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from anju.hub.ingest.errors import WriterError
+from anju.hub.ingest.processor import AckDue, ProcessResult, process
+from anju.hub.ingest.writer import BatchWriter
+from anju.hub.storage import ensure_schema, list_partitions, upsert_units
 from anju_wire import TimeBounds, Topic
 from anju_wire.examples import example_bytes
-from hub.ingest.errors import WriterError
-from hub.ingest.processor import AckDue, ProcessResult, process
-from hub.ingest.writer import BatchWriter
-from hub.storage import ensure_schema, list_partitions, upsert_units
 
 RECEIVED = datetime(2026, 3, 1, 0, 0, 6, tzinfo=UTC)
 WIDE = TimeBounds(max_future=timedelta(days=20 * 366))  # for partitions years ahead

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from anju.cli import main as anju
-from hub.api.app import create_app
-from hub.auth.service import add_user
-from hub.auth.throttle import Scope, ThrottlePolicy, ThrottleState, current, judge
+from anju.hub.api.app import create_app
+from anju.hub.auth.service import add_user
+from anju.hub.auth.throttle import Scope, ThrottlePolicy, ThrottleState, current, judge
 from tests.hub.test_api import create_schema, serve
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime
 import psycopg
 import pytest
 
-from hub.settings import HubSettings
-from hub.storage import StorageInfo, ensure_partitions, ensure_schema, upsert_units
-from hub.storage.schema import sql_files
-from hub.storage.timeseries import TimescalePolicy, plain_sql, timescale_sql
+from anju.hub.settings import HubSettings
+from anju.hub.storage import StorageInfo, ensure_partitions, ensure_schema, upsert_units
+from anju.hub.storage.schema import sql_files
+from anju.hub.storage.timeseries import TimescalePolicy, plain_sql, timescale_sql
 
 TODAY = date(2026, 3, 15)
 NOTE_DDL = """

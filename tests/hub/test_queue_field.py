@@ -14,9 +14,9 @@ import httpx
 import psycopg
 import pytest
 
-from hub.api.app import create_app
-from hub.api.models import AlertSort
-from hub.api.queue_queries import list_alerts
+from anju.hub.api.app import create_app
+from anju.hub.api.models import AlertSort
+from anju.hub.api.queue_queries import list_alerts
 from tests.hub.test_api import CJK, add_users, create_schema, english_text, login, seed, serve
 
 N_MANY = 230

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from hub.api.charts import EVIDENCE_SERIES, bar_chart
-from hub.api.labels import reason_comparison
-from hub.api.models import Evidence, Reason
-from hub.api.reason_figures import shown_reason, shown_reasons
+from anju.hub.api.charts import EVIDENCE_SERIES, bar_chart
+from anju.hub.api.labels import reason_comparison
+from anju.hub.api.models import Evidence, Reason
+from anju.hub.api.reason_figures import shown_reason, shown_reasons
 from tests.hub import test_api
 from tests.hub.test_api import DAYS, vacancy_evidence
 

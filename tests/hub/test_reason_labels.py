@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import models
-from hub.api.labels import REASONS
+import anju.models
+from anju.hub.api.labels import REASONS
 
 
 def _codes(path: Path) -> set[str]:
@@ -20,7 +20,7 @@ def _codes(path: Path) -> set[str]:
 
 
 def test_every_reason_code_has_a_label() -> None:
-    folder = Path(models.__file__).parent
+    folder = Path(anju.models.__file__).parent
     codes = set().union(*(_codes(p) for p in folder.glob("*.py")))
     assert {"idle_streak", "flat_lived_in", "tenant_faces_vanished", "drop_by_visits"} <= codes
     assert codes - set(REASONS) == set()

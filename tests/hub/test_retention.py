@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from anju.hub.features import refresh_daily_features
+from anju.hub.storage import ensure_months, ensure_schema, list_partitions, upsert_units
+from anju.hub.storage.retention import apply_retention
 from anju.services import free_port
-from hub.features import refresh_daily_features
-from hub.storage import ensure_months, ensure_schema, list_partitions, upsert_units
-from hub.storage.retention import apply_retention
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -80,8 +80,8 @@ def test_raw_rows_past_the_horizon_go_a_partition_at_a_time_and_rollups_stay(
 
 @pytest.mark.parametrize("storage_backend", ["partitions"])
 def test_the_pipeline_runs_retention(conn: psycopg.Connection, database_url: str) -> None:
-    from hub.main import Pipeline
-    from hub.settings import HubSettings
+    from anju.hub.main import Pipeline
+    from anju.hub.settings import HubSettings
 
     old = datetime.now(UTC) - timedelta(days=200)
     ensure_months(conn, [old])

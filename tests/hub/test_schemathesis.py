@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from hub.api.app import create_app
+from anju.hub.api.app import create_app
 from tests.hub.test_api import add_users, create_schema, login, seed, serve
 from tests.services import create_database, drop_database
 

@@ -10,7 +10,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from anju.cli import main
-from hub.status import operator_status
+from anju.hub.status import operator_status
 from tests.hub.test_tenancy import conn  # noqa: F401  (fixture: two open cases with pending filings)
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import psycopg
 import pytest
 
-from hub.storage import (
+from anju.hub.storage import (
     StorageInfo,
     TimescalePolicy,
     drop_partitions_older_than,
@@ -20,7 +20,7 @@ from hub.storage import (
     timescale_sql,
     upsert_units,
 )
-from hub.storage.timeseries import add_months, parse_partition_name, partition_name
+from anju.hub.storage.timeseries import add_months, parse_partition_name, partition_name
 
 TODAY = date(2026, 3, 15)
 

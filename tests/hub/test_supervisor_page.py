@@ -8,8 +8,8 @@ import re
 import httpx
 import psycopg
 
-from hub.api.app import create_app
-from hub.api.supervisor_queries import overview
+from anju.hub.api.app import create_app
+from anju.hub.api.supervisor_queries import overview
 from tests.hub.test_api import add_users, create_schema, insert_unit, login, seed, serve
 from tests.hub.test_cases import new_case
 

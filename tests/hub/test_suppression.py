@@ -10,12 +10,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.api.queries import list_alerts
-from hub.audit.store import verify
-from hub.cases.service import transition
-from hub.cases.states import DISMISS_REASONS, Action
-from hub.cases.suppression import SUPPRESS_DAYS, Clearance, Decision, clearance
-from hub.detection.service import run_detection
+from anju.hub.api.queries import list_alerts
+from anju.hub.audit.store import verify
+from anju.hub.cases.service import transition
+from anju.hub.cases.states import DISMISS_REASONS, Action
+from anju.hub.cases.suppression import SUPPRESS_DAYS, Clearance, Decision, clearance
+from anju.hub.detection.service import run_detection
 from tests.hub.test_api import add_users
 from tests.hub.test_case_workflow import INSP, SUP
 from tests.hub.test_detection import AS_OF, INSERT_ACTIVE
@@ -176,7 +176,7 @@ def test_a_confirmed_case_leaves_the_queue_and_stays_out(conn: psycopg.Connectio
 def test_a_lead_filed_before_filing_stopped_moving_cases_on_is_undecided(
     conn: psycopg.Connection[Any],
 ) -> None:
-    from hub.cases.suppression import latest_decision
+    from anju.hub.cases.suppression import latest_decision
 
     detect(conn, AS_OF)
     conn.execute("UPDATE cases SET status = 'filed', filed_at = now()")

@@ -15,11 +15,11 @@ import pytest
 import uvicorn
 from psycopg.types.json import Jsonb
 
-from device_sims import tenancy
-from hub.audit.store import verify
-from hub.detection.service import run_detection
-from hub.tenancy.client import TenancyClient
-from hub.tenancy.outbox import BACKOFF_CAP, backoff, deliver_pending
+from anju.device_sims import tenancy
+from anju.hub.audit.store import verify
+from anju.hub.detection.service import run_detection
+from anju.hub.tenancy.client import TenancyClient
+from anju.hub.tenancy.outbox import BACKOFF_CAP, backoff, deliver_pending
 from tests.hub.test_detection import AS_OF, add_days
 from tests.hub.test_features import add_unit, prepare_schema
 from tests.services import free_port
@@ -184,7 +184,7 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
 def test_a_city_system_that_ignores_keys_gets_each_filing_and_update_once(conn: psycopg.Connection) -> None:
     """Exactly once without Idempotency-Key: a row sent before is looked up by anju's case reference and
     not sent again when it is there, for filings and updates alike."""
-    from hub.tenancy.filing import queue_update
+    from anju.hub.tenancy.filing import queue_update
 
     # The stand-in's mode bites: the same request twice is two cases there.
     first = conn.execute("SELECT idempotency_key, payload FROM tenancy_outbox ORDER BY id").fetchone()
@@ -255,12 +255,13 @@ def test_the_tenancy_domain_never_imports_the_case_workflow() -> None:
     import ast
     from pathlib import Path
 
-    import hub.tenancy
+    import anju.hub.tenancy
 
     found = []
-    for path in Path(hub.tenancy.__file__).parent.glob("*.py"):
+    for path in Path(anju.hub.tenancy.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            found += [(path.name, n) for n in names if n == "hub.cases" or n.startswith("hub.cases.")]
+            found += [(path.name, n) for n in names
+                      if n == "anju.hub.cases" or n.startswith("anju.hub.cases.")]
     assert found == []

@@ -8,11 +8,11 @@ import httpx
 import psycopg
 import pytest
 
-from hub.audit.store import verify
-from hub.cases.service import close_for_tenancy
-from hub.tenancy.changes import apply_tenancy_changes
-from hub.tenancy.client import TenancyClient
-from hub.tenancy.outbox import deliver_pending
+from anju.hub.audit.store import verify
+from anju.hub.cases.service import close_for_tenancy
+from anju.hub.tenancy.changes import apply_tenancy_changes
+from anju.hub.tenancy.client import TenancyClient
+from anju.hub.tenancy.outbox import deliver_pending
 from tests.hub.test_tenancy import conn, stand_in  # noqa: F401  (fixtures)
 from tests.services import free_port
 
@@ -41,7 +41,7 @@ def closed_alert_rows(conn: psycopg.Connection) -> list[tuple[str, str, str]]:  
 
 def open_queue(conn: psycopg.Connection) -> list[int]:  # noqa: F811
     """The ids of the open alerts, as the inspectors' queue lists them."""
-    from hub.api.queries import list_alerts
+    from anju.hub.api.queries import list_alerts
 
     return [a.id for a in list_alerts(conn, status="open").items]
 
@@ -121,8 +121,8 @@ def test_unreachable_feed_is_reported_and_resumed_later(conn: psycopg.Connection
 def test_hub_pipeline_files_then_closes_from_the_feed(
     conn: psycopg.Connection, stand_in: str, database_url: str  # noqa: F811
 ) -> None:
-    from hub.main import Pipeline
-    from hub.settings import HubSettings
+    from anju.hub.main import Pipeline
+    from anju.hub.settings import HubSettings
 
     settings = HubSettings(tenancy_url=stand_in, detect_interval_s=3600, filing_interval_s=0.05)
     pipeline = Pipeline(database_url=database_url, settings=settings)
@@ -154,7 +154,7 @@ def test_changes_are_matched_by_case_reference_where_the_system_ignores_keys(
 ) -> None:
     """A city system that ignores Idempotency-Key does not echo it in its feed either: the change names
     the case by anju's reference, and that is enough."""
-    from device_sims.tenancy import create_app
+    from anju.device_sims.tenancy import create_app
     from tests.hub.test_tenancy import serve
 
     with serve(create_app(honour_keys=False)) as url, TenancyClient(url, None, 5.0) as client:
@@ -172,7 +172,7 @@ def test_changes_are_matched_by_case_reference_where_the_system_ignores_keys(
 
 
 def test_case_references_read_back() -> None:
-    from hub.tenancy.filing import case_of_ref, case_ref
+    from anju.hub.tenancy.filing import case_of_ref, case_ref
 
     assert case_of_ref(case_ref(42)) == 42
     assert case_of_ref("X-1") is None and case_of_ref("ANJU-") is None and case_of_ref("ANJU-1x") is None

@@ -11,12 +11,12 @@ import httpx
 import psycopg
 import pytest
 
-from hub.api.queries import get_case
-from hub.cases.service import open_case
-from hub.storage import ensure_schema
-from hub.tenancy.client import TenancyClient
-from hub.tenancy.filing import queue_update
-from hub.tenancy.outbox import deliver_pending
+from anju.hub.api.queries import get_case
+from anju.hub.cases.service import open_case
+from anju.hub.storage import ensure_schema
+from anju.hub.tenancy.client import TenancyClient
+from anju.hub.tenancy.filing import queue_update
+from anju.hub.tenancy.outbox import deliver_pending
 from tests.hub.test_tenancy import serve
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def open_cases(conn: psycopg.Connection, n: int) -> None:
 
 @pytest.mark.parametrize("honour_keys", [True, False], ids=["keys-honoured", "keys-ignored"])
 def test_thousand_filings_under_faults_arrive_exactly_once(database_url: str, honour_keys: bool) -> None:
-    from device_sims.tenancy import create_app
+    from anju.device_sims.tenancy import create_app
 
     with psycopg.connect(database_url) as conn, serve(create_app(seed=5, honour_keys=honour_keys)) as url:
         ensure_schema(conn)

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.tenancy.changes import FeedBackoff, apply_tenancy_changes
-from hub.tenancy.client import TenancyClient
+from anju.hub.tenancy.changes import FeedBackoff, apply_tenancy_changes
+from anju.hub.tenancy.client import TenancyClient
 from tests.hub.test_features import prepare_schema
 from tests.services import free_port
 
@@ -39,7 +39,7 @@ def test_a_feed_that_is_down_is_polled_less_and_less_often(
     with (
         psycopg.connect(database_url) as conn,
         CountingClient(f"http://127.0.0.1:{free_port()}", None, 2.0) as client,  # nobody listens
-        caplog.at_level(logging.DEBUG, logger="hub.tenancy.changes"),
+        caplog.at_level(logging.DEBUG, logger="anju.hub.tenancy.changes"),
     ):
         prepare_schema(conn)
         conn.commit()

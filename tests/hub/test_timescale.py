@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from anju.cli import main
-from hub.storage import SchemaError, TimescalePolicy, ensure_schema
+from anju.hub.storage import SchemaError, TimescalePolicy, ensure_schema
 from tests.hub.test_import import write
 from tests.services import create_database, drop_database
 
@@ -163,7 +163,7 @@ def test_an_imported_month_is_attached_compressed_and_imported_again_unchanged(
 ) -> None:
     """A month with no chunk takes the import's load table as its chunk; once the compression policy has
     compressed it, importing the same file again finds every row there and adds none."""
-    from hub.bulk import RejectWriter, import_file
+    from anju.hub.bulk import RejectWriter, import_file
     from tests.hub.test_import import _import_readings, _readings, _units_file
 
     ensure_schema(conn)
@@ -188,11 +188,11 @@ def test_an_outbox_replay_into_a_compressed_chunk_is_stored_once(conn: psycopg.C
     import json
     from datetime import UTC, datetime
 
+    from anju.hub.ingest.processor import process
+    from anju.hub.ingest.writer import BatchWriter
+    from anju.hub.storage import upsert_units
     from anju_wire import Topic
     from anju_wire.examples import example_bytes
-    from hub.ingest.processor import process
-    from hub.ingest.writer import BatchWriter
-    from hub.storage import upsert_units
 
     received = datetime(2026, 3, 1, 0, 0, 6, tzinfo=UTC)
     ensure_schema(conn)

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.api.app import create_app
+from anju.hub.api.app import create_app
 from tests.hub.test_api import PASSWORD, add_users, create_schema, seed, serve
 from tests.hub.test_cases import new_case
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from hub.api.app import create_app
+from anju.hub.api.app import create_app
 from tests.hub.test_api import DAYS, PASSWORD, add_users, create_schema, insert_unit, seed, serve
 from tests.hub.test_cases import new_case
 from tests.hub.test_ui_browser import CHROMIUM, CHROMIUM_ARGS

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from models.features import DailyFeatures, StrangerTrack, UnitSeries
+from anju.models.features import DailyFeatures, StrangerTrack, UnitSeries
 
 AS_OF = date(2026, 5, 10)
 START = AS_OF - timedelta(days=80)  # 60 baseline days + 21 window days

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from models.activity import ActivityPolicy, DayState, day_state, idle_run, life_counts, presence_end
-from models.features import DailyFeatures
-from models.rules import Policy
+from anju.models.activity import ActivityPolicy, DayState, day_state, idle_run, life_counts, presence_end
+from anju.models.features import DailyFeatures
+from anju.models.rules import Policy
 from tests.models.factories import AS_OF, day
 
 EMPTY: dict[str, Any] = dict(elec=0.6, water=0.0, gas=0.0, entries=0, strangers=0)

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from models.anomaly import MEASURE_NAMES, Baseline, describe, score_units, unit_measures
-from models.features import UnitSeries, summarize
-from models.rules import Policy
+from anju.models.anomaly import MEASURE_NAMES, Baseline, describe, score_units, unit_measures
+from anju.models.features import UnitSeries, summarize
+from anju.models.rules import Policy
 from tests.models.factories import AS_OF, START, series
 
 POLICY = Policy.load()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.evaluation import ranking_auc
+from anju.models.evaluation import ranking_auc
 
 
 def test_ranking_auc_counts_pairs_and_ties() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from models.evidence import canonical_json, evidence_sha256
-from models.features import idle_streak, peer_stats, summarize, window_bounds
+from anju.models.evidence import canonical_json, evidence_sha256
+from anju.models.features import idle_streak, peer_stats, summarize, window_bounds
 from tests.models.factories import AS_OF, day, series
 
 
@@ -47,7 +47,7 @@ def test_peer_stats_per_estate() -> None:
 
 
 def test_evidence_series_has_every_day_and_nulls_for_gaps() -> None:
-    from models.features import evidence_series
+    from anju.models.features import evidence_series
 
     start = AS_OF - timedelta(days=2)
     out = evidence_series([day(start, elec=None), day(AS_OF, gate=0, entries=0)], start=start, end=AS_OF)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from models.features import Crowding, PeerStats, StrangerTrack, UnitSeries, crowding
-from models.rules import (
+from anju.models.features import Crowding, PeerStats, StrangerTrack, UnitSeries, crowding
+from anju.models.rules import (
     POLICY_PATH,
     RULE_VERSION,
     Outcome,
@@ -20,7 +20,7 @@ from models.rules import (
     VacancyRule,
     Verdict,
 )
-from models.sublet import SubletRule, face_change_chance, presence_change_chance, stranger_chance
+from anju.models.sublet import SubletRule, face_change_chance, presence_change_chance, stranger_chance
 from tests.models.factories import AS_OF, START, series, with_days
 
 # An empty flat: fridge and standby only (0.6 kWh, nothing above the floor), no water, no gas, nobody.

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from models.features import StrangerTrack, UnitSeries
-from models.rules import Outcome, Policy
-from models.standing import Standing, sole_candidates
-from models.sublet import SubletRule
+from anju.models.features import StrangerTrack, UnitSeries
+from anju.models.rules import Outcome, Policy
+from anju.models.standing import Standing, sole_candidates
+from anju.models.sublet import SubletRule
 from tests.models.factories import AS_OF, START, series, with_days
 
 # Someone else living there since before the record: full meters, no registered tenant at the gate.

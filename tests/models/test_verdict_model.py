@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from models.anomaly import MEASURES, UnitAnomaly
-from models.rules import Outcome, Policy, Reason, Verdict
-from models.scoring import AtOpening, with_models
-from models.verdict_model import INPUTS, NotEnoughVerdicts, VerdictModel, describe, model_inputs, train
+from anju.models.anomaly import MEASURES, UnitAnomaly
+from anju.models.rules import Outcome, Policy, Reason, Verdict
+from anju.models.scoring import AtOpening, with_models
+from anju.models.verdict_model import INPUTS, NotEnoughVerdicts, VerdictModel, describe, model_inputs, train
 from tests.models.factories import AS_OF
 
 POLICY = Policy.load().models

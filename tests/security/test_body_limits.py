@@ -83,7 +83,7 @@ def test_login_refuses_a_128_mib_chunked_body_early(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         create_schema(conn)
     port = free_port()
-    code = ("import uvicorn; from hub.api.app import create_app;"
+    code = ("import uvicorn; from anju.hub.api.app import create_app;"
             f"uvicorn.run(create_app(database_url={database_url!r}), host='127.0.0.1', port={port},"
             " log_level='warning')")
     with child_server(code, port) as proc:
@@ -103,8 +103,8 @@ def test_gate_push_refuses_a_256_mib_chunked_body_early(token: str | None) -> No
     port = free_port()
     gate = ("GateConfig(device_id='G1', building='B1', source='http', listen_host='127.0.0.1',"
             f" listen_port={port}, path='/events', token={token!r})")
-    code = ("import uvicorn; from edge_agent.site import GateConfig;"
-            " from edge_agent.gate_http import build_app;"
+    code = ("import uvicorn; from anju.edge_agent.site import GateConfig;"
+            " from anju.edge_agent.gate_http import build_app;"
             f"uvicorn.run(build_app([{gate}], None), host='127.0.0.1', port={port}, log_level='warning',"
             " http='h11')")
     with child_server(code, port) as proc:

@@ -17,5 +17,5 @@ names=(-v anju_role=anju -v grafana_role=grafana_reader -v anju_db=anju)
 psql -X -v ON_ERROR_STOP=1 --username postgres --dbname postgres "${names[@]}" \
   -v anju_pw="$ANJU_DB_PASSWORD" -v grafana_pw="$GRAFANA_DB_PASSWORD" -f "$here/roles.psql"
 psql -X -v ON_ERROR_STOP=1 --username postgres --dbname anju -c 'CREATE EXTENSION IF NOT EXISTS timescaledb'
-# Tables and the grafana views are created later by the hub (hub.storage.ensure_schema) as role anju.
+# Tables and the grafana views are created later by the hub (anju.hub.storage.ensure_schema) as role anju.
 psql -X -v ON_ERROR_STOP=1 --username postgres --dbname anju "${names[@]}" -f "$here/grafana-reader.psql"
