@@ -134,8 +134,9 @@ class Reason:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """The outcome of one rule for one unit and window."""
+class RuleFinding:
+    """What one rule found for one unit and window (an inspector's decision on a case is
+    ``anju.hub.api.models.InspectorVerdict``)."""
 
     kind: Literal["vacancy", "sublet"]
     unit_id: str
@@ -221,14 +222,14 @@ class VacancyRule:
     def evaluate(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
         context: RuleContext | None = None,
-    ) -> Verdict:
+    ) -> RuleFinding:
         """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already)."""
         pol, p = self.policy, self.policy.vacancy
         ctx = context or rule_context(series, as_of=as_of, policy=pol)
         w = ctx.window
 
-        def verdict(outcome: Outcome, score: float, reasons: list[Reason]) -> Verdict:
-            return Verdict(
+        def verdict(outcome: Outcome, score: float, reasons: list[Reason]) -> RuleFinding:
+            return RuleFinding(
                 kind=self.kind, unit_id=series.unit_id, outcome=outcome, score=round(score, 3),
                 window_start=ctx.start, window_end=ctx.end, rule_version=pol.version,
                 reasons=tuple(reasons),

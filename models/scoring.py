@@ -8,7 +8,7 @@ from typing import Any
 
 from anju.models.anomaly import UnitAnomaly
 from anju.models.anomaly import describe as describe_anomaly
-from anju.models.rules import ModelsPolicy, Reason, Verdict
+from anju.models.rules import ModelsPolicy, Reason, RuleFinding
 from anju.models.verdict_model import VerdictModel, model_inputs
 from anju.models.verdict_model import describe as describe_model
 
@@ -36,9 +36,9 @@ class AtOpening:
 
 
 def with_models(
-    verdict: Verdict, *, anomaly: UnitAnomaly | None, model: VerdictModel | None, policy: ModelsPolicy,
+    verdict: RuleFinding, *, anomaly: UnitAnomaly | None, model: VerdictModel | None, policy: ModelsPolicy,
     at_opening: AtOpening | None = None,
-) -> tuple[Verdict, dict[str, Any]]:
+) -> tuple[RuleFinding, dict[str, Any]]:
     """The flagged ``verdict`` with the models' reasons and score, and the features to keep with it.
 
     The rule decides whether there is an alert; the models only move its score (the queue's risk order)

@@ -21,8 +21,8 @@ from anju.models.rules import (
     Policy,
     Reason,
     RuleContext,
+    RuleFinding,
     SubletPolicy,
-    Verdict,
     entry_days_between,
     fmt,
     precheck,
@@ -116,7 +116,7 @@ class SubletRule:
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None = None,
         context: RuleContext | None = None, claimed: tuple[StrangerTrack, ...] | None = None,
         crowd: Crowding | None = None, standing: Standing | None = None, explained: Collection[str] = (),
-    ) -> Verdict:
+    ) -> RuleFinding:
         """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already;
         ``claimed``: the aligned strangers the building's attribution gave this unit, see
         ``attribute_strangers``; by default every aligned stranger near it counts; ``crowd``: its water
@@ -149,7 +149,7 @@ class SubletRule:
             stranger_min_days=p.stranger_min_days, min_resident_share=p.min_resident_share,
             activity=self.policy.activity)
 
-    def _by_standing(self, *, ctx: RuleContext, standing: Standing, verdict: Verdict) -> Verdict:
+    def _by_standing(self, *, ctx: RuleContext, standing: Standing, verdict: RuleFinding) -> RuleFinding:
         """A sublet older than the record (``anju.models.standing``): its reasons."""
         p = self.policy.sublet
         since = standing.record_start.isoformat()
@@ -180,7 +180,7 @@ class SubletRule:
         return replace(verdict, outcome=Outcome.FLAGGED, score=round(score, 3), reasons=reasons)
 
     def _by_crowding(self, series: UnitSeries, *, ctx: RuleContext, crowd: Crowding,
-                     verdict: Verdict) -> Verdict | None:
+                     verdict: RuleFinding) -> RuleFinding | None:
         """A group rental: water well above what households of its registered size use, in the window and
         over the baseline days before it (a few weeks of visiting relatives do not last that long)."""
         pol, p = self.policy, self.policy.sublet
@@ -220,13 +220,13 @@ class SubletRule:
     def _by_departure(
         self, series: UnitSeries, *, as_of: date, peers: PeerStats | None, ctx: RuleContext,
         claimed: tuple[StrangerTrack, ...] | None, crowd: Crowding | None, explained: Collection[str],
-    ) -> Verdict:
+    ) -> RuleFinding:
         """The departure path of ``evaluate``."""
         pol, p = self.policy, self.policy.sublet
         w, b = ctx.window, ctx.baseline
 
-        def verdict(outcome: Outcome, score: float, reasons: list[Reason]) -> Verdict:
-            return Verdict(
+        def verdict(outcome: Outcome, score: float, reasons: list[Reason]) -> RuleFinding:
+            return RuleFinding(
                 kind=self.kind, unit_id=series.unit_id, outcome=outcome, score=round(score, 3),
                 window_start=ctx.start, window_end=ctx.end, rule_version=pol.version,
                 reasons=tuple(reasons),

@@ -263,7 +263,7 @@ class AuditCheck(BaseModel):
     problem: str | None = None
 
 
-class Verdict(BaseModel):
+class InspectorVerdict(BaseModel):
     """An inspector's verdict on a case, as kept for learning."""
 
     case_id: int
@@ -284,7 +284,7 @@ class UnitTrail(BaseModel):
     estate_id: str
     alerts: list[AlertSummary]
     cases: list[CaseSummary]
-    verdicts: list[Verdict]
+    verdicts: list[InspectorVerdict]
     audit: list[AuditEntry]
 
 

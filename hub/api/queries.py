@@ -17,10 +17,10 @@ from anju.hub.api.models import (
     CaseSummary,
     Filing,
     Health,
+    InspectorVerdict,
     UnitDay,
     UnitDetail,
     UnitTrail,
-    Verdict,
 )
 from anju.hub.api.queue_queries import ALERT_CASE_JOIN, ALERT_COLUMNS, list_alerts
 from anju.hub.cases.workflow import OVERDUE_SQL, STAGE_SQL
@@ -282,7 +282,7 @@ def unit_trail(conn: Conn, *, unit_id: str) -> UnitTrail | None:
             " decided_at"
             " FROM case_verdicts WHERE unit_id = %s ORDER BY id", (unit_id,),
         )
-        verdicts = [Verdict.model_validate(r) for r in cur.fetchall()]
+        verdicts = [InspectorVerdict.model_validate(r) for r in cur.fetchall()]
         cur.execute(
             "SELECT seq, ts, actor, action, object_type, object_id, detail, mac FROM audit_log"
             " WHERE (object_type = 'unit' AND object_id = %s)"

@@ -51,7 +51,7 @@ class ThrottleState:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class ThrottleDecision:
     """Whether a sign-in may be checked now; if not, why (``locked`` or ``throttled``) and for how long."""
 
     allowed: bool
@@ -68,10 +68,10 @@ def current(state: ThrottleState, *, scope: Scope, now: datetime, policy: Thrott
 
 
 def judge(account: ThrottleState, address: ThrottleState, *, now: datetime,
-          policy: ThrottlePolicy) -> Verdict:
+          policy: ThrottlePolicy) -> ThrottleDecision:
     """May a sign-in for this account from this address be checked at ``now``?"""
     if account.locked_at is not None:
-        return Verdict(False, "locked")
+        return ThrottleDecision(False, "locked")
     waits = []
     for state, free in ((account, policy.account_free), (address, policy.address_free)):
         if state.last_failure is not None:
@@ -79,5 +79,5 @@ def judge(account: ThrottleState, address: ThrottleState, *, now: datetime,
             if until > now:
                 waits.append(until - now)
     if waits:
-        return Verdict(False, "throttled", max(1, int(max(waits).total_seconds() + 0.999)))
-    return Verdict(True)
+        return ThrottleDecision(False, "throttled", max(1, int(max(waits).total_seconds() + 0.999)))
+    return ThrottleDecision(True)

@@ -32,8 +32,8 @@ from anju.models.rules import (
     Outcome,
     Policy,
     RuleContext,
+    RuleFinding,
     VacancyRule,
-    Verdict,
     rule_context,
 )
 from anju.models.scoring import AtOpening, with_models
@@ -90,14 +90,14 @@ def anomaly_scores(conn: psycopg.Connection, *, as_of: date, policy: Policy) -> 
     return _anomalies(all_series, windows, baselines, policy=policy)
 
 
-def _summary(verdict: Verdict, unit_id: str) -> str:
+def _summary(verdict: RuleFinding, unit_id: str) -> str:
     what = "vacancy" if verdict.kind == "vacancy" else "illegal subletting"
     signals = "; ".join(r.text for r in verdict.reasons[:3])
     return f"Suspected {what} of unit {unit_id} ({verdict.window_start} to {verdict.window_end}): {signals}"
 
 
 def _upsert_alert(
-    conn: psycopg.Connection, *, series: UnitSeries, verdict: Verdict, as_of: date,
+    conn: psycopg.Connection, *, series: UnitSeries, verdict: RuleFinding, as_of: date,
     evidence: dict[str, Any],
 ) -> tuple[int, bool]:
     """Open or refresh the unit's open alert of this kind; return (alert id, whether it is new)."""
@@ -274,7 +274,7 @@ def _open_alerts_at_opening(conn: psycopg.Connection) -> dict[tuple[str, str], A
 
 
 def _act_on(
-    conn: psycopg.Connection, *, series: UnitSeries, verdict: Verdict, as_of: date,
+    conn: psycopg.Connection, *, series: UnitSeries, verdict: RuleFinding, as_of: date,
     series_json: dict[str, Any], features: dict[str, Any],
 ) -> list[str]:
     """Open or refresh the alert of a flagged verdict and, for a new alert, open its case."""

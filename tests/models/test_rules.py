@@ -17,8 +17,8 @@ from anju.models.rules import (
     Outcome,
     Policy,
     Reason,
+    RuleFinding,
     VacancyRule,
-    Verdict,
 )
 from anju.models.sublet import SubletRule, face_change_chance, presence_change_chance, stranger_chance
 from tests.models.factories import AS_OF, START, series, with_days
@@ -39,18 +39,18 @@ def policy() -> Policy:
     return Policy.load()
 
 
-def judge(policy: Policy, s: UnitSeries, peers: PeerStats | None = None) -> tuple[Verdict, Verdict]:
+def judge(policy: Policy, s: UnitSeries, peers: PeerStats | None = None) -> tuple[RuleFinding, RuleFinding]:
     return (
         VacancyRule(policy).evaluate(s, as_of=AS_OF, peers=peers),
         SubletRule(policy).evaluate(s, as_of=AS_OF, peers=peers),
     )
 
 
-def codes(v: Verdict) -> set[str]:
+def codes(v: RuleFinding) -> set[str]:
     return {r.code for r in v.reasons}
 
 
-def reason(v: Verdict, code: str) -> Reason:
+def reason(v: RuleFinding, code: str) -> Reason:
     return next(r for r in v.reasons if r.code == code)
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from anju.models.anomaly import MEASURES, UnitAnomaly
-from anju.models.rules import Outcome, Policy, Reason, Verdict
+from anju.models.rules import Outcome, Policy, Reason, RuleFinding
 from anju.models.scoring import AtOpening, with_models
 from anju.models.verdict_model import INPUTS, NotEnoughVerdicts, VerdictModel, describe, model_inputs, train
 from tests.models.factories import AS_OF
@@ -52,8 +52,8 @@ def test_refuses_to_train_on_too_few_verdicts_or_only_one_kind() -> None:
         train("sublet", only_confirmed, min_verdicts=30, min_per_class=5)
 
 
-def flagged(score: float = 0.7) -> Verdict:
-    return Verdict(kind="vacancy", unit_id="E01-1-0101", outcome=Outcome.FLAGGED, score=score,
+def flagged(score: float = 0.7) -> RuleFinding:
+    return RuleFinding(kind="vacancy", unit_id="E01-1-0101", outcome=Outcome.FLAGGED, score=score,
                    window_start=AS_OF - timedelta(days=20), window_end=AS_OF, rule_version="rules-3+p0",
                    reasons=(Reason("idle_streak", "Idle for 30 days", 30, 180, "days"),))
 
