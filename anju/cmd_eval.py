@@ -78,8 +78,8 @@ def run_scenario(
     """
     from anju.hub.bulk import BulkImport, import_all
     from anju.hub.detection.asof import detect_as_of
-    from anju.hub.features import refresh_daily_features
     from anju.hub.storage import ensure_schema
+    from anju.hub.storage.rollups import refresh_daily_features
     from anju.models.evaluation import AlertRow, evaluate
     from anju.models.rules import Policy
 

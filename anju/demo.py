@@ -161,7 +161,7 @@ def _count(conn: psycopg.Connection, sql: str) -> int:
 def _final_pass(database_url: str, tenancy_url: str, as_of: date) -> None:
     """Roll up every day, run detection as of the last simulated day, and file what it opened."""
     from anju.hub.detection.asof import detect_as_of
-    from anju.hub.features import refresh_daily_features
+    from anju.hub.storage.rollups import refresh_daily_features
     from anju.hub.tenancy.client import TenancyClient
     from anju.hub.tenancy.outbox import deliver_pending
 

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.service
 
 from anju.device_sims.scenarios import ScenarioFiles, make_scenario, write_scenario
 from anju.hub.bulk import BulkImport, import_all
-from anju.hub.features import refresh_daily_features
 from anju.hub.ingest.processor import process
 from anju.hub.ingest.writer import BatchWriter
 from anju.hub.storage import ensure_schema
 from anju.hub.storage.embedded import throwaway_database
+from anju.hub.storage.rollups import refresh_daily_features
 from anju.hub.storage.schema import Backend
 from anju_wire import MeterKind, MeterReading, ReadingsBatch, Topic, encode
 from tests.services import create_database, drop_database, pg15_server

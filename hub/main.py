@@ -44,7 +44,7 @@ def detect_once(
     hold the next refresh there (fresh days would never get features).
     """
     from anju.hub.detection.asof import detect_as_of
-    from anju.hub.features import refresh_daily_features
+    from anju.hub.storage.rollups import refresh_daily_features
 
     bounds = bounds or TimeBounds()
     now = datetime.now(UTC)

@@ -2,7 +2,7 @@
 
 A total in kWh or m³ says little: an empty flat whose fridge, router and water heater stay on uses 0.5 to
 2.5 kWh a day, a frugal pensioner about as much. What tells them apart is the shape of the day (see
-``hub/features.py``): any lived-in flat flushes, washes and cooks, so its water meter rises in several
+``hub/storage/rollups.py``): any lived-in flat flushes, washes and cooks, so its water meter rises in several
 hours of the day and its electricity rises well above the night-time floor; an empty flat's water meter
 stands still (or creeps at a leak's constant rate) and its electricity stays on the floor.
 

@@ -24,7 +24,7 @@ class DailyFeatures(NamedTuple):
     strangers_building: int = 0
     gate_events_building: int = 0
     water_night_m3_h: float | None = None  # smallest hourly water rate over local 01:00-05:00
-    # Activity signatures (hub/features.py): use above the day's floor, and hours with an appliance event.
+    # Activity signatures (hub/storage/rollups.py): use above the day's floor, hours with an appliance event
     elec_active_kwh: float | None = None
     elec_active_hours: int | None = None
     water_active_m3: float | None = None

@@ -13,7 +13,7 @@ import psycopg
 
 from anju.hub.detection.load import history_start
 from anju.hub.detection.service import DetectionResult, last_complete_day, run_detection
-from anju.hub.features import refresh_daily_features
+from anju.hub.storage.rollups import refresh_daily_features
 from anju.models.rules import Policy
 
 _DAYS_TO_REFRESH = """

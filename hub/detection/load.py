@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from anju.hub.features import LOCAL_TZ, local_midnight
+from anju.hub.storage.rollups import LOCAL_TZ, local_midnight
 from anju.models.anomaly import Baseline
 from anju.models.features import DailyFeatures, StrangerTrack, UnitSeries, window_bounds
 from anju.models.rules import Policy

@@ -15,7 +15,7 @@ from anju.hub.cases.service import DETECTOR, open_case
 from anju.hub.cases.suppression import may_flag
 from anju.hub.detection.learned import latest_verdict_model
 from anju.hub.detection.load import load_series
-from anju.hub.features import LOCAL_TZ
+from anju.hub.storage.rollups import LOCAL_TZ
 from anju.models.anomaly import AnomalyScores, Baseline, score_units, unit_measures
 from anju.models.features import (
     Crowding,

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from anju.device_sims.household import LOCAL_TZ, EstateModel, make_estate
-from anju.hub.features import ACTIVE_STEP, ACTIVE_STEP_SHARE
+from anju.hub.storage.rollups import ACTIVE_STEP, ACTIVE_STEP_SHARE
 from anju.models.features import DailyFeatures, StrangerTrack, UnitSeries
 from anju.models.rules import Policy, VacancyRule
 from anju.models.sublet import SubletRule
@@ -17,7 +17,7 @@ from tests.device_sims.factories import START
 
 def _activity(hourly: np.ndarray, meter: str) -> tuple[np.ndarray, np.ndarray]:
     """Per day: use above the day's lowest hour, and hours at least one appliance event above it, as
-    ``hub/features.py`` derives them from the registers (tested there on real readings)."""
+    ``hub/storage/rollups.py`` derives them from the registers (tested there on real readings)."""
     days = hourly.reshape(-1, 24)
     above = days - days.min(axis=1, keepdims=True)
     step = np.maximum(ACTIVE_STEP[meter], ACTIVE_STEP_SHARE * days.min(axis=1, keepdims=True))

@@ -36,7 +36,7 @@ import psycopg
 import pytest
 
 from anju.device_sims.reporting_meters import ReportedReading, ReportingMeterFleet
-from anju.hub.features import refresh_daily_features
+from anju.hub.storage.rollups import refresh_daily_features
 from anju_wire import AcceleratedClock
 from tests.faults.harness import (
     POLL_INTERVAL_S,

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from anju.hub.features import refresh_daily_features
 from anju.hub.storage import ensure_schema
+from anju.hub.storage.rollups import refresh_daily_features
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from anju.hub.features import refresh_daily_features
 from anju.hub.main import detect_once
+from anju.hub.storage.rollups import refresh_daily_features
 from anju_wire import TimeBounds
 from tests.hub.test_features import add_readings, add_unit, at, hourly, prepare_schema
 

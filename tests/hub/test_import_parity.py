@@ -141,7 +141,7 @@ def test_reading_checks_give_the_wire_contracts_verdicts(conn: psycopg.Connectio
 
 def test_the_importers_stale_days_are_the_features_days() -> None:
     """A stale day marked by an import is the local day the daily features recompute."""
-    import anju.hub.features
+    import anju.hub.storage.rollups
 
-    assert anju.hub.features.LOCAL_TZ == ESTATE_TZ and f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE
+    assert anju.hub.storage.rollups.LOCAL_TZ == ESTATE_TZ and f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE
     assert f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE_HOURS

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from anju.hub.features import refresh_daily_features
 from anju.hub.storage import ensure_months, ensure_schema, list_partitions, upsert_units
 from anju.hub.storage.retention import apply_retention
+from anju.hub.storage.rollups import refresh_daily_features
 from anju.services import free_port
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
