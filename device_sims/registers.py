@@ -80,7 +80,7 @@ class RegisterMap:
 def maps_dir() -> Path:
     """The folder of register map files (``edge_agent/maps``), found without importing the agent."""
     candidates = [Path(__file__).resolve().parents[1] / "edge_agent" / "maps"]
-    spec = importlib.util.find_spec("edge_agent")
+    spec = importlib.util.find_spec("anju.edge_agent")
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(loc) / "maps" for loc in spec.submodule_search_locations]
     for folder in candidates:

@@ -168,7 +168,7 @@ def parse_payload_map(text: str, *, name: str) -> PayloadMap:
 
 def available_payload_maps() -> list[str]:
     """Names of the payload maps shipped in ``edge_agent/payload_maps``."""
-    folder = resources.files("edge_agent").joinpath("payload_maps")
+    folder = resources.files("anju.edge_agent").joinpath("payload_maps")
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -178,7 +178,7 @@ def load_payload_map(name: str, maps_dir: Path | None = None) -> PayloadMap:
     if not _MAP_NAME.match(name):
         raise RegisterMapError(f"invalid payload map name {name!r}: use lower-case letters, digits, '_'")
     own = maps_dir / f"{name}.yaml" if maps_dir is not None else None
-    shipped = resources.files("edge_agent").joinpath("payload_maps", f"{name}.yaml")
+    shipped = resources.files("anju.edge_agent").joinpath("payload_maps", f"{name}.yaml")
     path = own if own is not None and own.is_file() else shipped
     if not path.is_file():
         known = ", ".join(available_payload_maps())

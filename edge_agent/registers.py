@@ -132,7 +132,7 @@ def parse_map(text: str, *, name: str) -> RegisterMap:
 
 def available_maps() -> list[str]:
     """Names of the register maps shipped in ``edge_agent/maps``."""
-    folder = resources.files("edge_agent").joinpath("maps")
+    folder = resources.files("anju.edge_agent").joinpath("maps")
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -142,7 +142,7 @@ def load_map(name: str, maps_dir: Path | None = None) -> RegisterMap:
     if not _MAP_NAME.match(name):
         raise RegisterMapError(f"invalid register map name {name!r}: use lower-case letters, digits, '_'")
     own = maps_dir / f"{name}.yaml" if maps_dir is not None else None
-    shipped = resources.files("edge_agent").joinpath("maps", f"{name}.yaml")
+    shipped = resources.files("anju.edge_agent").joinpath("maps", f"{name}.yaml")
     path = own if own is not None and own.is_file() else shipped
     if not path.is_file():
         raise RegisterMapError(f"unknown register map {name!r}; known: {', '.join(available_maps())}")

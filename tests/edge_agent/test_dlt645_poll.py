@@ -79,7 +79,7 @@ def test_a_bus_is_read_in_turn_with_a_dead_and_a_faulty_meter(
         await poller.poll_round()
 
     with (
-        caplog.at_level(logging.DEBUG, logger="edge_agent"),
+        caplog.at_level(logging.DEBUG, logger="anju.edge_agent"),
         Outbox(tmp_path / "o.sqlite", capacity=100) as ob,
     ):
         poller = on_a_bus(protocol, 4, ob, two_rounds, silent={3}, failing={4})

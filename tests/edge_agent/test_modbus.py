@@ -60,7 +60,7 @@ def test_poller_reads_totals_and_marks_a_faulty_meter_unavailable(
             return poller
 
     with (
-        caplog.at_level(logging.INFO, logger="edge_agent"),
+        caplog.at_level(logging.INFO, logger="anju.edge_agent"),
         Outbox(tmp_path / "o.sqlite", capacity=1000) as outbox,
     ):
         poller = asyncio.run(scenario())
@@ -99,7 +99,7 @@ def test_outage_is_unavailable_then_recovers(tmp_path: Path, caplog: pytest.LogC
         return poller
 
     with (
-        caplog.at_level(logging.INFO, logger="edge_agent"),
+        caplog.at_level(logging.INFO, logger="anju.edge_agent"),
         Outbox(tmp_path / "o.sqlite", capacity=1000) as outbox,
     ):
         poller = asyncio.run(scenario())
