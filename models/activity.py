@@ -109,6 +109,11 @@ def idle_run(days: Sequence[DailyFeatures], *, end: date, policy: ActivityPolicy
     return Streak(idle_days=idle, visits=visits, unknown_days=unknown, since=since)
 
 
+def occupied_days(days: Sequence[DailyFeatures], policy: ActivityPolicy) -> tuple[DailyFeatures, ...]:
+    """The days on which the flat was not standing empty (lived in, visited, or without meter data)."""
+    return tuple(d for d in days if day_state(d, policy) is not DayState.IDLE)
+
+
 @dataclass(frozen=True, slots=True)
 class LifeCounts:
     """How many days of a span showed each state."""

@@ -61,6 +61,7 @@ class SubletPolicy(_Frozen):
     min_face_share_before: float = Field(ge=0, le=1)
     max_face_share_after: float = Field(ge=0, le=1)
     max_face_change_chance: float = Field(gt=0, lt=1)
+    lent_card_change_chance: float = Field(gt=0, lt=1)
     max_change_chance: float = Field(gt=0, lt=1)
     max_stranger_chance: float = Field(gt=0, le=1)
     crowding_ratio: float = Field(gt=1)

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from math import comb, exp, factorial
 from typing import Literal
 
-from anju.models.activity import life_counts, presence_end
+from anju.models.activity import life_counts, occupied_days, presence_end
 from anju.models.features import Crowding, DailyFeatures, PeerStats, StrangerTrack, UnitSeries
 from anju.models.rules import (
     Outcome,
@@ -57,19 +57,26 @@ class SubletRule:
         return None if left is None else (left, faces_only)
 
     def _left(self, series: UnitSeries, ctx: RuleContext, *, faces_only: bool) -> date | None:
-        """The departure day by the policy's presence thresholds (stricter when judged on faces alone)."""
+        """The departure day by the policy's presence thresholds (stricter when judged on faces alone).
+
+        Only days the flat was not standing empty count: a sublet is tenants absent while somebody lives
+        there, and a household that travelled, or moved out, was absent from an empty flat (that is the
+        vacancy rule's question). Without this a household that entered every other day, then left the
+        flat empty, would show a long absence at the gate and be judged on the days it lived there.
+        """
         p = self.policy.sublet
+        days = occupied_days(series.days, self.policy.activity)
         left = presence_end(
-            series.days, end=ctx.end, lookback_days=p.lookback_days,
+            days, end=ctx.end, lookback_days=p.lookback_days,
             min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
             max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
             min_days_after=p.min_absent_gate_days, faces_only=faces_only)
         if left is None:
             return None
         if faces_only:
-            if face_change_chance(series.days, left=left, end=ctx.end) > p.max_face_change_chance:
+            if face_change_chance(days, left=left, end=ctx.end) > p.max_face_change_chance:
                 return None  # a household that mixes card and face can go weeks without a face by chance
-        elif presence_change_chance(series.days, left=left, end=ctx.end) > p.max_change_chance:
+        elif presence_change_chance(days, left=left, end=ctx.end) > p.max_change_chance:
             return None  # a pensioner who goes out twice a week can stay in for a fortnight by chance
         return left
 
@@ -265,6 +272,9 @@ class SubletRule:
         # Their card or code used day after day, their faces never: a lent card, even if no new face can
         # be placed in the building (the new occupants may all use the card).
         lent_card = faces_only and entry_days - face_days >= p.min_card_days
+        if lent_card and not aligned and left is not None:
+            occupied = occupied_days(series.days, pol.activity)
+            lent_card = face_change_chance(occupied, left=left, end=ctx.end) <= p.lent_card_change_chance
         if not aligned and not lent_card:
             # Tenants who stop passing the gate (car-park door, side entrance) while still living there
             # look the same on the meters; only new recurring faces tell a new occupant apart.
@@ -356,23 +366,43 @@ def _binomial_cdf(k: int, n: int, p: float) -> float:
     return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
 
+HABIT_Z = 1.645  # one-sided 95%: a household's usual share is taken as low as its record allows
+
+
+def habit_share(k: int, n: int, z: float = HABIT_Z) -> float:
+    """The lower Wilson bound of a share seen as ``k`` of ``n`` days.
+
+    A household's earlier habit is known only from its record, and the departure day is the one where the
+    share drops most, so the days just before it tend to be its busiest: taking the share at face value
+    (11 of 21 face days, then a fortnight of card entries) calls a run of chance a change. The lower bound
+    asks the change to be unlikely even for the most modest habit the record is consistent with.
+    """
+    if n <= 0:
+        return 0.0
+    phat = k / n
+    centre = phat + z * z / (2 * n)
+    spread = z * (phat * (1 - phat) / n + z * z / (4 * n * n)) ** 0.5
+    return max(0.0, (centre - spread) / (1 + z * z / n))
+
+
 def presence_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date) -> float:
     """The chance that a household keeping its earlier habits enters on as few of the gate's working days
-    since ``left`` as it did, when before ``left`` it entered on its usual share of them (a binomial tail
-    over all its earlier days on record)."""
+    since ``left`` as it did, when before ``left`` it entered on its usual share of them (a binomial tail;
+    the share is ``habit_share`` of all its earlier days on record)."""
     gate = [d for d in days if d.day <= end and d.gate_working]
     before = [d for d in gate if d.day < left]
     after = [d for d in gate if d.day >= left]
     if not before:
         return 1.0
-    share = sum(1 for d in before if d.tenant_entries > 0) / len(before)
+    share = habit_share(sum(1 for d in before if d.tenant_entries > 0), len(before))
     return _binomial_cdf(sum(1 for d in after if d.tenant_entries > 0), len(after), share)
 
 
 def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date) -> float:
     """The chance that a household keeping its earlier habits shows no more face days than it did since
     ``left``: of its days with a registered entry (card, code or face) since then, as few with a face,
-    when before ``left`` a face was recognised on its usual share of such days (a binomial tail).
+    when before ``left`` a face was recognised on its usual share of such days (a binomial tail; the share
+    is ``habit_share`` of its earlier such days).
     """
     def counts(lo: date | None, hi: date) -> tuple[int, int]:
         entered = [d for d in days if (lo is None or lo <= d.day) and d.day <= hi and d.tenant_entries > 0]
@@ -382,7 +412,7 @@ def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date
     n_after, k_after = counts(left, end)
     if n_before == 0:
         return 1.0
-    return _binomial_cdf(k_after, n_after, k_before / n_before)
+    return _binomial_cdf(k_after, n_after, habit_share(k_before, n_before))
 
 
 def attribute_strangers(

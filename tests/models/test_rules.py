@@ -452,7 +452,7 @@ def test_a_household_that_often_uses_its_card_is_not_a_lent_card_after_weeks_wit
     assert face_change_chance(s.days, left=WINDOW_START, end=AS_OF) > policy.sublet.max_face_change_chance
     always = with_days(series(), {d.day: {**SUBLET, "strangers": 0, "entries": 1 if d.day in card_days else 0,
                                           "faces": 0} for d in series().days if d.day >= WINDOW_START})
-    assert face_change_chance(always.days, left=WINDOW_START, end=AS_OF) == 0.0
+    assert face_change_chance(always.days, left=WINDOW_START, end=AS_OF) < 1e-6
     _, lent = judge(policy, always)
     assert lent.outcome is Outcome.FLAGGED and "tenant_faces_vanished" in codes(lent)
 
@@ -543,8 +543,58 @@ def test_a_pensioner_who_goes_out_twice_a_week_has_not_left_after_weeks_indoors(
     assert chance > policy.sublet.max_change_chance
     assert rule.evaluate(pensioner, as_of=AS_OF).outcome is Outcome.CLEAR
     daily = series(change_from=indoors_from, tracks=moved_in, **SUBLET)
-    assert presence_change_chance(daily.days, left=indoors_from, end=AS_OF) == 0.0
+    assert presence_change_chance(daily.days, left=indoors_from, end=AS_OF) < 1e-6
     assert rule.evaluate(daily, as_of=AS_OF).outcome is Outcome.FLAGGED
+
+
+def test_a_household_that_left_its_flat_empty_is_not_a_sublet_by_its_days_away_from_the_gate(
+    policy: Policy,
+) -> None:
+    """Entries on every other day, then none for nine lived-in days (staying in), then the flat empty for
+    eight: the gate alone shows a fortnight's absence, but the days the flat stood empty say nothing about
+    who lives there, and nine days indoors are no departure. The same gate record over a flat lived in
+    throughout, with a new face as the entries stopped, is a sublet."""
+    rule = SubletRule(policy)
+    stopped = AS_OF - timedelta(days=16)
+    empty_from = AS_OF - timedelta(days=7)
+    every_other = {d.day: {"entries": 1 if i % 2 == 0 else 0} for i, d in enumerate(series().days)
+                   if d.day < stopped}
+    indoors = {d: {**SUBLET, "strangers": 1} for d in days_between(stopped, empty_from - timedelta(days=1))}
+    empty = {d: dict(elec=1.2, water=0.0, gas=0.0, entries=0, strangers=1)
+             for d in days_between(empty_from, AS_OF)}
+    newcomer = (subtenant(stopped, days_seen=15),)
+    left_empty = with_days(with_days(series(tracks=newcomer), every_other), {**indoors, **empty})
+    assert rule.evaluate(left_empty, as_of=AS_OF).outcome is Outcome.CLEAR
+    lived_on = with_days(with_days(series(tracks=newcomer), every_other),
+                         {d: {**SUBLET, "strangers": 1} for d in days_between(stopped, AS_OF)})
+    assert rule.evaluate(lived_on, as_of=AS_OF).outcome is Outcome.FLAGGED
+
+
+def test_a_card_alone_must_be_stranger_than_a_card_with_a_new_face(policy: Policy) -> None:
+    """Faces on three entry days in five for months, then three weeks of the card every other day and no
+    face: a run that happens to some household every few weeks (faces come and go in runs), but less
+    often than the ordinary departure test allows. With a new recurring face as the faces stopped, that
+    is two signs and a sublet; the card alone needs the stricter ``lent_card_change_chance``, a month of
+    it."""
+    rule = SubletRule(policy)
+    habit = {d.day: {"entries": 1, "faces": 1 if i % 5 < 3 or (WINDOW_START - d.day).days <= 3 else 0}
+             for i, d in enumerate(series().days) if d.day < WINDOW_START}  # faces up to the change
+
+    def card_since(first: date, tracks: tuple[Any, ...] = ()) -> UnitSeries:
+        card = {d: {**SUBLET, "strangers": 0, "entries": 1 if (AS_OF - d).days % 2 == 0 else 0, "faces": 0}
+                for d in days_between(first, AS_OF)}
+        return with_days(with_days(series(tracks=tracks), habit), card)
+
+    fortnight = card_since(WINDOW_START)
+    chance = face_change_chance(fortnight.days, left=WINDOW_START, end=AS_OF)
+    assert policy.sublet.lent_card_change_chance < chance <= policy.sublet.max_face_change_chance
+    assert rule.evaluate(fortnight, as_of=AS_OF).outcome is Outcome.CLEAR
+    with_face = card_since(WINDOW_START, (subtenant(WINDOW_START + timedelta(days=2), days_seen=16),))
+    assert rule.evaluate(with_face, as_of=AS_OF).outcome is Outcome.FLAGGED
+    month = card_since(AS_OF - timedelta(days=32))
+    assert face_change_chance(month.days, left=AS_OF - timedelta(days=32), end=AS_OF) \
+        <= policy.sublet.lent_card_change_chance
+    assert rule.evaluate(month, as_of=AS_OF).outcome is Outcome.FLAGGED
 
 
 def test_a_group_that_moved_in_together_is_not_a_side_door_households_subtenants(policy: Policy) -> None:
