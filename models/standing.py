@@ -6,8 +6,8 @@ left to see, where corridor cameras place faces on floors:
 
 - over the whole record (at least ``min_record_days`` days with a working gate), the registered household
   entered on at most the share of gate days a drop-by gives;
-- the flat is lived in on most days of the record with meter data (the window on its own is not
-  checked: a flat emptied in the last three weeks could still pass);
+- the flat is lived in on most days of the record with meter data, and of the window (the sublet rule
+  checks the window: a flat emptied in the last three weeks is the vacancy rule's);
 - unrecognised faces that were on the unit's floor from the first week of the record are still there,
   seen like residents;
 - and no other flat on that floor is in the same state, so the faces are this flat's (one candidate per

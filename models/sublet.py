@@ -144,7 +144,7 @@ class SubletRule:
             if crowded is not None:
                 return crowded
         if judged.outcome is Outcome.CLEAR and standing is not None:
-            return self._by_standing(ctx=ctx, standing=standing, verdict=judged)
+            return self._by_standing(series, ctx=ctx, standing=standing, verdict=judged)
         return judged
 
     def standing(self, series: UnitSeries, *, end: date) -> Standing | None:
@@ -156,9 +156,14 @@ class SubletRule:
             stranger_min_days=p.stranger_min_days, min_resident_share=p.min_resident_share,
             activity=self.policy.activity)
 
-    def _by_standing(self, *, ctx: RuleContext, standing: Standing, verdict: RuleFinding) -> RuleFinding:
-        """A sublet older than the record (``anju.models.standing``): its reasons."""
-        p = self.policy.sublet
+    def _by_standing(self, series: UnitSeries, *, ctx: RuleContext, standing: Standing,
+                     verdict: RuleFinding) -> RuleFinding:
+        """A sublet older than the record (``anju.models.standing``): its reasons, if the flat is lived in
+        over the window too (a record of months says little about a flat emptied in the last weeks)."""
+        pol, p = self.policy, self.policy.sublet
+        life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
+        if life.known < pol.min_coverage * ctx.window.n_days or life.lived_share < p.min_lived_share:
+            return verdict
         since = standing.record_start.isoformat()
         reasons = (
             Reason(

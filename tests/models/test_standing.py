@@ -52,6 +52,19 @@ def test_a_sublet_older_than_the_record_is_flagged_with_what_stands_for_the_miss
     assert absent.value is not None and absent.value <= policy.sublet.max_presence_share_after
 
 
+def test_a_standing_sublet_emptied_in_the_last_weeks_is_not_flagged_as_one(policy: Policy) -> None:
+    """Months lived in without the tenants, then the flat empty for the last twelve days: the record still
+    makes it a candidate, but the window is the vacancy rule's, not a sublet's."""
+    s = on_floor(series(change_from=START, **LIVED_NO_TENANT))
+    idle = dict(elec=1.1, water=0.0, gas=0.0, entries=0, strangers=3)
+    emptied = with_days(s, {AS_OF - timedelta(days=d): idle for d in range(12)})
+    found = candidate(policy, emptied)
+    assert found is not None
+    rule = SubletRule(policy)
+    assert rule.evaluate(emptied, as_of=AS_OF, standing=found).outcome is Outcome.CLEAR
+    assert rule.evaluate(s, as_of=AS_OF, standing=candidate(policy, s)).outcome is Outcome.FLAGGED
+
+
 def test_what_keeps_a_unit_from_being_a_candidate(policy: Policy) -> None:
     gone = on_floor(series(change_from=START, **LIVED_NO_TENANT))
     assert candidate(policy, gone) is not None
