@@ -137,7 +137,7 @@ class Reason:
 @dataclass(frozen=True, slots=True)
 class RuleFinding:
     """What one rule found for one unit and window (an inspector's decision on a case is
-    ``anju.hub.api.models.InspectorVerdict``)."""
+    ``anju.hub.cases.schemas.InspectorVerdict``)."""
 
     kind: Literal["vacancy", "sublet"]
     unit_id: str

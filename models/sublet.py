@@ -350,10 +350,18 @@ def stranger_chance(
     series: UnitSeries, *, aligned: Sequence[StrangerTrack], end: date, policy: SubletPolicy,
     explained: Collection[str] = (),
 ) -> float:
-    """The chance that at least as many new recurring faces as ``aligned`` would have appeared near the
-    unit within the alignment span of any day, at the rate unexplained new ones arrived there over its
-    traced history (a Poisson tail). Not arrivals: a face already there in the first week of the history,
-    the aligned ones, and those ``explained`` by other departures in the building (their subtenants)."""
+    """The chance that at least as many arrivals of new recurring faces as ``aligned`` shows would have
+    come near the unit within the alignment span of any day, at the rate unexplained arrivals came there
+    over its traced history (a Poisson tail). Not arrivals: a face already there in the first week of the
+    history, the aligned ones, and those ``explained`` by other departures in the building (their
+    subtenants).
+
+    An arrival is a moving in, not a face: faces first seen a day or two apart came together (a group
+    renting a flat elsewhere is one arrival, not nine; see ``arrival_events``), in the history and among
+    the aligned faces alike. Counted by the face, one group moving in elsewhere would make every departure
+    in the building look like chance, and several subtenants moving in together would count as several
+    coincidences.
+    """
     if not aligned or not series.days:
         return 1.0
     settled = series.days[0].day + timedelta(days=7)
@@ -361,10 +369,27 @@ def stranger_chance(
     if observed <= 0:
         return 0.0
     own = {t.track for t in aligned}
-    others = sum(1 for track, d in series.arrivals
-                 if settled < d <= end and track not in own and track not in explained)
+    others = arrival_events(
+        [d for track, d in series.arrivals
+         if settled < d <= end and track not in own and track not in explained])
     mean = others / observed * (policy.stranger_lead_days + policy.alignment_days + 1)
-    return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(len(aligned)))
+    k = arrival_events([t.first_seen for t in aligned])
+    return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(k))
+
+
+TOGETHER_DAYS = 2  # faces first seen at most this many days after the one before came together
+
+
+def arrival_events(days: Sequence[date]) -> int:
+    """How many movings-in ``days`` (first sightings) make: each first seen within ``TOGETHER_DAYS`` of
+    the one before joins its group (a steady stream, a face every few days, stays a stream)."""
+    events = 0
+    last: date | None = None
+    for d in sorted(days):
+        if last is None or (d - last).days > TOGETHER_DAYS:
+            events += 1
+        last = d
+    return events
 
 
 def _binomial_cdf(k: int, n: int, p: float) -> float:

@@ -20,7 +20,13 @@ from anju.models.rules import (
     RuleFinding,
     VacancyRule,
 )
-from anju.models.sublet import SubletRule, face_change_chance, presence_change_chance, stranger_chance
+from anju.models.sublet import (
+    SubletRule,
+    arrival_events,
+    face_change_chance,
+    presence_change_chance,
+    stranger_chance,
+)
 from tests.models.factories import AS_OF, START, series, with_days
 
 # An empty flat: fridge and standby only (0.6 kWh, nothing above the floor), no water, no gas, nobody.
@@ -476,6 +482,23 @@ def test_one_new_face_is_no_evidence_where_new_faces_arrive_every_few_days(polic
                            explained=others) == 0.0
     explained = SubletRule(policy).evaluate(busy_building, as_of=AS_OF, explained=others)
     assert explained.outcome is Outcome.FLAGGED
+
+
+def test_a_group_moving_in_elsewhere_is_one_arrival_not_nine(policy: Policy) -> None:
+    """Nine faces that moved in together after the departure (a group rental elsewhere in the building)
+    are one moving in: one new face at the departure is still unlikely by chance. Nine faces arriving a
+    fortnight apart are nine: there, one near the departure is what chance gives."""
+    quiet = series(change_from=MOVED_OUT, tracks=(subtenant(),), **SUBLET)
+    group = tuple((f"g-{i}", MOVED_OUT + timedelta(days=20 + i // 4)) for i in range(9))
+    spread = tuple((f"g-{i}", START + timedelta(days=8 + 8 * i)) for i in range(9))
+    assert arrival_events([d for _, d in group]) == 1 and arrival_events([d for _, d in spread]) == 9
+    together = stranger_chance(replace(quiet, arrivals=group), aligned=[subtenant()], end=AS_OF,
+                               policy=policy.sublet)
+    apart = stranger_chance(replace(quiet, arrivals=spread), aligned=[subtenant()], end=AS_OF,
+                            policy=policy.sublet)
+    assert together <= policy.sublet.max_stranger_chance < apart
+    assert judge(policy, replace(quiet, arrivals=group))[1].outcome is Outcome.FLAGGED
+    assert judge(policy, replace(quiet, arrivals=spread))[1].outcome is Outcome.CLEAR
 
 
 def _crowd(window: float, base: float, *, peers: float = 0.12, size: int = 1) -> Crowding:
