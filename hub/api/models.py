@@ -6,8 +6,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from anju.hub.cases.schemas import Evidence, Reason
 from anju.hub.monitor import PartHealth
 
 # An estate id as a person's scope names it, e.g. E01.
@@ -20,31 +21,6 @@ class AlertSort(StrEnum):
     RISK = "risk"
     OLDEST = "oldest"
     NEWEST = "newest"
-
-
-class Reason(BaseModel):
-    """One reason an alert was raised: a signal in plain words, with its value against the baseline."""
-
-    model_config = ConfigDict(extra="allow")
-
-    code: str = ""
-    text: str = ""
-    value: float | None = None
-    baseline: float | None = None
-    unit: str | None = None
-
-
-class Evidence(BaseModel):
-    """The daily series behind an alert; ``None`` marks a day without data (unknown, not zero)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    days: list[date] = Field(default_factory=list)
-    electricity: list[float | None] = Field(default_factory=list)
-    water: list[float | None] = Field(default_factory=list)
-    gas: list[float | None] = Field(default_factory=list)
-    tenant_entries: list[float | None] = Field(default_factory=list)
-    strangers: list[float | None] = Field(default_factory=list)
 
 
 class Filing(BaseModel):
