@@ -236,3 +236,20 @@ def test_the_page_renders_in_a_browser(hub: tuple[str, dict[str, Any]], tmp_path
             assert failed == []
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("storage_backend", ["timescaledb"])
+def test_on_timescaledb_the_retention_jobs_are_shown(database_url_each_backend: str) -> None:
+    """TimescaleDB's own jobs drop the chunks there (the pipeline's run does nothing): the page lists them.
+    Their run times come from the job scheduler's statistics; the tests' server runs no scheduler (and
+    ``run_job`` records none), so here each job shows as scheduled and not run yet."""
+    from anju.hub.storage import TimescalePolicy, ensure_schema
+
+    with psycopg.connect(database_url_each_backend, autocommit=True) as conn:
+        ensure_schema(conn, policy=TimescalePolicy(retention_days=60))
+        assert apply_retention(conn, horizon_days=60) is None
+        shown = operator_status(conn).retention
+    assert [(r.source, r.tables, r.at, r.status, r.horizon) for r in shown] == [
+        ("timescaledb", "access_events", None, "scheduled", "60 days"),
+        ("timescaledb", "meter_readings", None, "scheduled", "60 days"),
+    ]
