@@ -166,6 +166,23 @@ def test_page_and_json_show_the_database_as_built(hub: tuple[str, dict[str, Any]
     assert {t["table"] for t in doc["tables"]} == set(listed)
 
 
+def test_anju_status_prints_the_same_figures(
+    hub: tuple[str, dict[str, Any]], database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from anju.cli import main
+
+    assert main(["status", "--database-url", database_url]) == 1  # two agents need a look
+    out = capsys.readouterr().out
+    assert "agents: 2 of 3 online, 2 need a look" in out
+    assert "E01      latest: unknown_unit: unit E01-9-9999 is not registered" in out
+    assert "filing queue: 1 pending (1 retrying)" in out and "1 dead" in out
+    assert "last error: tenancy system answered 422: unit unknown" in out
+    assert "last run that flagged: 2026-11-29 02:00, 2 alerts (1 new); 3 open; 3 units with features on" \
+           " 2026-11-28" in out
+    assert re.search(r"retention \(audit, meter_readings,access_events\): last \S+ \S+ ok, horizon 365 days,"
+                     r" dropped \w+_p2024_01, \w+_p2024_01", out)
+
+
 def test_english_page_words_the_same_figures(hub: tuple[str, dict[str, Any]]) -> None:
     url, _ = hub
     with httpx.Client(base_url=url, timeout=10, headers=login(url, "adm")) as http:
