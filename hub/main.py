@@ -35,6 +35,7 @@ from anju_wire import TimeBounds
 
 log = logging.getLogger(__name__)
 OVERDUE_INTERVAL_S = 60.0  # how often the pipeline records cases whose deadline passed (hub/cases/deadlines)
+FILING_BATCH = 10  # outbox rows per drain: 10 a filing interval is far above a city's rate of cases
 T = TypeVar("T")
 
 
@@ -156,16 +157,20 @@ class Pipeline:
         from anju.hub.tenancy.outbox import deliver_pending
 
         s = self._settings
-        # A claimed outbox row is left to its claimer for this long: the send's time-out and some, and at
-        # least a lease period, after which a new holder looks the filing up before sending it again.
-        claim = timedelta(seconds=max(2 * CLIENT_TIMEOUT_S, s.pipeline_lease_s))
+        # A claimed outbox row is left to its claimer for as long as its drain may take (a look-up and a
+        # send per row, each up to the time-out): a holder paused past its term may still be sending it.
+        # After that, the holder's successor looks the filing up before it sends it again. (The outbox's
+        # own default, 5 minutes, would hold a dead holder's last rows back that long.)
+        claim = timedelta(seconds=2 * FILING_BATCH * s.tenancy_timeout_s)
+        timeout = s.tenancy_timeout_s
         last_day: date | None = None
         epoch: int | None = None  # the term the schedule below belongs to
+        took: float | None = None  # when this term began, until its first detection
         next_detect = next_overdue = next_retention = clock = 0.0
         feed_backoff = FeedBackoff()  # a tenancy system that is down is not asked every filing interval
         with (
             psycopg.connect(self._url) as conn,
-            TenancyClient(base_url=s.tenancy_url, token=s.tenancy_token, timeout=CLIENT_TIMEOUT_S) as client,
+            TenancyClient(base_url=s.tenancy_url, token=s.tenancy_token, timeout=timeout) as client,
             SmsGateway(s.sms_url) as gateway,
         ):
             while not self._stop.is_set():
@@ -175,17 +180,22 @@ class Pipeline:
                     self._standby()
                     continue
                 try:
-                    if term.epoch != epoch:  # a new term: every job is due, the features from the database's
-                        epoch, last_day = term.epoch, None  # last day (as the holder before left them)
+                    if term.epoch != epoch:  # a new term is a start: every job is due, and the features are
+                        epoch, last_day = term.epoch, None  # refreshed from the first day, as at start-up
                         next_detect = next_overdue = next_retention = clock
                         self.stats.terms += 1
+                        took = time.monotonic()
                     if clock >= next_detect:
-                        since = last_day - timedelta(days=2) if last_day else _last_feature_day(conn, s)
+                        since = last_day - timedelta(days=2) if last_day else None
                         self.lease.lease.check(conn, term)  # opens the transaction the fence closes
                         last_day = detect_once(conn, since=since, bounds=s.time_bounds(),
                                                fence=lambda: self.lease.lease.fence(conn, term))  # noqa: B023
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
+                        if took is not None:  # once a term: how long a takeover took to do real work
+                            log.info("pipeline active (lease epoch %d): first detection done %.1f s after"
+                                     " taking the lease", epoch, time.monotonic() - took)
+                            took = None
                     if clock >= next_retention:  # raw rows past the horizon, a partition at a time
                         next_retention = clock + RETENTION_INTERVAL.total_seconds()  # a failure waits too
                         self._fenced(conn, term, lambda: apply_retention(conn, horizon_days=s.retention_days),
@@ -193,8 +203,8 @@ class Pipeline:
                     if clock >= next_overdue:  # deadlines passed since the last look, in the trail once
                         next_overdue = clock + OVERDUE_INTERVAL_S
                         self._fenced(conn, term, lambda: note_overdue(conn))
-                    result = self._fenced(conn, term, lambda: deliver_pending(conn, client=client,
-                                                                              lease=claim), atomic=False)
+                    result = self._fenced(conn, term, lambda: deliver_pending(
+                        conn, client=client, limit=FILING_BATCH, lease=claim), atomic=False)
                     # notices to households, welfare signals
                     self._fenced(conn, term, lambda: household_step(conn, gateway=gateway))
                     # Closed / moved out flow back to cases: the workflow closes them.
@@ -207,7 +217,6 @@ class Pipeline:
                 except LeaseLost as err:  # another hub took over; nothing of this step committed
                     conn.rollback()
                     log.warning("pipeline step stopped: %s", err)
-                    continue
                 except psycopg.Error as err:
                     # The database may be restarting; keep the loop alive, the work is idempotent.
                     self.part.failure(err)
@@ -218,18 +227,6 @@ class Pipeline:
                     self.stats.errors[:] = [*self.stats.errors[-99:], str(err)]
                 self._stop.wait(s.filing_interval_s)
                 clock += s.filing_interval_s
-
-
-CLIENT_TIMEOUT_S = 10.0  # the pipeline's tenancy requests (TenancyClient's default)
-
-
-def _last_feature_day(conn: psycopg.Connection, settings: HubSettings) -> date | None:
-    """Two days before the last day with features in the time window: where a new term resumes the
-    refresh (None, a full refresh, on an empty database)."""
-    latest = (datetime.now(UTC) + settings.time_bounds().max_future).date()
-    row = conn.execute("SELECT max(day) FROM unit_daily WHERE day <= %s", (latest,)).fetchone()
-    conn.commit()
-    return row[0] - timedelta(days=2) if row and row[0] else None
 
 
 def run_hub(settings: HubSettings, *, roles: frozenset[str] | None = None) -> int:

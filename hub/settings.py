@@ -69,6 +69,8 @@ class HubSettings(BaseSettings):
     hub_id: str = "hub-1"
     tenancy_url: str = "http://127.0.0.1:8090"
     tenancy_token: SecretStr | None = None
+    # How long the pipeline waits for the tenancy system's answer to one request.
+    tenancy_timeout_s: float = Field(default=10.0, gt=0)
     sms_url: str = "http://127.0.0.1:8091"  # the SMS gateway texting households (hub/household)
     # The case workflow's deadline of each step: a YAML file like hub/cases/workflow.yaml (None: that one).
     workflow_policy: Path | None = None
