@@ -336,7 +336,8 @@ def test_three_hubs_survive_the_pipeline_holder_and_an_ingest_hub_being_killed(
     print(f"  scenario: {flagged_truth} abnormal units, {scenario_alerts} alerts; inspectors opened "
           f"{inspectors.opened}; alerts={n_alerts} cases={n_cases} audit={dict(opened)}; outbox={outbox}; "
           f"filings received={len(filings)} distinct={len(by_ref)}, {sent_before_kill} before the kill; "
-          f"lease after restarts: epoch {after.epoch if after else None}; test {time.monotonic() - started:.0f} s")
+          f"lease after restarts: epoch {after.epoch if after else None}; "
+          f"test {time.monotonic() - started:.0f} s")
     assert scenario_alerts > 0  # detection flagged the scenario's flats
     assert opened["alert.opened"] == n_alerts - inspectors.opened  # the inspectors' alerts are not audited
     assert opened["case.opened"] == n_cases
