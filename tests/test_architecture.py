@@ -160,6 +160,12 @@ def test_api_reaches_storage_only_through_a_domain() -> None:
     assert breaches("anju.hub.api", STORAGE) == []
 
 
+def test_cli_reads_through_a_domain_not_the_api() -> None:
+    """``anju`` commands read cases through ``anju.hub.cases`` (queries, schemas), as the API does; the hub
+    command serves the API through ``anju.hub.main``, so no CLI module imports ``anju.hub.api`` at all."""
+    assert breaches(CLI, ("anju.hub.api",)) == []
+
+
 def test_no_import_cycles_between_modules() -> None:
     assert cycles(graph()) == []
 
@@ -182,6 +188,7 @@ def test_the_checks_see_what_they_check() -> None:
     assert "anju_mqtt" in g["anju.edge_agent.publisher"] and "anju.hub.audit" in g["anju.hub.auth.service"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
     assert breaches("anju.hub.ingest", {"paho"}) != []
+    assert "anju.hub.cases.queries" in g["anju.cmd_cases"] and breaches(CLI, ("anju.hub",)) != []
 
 
 def test_no_new_file_over_500_lines_outside_tests() -> None:
