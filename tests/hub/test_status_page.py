@@ -148,7 +148,7 @@ def test_page_and_json_show_the_database_as_built(hub: tuple[str, dict[str, Any]
     run = cells(html, "run", "source", "audit")
     assert set(run["dropped"].split(", ")) == {"meter_readings_p2024_01", "access_events_p2024_01"}
     assert set(state["retention"].dropped) == set(run["dropped"].split(", "))
-    assert run["horizon"] == "365 days"
+    assert run["horizon"] == "365 days" and run["result"] == "正常"
     # Disk use: each listed table's bytes as the database counts them.
     with psycopg.connect(database_url) as conn:
         sizes = {t.table: t.bytes for t in operator_status(conn).tables}
@@ -211,6 +211,12 @@ def test_only_operators_see_the_status(hub: tuple[str, dict[str, Any]]) -> None:
 def test_every_status_message_has_both_languages_and_durations_read_right() -> None:
     assert all(len(texts) == len(LANGUAGES) and all(texts) for texts in STATUS_MESSAGES.values())
     assert {f"status.issue.{code}" for code in AGENT_ISSUES_EN} <= set(STATUS_MESSAGES)
+    # Every text the template asks for exists (an unknown key would show as itself on the page).
+    template = (Path(__file__).resolve().parents[2] / "hub" / "api" / "templates" / "status.html").read_text()
+    keys = {k for k in re.findall(r'\bt\("([\w.]+)"', template) if not k.endswith(".")}
+    keys |= {f"status.state.{s}" for s in ("online", "offline")} | {f"status.source.{s}" for s in
+                                                                    ("audit", "timescaledb")}
+    assert len(keys) > 40 and keys - set(STATUS_MESSAGES) == set()
     assert [ago(n, "en") for n in (0, 59, 60, 3599, 3600, 86400 * 3 + 5)] == [
         "0 s", "59 s", "1 min", "59 min", "1 h", "3 d"]
 
