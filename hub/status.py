@@ -60,8 +60,9 @@ class EstateDeadLetters:
 class DetectionRun:
     """The last detection run that flagged a unit, read back from the alerts it wrote.
 
-    A run refreshes every open alert it flags in one transaction, so those alerts share its time
-    (``updated_at``); a run that flags nothing leaves no row behind and is not seen here.
+    The hub's run refreshes every open alert it flags in one transaction, so those alerts share its time
+    (``updated_at``); a run that flags nothing leaves no row behind and is not seen here. ``anju detect
+    --jobs N`` commits each worker's share on its own, so only the last worker's alerts count as its run.
     """
 
     at: datetime | None
