@@ -183,6 +183,21 @@ class LeaseKeeper:
             log.warning("could not release the %s lease: %s", self.lease.name, err)
         self._set(None, why="this hub stops")
 
+    def check(self, conn: psycopg.Connection, epoch: int) -> None:
+        """``Lease.check`` of the term ``epoch`` as last renewed: a step may outlast the renewal that
+        was current when it began, never the term."""
+        self.lease.check(conn, self._current(epoch))
+
+    def fence(self, conn: psycopg.Connection, epoch: int) -> None:
+        """``Lease.fence`` of the term ``epoch`` as last renewed (just before the caller's commit)."""
+        self.lease.fence(conn, self._current(epoch))
+
+    def _current(self, epoch: int) -> LeaseTerm:
+        term = self.term()
+        if term is None or term.epoch != epoch:
+            raise LeaseLost(f"lease {self.lease.name} epoch {epoch} is no longer this hub's")
+        return term
+
     def _set(self, term: LeaseTerm | None, *, why: str = "") -> None:
         with self._lock:
             before, self._term = self._term, term

@@ -123,18 +123,17 @@ class Pipeline:
         self._thread.join(30)
         self.lease.stop()
 
-    def _fenced(self, conn: psycopg.Connection, term: LeaseTerm, step: Callable[[], T], *,
+    def _fenced(self, conn: psycopg.Connection, epoch: int, step: Callable[[], T], *,
                 atomic: bool = True) -> T:  # fmt: skip
-        """Run ``step`` while ``term`` holds: checked before; an ``atomic`` step (its writes in the
-        connection's transaction) is fenced again at its commit. Others manage their own transactions
+        """Run ``step`` while the term ``epoch`` holds: checked before; an ``atomic`` step (its writes in
+        the connection's transaction) is fenced again at its commit. Others manage their own transactions
         (the outbox sends outside any) and start idle."""
-        lease = self.lease.lease
-        lease.check(conn, term)
+        self.lease.check(conn, epoch)
         if not atomic:
             conn.commit()
             return step()
         out = step()
-        lease.fence(conn, term)
+        self.lease.fence(conn, epoch)
         conn.commit()
         return out
 
@@ -187,9 +186,9 @@ class Pipeline:
                         took = time.monotonic()
                     if clock >= next_detect:
                         since = last_day - timedelta(days=2) if last_day else None
-                        self.lease.lease.check(conn, term)  # opens the transaction the fence closes
+                        self.lease.check(conn, term.epoch)  # opens the transaction the fence closes
                         last_day = detect_once(conn, since=since, bounds=s.time_bounds(),
-                                               fence=lambda: self.lease.lease.fence(conn, term))  # noqa: B023
+                                               fence=lambda: self.lease.fence(conn, term.epoch))  # noqa: B023
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
                         if took is not None:  # once a term: how long a takeover took to do real work
@@ -198,17 +197,17 @@ class Pipeline:
                             took = None
                     if clock >= next_retention:  # raw rows past the horizon, a partition at a time
                         next_retention = clock + RETENTION_INTERVAL.total_seconds()  # a failure waits too
-                        self._fenced(conn, term, lambda: apply_retention(conn, horizon_days=s.retention_days),
-                                     atomic=False)  # it commits (or rolls back) its drops itself
+                        self._fenced(conn, term.epoch, atomic=False,  # it commits (or rolls back) itself
+                                     step=lambda: apply_retention(conn, horizon_days=s.retention_days))
                     if clock >= next_overdue:  # deadlines passed since the last look, in the trail once
                         next_overdue = clock + OVERDUE_INTERVAL_S
-                        self._fenced(conn, term, lambda: note_overdue(conn))
-                    result = self._fenced(conn, term, lambda: deliver_pending(
+                        self._fenced(conn, term.epoch, lambda: note_overdue(conn))
+                    result = self._fenced(conn, term.epoch, lambda: deliver_pending(
                         conn, client=client, limit=FILING_BATCH, lease=claim), atomic=False)
                     # notices to households, welfare signals
-                    self._fenced(conn, term, lambda: household_step(conn, gateway=gateway))
+                    self._fenced(conn, term.epoch, lambda: household_step(conn, gateway=gateway))
                     # Closed / moved out flow back to cases: the workflow closes them.
-                    self._fenced(conn, term, lambda: apply_tenancy_changes(  # a page per transaction
+                    self._fenced(conn, term.epoch, lambda: apply_tenancy_changes(  # a page per transaction
                         conn, client=client, close_case=close_for_tenancy, backoff=feed_backoff),
                                  atomic=False)
                     self.stats.cases_filed += result.sent

@@ -153,6 +153,32 @@ def test_keepers_renew_and_hand_over_on_a_clean_stop(conn: psycopg.Connection, d
         b.stop()
 
 
+def test_a_step_may_outlast_the_renewal_it_began_under_but_not_the_term(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    keeper = LeaseKeeper(database_url=database_url, lease=Lease(holder="hub-a", ttl_s=0.6))
+    keeper.start()
+    try:
+        assert wait_until(lambda: keeper.term() is not None, 5)
+        began = keeper.term()
+        assert began is not None
+        with psycopg.connect(database_url) as work:
+            keeper.check(work, began.epoch)
+            work.execute("INSERT INTO work VALUES ('hub-a')")
+            time.sleep(1.5)  # a slow step: the term began under ran out, renewed twice since
+            assert time.monotonic() > began.valid_until
+            keeper.fence(work, began.epoch)
+            work.commit()
+            keeper.check(work, began.epoch)
+            keeper.stop()  # released: the term is over
+            with pytest.raises(LeaseLost):
+                keeper.fence(work, began.epoch)
+            work.rollback()
+    finally:
+        keeper.stop()
+    assert conn.execute("SELECT count(*) FROM work").fetchone() == (1,)
+
+
 def test_two_pipelines_one_works_and_the_other_takes_over(database_url: str) -> None:
     from anju.hub.main import Pipeline
     from anju.hub.settings import HubSettings
