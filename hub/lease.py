@@ -161,8 +161,9 @@ class LeaseKeeper:
         with self._lock:
             term = self._term
         if term is not None and time.monotonic() >= term.valid_until:
-            self._set(None, why="it ran out before it could be renewed")
-            return None
+            # Only that term ends: a renewal the keeper stored meanwhile stands.
+            self._set(None, why="it ran out before it could be renewed", replacing=term)
+            return self.term() if self._term is not None else None
         return term
 
     def start(self) -> None:
@@ -198,8 +199,10 @@ class LeaseKeeper:
             raise LeaseLost(f"lease {self.lease.name} epoch {epoch} is no longer this hub's")
         return term
 
-    def _set(self, term: LeaseTerm | None, *, why: str = "") -> None:
+    def _set(self, term: LeaseTerm | None, *, why: str = "", replacing: LeaseTerm | None = None) -> None:
         with self._lock:
+            if replacing is not None and self._term is not replacing:
+                return
             before, self._term = self._term, term
         changed = (before is None) != (term is None) or (
             before is not None and term is not None and before.epoch != term.epoch)
