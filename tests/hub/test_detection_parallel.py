@@ -128,3 +128,27 @@ def test_a_worker_that_cannot_connect_fails_the_run() -> None:
     with pytest.raises(DetectionWorkerError, match="failed"):
         run_parallel("host=/nonexistent-anju-socket dbname=none connect_timeout=2", as_of=date(2026, 4, 1),
                      policy=Policy.load(), models=False, sizes=[(("S001",), 1), (("S002",), 1)], jobs=2)
+
+
+def test_anju_detect_with_jobs_judges_every_estate(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``anju detect --jobs 2``: two estates, each worker one; a vacant flat in each is flagged once."""
+    from anju.cli import main
+    from tests.hub.test_detection import AS_OF, add_days
+    from tests.hub.test_features import add_unit
+
+    with psycopg.connect(database_url) as conn:
+        prepare_schema(conn)
+        for estate in ("E01", "E02"):
+            for i in range(3):
+                add_unit(conn, f"{estate}-1-010{i}", estate=estate)
+                add_days(conn, f"{estate}-1-010{i}", vacant_last=40 if i == 0 else 0)
+        conn.commit()
+    args = ["detect", "--database-url", database_url, "--as-of", AS_OF.isoformat(), "--jobs", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "units=6 flagged_vacancy=2" in out and "alerts_opened=2" in out
+    with psycopg.connect(database_url) as conn:
+        alerts = conn.execute("SELECT unit_id FROM alerts ORDER BY 1").fetchall()
+    assert alerts == [("E01-1-0100",), ("E02-1-0100",)]
