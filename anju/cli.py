@@ -66,6 +66,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     hub = sub.add_parser("hub", help="run the hub: ingest, detection, filing, API and inspector page")
     hub.add_argument("--settings", type=str, default=None, help="YAML settings file (environment overrides)")
+    hub.add_argument("--role", default=None,
+                     help="what this hub runs: ingest, pipeline, api, a comma-separated mix, or all; any"
+                          " number of hubs of each may run (default: the role setting, ANJU_ROLE, else all)")
 
     agent = sub.add_parser("agent", help="run an estate's edge agent")
     agent.add_argument("--config", help="site file (YAML); required to run the agent")
@@ -95,7 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_hub(settings_file: str | None) -> int:
+def _run_hub(settings_file: str | None, role: str | None = None) -> int:
     """The hub, with its audit key checked first and the audit checkpointer beside it.
 
     Outside development no key means no start: a hub that generated one would write a chain no one could
@@ -108,10 +111,15 @@ def _run_hub(settings_file: str | None) -> int:
     from anju.hub.audit.keys import AuditSettings
     from anju.hub.audit.store import current_key
     from anju.hub.main import run_hub
-    from anju.hub.settings import HubSettings
+    from anju.hub.settings import HubSettings, parse_roles
     from anju.hub.storage.embedded import resolve_database_url
 
     settings = HubSettings.load(Path(settings_file) if settings_file else None)
+    try:
+        roles = parse_roles(role) if role is not None else settings.roles()
+    except ValueError as err:
+        print(f"anju hub: --role: {err}", file=sys.stderr)
+        return 2
     audit = AuditSettings()
     try:
         key = current_key()
@@ -125,7 +133,7 @@ def _run_hub(settings_file: str | None) -> int:
     )
     checkpointer.start()
     try:
-        return run_hub(settings)
+        return run_hub(settings, roles=roles)
     finally:
         checkpointer.stop()
 
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     if args.command == "hub":
-        return _run_hub(args.settings)
+        return _run_hub(args.settings, args.role)
     if args.command == "agent" and getattr(args, "agent_command", None) is None:
         if args.config is None:
             print("anju agent: --config is required", file=sys.stderr)

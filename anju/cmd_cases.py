@@ -187,11 +187,11 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_export(args: argparse.Namespace) -> int:
-    from anju.hub.api import queries
+    from anju.hub.cases.queries import unit_trail
 
     with _connect(args.database_url) as conn:
         if args.unit:
-            trail = queries.unit_trail(conn, unit_id=args.unit)
+            trail = unit_trail(conn, unit_id=args.unit)
             if trail is None:
                 print(f"anju audit export: no unit {args.unit}", file=sys.stderr)
                 return 1

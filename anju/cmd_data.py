@@ -32,6 +32,8 @@ def register(sub: Any, sim: Any) -> None:
     det = sub.add_parser("detect", help="run detection on the data up to a day; opens or updates alerts")
     det.add_argument("--as-of", type=date.fromisoformat, default=None,
                      help="YYYY-MM-DD (default: the last complete day of data)")
+    det.add_argument("--jobs", type=int, default=1,
+                     help="worker processes, each judging a share of the estates on its own connection")
     add_database_option(det)
 
     alerts = sub.add_parser("alerts", help="alerts")
@@ -138,7 +140,7 @@ def _detect(args: argparse.Namespace) -> int:
         if as_of is None:
             print("anju detect: no data", file=sys.stderr)
             return 1
-        r = detect_as_of(conn, as_of=as_of)
+        r = detect_as_of(conn, as_of=as_of, jobs=args.jobs)
     print(f"as_of={r.as_of} units={r.units} flagged_vacancy={r.flagged_vacancy} "
           f"flagged_sublet={r.flagged_sublet} no_verdict={r.no_verdict} alerts_opened={r.alerts_opened} "
           f"alerts_updated={r.alerts_updated} cases_opened={r.cases_opened}")

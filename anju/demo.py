@@ -201,7 +201,7 @@ def truth_report(database_url: str, specs: list[EstateSpec]) -> str:
 
 def summary_line(database_url: str) -> str:
     """The demo's last line: units, readings, events, alerts per kind, cases filed."""
-    from anju.hub.api.queries import summary_counts
+    from anju.hub.cases.queries import summary_counts
 
     with psycopg.connect(database_url) as conn:
         c = summary_counts(conn)

@@ -161,12 +161,30 @@ class IngestView(Protocol):
         ...
 
 
+class LeaseTermView(Protocol):
+    """What the monitor reads of a lease term."""
+
+    @property
+    def epoch(self) -> int:
+        """The term's fencing token."""
+        ...
+
+
+class LeaseView(Protocol):
+    """What the monitor reads from the pipeline's lease keeper."""
+
+    def term(self) -> LeaseTermView | None:
+        """The term this hub holds now, or None (standby)."""
+        ...
+
+
 class HubMonitor:
     """The hub's parts and counters, for the health view and the Prometheus endpoint."""
 
     def __init__(self) -> None:
         self._parts: list[PartMonitor] = []
         self._ingest: IngestView | None = None
+        self._lease: LeaseView | None = None
 
     def add(self, *parts: PartMonitor) -> None:
         """Watch these parts."""
@@ -175,6 +193,10 @@ class HubMonitor:
     def attach_ingest(self, ingest: IngestView) -> None:
         """Read ingest counters from ``ingest``."""
         self._ingest = ingest
+
+    def attach_lease(self, lease: LeaseView) -> None:
+        """Report whether this hub holds the pipeline lease (1) or stands by (0)."""
+        self._lease = lease
 
     def parts(self) -> list[PartHealth]:
         """A snapshot of every part."""
@@ -211,6 +233,13 @@ class HubMonitor:
             if p.lag_s is not None:
                 lag.add_metric([p.name], p.lag_s)
         yield from (up, restarts, success, lag)
+        if self._lease is not None:
+            term = self._lease.term()
+            yield GaugeMetricFamily("anju_pipeline_active", "1 while this hub holds the pipeline lease",
+                                    value=0.0 if term is None else 1.0)  # fmt: skip
+            if term is not None:
+                yield GaugeMetricFamily("anju_pipeline_lease_epoch", "The fencing token of the held term",
+                                        value=term.epoch)  # fmt: skip
         if self._ingest is None:
             return
         for name, value in self._ingest.stats_dict().items():

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -17,6 +17,18 @@ from anju_wire import TimeBounds
 if TYPE_CHECKING:
     from anju.hub.cases.workflow import WorkflowPolicy
     from anju.hub.storage.timeseries import TimescalePolicy
+
+
+HUB_ROLES = ("ingest", "pipeline", "api")
+
+
+def parse_roles(text: str) -> frozenset[str]:
+    """``"ingest,pipeline"`` as the set of roles a hub runs; ``"all"`` is every one (``anju hub --role``)."""
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = names - {*HUB_ROLES, "all"}
+    if unknown or not names:
+        raise ValueError(f"roles are a comma-separated list of {', '.join(HUB_ROLES)} or all, not {text!r}")
+    return frozenset(HUB_ROLES) if "all" in names else frozenset(names)
 
 
 class FileVariables(PydanticBaseSettingsSource):
@@ -57,6 +69,8 @@ class HubSettings(BaseSettings):
     hub_id: str = "hub-1"
     tenancy_url: str = "http://127.0.0.1:8090"
     tenancy_token: SecretStr | None = None
+    # How long the pipeline waits for the tenancy system's answer to one request.
+    tenancy_timeout_s: float = Field(default=10.0, gt=0)
     sms_url: str = "http://127.0.0.1:8091"  # the SMS gateway texting households (hub/household)
     # The case workflow's deadline of each step: a YAML file like hub/cases/workflow.yaml (None: that one).
     workflow_policy: Path | None = None
@@ -74,6 +88,24 @@ class HubSettings(BaseSettings):
     # and the age at which a chunk is compressed. Retention is retention_days, as above.
     timescale_chunk_days: int = Field(default=7, ge=1)
     timescale_compress_after_days: int = Field(default=30, ge=1)
+    # What this hub runs (docs/operator.md, "More than one hub"): any of ingest, pipeline, api, or all.
+    role: str = "all"
+    # The pipeline lease (hub/lease.py): a standby takes over at most this long after the active pipeline
+    # hub died; the holder renews it every third of it. Every hub of one database should use the same.
+    pipeline_lease_s: float = Field(default=15.0, gt=0)
+    # Addresses of the reverse proxies whose X-Forwarded-For / -Proto the API trusts (uvicorn's
+    # forwarded_allow_ips; "*" for any); None: uvicorn's default, 127.0.0.1 (or $FORWARDED_ALLOW_IPS).
+    forwarded_allow_ips: str | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _known_roles(cls, value: str) -> str:
+        parse_roles(value)
+        return value
+
+    def roles(self) -> frozenset[str]:
+        """The parts this hub runs."""
+        return parse_roles(self.role)
 
     def timescale_policy(self) -> TimescalePolicy:
         """The hypertables' chunks, compression and retention (dropped past the ingest horizon)."""

@@ -19,8 +19,9 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from anju.hub.api import field_pages, health, i18n, labels, pages, supervisor_page, timefmt, views
 from anju.hub.api.household import install as install_household
-from anju.hub.api.models import Reason
+from anju.hub.api.status_page import install as install_status
 from anju.hub.api.timefmt import AUDIT_OBJECTS
+from anju.hub.cases.schemas import Reason
 from anju.hub.cases.workflow import WorkflowPolicy, default_policy
 from anju.hub.monitor import HubMonitor
 
@@ -158,5 +159,6 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(field_pages.router)
     app.include_router(supervisor_page.router)
+    install_status(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

@@ -17,12 +17,13 @@ from anju.hub.api.deps import DbConn, MaybeUser
 from anju.hub.api.field_queries import estate_grid
 from anju.hub.api.i18n import Language, message
 from anju.hub.api.labels import ALERT_KINDS, CASE_STATUSES, label, reason_comparison, reason_text
-from anju.hub.api.models import AlertDetail, AlertSummary
+from anju.hub.api.models import AlertDetail
 from anju.hub.api.pages import PAGE_HEADERS, not_found, page_language, render, to_login
 from anju.hub.api.queue_params import QueueQuery
-from anju.hub.api.queue_queries import page_evidence
 from anju.hub.api.reason_figures import shown_reasons
 from anju.hub.auth.models import Principal
+from anju.hub.cases.alert_queue import list_alerts, page_evidence
+from anju.hub.cases.schemas import AlertSummary
 from anju.hub.household.answers import case_answers
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +53,7 @@ def _sheet(conn: Any, alert_id: int, lang: Language) -> dict[str, Any] | None:
 
 def _visit_rows(conn: Any, user: Principal, ask: QueueQuery, n: int) -> list[AlertSummary]:
     """The first ``n`` alerts of the queue as asked (its filters and order), from its first page."""
-    return queries.list_alerts(conn, **ask.query_args(user), limit=n).items
+    return list_alerts(conn, **ask.query_args(user), limit=n).items
 
 
 def _count(text: str, default: int, most: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from anju.hub.api.i18n_field import FIELD_MESSAGES
+from anju.hub.api.i18n_status import STATUS_MESSAGES
 
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")
@@ -282,7 +283,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 def message(lang: Language, key: str, **fields: object) -> str:
     """The message ``key`` in ``lang`` with its fields filled in; the key itself when unknown."""
-    texts = MESSAGES.get(key) or FIELD_MESSAGES.get(key)
+    texts = MESSAGES.get(key) or FIELD_MESSAGES.get(key) or STATUS_MESSAGES.get(key)
     if texts is None:
         return key
     text = texts[LANGUAGES.index(lang)]

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from anju.hub.api.charts import format_number
 from anju.hub.api.i18n import LANGUAGES, Language, message
-from anju.hub.api.models import Reason
 from anju.hub.cases.errors import Refusal
+from anju.hub.cases.schemas import Reason
 from anju.hub.cases.states import DISMISS_REASONS
 
 Table = dict[str, tuple[str, str]]

@@ -33,15 +33,16 @@ from anju.hub.api.i18n import (
     message,
 )
 from anju.hub.api.labels import refusal
-from anju.hub.api.models import AlertSort
 from anju.hub.api.queue_params import CASE_STATES, QueueQuery
-from anju.hub.api.queue_queries import page_evidence, risk_rank
 from anju.hub.api.reason_figures import shown_reasons
 from anju.hub.api.trail import fold_repeats
 from anju.hub.api.views import set_session_cookie
 from anju.hub.auth.models import Principal, Role
 from anju.hub.auth.service import close_session, inspectors_for, open_session, sign_in
+from anju.hub.cases import queries as case_queries
+from anju.hub.cases.alert_queue import list_alerts, page_evidence, risk_rank
 from anju.hub.cases.findings import InvalidFindings, latest_findings, parse_occupants, record_findings
+from anju.hub.cases.schemas import AlertSort
 from anju.hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from anju.hub.cases.states import DISMISS_REASONS, TRANSITIONS, Action, case_guide, delivery_state
 from anju.hub.household.answers import answered_cases, case_answers, staff_hold
@@ -166,8 +167,8 @@ def alert_list_page(
     if user is None:
         return to_login(request)
     ask = QueueQuery.parse(request.query_params)
-    page = queries.list_alerts(conn, **ask.query_args(user), limit=PAGE_SIZE, offset=offset,
-                               after=ask.after, before=ask.before)
+    page = list_alerts(conn, **ask.query_args(user), limit=PAGE_SIZE, offset=offset,
+                       after=ask.after, before=ask.before)
     estates = queries.list_estates(conn, estates=user.estate_filter())
     series = page_evidence(conn, [a.id for a in page.items])
     shown = {a.id: shown_reasons(a.reasons, series.get(a.id), window_start=a.window_start)
@@ -183,7 +184,7 @@ def alert_list_page(
         "sorts": [s.value for s in AlertSort],
         "case_states": CASE_STATES,
         "estates": estates,
-        "counts": queries.summary_counts(conn) if not user.scoped else None,
+        "counts": case_queries.summary_counts(conn) if not user.scoped else None,
         "inspectors": people,
         # Batch assignment: whom a supervisor may assign to, across the estates they see.
         "assignees": people if batch else [],

@@ -8,8 +8,8 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
-from anju.hub.api.models import AlertSort
 from anju.hub.auth.models import Principal
+from anju.hub.cases.schemas import AlertSort
 from anju.hub.cases.states import STATUSES
 
 MAX_AGE_DAYS = 36_500

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from statistics import median
 
-from anju.hub.api.models import Evidence, Reason
+from anju.hub.cases.schemas import Evidence, Reason
 
 # The reasons that describe the flat or the data rather than argue for the lead: shown apart, as context.
 CONTEXT_CODES = frozenset({

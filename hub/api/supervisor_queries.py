@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from anju.hub.api.queue_queries import OVERDUE_SQL
+from anju.hub.cases.alert_queue import OVERDUE_SQL
 
 Conn = psycopg.Connection[Any]
 

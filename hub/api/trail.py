@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from anju.hub.api.models import AuditEntry
+from anju.hub.cases.schemas import AuditEntry
 
 REPEATED = frozenset({"alert.reflagged", "case.realerted"})
 

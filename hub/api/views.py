@@ -33,16 +33,12 @@ from anju.hub.api.health import monitor_of, with_parts
 from anju.hub.api.models import (
     AgentStatus,
     AlertDetail,
-    AlertPage,
-    AlertSort,
     AssignRequest,
     AuditCheck,
     AuditPage,
     BatchAnswer,
     BatchAssignRequest,
     BatchOutcome,
-    CaseDetail,
-    CasePage,
     CaseWithTrail,
     DismissRequest,
     EstatesRequest,
@@ -53,14 +49,15 @@ from anju.hub.api.models import (
     NewUser,
     NoteRequest,
     Stats,
-    UnitDetail,
-    UnitTrail,
     UserInfo,
     VisitRequest,
 )
 from anju.hub.auth.errors import InvalidUser, UnknownUser, UserExists
 from anju.hub.auth.models import Principal
 from anju.hub.auth.service import add_user, close_session, list_users, open_session, set_estates, sign_in
+from anju.hub.cases import alert_queue
+from anju.hub.cases import queries as case_queries
+from anju.hub.cases.schemas import AlertPage, AlertSort, CaseDetail, CasePage, UnitDetail, UnitTrail
 from anju.hub.cases.service import ActionForbidden, CaseNotFound, TransitionRefused, assign_many, transition
 from anju.hub.cases.states import TRANSITIONS, Action, case_guide, delivery_state
 from anju.hub.cases.workflow import WorkflowPolicy
@@ -161,11 +158,11 @@ def list_alerts(
     status, age (days since first flagged), the case's assignee (``mine``: you), state and deadline, and
     unit id or address. Pages by ``offset``, or by keyset with ``after``/``before`` (the answer's
     ``next_after``/``prev_before``); ``offset`` in the answer is then the page's position."""
-    return queries.list_alerts(conn, estate=estate, kind=kind, status=status, min_age_days=min_age_days,
-                               max_age_days=max_age_days, sort=sort, limit=limit, offset=offset,
-                               estates=principal.estate_filter(),
-                               assignee=principal.name if mine else assignee, unit_search=unit,
-                               case_state=state, overdue=overdue, after=after, before=before)
+    return alert_queue.list_alerts(conn, estate=estate, kind=kind, status=status, min_age_days=min_age_days,
+                                   max_age_days=max_age_days, sort=sort, limit=limit, offset=offset,
+                                   estates=principal.estate_filter(),
+                                   assignee=principal.name if mine else assignee, unit_search=unit,
+                                   case_state=state, overdue=overdue, after=after, before=before)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=NOT_FOUND)
@@ -183,13 +180,13 @@ def list_cases(
     limit: Limit = 50, offset: Offset = 0,
 ) -> CasePage:
     """Cases in your estates, newest first, each with its latest filing state in the tenancy system."""
-    return queries.list_cases(conn, estate=estate, kind=kind, status=status, limit=limit,
-                              offset=offset, estates=principal.estate_filter())
+    return case_queries.list_cases(conn, estate=estate, kind=kind, status=status, limit=limit,
+                                    offset=offset, estates=principal.estate_filter())
 
 
 def visible_case(conn: psycopg.Connection, principal: Principal, case_id: int) -> CaseDetail:
     """The case if this person may see it; 404 otherwise."""
-    case = queries.get_case(conn, case_id=case_id)
+    case = case_queries.get_case(conn, case_id=case_id)
     if case is None or not principal.sees(case.estate_id):
         raise HTTPException(status_code=404, detail=f"case {case_id} not found")
     return case
@@ -318,7 +315,7 @@ def close_case(
 def get_unit(conn: DbConn, principal: CurrentUser, unit_id: Annotated[str, Path(max_length=64)]
              ) -> UnitDetail:
     """One unit with its alerts, cases and recent daily features."""
-    unit = queries.get_unit(conn, unit_id=unit_id)
+    unit = case_queries.get_unit(conn, unit_id=unit_id)
     if unit is None or not principal.sees(unit.estate_id):
         raise HTTPException(status_code=404, detail=f"unit {unit_id} not found")
     return unit
@@ -327,7 +324,7 @@ def get_unit(conn: DbConn, principal: CurrentUser, unit_id: Annotated[str, Path(
 @router.get("/units/{unit_id}/trail", response_model=UnitTrail, responses=NOT_FOUND)
 def unit_trail(conn: DbConn, principal: Overseer, unit_id: Annotated[str, Path(max_length=64)]) -> UnitTrail:
     """A household's case trail for export: alerts, cases, verdicts and every audit row about them."""
-    trail = queries.unit_trail(conn, unit_id=unit_id)
+    trail = case_queries.unit_trail(conn, unit_id=unit_id)
     if trail is None or not principal.sees(trail.estate_id):
         raise HTTPException(status_code=404, detail=f"unit {unit_id} not found")
     return trail
@@ -336,10 +333,10 @@ def unit_trail(conn: DbConn, principal: Overseer, unit_id: Annotated[str, Path(m
 @router.get("/stats", response_model=Stats)
 def stats(conn: DbConn, principal: Overseer) -> Stats:
     """Counts of units, readings, events, dead letters, alerts per kind and cases (the demo summary's)."""
-    counts = queries.summary_counts(conn)
+    counts = case_queries.summary_counts(conn)
     return Stats(
         units=counts["units"], readings=counts["readings"], events=counts["events"],
-        dead_letters=counts["dead_letters"], alerts_by_kind=queries.alert_kinds(counts),
+        dead_letters=counts["dead_letters"], alerts_by_kind=case_queries.alert_kinds(counts),
         alerts_open=counts["alerts_open"], cases_open=counts["cases_open"], cases_filed=counts["cases_filed"],
         agents=counts["agents"],
     )

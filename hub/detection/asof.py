@@ -11,8 +11,8 @@ from typing import Literal
 
 import psycopg
 
-from anju.hub.detection.load import history_start
-from anju.hub.detection.service import DetectionResult, last_complete_day, run_detection
+from anju.hub.detection.load import estate_batches, history_start
+from anju.hub.detection.service import BATCH_UNITS, DetectionResult, last_complete_day, run_detection
 from anju.hub.storage.rollups import refresh_daily_features
 from anju.models.rules import Policy
 
@@ -45,7 +45,7 @@ def refresh_for_window(
 
 def detect_as_of(
     conn: psycopg.Connection, *, as_of: date | None = None, policy: Policy | None = None,
-    refresh: Refresh = "window", models: bool = True,
+    refresh: Refresh = "window", models: bool = True, jobs: int = 1, batch_units: int | None = BATCH_UNITS,
 ) -> DetectionResult:
     """Run detection on the data up to ``as_of`` (default: the last complete day); opens or updates alerts.
 
@@ -55,7 +55,12 @@ def detect_as_of(
     ``"none"`` when the caller has just rolled up every day.
 
     ``models=False`` leaves out the scikit-learn models, which only rank alerts (the evaluation's many runs).
-    The run is one transaction of its own, or a savepoint of the caller's.
+
+    The estates are judged in batches of whole estates of at most ``batch_units`` units (None: the whole
+    city in one load); memory follows the largest batch, the alerts are the same. With ``jobs`` = 1 the run
+    is one transaction of its own, or a savepoint of the caller's. With ``jobs`` > 1 the batches are shared
+    out to that many worker processes, each with its own connection and transaction (``parallel.py``);
+    they see only committed data, so the caller's transaction is committed first.
     """
     policy = policy or Policy.load()
     as_of = as_of or last_complete_day(conn)
@@ -63,4 +68,11 @@ def detect_as_of(
         return DetectionResult(as_of=None)
     if refresh != "none":
         refresh_for_window(conn, as_of=as_of, policy=policy, missing=refresh == "window")
-    return run_detection(conn, as_of=as_of, policy=policy, models=models)
+    if jobs <= 1:
+        return run_detection(conn, as_of=as_of, policy=policy, models=models, batch_units=batch_units)
+    from anju.hub.detection.parallel import conninfo_of, run_parallel
+
+    sizes = estate_batches(conn, max_units=batch_units)
+    conn.commit()
+    return run_parallel(conninfo_of(conn), as_of=as_of, policy=policy, models=models, sizes=sizes, jobs=jobs)
+

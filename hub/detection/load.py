@@ -12,11 +12,17 @@ The load is most of a detection run at 100,000 units, so it is shaped by what th
 - Every unit's baseline medians and presence come as aggregates, for the anomaly score compares all units.
 
 Arrays come per unit (binary transfer): a row per unit-day costs more in the client than the rules.
+
+Detection loads a batch of whole estates at a time (``estate_batches``): everything the rules compare
+across units is within an estate (peer medians, same-size crowding medians) or a building (strangers,
+arrivals, claimed faces, the floor's sole candidate), so a batch judges its units exactly as a load of the
+whole city would, and memory is bounded by the largest batch, not the city.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -34,12 +40,14 @@ _ARRAYS = ", ".join(
         "gate_events_building", "water_night_m3_h", "elec_active_kwh", "elec_active_hours",
         "water_active_m3", "water_active_hours", "gas_active_hours", "tenant_face_entries"))
 
+# {units}: nothing (the whole city) or a filter to the batch's units, which the primary key serves.
 _WINDOW = f"""
 SELECT unit_id, count(*) FILTER (WHERE tenant_entries > 0), count(*) FILTER (WHERE tenant_face_entries > 0),
        {_ARRAYS}
-FROM unit_daily WHERE day BETWEEN %(window_start)s AND %(hi)s
+FROM unit_daily WHERE day BETWEEN %(window_start)s AND %(hi)s {{units}}
 GROUP BY unit_id
 """
+_OF_UNITS = "AND unit_id = ANY(%(units)s)"
 
 # Of the units given, those whose registered faces were seen in the traced history before the window.
 _FACES_BEFORE = """
@@ -58,7 +66,7 @@ SELECT unit_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY elec_kwh),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY water_m3),
        count(elec_kwh), count(water_m3), count(*) FILTER (WHERE gate_events_building > 0),
        count(*) FILTER (WHERE tenant_entries > 0)
-FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s
+FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s {units}
 GROUP BY unit_id
 """
 
@@ -70,7 +78,7 @@ _STRANGERS = """
 WITH s AS (
     SELECT estate_id, building, floor, stranger_track, (ts AT TIME ZONE %(tz)s)::date AS day
     FROM access_events
-    WHERE stranger_track IS NOT NULL AND ts >= %(lo_ts)s AND ts < %(hi_ts)s
+    WHERE stranger_track IS NOT NULL AND ts >= %(lo_ts)s AND ts < %(hi_ts)s {estates}
 )
 SELECT estate_id, building, stranger_track, min(day),
        count(DISTINCT day) FILTER (WHERE day >= %(window_start)s) AS window_days,
@@ -80,6 +88,10 @@ FROM s
 GROUP BY 1, 2, 3
 HAVING count(DISTINCT day) >= %(min_days)s
 """
+
+_REGISTRY = "SELECT unit_id, estate_id, building, floor, lease_start, household_size FROM units {estates}"
+
+_ESTATE_SIZES = "SELECT estate_id, count(*) FROM units GROUP BY estate_id ORDER BY estate_id"
 
 # Sorting a 100,000-unit window in memory rather than on disk; local to the load's transaction.
 _WORK_MEM = "SELECT set_config('work_mem', '256MB', true)"
@@ -119,15 +131,47 @@ def _days(arrays: tuple[list[Any], ...]) -> tuple[DailyFeatures, ...]:
 Tracks = dict[tuple[str, str], list[StrangerTrack]]
 
 
+Batch = tuple[str, ...] | None  # whole estates judged together; None: every estate of the city at once
+
+
+def estate_batches(conn: psycopg.Connection, *, max_units: int | None) -> list[tuple[Batch, int]]:
+    """The registered estates in batches of whole estates of at most ``max_units`` units (an estate
+    larger than that is a batch of its own), in estate order, each with its units; ``None``: the whole
+    city as one load."""
+    sizes = conn.execute(_ESTATE_SIZES).fetchall()
+    if max_units is None:
+        return [(None, sum(units for _, units in sizes))]
+    batches: list[tuple[Batch, int]] = []
+    batch: list[str] = []
+    size = 0
+    for estate, units in sizes:
+        if batch and size + units > max_units:
+            batches.append((tuple(batch), size))
+            batch, size = [], 0
+        batch.append(estate)
+        size += units
+    if batch:
+        batches.append((tuple(batch), size))
+    return batches
+
+
+def _only(estates: Sequence[str] | None, fragment: str) -> str:
+    """``fragment`` (a constant filter) for a batch of estates; nothing for the whole city."""
+    return "" if estates is None else fragment
+
+
 def _tracks(
-    conn: psycopg.Connection, *, lo: date, as_of: date, window_start: date, policy: Policy
+    conn: psycopg.Connection, *, lo: date, as_of: date, window_start: date, policy: Policy,
+    estates: Sequence[str] | None,
 ) -> tuple[Tracks, Tracks]:
     """Per building: the stranger tracks recurring in the window, and all recurring in the history."""
     recurring: Tracks = defaultdict(list)
     ever: Tracks = defaultdict(list)
-    for estate, building, track, first_seen, days, floor, seen, last in conn.execute(_STRANGERS, {
+    query = _STRANGERS.format(estates=_only(estates, "AND estate_id = ANY(%(estates)s)"))
+    for estate, building, track, first_seen, days, floor, seen, last in conn.execute(query, {
         "tz": LOCAL_TZ, "lo_ts": local_midnight(lo), "hi_ts": local_midnight(as_of + timedelta(days=1)),
         "window_start": window_start, "min_days": policy.sublet.stranger_min_days,
+        "estates": list(estates or ()),
     }):
         t = StrangerTrack(track, first_seen=first_seen, days_in_window=days, floor=floor, days_seen=seen,
                           last_seen=last)
@@ -138,22 +182,26 @@ def _tracks(
 
 
 def load_series(
-    conn: psycopg.Connection, *, as_of: date, policy: Policy
+    conn: psycopg.Connection, *, as_of: date, policy: Policy, estates: Sequence[str] | None = None,
 ) -> tuple[list[UnitSeries], dict[str, Baseline], date]:
-    """Every unit with data in the traced history, sorted by unit; their baselines; the first day loaded."""
+    """Every unit of ``estates`` (None: of the city) with data in the traced history, sorted by unit; their
+    baselines; the first day loaded."""
     lo = history_start(as_of, policy)
     window_start, _ = window_bounds(as_of, policy.window_days)
     base_end = window_start - timedelta(days=1)
     limit = max_window_entries(policy)
     conn.execute(_WORK_MEM)
     registry = {unit: rest for unit, *rest in conn.execute(
-        "SELECT unit_id, estate_id, building, floor, lease_start, household_size FROM units")}
+        _REGISTRY.format(estates=_only(estates, "WHERE estate_id = ANY(%(estates)s)")),
+        {"estates": list(estates or ())})}
+    of_units = _only(estates, _OF_UNITS)
+    units = list(registry)
     window: dict[str, tuple[list[Any], ...]] = {}
     busy: set[str] = set()
     faces_vanished: list[str] = []  # busy by entries, but with few face days: did faces go?
     with conn.cursor(binary=True) as cur:
         for unit_id, entry_days, face_days, *arrays in cur.execute(
-                _WINDOW, {"window_start": window_start, "hi": as_of}):
+                _WINDOW.format(units=of_units), {"window_start": window_start, "hi": as_of, "units": units}):
             window[unit_id] = tuple(arrays)
             if entry_days > limit:
                 busy.add(unit_id)
@@ -171,10 +219,12 @@ def load_series(
                 history[unit_id] = tuple(arrays)
         baselines: dict[str, Baseline] = {}
         for unit_id, elec, water, elec_known, water_known, gate_days, presence_days in cur.execute(
-                _BASELINE, {"base_start": window_start - timedelta(days=policy.baseline_days),
-                            "base_end": base_end}):
+                _BASELINE.format(units=of_units),
+                {"base_start": window_start - timedelta(days=policy.baseline_days), "base_end": base_end,
+                 "units": units}):
             baselines[unit_id] = Baseline(elec, water, elec_known, water_known, gate_days, presence_days)
-    tracks, ever = _tracks(conn, lo=lo, as_of=as_of, window_start=window_start, policy=policy)
+    tracks, ever = _tracks(conn, lo=lo, as_of=as_of, window_start=window_start, policy=policy,
+                           estates=estates)
     series = []
     arrivals_at: dict[tuple[str, str | None, int | None], tuple[tuple[str, date], ...]] = {}
     for unit_id in sorted(window.keys() | history.keys()):
@@ -197,3 +247,16 @@ def load_series(
                                  household_size=size, floor=floor))
         baselines.setdefault(unit_id, _NO_BASELINE)
     return series, baselines, lo
+
+
+def days_of(
+    conn: psycopg.Connection, units: Sequence[str], *, lo: date, as_of: date
+) -> dict[str, tuple[DailyFeatures, ...]]:
+    """The days from ``lo`` to ``as_of`` of the ``units`` given (the flagged ones: their alerts' charts)."""
+    out: dict[str, tuple[DailyFeatures, ...]] = {}
+    if units:
+        with conn.cursor(binary=True) as cur:
+            span = {"units": list(units), "lo": lo, "base_end": as_of}  # the history query, to as_of
+            for unit_id, *arrays in cur.execute(_HISTORY, span):
+                out[unit_id] = _days(tuple(arrays))
+    return out

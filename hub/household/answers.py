@@ -4,11 +4,11 @@ A household answers a case about its home within the answer period of its notice
 list inspectors dismiss with, text, and photos of documents (JPEG, PNG or WebP, checked by their bytes,
 size-limited), stored under the case in the database. Every answer is audited.
 
-A confirmed case is not filed before its answer period ends (``answer_hold``, plugged into the tenancy
-filing seam's ``filing_eligibility``): an undelivered notice holds it, provisionally for a whole period
-from now, and its delivery moves the filing to the period's real end. This holds for every unit with
-someone on its lease on record (``household_members``); a unit with nobody on record has nobody to tell
-or to sign in, and its cases are filed as before. A supervisor may record why a case
+A confirmed case is not filed before its answer period ends (``answer_hold``, which the tenancy filing
+seam owns: ``anju.hub.tenancy.hold``): an undelivered notice holds it, provisionally for a whole period
+from now, and its delivery moves the filing to the period's real end (``push_filing``). This holds for
+every unit with someone on its lease on record (``household_members``); a unit with nobody on record has
+nobody to tell or to sign in, and its cases are filed as before. A supervisor may record why a case
 must be filed earlier (``record_filing_override``), which releases it at once; audited.
 """
 
@@ -26,6 +26,7 @@ from anju.hub.auth.models import Principal, Role
 from anju.hub.cases.states import DISMISS_REASONS
 from anju.hub.household.policy import HouseholdPolicy
 from anju.hub.household.signin import HouseholdPrincipal
+from anju.hub.tenancy.hold import answer_deadline, answer_hold, on_record
 
 # The household answers with the reasons inspectors dismiss with (hub/cases/states.py), one list.
 ANSWER_REASONS: tuple[str, ...] = tuple(DISMISS_REASONS)
@@ -61,16 +62,6 @@ def _case_of(conn: psycopg.Connection[Any], case_id: int, unit_id: str) -> tuple
     if row is None or row[0] != unit_id:
         raise NotYours(f"case {case_id} not found")
     return row[0], row[1]
-
-
-def answer_deadline(conn: psycopg.Connection[Any], *, case_id: int) -> tuple[datetime | None, bool]:
-    """The end of the case's answer period (the latest notice's), and whether a notice still waits to be
-    delivered (its period not yet begun)."""
-    row = conn.execute(
-        "SELECT max(answer_by), bool_or(answer_by IS NULL) FROM household_notices WHERE case_id = %s",
-        (case_id,),
-    ).fetchone()
-    return (row[0], bool(row[1])) if row else (None, False)
 
 
 def submit_answer(
@@ -160,42 +151,9 @@ def answer_photo(conn: psycopg.Connection[Any], *, case_id: int, photo_id: int) 
     return (row[0], bytes(row[1])) if row else None
 
 
-def answer_hold(
-    conn: psycopg.Connection[Any], *, case_id: int, now: datetime, policy: HouseholdPolicy | None = None,
-) -> datetime | None:
-    """Until when a confirmed case's filing waits for its household's answer period, or None (not held:
-    not confirmed, period over, or a supervisor recorded why it must go now)."""
-    policy = policy or HouseholdPolicy()
-    row = conn.execute(
-        "SELECT c.status, EXISTS (SELECT 1 FROM filing_overrides o WHERE o.case_id = c.id),"
-        " EXISTS (SELECT 1 FROM household_notices n WHERE n.case_id = c.id AND n.event = 'confirmed')"
-        " FROM cases c WHERE c.id = %s", (case_id,),
-    ).fetchone()
-    if row is None or row[0] != "confirmed" or row[1] or not _on_record(conn, case_id):
-        return None
-    deadline, waiting = answer_deadline(conn, case_id=case_id)
-    ends = [deadline] if deadline else []
-    # A notice not yet delivered (or, by policy, the confirmation's notice not yet written) holds the case
-    # for a whole period from now; its delivery then moves the filing to the period's real end.
-    if waiting or deadline is None or (policy.notify_on_confirm and not row[2]):
-        ends.append(now + policy.answer_period)
-    until = max(ends)
-    return until if until > now else None
-
-
 # The outbox row that files a case for enforcement: its filing, or (a lead filed when it opened) the
 # update that carries its confirmation.
 _ENFORCEMENT_ROW = "(kind = 'filing' OR (kind = 'update' AND payload->>'status' = 'confirmed'))"
-
-
-def _on_record(conn: psycopg.Connection[Any], case_id: int) -> bool:
-    """Whether anyone on the case's unit's lease is on record to be told and to sign in: a unit with
-    nobody registered here has no household side to wait for (register the lease to give it one)."""
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM cases c JOIN household_members m ON m.unit_id = c.unit_id"
-        " WHERE c.id = %s AND m.active AND (m.relation = 'tenant' OR m.adult))", (case_id,),
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def push_filing(conn: psycopg.Connection[Any], *, case_id: int, until: datetime) -> None:
@@ -203,7 +161,7 @@ def push_filing(conn: psycopg.Connection[Any], *, case_id: int, until: datetime)
     for a confirmed case, with someone on record, that no supervisor released."""
     row = conn.execute("SELECT c.status = 'confirmed' AND NOT EXISTS (SELECT 1 FROM filing_overrides o"
                        " WHERE o.case_id = c.id) FROM cases c WHERE c.id = %s", (case_id,)).fetchone()
-    if row is None or not row[0] or not _on_record(conn, case_id):
+    if row is None or not row[0] or not on_record(conn, case_id):
         return
     conn.execute(
         "UPDATE tenancy_outbox SET next_attempt_at = greatest(next_attempt_at, %s) WHERE case_id = %s"

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from anju.hub.tenancy.hold import AnswerPeriod
 
 
-class HouseholdPolicy(BaseSettings):
-    """``ANJU_HOUSEHOLD_ANSWER_DAYS``: how long a household may answer a notice (from its delivery);
-    ``ANJU_HOUSEHOLD_NOTIFY_ON_CONFIRM``: notify again (and open a new answer period) on confirmation."""
+class HouseholdPolicy(AnswerPeriod):
+    """``ANJU_HOUSEHOLD_*``: the answer period (``answer_days``, ``notify_on_confirm``, inherited from the
+    filing hold's ``AnswerPeriod``, which reads the same variables), codes, sessions and photo limits."""
 
     model_config = SettingsConfigDict(env_prefix="ANJU_HOUSEHOLD_", env_file=None, extra="ignore")
 
@@ -23,8 +25,6 @@ class HouseholdPolicy(BaseSettings):
     code_gap_s: int = 60  # between two codes to one number
     codes_per_address_hour: int = 30
     session_hours: int = 12
-    answer_days: int = 14
-    notify_on_confirm: bool = True
     max_photos: int = 3
     max_photo_bytes: int = 5 * 1024 * 1024
     max_answer_chars: int = 2000
@@ -35,11 +35,6 @@ class HouseholdPolicy(BaseSettings):
     def code_ttl(self) -> timedelta:
         """How long a sign-in code is good for."""
         return timedelta(seconds=self.code_ttl_s)
-
-    @property
-    def answer_period(self) -> timedelta:
-        """How long a household may answer, from the delivery of the notice."""
-        return timedelta(days=self.answer_days)
 
     @property
     def max_upload_bytes(self) -> int:

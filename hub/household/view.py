@@ -12,10 +12,11 @@ from typing import Any
 
 import psycopg
 
-from anju.hub.api.models import Reason
-from anju.hub.household.answers import Answer, answer_deadline, answer_hold, case_answers
+from anju.hub.cases.schemas import Reason
+from anju.hub.household.answers import Answer, case_answers
 from anju.hub.household.privacy import public, public_reason
 from anju.hub.household.viewers import VIEWED, Viewer, case_viewers
+from anju.hub.tenancy.hold import answer_deadline, answer_hold
 
 # Trail rows a household reads: the case's own steps (views are listed apart, deliveries' internals and
 # the detector's bookkeeping are not steps of the case).

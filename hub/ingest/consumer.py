@@ -1,8 +1,10 @@
 """The ingest service: MQTT shared subscriptions in, batched database writes, acks out after commit.
 
-Two threads: paho's network loop only enqueues messages; one writer thread processes, batches, writes
-and then acknowledges. Nothing is acknowledged before it is committed, so a database outage loses
-nothing: the batch is retried with backoff and the agents resend whatever stays unacknowledged.
+Three threads: paho's network loop only enqueues messages; the writer thread processes and batches them;
+its flusher writes one batch at a time and then acknowledges it, while the writer processes the next
+(Python work overlaps the database's, which releases the GIL). Nothing is acknowledged before it is
+committed, so a database outage loses nothing: the batch is retried with backoff and the agents resend
+whatever stays unacknowledged.
 
 No message stops ingest: ``process`` turns any failure into a dead letter; a batch the database (or the
 writer) refuses for anything but a lost connection is retried once, then split in halves down to the
@@ -17,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -105,7 +108,8 @@ class IngestService:
         self._stats = IngestStats()
         self._shed_logged = False
         self._dead: dict[tuple[str, str], int] = {}  # (estate or "-", code) -> dead letters
-        self._oldest_pending: datetime | None = None  # received_at of the oldest uncommitted message
+        self._oldest_pending: datetime | None = None  # received_at of the oldest message being batched
+        self._oldest_flushing: datetime | None = None  # ... and of the batch being written
         self._writer: BatchWriter | None = None  # used by the writer thread only
         self.writer_part = PartMonitor("ingest", stale_after_s=stale_after_s, lag=self._lag_s)
         self.broker_part = PartMonitor("broker", stale_after_s=float("inf"))
@@ -159,10 +163,10 @@ class IngestService:
 
     def _lag_s(self) -> float | None:
         """Seconds since the oldest message not yet committed was received (None when all are)."""
-        oldest = self._oldest_pending
+        oldest = (self._oldest_flushing, self._oldest_pending)
         with self._queue.mutex:  # peek: the queue's deque is ordered by arrival
             head = self._queue.queue[0].received_at if self._queue.queue else None
-        stamps = [t for t in (oldest, head) if t is not None]
+        stamps = [t for t in (*oldest, head) if t is not None]
         return (datetime.now(UTC) - min(stamps)).total_seconds() if stamps else None
 
     def wait_ready(self, timeout: float) -> bool:
@@ -256,36 +260,46 @@ class IngestService:
 
     def _run(self) -> None:
         """The writer loop (run under ``run_supervised``): take, process, batch, flush, until stopped."""
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="anju-ingest-flush") as flusher:
+                self._batch(flusher)
+        finally:  # the flusher is done: nothing uses the connection any more
+            self._oldest_pending = self._oldest_flushing = None
+            self._close_writer()
+
+    def _batch(self, flusher: ThreadPoolExecutor) -> None:
+        """Take and process messages into batches; hand each to ``flusher``, one at a time, in order."""
         pending: list[tuple[Message, ProcessResult]] = []
+        flushing: Future[None] | None = None
         rows = 0
         deadline = 0.0
-        try:
-            while True:
-                self.writer_part.beat()
-                stopping = self._stop.is_set()
-                timeout = 0.0 if stopping else max(0.0, deadline - time.monotonic()) if pending else 0.1
-                try:
-                    msg: Message | None = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    msg = None
-                if msg is not None:
-                    result = process(msg.topic, msg.payload, msg.received_at, bounds=self._bounds)
-                    if not pending:
-                        deadline = time.monotonic() + self._flush_s
-                        self._oldest_pending = msg.received_at
-                    pending.append((msg, result))
-                    rows += result.rows
-                    self._count(messages=1)
-                full = rows >= self._batch_max
-                if pending and (full or time.monotonic() >= deadline or (stopping and msg is None)):
-                    self._flush(pending)
-                    pending, rows = [], 0
-                    self._oldest_pending = None
-                if stopping and msg is None and not pending:
-                    return
-        finally:
-            self._oldest_pending = None
-            self._close_writer()
+        while True:
+            self.writer_part.beat()
+            stopping = self._stop.is_set()
+            timeout = 0.0 if stopping else max(0.0, deadline - time.monotonic()) if pending else 0.1
+            try:
+                msg: Message | None = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                msg = None
+            if msg is not None:
+                result = process(msg.topic, msg.payload, msg.received_at, bounds=self._bounds)
+                if not pending:
+                    deadline = time.monotonic() + self._flush_s
+                    self._oldest_pending = msg.received_at
+                pending.append((msg, result))
+                rows += result.rows
+                self._count(messages=1)
+            full = rows >= self._batch_max
+            if pending and (full or time.monotonic() >= deadline or (stopping and msg is None)):
+                if flushing is not None:
+                    flushing.result()  # the batch before is committed and acked (or its error raised here)
+                self._oldest_flushing, self._oldest_pending = self._oldest_pending, None
+                flushing = flusher.submit(self._flush, pending)
+                pending, rows = [], 0
+            if stopping and msg is None and not pending:
+                if flushing is not None:
+                    flushing.result()
+                return
 
     def _close_writer(self) -> None:
         if self._writer is not None:
@@ -302,6 +316,12 @@ class IngestService:
 
     def _flush(self, pending: Sequence[tuple[Message, ProcessResult]]) -> None:
         """Write ``pending`` until it is committed (or the service stops), sending acks as parts commit."""
+        try:
+            self._flush_until_committed(pending)
+        finally:
+            self._oldest_flushing = None
+
+    def _flush_until_committed(self, pending: Sequence[tuple[Message, ProcessResult]]) -> None:
         delays = backoff_delays(cap=self._retry_cap_s)
         while True:
             try:

@@ -1,4 +1,11 @@
-"""Batch writer: COPY into staging tables, then insert with dedup on the natural keys; one transaction.
+"""Batch writer: COPY readings straight into their table, merging through staging only when some are there
+already; access events through staging with dedup on their natural keys; one transaction per flush.
+
+A reading is stored once: its primary key (unit, meter, ts) refuses a second copy. The common flush
+(nothing resent) is one binary COPY into ``meter_readings``, inside a savepoint. When the key refuses a
+row (an agent resent what was stored but not acked), the savepoint is rolled back and the same rows go
+through a staging table and ``INSERT ... ON CONFLICT DO NOTHING``, which keeps the first copy; the next
+flushes merge too, until one finds nothing resent.
 
 Before writing, every unit a batch names is looked up in the unit registry (``units``): a message naming
 an unregistered unit, or another estate's, becomes a dead letter (``processor.bind_units``). Ingest never
@@ -16,7 +23,15 @@ import psycopg
 from psycopg import pq
 
 from anju.hub.ingest.errors import WriterError
-from anju.hub.ingest.processor import AckDue, DeadLetter, ProcessResult, StatusRow, bind_units, units_named
+from anju.hub.ingest.processor import (
+    AckDue,
+    DeadLetter,
+    ProcessResult,
+    ReadingRow,
+    StatusRow,
+    bind_units,
+    units_named,
+)
 from anju.hub.storage import ensure_months
 from anju.hub.storage.timeseries import month_start
 
@@ -29,6 +44,15 @@ ACCESS_COLUMNS = (
     "ts", "estate_id", "device_id", "event_id", "building", "floor", "method", "person", "unit_id",
     "stranger_track", "agent_id", "seq", "received_at",
 )  # fmt: skip
+
+# Binary COPY: psycopg's C dumpers send what the server stores, with no text to format or parse per row.
+READING_TYPES = (
+    "timestamptz", "text", "text", "float8", "text", "text", "text", "int8", "timestamptz", "text",
+)  # fmt: skip
+_COPY_READINGS = f"COPY meter_readings ({', '.join(READING_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_STAGE_READINGS = (
+    f"COPY anju_stage_readings ({', '.join(READING_COLUMNS)}, estate_id) FROM STDIN (FORMAT BINARY)"
+)
 
 # Staging tables live per connection; ON COMMIT DELETE ROWS empties them after every flush.
 _STAGE_DDL = (
@@ -112,6 +136,9 @@ class BatchWriter:
             raise WriterError("meter_readings does not exist: run anju.hub.storage.ensure_schema first")
         self._partitioned = row[0] == "p"
         self._months: set[date] = set()
+        self._merge = False  # True after a flush found resent readings: merge until one finds none
+        for ddl in _STAGE_DDL:
+            conn.execute(ddl)
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -122,8 +149,13 @@ class BatchWriter:
         """Create missing monthly partitions in their own short transaction, before the flush."""
         if not self._partitioned:
             return
-        months = {month_start(x.ts) for r in results for x in r.readings}
-        months |= {month_start(x.ts) for r in results for x in r.access}
+        months: set[date] = set()
+        for rows in [r.readings for r in results] + [r.access for r in results]:
+            if not rows:
+                continue
+            first, last = month_start(min(x.ts for x in rows)), month_start(max(x.ts for x in rows))
+            # One month per message is the rule; look at every row only when a message spans several.
+            months |= {first} if first == last else {month_start(x.ts) for x in rows}
         months -= self._months
         if months:
             ensure_months(self._conn, months)
@@ -135,6 +167,27 @@ class BatchWriter:
             return {}
         rows = self._conn.execute(_REGISTRY, (sorted(unit_ids),)).fetchall()
         return {str(u): str(e) for u, e in rows}
+
+    def _store_readings(self, cur: psycopg.Cursor, readings: list[ReadingRow]) -> int:
+        """Store ``readings`` (inside the flush's transaction) and say how many are new."""
+        if not self._merge:
+            try:
+                # In a savepoint: a COPY the key refuses leaves nothing behind.
+                with self._conn.transaction(), cur.copy(_COPY_READINGS) as copy:
+                    copy.set_types(READING_TYPES)
+                    for x in readings:
+                        copy.write_row(x[:-1])  # all but estate_id
+                return len(readings)
+            except psycopg.errors.UniqueViolation:
+                self._merge = True  # some are stored already: merge this flush, and the next ones
+        with cur.copy(_STAGE_READINGS) as copy:
+            copy.set_types((*READING_TYPES, "text"))
+            for x in readings:
+                copy.write_row(x)
+        cur.execute(_INSERT_READINGS)
+        stored = cur.rowcount
+        self._merge = stored < len(readings)  # back to plain COPY once a flush finds nothing resent
+        return stored
 
     def write(self, results: Sequence[ProcessResult]) -> FlushResult:
         """Store a batch atomically; the returned acks are safe to send because the batch is committed.
@@ -152,17 +205,8 @@ class BatchWriter:
         self._ensure_months(results)
         stored_readings = stored_events = 0
         with self._conn.transaction(), self._conn.cursor() as cur:
-            for ddl in _STAGE_DDL:
-                cur.execute(ddl)
             if readings:
-                with cur.copy(
-                    f"COPY anju_stage_readings ({', '.join(READING_COLUMNS)}, estate_id) FROM STDIN"
-                ) as copy:
-                    for x in readings:
-                        copy.write_row(
-                            (x.ts, x.unit_id, x.meter, x.value, x.quality, x.device, x.agent_id, x.seq,
-                             x.received_at, x.event, x.estate_id)
-                        )  # fmt: skip
+                stored_readings = self._store_readings(cur, readings)
             if access:
                 with cur.copy(f"COPY anju_stage_access ({', '.join(ACCESS_COLUMNS)}) FROM STDIN") as copy:
                     for a in access:
@@ -170,9 +214,6 @@ class BatchWriter:
                             (a.ts, a.estate_id, a.device_id, a.event_id, a.building, a.floor, a.method,
                              a.person, a.unit_id, a.stranger_track, a.agent_id, a.seq, a.received_at)
                         )  # fmt: skip
-            if readings:
-                cur.execute(_INSERT_READINGS)
-                stored_readings = cur.rowcount
             if access:
                 cur.execute(_INSERT_ACCESS)
                 stored_events = cur.rowcount

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from anju.hub.audit import record_audit
 from anju.hub.audit.store import head as audit_head
+from anju.hub.tenancy.hold import answer_hold
 
 
 class FilingSettings(BaseSettings):
@@ -100,10 +101,8 @@ class FilingEligibility:
 def filing_eligibility(conn: psycopg.Connection[Any], *, case_id: int, now: datetime) -> FilingEligibility:
     """When a confirmed case may go to the tenancy system for enforcement.
 
-    The household's side hooks in here: a confirmed case is not filed before the household's answer
-    period ends unless a supervisor recorded why (``anju.hub.household.answers.answer_hold``)."""
-    from anju.hub.household.answers import answer_hold  # the household side reads cases; import it late
-
+    A confirmed case is not filed before the household's answer period ends unless a supervisor
+    recorded why (``anju.hub.tenancy.hold.answer_hold``)."""
     until = answer_hold(conn, case_id=case_id, now=now)
     return FilingEligibility(not_before=until, why="household_answer_period" if until else None)
 

@@ -17,6 +17,7 @@ import psycopg
 
 from anju.hub.audit import record_audit
 from anju.hub.tenancy.client import TenancyClient, TenancyUnavailable
+from anju_mqtt.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,16 @@ class DeliveryResult:
 
 
 def backoff(attempts: int, *, rng: random.Random | None = None) -> timedelta:
-    """Delay before the next try after ``attempts`` failures: exponential, capped, jittered to [½, 1]."""
-    rng = rng or random.Random()
-    raw = min(BACKOFF_CAP.total_seconds(), BACKOFF_BASE.total_seconds() * 2 ** max(attempts - 1, 0))
-    return timedelta(seconds=raw * rng.uniform(0.5, 1.0))
+    """Delay before the next try after ``attempts`` failures: 2 s, 4 s, 8 s ... capped at an hour, jittered
+    to [½, 1] of that.
+
+    The curve is ``anju_mqtt.backoff.backoff_delay``'s, the one helper the edge, the simulators and the
+    tenancy feed use; only the base and cap are the outbox's own. What differs is where the wait lives:
+    the outbox stores it as the row's ``next_attempt_at`` (it survives a restart and is shared by every
+    hub draining the table), where the MQTT links hold theirs in memory."""
+    seconds = backoff_delay(max(attempts - 1, 0), base=BACKOFF_BASE.total_seconds(),
+                            cap=BACKOFF_CAP.total_seconds(), rng=rng)
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)

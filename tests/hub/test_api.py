@@ -340,7 +340,7 @@ def test_unit_detail(client: httpx.Client, seeded: dict[str, int]) -> None:
 
 
 def test_stats_match_summary_counts(client: httpx.Client, database_url: str) -> None:
-    from anju.hub.api.queries import summary_counts
+    from anju.hub.cases.queries import summary_counts
 
     body = client.get("/api/stats").json()
     assert body == {

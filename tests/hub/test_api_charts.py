@@ -19,7 +19,7 @@ from anju.hub.api.labels import (
     reason_comparison,
     reason_text,
 )
-from anju.hub.api.models import Reason
+from anju.hub.cases.schemas import Reason
 
 DAYS = [date(2026, 3, 1) + timedelta(days=i) for i in range(5)]
 ELECTRICITY = EVIDENCE_SERIES[0]

@@ -116,6 +116,9 @@ def cells(ids: dict[str, int]) -> list[Cell]:
         Cell("GET", "/visits", "/visits?sheets=1", None, "-", page()),
         Cell("GET", "/visits.csv", "/visits.csv", None, "-", page()),
         Cell("GET", "/supervisor", "/supervisor", None, "-", page(managers)),
+        # The operator's status page and its JSON (issue 17): admins only.
+        Cell("GET", "/status", "/status", None, "-", page(admins)),
+        Cell("GET", "/api/status", "/api/status", None, "-", api(admins)),
         # Batch assignment of closed cases: managers get each case's refusal (200, or back to the queue),
         # the others nothing.
         Cell("POST", "/api/cases/assign", "/api/cases/assign",

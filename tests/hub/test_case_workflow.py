@@ -400,8 +400,8 @@ def test_the_case_page_shows_step_deadline_overdue_and_the_buttons_of_the_role(d
 def test_repeated_detections_fold_into_one_trail_line() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from anju.hub.api.models import AuditEntry
     from anju.hub.api.trail import fold_repeats
+    from anju.hub.cases.schemas import AuditEntry
 
     t0 = datetime(2026, 5, 18, 2, 0, tzinfo=UTC)
 

@@ -120,6 +120,40 @@ def test_reset_is_counted_not_a_huge_or_negative_value(conn: psycopg.Connection)
     assert consumption == pytest.approx(22.0)  # 11 + 11 steps of 1 kWh; the reset step adds nothing
 
 
+def flag(conn: psycopg.Connection, unit_id: str, meter: str, ts: datetime, event: str) -> None:
+    """Mark one stored reading as the edge does when the total fell (edge_agent/counters.py)."""
+    conn.execute("UPDATE meter_readings SET event = %s WHERE unit_id = %s AND meter = %s AND ts = %s",
+                 (event, unit_id, meter, ts))
+
+
+def test_flagged_rollover_counts_as_the_fall_did(conn: psycopg.Connection) -> None:
+    """Correctly flagged data: the edge's flag on the reading that fell gives what the fall alone gave."""
+    values = [99990.0 + h for h in range(12)] + [0.5 + h for h in range(12)]  # rollover at 12:00
+    for unit_id in ("U1", "U2"):
+        add_unit(conn, unit_id)
+        add_readings(conn, unit_id, "electricity", [(at(D1, h), v) for h, v in enumerate(values)])
+    flag(conn, "U2", "electricity", at(D1, 12), "rollover")
+    refresh_daily_features(conn)
+    assert meter_daily(conn, "U2", "electricity") == meter_daily(conn, "U1", "electricity")
+    assert meter_daily(conn, "U2", "electricity")[D1] == (pytest.approx(22.0), 24, 24, 1)
+
+
+def test_flagged_replacement_that_starts_higher_is_honoured(conn: psycopg.Connection) -> None:
+    """A new meter whose first total is above the old one's last: only the edge's flag tells it from use.
+    Without the flag the step would count as 389 kWh used in one hour; with it, it is a reset."""
+    add_unit(conn, "U1")
+    values = [100.0 + h for h in range(12)] + [500.0 + h for h in range(12)]  # new meter at 12:00
+    add_readings(conn, "U1", "electricity", [(at(D1, h), v) for h, v in enumerate(values)])
+    refresh_daily_features(conn)
+    assert meter_daily(conn, "U1", "electricity")[D1] == (pytest.approx(11.0 + 389.0 + 11.0), 24, 24, 0)
+    flag(conn, "U1", "electricity", at(D1, 12), "replaced")
+    refresh_daily_features(conn)
+    assert meter_daily(conn, "U1", "electricity")[D1] == (pytest.approx(22.0), 24, 24, 1)
+    floor = conn.execute("SELECT floor_rate FROM meter_daily WHERE unit_id = 'U1' AND day = %s",
+                         (D1,)).fetchone()
+    assert floor is not None and floor[0] == pytest.approx(1.0)  # the 389 kWh step is no hour's rate
+
+
 def test_gap_longer_than_three_hours_is_not_attributed(conn: psycopg.Connection) -> None:
     add_unit(conn, "U1")
     rows = [(at(D1, h), float(h)) for h in range(13)] + [(at(D1, h), float(h)) for h in range(17, 24)]

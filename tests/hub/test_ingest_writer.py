@@ -83,9 +83,7 @@ def test_duplicates_are_stored_once_and_still_acked(conn: psycopg.Connection) ->
 
 
 def test_known_unit_keeps_its_registry_row(conn: psycopg.Connection) -> None:
-    conn.execute(
-        "UPDATE units SET building = '1', area_m2 = 55 WHERE unit_id = 'E01-1-0302'"
-    )
+    conn.execute("UPDATE units SET building = '1', area_m2 = 55 WHERE unit_id = 'E01-1-0302'")
     BatchWriter(conn).write(examples()[:1])
     assert conn.execute("SELECT building, area_m2 FROM units WHERE unit_id = 'E01-1-0302'").fetchone() == (
         "1",
@@ -227,3 +225,31 @@ def test_status_never_moves_an_agent_to_another_estate(conn: psycopg.Connection)
     row = conn.execute("SELECT estate_id, state FROM agent_status WHERE agent_id = 'E02-gw1'").fetchone()
     assert row == ("E02", "online")
     assert _dead(conn)[0][:2] == ("agent_other_estate", "E01")
+
+
+def _readings_at(hour: int, seq: int) -> ProcessResult:
+    """The example batch moved to ``hour`` (UTC) with seqs from ``seq``: three new readings."""
+    data = json.loads(example_bytes("readings_batch.json"))
+    for i, r in enumerate(data["readings"]):
+        r["ts"] = f"2026-03-01T{hour:02d}:00:0{i}+00:00"
+        r["seq"] = seq + i
+    return process(str(Topic.readings("E01")), json.dumps(data).encode(), RECEIVED, bounds=WIDE)
+
+
+def test_resent_readings_mixed_with_new_ones_are_stored_once(conn: psycopg.Connection) -> None:
+    """The plain COPY refuses a flush holding a stored reading; the merge stores only the new ones, and
+    the flushes after it, merged or copied, store every new reading exactly once."""
+    writer = BatchWriter(conn)
+    assert writer.write([_readings_at(1, 1)]).stored_readings == 3  # plain COPY
+    mixed = writer.write([_readings_at(2, 4), _readings_at(1, 1), _readings_at(3, 7)])
+    assert (mixed.stored_readings, mixed.duplicates) == (6, 3)
+    assert mixed.acks[0].seqs == tuple(range(1, 10))  # the resent ones are acked again
+    fresh = [writer.write([_readings_at(h, 3 * h + 1)]) for h in (4, 5)]  # merged, then copied again
+    assert [(f.stored_readings, f.duplicates) for f in fresh] == [(3, 0), (3, 0)]
+    again = writer.write([_readings_at(5, 16), _readings_at(5, 16)])  # resent twice in one flush
+    assert (again.stored_readings, again.duplicates) == (0, 6)
+    assert count(conn, "meter_readings") == 15
+    stored = conn.execute(
+        "SELECT count(DISTINCT (unit_id, meter, ts)), count(DISTINCT seq) FROM meter_readings"
+    )
+    assert stored.fetchone() == (15, 15)

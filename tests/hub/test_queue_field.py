@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from anju.hub.api.app import create_app
-from anju.hub.api.models import AlertSort
-from anju.hub.api.queue_queries import list_alerts
+from anju.hub.cases.alert_queue import list_alerts
+from anju.hub.cases.schemas import AlertSort
 from tests.hub.test_api import CJK, add_users, create_schema, english_text, login, seed, serve
 
 N_MANY = 230

@@ -15,8 +15,8 @@ from psycopg.types.json import Jsonb
 
 from anju.hub.api.charts import EVIDENCE_SERIES, bar_chart
 from anju.hub.api.labels import reason_comparison
-from anju.hub.api.models import Evidence, Reason
 from anju.hub.api.reason_figures import shown_reason, shown_reasons
+from anju.hub.cases.schemas import Evidence, Reason
 from tests.hub import test_api
 from tests.hub.test_api import DAYS, vacancy_evidence
 

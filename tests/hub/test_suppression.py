@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from anju.hub.api.queries import list_alerts
 from anju.hub.audit.store import verify
+from anju.hub.cases.alert_queue import list_alerts
 from anju.hub.cases.service import transition
 from anju.hub.cases.states import DISMISS_REASONS, Action
 from anju.hub.cases.suppression import SUPPRESS_DAYS, Clearance, Decision, clearance

@@ -20,6 +20,7 @@ from anju.hub.audit.store import verify
 from anju.hub.detection.service import run_detection
 from anju.hub.tenancy.client import TenancyClient
 from anju.hub.tenancy.outbox import BACKOFF_CAP, backoff, deliver_pending
+from anju_mqtt.backoff import backoff_delay
 from tests.hub.test_detection import AS_OF, add_days
 from tests.hub.test_features import add_unit, prepare_schema
 from tests.services import free_port
@@ -179,6 +180,17 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
     assert 1.0 <= delays[0] <= 2.0 and 8.0 <= delays[3] <= 16.0
     assert max(delays) <= BACKOFF_CAP.total_seconds()
     assert len({round(backoff(5, rng=rng).total_seconds(), 6) for _ in range(5)}) > 1
+
+
+def test_outbox_backoff_is_the_shared_curve_with_the_outbox_base_and_cap() -> None:
+    """One backoff helper: the outbox's delays are ``anju_mqtt``'s for the same draws (base 2 s, cap 1 h),
+    and stay what the outbox always gave: ``min(cap, 2 s * 2**(attempts-1))`` times a draw in [½, 1]."""
+    ours, shared, plain = random.Random(7), random.Random(7), random.Random(7)
+    for attempts in (0, 1, 2, 5, 12, 40):
+        ceiling = min(BACKOFF_CAP.total_seconds(), 2.0 * 2 ** max(attempts - 1, 0))
+        delay = backoff(attempts, rng=ours).total_seconds()
+        assert delay == pytest.approx(backoff_delay(max(attempts - 1, 0), base=2.0, cap=3600.0, rng=shared))
+        assert delay == pytest.approx(ceiling * plain.uniform(0.5, 1.0))
 
 
 def test_a_city_system_that_ignores_keys_gets_each_filing_and_update_once(conn: psycopg.Connection) -> None:

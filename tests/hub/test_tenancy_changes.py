@@ -41,7 +41,7 @@ def closed_alert_rows(conn: psycopg.Connection) -> list[tuple[str, str, str]]:  
 
 def open_queue(conn: psycopg.Connection) -> list[int]:  # noqa: F811
     """The ids of the open alerts, as the inspectors' queue lists them."""
-    from anju.hub.api.queries import list_alerts
+    from anju.hub.cases.alert_queue import list_alerts
 
     return [a.id for a in list_alerts(conn, status="open").items]
 

@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from anju.hub.api.queries import get_case
+from anju.hub.cases.queries import get_case
 from anju.hub.cases.service import open_case
 from anju.hub.storage import ensure_schema
 from anju.hub.tenancy.client import TenancyClient

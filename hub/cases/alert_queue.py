@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from anju.hub.api.models import AlertPage, AlertSort, AlertSummary, Evidence
+from anju.hub.cases.schemas import AlertPage, AlertSort, AlertSummary, Evidence
 from anju.hub.cases.workflow import OVERDUE_SQL as WORKFLOW_OVERDUE_SQL
 
 Conn = psycopg.Connection[Any]
