@@ -303,8 +303,11 @@ class SubletRule:
         reasons = [
             Reason(
                 "tenant_faces_vanished",
-                f"No registered tenant's face was recognised since {left.isoformat()}, yet their card or "
-                f"code was used on {entry_days} of {w.n_days} days: someone else may be using it.",
+                (f"No registered tenant's face was recognised since {left.isoformat()}" if face_days == 0
+                 else f"A registered tenant's face was recognised on only {face_days} of the last {w.n_days} "
+                      f"days (visits; seldom since {left.isoformat()})")
+                + f", yet their card or code was used on {entry_days} of {w.n_days} days: someone else may "
+                "be using it.",
                 value=face_days, baseline=entry_days, unit="days",
             ) if faces_only else Reason(
                 "no_tenant_entries",

@@ -389,11 +389,21 @@ def test_lent_card_presence_reason_shows_the_faces_drop(policy: Policy) -> None:
 
 
 def test_household_whose_faces_still_appear_is_not_a_lent_card(policy: Policy) -> None:
+    """Faces on four days of the window, one every five days: more than a tenant dropping by."""
     s = series(change_from=MOVED_OUT, elec=7.0, water=0.25, entries=2, faces=0, strangers=3)
-    faces = {d: {**SUBLET, "entries": 2, "faces": 1} for d in (AS_OF - timedelta(days=14), AS_OF - timedelta(
-        days=3))}
+    faces = {AS_OF - timedelta(days=d): {**SUBLET, "entries": 2, "faces": 1} for d in (17, 12, 7, 2)}
     _, sub = judge(policy, with_days(s, faces))
     assert sub.outcome is Outcome.CLEAR and sub.reasons == ()
+
+
+def test_a_lent_card_where_the_tenant_drops_by_is_still_a_lent_card(policy: Policy) -> None:
+    """The subtenant uses the tenant's card every day; the tenant shows a face once in ten days (a visit).
+    Two visits in the window do not clear it, as two entries do not clear a sublet."""
+    s = series(change_from=MOVED_OUT, tracks=(subtenant(),), elec=7.0, water=0.25, entries=2, faces=0,
+               strangers=3)
+    visits = {AS_OF - timedelta(days=d): {**SUBLET, "entries": 2, "faces": 1} for d in (15, 5)}
+    _, sub = judge(policy, with_days(s, visits))
+    assert sub.outcome is Outcome.FLAGGED and "tenant_faces_vanished" in codes(sub)
 
 
 # --- no verdict --------------------------------------------------------------------------------------------
