@@ -52,7 +52,9 @@ def register(sub: Any, sim: Any) -> None:
     ev.add_argument("--cross", action="store_true",
                     help="both generators x --seeds seeds x both modes; prints the mean and worst seed per "
                          "kind (rules only, no models: slow at large sizes, see bench/README.md)")
-    ev.add_argument("--seeds", type=int, default=5, help="with --cross: seeds 1..N of each generator")
+    ev.add_argument("--seeds", type=int, default=5, help="with --cross: how many seeds of each generator")
+    ev.add_argument("--first-seed", type=int, default=1,
+                    help="with --cross: the first of the seeds (seeds nobody looked at make a held-out run)")
     ev.add_argument("--jobs", type=int, default=1,
                     help="with --cross: scenarios run in this many processes, each on a database of its own "
                          "beside the given one")

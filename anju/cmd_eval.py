@@ -209,12 +209,13 @@ def _cross_one(generator: str, seed: int, url: str, units: int, days: int, caden
 
 
 def _cross(args: argparse.Namespace) -> int:
-    """Both generators x seeds 1..N x both modes, rules as shipped; the mean and worst seed per kind."""
+    """Both generators x N seeds x both modes, rules as shipped; the mean and worst seed per kind."""
     from anju.models.evaluation import cross_table
 
     url = _eval_database(args.database_url, name="anju_eval_cross")
     started = time.monotonic()
-    jobs = [(g, seed) for g in GENERATORS for seed in range(1, args.seeds + 1)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(g, seed) for g in GENERATORS for seed in seeds]
     if args.jobs <= 1:
         runs = [_cross_one(g, seed, url, args.units, args.days, args.cadence_days) for g, seed in jobs]
     else:
@@ -224,7 +225,7 @@ def _cross(args: argparse.Namespace) -> int:
             runs = [f.result() for f in futures]
     for mode in MODES:
         what = "history import, one detection on the last day" if mode == "once" else "daily cadence"
-        print(f"mode={mode} ({what}; {args.units} units x {args.days} days, seeds 1..{args.seeds})")
+        print(f"mode={mode} ({what}; {args.units} units x {args.days} days, seeds {seeds[0]}..{seeds[-1]})")
         print(cross_table([(r.generator, r.seed, r.reports[mode]) for r in runs]))
         print("")
     print(f"wall_s={time.monotonic() - started:.0f}")
