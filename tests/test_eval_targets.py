@@ -17,14 +17,15 @@ from anju.cmd_eval import run_scenario
 pytestmark = pytest.mark.integration
 
 # Per generator and kind: (min precision, min recall). The sublet recall on the appliance model in this
-# mode is below the 0.85 target (seed 7 at this size: 0.714; subtenants who all use the tenant's card
-# with no face ever recognised, sublets older than the data in buildings without corridor cameras): a
-# known gap named in bench/README.md, guarded here so that it cannot get worse unseen.
+# mode is below the 0.85 target (seed 7 at this size: 0.810, 17 of 21; sublets older than the data
+# in buildings without corridor cameras, and subtenants who all use the tenant's card where the tenant
+# showed a face on few entries): a known gap named in bench/README.md, guarded here one sublet below
+# today's figure so that it cannot get worse unseen.
 FLOORS = {
     ("households", "vacancy"): (0.95, 0.95),
     ("households", "sublet"): (0.90, 0.85),
     ("appliances", "vacancy"): (0.95, 0.95),
-    ("appliances", "sublet"): (0.90, 0.65),
+    ("appliances", "sublet"): (0.90, 0.76),
 }
 
 
