@@ -32,15 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.service
 from anju.device_sims.scenarios import make_scenario, write_scenario
 from anju.hub.bulk import BulkImport, import_all
 from anju.hub.storage import ensure_schema
-from anju.hub.storage.rollups import LOCAL_TZ, refresh_daily_features
+from anju.hub.storage.rollups import refresh_daily_features
+from anju_wire.clock import ESTATE_TZ
 from tests.services import create_database, drop_database, pg15_server
 
 # Legal SQL (a window over the grouped days), the nearest a day-level view comes to the rollup's deltas.
 _DAILY_WITH_LAG = f"""
 CREATE MATERIALIZED VIEW bench_meter_daily_cagg WITH (timescaledb.continuous) AS
-SELECT unit_id, meter, time_bucket('1 day', ts, '{LOCAL_TZ}') AS day,
+SELECT unit_id, meter, time_bucket('1 day', ts, '{ESTATE_TZ}') AS day,
        max(value) - lag(max(value)) OVER (PARTITION BY unit_id, meter
-                                          ORDER BY time_bucket('1 day', ts, '{LOCAL_TZ}')) AS consumption
+                                          ORDER BY time_bucket('1 day', ts, '{ESTATE_TZ}')) AS consumption
 FROM meter_readings WHERE quality = 'ok' AND value IS NOT NULL
 GROUP BY 1, 2, 3 WITH NO DATA
 """
@@ -82,7 +83,7 @@ def main() -> None:
                 assert ensure_schema(conn, prefer="timescaledb").backend == "timescaledb"
                 conn.commit()
                 given = BulkImport(units=files.units, readings=files.readings, access=files.access)
-                import_all(conn, given, rejects_path=Path(tmp) / "rejects.csv", progress=False)
+                import_all(conn, given, rejects_path=Path(tmp) / "rejects.csv", tz=ESTATE_TZ, progress=False)
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE meter_readings")
                 row = conn.execute("SELECT count(*), max(ts) FROM meter_readings").fetchone()
@@ -90,11 +91,11 @@ def main() -> None:
                 readings, last = int(row[0]), row[1]
                 print(f"  {readings:,} readings, the last at {last}")
                 t0 = time.monotonic()
-                refresh_daily_features(conn)
+                refresh_daily_features(conn, tz=ESTATE_TZ)
                 print(f"  {'refresh_daily_features, all days':<58} {time.monotonic() - t0:8.2f} s")
                 since = (last - timedelta(days=1)).date()
                 t0 = time.monotonic()
-                refresh_daily_features(conn, since=since)
+                refresh_daily_features(conn, tz=ESTATE_TZ, since=since)
                 print(f"  {'refresh_daily_features, the last two days':<58} {time.monotonic() - t0:8.2f} s")
                 try:
                     conn.execute(_DAILY_WITH_LAG)  # type: ignore[arg-type,unused-ignore]
