@@ -115,10 +115,12 @@ def _import(args: argparse.Namespace) -> int:
         print("anju import: give at least one of --units, --readings, --access", file=sys.stderr)
         return 2
     files = BulkImport(units=args.units, readings=args.readings, access=args.access)
+    settings = HubSettings()
     with connect_database(args.database_url) as conn:
         try:
-            results = import_all(conn, files, rejects_path=args.rejects, progress=not args.no_progress,
-                                 encoding=args.encoding, bounds=HubSettings().time_bounds())
+            results = import_all(conn, files, rejects_path=args.rejects, tz=settings.estate_tz,
+                                 progress=not args.no_progress, encoding=args.encoding,
+                                 bounds=settings.time_bounds())
         except BulkImportError as err:
             print(f"anju import: {err}", file=sys.stderr)
             return 2
@@ -136,13 +138,15 @@ def _import(args: argparse.Namespace) -> int:
 def _detect(args: argparse.Namespace) -> int:
     from anju.hub.detection.asof import detect_as_of
     from anju.hub.detection.service import last_complete_day
+    from anju.hub.settings import HubSettings
 
+    tz = HubSettings().estate_tz  # the days detection refreshes and judges: those the importer marked
     with connect_database(args.database_url) as conn:
-        as_of = args.as_of or last_complete_day(conn)
+        as_of = args.as_of or last_complete_day(conn, tz=tz)
         if as_of is None:
             print("anju detect: no data", file=sys.stderr)
             return 1
-        r = detect_as_of(conn, as_of=as_of, jobs=args.jobs)
+        r = detect_as_of(conn, as_of=as_of, tz=tz, jobs=args.jobs)
     print(f"as_of={r.as_of} units={r.units} flagged_vacancy={r.flagged_vacancy} "
           f"flagged_sublet={r.flagged_sublet} no_verdict={r.no_verdict} alerts_opened={r.alerts_opened} "
           f"alerts_updated={r.alerts_updated} cases_opened={r.cases_opened}")

@@ -25,6 +25,10 @@ from typing import Any
 
 import psycopg
 
+# The generators simulate households in the default estate zone and date their truth in it, so the
+# evaluation rolls up and judges days of that zone too, not of the hub's ANJU_ESTATE_TZ setting.
+from anju_wire.clock import ESTATE_TZ
+
 GENERATORS = {"households": "anju.device_sims.scenarios", "appliances": "anju.device_sims.appliances"}
 MODES = ("once", "daily")
 
@@ -101,7 +105,7 @@ def run_scenario(
         conn.commit()
         t0 = time.monotonic()
         files_in = BulkImport(units=files.units, readings=files.readings, access=files.access)
-        results = import_all(conn, files_in, rejects_path=workdir / "rejects.csv",
+        results = import_all(conn, files_in, rejects_path=workdir / "rejects.csv", tz=ESTATE_TZ,
                              progress=sys.stderr.isatty())
         timings["import"] = time.monotonic() - t0
         log(f"import: {timings['import']:.0f} s")
@@ -109,7 +113,7 @@ def run_scenario(
         if rejected:
             log(f"anju eval: {rejected} generated line(s) were refused; see {workdir / 'rejects.csv'}")
         t0 = time.monotonic()
-        refresh_daily_features(conn)
+        refresh_daily_features(conn, tz=ESTATE_TZ)
         conn.execute("TRUNCATE bulk_stale_days")
         conn.commit()
         timings["features"] = time.monotonic() - t0
@@ -123,7 +127,7 @@ def run_scenario(
         if "once" in modes:
             t0 = time.monotonic()
             conn.execute("SELECT 1")  # an outer transaction: the run's own commits become a savepoint
-            detect_as_of(conn, as_of=last, policy=policy, refresh="none", models=models)
+            detect_as_of(conn, as_of=last, tz=ESTATE_TZ, policy=policy, refresh="none", models=models)
             reports["once"] = evaluate(truth, alerts(), as_of=last, observed_days=days, first_day=first_day)
             conn.rollback()
             timings["detect_once"] = time.monotonic() - t0
@@ -133,7 +137,7 @@ def run_scenario(
                        for k in range(((last - first_as_of).days // cadence_days) + 1)]
             t0 = time.monotonic()
             for done, as_of in enumerate(sorted(cadence), start=1):
-                detect_as_of(conn, as_of=as_of, policy=policy, refresh="none", models=models)
+                detect_as_of(conn, as_of=as_of, tz=ESTATE_TZ, policy=policy, refresh="none", models=models)
                 conn.commit()
                 if done % 10 == 0 or done == len(cadence):  # progress: the longest phase
                     elapsed = time.monotonic() - t0
@@ -296,7 +300,7 @@ def _eval_models(
               if t.onset is None or (as_of - t.onset).days >= MIN_ONSET_AGE_DAYS}
     lines = ["models (scikit-learn; they rank and explain the rules' alerts, the rules decide what is "
              "flagged)"]
-    scores = anomaly_scores(conn, as_of=as_of, policy=policy)
+    scores = anomaly_scores(conn, as_of=as_of, tz=ESTATE_TZ, policy=policy)
     if scores is None:
         lines.append("anomaly: too few units with enough data to compare")
     else:

@@ -166,8 +166,8 @@ def _final_pass(database_url: str, tenancy_url: str, as_of: date) -> None:
     from anju.hub.tenancy.outbox import deliver_pending
 
     with psycopg.connect(database_url) as conn:
-        refresh_daily_features(conn, since=None)
-        detect_as_of(conn, as_of=as_of, refresh="none")  # every day was just rolled up
+        refresh_daily_features(conn, tz=ESTATE_TZ, since=None)
+        detect_as_of(conn, as_of=as_of, tz=ESTATE_TZ, refresh="none")  # every day was just rolled up
         conn.commit()
         with TenancyClient(base_url=tenancy_url, token=None) as client:
             deadline = time.monotonic() + 60
@@ -289,6 +289,7 @@ def run_demo(opts: DemoOptions) -> int:
             "ANJU_TENANCY_URL": tenancy_url,
             "ANJU_HTTP_PORT": str(opts.http_port),
             "ANJU_SHARE_GROUP": "anju-hub" if broker.shared_subscriptions else "",
+            "ANJU_ESTATE_TZ": ESTATE_TZ,  # the simulated households live in ESTATE_TZ: the hub's days too
         }
         procs.start("hub", ["hub"], env=hub_env)
         wait_port("127.0.0.1", opts.http_port, timeout=60)

@@ -42,6 +42,7 @@ from anju.hub.storage.embedded import throwaway_database
 from anju.hub.storage.rollups import refresh_daily_features
 from anju.hub.storage.schema import Backend
 from anju_wire import MeterKind, MeterReading, ReadingsBatch, Topic, encode
+from anju_wire.clock import ESTATE_TZ
 from tests.services import create_database, drop_database, pg15_server
 
 # Bytes of a table with its indexes: the partitions' sum, or the hypertable's (compressed chunks included).
@@ -113,7 +114,8 @@ def measure(
             f", TimescaleDB {info.timescaledb_version}" if backend == "timescaledb" else "")
         conn.execute("CHECKPOINT")
         given = BulkImport(units=files.units, readings=files.readings, access=files.access)
-        results = import_all(conn, given, rejects_path=work / f"{backend}.rejects.csv", progress=False)
+        results = import_all(conn, given, rejects_path=work / f"{backend}.rejects.csv", tz=ESTATE_TZ,
+                             progress=False)
         by_kind = {r.kind: r for r in results}
         fig.put("import_readings_rows_per_s", by_kind["readings"].rows_per_s)
         fig.put("import_access_rows_per_s", by_kind["access"].rows_per_s)
@@ -125,7 +127,7 @@ def measure(
         fig.put("bytes_per_reading", _bytes(conn, backend, "meter_readings") / readings)
         fig.put("bytes_per_access_event", _bytes(conn, backend, "access_events") / events)
         t0 = time.monotonic()
-        refresh_daily_features(conn)
+        refresh_daily_features(conn, tz=ESTATE_TZ)
         conn.commit()
         fig.put("feature_refresh_s", time.monotonic() - t0)
     if backend == "timescaledb":
@@ -142,7 +144,8 @@ def measure(
                                f"after_compression_total_bytes FROM {stats}").fetchone()
             fig.put("compressed_chunks_ratio", float(row[0]) if row else 0.0)  # TimescaleDB's own count
             fig.put("bytes_per_access_event_compressed", _bytes(conn, backend, "access_events") / events)
-            fig.put("feature_refresh_compressed_s", _timed(lambda: refresh_daily_features(conn)))
+            fig.put("feature_refresh_compressed_s",
+                    _timed(lambda: refresh_daily_features(conn, tz=ESTATE_TZ)))
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT estate_id, array_agg(unit_id ORDER BY unit_id) FROM units "
                            "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()

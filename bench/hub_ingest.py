@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -298,8 +299,10 @@ def main() -> None:
                     )
                     summary.append((backend, copy, ingest))
     for backend in backends:
-        ratios = sorted(i / c for b, c, i in summary if b == backend)
-        print(f"{backend}: ingest/COPY median {ratios[len(ratios) // 2]:.0%} over {len(ratios)} run(s)")
+        runs = [(c, i) for b, c, i in summary if b == backend]
+        print(f"{backend}: median over {len(runs)} run(s): COPY {median(c for c, _ in runs):,.0f} rows/s, "
+              f"ingest {median(i for _, i in runs):,.0f} readings/s, "
+              f"ingest/COPY {median(i / c for c, i in runs):.0%}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from anju.device_sims.scenarios import make_scenario, write_scenario
 from anju.hub.bulk import RejectWriter, import_file
 from anju.hub.storage import ensure_schema
 from anju.hub.storage.embedded import throwaway_database
+from anju_wire.clock import ESTATE_TZ
 
 _BARE = "CREATE TABLE bare_readings (ts timestamptz, unit_id text, meter text, value float8)"
 
@@ -61,9 +62,10 @@ def main() -> None:
             conn.execute("CHECKPOINT")
             conn.commit()
             with RejectWriter(work / "rejects.csv") as rejects:
-                import_file(conn, "units", files.units, rejects=rejects, progress=False)
+                import_file(conn, "units", files.units, rejects=rejects, tz=ESTATE_TZ, progress=False)
                 t0 = time.monotonic()
-                res = import_file(conn, "readings", files.readings, rejects=rejects, progress=False)
+                res = import_file(conn, "readings", files.readings, rejects=rejects, tz=ESTATE_TZ,
+                                  progress=False)
                 ours = time.monotonic() - t0
     rows = files.readings_rows
     print(f"rows={rows:,} ({args.units:,} units x {args.days} days, hourly; generated in {gen:.1f} s)")

@@ -51,10 +51,11 @@ class PipelineStats:
 
 
 def detect_once(
-    conn: psycopg.Connection, *, since: date | None, bounds: TimeBounds | None = None,
+    conn: psycopg.Connection, *, since: date | None, tz: str, bounds: TimeBounds | None = None,
     fence: Callable[[], None] | None = None,
 ) -> date | None:
-    """Refresh daily features from ``since`` and run detection; return the last day with features.
+    """Refresh daily features from ``since`` (days of the estates' zone ``tz``) and run detection; return
+    the last day with features.
 
     The last day is read inside the time window, so a stray far-future day left in ``unit_daily`` cannot
     hold the next refresh there (fresh days would never get features). ``fence`` (the pipeline lease's)
@@ -66,8 +67,8 @@ def detect_once(
 
     bounds = bounds or TimeBounds()
     now = datetime.now(UTC)
-    refresh_daily_features(conn, since=since, bounds=bounds, now=now)
-    detect_as_of(conn, refresh="stale")  # new days were just rolled up; imports mark theirs stale
+    refresh_daily_features(conn, tz=tz, since=since, bounds=bounds, now=now)
+    detect_as_of(conn, tz=tz, refresh="stale")  # new days were just rolled up; imports mark theirs stale
     latest = (now + bounds.max_future).date()
     row = conn.execute("SELECT max(day) FROM unit_daily WHERE day <= %s", (latest,)).fetchone()
     if fence is not None:
@@ -187,7 +188,7 @@ class Pipeline:
                     if clock >= next_detect:
                         since = last_day - timedelta(days=2) if last_day else None
                         self.lease.check(conn, term.epoch)  # opens the transaction the fence closes
-                        last_day = detect_once(conn, since=since, bounds=s.time_bounds(),
+                        last_day = detect_once(conn, since=since, tz=s.estate_tz, bounds=s.time_bounds(),
                                                fence=lambda: self.lease.fence(conn, term.epoch))  # noqa: B023
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
@@ -239,6 +240,7 @@ def run_hub(settings: HubSettings, *, roles: frozenset[str] | None = None) -> in
     with psycopg.connect(url) as conn:  # hubs that start together wait for each other (migrations' lock)
         info = ensure_schema(conn, policy=settings.timescale_policy())
         conn.commit()
+        _check_zone(conn, settings.estate_tz)
     log.info("storage ready: %s; this hub runs %s", info, ", ".join(sorted(roles)))
     ingest: IngestService | None = None
     pipeline: Pipeline | None = None
@@ -275,6 +277,17 @@ def run_hub(settings: HubSettings, *, roles: frozenset[str] | None = None) -> in
     return 0
 
 
+def _check_zone(conn: psycopg.Connection, tz: str) -> None:
+    """Refuse to start when PostgreSQL does not know the estates' zone (its time zone data is its own,
+    not Python's): otherwise every rollup of the pipeline would fail the same way, again and again."""
+    try:
+        conn.execute("SELECT now() AT TIME ZONE %s", (tz,))
+    except psycopg.errors.InvalidParameterValue as err:
+        raise SystemExit(f"anju hub: the database does not know the time zone estate_tz={tz!r}") from err
+    finally:
+        conn.rollback()
+
+
 def _serve_api(settings: HubSettings, url: str, monitor: HubMonitor) -> None:
     """The inspector pages and the JSON API until SIGINT/SIGTERM; every hub's API is alike (no state of
     its own), so a proxy may send any request to any of them."""
@@ -283,7 +296,7 @@ def _serve_api(settings: HubSettings, url: str, monitor: HubMonitor) -> None:
     from anju.hub.api.app import create_app
 
     app = create_app(database_url=url, monitor=monitor, sms_url=settings.sms_url,
-                     workflow=settings.workflow())
+                     workflow=settings.workflow(), estate_tz=settings.estate_tz)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning",
         forwarded_allow_ips=settings.forwarded_allow_ips,  # None: uvicorn's default

@@ -6,6 +6,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from anju.hub.home import default_home
 from anju_wire import TimeBounds
+from anju_wire.clock import ESTATE_TZ
 
 if TYPE_CHECKING:
     from anju.hub.cases.workflow import WorkflowPolicy
@@ -96,11 +98,24 @@ class HubSettings(BaseSettings):
     # Addresses of the reverse proxies whose X-Forwarded-For / -Proto the API trusts (uvicorn's
     # forwarded_allow_ips; "*" for any); None: uvicorn's default, 127.0.0.1 (or $FORWARDED_ALLOW_IPS).
     forwarded_allow_ips: str | None = None
+    # The estates' civil time zone (an IANA name): where a day starts for the daily features, the
+    # importer's stale days, detection's days and the times the pages show. Change it only on a fresh
+    # database, or refresh every day's features after (the stored rollups are per local day).
+    estate_tz: str = ESTATE_TZ
 
     @field_validator("role")
     @classmethod
     def _known_roles(cls, value: str) -> str:
         parse_roles(value)
+        return value
+
+    @field_validator("estate_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:  # ValueError: not a zone's name at all
+            raise ValueError(f"estate_tz: {value!r} is not a time zone name (e.g. Asia/Shanghai)") from err
         return value
 
     def roles(self) -> frozenset[str]:

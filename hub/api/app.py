@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
@@ -24,6 +25,7 @@ from anju.hub.api.timefmt import AUDIT_OBJECTS
 from anju.hub.cases.schemas import Reason
 from anju.hub.cases.workflow import WorkflowPolicy, default_policy
 from anju.hub.monitor import HubMonitor
+from anju_wire.clock import ESTATE_TZ
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,13 @@ HERE = Path(__file__).parent
 MAX_REQUEST_BODY = 1024 * 1024
 
 
-def make_templates() -> Jinja2Templates:
-    """The Jinja2 environment of the pages, with the label helpers as globals."""
+def make_templates(*, estate_tz: str = ESTATE_TZ) -> Jinja2Templates:
+    """The Jinja2 environment of the pages, with the label helpers as globals; times in ``estate_tz``."""
+
+    @jinja2.pass_context
+    def zone_label(ctx: jinja2.runtime.Context, estate_id: str | None) -> str:
+        return timefmt.zone_label(estate_id, ctx["lang"], tz=estate_tz)
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         # Every template is HTML: escape always (select_autoescape would be asked again for every macro
@@ -57,8 +64,8 @@ def make_templates() -> Jinja2Templates:
         TENANCY_STATUSES=labels.TENANCY_STATUSES,
         DISMISSAL_REASONS=labels.DISMISSAL_REASONS,
         AUDIT_OBJECTS=AUDIT_OBJECTS,
-        local_time=timefmt.local_time,
-        zone_label=_zone_label,
+        local_time=partial(timefmt.local_time, tz=estate_tz),
+        zone_label=zone_label,
         detail_text=timefmt.detail_text,
     )
     return Jinja2Templates(env=env)
@@ -74,11 +81,6 @@ def _t(ctx: jinja2.runtime.Context, key: str, **fields: object) -> str:
 @jinja2.pass_context
 def _label(ctx: jinja2.runtime.Context, table: labels.Table, key: str | None) -> str:
     return labels.label(table, key, ctx["lang"])
-
-
-@jinja2.pass_context
-def _zone_label(ctx: jinja2.runtime.Context, estate_id: str | None) -> str:
-    return timefmt.zone_label(estate_id, ctx["lang"])
 
 
 @jinja2.pass_context
@@ -114,6 +116,7 @@ def create_app(
     monitor: HubMonitor | None = None,
     sms_url: str = "http://127.0.0.1:8091",
     workflow: WorkflowPolicy | None = None,
+    estate_tz: str = ESTATE_TZ,
 ) -> FastAPI:
     """Build the application; its connection pool opens on startup and closes on shutdown.
 
@@ -121,6 +124,7 @@ def create_app(
     ``monitor``: the hub's background parts, for /api/health and /metrics (none: the database alone).
     ``sms_url``: the SMS gateway that texts households their sign-in codes.
     ``workflow``: the case workflow's deadlines (default: the packaged ``hub/cases/workflow.yaml``).
+    ``estate_tz``: the estates' time zone, the pages' times (the hub's ``estate_tz`` setting).
     """
 
     @asynccontextmanager
@@ -143,7 +147,7 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
-    app.state.templates = make_templates()
+    app.state.templates = make_templates(estate_tz=estate_tz)
     app.state.pool_timeout_s = pool_timeout_s
     app.state.workflow = workflow if workflow is not None else default_policy()
     app.state.monitor = monitor if monitor is not None else HubMonitor()

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from anju.hub.bulk.parse import Kind
-from anju_wire.clock import ESTATE_TZ
 from anju_wire.payloads import (
     BUILDING_MAX_LENGTH,
     FLOOR_MAX,
@@ -205,9 +204,10 @@ WHERE (units.estate_id, units.building, units.floor, units.area_m2, units.househ
 }
 
 MONTHS = "SELECT DISTINCT date_trunc('month', ts, 'UTC')::date FROM bulk_checked WHERE reason IS NULL"
-STALE = f"""
+# The days an import touched, in the estates' zone %(tz)s: the daily features' days (hub/storage/rollups.py).
+STALE = """
 INSERT INTO bulk_stale_days (day)
-SELECT DISTINCT (ts AT TIME ZONE '{ESTATE_TZ}')::date FROM bulk_checked WHERE reason IS NULL
+SELECT DISTINCT (ts AT TIME ZONE %(tz)s)::date FROM bulk_checked WHERE reason IS NULL
 ON CONFLICT DO NOTHING
 """
 REJECTS = "COPY (SELECT n, reason, raw FROM bulk_checked WHERE reason IS NOT NULL ORDER BY n) TO STDOUT"
@@ -224,9 +224,9 @@ CHECKED_TO_ROWS = """
 INSERT INTO bulk_rows (ts, unit_id, meter, value)
 SELECT ts, unit_id, meter, value FROM bulk_checked WHERE reason IS NULL
 """
-STALE_HOURS = f"""
+STALE_HOURS = """
 INSERT INTO bulk_stale_days (day)
-SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE '{ESTATE_TZ}')::date FROM unnest(%s::bigint[]) h
+SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE %(tz)s)::date FROM unnest(%(hours)s::bigint[]) h
 ON CONFLICT DO NOTHING
 """
 

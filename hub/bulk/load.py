@@ -191,7 +191,7 @@ def _load_name(m: int) -> str:
 
 def _import_readings(
     conn: psycopg.Connection, path: Path, fh: IO[bytes], *, rejects: RejectWriter, bar: Progress | None,
-    block_bytes: int, on_block: Callable[[int], None] | None, window: tuple[datetime, datetime],
+    block_bytes: int, on_block: Callable[[int], None] | None, window: tuple[datetime, datetime], tz: str,
 ) -> tuple[int, int, int]:
     """Import the rest of an open readings file; return (lines read, rows new, lines rejected)."""
     # Whole seconds certainly inside the window; the fast path leaves the rest to the SQL checks.
@@ -223,12 +223,12 @@ def _import_readings(
                     # Blocks need not each wait for their WAL flush: the import's final commit (its
                     # bulk_imports row) waits for all of it, and a crash before that is re-imported.
                     conn.execute("SET LOCAL synchronous_commit = off")
-                    bad, odd_months = _check_others(conn, block, path, line_base, rejects, window)
+                    bad, odd_months = _check_others(conn, block, path, line_base, rejects, window, tz)
                     months = set(block.by_month) | odd_months
                     ensure_months(conn, [month_of_index(m) for m in months])
                     target.prepare(months)
                     if block.hours:
-                        conn.execute(checks.STALE_HOURS, (block.hours,))
+                        conn.execute(checks.STALE_HOURS, {"hours": block.hours, "tz": tz})
                     for m, lines in block.by_month.items():
                         target.copy_rows(m, lines, block.fast_rows[m], binary=block.binary)
                     target.flush_rows(odd_months | (set(block.by_month) & target.merge))
@@ -258,7 +258,7 @@ def _import_readings(
 
 def _check_others(
     conn: psycopg.Connection, block: ReadingsBlock, path: Path, line_base: int, rejects: RejectWriter,
-    window: tuple[datetime, datetime],
+    window: tuple[datetime, datetime], tz: str,
 ) -> tuple[int, set[int]]:
     """Check the block's non-canonical lines in SQL; write rejects; stage the good ones in bulk_rows.
 
@@ -272,7 +272,7 @@ def _check_others(
     conn.execute(checks.check_sql("readings", conn.info.server_version, window=window))
     bad = _write_rejects(conn, path, line_base, rejects)
     months = {d.year * 12 + d.month - 1 for (d,) in conn.execute(checks.MONTHS)}
-    conn.execute(checks.STALE)
+    conn.execute(checks.STALE, {"tz": tz})
     conn.execute(checks.CHECKED_TO_ROWS)
     conn.execute("DROP TABLE bulk_checked")
     return bad, months
@@ -299,6 +299,7 @@ def import_file(
     path: Path,
     *,
     rejects: RejectWriter,
+    tz: str,
     progress: bool = True,
     block_bytes: int | None = None,
     on_block: Callable[[int], None] | None = None,
@@ -312,12 +313,13 @@ def import_file(
     and access events are committed block by block. Readings are committed block by block into load
     tables (or merged, for months that already hold rows) and become visible when the file is done.
     Readings and events dated outside ``bounds`` (default ``TimeBounds()``) around ``now`` (default the
-    clock) are refused with their reason.
+    clock) are refused with their reason. The days the file touched are marked stale as days of the
+    estates' zone ``tz``, the zone the daily features are rolled up in.
     """
     check_file(kind, path, encoding=encoding)
     window = (bounds or TimeBounds()).window(now or datetime.now(UTC))
     return _import_checked_file(conn, kind, path, rejects=rejects, progress=progress, block_bytes=block_bytes,
-                                on_block=on_block, encoding=encoding, window=window)
+                                on_block=on_block, encoding=encoding, window=window, tz=tz)
 
 
 def check_file(kind: Kind, path: Path, *, encoding: str = "utf-8") -> None:
@@ -332,7 +334,7 @@ def check_file(kind: Kind, path: Path, *, encoding: str = "utf-8") -> None:
 def _import_checked_file(
     conn: psycopg.Connection, kind: Kind, path: Path, *, rejects: RejectWriter, progress: bool,
     block_bytes: int | None, on_block: Callable[[int], None] | None, encoding: str,
-    window: tuple[datetime, datetime],
+    window: tuple[datetime, datetime], tz: str,
 ) -> ImportResult:
     started = datetime.now(UTC)
     t0 = time.monotonic()
@@ -345,11 +347,11 @@ def _import_checked_file(
         if kind == "readings":
             read, new, rejected = _import_readings(conn, path, fh, rejects=rejects, bar=bar,
                                                    block_bytes=block_bytes or READINGS_BLOCK_BYTES,
-                                                   on_block=on_block, window=window)
+                                                   on_block=on_block, window=window, tz=tz)
         else:
             read, new, rejected = _import_checked_in_sql(conn, kind, path, fh, rejects=rejects, bar=bar,
                                                          block_bytes=block_bytes or BLOCK_BYTES,
-                                                         on_block=on_block, window=window)
+                                                         on_block=on_block, window=window, tz=tz)
     if bar is not None:
         bar.close()
     result = ImportResult(kind=kind, path=str(path), rows_read=read, rows_new=new,
@@ -367,7 +369,7 @@ def _import_checked_file(
 def _import_checked_in_sql(
     conn: psycopg.Connection, kind: Kind, path: Path, fh: IO[bytes], *, rejects: RejectWriter,
     bar: Progress | None, block_bytes: int, on_block: Callable[[int], None] | None,
-    window: tuple[datetime, datetime],
+    window: tuple[datetime, datetime], tz: str,
 ) -> tuple[int, int, int]:
     """Stage whole blocks verbatim and check, cast and insert them in SQL; commit per block."""
     read = new = rejected = 0
@@ -381,7 +383,7 @@ def _import_checked_in_sql(
             if kind != "units":
                 months = [r[0] for r in conn.execute(checks.MONTHS)]
                 ensure_months(conn, months)
-                conn.execute(checks.STALE)
+                conn.execute(checks.STALE, {"tz": tz})
             cur = conn.execute(checks.INSERT[kind])
             inserted = max(cur.rowcount, 0)
             row = conn.execute("SELECT count(*) FROM bulk_checked").fetchone()
@@ -410,13 +412,13 @@ class BulkImport:
 
 
 def import_all(
-    conn: psycopg.Connection, files: BulkImport, *, rejects_path: Path, progress: bool = True,
+    conn: psycopg.Connection, files: BulkImport, *, rejects_path: Path, tz: str, progress: bool = True,
     encoding: str = "utf-8", bounds: TimeBounds | None = None, now: datetime | None = None,
 ) -> list[ImportResult]:
     """Import units first (readings and events of unknown units are refused), then readings and access.
 
     Every file is checked (``check_file``) before anything is written, the reject file included.
-    ``bounds`` and ``now`` as for ``import_file``.
+    ``tz``, ``bounds`` and ``now`` as for ``import_file``.
     """
     window = (bounds or TimeBounds()).window(now or datetime.now(UTC))
     given: tuple[tuple[Kind, Path | None], ...] = (
@@ -429,7 +431,7 @@ def import_all(
         for kind, path in order:
             results.append(_import_checked_file(conn, kind, path, rejects=rejects, progress=progress,
                                                 block_bytes=None, on_block=None, encoding=encoding,
-                                                window=window))
+                                                window=window, tz=tz))
     return results
 
 

@@ -15,6 +15,7 @@ from anju.hub.detection.load import estate_batches, history_start
 from anju.hub.detection.service import BATCH_UNITS, DetectionResult, last_complete_day, run_detection
 from anju.hub.storage.rollups import refresh_daily_features
 from anju.models.rules import Policy
+from anju_wire.clock import ESTATE_TZ
 
 _DAYS_TO_REFRESH = """
 SELECT d::date FROM generate_series(%(lo)s::date, %(hi)s::date, interval '1 day') d
@@ -27,7 +28,7 @@ Refresh = Literal["window", "stale", "none"]
 
 
 def refresh_for_window(
-    conn: psycopg.Connection, *, as_of: date, policy: Policy, missing: bool = True
+    conn: psycopg.Connection, *, as_of: date, policy: Policy, missing: bool = True, tz: str = ESTATE_TZ,
 ) -> tuple[date, date] | None:
     """Recompute daily features for the days of the detection window (and baseline) that a bulk import
     changed and, with ``missing``, those that lack them; return the refreshed span, or None when nothing
@@ -37,7 +38,7 @@ def refresh_for_window(
     if not days:
         return None
     since, until = days[0], days[-1]
-    refresh_daily_features(conn, since=since, until=until)
+    refresh_daily_features(conn, tz=tz, since=since, until=until)
     conn.execute("DELETE FROM bulk_stale_days WHERE day BETWEEN %s AND %s", (since, until))
     conn.commit()
     return since, until
@@ -46,6 +47,7 @@ def refresh_for_window(
 def detect_as_of(
     conn: psycopg.Connection, *, as_of: date | None = None, policy: Policy | None = None,
     refresh: Refresh = "window", models: bool = True, jobs: int = 1, batch_units: int | None = BATCH_UNITS,
+    tz: str = ESTATE_TZ,
 ) -> DetectionResult:
     """Run detection on the data up to ``as_of`` (default: the last complete day); opens or updates alerts.
 
@@ -53,6 +55,9 @@ def detect_as_of(
     left them stale (``anju detect`` on imported history); ``"stale"`` only the latter (the hub, whose
     pipeline rolls up new readings itself, and whose window may reach back before its first data);
     ``"none"`` when the caller has just rolled up every day.
+
+    ``tz``: the estates' zone (the hub's ``estate_tz``): the days refreshed and judged are its days, as
+    the features and the importer's stale days are.
 
     ``models=False`` leaves out the scikit-learn models, which only rank alerts (the evaluation's many runs).
 
@@ -63,16 +68,17 @@ def detect_as_of(
     they see only committed data, so the caller's transaction is committed first.
     """
     policy = policy or Policy.load()
-    as_of = as_of or last_complete_day(conn)
+    as_of = as_of or last_complete_day(conn, tz=tz)
     if as_of is None:
         return DetectionResult(as_of=None)
     if refresh != "none":
-        refresh_for_window(conn, as_of=as_of, policy=policy, missing=refresh == "window")
+        refresh_for_window(conn, as_of=as_of, policy=policy, missing=refresh == "window", tz=tz)
     if jobs <= 1:
-        return run_detection(conn, as_of=as_of, policy=policy, models=models, batch_units=batch_units)
+        return run_detection(conn, as_of=as_of, policy=policy, models=models, batch_units=batch_units, tz=tz)
     from anju.hub.detection.parallel import conninfo_of, run_parallel
 
     sizes = estate_batches(conn, max_units=batch_units)
     conn.commit()
-    return run_parallel(conninfo_of(conn), as_of=as_of, policy=policy, models=models, sizes=sizes, jobs=jobs)
+    return run_parallel(conninfo_of(conn), as_of=as_of, policy=policy, models=models, sizes=sizes, jobs=jobs,
+                        tz=tz)
 

@@ -28,10 +28,11 @@ from typing import Any
 
 import psycopg
 
-from anju.hub.storage.rollups import LOCAL_TZ, local_midnight
+from anju.hub.storage.rollups import local_midnight
 from anju.models.anomaly import Baseline
 from anju.models.features import DailyFeatures, StrangerTrack, UnitSeries, window_bounds
 from anju.models.rules import Policy
+from anju_wire.clock import ESTATE_TZ
 
 # The columns of DailyFeatures, in its field order, as arrays ordered by day.
 _ARRAYS = ", ".join(
@@ -162,14 +163,15 @@ def _only(estates: Sequence[str] | None, fragment: str) -> str:
 
 def _tracks(
     conn: psycopg.Connection, *, lo: date, as_of: date, window_start: date, policy: Policy,
-    estates: Sequence[str] | None,
+    estates: Sequence[str] | None, tz: str,
 ) -> tuple[Tracks, Tracks]:
     """Per building: the stranger tracks recurring in the window, and all recurring in the history."""
     recurring: Tracks = defaultdict(list)
     ever: Tracks = defaultdict(list)
     query = _STRANGERS.format(estates=_only(estates, "AND estate_id = ANY(%(estates)s)"))
     for estate, building, track, first_seen, days, floor, seen, last in conn.execute(query, {
-        "tz": LOCAL_TZ, "lo_ts": local_midnight(lo), "hi_ts": local_midnight(as_of + timedelta(days=1)),
+        "tz": tz, "lo_ts": local_midnight(lo, tz=tz),
+        "hi_ts": local_midnight(as_of + timedelta(days=1), tz=tz),
         "window_start": window_start, "min_days": policy.sublet.stranger_min_days,
         "estates": list(estates or ()),
     }):
@@ -183,9 +185,10 @@ def _tracks(
 
 def load_series(
     conn: psycopg.Connection, *, as_of: date, policy: Policy, estates: Sequence[str] | None = None,
+    tz: str = ESTATE_TZ,
 ) -> tuple[list[UnitSeries], dict[str, Baseline], date]:
     """Every unit of ``estates`` (None: of the city) with data in the traced history, sorted by unit; their
-    baselines; the first day loaded."""
+    baselines; the first day loaded. ``tz``: the estates' zone, whose days the strangers are counted in."""
     lo = history_start(as_of, policy)
     window_start, _ = window_bounds(as_of, policy.window_days)
     base_end = window_start - timedelta(days=1)
@@ -224,7 +227,7 @@ def load_series(
                  "units": units}):
             baselines[unit_id] = Baseline(elec, water, elec_known, water_known, gate_days, presence_days)
     tracks, ever = _tracks(conn, lo=lo, as_of=as_of, window_start=window_start, policy=policy,
-                           estates=estates)
+                           estates=estates, tz=tz)
     series = []
     arrivals_at: dict[tuple[str, str | None, int | None], tuple[tuple[str, date], ...]] = {}
     for unit_id in sorted(window.keys() | history.keys()):

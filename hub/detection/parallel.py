@@ -41,6 +41,7 @@ from anju.hub.detection.service import (
 )
 from anju.models.anomaly import UnitAnomaly
 from anju.models.rules import Policy
+from anju_wire.clock import ESTATE_TZ
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class _Share:
     as_of: date
     policy: Policy
     models: bool
+    tz: str
 
 
 def conninfo_of(conn: psycopg.Connection) -> str:
@@ -84,7 +86,8 @@ def _worker(share: _Share, pipe: Pipe) -> None:
             judged: list[Judged] = []
             measures = Measures()
             for estates in share.batches:
-                j = judge(conn, as_of=share.as_of, policy=share.policy, estates=estates, models=share.models)
+                j = judge(conn, as_of=share.as_of, policy=share.policy, estates=estates, models=share.models,
+                          tz=share.tz)
                 measures.add(j.measures)
                 j.measures = Measures()
                 judged.append(j)
@@ -131,7 +134,7 @@ def _receive(pipe: Pipe, expected: str) -> tuple[Any, ...]:
 
 def run_parallel(
     conninfo: str, *, as_of: date, policy: Policy, models: bool, sizes: Sequence[tuple[Batch, int]],
-    jobs: int,
+    jobs: int, tz: str = ESTATE_TZ,
 ) -> DetectionResult:
     """Detection of the batches (``(batch, units)``) by ``jobs`` worker processes; see the module."""
     context = multiprocessing.get_context("spawn")
@@ -140,7 +143,7 @@ def run_parallel(
         for batches in share_out(sizes, jobs):
             ours, theirs = context.Pipe()
             process = context.Process(target=_worker, name="anju-detect", daemon=True,
-                                      args=(_Share(conninfo, batches, as_of, policy, models), theirs))
+                                      args=(_Share(conninfo, batches, as_of, policy, models, tz), theirs))
             process.start()
             theirs.close()
             workers.append((process, ours))

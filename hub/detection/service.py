@@ -26,7 +26,6 @@ from anju.hub.cases.service import DETECTOR, open_case
 from anju.hub.cases.suppression import may_flag
 from anju.hub.detection.learned import latest_verdict_model
 from anju.hub.detection.load import Batch, days_of, estate_batches, history_start, load_series
-from anju.hub.storage.rollups import LOCAL_TZ
 from anju.models.anomaly import AnomalyScores, Baseline, UnitAnomaly, score_units, unit_measures
 from anju.models.features import (
     Crowding,
@@ -51,6 +50,7 @@ from anju.models.scoring import AtOpening, with_models
 from anju.models.standing import Standing, sole_candidates
 from anju.models.sublet import SubletRule, attribute_strangers
 from anju.models.verdict_model import VerdictModel
+from anju_wire.clock import ESTATE_TZ
 
 # Units judged at a time (whole estates; a larger estate alone): about 300 MiB of a worker's memory.
 BATCH_UNITS = 20_000
@@ -75,9 +75,9 @@ SELECT max(day) FROM unit_daily
 WHERE day < (SELECT (max(ts) AT TIME ZONE %(tz)s)::date FROM meter_readings)
 """
 
-def last_complete_day(conn: psycopg.Connection) -> date | None:
-    """The last day in ``unit_daily`` that ended before the newest meter reading."""
-    row = conn.execute(_LAST_COMPLETE_DAY, {"tz": LOCAL_TZ}).fetchone()
+def last_complete_day(conn: psycopg.Connection, *, tz: str = ESTATE_TZ) -> date | None:
+    """The last day in ``unit_daily`` that ended (in the estates' zone ``tz``) before the newest reading."""
+    row = conn.execute(_LAST_COMPLETE_DAY, {"tz": tz}).fetchone()
     return row[0] if row else None
 
 
@@ -132,12 +132,13 @@ def _measures(
 
 def anomaly_scores(
     conn: psycopg.Connection, *, as_of: date, policy: Policy, batch_units: int | None = BATCH_UNITS,
+    tz: str = ESTATE_TZ,
 ) -> AnomalyScores | None:
     """The anomaly of every unit for the window ending on ``as_of``, as detection computes it."""
     start, end = window_bounds(as_of, policy.window_days)
     measures = Measures()
     for estates, _ in estate_batches(conn, max_units=batch_units):
-        all_series, baselines, _ = load_series(conn, as_of=as_of, policy=policy, estates=estates)
+        all_series, baselines, _ = load_series(conn, as_of=as_of, policy=policy, estates=estates, tz=tz)
         windows = {s.unit_id: summarize(s.days, start=start, end=end) for s in all_series}
         measures.add(_measures(all_series, windows, baselines, policy=policy))
     return measures.scores(policy=policy)
@@ -216,9 +217,10 @@ class Judged:
 
 def judge(
     conn: psycopg.Connection, *, as_of: date, policy: Policy, estates: Batch, models: bool = True,
+    tz: str = ESTATE_TZ,
 ) -> Judged:
     """Both rules over every unit of a batch of whole estates (None: the city); nothing is written."""
-    all_series, baselines, _ = load_series(conn, as_of=as_of, policy=policy, estates=estates)
+    all_series, baselines, _ = load_series(conn, as_of=as_of, policy=policy, estates=estates, tz=tz)
     # Each unit's window and baseline summarised once, for the peers, the anomaly and both rules.
     contexts = {s.unit_id: rule_context(s, as_of=as_of, policy=policy) for s in all_series}
     windows = {u: c.window for u, c in contexts.items()}
@@ -292,9 +294,10 @@ def detection_result(as_of: date, judged: Sequence[Judged], acted: Counter[str])
 
 def run_detection(
     conn: psycopg.Connection, *, as_of: date | None = None, policy: Policy | None = None,
-    models: bool = True, batch_units: int | None = BATCH_UNITS,
+    models: bool = True, batch_units: int | None = BATCH_UNITS, tz: str = ESTATE_TZ,
 ) -> DetectionResult:
     """Judge all units for the window ending on ``as_of`` (default: last complete day), in one transaction.
+    ``tz``: the estates' zone (the hub's ``estate_tz``), the zone of the days in ``unit_daily``.
 
     The estates are judged in batches of at most ``batch_units`` units (None: the whole city at once),
     which bounds memory by the largest batch and gives the same alerts. Its audit rows are held back and
@@ -304,13 +307,13 @@ def run_detection(
     """
     policy = policy or Policy.load()
     with conn.transaction(), deferred_audit(conn):
-        as_of = as_of or last_complete_day(conn)
+        as_of = as_of or last_complete_day(conn, tz=tz)
         if as_of is None:
             return DetectionResult(as_of=None)
         judged = []
         measures = Measures()
         for estates, _ in estate_batches(conn, max_units=batch_units):
-            j = judge(conn, as_of=as_of, policy=policy, estates=estates, models=models)
+            j = judge(conn, as_of=as_of, policy=policy, estates=estates, models=models, tz=tz)
             measures.add(j.measures)
             j.measures = Measures()
             judged.append(j)

@@ -1,4 +1,8 @@
-"""Daily rollups in SQL: ``meter_daily`` from cumulative readings, ``unit_daily`` from meters and gates."""
+"""Daily rollups in SQL: ``meter_daily`` from cumulative readings, ``unit_daily`` from meters and gates.
+
+A day is a civil day of the estates' time zone, ``tz`` (the hub's ``estate_tz`` setting, handed down by
+the caller): the importer's stale days (``hub/bulk``) and detection must be given the same zone.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import psycopg
 
 from anju_wire import TimeBounds
 
-LOCAL_TZ = "Asia/Shanghai"
 MAX_GAP = timedelta(hours=3)  # a longer gap is lost resolution: its consumption is not attributed to a day
 MIN_HOURS = 12  # fewer distinct hours with an OK reading: the day's consumption is unknown (NULL)
 
@@ -180,28 +183,30 @@ SELECT min(lo), max(hi) FROM (
 """
 
 
-def _local_day(ts: datetime) -> date:
-    """The local (Asia/Shanghai) day of ``ts``, kept inside what ``date`` can hold at the extremes."""
+def _local_day(ts: datetime, *, tz: str) -> date:
+    """The day of ``ts`` in the zone ``tz``, kept inside what ``date`` can hold at the extremes."""
     try:
-        return ts.astimezone(ZoneInfo(LOCAL_TZ)).date()
+        return ts.astimezone(ZoneInfo(tz)).date()
     except OverflowError:
         return ts.date()
 
 
-def local_midnight(day: date) -> datetime:
-    """The start of a local (Asia/Shanghai) day as an aware datetime."""
-    return datetime.combine(day, time(), ZoneInfo(LOCAL_TZ))
+def local_midnight(day: date, *, tz: str) -> datetime:
+    """The start of ``day`` in the zone ``tz`` as an aware datetime."""
+    return datetime.combine(day, time(), ZoneInfo(tz))
 
 
 def refresh_daily_features(
     conn: psycopg.Connection,
     *,
+    tz: str,
     since: date | None = None,
     until: date | None = None,
     bounds: TimeBounds | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Recompute ``meter_daily`` and ``unit_daily`` for local days ``since..until``; return unit-days written.
+    """Recompute ``meter_daily`` and ``unit_daily`` for the days ``since..until`` of the zone ``tz``;
+    return unit-days written.
 
     ``None`` bounds mean the first and last day with any reading or access event inside the time window
     (``bounds`` around ``now``: the retention horizon to the clock skew, as ingest accepts them), and any
@@ -210,10 +215,10 @@ def refresh_daily_features(
     does incrementally) gives the same rows.
     """
     earliest, latest = (bounds or TimeBounds()).window(now or datetime.now(UTC))
-    window = {"tz": LOCAL_TZ, "earliest": earliest, "latest": latest}
+    window = {"tz": tz, "earliest": earliest, "latest": latest}
     row = conn.execute(_DATA_DAYS, window).fetchone()
     first, last = (row[0], row[1]) if row else (None, None)
-    floor, ceiling = _local_day(earliest), _local_day(latest)
+    floor, ceiling = _local_day(earliest, tz=tz), _local_day(latest, tz=tz)
     since = max(since, floor) if since is not None else first
     until = min(until, ceiling) if until is not None else last
     if since is None or until is None or since > until:
@@ -221,9 +226,9 @@ def refresh_daily_features(
     params = {
         "since": since,
         "until": until,
-        "lo": local_midnight(since),
-        "hi": local_midnight(until + timedelta(days=1)),
-        "tz": LOCAL_TZ,
+        "lo": local_midnight(since, tz=tz),
+        "hi": local_midnight(until + timedelta(days=1), tz=tz),
+        "tz": tz,
         "max_gap": MAX_GAP,
         "min_hours": MIN_HOURS,
         "step_elec": ACTIVE_STEP["electricity"],

@@ -14,6 +14,7 @@ import pytest
 from anju.device_sims.appliance_people import METHODS
 from anju.device_sims.appliances import SUBTYPES, HourlyBlock, make_scenario, simulate, write_scenario
 from anju.hub.bulk import BulkImport, import_all
+from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_features import prepare_schema
 
 DAYS = 60
@@ -167,6 +168,7 @@ def test_the_importer_rejects_nothing(database_url: str, tmp_path: Path) -> None
             conn,
             BulkImport(units=files.units, readings=files.readings, access=files.access),
             rejects_path=tmp_path / "rejects.csv",
+            tz=ESTATE_TZ,
             progress=False,
         )
     assert [r.rows_rejected for r in results] == [0, 0, 0]

@@ -38,6 +38,7 @@ import pytest
 from anju.device_sims.reporting_meters import ReportedReading, ReportingMeterFleet
 from anju.hub.storage.rollups import refresh_daily_features
 from anju_wire import AcceleratedClock
+from anju_wire.clock import ESTATE_TZ
 from tests.faults.harness import (
     POLL_INTERVAL_S,
     SIM_START,
@@ -216,7 +217,7 @@ def test_mqtt_meters_through_agent_sigkills_and_an_estate_broker_crash(
     gap_marked = {(u, m) for u, m, ts in unavailable if kill_sim <= ts <= resub_sim + timedelta(hours=1)}
     assert gap_marked == units_meters
     with psycopg.connect(database_url) as conn:
-        refresh_daily_features(conn, since=date(2026, 3, 1), until=date(2026, 3, 4))
+        refresh_daily_features(conn, tz=ESTATE_TZ, since=date(2026, 3, 1), until=date(2026, 3, 4))
         conn.commit()
         daily = {
             (str(u), str(m), d): (c, h)

@@ -34,6 +34,7 @@ from anju.hub.bulk import BulkImport, import_all
 from anju.hub.cases.service import open_case
 from anju.hub.storage import upsert_units
 from anju.hub.storage.rollups import refresh_daily_features
+from anju_wire.clock import ESTATE_TZ
 from tests.faults.harness import (
     RestartableMosquitto,
     make_agents,
@@ -153,8 +154,8 @@ def seed_scenario(database_url: str, workdir: Path) -> int:
     files = write_scenario(scenario, directory)
     with psycopg.connect(database_url) as conn:
         import_all(conn, BulkImport(units=files.units, readings=files.readings, access=files.access),
-                   rejects_path=directory / "rejects.csv", progress=False)  # fmt: skip
-        refresh_daily_features(conn)
+                   rejects_path=directory / "rejects.csv", tz=ESTATE_TZ, progress=False)  # fmt: skip
+        refresh_daily_features(conn, tz=ESTATE_TZ)
         conn.execute("TRUNCATE bulk_stale_days")
         conn.commit()
     return len(abnormal)

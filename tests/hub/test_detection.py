@@ -10,6 +10,7 @@ import pytest
 
 from anju.hub.detection.service import run_detection
 from anju.models.evidence import evidence_sha256
+from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_features import TZ, add_readings, add_unit, hourly, prepare_schema
 
 AS_OF = date(2026, 5, 10)
@@ -302,7 +303,7 @@ def test_the_hub_loop_refreshes_days_a_bulk_import_left_stale(conn: psycopg.Conn
     conn.execute("INSERT INTO bulk_stale_days (day) VALUES (%s)", (stale,))
     add_readings(conn, "E01-1-0101", "electricity", hourly(AS_OF + timedelta(days=1), start=9, per_hour=1))
     conn.commit()
-    detect_once(conn, since=AS_OF + timedelta(days=1))
+    detect_once(conn, tz=ESTATE_TZ, since=AS_OF + timedelta(days=1))
     assert conn.execute("SELECT count(*) FROM bulk_stale_days").fetchone() == (0,)
     # Its features were recomputed from the (absent) readings of that day: no longer the inserted ones.
     assert conn.execute("SELECT elec_kwh FROM unit_daily WHERE unit_id = 'E01-1-0101' AND day = %s",

@@ -25,6 +25,7 @@ from anju.hub.detection.parallel import DetectionWorkerError, run_parallel, shar
 from anju.hub.detection.service import DetectionResult
 from anju.hub.storage.rollups import refresh_daily_features
 from anju.models.rules import Policy
+from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_features import prepare_schema
 
 pytestmark = pytest.mark.integration
@@ -47,8 +48,8 @@ def city(database_url: str, tmp_path: Path) -> Iterator[tuple[psycopg.Connection
     with psycopg.connect(database_url) as conn:
         prepare_schema(conn)
         import_all(conn, BulkImport(units=files.units, readings=files.readings, access=files.access),
-                   rejects_path=tmp_path / "rejects.csv", progress=False)
-        refresh_daily_features(conn)
+                   rejects_path=tmp_path / "rejects.csv", tz=ESTATE_TZ, progress=False)
+        refresh_daily_features(conn, tz=ESTATE_TZ)
         conn.execute("TRUNCATE bulk_stale_days")
         conn.commit()
         yield conn, scenario.last_day

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -11,8 +11,9 @@ import pytest
 
 from anju.hub.storage import ensure_schema
 from anju.hub.storage.rollups import refresh_daily_features
+from anju_wire.clock import ESTATE_TZ
 
-TZ = ZoneInfo("Asia/Shanghai")
+TZ = ZoneInfo(ESTATE_TZ)  # the default estate zone, "Asia/Shanghai"
 
 
 def prepare_schema(conn: psycopg.Connection) -> None:
@@ -86,7 +87,7 @@ def test_consumption_is_sum_of_positive_deltas_by_local_day(conn: psycopg.Connec
     # Day 1: 0..23 kWh hourly, day 2 continues: the midnight step (23 -> 24) belongs to day 2.
     add_readings(conn, "U1", "electricity", hourly(D1, start=100.0, per_hour=1.0))
     add_readings(conn, "U1", "electricity", hourly(D2, start=124.0, per_hour=0.5))
-    assert refresh_daily_features(conn) == 2
+    assert refresh_daily_features(conn, tz=ESTATE_TZ) == 2
     md = meter_daily(conn, "U1", "electricity")
     assert md[D1] == (23.0, 24, 24, 0)
     assert md[D2] == (1.0 + 23 * 0.5, 24, 24, 0)
@@ -99,12 +100,12 @@ def test_outage_day_is_unknown_not_zero(conn: psycopg.Connection) -> None:
     rows: list[tuple[datetime, float | None]] = [(at(D2, h), 15.0 + 0.2 * h) for h in range(6)]
     rows += [(at(D2, h), None) for h in range(6, 24)]
     add_readings(conn, "U1", "electricity", rows)
-    refresh_daily_features(conn)
+    refresh_daily_features(conn, tz=ESTATE_TZ)
     md = meter_daily(conn, "U1", "electricity")
     assert md[D2][0] is None and md[D2][1] == 6
     # Day 3 has no reading at all: unit_daily still has the day, with NULL consumption.
     add_readings(conn, "U1", "water", hourly(D3, start=1.0, per_hour=0.01))
-    refresh_daily_features(conn)
+    refresh_daily_features(conn, tz=ESTATE_TZ)
     rows = conn.execute("SELECT day, elec_kwh FROM unit_daily WHERE unit_id = 'U1'").fetchall()
     ud: dict[date, float | None] = dict(rows)
     assert ud[D2] is None and ud[D3] is None and ud[D1] == pytest.approx(4.6)
@@ -114,7 +115,7 @@ def test_reset_is_counted_not_a_huge_or_negative_value(conn: psycopg.Connection)
     add_unit(conn, "U1")
     values = [99990.0 + h for h in range(12)] + [0.5 + h for h in range(12)]  # rollover at 12:00
     add_readings(conn, "U1", "electricity", [(at(D1, h), v) for h, v in enumerate(values)])
-    refresh_daily_features(conn)
+    refresh_daily_features(conn, tz=ESTATE_TZ)
     consumption, hours, readings, resets = meter_daily(conn, "U1", "electricity")[D1]
     assert resets == 1 and hours == 24 and readings == 24
     assert consumption == pytest.approx(22.0)  # 11 + 11 steps of 1 kWh; the reset step adds nothing
@@ -133,7 +134,7 @@ def test_flagged_rollover_counts_as_the_fall_did(conn: psycopg.Connection) -> No
         add_unit(conn, unit_id)
         add_readings(conn, unit_id, "electricity", [(at(D1, h), v) for h, v in enumerate(values)])
     flag(conn, "U2", "electricity", at(D1, 12), "rollover")
-    refresh_daily_features(conn)
+    refresh_daily_features(conn, tz=ESTATE_TZ)
     assert meter_daily(conn, "U2", "electricity") == meter_daily(conn, "U1", "electricity")
     assert meter_daily(conn, "U2", "electricity")[D1] == (pytest.approx(22.0), 24, 24, 1)
 
@@ -144,10 +145,10 @@ def test_flagged_replacement_that_starts_higher_is_honoured(conn: psycopg.Connec
     add_unit(conn, "U1")
     values = [100.0 + h for h in range(12)] + [500.0 + h for h in range(12)]  # new meter at 12:00
     add_readings(conn, "U1", "electricity", [(at(D1, h), v) for h, v in enumerate(values)])
-    refresh_daily_features(conn)
+    refresh_daily_features(conn, tz=ESTATE_TZ)
     assert meter_daily(conn, "U1", "electricity")[D1] == (pytest.approx(11.0 + 389.0 + 11.0), 24, 24, 0)
     flag(conn, "U1", "electricity", at(D1, 12), "replaced")
-    refresh_daily_features(conn)
+    refresh_daily_features(conn, tz=ESTATE_TZ)
     assert meter_daily(conn, "U1", "electricity")[D1] == (pytest.approx(22.0), 24, 24, 1)
     floor = conn.execute("SELECT floor_rate FROM meter_daily WHERE unit_id = 'U1' AND day = %s",
                          (D1,)).fetchone()
@@ -158,7 +159,7 @@ def test_gap_longer_than_three_hours_is_not_attributed(conn: psycopg.Connection)
     add_unit(conn, "U1")
     rows = [(at(D1, h), float(h)) for h in range(13)] + [(at(D1, h), float(h)) for h in range(17, 24)]
     add_readings(conn, "U1", "electricity", rows)
-    refresh_daily_features(conn)
+    refresh_daily_features(conn, tz=ESTATE_TZ)
     consumption, hours, *_ = meter_daily(conn, "U1", "electricity")[D1]
     assert hours == 20 and consumption == pytest.approx(12.0 + 6.0)
 
@@ -178,7 +179,7 @@ def test_unit_daily_joins_meters_and_gate_events(conn: psycopg.Connection) -> No
     add_event(conn, at(D1, 23, 30), "E01-G1:6", unit_id="U2")
     # 00:30 local on D2 is 16:30 UTC on D1: must count for D2.
     add_event(conn, at(D2, 0, 30), "E01-G1:7", unit_id="U1")
-    refresh_daily_features(conn, since=D1, until=D2)
+    refresh_daily_features(conn, tz=ESTATE_TZ, since=D1, until=D2)
     rows = {
         (r[0], r[1]): r[2:]
         for r in conn.execute(
@@ -197,15 +198,15 @@ def test_incremental_refresh_matches_full_refresh(conn: psycopg.Connection) -> N
     for i in range(3):
         d = D1 + timedelta(days=i)
         add_readings(conn, "U1", "electricity", hourly(d, start=100.0 + 30 * i, per_hour=1.0))
-    refresh_daily_features(conn)
+    refresh_daily_features(conn, tz=ESTATE_TZ)
     full = conn.execute("SELECT * FROM unit_daily ORDER BY day").fetchall()
-    assert refresh_daily_features(conn, since=D3) == 1
+    assert refresh_daily_features(conn, tz=ESTATE_TZ, since=D3) == 1
     assert conn.execute("SELECT * FROM unit_daily ORDER BY day").fetchall() == full
     assert meter_daily(conn, "U1", "electricity")[D3][0] == pytest.approx(7.0 + 23.0)
 
 
 def test_empty_database_refreshes_nothing(conn: psycopg.Connection) -> None:
-    assert refresh_daily_features(conn) == 0
+    assert refresh_daily_features(conn, tz=ESTATE_TZ) == 0
 
 
 def _cumulative(d: date, per_hour: list[float], *, start: float = 100.0) -> list[tuple[datetime, float]]:
@@ -237,7 +238,7 @@ def test_activity_signatures_tell_an_empty_flat_from_a_lived_in_one(conn: psycop
     gas = [0.0] * 7 + [0.05] + [0.0] * 10 + [0.1, 0.05] + [0.0] * 4  # breakfast and dinner
     add_readings(conn, "HOME", "gas", _cumulative(D1, gas))
     conn.commit()
-    refresh_daily_features(conn, since=D1, until=D1)
+    refresh_daily_features(conn, tz=ESTATE_TZ, since=D1, until=D1)
     conn.commit()
     rows = {r[0]: r[1:] for r in conn.execute(
         "SELECT unit_id, elec_kwh, elec_active_kwh, elec_active_hours, water_m3, water_active_hours,"
@@ -249,3 +250,32 @@ def test_activity_signatures_tell_an_empty_flat_from_a_lived_in_one(conn: psycop
     assert e_active > 7 and e_hours >= 10
     assert w_hours == 12 and g_hours == 3
     assert rows["OUT_1"] == (None, None, None, None, None, None)  # no readings: unknown, never zero
+
+
+# Readings every UTC hour from 2026-03-01 00:00Z to 03-03 00:00Z, and one entry at 03-01 20:00Z, rolled up
+# in three zones: per local day, (readings, hours covered); and the day the entry counts for.
+ZONE_DAYS = {
+    "Asia/Shanghai": ({D1: 16, D2: 24, D3: 9}, D2),  # UTC+8: local days start at 16:00Z
+    "Asia/Urumqi": ({D1: 18, D2: 24, D3: 7}, D2),  # UTC+6: at 18:00Z
+    "Europe/Berlin": ({D1: 23, D2: 24, D3: 2}, D1),  # UTC+1 in March (summer time starts 03-29): at 23:00Z
+}
+
+
+@pytest.mark.parametrize("tz", sorted(ZONE_DAYS))
+def test_the_estate_zone_sets_the_day_boundaries(conn: psycopg.Connection, tz: str) -> None:
+    """The same UTC readings and entry fall on the days of the zone the rollup is given (the hub's
+    estate_tz), for the days asked for alone too: their bounds are that zone's midnights."""
+    add_unit(conn, "U1")
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    add_readings(conn, "U1", "electricity", [(t0 + timedelta(hours=h), 100.0 + h) for h in range(49)])
+    add_event(conn, datetime(2026, 3, 1, 20, tzinfo=UTC), "E01-G1:1", unit_id="U1", method="card")
+    readings, entry_day = ZONE_DAYS[tz]
+    assert refresh_daily_features(conn, tz=tz, since=D2, until=D2) == 1
+    assert {d: r[2] for d, r in meter_daily(conn, "U1", "electricity").items()} == {D2: 24}
+    refresh_daily_features(conn, tz=tz)
+    days = meter_daily(conn, "U1", "electricity")
+    assert {d: r[2] for d, r in days.items()} == readings
+    assert {d: r[1] for d, r in days.items()} == readings  # one reading per local hour
+    assert days[D2][0] == pytest.approx(24.0)  # the step into the day's first hour belongs to the day
+    entries = conn.execute("SELECT day FROM unit_daily WHERE unit_id = 'U1' AND tenant_entries > 0")
+    assert entries.fetchall() == [(entry_day,)]

@@ -11,6 +11,7 @@ import pytest
 from anju.hub.main import detect_once
 from anju.hub.storage.rollups import refresh_daily_features
 from anju_wire import TimeBounds
+from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_features import add_readings, add_unit, at, hourly, prepare_schema
 
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
@@ -33,14 +34,15 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 def test_stray_1901_and_2999_rows_do_not_drag_the_refresh(conn: psycopg.Connection) -> None:
-    written = refresh_daily_features(conn, now=NOW)
+    written = refresh_daily_features(conn, tz=ESTATE_TZ, now=NOW)
     conn.commit()
     assert written == 2  # one day, two units; not 1901..2999 for each (800,000 unit-days)
     assert conn.execute("SELECT min(day), max(day) FROM unit_daily").fetchone() == (DAY, DAY)
 
 
 def test_asked_for_days_are_clamped_to_the_time_window(conn: psycopg.Connection) -> None:
-    written = refresh_daily_features(conn, since=date(1901, 1, 1), until=date(2999, 12, 31), now=NOW)
+    written = refresh_daily_features(conn, tz=ESTATE_TZ, since=date(1901, 1, 1), until=date(2999, 12, 31),
+                                     now=NOW)
     window = TimeBounds().window(NOW)
     days = (window[1].date() - window[0].date()).days + 1
     assert written <= 2 * (days + 1)  # bounded by the window, however wide the request
@@ -50,5 +52,5 @@ def test_asked_for_days_are_clamped_to_the_time_window(conn: psycopg.Connection)
 def test_a_far_future_unit_daily_row_does_not_hold_the_next_refresh(conn: psycopg.Connection) -> None:
     conn.execute("INSERT INTO unit_daily (unit_id, day) VALUES ('E01-1-0101', '2999-01-01')")
     conn.commit()
-    last = detect_once(conn, since=None)
+    last = detect_once(conn, tz=ESTATE_TZ, since=None)
     assert last is not None and last < date(2999, 1, 1)

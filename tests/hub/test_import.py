@@ -14,6 +14,7 @@ import pytest
 from anju.cli import main
 from anju.hub.bulk import BulkImport, BulkImportError, ImportResult, import_all
 from anju.hub.storage.timeseries import is_partitioned
+from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_features import prepare_schema
 
 UNITS = """unit_id,estate_id,building,floor,area_m2,household_size,lease_start
@@ -83,7 +84,7 @@ def test_bad_lines_are_rejected_with_line_number_and_reason(
     conn: psycopg.Connection, tmp_path: Path, storage_backend: str
 ) -> None:
     files = write(tmp_path)
-    results = import_all(conn, files, rejects_path=tmp_path / "rejects.csv", progress=False)
+    results = import_all(conn, files, tz=ESTATE_TZ, rejects_path=tmp_path / "rejects.csv", progress=False)
     assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
         ("units", 2, 3), ("readings", 4, 7), ("access", 2, 4),
     ]
@@ -119,10 +120,10 @@ def test_bad_lines_are_rejected_with_line_number_and_reason(
 
 def test_importing_twice_changes_nothing(conn: psycopg.Connection, tmp_path: Path) -> None:
     files = write(tmp_path)
-    import_all(conn, files, rejects_path=tmp_path / "r1.csv", progress=False)
+    import_all(conn, files, tz=ESTATE_TZ, rejects_path=tmp_path / "r1.csv", progress=False)
     before = counts(conn)
     snapshot = conn.execute("SELECT * FROM meter_readings ORDER BY 1, 2, 3").fetchall()
-    again = import_all(conn, files, rejects_path=tmp_path / "r2.csv", progress=False)
+    again = import_all(conn, files, tz=ESTATE_TZ, rejects_path=tmp_path / "r2.csv", progress=False)
     assert [r.rows_new for r in again] == [0, 0, 0]
     assert [r.rows_known for r in again] == [2, 4, 2]
     assert counts(conn) == before
@@ -135,8 +136,9 @@ def test_small_blocks_keep_line_numbers(conn: psycopg.Connection, tmp_path: Path
     files = write(tmp_path)
     assert files.units is not None and files.readings is not None
     with RejectWriter(tmp_path / "rej.csv") as rejects:
-        import_file(conn, "units", files.units, rejects=rejects, progress=False)
-        r = import_file(conn, "readings", files.readings, rejects=rejects, progress=False, block_bytes=60)
+        import_file(conn, "units", files.units, rejects=rejects, tz=ESTATE_TZ, progress=False)
+        r = import_file(conn, "readings", files.readings, rejects=rejects, tz=ESTATE_TZ, progress=False,
+                        block_bytes=60)
     assert (r.rows_read, r.rows_new, r.rows_rejected) == (11, 4, 7)
     with (tmp_path / "rej.csv").open(encoding="utf-8") as fh:
         lines = sorted(int(x["line"]) for x in csv.DictReader(fh) if x["file"] == "readings.csv")
@@ -146,7 +148,8 @@ def test_small_blocks_keep_line_numbers(conn: psycopg.Connection, tmp_path: Path
 def test_wrong_header_refuses_the_file(conn: psycopg.Connection, tmp_path: Path) -> None:
     (tmp_path / "readings.csv").write_text("time,unit,meter,value\n", encoding="utf-8")
     with pytest.raises(BulkImportError, match="header"):
-        import_all(conn, BulkImport(readings=tmp_path / "readings.csv"), rejects_path=tmp_path / "r.csv",
+        import_all(conn, BulkImport(readings=tmp_path / "readings.csv"), tz=ESTATE_TZ,
+                   rejects_path=tmp_path / "r.csv",
                    progress=False)
 
 
@@ -288,7 +291,7 @@ def _import_readings(
     path = tmp_path / name
     path.write_text("ts,unit_id,meter,value\n" + "".join(line + "\n" for line in lines), encoding="utf-8")
     with RejectWriter(tmp_path / f"{name}.rejects.csv") as rejects:
-        result = import_file(conn, "readings", path, rejects=rejects, progress=False, **kw)
+        result = import_file(conn, "readings", path, rejects=rejects, tz=ESTATE_TZ, progress=False, **kw)
     with (tmp_path / f"{name}.rejects.csv").open(encoding="utf-8") as fh:
         refused = [(int(r["line"]), r["reason"]) for r in csv.DictReader(fh)]
     return result, refused
@@ -326,7 +329,8 @@ def test_fast_path_loads_empty_months_and_a_second_import_merges(
 
     units = ["E01-1-0101", "E01-1-0102", "E01-1-0103"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     lines = _readings(units, range(24 * 40))  # Jan and Feb 2026 (UTC from 2025-12-31T16:00)
     first, refused = _import_readings(conn, tmp_path, "r1.csv", lines, block_bytes=20_000)
     assert refused == []
@@ -361,7 +365,8 @@ def test_new_and_known_rows_mixed(conn: psycopg.Connection, tmp_path: Path) -> N
 
     units = ["E01-1-0101", "E01-1-0102"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     early = _readings(units[:1], range(0, 24 * 20))  # January only
     r1, _ = _import_readings(conn, tmp_path, "r1.csv", early)
     assert r1.rows_new == len(early)
@@ -379,7 +384,8 @@ def test_bad_and_unusual_lines_inside_a_big_block(conn: psycopg.Connection, tmp_
 
     units = ["E01-1-0101"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     lines = _readings(units, range(0, 24 * 10))
     lines[100] = lines[100].replace("+08:00", "")  # file line 102
     lines[250] = lines[250].replace("E01-1-0101", "E01-9-9999")  # line 252
@@ -407,7 +413,8 @@ def test_repeated_reading_in_the_file_keeps_the_first(conn: psycopg.Connection, 
 
     units = ["E01-1-0101"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     lines = _readings(units, range(0, 48))
     lines.append(lines[5].rsplit(",", 1)[0] + ",99999")  # same unit, meter and instant, other value
     result, refused = _import_readings(conn, tmp_path, "r.csv", lines)
@@ -429,7 +436,8 @@ def test_month_written_to_during_the_import_is_merged(
 
     units = ["E01-1-0101"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     lines = _readings(units, range(24, 24 * 20))
 
     def live_row(_: int) -> None:
@@ -457,7 +465,8 @@ def test_file_ordered_by_time_goes_as_csv_and_matches(conn: psycopg.Connection, 
 
     units = [f"E01-1-01{i:02d}" for i in range(1, 7)]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     grouped = _readings(units, range(0, 24 * 5))
     by_time = sorted(grouped, key=lambda line: (line.split(",")[0], line))
     result, refused = _import_readings(conn, tmp_path, "t.csv", by_time)
@@ -486,7 +495,8 @@ def test_busy_table_at_the_swap_falls_back_to_merging(
     monkeypatch.setattr(timeseries.time, "sleep", lambda _: None)
     units = ["E01-1-0101"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     lines = _readings(units, range(24, 24 * 10))
     with psycopg.connect(database_url) as reader:
 
@@ -522,7 +532,8 @@ def test_without_partitions_to_swap_every_month_is_merged(
     monkeypatch.setattr(load._ReadingsTarget, "__init__", no_swap)
     units = ["E01-1-0101", "E01-1-0102"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     lines = _readings(units, range(0, 24 * 35))
     lines[7] = lines[7].replace("+08:00", "")
     first, refused = _import_readings(conn, tmp_path, "r1.csv", lines, block_bytes=40_000)
@@ -556,7 +567,7 @@ def test_quoted_fields_are_parsed_as_csv(conn: psycopg.Connection, tmp_path: Pat
         'ts,unit_id,meter,value\n"2026-03-01T00:00:00+08:00","E01-1-0101","water","10.5"\n', encoding="utf-8")
     files = BulkImport(units=tmp_path / "units.csv", readings=tmp_path / "readings.csv",
                        access=tmp_path / "access.csv")
-    results = import_all(conn, files, rejects_path=tmp_path / "rej.csv", progress=False)
+    results = import_all(conn, files, tz=ESTATE_TZ, rejects_path=tmp_path / "rej.csv", progress=False)
     assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
         ("units", 3, 2), ("readings", 1, 0), ("access", 1, 0)]
     units = conn.execute("SELECT unit_id, building, floor FROM units ORDER BY unit_id").fetchall()
@@ -575,13 +586,13 @@ def test_utf8_with_bom_and_gb18030_files_import(conn: psycopg.Connection, tmp_pa
     units = UNITS.replace("E01,1,1,45.5", "E01,一号楼,1,45.5")
     (tmp_path / "units.csv").write_bytes(b"\xef\xbb\xbf" + units.encode("utf-8"))
     results = import_all(conn, BulkImport(units=tmp_path / "units.csv"), rejects_path=tmp_path / "r1.csv",
-                         progress=False)
+                         tz=ESTATE_TZ, progress=False)
     assert [(r.rows_new, r.rows_rejected) for r in results] == [(2, 3)]
     # The same units from a Chinese spreadsheet (GB18030, a changed building): the registry is updated.
     (tmp_path / "units-gb.csv").write_bytes(units.replace("一号楼", "二号楼").encode("gb18030"))
     (tmp_path / "access-gb.csv").write_bytes(ACCESS.replace("E01,1,", "E01,二号楼,").encode("gbk"))
     results = import_all(conn, BulkImport(units=tmp_path / "units-gb.csv", access=tmp_path / "access-gb.csv"),
-                         rejects_path=tmp_path / "r2.csv", progress=False, encoding="gb18030")
+                         rejects_path=tmp_path / "r2.csv", tz=ESTATE_TZ, progress=False, encoding="gb18030")
     assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [("units", 1, 3), ("access", 2, 4)]
     assert conn.execute("SELECT building FROM units WHERE unit_id = 'E01-1-0101'").fetchone() == ("二号楼",)
     assert {r[0] for r in conn.execute("SELECT building FROM access_events")} == {"二号楼"}
@@ -652,7 +663,8 @@ def test_readings_and_events_outside_the_time_bounds_are_refused(
                        access=tmp_path / "access.csv")
     now = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)
     bounds = TimeBounds(max_future=timedelta(days=1), max_age=timedelta(days=30))
-    results = import_all(conn, files, rejects_path=tmp_path / "rej.csv", progress=False, bounds=bounds,
+    results = import_all(conn, files, tz=ESTATE_TZ, rejects_path=tmp_path / "rej.csv", progress=False,
+                         bounds=bounds,
                          now=now)
     assert [(r.kind, r.rows_new, r.rows_rejected) for r in results] == [
         ("units", 2, 3), ("readings", 3, 4), ("access", 1, 2)]
@@ -672,7 +684,7 @@ def test_default_bounds_take_the_eval_scenarios(conn: psycopg.Connection, tmp_pa
 
     files = write_scenario(make_scenario(n_units=3, days=90, seed=1), tmp_path / "csv")
     results = import_all(conn, BulkImport(units=files.units, readings=files.readings, access=files.access),
-                         rejects_path=tmp_path / "rej.csv", progress=False)
+                         rejects_path=tmp_path / "rej.csv", tz=ESTATE_TZ, progress=False)
     assert [r.rows_rejected for r in results] == [0, 0, 0]
     assert all(r.rows_new == r.rows_read for r in results)
 

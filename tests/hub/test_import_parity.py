@@ -9,14 +9,18 @@ wire side is given a building for such lines.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from anju.hub.bulk import checks
+from anju.hub.bulk import BulkImport, checks, import_all, stale_days
+from anju.hub.bulk.parse import split_readings
 from anju.hub.storage import ensure_schema
+from anju.hub.storage.rollups import refresh_daily_features
 from anju_wire.clock import ESTATE_TZ
 from anju_wire.payloads import AccessEvent, Ident, MeterKind, MeterReading
 
@@ -139,9 +143,36 @@ def test_reading_checks_give_the_wire_contracts_verdicts(conn: psycopg.Connectio
     assert reasons[len(MeterKind)] == "meter must be electricity, water or gas"
 
 
-def test_the_importers_stale_days_are_the_features_days() -> None:
-    """A stale day marked by an import is the local day the daily features recompute."""
-    import anju.hub.storage.rollups
+# Records around the midnights of two zones: an import marks as stale the days of the zone it is given.
+STALE_CASES = {
+    "fast": "2026-03-01T16:30:00+00:00",  # a canonical reading: the client's fast path (STALE_HOURS)
+    "sql": "2026-03-02T23:30:00.000+00:00",  # not canonical (fractions): checked in SQL (STALE)
+    "access": "2026-03-04T16:10:00+00:00",  # access events are all checked in SQL (STALE)
+}
+STALE_DAYS = {
+    ESTATE_TZ: {date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 5)},  # Asia/Shanghai, UTC+8
+    "Europe/Berlin": {date(2026, 3, 1), date(2026, 3, 3), date(2026, 3, 4)},  # UTC+1
+}
 
-    assert anju.hub.storage.rollups.LOCAL_TZ == ESTATE_TZ and f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE
-    assert f"AT TIME ZONE '{ESTATE_TZ}'" in checks.STALE_HOURS
+
+@pytest.mark.parametrize("tz", sorted(STALE_DAYS))
+def test_the_importers_stale_days_are_the_features_days(
+    conn: psycopg.Connection, tmp_path: Path, tz: str
+) -> None:
+    """A day an import marks stale is a day the daily features roll its records up into, when both are
+    given the same zone (the hub's estate_tz): by either route of a reading, and for an access event."""
+    readings = "".join(f"{STALE_CASES[k]},E01-1-0101,electricity,{v}\n" for k, v in (("fast", 1), ("sql", 2)))
+    block = split_readings(readings.encode(), {"E01-1-0101"})
+    assert len(block.hours) == 1 and len(block.others) == 1  # one line by each route
+    (tmp_path / "readings.csv").write_text("ts,unit_id,meter,value\n" + readings, encoding="utf-8")
+    access = access_line({}).replace(TS, STALE_CASES["access"])
+    (tmp_path / "access.csv").write_text(",".join(["ts", *ACCESS_FIELDS]).replace("person", "person_id")
+                                         + "\n" + access + "\n", encoding="utf-8")
+    files = BulkImport(readings=tmp_path / "readings.csv", access=tmp_path / "access.csv")
+    results = import_all(conn, files, rejects_path=tmp_path / "rejects.csv", tz=tz, progress=False)
+    assert [(r.rows_new, r.rows_rejected) for r in results] == [(2, 0), (1, 0)]
+    stale = set(stale_days(conn))
+    refresh_daily_features(conn, tz=tz)
+    rolled_up = {day for (day,) in conn.execute(
+        "SELECT day FROM meter_daily UNION SELECT day FROM unit_daily WHERE tenant_entries > 0")}
+    assert stale == rolled_up == STALE_DAYS[tz]

@@ -338,3 +338,28 @@ def test_cross_estate_writes_are_refused_and_acked_to_nobody_else(
         assert codes == ["agent_other_estate", "agent_other_estate", "contract", "unit_other_estate",
                          "unit_other_estate", "unit_unregistered"]  # fmt: skip
         wait_for(lambda: sum(service.dead_letters_by_estate().get(estate, {}).values()) == 6)
+
+
+@partitions_only
+def test_while_a_batch_is_written_the_next_is_processed_and_nothing_is_acked_early(
+    schema_url: str, mqtt_url: str, estate: str
+) -> None:
+    """The flusher writes one batch at a time. Held by a lock, it acks nothing, and the lag counts its
+    batch; the writer meanwhile takes the next message off the queue. Once the lock goes, each batch is
+    committed and acked, once."""
+    topic = str(Topic.readings(estate))
+    with running(schema_url, mqtt_url) as service, agent(mqtt_url, estate) as a:
+        a.publish(topic, a.readings([1, 2]))
+        wait_for(lambda: a.acked() == {1, 2})  # the flusher's connection is open
+        with psycopg.connect(schema_url) as blocker:
+            blocker.execute("LOCK TABLE meter_readings IN ACCESS EXCLUSIVE MODE")
+            a.publish(topic, a.readings([3, 4], hour=9))
+            wait_for(lambda: (service.writer_part.snapshot().lag_s or 0.0) > 0.3)  # its batch is held
+            a.publish(topic, a.readings([5], hour=10))
+            wait_for(lambda: service.queue_depth() == 0 and service.stats().messages == 3)
+            time.sleep(0.3)
+            assert a.acked() == {1, 2}
+            assert service.stats().flushes == 1
+        wait_for(lambda: a.acked() == {1, 2, 3, 4, 5})
+        wait_for(lambda: service.stats().flushes == 3)  # counted just after its acks go out
+    assert scalar(schema_url, "SELECT count(*) FROM meter_readings") == 5

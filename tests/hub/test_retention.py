@@ -14,6 +14,7 @@ from anju.hub.storage import ensure_months, ensure_schema, list_partitions, upse
 from anju.hub.storage.retention import apply_retention
 from anju.hub.storage.rollups import refresh_daily_features
 from anju.services import free_port
+from anju_wire.clock import ESTATE_TZ
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -55,7 +56,7 @@ def test_raw_rows_past_the_horizon_go_a_partition_at_a_time_and_rollups_stay(
     conn.execute("INSERT INTO access_events (ts, estate_id, event_id, method) "
                  "VALUES (%s, 'E01', 'a1', 'card')", (old,))
     conn.commit()
-    refresh_daily_features(conn, now=NOW)
+    refresh_daily_features(conn, tz=ESTATE_TZ, now=NOW)
     conn.commit()
     daily = conn.execute("SELECT count(*) FROM unit_daily").fetchone()
     before = conn.execute("SELECT count(*) FROM meter_readings").fetchone()

@@ -15,6 +15,7 @@ import pytest
 
 from anju.cli import main
 from anju.hub.storage import SchemaError, TimescalePolicy, ensure_schema
+from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_import import write
 from tests.services import create_database, drop_database
 
@@ -169,7 +170,8 @@ def test_an_imported_month_is_attached_compressed_and_imported_again_unchanged(
     ensure_schema(conn)
     units = ["E01-1-0101", "E01-1-0102"]
     with RejectWriter(tmp_path / "u.rejects.csv") as rejects:
-        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, progress=False)
+        import_file(conn, "units", _units_file(tmp_path, units), rejects=rejects, tz=ESTATE_TZ,
+                    progress=False)
     lines = _readings(units, range(24, 24 * 20))  # 2026-01-02 to 01-20, local time: January only
     first, refused = _import_readings(conn, tmp_path, "r1.csv", lines)
     assert refused == [] and first.rows_new == len(lines)

@@ -1,0 +1,86 @@
+"""The estates' time zone is a setting (``estate_tz``, ``ANJU_ESTATE_TZ``): checked when the settings load,
+known to the database before the hub starts, and the zone of the pages' times. Its effect on the days of
+the features and of the importer's stale days: tests/hub/test_features.py, tests/hub/test_import_parity.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import psycopg
+import pytest
+from pydantic import ValidationError
+
+from anju.hub.api.app import create_app
+from anju.hub.main import _check_zone
+from anju.hub.settings import HubSettings
+from anju_wire.clock import ESTATE_TZ
+from tests.hub.test_api import add_users, create_schema, insert_unit, login, seed, serve
+from tests.hub.test_cases import new_case
+
+
+def test_the_default_zone_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANJU_ESTATE_TZ", raising=False)
+    assert HubSettings().estate_tz == ESTATE_TZ == "Asia/Shanghai"
+
+
+def test_the_zone_comes_from_the_environment_or_the_settings_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ANJU_ESTATE_TZ", "Asia/Urumqi")
+    assert HubSettings().estate_tz == "Asia/Urumqi"
+    monkeypatch.delenv("ANJU_ESTATE_TZ")
+    (tmp_path / "hub.yaml").write_text("estate_tz: Europe/Berlin\n", encoding="utf-8")
+    assert HubSettings.load(tmp_path / "hub.yaml").estate_tz == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus_Mons", "asia/shanghai", "UTC+8", "", "../../etc/passwd"])
+def test_a_name_that_is_no_zone_is_refused_when_the_settings_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    monkeypatch.setenv("ANJU_ESTATE_TZ", name)
+    with pytest.raises(ValidationError, match=r"estate_tz: .* is not a time zone name"):
+        HubSettings()
+    monkeypatch.delenv("ANJU_ESTATE_TZ")
+    (tmp_path / "hub.yaml").write_text(f"estate_tz: '{name}'\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="estate_tz"):
+        HubSettings.load(tmp_path / "hub.yaml")
+
+
+def test_the_hub_refuses_a_zone_its_database_does_not_know(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        _check_zone(conn, "Asia/Urumqi")
+        with pytest.raises(SystemExit, match="does not know the time zone estate_tz='Mars/Olympus_Mons'"):
+            _check_zone(conn, "Mars/Olympus_Mons")
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # left usable
+
+
+def test_the_pages_show_times_in_the_apps_zone(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        create_schema(conn)
+        seed(conn)
+        add_users(conn)
+        insert_unit(conn, "E01-6-0101", "E01")
+        conn.commit()
+        alert, case = new_case(conn, "E01-6-0101")
+    app = create_app(database_url=database_url, estate_tz="Asia/Urumqi")  # UTC+6 all year
+    with serve(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        sup, insp, aud = login(url, "sup1"), login(url, "insp1"), login(url, "aud")
+        r = http.post(f"/api/cases/{case}/assign", json={"assignee": "insp1"}, headers=sup)
+        assert r.status_code == 200
+        page = http.get(f"/alerts/{alert}", headers=insp).text
+        audit = http.get("/audit", params={"object_type": "case", "object_id": str(case)}, headers=aud).text
+    assert "Asia/Urumqi (UTC+06:00)" in page and "北京时间" not in page
+    assert "时间（Asia/Urumqi (UTC+06:00)）" in audit
+    with psycopg.connect(database_url) as conn:
+        ts = conn.execute("SELECT ts FROM audit_log WHERE action = 'case.assign'").fetchone()
+    assert ts is not None
+    local = ts[0].astimezone(ZoneInfo("Asia/Urumqi"))
+    assert f'<span class="ts">{local:%Y-%m-%d %H:%M}</span>' in page
+    row = re.search(r'<tr class="audit-row" data-seq="\d+" data-action="case.assign">(.*?)</tr>', audit,
+                    re.S)
+    assert row is not None
+    assert f'<td class="ts">{local:%Y-%m-%d %H:%M:%S}</td>' in row.group(1)
