@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-# The estates' civil time zone: where their day starts for the hub's daily features and the importer's
-# stale days, and for the simulated households. One name, here, for every party.
+# The estates' civil time zone by default: the hub's ``estate_tz`` setting (ANJU_ESTATE_TZ) starts as it,
+# and the simulated households live in it (the demo and ``anju eval`` give the hub this one).
 ESTATE_TZ = "Asia/Shanghai"
 
 

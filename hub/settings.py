@@ -99,8 +99,8 @@ class HubSettings(BaseSettings):
     # forwarded_allow_ips; "*" for any); None: uvicorn's default, 127.0.0.1 (or $FORWARDED_ALLOW_IPS).
     forwarded_allow_ips: str | None = None
     # The estates' civil time zone (an IANA name): where a day starts for the daily features, the
-    # importer's stale days, detection's days and the times the pages show. Change it only on a fresh
-    # database, or refresh every day's features after (the stored rollups are per local day).
+    # importer's stale days, detection's days and the times the pages show. The stored rollups are per
+    # local day: after a change, a pipeline hub that starts rolls every day up again in the new zone.
     estate_tz: str = ESTATE_TZ
 
     @field_validator("role")

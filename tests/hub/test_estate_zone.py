@@ -6,6 +6,7 @@ the features and of the importer's stale days: tests/hub/test_features.py, tests
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,11 +16,14 @@ import pytest
 from pydantic import ValidationError
 
 from anju.hub.api.app import create_app
+from anju.hub.detection.service import last_complete_day
 from anju.hub.main import _check_zone
 from anju.hub.settings import HubSettings
+from anju.hub.storage.rollups import refresh_daily_features
 from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_api import add_users, create_schema, insert_unit, login, seed, serve
 from tests.hub.test_cases import new_case
+from tests.hub.test_features import add_readings, add_unit, prepare_schema
 
 
 def test_the_default_zone_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,3 +88,16 @@ def test_the_pages_show_times_in_the_apps_zone(database_url: str) -> None:
                     re.S)
     assert row is not None
     assert f'<td class="ts">{local:%Y-%m-%d %H:%M:%S}</td>' in row.group(1)
+
+
+@pytest.mark.parametrize(("tz", "last"), [(ESTATE_TZ, date(2026, 3, 2)), ("Europe/Berlin", date(2026, 3, 1))])
+def test_detections_last_complete_day_is_a_day_of_the_zone(database_url: str, tz: str, last: date) -> None:
+    """The newest reading, 03-02 20:00Z, is 03-03 04:00 in Shanghai (03-02 is over) but 21:00 on 03-02
+    in Berlin (03-02 is not): detection's default day is the last one over in the zone it is given."""
+    with psycopg.connect(database_url) as conn:
+        prepare_schema(conn)
+        add_unit(conn, "U1")
+        t0 = datetime(2026, 3, 1, tzinfo=UTC)
+        add_readings(conn, "U1", "electricity", [(t0 + timedelta(hours=h), float(h)) for h in range(45)])
+        refresh_daily_features(conn, tz=tz)
+        assert last_complete_day(conn, tz=tz) == last
