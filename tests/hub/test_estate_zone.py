@@ -15,7 +15,9 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
+from anju.cli import main
 from anju.hub.api.app import create_app
+from anju.hub.bulk import stale_days
 from anju.hub.detection.service import last_complete_day
 from anju.hub.main import _check_zone
 from anju.hub.settings import HubSettings
@@ -24,6 +26,7 @@ from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_api import add_users, create_schema, insert_unit, login, seed, serve
 from tests.hub.test_cases import new_case
 from tests.hub.test_features import add_readings, add_unit, prepare_schema
+from tests.hub.test_import import write
 
 
 def test_the_default_zone_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,3 +104,26 @@ def test_detections_last_complete_day_is_a_day_of_the_zone(database_url: str, tz
         add_readings(conn, "U1", "electricity", [(t0 + timedelta(hours=h), float(h)) for h in range(45)])
         refresh_daily_features(conn, tz=tz)
         assert last_complete_day(conn, tz=tz) == last
+
+
+_DAYS_IN = """
+SELECT (ts AT TIME ZONE %(tz)s)::date FROM meter_readings UNION SELECT (ts AT TIME ZONE %(tz)s)::date
+FROM access_events ORDER BY 1
+"""
+
+
+def test_anju_import_marks_the_days_of_the_configured_zone(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``anju import`` takes the zone of its stale days from the settings, as the hub's features do."""
+    files = write(tmp_path)  # records of 2026-03-01 00:00 to 09:00 in UTC+8, and one of 04-01 04:00Z
+    monkeypatch.setenv("ANJU_ESTATE_TZ", "Europe/Berlin")
+    argv = ["import", "--units", str(files.units), "--readings", str(files.readings), "--access",
+            str(files.access), "--rejects", str(tmp_path / "rej.csv"), "--database-url", database_url,
+            "--no-progress"]
+    assert main(argv) == 0
+    with psycopg.connect(database_url) as conn:
+        berlin = [d for (d,) in conn.execute(_DAYS_IN, {"tz": "Europe/Berlin"})]
+        shanghai = [d for (d,) in conn.execute(_DAYS_IN, {"tz": ESTATE_TZ})]
+        assert stale_days(conn) == berlin == [date(2026, 2, 28), date(2026, 3, 1), date(2026, 4, 1)]
+    assert shanghai == [date(2026, 3, 1), date(2026, 4, 1)]
