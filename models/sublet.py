@@ -449,21 +449,29 @@ def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date
 
 
 def attribute_strangers(
-    claims: dict[str, tuple[date, tuple[StrangerTrack, ...]]],
+    claims: dict[str, tuple[date, tuple[StrangerTrack, ...]]], *, grouped: Collection[str] = (),
 ) -> dict[str, tuple[StrangerTrack, ...]]:
     """Give each new face to the unit(s) whose household left closest to its first sighting.
 
     ``claims``: per unit of one building, the day its household left and the aligned tracks near it. In a
     building with one entrance gate, the subtenants of one flat also line up, by chance, with a household
     elsewhere that took to the car-park door at about the same time; a face moves into one flat, so it
-    supports only the departure it matches best (ties go to both).
+    supports only the departure it matches best. Ties go to all of them, unless some of the tied flats'
+    water rose to a group's (``grouped``: see ``SubletRule.aligned``): people moving in show on the meters
+    of the flat they moved into, so those flats take the face and a household whose use stayed a
+    household's does not.
     """
     best: dict[str, int] = {}
     for left, tracks in claims.values():
         for t in tracks:
             gap = abs((t.first_seen - left).days)
             best[t.track] = min(best.get(t.track, gap), gap)
-    return {
+    nearest = {
         unit: tuple(t for t in tracks if abs((t.first_seen - left).days) == best[t.track])
         for unit, (left, tracks) in claims.items()
+    }
+    taken_by_group = {t.track for unit in grouped if unit in nearest for t in nearest[unit]}
+    return {
+        unit: tracks if unit in grouped else tuple(t for t in tracks if t.track not in taken_by_group)
+        for unit, tracks in nearest.items()
     }

@@ -354,9 +354,11 @@ def _claimed_strangers(
         tracks = rule.aligned(s, left=left, end=contexts[s.unit_id].end, crowd=crowds.get(s.unit_id),
                               shared=shared)
         claims[(s.estate_id, s.building)][s.unit_id] = (left, tracks)
+    p = rule.policy.sublet
+    grouped = {u for u, c in crowds.items() if c.window_water >= p.group_water_ratio * c.window_peers}
     out: dict[str, tuple[StrangerTrack, ...]] = {}
     for building in claims.values():
-        out.update(attribute_strangers(building))
+        out.update(attribute_strangers(building, grouped=grouped))
     return out
 
 

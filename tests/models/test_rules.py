@@ -23,6 +23,7 @@ from anju.models.rules import (
 from anju.models.sublet import (
     SubletRule,
     arrival_events,
+    attribute_strangers,
     face_change_chance,
     presence_change_chance,
     stranger_chance,
@@ -509,6 +510,22 @@ def test_a_group_moving_in_elsewhere_is_one_arrival_not_nine(policy: Policy) -> 
     assert together <= policy.sublet.max_stranger_chance < apart
     assert judge(policy, replace(quiet, arrivals=group))[1].outcome is Outcome.FLAGGED
     assert judge(policy, replace(quiet, arrivals=spread))[1].outcome is Outcome.CLEAR
+
+
+def test_faces_tied_between_two_departures_go_to_the_flat_whose_water_rose(policy: Policy) -> None:
+    """A group moved into one flat the week a household two floors up took to the side door: both left on
+    the same day, so each new face is as near to either. The faces show on the meters of the flat they
+    moved into; a household whose use stayed its own keeps none. With no such flat, ties go to both."""
+    left = MOVED_OUT
+    group = tuple(replace(subtenant(left + timedelta(days=1 + i % 3)), track=f"g-{i}") for i in range(5))
+    claims = {"side-door": (left, group), "group-flat": (left, group)}
+    assert attribute_strangers(claims) == {"side-door": group, "group-flat": group}
+    settled = attribute_strangers(claims, grouped={"group-flat"})
+    assert settled == {"side-door": (), "group-flat": group}
+    # A face nearer to the side-door household's departure than to the group flat's stays its own.
+    own = replace(subtenant(left + timedelta(days=9)), track="own")
+    later = {"side-door": (left + timedelta(days=9), (own,)), "group-flat": (left, (*group, own))}
+    assert attribute_strangers(later, grouped={"group-flat"})["side-door"] == (own,)
 
 
 def _crowd(window: float, base: float, *, peers: float = 0.12, size: int = 1) -> Crowding:
