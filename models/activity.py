@@ -66,8 +66,10 @@ def day_state(d: DailyFeatures, a: ActivityPolicy) -> DayState:
         # Electricity alone: idle only when it barely leaves its floor (no water meter to confirm).
         assert elec is not None
         return DayState.IDLE if elec <= a.idle_elec_kwh_without_water else DayState.VISIT
-    if water_h > 0 or (elec is not None and elec > a.idle_elec_kwh):
+    if water_h > 0 or (elec is not None and elec > a.idle_elec_kwh and d.tenant_entries > 0):
         return DayState.VISIT
+    # No water event, no flame and nobody at the gate: electricity a little above the floor is an
+    # appliance's cycle (a water heater reheating what a leak or its own standby loss drew), not a person.
     return DayState.IDLE
 
 
