@@ -41,35 +41,44 @@ _ARRAYS = ", ".join(
         "gate_events_building", "water_night_m3_h", "elec_active_kwh", "elec_active_hours",
         "water_active_m3", "water_active_hours", "gas_active_hours", "tenant_face_entries"))
 
-# {units}: nothing (the whole city) or a filter to the batch's units, which the primary key serves.
-_WINDOW = f"""
-SELECT unit_id, count(*) FILTER (WHERE tenant_entries > 0), count(*) FILTER (WHERE tenant_face_entries > 0),
-       {_ARRAYS}
-FROM unit_daily WHERE day BETWEEN %(window_start)s AND %(hi)s {{units}}
-GROUP BY unit_id
-"""
-_OF_UNITS = "AND unit_id = ANY(%(units)s)"
 
-# Of the units given, those whose registered faces were seen in the traced history before the window.
+
+def _each_unit(aggregates: str, days: str) -> str:
+    """``aggregates`` over the days (``days``) of each unit of ``%(units)s`` that has any, each unit reached
+    through the primary key (unit_id, day). Filtering a range of days by a list of units instead lets the
+    planner read every unit's days in the range and keep the batch's: once per batch, the whole city."""
+    return f"""
+SELECT b.unit_id, x.* FROM unnest(%(units)s::text[]) AS b(unit_id)
+CROSS JOIN LATERAL (
+    SELECT {aggregates} FROM unit_daily d WHERE d.unit_id = b.unit_id AND {days} HAVING count(*) > 0
+) x
+"""
+
+
+_WINDOW_AGGREGATES = f"""count(*) FILTER (WHERE tenant_entries > 0),
+       count(*) FILTER (WHERE tenant_face_entries > 0), {_ARRAYS}"""
+_WINDOW_DAYS = "day BETWEEN %(window_start)s AND %(hi)s"
+# The whole city's window in one scan of the days; a batch's unit by unit.
+_WINDOW = f"SELECT unit_id, {_WINDOW_AGGREGATES} FROM unit_daily WHERE {_WINDOW_DAYS} GROUP BY unit_id"
+_WINDOW_OF = _each_unit(_WINDOW_AGGREGATES, _WINDOW_DAYS)
+
+# Of the units given, those whose registered faces were seen in the traced history before the window: a
+# probe of the partial index on face days (71_detection_load.sql) per unit.
 _FACES_BEFORE = """
-SELECT DISTINCT unit_id FROM unit_daily
-WHERE unit_id = ANY(%(units)s) AND tenant_face_entries > 0 AND day BETWEEN %(lo)s AND %(base_end)s
+SELECT b.unit_id FROM unnest(%(units)s::text[]) AS b(unit_id)
+WHERE EXISTS (SELECT 1 FROM unit_daily d WHERE d.unit_id = b.unit_id AND d.tenant_face_entries > 0
+              AND d.day BETWEEN %(lo)s AND %(base_end)s)
 """
 
-_HISTORY = f"""
-SELECT unit_id, {_ARRAYS}
-FROM unit_daily WHERE unit_id = ANY(%(units)s) AND day BETWEEN %(lo)s AND %(base_end)s
-GROUP BY unit_id
-"""
+_HISTORY = _each_unit(_ARRAYS, "day BETWEEN %(lo)s AND %(base_end)s")
 
-_BASELINE = """
-SELECT unit_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY elec_kwh),
+_BASELINE_AGGREGATES = """percentile_cont(0.5) WITHIN GROUP (ORDER BY elec_kwh),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY water_m3),
        count(elec_kwh), count(water_m3), count(*) FILTER (WHERE gate_events_building > 0),
-       count(*) FILTER (WHERE tenant_entries > 0)
-FROM unit_daily WHERE day BETWEEN %(base_start)s AND %(base_end)s {units}
-GROUP BY unit_id
-"""
+       count(*) FILTER (WHERE tenant_entries > 0)"""
+_BASELINE_DAYS = "day BETWEEN %(base_start)s AND %(base_end)s"
+_BASELINE = f"SELECT unit_id, {_BASELINE_AGGREGATES} FROM unit_daily WHERE {_BASELINE_DAYS} GROUP BY unit_id"
+_BASELINE_OF = _each_unit(_BASELINE_AGGREGATES, _BASELINE_DAYS)
 
 # Stranger tracks seen at a building on several days of the traced history, with the day each first
 # appeared, on how many days of the window and in all it was seen, and the floor whose corridor camera saw
@@ -197,14 +206,14 @@ def load_series(
     registry = {unit: rest for unit, *rest in conn.execute(
         _REGISTRY.format(estates=_only(estates, "WHERE estate_id = ANY(%(estates)s)")),
         {"estates": list(estates or ())})}
-    of_units = _only(estates, _OF_UNITS)
     units = list(registry)
     window: dict[str, tuple[list[Any], ...]] = {}
     busy: set[str] = set()
     faces_vanished: list[str] = []  # busy by entries, but with few face days: did faces go?
     with conn.cursor(binary=True) as cur:
         for unit_id, entry_days, face_days, *arrays in cur.execute(
-                _WINDOW.format(units=of_units), {"window_start": window_start, "hi": as_of, "units": units}):
+                _WINDOW if estates is None else _WINDOW_OF,
+                {"window_start": window_start, "hi": as_of, "units": units}):
             window[unit_id] = tuple(arrays)
             if entry_days > limit:
                 busy.add(unit_id)
@@ -222,7 +231,7 @@ def load_series(
                 history[unit_id] = tuple(arrays)
         baselines: dict[str, Baseline] = {}
         for unit_id, elec, water, elec_known, water_known, gate_days, presence_days in cur.execute(
-                _BASELINE.format(units=of_units),
+                _BASELINE if estates is None else _BASELINE_OF,
                 {"base_start": window_start - timedelta(days=policy.baseline_days), "base_end": base_end,
                  "units": units}):
             baselines[unit_id] = Baseline(elec, water, elec_known, water_known, gate_days, presence_days)
