@@ -58,15 +58,15 @@ class EstateDeadLetters:
 
 @dataclass(frozen=True, slots=True)
 class DetectionRun:
-    """The last detection run that flagged a unit, read back from the alerts it wrote.
+    """The last detection run, as it recorded itself (``detection_last_run``: when it finished, how many
+    units it flagged and how many alerts it opened, a run that flagged nothing included).
 
-    The hub's run refreshes every open alert it flags in one transaction, so those alerts share its time
-    (``updated_at``); a run that flags nothing leaves no row behind and is not seen here. ``anju detect
-    --jobs N`` commits each worker's share on its own, so only the last worker's alerts count as its run.
+    On a database where no run has recorded itself yet (one written by an older anju), it is read back
+    from the alerts the last run that flagged a unit wrote: they share its transaction's time.
     """
 
     at: datetime | None
-    alerts: int  # open alerts that run opened or refreshed
+    alerts: int  # units that run flagged (each an alert opened or refreshed)
     opened: int  # of them, new
     open_alerts: int  # open alerts now
     feature_day: date | None  # the latest day with daily features
@@ -227,8 +227,19 @@ def _detection(conn: psycopg.Connection[Any], status: OperatorStatus) -> None:
     ).fetchone()
     assert day is not None
     status.latest_feature_day = day[0]
-    status.detection = DetectionRun(at=row[0], alerts=int(row[1]), opened=int(row[2]),
+    at, flagged, opened = row[0], int(row[1]), int(row[2])
+    last = conn.execute(
+        "SELECT finished_at, flagged, opened FROM detection_last_run"
+    ).fetchone() if _exists(conn, "detection_last_run") else None
+    if last is not None:
+        at, flagged, opened = last[0], int(last[1]), int(last[2])
+    status.detection = DetectionRun(at=at, alerts=flagged, opened=opened,
                                     open_alerts=int(row[3]), feature_day=day[0], units=int(day[1]))
+
+
+def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])
 
 
 def _retention(conn: psycopg.Connection[Any]) -> list[RetentionLine]:
@@ -326,7 +337,7 @@ def format_status(s: OperatorStatus) -> str:
                  f"features up to {s.latest_feature_day or '-'}")
     if s.detection is not None and s.detection.at is not None:
         run = s.detection
-        lines.append(f"  last run that flagged: {_when(run.at)}, {run.alerts} alerts ({run.opened} new); "
+        lines.append(f"  last run: {_when(run.at)}, {run.alerts} units flagged ({run.opened} new alerts); "
                      f"{run.open_alerts} open; {run.units} units with features on {run.feature_day or '-'}")
     if not s.retention:
         lines.append("retention: never run")

@@ -59,16 +59,14 @@ STATUS_MESSAGES: dict[str, tuple[str, str]] = {
                                "Once the cause is fixed, put dead filings back with anju filings requeue."),
     # detection
     "status.detection": ("检测", "Detection"),
-    "status.detection.at": ("最近一次标记了单元的检测", "Last run that flagged a unit"),
-    "status.detection.alerts": ("该次写入的线索", "Alerts it wrote"),
+    "status.detection.at": ("最近一次检测", "Last run"),
+    "status.detection.alerts": ("该次标记的单元", "Units it flagged"),
     "status.detection.opened": ("其中新线索", "of them new"),
     "status.detection.open": ("当前待处理线索", "Open alerts now"),
     "status.detection.day": ("每日特征最新日期", "Daily features up to"),
     "status.detection.units": ("当日有特征的单元", "Units with features that day"),
-    "status.detection.note": ("一次检测在同一事务中刷新它标记的所有线索，这里据此读出时间；"
-                              "没有标记任何单元的检测不留记录。",
-                              "A run refreshes every alert it flags in one transaction, which gives its time"
-                              " here; a run that flags nothing leaves no record."),
+    "status.detection.note": ("每次检测结束时记下它做了什么，没有标记任何单元的检测也一样。",
+                              "Every run records what it did when it ends, a run that flagged nothing too."),
     # retention
     "status.retention": ("数据保留", "Retention"),
     "status.retention.never": ("尚未运行（数据流水线每天运行一次，每次都记入审计日志）。",

@@ -6,7 +6,7 @@ days a bulk import left stale and judges the same window the same way.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 import psycopg
@@ -71,14 +71,42 @@ def detect_as_of(
     as_of = as_of or last_complete_day(conn, tz=tz)
     if as_of is None:
         return DetectionResult(as_of=None)
+    started = _now(conn)
     if refresh != "none":
         refresh_for_window(conn, as_of=as_of, policy=policy, missing=refresh == "window", tz=tz)
     if jobs <= 1:
-        return run_detection(conn, as_of=as_of, policy=policy, models=models, batch_units=batch_units, tz=tz)
-    from anju.hub.detection.parallel import conninfo_of, run_parallel
+        result = run_detection(conn, as_of=as_of, policy=policy, models=models, batch_units=batch_units,
+                               tz=tz)
+    else:
+        from anju.hub.detection.parallel import conninfo_of, run_parallel
 
-    sizes = estate_batches(conn, max_units=batch_units)
-    conn.commit()
-    return run_parallel(conninfo_of(conn), as_of=as_of, policy=policy, models=models, sizes=sizes, jobs=jobs,
-                        tz=tz)
+        sizes = estate_batches(conn, max_units=batch_units)
+        conn.commit()
+        result = run_parallel(conninfo_of(conn), as_of=as_of, policy=policy, models=models, sizes=sizes,
+                              jobs=jobs, tz=tz)
+    record_run(conn, result, started=started, jobs=jobs)
+    return result
+
+
+def _now(conn: psycopg.Connection) -> datetime:
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]
+
+
+def record_run(conn: psycopg.Connection, result: DetectionResult, *, started: datetime, jobs: int) -> None:
+    """Keep what this run did as the last run (``detection_last_run``), in the caller's transaction: a run
+    rolled back (``anju eval``'s history-import mode) leaves the one before it as the last."""
+    assert result.as_of is not None
+    conn.execute(
+        "INSERT INTO detection_last_run (started_at, finished_at, as_of, units, flagged, opened, jobs)"
+        " VALUES (%s, clock_timestamp(), %s, %s, %s, %s, %s)"
+        " ON CONFLICT (only_row) DO UPDATE SET started_at = EXCLUDED.started_at,"
+        " finished_at = EXCLUDED.finished_at, as_of = EXCLUDED.as_of, units = EXCLUDED.units,"
+        " flagged = EXCLUDED.flagged, opened = EXCLUDED.opened, jobs = EXCLUDED.jobs",
+        (started, result.as_of, result.units, result.flagged_vacancy + result.flagged_sublet,
+         result.alerts_opened, jobs),
+    )
+    if jobs > 1:
+        conn.commit()  # the workers committed their shares; the record of the run follows them
 

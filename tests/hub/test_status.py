@@ -69,3 +69,27 @@ def test_anju_status_prints_and_fails_when_an_agent_needs_a_look(
     conn.execute("DELETE FROM agent_status WHERE state <> 'online' OR payload->>'outbox_depth' <> '12'")
     conn.commit()
     assert main(["status", "--database-url", url]) == 0
+
+
+def test_a_detection_run_that_flags_nothing_is_seen_as_the_last_run(conn: psycopg.Connection) -> None:  # noqa: F811
+    """The fixture's run went through run_detection (no record, so the alerts stand in); a later run
+    through the one entry point that flags nothing new still shows as the last run, with what it did."""
+    from anju.hub.detection.asof import detect_as_of
+    from tests.hub.test_detection import AS_OF
+
+    before = operator_status(conn).detection
+    assert before is not None and before.alerts == 2  # read back from the fixture's alerts
+    conn.execute("UPDATE alerts SET status = 'closed'")  # nothing of it is open any more
+    conn.execute("DELETE FROM unit_daily WHERE unit_id = 'E01-1-0102'")
+    conn.execute("UPDATE unit_daily SET elec_kwh = 7.5, water_m3 = 0.3, gas_m3 = 0.4, tenant_entries = 3,"
+                 " elec_active_kwh = 6.5, water_active_hours = 8, gas_active_hours = 2,"
+                 " tenant_face_entries = 3")  # lived in every day: nothing to flag
+    conn.commit()
+    result = detect_as_of(conn, as_of=AS_OF, refresh="none", models=False)
+    conn.commit()
+    assert result.flagged_vacancy + result.flagged_sublet == 0
+    run = operator_status(conn).detection
+    assert run is not None and run.at is not None and before.at is not None and run.at > before.at
+    assert (run.alerts, run.opened) == (0, 0)
+    row = conn.execute("SELECT as_of, units, jobs FROM detection_last_run").fetchone()
+    assert row == (AS_OF, 1, 1)

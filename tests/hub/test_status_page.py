@@ -177,7 +177,7 @@ def test_anju_status_prints_the_same_figures(
     assert "E01      latest: unknown_unit: unit E01-9-9999 is not registered" in out
     assert "filing queue: 1 pending (1 retrying)" in out and "1 dead" in out
     assert "last error: tenancy system answered 422: unit unknown" in out
-    assert "last run that flagged: 2026-11-29 02:00, 2 alerts (1 new); 3 open; 3 units with features on" \
+    assert "last run: 2026-11-29 02:00, 2 units flagged (1 new alerts); 3 open; 3 units with features on" \
            " 2026-11-28" in out
     assert re.search(r"retention \(audit, meter_readings,access_events\): last \S+ \S+ ok, horizon 365 days,"
                      r" dropped \w+_p2024_01, \w+_p2024_01", out)
