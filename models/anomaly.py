@@ -177,8 +177,14 @@ def _peer_z(values: np.ndarray, groups: np.ndarray, *, by_group: np.ndarray) -> 
     and the medians used."""
     z = np.zeros_like(values)
     centre = np.full_like(values, np.nan)
-    for g in np.unique(groups[by_group]):
-        rows = (groups == g) & by_group
+    # Each group's rows once, by one stable sort (in row order, as a mask would give them): a mask per
+    # group made the city's scoring grow with estates x units (253 s at 1,000,000 units, 14 s so).
+    chosen = np.flatnonzero(by_group)
+    order = chosen[np.argsort(groups[chosen], kind="stable")]
+    keys = groups[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if order.size else np.array([], dtype=int)
+    for a, b in zip(starts, [*starts[1:], order.size], strict=True):
+        rows = order[a:b]
         _fill(z, centre, values, target=rows, ref=rows)
     if (~by_group).any():
         _fill(z, centre, values, target=~by_group, ref=np.ones(len(values), dtype=bool))
