@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -34,16 +33,6 @@ pytestmark = pytest.mark.integration
 
 BROKER_OUTAGE_S = 60.0  # the figure
 DRAIN_TIMEOUT_S = 120.0  # the hub's paho reconnect backoff alone may reach 30 s after a long outage
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RestartableMosquitto]:
-    b = RestartableMosquitto(free_port(), tmp_path)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def _finish(

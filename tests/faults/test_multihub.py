@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -60,16 +59,6 @@ AUDIT_KEY = "fault-test-key-" + "f" * 40
 def audit_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same audit key in the test (it opens cases) and in every hub: one chain."""
     monkeypatch.setenv("ANJU_AUDIT_KEY", AUDIT_KEY)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RestartableMosquitto]:
-    b = RestartableMosquitto(free_port(), tmp_path)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @dataclass

@@ -68,14 +68,19 @@ def test_findings_kept_and_forms_keep_what_was_typed(database_url: str) -> None:
     assert audit == [("user:insp1", "2")]
 
 
-def test_times_in_the_estate_zone_and_an_audit_log_in_words(database_url: str) -> None:
+def one_open_case(database_url: str) -> tuple[int, int]:
+    """A seeded schema with users and one open case on unit E01-6-0101: (alert id, case id)."""
     with psycopg.connect(database_url) as conn:
         create_schema(conn)
         seed(conn)
         add_users(conn)
         insert_unit(conn, "E01-6-0101", "E01")
         conn.commit()
-        alert, case = new_case(conn, "E01-6-0101")
+        return new_case(conn, "E01-6-0101")
+
+
+def test_times_in_the_estate_zone_and_an_audit_log_in_words(database_url: str) -> None:
+    alert, case = one_open_case(database_url)
     with serve(create_app(database_url=database_url)) as url, httpx.Client(base_url=url, timeout=10) as http:
         sup, insp, aud = login(url, "sup1"), login(url, "insp1"), login(url, "aud")
         r = http.post(f"/api/cases/{case}/assign", json={"assignee": "insp1"}, headers=sup)

@@ -23,8 +23,8 @@ from anju.hub.main import _check_zone
 from anju.hub.settings import HubSettings
 from anju.hub.storage.rollups import refresh_daily_features
 from anju_wire.clock import ESTATE_TZ
-from tests.hub.test_api import add_users, create_schema, insert_unit, login, seed, serve
-from tests.hub.test_cases import new_case
+from tests.hub.test_api import login, serve
+from tests.hub.test_case_page_field import one_open_case
 from tests.hub.test_features import add_readings, add_unit, prepare_schema
 from tests.hub.test_import import write
 
@@ -66,13 +66,7 @@ def test_the_hub_refuses_a_zone_its_database_does_not_know(database_url: str) ->
 
 
 def test_the_pages_show_times_in_the_apps_zone(database_url: str) -> None:
-    with psycopg.connect(database_url) as conn:
-        create_schema(conn)
-        seed(conn)
-        add_users(conn)
-        insert_unit(conn, "E01-6-0101", "E01")
-        conn.commit()
-        alert, case = new_case(conn, "E01-6-0101")
+    alert, case = one_open_case(database_url)
     app = create_app(database_url=database_url, estate_tz="Asia/Urumqi")  # UTC+6 all year
     with serve(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         sup, insp, aud = login(url, "sup1"), login(url, "insp1"), login(url, "aud")
