@@ -12,6 +12,8 @@ from typing import Any
 
 import psycopg
 
+from anju.hub.storage.timeseries import table_exists
+
 # An agent publishes its status every publish.status_interval_s (30 s by default) while it runs.
 STALE_AFTER = timedelta(minutes=5)
 BACKLOG = 10_000  # records waiting in an agent's outbox that mean its uplink is not keeping up
@@ -230,16 +232,12 @@ def _detection(conn: psycopg.Connection[Any], status: OperatorStatus) -> None:
     at, flagged, opened = row[0], int(row[1]), int(row[2])
     last = conn.execute(
         "SELECT finished_at, flagged, opened FROM detection_last_run"
-    ).fetchone() if _exists(conn, "detection_last_run") else None
+    ).fetchone() if table_exists(conn, "detection_last_run") else None
     if last is not None:
         at, flagged, opened = last[0], int(last[1]), int(last[2])
     status.detection = DetectionRun(at=at, alerts=flagged, opened=opened,
                                     open_alerts=int(row[3]), feature_day=day[0], units=int(day[1]))
 
-
-def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-    return bool(row and row[0])
 
 
 def _retention(conn: psycopg.Connection[Any]) -> list[RetentionLine]:

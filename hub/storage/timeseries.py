@@ -231,7 +231,8 @@ PARTITION_LOCK_TIMEOUT_MS = 2000  # one try's wait for the table's locks when ma
 PARTITION_LOCK_TRIES = 5
 
 
-def _exists(conn: psycopg.Connection, name: str) -> bool:
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Whether a table (or any relation) of that name exists."""
     row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
     return bool(row and row[0])
 
@@ -273,7 +274,7 @@ def ensure_months(
     # Hypertables make their chunks themselves.
     tables = [t for t in tables if is_partitioned(conn, t)]
     wanted = [(t, month_start(m)) for t in tables for m in sorted(set(map(month_start, months)))]
-    missing = [(t, m) for t, m in wanted if not _exists(conn, partition_name(t, m))]
+    missing = [(t, m) for t, m in wanted if not table_exists(conn, partition_name(t, m))]
     if not missing:
         return []
     names = ", ".join(partition_name(t, m) for t, m in missing)
@@ -314,7 +315,7 @@ def _create_partitions(
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
         conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_ms)}ms",))
         for table, month in missing:
-            if not _exists(conn, partition_name(table, month)):  # another hub may have won the race
+            if not table_exists(conn, partition_name(table, month)):  # another hub may have won the race
                 _create_partition(conn, table, month)
                 created.append(partition_name(table, month))
         # A caller's own transaction (this block is then a savepoint) keeps its own setting.
@@ -356,7 +357,7 @@ def drop_partitions_older_than(
                 if add_months(parsed[1], 1) <= before:
                     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
                     dropped.append(name)
-            if _exists(conn, f"{table}_default"):
+            if table_exists(conn, f"{table}_default"):
                 conn.execute(
                     sql.SQL("DELETE FROM {} WHERE ts < %s").format(sql.Identifier(f"{table}_default")),
                     (cutoff,),
