@@ -53,11 +53,12 @@ class SubletRule:
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=self.policy.activity)
         if life.lived_share < p.min_lived_share:
             return None
-        left = self._left(series, ctx, faces_only=faces_only)
-        return None if left is None else (left, faces_only)
+        found = self._left(series, ctx, faces_only=faces_only)
+        return None if found is None else (found[0], faces_only)
 
-    def _left(self, series: UnitSeries, ctx: RuleContext, *, faces_only: bool) -> date | None:
-        """The departure day by the policy's presence thresholds (stricter when judged on faces alone).
+    def _left(self, series: UnitSeries, ctx: RuleContext, *, faces_only: bool) -> tuple[date, float] | None:
+        """The departure day by the policy's presence thresholds (stricter when judged on faces alone), and
+        the chance that a household keeping its habits would show so few entries (or faces) since.
 
         Only days the flat was not standing empty count: a sublet is tenants absent while somebody lives
         there, and a household that travelled, or moved out, was absent from an empty flat (that is the
@@ -74,11 +75,14 @@ class SubletRule:
         if left is None:
             return None
         if faces_only:
-            if face_change_chance(days, left=left, end=ctx.end) > p.max_face_change_chance:
+            change = face_change_chance(days, left=left, end=ctx.end)
+            if change > p.max_face_change_chance:
                 return None  # a household that mixes card and face can go weeks without a face by chance
-        elif presence_change_chance(days, left=left, end=ctx.end) > p.max_change_chance:
-            return None  # a pensioner who goes out twice a week can stay in for a fortnight by chance
-        return left
+        else:
+            change = presence_change_chance(days, left=left, end=ctx.end)
+            if change > p.max_change_chance:
+                return None  # a pensioner who goes out twice a week can stay in for a fortnight by chance
+        return left, change
 
     def aligned(
         self, series: UnitSeries, *, left: date, end: date, crowd: Crowding | None = None,
@@ -264,11 +268,12 @@ class SubletRule:
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
         if life.known < pol.min_coverage * w.n_days or life.lived_share < p.min_lived_share:
             return verdict(Outcome.CLEAR, 0.0, [])
-        left = self._left(series, ctx, faces_only=faces_only)
-        if left is None:
+        found = self._left(series, ctx, faces_only=faces_only)
+        if found is None:
             return verdict(Outcome.CLEAR, 0.0, [Reason(
                 "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
                 "they stopped: a household that uses another entrance looks the same.")])
+        left, change = found
         aligned = list(self.aligned(series, left=left, end=ctx.end, crowd=crowd) if claimed is None
                        else claimed)
         chance = stranger_chance(series, aligned=aligned, end=ctx.end, policy=p, explained=explained)
@@ -276,10 +281,9 @@ class SubletRule:
             aligned = []  # where new faces arrive every few days, one near a departure is no evidence
         # Their card or code used day after day, their faces never: a lent card, even if no new face can
         # be placed in the building (the new occupants may all use the card).
-        lent_card = faces_only and entry_days - face_days >= p.min_card_days
-        if lent_card and not aligned and left is not None:
-            occupied = occupied_days(series.days, pol.activity)
-            lent_card = face_change_chance(occupied, left=left, end=ctx.end) <= p.lent_card_change_chance
+        # Alone (no new face), the card must be less likely by chance than with one.
+        lent_card = faces_only and entry_days - face_days >= p.min_card_days and (
+            bool(aligned) or change <= p.lent_card_change_chance)
         if not aligned and not lent_card:
             # Tenants who stop passing the gate (car-park door, side entrance) while still living there
             # look the same on the meters; only new recurring faces tell a new occupant apart.
