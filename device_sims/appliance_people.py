@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from anju.device_sims.appliances import ApplianceScenario, ApplianceUnit
 
 SPD = 144  # 10-minute slots per day
-REG, SUB, REL, DROP = 0, 1, 2, 3  # registered resident, subtenant, visiting relative, tenant dropping by
+# registered resident, subtenant, visiting relative, tenant dropping by, someone living there on no lease
+REG, SUB, REL, DROP, LIVE = 0, 1, 2, 3, 4
+LIVE_IN_SHARE = 0.04  # share of households with a live-in person on no lease (carer, partner, grandparent)
 WORK, SCHOOL, HOME, ELDER, NIGHT, VISIT = range(6)
 METHODS = ("face", "card", "password", "qr")
 FAR = 10**12  # an interval end or a time in seconds far outside any scenario (10**7 s was only 116 days)
@@ -157,6 +159,9 @@ def build_residents(
             row = add(i, REG, sched, persons[k], "", pref)
             inactive.append((row, -FAR, arrive))
             inactive.append((row, leave, FAR))
+        if u.kind == "normal" and rng.random() < LIVE_IN_SHARE:
+            # An unregistered face at the gate on most days from the first: lives with the household.
+            row = add(i, LIVE, int(rng.choice([WORK, HOME])), "", tracks.take(u.estate_id), pref)
         for a, b in _trips(u, days, int(cny_day), rng):
             hh_away.append((i, a * SPD + int(rng.integers(48, 100)), b * SPD + int(rng.integers(60, 120))))
         if u.kind == "sublet" and onset is not None:
@@ -207,11 +212,11 @@ def build_residents(
         return inv[a[:, 0]], a[:, 1], a[:, 2]
 
     away_parts.append(triples(inactive))
-    # A household absence applies to its registered residents.
+    # A household absence applies to its residents (the registered ones and who lives with them).
     role_sorted = np.array(r_role)[order]
     unit_sorted = unit_arr[order]
     for unit, a, b in hh_away:
-        rows = np.flatnonzero((unit_sorted == unit) & (role_sorted == REG))
+        rows = np.flatnonzero((unit_sorted == unit) & ((role_sorted == REG) | (role_sorted == LIVE)))
         away_parts.append((rows, np.full(rows.size, a), np.full(rows.size, b)))
     visit_rows = np.flatnonzero(sched_arr == VISIT)
     away_parts.append((visit_rows, np.zeros(visit_rows.size, np.int64), np.full(visit_rows.size, t_len)))
@@ -366,12 +371,13 @@ def gate_log(
     bs = sc.buildings
     recog = np.array([x.recognition for x in bs])[b]
     role, card = res.role[rows], res.card_only[rows]
-    stranger = (role == REL) | ((role == SUB) & ~card)
+    stranger = (role == REL) | (role == LIVE) | ((role == SUB) & ~card)
     side_from = np.array(
         [u.event_day * 86400 if u.subtype == "side_door" and u.event_day is not None else FAR for u in units]
     )[ul]
     tailgate = x[:, 0] < np.array([x.tailgating for x in bs])[b]
-    gate = ~tailgate & ~((role == REG) & (t >= side_from))  # the side door has no recorder
+    # The side door has no recorder; whoever lives with the household uses it too.
+    gate = ~tailgate & ~(((role == REG) | (role == LIVE)) & (t >= side_from))
     pref = np.minimum((x[:, 1][:, None] > np.cumsum(res.method_p[rows], axis=1)).sum(axis=1), 3)
     method = np.where(stranger, 0, np.where(role == SUB, np.where(x[:, 1] < 0.75, 1, 2), pref))
     face_reg = gate & ~stranger & (role != SUB) & (method == 0)

@@ -57,6 +57,7 @@ SUBTYPES: dict[str, tuple[str, float]] = {
     "relatives_visit": ("normal", 0.03),
     "large_family": ("normal", 0.04),
 }
+SIDE_DOOR_ALWAYS = 0.3  # share of side-door households that never used the recorded gate in the data
 # Public holidays of 2026 (no work or school): New Year, Spring Festival, Qingming, Labour Day, Dragon Boat.
 HOLIDAYS = (
     frozenset(date(2026, 1, 1) + timedelta(days=k) for k in (0, 1, 2))
@@ -205,7 +206,9 @@ def make_scenario(*, n_units: int, days: int, seed: int, start: datetime | None 
                 "group_rental": int(rng.integers(1, 4)),
             }.get(subtype, int(rng.choice([1, 2, 3, 4, 5], p=[0.2, 0.3, 0.25, 0.17, 0.08])))
             event_day = {
-                "side_door": int(rng.integers(10, days - 30)),
+                # Some households took to the side door before the data: never at the recorded gate.
+                "side_door": (-int(rng.integers(1, 400)) if rng.random() < SIDE_DOOR_ALWAYS
+                              else int(rng.integers(10, days - 30))),
                 "meter_outage": int(rng.integers(5, days - 25)),
                 "new_lease": int(rng.integers(10, days - 30)),
             }.get(subtype)

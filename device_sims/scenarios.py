@@ -44,6 +44,8 @@ SUBTYPES: dict[str, tuple[Kind, float]] = {
 }
 UNITS_PER_BUILDING = 40
 BUILDINGS_PER_ESTATE = 4
+SIDE_DOOR_ALWAYS = 0.3  # share of side-entrance households that never used the recorded gate
+LIVE_IN_SHARE = 0.04  # share of households with someone living there on no lease (a face nobody registered)
 TRAVEL_MAX_DAYS = 21  # "travel up to 3 weeks": the longest absence of a travelling household
 SILENT_GATE_SHARE = 0.08  # of buildings: the gate goes silent for 2 to 5 weeks
 BLOCK_UNITS = 6 * UNITS_PER_BUILDING  # whole buildings per block, so per-building events are made once
@@ -208,6 +210,7 @@ def _simulate_block(sc: Scenario, units: tuple[ScenarioUnit, ...], block_index: 
     strangers: list[tuple[int, str, np.ndarray]] = []
     stop_gate = np.zeros((n, days), dtype=bool)
 
+    live_in = rng.random(n) < LIVE_IN_SHARE
     for i, u in enumerate(units):
         a = after[i]
         if u.subtype == "travel":
@@ -228,7 +231,8 @@ def _simulate_block(sc: Scenario, units: tuple[ScenarioUnit, ...], block_index: 
                 per_day = ((d_idx % 7) == dow).astype(int) * (rng.random(days) < 0.85)
                 strangers.append((i, f"{u.unit_id}-rel{k}", per_day))
         elif u.subtype == "side_entrance":
-            s = int(rng.integers(20, days - 30))
+            # Some households took to the side door long ago: they never pass the recorded gate at all.
+            s = 0 if rng.random() < SIDE_DOOR_ALWAYS else int(rng.integers(20, days - 30))
             stop_gate[i, s:] = True
         elif u.subtype == "new_lease":
             lease_day = (u.lease_start - first).days
@@ -260,6 +264,10 @@ def _simulate_block(sc: Scenario, units: tuple[ScenarioUnit, ...], block_index: 
             for k in range(occupants):
                 per_day = np.where(a, (rng.random(days) < 0.85) * rng.integers(1, 3, days), 0)
                 strangers.append((i, f"{u.unit_id}-x{k}", per_day))
+        if u.kind == "normal" and live_in[i]:
+            # Someone living with the household who is on no lease (a carer, a partner, a grandparent):
+            # an unregistered face at the gate on most days the household is home, from the first day.
+            strangers.append((i, f"{u.unit_id}-livein", home[i] * (rng.random(days) < 0.8)))
 
     lived = home.copy()
     for i, u in enumerate(units):
