@@ -6,10 +6,11 @@ may run in any number of hubs (``anju hub --role pipeline``); each asks for the 
 dies stops renewing, and a standby, which waits exactly until the row expires, takes it within one lease
 period of the last renewal. Each new term adds one to ``epoch``, the fencing token: the pipeline checks
 (holder, epoch) before each cycle, and again with the row locked ``FOR SHARE`` just before a step
-commits, so a holder that was paused past its expiry (a long GC, a frozen VM, a lost network) cannot
-commit work after another hub took over: the takeover's UPDATE waits for that commit or finds the lease
-still live. Every time is the database's clock (``clock_timestamp()``), so the hubs' clocks may differ;
-locally a holder counts its term from the moment it *sent* the renewal, which errs on the safe side.
+commits (detection's worker processes each before their own commit, with a ``TermFence``), so a holder
+that was paused past its expiry (a long GC, a frozen VM, a lost network) cannot commit work after
+another hub took over: the takeover's UPDATE waits for that commit or finds the lease still live. Every
+time is the database's clock (``clock_timestamp()``), so the hubs' clocks may differ; locally a holder
+counts its term from the moment it *sent* the renewal, which errs on the safe side.
 
 Why one active pipeline under a lease rather than detection sharded by estate across pipelines:
 - most of the pipeline is city-wide with no estate to shard by (the tenancy outbox and change feed,
@@ -87,6 +88,29 @@ def holder_id(hub_id: str) -> str:
     return f"{hub_id}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+@dataclass(frozen=True, slots=True)
+class TermFence:
+    """One term's fence as plain data, for another process of the holder (a detection worker, which has
+    its own connection and transaction): picklable, unlike the ``Lease`` or ``LeaseKeeper`` it came from.
+
+    It checks only the database's row, not the holder's local clock (the term's renewals are the parent's);
+    with the row locked ``FOR SHARE`` until the caller's commit that is what keeps a takeover out."""
+
+    name: str
+    holder: str
+    epoch: int
+
+    def fence(self, conn: psycopg.Connection) -> None:
+        """``Lease.fence``'s check in the caller's transaction: raise ``LeaseLost`` unless the term is still
+        the live one, and lock the row until the caller commits (call it just before the commit)."""
+        _held_in_database(conn, self.name, self.holder, self.epoch, _HELD + " FOR SHARE")
+
+
+def _held_in_database(conn: psycopg.Connection, name: str, holder: str, epoch: int, sql: str) -> None:
+    if conn.execute(sql.encode(), (name, holder, epoch)).fetchone() is None:
+        raise LeaseLost(f"lease {name} epoch {epoch} is no longer held by {holder}")
+
+
 class Lease:
     """The statements of one named lease for one holder; the caller owns the connections."""
 
@@ -128,8 +152,11 @@ class Lease:
     def _held(self, conn: psycopg.Connection, term: LeaseTerm, sql: str) -> None:
         if time.monotonic() >= term.valid_until:
             raise LeaseLost(f"lease {self.name} epoch {term.epoch} ran out before it was renewed")
-        if conn.execute(sql.encode(), (self.name, term.holder, term.epoch)).fetchone() is None:
-            raise LeaseLost(f"lease {self.name} epoch {term.epoch} is no longer held by {term.holder}")
+        _held_in_database(conn, self.name, term.holder, term.epoch, sql)
+
+    def term_fence(self, term: LeaseTerm) -> TermFence:
+        """``term``'s fence for another process (``TermFence``)."""
+        return TermFence(name=self.name, holder=term.holder, epoch=term.epoch)
 
     def release(self, conn: psycopg.Connection, term: LeaseTerm) -> bool:
         """Give the lease up at a clean shutdown, so a standby need not wait for it to expire."""
@@ -192,6 +219,11 @@ class LeaseKeeper:
     def fence(self, conn: psycopg.Connection, epoch: int) -> None:
         """``Lease.fence`` of the term ``epoch`` as last renewed (just before the caller's commit)."""
         self.lease.fence(conn, self._current(epoch))
+
+    def term_fence(self, epoch: int) -> TermFence:
+        """The fence of the term ``epoch`` for another process (``TermFence``); ``LeaseLost`` when this hub
+        no longer holds that term."""
+        return self.lease.term_fence(self._current(epoch))
 
     def _current(self, epoch: int) -> LeaseTerm:
         term = self.term()

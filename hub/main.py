@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import psycopg
 
-from anju.hub.lease import Lease, LeaseKeeper, LeaseLost, LeaseTerm, holder_id
+from anju.hub.lease import Lease, LeaseKeeper, LeaseLost, LeaseTerm, TermFence, holder_id
 from anju.hub.monitor import HubMonitor, PartMonitor, run_supervised
 from anju.hub.settings import HubSettings
 from anju.hub.storage.embedded import resolve_database_url
@@ -52,15 +52,17 @@ class PipelineStats:
 
 def detect_once(
     conn: psycopg.Connection, *, since: date | None, tz: str, bounds: TimeBounds | None = None,
-    fence: Callable[[], None] | None = None,
+    fence: Callable[[], None] | None = None, jobs: int = 1, workers_fence: TermFence | None = None,
 ) -> date | None:
     """Refresh daily features from ``since`` (days of the estates' zone ``tz``) and run detection; return
     the last day with features.
 
     The last day is read inside the time window, so a stray far-future day left in ``unit_daily`` cannot
     hold the next refresh there (fresh days would never get features). ``fence`` (the pipeline lease's)
-    runs just before the commit and raises when this hub may no longer commit; open the transaction
-    before the call for it to cover the refresh and the detection too.
+    runs just before each commit and raises when this hub may no longer commit; open the transaction
+    before the call for it to cover the refresh and the detection too. With ``jobs`` > 1 detection runs in
+    that many worker processes, each fencing its own commit with ``workers_fence`` (the same term, as
+    data); the refresh is committed, fenced, before they start (``detect_as_of``).
     """
     from anju.hub.detection.asof import detect_as_of
     from anju.hub.storage.rollups import refresh_daily_features
@@ -68,7 +70,8 @@ def detect_once(
     bounds = bounds or TimeBounds()
     now = datetime.now(UTC)
     refresh_daily_features(conn, tz=tz, since=since, bounds=bounds, now=now)
-    detect_as_of(conn, tz=tz, refresh="stale")  # new days were just rolled up; imports mark theirs stale
+    # New days were just rolled up; imports mark theirs stale.
+    detect_as_of(conn, tz=tz, refresh="stale", jobs=jobs, fence=fence, workers_fence=workers_fence)
     latest = (now + bounds.max_future).date()
     row = conn.execute("SELECT max(day) FROM unit_daily WHERE day <= %s", (latest,)).fetchone()
     if fence is not None:
@@ -188,8 +191,10 @@ class Pipeline:
                     if clock >= next_detect:
                         since = last_day - timedelta(days=2) if last_day else None
                         self.lease.check(conn, term.epoch)  # opens the transaction the fence closes
-                        last_day = detect_once(conn, since=since, tz=s.estate_tz, bounds=s.time_bounds(),
-                                               fence=lambda: self.lease.fence(conn, term.epoch))  # noqa: B023
+                        last_day = detect_once(
+                            conn, since=since, tz=s.estate_tz, bounds=s.time_bounds(), jobs=s.detect_jobs,
+                            fence=lambda: self.lease.fence(conn, term.epoch),  # noqa: B023
+                            workers_fence=self.lease.term_fence(term.epoch))  # each worker's own commit
                         self.stats.detection_runs += 1
                         next_detect = clock + s.detect_interval_s
                         if took is not None:  # once a term: how long a takeover took to do real work

@@ -95,6 +95,9 @@ class HubSettings(BaseSettings):
     # The pipeline lease (hub/lease.py): a standby takes over at most this long after the active pipeline
     # hub died; the holder renews it every third of it. Every hub of one database should use the same.
     pipeline_lease_s: float = Field(default=15.0, gt=0)
+    # Worker processes of the pipeline's detection runs (hub/detection/parallel.py); each fences its own
+    # commit with the pipeline lease. 1: one process, in the pipeline's own transaction.
+    detect_jobs: int = Field(default=1, ge=1)
     # Addresses of the reverse proxies whose X-Forwarded-For / -Proto the API trusts (uvicorn's
     # forwarded_allow_ips; "*" for any); None: uvicorn's default, 127.0.0.1 (or $FORWARDED_ALLOW_IPS).
     forwarded_allow_ips: str | None = None

@@ -7,6 +7,12 @@ parent scores the anomaly over every worker's measures at once, as a single proc
 comparison across the city), and sends each worker the anomalies of its flagged units; the worker then
 opens or refreshes their alerts and cases and commits. So the alerts are those of a single-process run.
 
+Under the hub's pipeline the run is given the lease term's fence (``anju.hub.lease.TermFence``): each
+worker checks the term, with the lease's row locked, just before its commit, so a worker of a hub that
+lost the lease (paused, partitioned, dead) commits nothing after a standby took over. A worker whose
+fence fails rolls its share back and the run raises ``DetectionLeaseLost``; a share whose fence passed
+was committed while the term held.
+
 Workers are started with ``spawn``: the hub is threaded (ingest, API), and a forked child would inherit
 locks held by other threads. Each worker's transaction is its own: the run is not one transaction, but it
 is idempotent (an open alert is refreshed, not opened twice; a case opens only with a new alert), so a run
@@ -39,6 +45,7 @@ from anju.hub.detection.service import (
     judge,
     learned_models,
 )
+from anju.hub.lease import LeaseLost, TermFence
 from anju.models.anomaly import UnitAnomaly
 from anju.models.rules import Policy
 from anju_wire.clock import ESTATE_TZ
@@ -48,6 +55,10 @@ log = logging.getLogger(__name__)
 
 class DetectionWorkerError(RuntimeError):
     """A detection worker failed or died; the message carries its traceback where it could send one."""
+
+
+class DetectionLeaseLost(DetectionWorkerError, LeaseLost):
+    """A detection worker found the lease term no longer held at its commit: its share was rolled back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,7 @@ class _Share:
     policy: Policy
     models: bool
     tz: str
+    fence: TermFence | None = None  # the lease term to hold at the commit (the hub's pipeline)
 
 
 def conninfo_of(conn: psycopg.Connection) -> str:
@@ -80,30 +92,35 @@ def share_out(sizes: Sequence[tuple[Batch, int]], jobs: int) -> list[tuple[Batch
 
 
 def _worker(share: _Share, pipe: Pipe) -> None:
-    """One worker: judge the share, report, wait for the anomalies, act, commit, report."""
+    """One worker: judge the share, report, wait for the anomalies, act, fence, commit, report."""
     try:
-        with psycopg.connect(share.conninfo) as conn, conn.transaction(), deferred_audit(conn):
-            judged: list[Judged] = []
-            measures = Measures()
-            for estates in share.batches:
-                j = judge(conn, as_of=share.as_of, policy=share.policy, estates=estates, models=share.models,
-                          tz=share.tz)
-                measures.add(j.measures)
-                j.measures = Measures()
-                judged.append(j)
-            flagged_units = sorted({f.unit_id for j in judged for f in j.flagged})
-            pipe.send(("judged", _summary(judged), measures, flagged_units))
-            anomalies = pipe.recv()
-            if anomalies is None:  # another worker failed: leave everything as it was
-                raise _Abandoned
-            learned = learned_models(conn, models=share.models)
-            acted: Counter[str] = Counter()
-            for j in judged:
-                acted += act(conn, flagged=j.flagged, as_of=share.as_of, policy=share.policy,
-                             anomalies=anomalies, learned=learned)
+        with psycopg.connect(share.conninfo) as conn, conn.transaction():
+            with deferred_audit(conn):  # its rows are appended when the block ends: before the fence
+                judged: list[Judged] = []
+                measures = Measures()
+                for estates in share.batches:
+                    j = judge(conn, as_of=share.as_of, policy=share.policy, estates=estates,
+                              models=share.models, tz=share.tz)
+                    measures.add(j.measures)
+                    j.measures = Measures()
+                    judged.append(j)
+                flagged_units = sorted({f.unit_id for j in judged for f in j.flagged})
+                pipe.send(("judged", _summary(judged), measures, flagged_units))
+                anomalies = pipe.recv()
+                if anomalies is None:  # another worker failed: leave everything as it was
+                    raise _Abandoned
+                learned = learned_models(conn, models=share.models)
+                acted: Counter[str] = Counter()
+                for j in judged:
+                    acted += act(conn, flagged=j.flagged, as_of=share.as_of, policy=share.policy,
+                                 anomalies=anomalies, learned=learned)
+            if share.fence is not None:  # the last statement before the commit; raising rolls it all back
+                share.fence.fence(conn)
         pipe.send(("acted", acted))
     except _Abandoned:
         pipe.send(("abandoned", None))
+    except LeaseLost as err:  # not a fault of the worker's: the parent raises it as a lost lease
+        pipe.send(("lost", str(err)))
     except Exception:
         pipe.send(("error", traceback.format_exc()))  # the parent raises it as its own
         raise
@@ -127,6 +144,8 @@ def _receive(pipe: Pipe, expected: str) -> tuple[Any, ...]:
         raise DetectionWorkerError("a detection worker died without a word (killed, out of memory)") from err
     if message[0] == "error":
         raise DetectionWorkerError(f"a detection worker failed:\n{message[1]}")
+    if message[0] == "lost":
+        raise DetectionLeaseLost(f"a detection worker's share was rolled back: {message[1]}")
     if message[0] != expected:
         raise DetectionWorkerError(f"a detection worker answered {message[0]!r}, not {expected!r}")
     return tuple(message[1:])
@@ -134,16 +153,17 @@ def _receive(pipe: Pipe, expected: str) -> tuple[Any, ...]:
 
 def run_parallel(
     conninfo: str, *, as_of: date, policy: Policy, models: bool, sizes: Sequence[tuple[Batch, int]],
-    jobs: int, tz: str = ESTATE_TZ,
+    jobs: int, tz: str = ESTATE_TZ, fence: TermFence | None = None,
 ) -> DetectionResult:
-    """Detection of the batches (``(batch, units)``) by ``jobs`` worker processes; see the module."""
+    """Detection of the batches (``(batch, units)``) by ``jobs`` worker processes; see the module.
+    ``fence``: the lease term each worker checks, with the row locked, just before its commit."""
     context = multiprocessing.get_context("spawn")
     workers = []
     try:
         for batches in share_out(sizes, jobs):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_worker, name="anju-detect", daemon=True,
-                                      args=(_Share(conninfo, batches, as_of, policy, models, tz), theirs))
+            share = _Share(conninfo, batches, as_of, policy, models, tz, fence)
+            process = context.Process(target=_worker, name="anju-detect", daemon=True, args=(share, theirs))
             process.start()
             theirs.close()
             workers.append((process, ours))
