@@ -2,23 +2,18 @@
 
 The sublet rule's main path looks for the day a household stopped entering. A city that switches anju on
 with six months of records also has sublets that began before them: there is no such day to see. What is
-left to see:
+left to see, where corridor cameras place faces on floors:
 
 - over the whole record (at least ``min_record_days`` days with a working gate), the registered household
   entered on at most the share of gate days a drop-by gives;
 - the flat is lived in on most days of the record with meter data, and of the window (the sublet rule
   checks the window: a flat emptied in the last three weeks is the vacancy rule's);
-- unrecognised faces that were near the unit from the first week of the record are still there, seen like
-  residents: on its floor where corridor cameras place faces on floors, else at its building's entrance;
-- and no other flat in that place (the floor; the building where only the entrance sees faces) is in the
-  same state, so the faces are this flat's (one candidate per place; with two, nothing is said: a
-  household that always used the car-park door looks the same as the sublet beside it).
+- unrecognised faces that were on the unit's floor from the first week of the record are still there,
+  seen like residents;
+- and no other flat on that floor is in the same state, so the faces are this flat's (one candidate per
+  floor; with two, nothing is said: a household that always used the car-park door looks the same).
 
-At a building's entrance a face cannot be placed near one flat among many, so there the place is the whole
-building: every other lived-in flat in it shows its tenants at the gate, and residents nobody registered
-have come through it since the record began. A household that never used the gate in a building where
-everybody else does, beside faces that live there unregistered, is what an inspector should look at; a
-building whose gate several households avoid says nothing (pure, no I/O).
+Entrance-only buildings cannot place a face near one flat among many, so they are left out (pure, no I/O).
 """
 
 from __future__ import annotations
@@ -41,8 +36,7 @@ class Standing:
     entry_days: int  # of those, days with a registered entry (card, code or face)
     lived: int  # days on record the flat was lived in ...
     known: int  # ... of the days with meter data
-    settled: tuple[StrangerTrack, ...]  # faces near it since the record's first week, still there
-    scope: str = "floor"  # where the faces were seen: "floor" (a corridor camera) or "building" (the gate)
+    settled: tuple[StrangerTrack, ...]  # faces on its floor since the record's first week, still there
 
 
 def standing_candidate(
@@ -50,7 +44,7 @@ def standing_candidate(
     min_lived_share: float, stranger_min_days: int, min_resident_share: float, activity: ActivityPolicy,
 ) -> Standing | None:
     """The unit's evidence of a sublet older than its record, or None where it has none."""
-    if not series.days:
+    if series.strangers_scope != "floor" or not series.days:
         return None
     start = series.days[0].day
     gate = [d for d in series.days if d.day <= end and d.gate_working]
@@ -70,20 +64,15 @@ def standing_candidate(
     if not settled:
         return None
     return Standing(record_start=start, gate_days=len(gate), entry_days=entry_days, lived=life.lived,
-                    known=life.known, settled=settled, scope=series.strangers_scope)
+                    known=life.known, settled=settled)
 
 
-Place = tuple[str, str | None, int | None]  # estate, building, floor (None: the whole building)
+Floor = tuple[str, str | None, int | None]  # estate, building, floor
 
 
-def place_of(series: UnitSeries) -> Place:
-    """Where the unit's strangers are seen: its floor with corridor cameras, else its whole building."""
-    return (series.estate_id, series.building, series.floor if series.strangers_scope == "floor" else None)
-
-
-def sole_candidates(candidates: dict[str, tuple[Place, Standing]]) -> dict[str, Standing]:
-    """Of ``{unit_id: (place, evidence)}`` (``place_of``), those alone in that state in their place."""
-    per_place: dict[Place, list[str]] = {}
+def sole_candidates(candidates: dict[str, tuple[Floor, Standing]]) -> dict[str, Standing]:
+    """Of ``{unit_id: ((estate, building, floor), evidence)}``, those alone in that state on their floor."""
+    per_floor: dict[Floor, list[str]] = {}
     for unit_id, (where, _) in candidates.items():
-        per_place.setdefault(where, []).append(unit_id)
-    return {units[0]: candidates[units[0]][1] for units in per_place.values() if len(units) == 1}
+        per_floor.setdefault(where, []).append(unit_id)
+    return {units[0]: candidates[units[0]][1] for units in per_floor.values() if len(units) == 1}

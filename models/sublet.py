@@ -3,8 +3,7 @@
 Three ways to a verdict (``SubletRule.evaluate``): a departure (the household stopped entering, through any
 method, or its faces vanished while its card is used) with new faces that arrived as it left; far more
 water than households of the registered size use (a group rental); or, for sublets older than the record,
-faces settled near the unit (its floor, or its building's entrance) that no other flat there explains
-(``anju.models.standing``).
+faces settled on the unit's floor that no other flat there explains (``anju.models.standing``).
 """
 
 from __future__ import annotations
@@ -139,8 +138,7 @@ class SubletRule:
         Two ways to a sublet: the registered household left while the flat stayed lived in (and new faces
         came, or their card stayed in use), or far more people live there than the lease lists (a group
         rental, 群租, whether or not the tenant still comes and goes). A sublet older than the record
-        shows no departure: there, the faces settled near it (on its floor, or at its building's entrance
-        where there are no corridor cameras) that no other flat there explains.
+        shows no departure: there, the faces settled on its floor that no other flat there explains.
         """
         ctx = context or rule_context(series, as_of=as_of, policy=self.policy)
         judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed, crowd=crowd,
@@ -171,8 +169,6 @@ class SubletRule:
         if life.known < pol.min_coverage * ctx.window.n_days or life.lived_share < p.min_lived_share:
             return verdict
         since = standing.record_start.isoformat()
-        where, others = (("on the unit's floor", "on that floor") if standing.scope == "floor" else
-                         ("at the building's entrance", "in the building"))
         reasons = (
             Reason(
                 "tenants_absent_on_record",
@@ -190,8 +186,8 @@ class SubletRule:
             ),
             Reason(
                 "settled_strangers",
-                f"{len(standing.settled)} unrecognised face(s) {where} since the first week of records and "
-                f"seen on most days since, and no other lived-in flat {others} lacks its tenants.",
+                f"{len(standing.settled)} unrecognised face(s) on the unit's floor since the first week of "
+                "records and seen on most days since, and no other flat on that floor lacks its tenants.",
                 value=len(standing.settled), baseline=0, unit="tracks",
             ),
         )

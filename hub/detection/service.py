@@ -47,7 +47,7 @@ from anju.models.rules import (
     rule_context,
 )
 from anju.models.scoring import AtOpening, with_models
-from anju.models.standing import Standing, place_of, sole_candidates
+from anju.models.standing import Standing, sole_candidates
 from anju.models.sublet import SubletRule, attribute_strangers
 from anju.models.verdict_model import VerdictModel
 from anju_wire.clock import ESTATE_TZ
@@ -379,13 +379,12 @@ def _explained_by_others(
 
 
 def _standing(all_series: list[UnitSeries], *, as_of: date, rule: SubletRule) -> dict[str, Standing]:
-    """Per unit, its evidence of a sublet older than the record, where it alone in its place has it (its
-    floor with corridor cameras, its building where only the entrance sees faces)."""
+    """Per unit, its evidence of a sublet older than the record, where it alone on its floor has it."""
     candidates = {}
     for s in all_series:
         found = rule.standing(s, end=as_of)
         if found is not None:
-            candidates[s.unit_id] = (place_of(s), found)
+            candidates[s.unit_id] = ((s.estate_id, s.building, s.floor), found)
     return sole_candidates(candidates)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from anju.models.features import StrangerTrack, UnitSeries
 from anju.models.rules import Outcome, Policy
-from anju.models.standing import Standing, place_of, sole_candidates
+from anju.models.standing import Standing, sole_candidates
 from anju.models.sublet import SubletRule
 from tests.models.factories import AS_OF, START, series, with_days
 
@@ -68,9 +68,8 @@ def test_a_standing_sublet_emptied_in_the_last_weeks_is_not_flagged_as_one(polic
 def test_what_keeps_a_unit_from_being_a_candidate(policy: Policy) -> None:
     gone = on_floor(series(change_from=START, **LIVED_NO_TENANT))
     assert candidate(policy, gone) is not None
-    # Entrance gates only: still a candidate, with the faces placed at the building (see below).
-    at_gate = candidate(policy, replace(gone, strangers_scope="building"))
-    assert at_gate is not None and at_gate.scope == "building"
+    # Entrance gates only: a face cannot be placed near one flat.
+    assert candidate(policy, replace(gone, strangers_scope="building")) is None
     # The face arrived later: the main path (a departure and new faces) judges that.
     late = replace(settled(), first_seen=START + timedelta(days=20))
     assert candidate(policy, replace(gone, strangers=(late,))) is None
@@ -89,29 +88,3 @@ def test_two_flats_without_their_tenants_on_one_floor_leave_the_faces_unplaced(p
     floor12, floor13 = ("E01", "1", 12), ("E01", "1", 13)
     assert sole_candidates({"a": (floor12, found), "b": (floor13, found)}) == {"a": found, "b": found}
     assert sole_candidates({"a": (floor12, found), "b": (floor12, found)}) == {}
-
-
-def at_entrance(s: UnitSeries, unit_id: str, floor: int) -> UnitSeries:
-    return replace(s, unit_id=unit_id, strangers=(settled(),), strangers_scope="building", building="1",
-                   floor=floor)
-
-
-def test_where_only_the_entrance_sees_faces_the_place_is_the_whole_building(policy: Policy) -> None:
-    """No corridor camera: the settled faces came through the building's gate, so they are one flat's only
-    if no other lived-in flat in the whole building lacks its tenants; a household that never used the gate
-    (the car-park door since before the record) on another floor leaves them unplaced."""
-    gone = at_entrance(series(change_from=START, **LIVED_NO_TENANT), "a", 3)
-    side_door = at_entrance(series(change_from=START, **LIVED_NO_TENANT), "b", 9)
-    found = candidate(policy, gone)
-    assert found is not None
-    assert place_of(gone) == place_of(side_door) == ("E01", "1", None)
-    alone = sole_candidates({"a": (place_of(gone), found)})
-    assert alone == {"a": found}
-    sub = SubletRule(policy).evaluate(gone, as_of=AS_OF, standing=alone["a"])
-    assert sub.outcome is Outcome.FLAGGED
-    assert "at the building's entrance" in sub.reasons[2].text
-    assert "in the building" in sub.reasons[2].text
-    assert sole_candidates({"a": (place_of(gone), found), "b": (place_of(side_door), found)}) == {}
-    # With corridor cameras the same two flats are on different floors, and each is alone on its own.
-    on_3, on_9 = on_floor(gone), replace(on_floor(side_door), floor=9)
-    assert place_of(on_3) != place_of(on_9)
