@@ -65,6 +65,7 @@ class SubletPolicy(_Frozen):
     max_change_chance: float = Field(gt=0, lt=1)
     max_stranger_chance: float = Field(gt=0, le=1)
     crowding_ratio: float = Field(gt=1)
+    crowding_ratio_present: float = Field(gt=1)
     crowding_min_peers: int = Field(ge=2)
     group_min_faces: int = Field(ge=2)
     group_days: int = Field(ge=1)

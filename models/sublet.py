@@ -197,10 +197,25 @@ class SubletRule:
 
     def _by_crowding(self, series: UnitSeries, *, ctx: RuleContext, crowd: Crowding,
                      verdict: RuleFinding) -> RuleFinding | None:
-        """A group rental: water well above what households of its registered size use, in the window and
-        over the baseline days before it (a few weeks of visiting relatives do not last that long)."""
+        """More people than the lease lists: water well above what households of its registered size use,
+        in the window and over the baseline days before it (a few weeks of visiting relatives do not last
+        that long).
+
+        How far above depends on who is seen at the gate. Where the registered tenants' own faces are
+        recognised there on more days than drop-bys give, they live here: a household with someone living
+        with it (a carer, a partner) or a heavy user reaches ``crowding_ratio`` too, and only a group
+        rental (群租) reaches ``crowding_ratio_present``. Where they are gone from the gate (at most
+        drop-bys, in the window and before it), or only their card or code is used (which says nothing of
+        who carries it), water for more people than the lease lists (``crowding_ratio``) is the evidence.
+        """
         pol, p = self.policy, self.policy.sublet
-        if crowd.ratio < p.crowding_ratio:
+        w, b = ctx.window, ctx.baseline
+        face_days = sum(1 for d in series.days if ctx.start <= d.day <= ctx.end and d.tenant_face_entries > 0)
+        absent = w.tenant_entry_days <= p.max_entry_days and (
+            b.gate_days == 0 or b.tenant_entry_days <= p.max_presence_share_after * b.gate_days)
+        present = not absent and face_days > p.max_face_days
+        bar = p.crowding_ratio_present if present else p.crowding_ratio
+        if crowd.ratio < bar:
             return None
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
         if life.known < pol.min_coverage * ctx.window.n_days or life.lived_share < p.min_lived_share:
@@ -218,6 +233,16 @@ class SubletRule:
                 value=round(crowd.window_water, 3), baseline=round(crowd.window_peers, 3), unit="m3/day",
             ),
             Reason(
+                "tenants_present" if present else "tenants_absent" if absent else "tenants_card_only",
+                f"Registered tenants entered on {w.tenant_entry_days} of the window's {w.gate_days} gate "
+                f"days (their faces recognised on {face_days}) and on {b.tenant_entry_days} of the "
+                f"{b.gate_days} before: "
+                + ("they live here, with far more people than a household." if present else
+                   "others live here." if absent else
+                   "only their card or code is used, by whoever holds it."),
+                value=w.tenant_entry_days, baseline=b.tenant_entry_days, unit="days",
+            ),
+            Reason(
                 "flat_lived_in",
                 f"The flat is lived in on {life.lived} of {life.known} days with meter data.",
                 value=round(life.lived_share, 3), baseline=p.min_lived_share, unit="share of days",
@@ -229,7 +254,7 @@ class SubletRule:
                 f"{len(series.strangers)} unrecognised face(s) recur at the unit's {series.strangers_scope}.",
                 value=len(series.strangers), baseline=0, unit="tracks",
             ))
-        score = (0.6 + 0.2 * min((crowd.ratio - p.crowding_ratio) / p.crowding_ratio, 1.0)
+        score = (0.6 + 0.2 * min((crowd.ratio - bar) / bar, 1.0)
                  + 0.2 * life.lived_share) * min(ctx.window.water_coverage, 1.0)
         return replace(verdict, outcome=Outcome.FLAGGED, score=round(score, 3), reasons=tuple(reasons))
 

@@ -552,6 +552,30 @@ def test_a_group_rental_is_a_sublet_even_while_the_tenants_card_is_in_daily_use(
     assert SubletRule(policy).evaluate(leak, as_of=AS_OF, crowd=_crowd(1.2, 1.2)).outcome is Outcome.CLEAR
 
 
+def test_a_household_with_someone_living_in_is_no_group_rental_but_the_same_water_without_the_tenants_is(
+    policy: Policy,
+) -> None:
+    """A single tenant whose face is seen at the gate, with a carer living in: three times the water of the
+    estate's singles, which a heavy user or a second person reaches. Not a group rental (群租). The same
+    water in a flat whose tenant is gone from the gate (drop-bys at most), or where only the tenant's card
+    is used: others live there."""
+    rule = SubletRule(policy)
+    present = series(water=0.36)  # the factory's household enters on most days
+    carer = rule.evaluate(present, as_of=AS_OF, crowd=_crowd(0.36, 0.36))
+    assert carer.outcome is Outcome.CLEAR
+    group = rule.evaluate(present, as_of=AS_OF, crowd=_crowd(0.6, 0.6))  # five times: a group
+    assert group.outcome is Outcome.FLAGGED and "tenants_present" in codes(group)
+    gone = series(change_from=START, water=0.36, entries=0)
+    gone = with_days(gone, {AS_OF - timedelta(days=d): {"water": 0.36, "entries": 1} for d in (3, 40)})
+    others = rule.evaluate(gone, as_of=AS_OF, crowd=_crowd(0.36, 0.36))
+    assert others.outcome is Outcome.FLAGGED and "tenants_absent" in codes(others)
+    assert reason(others, "tenants_absent").value == 1
+    # Only the tenant's card at the gate, never a face: it says nothing of who carries it.
+    card = series(change_from=START, water=0.36, faces=0)
+    held = rule.evaluate(card, as_of=AS_OF, crowd=_crowd(0.36, 0.36))
+    assert held.outcome is Outcome.FLAGGED and "tenants_card_only" in codes(held)
+
+
 def test_crowding_compares_households_of_the_same_registered_size_in_the_same_estate() -> None:
     units = {f"E1-{i}": ("E1", 1, 0.1 + i / 1000, 0.1) for i in range(6)}
     units |= {f"E1-big-{i}": ("E1", 5, 0.6, 0.6) for i in range(6)}
