@@ -198,16 +198,11 @@ class SubletRule:
     def _by_crowding(self, series: UnitSeries, *, ctx: RuleContext, crowd: Crowding,
                      verdict: RuleFinding) -> RuleFinding | None:
         """More people than the lease lists: water well above what households of its registered size use,
-        in the window and over the baseline days before it (a few weeks of visiting relatives do not last
-        that long).
-
-        How far above depends on who is seen at the gate. Where the registered tenants' own faces are
-        recognised there on more days than drop-bys give, they live here: a household with someone living
-        with it (a carer, a partner) or a heavy user reaches ``crowding_ratio`` too, and only a group
-        rental (群租) reaches ``crowding_ratio_present``. Where they are gone from the gate (at most
-        drop-bys, in the window and before it), or only their card or code is used (which says nothing of
-        who carries it), water for more people than the lease lists (``crowding_ratio``) is the evidence.
-        """
+        in the window and over the baseline days before (visiting relatives do not stay that long). Where
+        the tenants' own faces are seen at the gate on more days than drop-bys give, they live here, and a
+        carer or partner living in reaches ``crowding_ratio`` too: only a group rental (群租) reaches
+        ``crowding_ratio_present``. Where they are gone from the gate, or only their card is used (it says
+        nothing of who carries it), ``crowding_ratio`` is the evidence."""
         pol, p = self.policy, self.policy.sublet
         w, b = ctx.window, ctx.baseline
         face_days = sum(1 for d in series.days if ctx.start <= d.day <= ctx.end and d.tenant_face_entries > 0)
@@ -238,8 +233,7 @@ class SubletRule:
                 f"days (their faces recognised on {face_days}) and on {b.tenant_entry_days} of the "
                 f"{b.gate_days} before: "
                 + ("they live here, with far more people than a household." if present else
-                   "others live here." if absent else
-                   "only their card or code is used, by whoever holds it."),
+                   "others live here." if absent else "only their card or code is used, by whoever has it."),
                 value=w.tenant_entry_days, baseline=b.tenant_entry_days, unit="days",
             ),
             Reason(
@@ -255,7 +249,7 @@ class SubletRule:
                 value=len(series.strangers), baseline=0, unit="tracks",
             ))
         score = (0.6 + 0.2 * min((crowd.ratio - bar) / bar, 1.0)
-                 + 0.2 * life.lived_share) * min(ctx.window.water_coverage, 1.0)
+                 + 0.2 * life.lived_share) * min(w.water_coverage, 1.0)
         return replace(verdict, outcome=Outcome.FLAGGED, score=round(score, 3), reasons=tuple(reasons))
 
     def _by_departure(
