@@ -210,6 +210,21 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "Water far above households of the same registered size: more people live here than the lease lists",
         "vs_baseline",
     ),
+    "tenants_present": (
+        "登记住户本人仍刷脸进出：用水已达群租水平，而非多住一人",
+        "The registered tenants' own faces are still seen: the water is a group's, not one more person's",
+        "vs_before",
+    ),
+    "tenants_absent": (
+        "登记住户已不在门禁出现（至多偶尔来访）：住在这里的是别人",
+        "The registered tenants no longer pass the gate (drop-bys at most): others live here",
+        "vs_before",
+    ),
+    "tenants_card_only": (
+        "只见登记住户的卡或密码进出，从未识别到本人面孔：持卡人不一定是住户",
+        "Only the tenants' card or code is used, their faces never recognised: its holder may not be them",
+        "vs_before",
+    ),
     "recurring_strangers_near": (
         "本楼（层）反复出现的陌生面孔（背景信息）",
         "Unrecognised faces that recur at the unit's building or floor (context)",
