@@ -212,6 +212,10 @@ def entry_days_between(days: tuple[DailyFeatures, ...], *, start: date, end: dat
     return sum(1 for d in days if start <= d.day <= end and d.tenant_entries > 0)
 
 
+def face_days_between(days: tuple[DailyFeatures, ...], *, start: date, end: date) -> int:
+    return sum(1 for d in days if start <= d.day <= end and d.tenant_face_entries > 0)
+
+
 class VacancyRule:
     """Vacant: for longer than any trip, the flat shows no life (no water events, no cooking, electricity
     on its floor) and registered tenants enter at most to drop by."""

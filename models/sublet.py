@@ -24,6 +24,7 @@ from anju.models.rules import (
     RuleFinding,
     SubletPolicy,
     entry_days_between,
+    face_days_between,
     fmt,
     precheck,
     rule_context,
@@ -47,8 +48,7 @@ class SubletRule:
         p = self.policy.sublet
         entry_days = entry_days_between(series.days, start=ctx.start, end=ctx.end)
         faces_only = entry_days > p.max_entry_days
-        if faces_only and sum(1 for d in series.days if ctx.start <= d.day <= ctx.end
-                              and d.tenant_face_entries > 0) > p.max_face_days:
+        if faces_only and face_days_between(series.days, start=ctx.start, end=ctx.end) > p.max_face_days:
             return None
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=self.policy.activity)
         if life.lived_share < p.min_lived_share:
@@ -205,7 +205,7 @@ class SubletRule:
         nothing of who carries it), ``crowding_ratio`` is the evidence."""
         pol, p = self.policy, self.policy.sublet
         w, b = ctx.window, ctx.baseline
-        face_days = sum(1 for d in series.days if ctx.start <= d.day <= ctx.end and d.tenant_face_entries > 0)
+        face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
         absent = w.tenant_entry_days <= p.max_entry_days and (
             b.gate_days == 0 or b.tenant_entry_days <= p.max_presence_share_after * b.gate_days)
         present = not absent and face_days > p.max_face_days
@@ -278,7 +278,7 @@ class SubletRule:
         if blocked is not None:
             return verdict(Outcome.NO_VERDICT, 0.0, [blocked])
         entry_days = entry_days_between(series.days, start=ctx.start, end=ctx.end)
-        face_days = sum(1 for d in series.days if ctx.start <= d.day <= ctx.end and d.tenant_face_entries > 0)
+        face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
         # A card or code counts as presence as much as a face. But when the household's faces stop while
         # its card goes on being used, that is a change to explain: the same test of new faces decides.
         faces_only = entry_days > p.max_entry_days
