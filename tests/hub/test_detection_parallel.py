@@ -84,6 +84,18 @@ def run(
     return result, seen
 
 
+def two_estates_one_vacant_each(conn: psycopg.Connection) -> None:
+    """Two estates of three flats (the schema made), the first flat of each vacant for its last 40 days."""
+    from tests.hub.test_detection import add_days
+    from tests.hub.test_features import add_unit
+
+    prepare_schema(conn)
+    for estate in ("E01", "E02"):
+        for i in range(3):
+            add_unit(conn, f"{estate}-1-010{i}", estate=estate)
+            add_days(conn, f"{estate}-1-010{i}", vacant_last=40 if i == 0 else 0)
+
+
 def test_streamed_and_parallel_runs_open_the_alerts_of_one_whole_city_run(
     city: tuple[psycopg.Connection, date],
 ) -> None:
@@ -136,15 +148,10 @@ def test_anju_detect_with_jobs_judges_every_estate(
 ) -> None:
     """``anju detect --jobs 2``: two estates, each worker one; a vacant flat in each is flagged once."""
     from anju.cli import main
-    from tests.hub.test_detection import AS_OF, add_days
-    from tests.hub.test_features import add_unit
+    from tests.hub.test_detection import AS_OF
 
     with psycopg.connect(database_url) as conn:
-        prepare_schema(conn)
-        for estate in ("E01", "E02"):
-            for i in range(3):
-                add_unit(conn, f"{estate}-1-010{i}", estate=estate)
-                add_days(conn, f"{estate}-1-010{i}", vacant_last=40 if i == 0 else 0)
+        two_estates_one_vacant_each(conn)
         conn.commit()
     args = ["detect", "--database-url", database_url, "--as-of", AS_OF.isoformat(), "--jobs", "2"]
     assert main(args) == 0

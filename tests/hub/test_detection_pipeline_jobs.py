@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pickle
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -24,9 +23,10 @@ from anju.hub.lease import Lease, LeaseKeeper, LeaseLost, TermFence
 from anju.hub.main import detect_once
 from anju.hub.settings import HubSettings
 from anju_wire.clock import ESTATE_TZ
-from tests.hub.test_detection import AS_OF, add_days
-from tests.hub.test_detection_parallel import outcome
-from tests.hub.test_features import add_readings, add_unit, hourly, prepare_schema
+from tests.hub.test_detection import AS_OF
+from tests.hub.test_detection_parallel import outcome, two_estates_one_vacant_each
+from tests.hub.test_features import add_readings, hourly, prepare_schema
+from tests.hub.test_lease import wait_until
 from tests.services import create_database, drop_database
 
 pytestmark = pytest.mark.integration
@@ -37,11 +37,7 @@ SINCE = AS_OF + timedelta(days=1)  # the day of the newest readings: AS_OF is th
 def seed(url: str) -> None:
     """Two estates of three flats, one vacant in each, and a reading the day after AS_OF."""
     with psycopg.connect(url) as conn:
-        prepare_schema(conn)
-        for estate in ("E01", "E02"):
-            for i in range(3):
-                add_unit(conn, f"{estate}-1-010{i}", estate=estate)
-                add_days(conn, f"{estate}-1-010{i}", vacant_last=40 if i == 0 else 0)
+        two_estates_one_vacant_each(conn)
         add_readings(conn, "E01-1-0101", "electricity", hourly(SINCE, start=9, per_hour=1))
         conn.commit()
 
@@ -57,15 +53,6 @@ def two_cities(pg_admin_url: str) -> Iterator[tuple[str, str]]:
     finally:
         for url in urls:
             drop_database(pg_admin_url, url)
-
-
-def wait_until(cond: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def pipeline_detection(url: str, jobs: int) -> dict[str, Any]:
