@@ -48,7 +48,8 @@ from anju.models.rules import (
 )
 from anju.models.scoring import AtOpening, with_models
 from anju.models.standing import Standing, sole_candidates
-from anju.models.sublet import SubletRule, attribute_strangers
+from anju.models.strangers import attribute_strangers
+from anju.models.sublet import SubletRule
 from anju.models.verdict_model import VerdictModel
 from anju_wire.clock import ESTATE_TZ
 

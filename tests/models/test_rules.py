@@ -20,14 +20,8 @@ from anju.models.rules import (
     RuleFinding,
     VacancyRule,
 )
-from anju.models.sublet import (
-    SubletRule,
-    arrival_events,
-    attribute_strangers,
-    face_change_chance,
-    presence_change_chance,
-    stranger_chance,
-)
+from anju.models.strangers import arrival_events, attribute_strangers, stranger_chance
+from anju.models.sublet import SubletRule, face_change_chance, presence_change_chance
 from tests.models.factories import AS_OF, START, series, with_days
 
 # An empty flat: fridge and standby only (0.6 kWh, nothing above the floor), no water, no gas, nobody.

@@ -1,0 +1,87 @@
+"""New faces and the departures they support: whom a building's new recurring faces go to, and how likely
+so many would have arrived near a unit by chance (pure, no I/O; used by ``anju.models.sublet``)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import date, timedelta
+from math import exp, factorial
+
+from anju.models.features import StrangerTrack, UnitSeries
+from anju.models.rules import SubletPolicy
+
+
+def stranger_chance(
+    series: UnitSeries, *, aligned: Sequence[StrangerTrack], end: date, policy: SubletPolicy,
+    explained: Collection[str] = (),
+) -> float:
+    """The chance that at least as many arrivals of new recurring faces as ``aligned`` shows would have
+    come near the unit within the alignment span of any day, at the rate unexplained arrivals came there
+    over its traced history (a Poisson tail). Not arrivals: a face already there in the first week of the
+    history, the aligned ones, and those ``explained`` by other departures in the building (their
+    subtenants).
+
+    An arrival is a moving in, not a face: faces first seen a day or two apart came together (a group
+    renting a flat elsewhere is one arrival, not nine; see ``arrival_events``), in the history and among
+    the aligned faces alike. Counted by the face, one group moving in elsewhere would make every departure
+    in the building look like chance, and several subtenants moving in together would count as several
+    coincidences.
+    """
+    if not aligned or not series.days:
+        return 1.0
+    settled = series.days[0].day + timedelta(days=7)
+    observed = (end - settled).days
+    if observed <= 0:
+        return 0.0
+    own = {t.track for t in aligned}
+    others = arrival_events(
+        [d for track, d in series.arrivals
+         if settled < d <= end and track not in own and track not in explained])
+    mean = others / observed * (policy.stranger_lead_days + policy.alignment_days + 1)
+    k = arrival_events([t.first_seen for t in aligned])
+    return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(k))
+
+
+TOGETHER_DAYS = 2  # faces first seen at most this many days after the one before came together
+
+
+def arrival_events(days: Sequence[date]) -> int:
+    """How many movings-in ``days`` (first sightings) make: each first seen within ``TOGETHER_DAYS`` of
+    the one before joins its group (a steady stream, a face every few days, stays a stream)."""
+    events = 0
+    last: date | None = None
+    for d in sorted(days):
+        if last is None or (d - last).days > TOGETHER_DAYS:
+            events += 1
+        last = d
+    return events
+
+
+
+def attribute_strangers(
+    claims: dict[str, tuple[date, tuple[StrangerTrack, ...]]], *, grouped: Collection[str] = (),
+) -> dict[str, tuple[StrangerTrack, ...]]:
+    """Give each new face to the unit(s) whose household left closest to its first sighting.
+
+    ``claims``: per unit of one building, the day its household left and the aligned tracks near it. In a
+    building with one entrance gate, the subtenants of one flat also line up, by chance, with a household
+    elsewhere that took to the car-park door at about the same time; a face moves into one flat, so it
+    supports only the departure it matches best. Ties go to all of them, unless some of the tied flats'
+    water rose to a group's (``grouped``: see ``SubletRule.aligned``): people moving in show on the meters
+    of the flat they moved into, so those flats take the face and a household whose use stayed a
+    household's does not.
+    """
+    best: dict[str, int] = {}
+    for left, tracks in claims.values():
+        for t in tracks:
+            gap = abs((t.first_seen - left).days)
+            best[t.track] = min(best.get(t.track, gap), gap)
+    nearest = {
+        unit: tuple(t for t in tracks if abs((t.first_seen - left).days) == best[t.track])
+        for unit, (left, tracks) in claims.items()
+    }
+    taken_by_group = {t.track for unit in grouped if unit in nearest for t in nearest[unit]}
+    return {
+        unit: tracks if unit in grouped else tuple(t for t in tracks if t.track not in taken_by_group)
+        for unit, tracks in nearest.items()
+    }
