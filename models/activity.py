@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from statistics import median
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -159,7 +160,8 @@ def presence_end(
 
     It is the first day ``t`` of an absence (a day without entries, after a day with one) such that, on
     the days the building's gate was working, tenants entered on at least ``min_share_before`` of the
-    last ``lookback_days`` such days before ``t`` (at least half that many on record) and on at most
+    last ``lookback_days`` such days before ``t`` (at least half that many on record, or a week of them: a
+    household that left in the first weeks of the data has only those) and on at most
     ``max_share_after`` from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone),
     with at least ``min_days_after`` gate days since ``t`` (a household out yesterday has not left), the
     first ``CLEAN_START_DAYS`` of them without any entry. Of the days that
@@ -186,7 +188,7 @@ def presence_end(
         # The last gate days before it, however long ago: a household that left while the gate was down
         # (a fortnight's outage) is judged on the days the gate last saw it.
         before = flags[max(0, i - lookback_days):i]
-        if len(before) < lookback_days / 2:
+        if len(before) < min(lookback_days / 2, CLEAN_START_DAYS):
             continue
         share_before = sum(before) / len(before)
         share_after = sum(after) / len(after)
@@ -195,3 +197,28 @@ def presence_end(
             if best is None or drop > best[0]:
                 best = (drop, t)
     return None if best is None else best[1]
+
+
+MOVE_GAP_DAYS = 3  # days either side of a departure left out: the move itself (packing, an empty flat)
+MOVE_SPAN_DAYS = 28  # the weeks before and after that are compared
+MOVE_MIN_DAYS = 10  # days with water data each side needed to say anything
+
+
+def water_shift(days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy) -> float | None:
+    """Median daily water of the days lived in over the four weeks after ``left``, over that of the four
+    weeks before (the days of the move itself left out; days the flat stood empty, a trip, do not count),
+    or None with too few such days or no water before.
+
+    The people in a flat set its water: the same household keeps it within about a third from one month
+    to the next, and new occupants bring a level of their own.
+    """
+    def level(lo: int, hi: int) -> list[float]:
+        return [d.water_m3 for d in days if d.water_m3 is not None and lo <= (d.day - left).days < hi
+                and day_state(d, policy) is not DayState.IDLE]
+
+    before = level(-MOVE_SPAN_DAYS, -MOVE_GAP_DAYS)
+    after = level(MOVE_GAP_DAYS, MOVE_SPAN_DAYS + MOVE_GAP_DAYS)
+    if len(before) < MOVE_MIN_DAYS or len(after) < MOVE_MIN_DAYS:
+        return None
+    lo = median(before)
+    return median(after) / lo if lo > 0 else None

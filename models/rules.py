@@ -70,6 +70,8 @@ class SubletPolicy(_Frozen):
     group_min_faces: int = Field(ge=2)
     group_days: int = Field(ge=1)
     group_water_ratio: float = Field(gt=1)
+    move_water_ratio: float = Field(gt=1)
+    move_gap_days: int = Field(ge=0)
     standing_min_record_days: int = Field(ge=1)
 
 

@@ -60,24 +60,30 @@ def arrival_events(days: Sequence[date]) -> int:
 
 def attribute_strangers(
     claims: dict[str, tuple[date, tuple[StrangerTrack, ...]]], *, grouped: Collection[str] = (),
+    moved: Collection[str] = (), move_gap_days: int = 0,
 ) -> dict[str, tuple[StrangerTrack, ...]]:
     """Give each new face to the unit(s) whose household left closest to its first sighting.
 
     ``claims``: per unit of one building, the day its household left and the aligned tracks near it. In a
     building with one entrance gate, the subtenants of one flat also line up, by chance, with a household
     elsewhere that took to the car-park door at about the same time; a face moves into one flat, so it
-    supports only the departure it matches best. Ties go to all of them, unless some of the tied flats'
-    water rose to a group's (``grouped``: see ``SubletRule.aligned``): people moving in show on the meters
-    of the flat they moved into, so those flats take the face and a household whose use stayed a
-    household's does not.
+    supports only the departure it matches best. People moving in show on the meters of the flat they
+    moved into: a flat whose water changed as its household left (``moved``: see
+    ``anju.models.activity.water_shift``) matches a face better than one whose water did not, even if that
+    household left up to ``move_gap_days`` closer to its first sighting. Ties go to all of them, unless some
+    of the tied flats' water rose to a group's (``grouped``: see ``SubletRule.aligned``): those take the
+    face, and a household whose use stayed a household's does not.
     """
-    best: dict[str, int] = {}
-    for left, tracks in claims.values():
+    def gap(unit: str, left: date, t: StrangerTrack) -> float:
+        return abs((t.first_seen - left).days) + (0.0 if unit in moved else move_gap_days + 0.5)
+
+    best: dict[str, float] = {}
+    for unit, (left, tracks) in claims.items():
         for t in tracks:
-            gap = abs((t.first_seen - left).days)
-            best[t.track] = min(best.get(t.track, gap), gap)
+            g = gap(unit, left, t)
+            best[t.track] = min(best.get(t.track, g), g)
     nearest = {
-        unit: tuple(t for t in tracks if abs((t.first_seen - left).days) == best[t.track])
+        unit: tuple(t for t in tracks if gap(unit, left, t) == best[t.track])
         for unit, (left, tracks) in claims.items()
     }
     taken_by_group = {t.track for unit in grouped if unit in nearest for t in nearest[unit]}

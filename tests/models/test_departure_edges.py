@@ -1,0 +1,62 @@
+"""Departures the sublet rule must see although the record says little before them (hand-made units)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import pytest
+
+from anju.models.features import StrangerTrack, UnitSeries
+from anju.models.rules import Outcome, Policy
+from anju.models.sublet import SubletRule
+from tests.models.factories import AS_OF, series, with_days
+
+# A lent card: from the day they left, the household's card is used twice a day and no face of theirs is seen.
+LENT: dict[str, float | int] = dict(elec=7.0, water=0.25, entries=2, faces=0, strangers=3)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return Policy.load()
+
+
+def _subtenant(first_seen: date) -> StrangerTrack:
+    return StrangerTrack("s-1", first_seen=first_seen, days_in_window=18, days_seen=40)
+
+
+def _verdict(policy: Policy, s: UnitSeries) -> tuple[Outcome, set[str]]:
+    found = SubletRule(policy).evaluate(s, as_of=AS_OF)
+    return found.outcome, {r.code for r in found.reasons}
+
+
+def test_a_household_that_left_in_the_first_week_of_the_data_is_seen_leaving(policy: Policy) -> None:
+    """A city switched anju on eight days before the tenants sublet the flat: their faces at the gate on
+    those eight days are all the record has of their habit, and it is enough against months of a card used
+    by somebody else. Five days are not (a household seen for five days has shown no habit yet)."""
+    left = AS_OF - timedelta(days=50)
+
+    def record_from(days_before: int) -> UnitSeries:
+        s = series(change_from=left, tracks=(_subtenant(left + timedelta(days=2)),), **LENT)
+        return replace(s, days=tuple(d for d in s.days if d.day >= left - timedelta(days=days_before)))
+
+    outcome, codes = _verdict(policy, record_from(8))
+    assert outcome is Outcome.FLAGGED and {"tenant_faces_vanished", "recurring_strangers"} <= codes
+    assert _verdict(policy, record_from(5))[0] is Outcome.CLEAR
+
+
+def test_a_lent_card_where_the_tenants_showed_a_face_on_one_entry_day_in_four(policy: Policy) -> None:
+    """Before they left, a household of card users whose face was recognised on a quarter of its entry
+    days; since, the card every day for seven weeks and no face: no household keeps such a habit by
+    chance. One that showed a face on one entry day in ten has no face habit to lose."""
+    left = AS_OF - timedelta(days=50)
+
+    def faces_every(n: int) -> UnitSeries:
+        s = series(change_from=left, tracks=(_subtenant(left + timedelta(days=2)),), **LENT)
+        before = {d.day: dict(entries=2, faces=1 if i % n == 0 else 0)
+                  for i, d in enumerate(s.days) if d.day < left}
+        return with_days(s, before)
+
+    outcome, codes = _verdict(policy, faces_every(4))
+    assert outcome is Outcome.FLAGGED and "tenant_faces_vanished" in codes
+    assert _verdict(policy, faces_every(10))[0] is Outcome.CLEAR
