@@ -160,7 +160,7 @@ def presence_end(
 
     It is the first day ``t`` of an absence (a day without entries, after a day with one) such that, on
     the days the building's gate was working, tenants entered on at least ``min_share_before`` of the
-    last ``lookback_days`` such days before ``t`` (at least half that many on record, or a week of them: a
+    last ``lookback_days`` such days before ``t`` (at least ``CLEAN_START_DAYS`` of them on record: a
     household that left in the first weeks of the data has only those) and on at most
     ``max_share_after`` from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone),
     with at least ``min_days_after`` gate days since ``t`` (a household out yesterday has not left), the
@@ -188,7 +188,7 @@ def presence_end(
         # The last gate days before it, however long ago: a household that left while the gate was down
         # (a fortnight's outage) is judged on the days the gate last saw it.
         before = flags[max(0, i - lookback_days):i]
-        if len(before) < min(lookback_days / 2, CLEAN_START_DAYS):
+        if len(before) < min(lookback_days, CLEAN_START_DAYS):
             continue
         share_before = sum(before) / len(before)
         share_after = sum(after) / len(after)
