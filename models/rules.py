@@ -63,6 +63,7 @@ class SubletPolicy(_Frozen):
     max_face_change_chance: float = Field(gt=0, lt=1)
     lent_card_change_chance: float = Field(gt=0, lt=1)
     max_change_chance: float = Field(gt=0, lt=1)
+    short_record_change_chance: float = Field(gt=0, lt=1)
     max_stranger_chance: float = Field(gt=0, le=1)
     crowding_ratio: float = Field(gt=1)
     crowding_ratio_present: float = Field(gt=1)

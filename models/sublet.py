@@ -74,13 +74,16 @@ class SubletRule:
             min_days_after=p.min_absent_gate_days, faces_only=faces_only)
         if left is None:
             return None
+        # A habit known from less than half the lookback (the record began a week or two before) is
+        # known loosely: the change must be rarer still.
+        short = sum(1 for d in days if d.day < left and d.gate_working) < p.lookback_days / 2
         if faces_only:
             change = face_change_chance(days, left=left, end=ctx.end)
-            if change > p.max_face_change_chance:
+            if change > (p.short_record_change_chance if short else p.max_face_change_chance):
                 return None  # a household that mixes card and face can go weeks without a face by chance
         else:
             change = presence_change_chance(days, left=left, end=ctx.end)
-            if change > p.max_change_chance:
+            if change > (p.short_record_change_chance if short else p.max_change_chance):
                 return None  # a pensioner who goes out twice a week can stay in for a fortnight by chance
         return left, change
 

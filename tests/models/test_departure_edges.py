@@ -9,7 +9,7 @@ import pytest
 
 from anju.models.features import StrangerTrack, UnitSeries
 from anju.models.rules import Outcome, Policy
-from anju.models.sublet import SubletRule
+from anju.models.sublet import SubletRule, presence_change_chance
 from tests.models.factories import AS_OF, series, with_days
 
 # A lent card: from the day they left, the household's card is used twice a day and no face of theirs is seen.
@@ -60,3 +60,24 @@ def test_a_lent_card_where_the_tenants_showed_a_face_on_one_entry_day_in_four(po
     outcome, codes = _verdict(policy, faces_every(4))
     assert outcome is Outcome.FLAGGED and "tenant_faces_vanished" in codes
     assert _verdict(policy, faces_every(10))[0] is Outcome.CLEAR
+
+
+def test_a_week_of_record_is_held_to_a_rarer_chance_than_a_full_lookback(policy: Policy) -> None:
+    """A household seen on every other day of the record's first eight days, then on none of the four weeks
+    since: for a habit known from four days in eight the gap is rare (about 1 in 2,000) but not rare enough
+    (1 in 10,000); the same gap after a full three weeks of every other day is a departure."""
+    left = AS_OF - timedelta(days=27)
+    alternate = {d: dict(entries=1 if (left - d).days % 2 == 1 else 0, water=0.3, elec=8.0)
+                 for d in (left - timedelta(days=k) for k in range(1, 60))}
+
+    def record_from(days_before: int) -> UnitSeries:
+        s = with_days(series(change_from=left, tracks=(_subtenant(left + timedelta(days=2)),), elec=7.0,
+                             water=0.25, entries=0, strangers=3), alternate)
+        return replace(s, days=tuple(d for d in s.days if d.day >= left - timedelta(days=days_before)))
+
+    short = record_from(8)
+    chance = presence_change_chance(short.days, left=left, end=AS_OF)
+    assert policy.sublet.short_record_change_chance < chance <= policy.sublet.max_change_chance
+    assert _verdict(policy, short)[0] is Outcome.CLEAR
+    outcome, codes = _verdict(policy, record_from(22))
+    assert outcome is Outcome.FLAGGED and {"no_tenant_entries", "recurring_strangers"} <= codes
