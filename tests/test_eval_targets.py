@@ -16,16 +16,16 @@ from anju.cmd_eval import run_scenario
 
 pytestmark = pytest.mark.integration
 
-# Per generator and kind: (min precision, min recall). The sublet recall on the appliance model in this
-# mode is below the 0.85 target (seed 7 at this size: 0.810, 17 of 21; sublets older than the data
-# in buildings without corridor cameras, and subtenants who all use the tenant's card where the tenant
-# showed a face on few entries): a known gap named in bench/README.md, guarded here one sublet below
-# today's figure so that it cannot get worse unseen.
+# Per generator and kind: (min precision, min recall), the targets, except the appliance model's
+# sublet recall, guarded one sublet below today's figure (seed 7 at this size: 21 of 21 since the water-shift
+# attribution, the lent cards of rare face users and departures a week into the data; 17 of 21 before), so
+# that it cannot get worse unseen. At full
+# size the appliance model's sublet recall still falls short on its worst seed (bench/README.md).
 FLOORS = {
     ("households", "vacancy"): (0.95, 0.95),
     ("households", "sublet"): (0.90, 0.85),
     ("appliances", "vacancy"): (0.95, 0.95),
-    ("appliances", "sublet"): (0.90, 0.76),
+    ("appliances", "sublet"): (0.90, 0.95),
 }
 
 
