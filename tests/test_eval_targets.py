@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 # Per generator and kind: (min precision, min recall), the targets, except the appliance model's
 # sublet recall, guarded one sublet below today's figure (seed 7 at this size: 21 of 21 since the water-shift
 # attribution, the lent cards of rare face users and departures a week into the data; 17 of 21 before), so
-# that it cannot get worse unseen. At full
-# size the appliance model's sublet recall still falls short on its worst seed (bench/README.md).
+# that it cannot get worse unseen. At full size the appliance model's sublet recall still falls short on its
+# worst seed (bench/README.md).
 FLOORS = {
     ("households", "vacancy"): (0.95, 0.95),
     ("households", "sublet"): (0.90, 0.85),
