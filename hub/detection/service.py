@@ -11,8 +11,10 @@ steps run in worker processes for ``jobs`` > 1 (``hub/detection/parallel.py``).
 
 from __future__ import annotations
 
+import gc
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -26,6 +28,7 @@ from anju.hub.cases.service import DETECTOR, open_case
 from anju.hub.cases.suppression import may_flag
 from anju.hub.detection.learned import latest_verdict_model
 from anju.hub.detection.load import Batch, days_of, estate_batches, history_start, load_series
+from anju.hub.tenancy.filing import FilingSettings
 from anju.models.activity import water_shift
 from anju.models.anomaly import AnomalyScores, Baseline, UnitAnomaly, score_units, unit_measures
 from anju.models.features import (
@@ -217,11 +220,36 @@ class Judged:
     measures: Measures = field(default_factory=Measures)
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector off for the block, back on after (where it was on).
+
+    A batch builds millions of small tuples (each unit's days) that live until the batch ends and are
+    freed by reference counting; the collector, run by allocations, walked them again and again: more
+    than half of judging's CPU (3.2 s against 1.5 s for a batch of 20,000 units). Cycles made meanwhile
+    are collected when it is back on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def judge(
     conn: psycopg.Connection, *, as_of: date, policy: Policy, estates: Batch, models: bool = True,
     tz: str = ESTATE_TZ,
 ) -> Judged:
     """Both rules over every unit of a batch of whole estates (None: the city); nothing is written."""
+    with _no_cycle_collection():
+        return _judge(conn, as_of=as_of, policy=policy, estates=estates, models=models, tz=tz)
+
+
+def _judge(
+    conn: psycopg.Connection, *, as_of: date, policy: Policy, estates: Batch, models: bool, tz: str,
+) -> Judged:
     all_series, baselines, _ = load_series(conn, as_of=as_of, policy=policy, estates=estates, tz=tz)
     # Each unit's window and baseline summarised once, for the peers, the anomaly and both rules.
     contexts = {s.unit_id: rule_context(s, as_of=as_of, policy=policy) for s in all_series}
@@ -276,6 +304,7 @@ def act(
     units = sorted({f.unit_id for f in flagged})
     days = days_of(conn, units, lo=lo, as_of=as_of)
     opened = _open_alerts_at_opening(conn, units=units)
+    auto_file = FilingSettings().auto_file  # read once: settings per case cost a third of opening it
     for f in flagged:
         verdict, features = with_models(
             f.verdict, anomaly=None if anomalies is None else anomalies.get(f.unit_id),
@@ -284,7 +313,7 @@ def act(
         # The chart series only for flagged units: building it for all would dominate the run.
         evidence = evidence_series(days.get(f.unit_id, ()), start=lo, end=as_of)
         counts.update(_act_on(conn, unit=f, verdict=verdict, as_of=as_of, series_json=evidence,
-                              features=features))
+                              features=features, auto_file=auto_file))
     return counts
 
 
@@ -414,9 +443,10 @@ def _open_alerts_at_opening(
 
 def _act_on(
     conn: psycopg.Connection, *, unit: Flagged, verdict: RuleFinding, as_of: date,
-    series_json: dict[str, Any], features: dict[str, Any],
+    series_json: dict[str, Any], features: dict[str, Any], auto_file: bool,
 ) -> list[str]:
-    """Open or refresh the alert of a flagged verdict and, for a new alert, open its case."""
+    """Open or refresh the alert of a flagged verdict and, for a new alert, open its case (filed at once
+    with ``auto_file``)."""
     if not may_flag(conn, unit_id=unit.unit_id, kind=verdict.kind, window_start=verdict.window_start,
                     as_of=as_of):
         return []  # quiet after an inspector's decision until the evidence is new (hub/cases/suppression.py)
@@ -433,6 +463,6 @@ def _act_on(
     }
     opened = open_case(
         conn, alert_id=alert_id, unit_id=unit.unit_id, estate_id=unit.estate_id, kind=verdict.kind,
-        summary=_summary(verdict, unit.unit_id), evidence=frozen,
+        summary=_summary(verdict, unit.unit_id), evidence=frozen, auto_file=auto_file,
     )
     return ["alerts_opened"] if opened is None else ["alerts_opened", "cases_opened"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 import psycopg
 import pytest
 
-from anju.hub.detection.service import run_detection
+from anju.hub.detection.service import _no_cycle_collection, run_detection
 from anju.models.evidence import evidence_sha256
 from anju_wire.clock import ESTATE_TZ
 from tests.hub.test_features import TZ, add_readings, add_unit, hourly, prepare_schema
@@ -334,3 +335,22 @@ def test_faces_several_departures_line_up_with_are_households_moving_in_not_one_
     assert alone == {"E01-1-0101": ()}  # one departure, five faces at once: a group elsewhere
     both = _claimed_strangers(units, contexts, rule, {})
     assert set(both["E01-1-0101"]) == set(both["E01-1-0102"]) == set(faces)  # tied: both get them
+
+
+def test_judging_turns_the_cycle_collector_off_only_while_it_runs() -> None:
+    """A batch is judged with Python's cycle collector off (it walked the batch's days again and again);
+    after it, the collector is as the caller had it, also when judging raised."""
+    assert gc.isenabled()
+    with _no_cycle_collection():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _no_cycle_collection():
+        raise RuntimeError("judging failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _no_cycle_collection():
+            pass
+        assert not gc.isenabled()  # the caller's choice is kept
+    finally:
+        gc.enable()
