@@ -96,7 +96,7 @@ def clearance(decision: Decision | None, *, window_start: date, as_of: date) -> 
 _LATEST = """
 SELECT c.id, c.status, v.verdict, v.reason_code,
        coalesce((SELECT max(a.window_end) FROM alerts a
-                 WHERE a.id = ANY(c.alert_ids) OR a.id = c.alert_id), c.opened_at::date)
+                 WHERE a.id = ANY(c.alert_ids || c.alert_id)), c.opened_at::date)
 FROM cases c
 LEFT JOIN LATERAL (
     SELECT verdict, reason_code FROM case_verdicts WHERE case_id = c.id ORDER BY id DESC LIMIT 1

@@ -14,7 +14,7 @@ from anju.hub.audit.store import verify
 from anju.hub.cases.alert_queue import list_alerts
 from anju.hub.cases.service import transition
 from anju.hub.cases.states import DISMISS_REASONS, Action
-from anju.hub.cases.suppression import SUPPRESS_DAYS, Clearance, Decision, clearance
+from anju.hub.cases.suppression import SUPPRESS_DAYS, Clearance, Decision, clearance, latest_decision
 from anju.hub.detection.service import run_detection
 from tests.hub.test_api import add_users
 from tests.hub.test_case_workflow import INSP, SUP
@@ -193,3 +193,16 @@ def test_an_undecided_case_keeps_taking_its_alerts(conn: psycopg.Connection[Any]
     result = run_detection(conn, as_of=AS_OF + timedelta(days=1))
     conn.commit()
     assert result.alerts_updated == 1 and len(open_queue(conn)) == 1
+
+
+def test_a_case_without_alert_ids_is_dated_by_its_alert(conn: psycopg.Connection[Any]) -> None:
+    """A case written before ``alert_ids`` was kept (empty) is still dated by its own alert's window, not by
+    when it opened (the lookup finds the alerts by one index probe of ``alert_ids || alert_id``)."""
+    detect(conn, AS_OF)
+    case = one(conn, "SELECT id FROM cases")
+    act(conn, case, Action.DISMISS, principal=INSP, reason="hospital", note="in hospital")
+    for alert_ids in ([], [one(conn, "SELECT alert_id FROM cases WHERE id = %s", case)]):
+        conn.execute("UPDATE cases SET alert_ids = %s WHERE id = %s", (alert_ids, case))
+        decision = latest_decision(conn, unit_id=UNIT, kind="vacancy")
+        assert decision is not None and decision.window_end == AS_OF, alert_ids
+    conn.rollback()
