@@ -10,8 +10,9 @@ over the city, open alerts and cases for what is flagged. Alerts and cases are e
 Prints each run's wall time; the CPU seconds of the detector's processes (PostgreSQL's not counted: a
 figure less bent by other work on the machine than the wall time); the peak memory of the detector's
 process tree (the process and its workers: the sum of their RSS, sampled every 0.2 s) and of the
-PostgreSQL server (the sum of its processes' PSS, shared buffers counted once); the conditions (CPUs,
-load average).
+PostgreSQL server (the sum of its processes' PSS, shared buffers counted once, every second: reading PSS
+costs the kernel a walk of each process's pages); the conditions (CPUs, load average). The sampler's own
+CPU seconds are left out of the detector's and printed beside them.
 
 The fill is not part of the figures. It writes ``unit_daily`` unlogged (no WAL) and builds its indexes
 after, in ``--fill-jobs`` sessions at once; ``--keep DIR`` keeps the embedded server's data there and skips
@@ -24,6 +25,7 @@ the fill when DIR already holds the same size, so several runs can share one fil
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import resource
@@ -130,21 +132,26 @@ def _fill(url: str, *, units: int, days: int, per_estate: int, jobs: int) -> flo
 
 
 class PeakMemory:
-    """The peak, sampled every 0.2 s, of this process tree's RSS and of the PostgreSQL server's PSS."""
+    """The peak of this process tree's RSS (sampled every 0.2 s) and of the PostgreSQL server's PSS (every
+    second); ``cpu_s``: the sampler's own CPU seconds."""
 
     def __init__(self, server_pid: int | None) -> None:
         self.tree_mib = 0.0
         self.server_mib = 0.0
+        self.cpu_s = 0.0  # the sampler's own CPU seconds (reading /proc), left out of the detector's
         self._server = psutil.Process(server_pid) if server_pid else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
 
     def _run(self) -> None:
         me = psutil.Process()
-        while not self._stop.wait(0.2):
+        for tick in itertools.count():
+            if self._stop.wait(0.2):
+                break
             self.tree_mib = max(self.tree_mib, _sum(me, lambda p: p.memory_info().rss))
-            if self._server is not None:
+            if self._server is not None and tick % 5 == 0:
                 self.server_mib = max(self.server_mib, _sum(self._server, lambda p: p.memory_full_info().pss))
+        self.cpu_s = time.thread_time()
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
@@ -155,10 +162,10 @@ class PeakMemory:
         self._thread.join()
 
 
-def _cpu_s() -> float:
-    """CPU seconds (user and system) of this process and of its workers that have ended."""
+def _cpu_s() -> tuple[float, float]:
+    """CPU seconds (user, system) of this process and of its workers that have ended."""
     me, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + workers.ru_utime + workers.ru_stime
+    return me.ru_utime + workers.ru_utime, me.ru_stime + workers.ru_stime
 
 
 def _sum(root: psutil.Process, size: Callable[[psutil.Process], int]) -> float:
@@ -264,9 +271,10 @@ def main() -> None:
                                           batch_units=args.batch_units or None)
                     conn.commit()
                     wall = time.monotonic() - t0
-                cpu = _cpu_s() - cpu_before
+                user, system = (after - before for after, before in zip(_cpu_s(), cpu_before, strict=True))
                 print(f"jobs={jobs} batch_units={args.batch_units or 'city'} detection_s={wall:.1f} "
-                      f"detector_cpu_s={cpu:.1f} "
+                      f"detector_cpu_s={user + system - peak.cpu_s:.1f} (user {user:.1f}, system "
+                      f"{system:.1f}, less the memory sampler's {peak.cpu_s:.1f}) "
                       f"peak_tree_rss_mib={peak.tree_mib:.0f} peak_postgres_pss_mib={peak.server_mib:.0f} "
                       f"units={result.units:,} flagged_vacancy={result.flagged_vacancy} "
                       f"flagged_sublet={result.flagged_sublet} no_verdict={result.no_verdict} "
