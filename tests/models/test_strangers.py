@@ -84,3 +84,16 @@ def test_side_door_household_and_sublet_leaving_the_same_week(policy: Policy) ->
                                          claimed=claimed[s.unit_id]) for s in units}
     assert verdicts[sublet.unit_id].outcome is Outcome.FLAGGED
     assert verdicts[side_door.unit_id].outcome is Outcome.CLEAR
+
+
+def test_two_sublets_a_few_days_apart_keep_their_own_subtenants(policy: Policy) -> None:
+    """Two flats on a floor sublet three days apart; the first flat's water changed, the second's stayed
+    about its tenants' level. The second flat's subtenants, first seen the day it left and the day after,
+    are its own: a change of water does not pull faces that came three or four days after the other
+    departure away from the one they match (households model, seed 28)."""
+    first, second = LEFT, LEFT + timedelta(days=3)
+    theirs = (_track("a-1", first), _track("a-2", first + timedelta(days=1)))
+    ours = (_track("b-1", second), _track("b-2", second + timedelta(days=1)))
+    claims = {"moved": (first, (*theirs, *ours)), "stayed": (second, (*theirs, *ours))}
+    given = attribute_strangers(claims, moved={"moved"}, move_gap_days=policy.sublet.move_gap_days)
+    assert given == {"moved": theirs, "stayed": ours}
