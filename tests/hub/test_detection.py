@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from unittest.mock import patch
 
 import psycopg
 import pytest
@@ -354,3 +355,23 @@ def test_judging_turns_the_cycle_collector_off_only_while_it_runs() -> None:
         assert not gc.isenabled()  # the caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_acting_on_tables_analysed_empty_plans_afresh_and_puts_the_setting_back(
+    conn: psycopg.Connection,
+) -> None:
+    """Where ``alerts`` and ``cases`` were analysed (nearly) empty, acting plans its statements for the
+    tables as they are (a generic plan made then scanned them for every unit); the caller's setting is
+    back after, in the caller's transaction."""
+    add_unit(conn, "E01-1-0101")
+    add_days(conn, "E01-1-0101", vacant_last=40)
+    conn.execute("ANALYZE alerts, cases")
+    conn.commit()
+    seen = []
+    with conn.transaction():
+        conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        with patch("anju.hub.detection.service.may_flag", side_effect=lambda c, **kw: seen.append(
+                c.execute("SELECT current_setting('plan_cache_mode')").fetchone()) or True):
+            assert run_detection(conn, as_of=AS_OF).alerts_opened == 1
+        assert seen == [("force_custom_plan",)]
+        assert conn.execute("SELECT current_setting('plan_cache_mode')").fetchone() == ("force_generic_plan",)
