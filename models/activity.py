@@ -205,9 +205,9 @@ MOVE_MIN_DAYS = 10  # days with water data each side needed to say anything
 
 
 def water_shift(days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy) -> float | None:
-    """Median daily water of the days lived in over the four weeks after ``left``, over that of the four
-    weeks before (the days of the move itself left out; days the flat stood empty, a trip, do not count),
-    or None with too few such days or no water before.
+    """Median daily water over the four weeks after ``left``, over that of the four weeks before (the days
+    of the move itself left out, and the days the flat stood empty: a trip is no change of occupants), or
+    None with too few such days or no water before.
 
     The people in a flat set its water: the same household keeps it within about a third from one month
     to the next, and new occupants bring a level of their own.

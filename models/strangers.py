@@ -57,7 +57,6 @@ def arrival_events(days: Sequence[date]) -> int:
     return events
 
 
-
 def attribute_strangers(
     claims: dict[str, tuple[date, tuple[StrangerTrack, ...]]], *, grouped: Collection[str] = (),
     moved: Collection[str] = (), move_gap_days: int = 0,
