@@ -204,10 +204,12 @@ MOVE_SPAN_DAYS = 28  # the weeks before and after that are compared
 MOVE_MIN_DAYS = 10  # days with water data each side needed to say anything
 
 
-def water_shift(days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy) -> float | None:
-    """Median daily water over the four weeks after ``left``, over that of the four weeks before (the days
-    of the move itself left out, and the days the flat stood empty: a trip is no change of occupants), or
-    None with too few such days or no water before.
+def water_levels(
+    days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy
+) -> tuple[float, float] | None:
+    """Median daily water over the four weeks before ``left`` and over the four weeks after (the days of
+    the move itself left out, and the days the flat stood empty: a trip is no change of occupants), or
+    None with too few such days.
 
     The people in a flat set its water: the same household keeps it within about a third from one month
     to the next, and new occupants bring a level of their own.
@@ -220,5 +222,10 @@ def water_shift(days: Sequence[DailyFeatures], *, left: date, policy: ActivityPo
     after = level(MOVE_GAP_DAYS, MOVE_SPAN_DAYS + MOVE_GAP_DAYS)
     if len(before) < MOVE_MIN_DAYS or len(after) < MOVE_MIN_DAYS:
         return None
-    lo = median(before)
-    return median(after) / lo if lo > 0 else None
+    return median(before), median(after)
+
+
+def water_shift(days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy) -> float | None:
+    """``water_levels`` after over before, or None without them or without water before."""
+    levels = water_levels(days, left=left, policy=policy)
+    return None if levels is None or levels[0] <= 0 else levels[1] / levels[0]

@@ -205,6 +205,11 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "Unrecognised faces seen again and again since the registered tenants stopped appearing",
         "vs_baseline",
     ),
+    "water_level_changed": (
+        "登记住户不再出现时，用水水平随之改变：像是另一户人家",
+        "The flat's water changed as the registered tenants stopped appearing: another household's use",
+        "vs_before",
+    ),
     "water_crowding": (
         "用水远超同户籍人数家庭：实际居住人数多于租约（疑似群租）",
         "Water far above households of the same registered size: more people live here than the lease lists",

@@ -84,6 +84,13 @@ def test_side_door_household_and_sublet_leaving_the_same_week(policy: Policy) ->
                                          claimed=claimed[s.unit_id]) for s in units}
     assert verdicts[sublet.unit_id].outcome is Outcome.FLAGGED
     assert verdicts[side_door.unit_id].outcome is Outcome.CLEAR
+    # The inspector is told what the meters showed: the level before and after, in m³ a day.
+    changed = next(r for r in verdicts[sublet.unit_id].reasons if r.code == "water_level_changed")
+    assert (changed.baseline, changed.value, changed.unit) == (0.3, 0.12, "m3/day")
+    # A sublet whose water stayed its tenant's level says nothing of it.
+    alone = _flat("E01-1-0802", left=LEFT, water_after=0.28, tracks=faces)
+    kept = rule.evaluate(alone, as_of=AS_OF, claimed=faces)
+    assert kept.outcome is Outcome.FLAGGED and "water_level_changed" not in {r.code for r in kept.reasons}
 
 
 def test_two_sublets_a_few_days_apart_keep_their_own_subtenants(policy: Policy) -> None:
