@@ -227,5 +227,18 @@ def water_levels(
 
 def water_shift(days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy) -> float | None:
     """``water_levels`` after over before, or None without them or without water before."""
+    return _ratio(water_levels(days, left=left, policy=policy))
+
+
+def changed_water_levels(
+    days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy, ratio: float
+) -> tuple[float, float] | None:
+    """``water_levels`` where after and before differ by ``ratio`` or more either way (the occupants
+    changed), else None: what the face attribution weighs and the alert then says."""
     levels = water_levels(days, left=left, policy=policy)
+    shift = _ratio(levels)
+    return levels if shift is not None and not 1 / ratio < shift < ratio else None
+
+
+def _ratio(levels: tuple[float, float] | None) -> float | None:
     return None if levels is None or levels[0] <= 0 else levels[1] / levels[0]

@@ -68,10 +68,10 @@ def attribute_strangers(
     elsewhere that took to the car-park door at about the same time; a face moves into one flat, so it
     supports only the departure it matches best. People moving in show on the meters of the flat they
     moved into: a flat whose water changed as its household left (``moved``: see
-    ``anju.models.activity.water_shift``) matches a face better than one whose water did not, even if that
-    household left up to ``move_gap_days`` closer to its first sighting. Ties go to all of them, unless some
-    of the tied flats' water rose to a group's (``grouped``: see ``SubletRule.aligned``): those take the
-    face, and a household whose use stayed a household's does not.
+    ``anju.models.activity.changed_water_levels``) matches a face better than one whose water did not,
+    even if that household left up to ``move_gap_days`` closer to its first sighting. Ties go to all of
+    them, unless some of the tied flats' water rose to a group's (``grouped``: see ``SubletRule.aligned``):
+    those take the face, and a household whose use stayed a household's does not.
     """
     def gap(unit: str, left: date, t: StrangerTrack) -> float:
         return abs((t.first_seen - left).days) + (0.0 if unit in moved else move_gap_days + 0.5)

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from math import comb
 from typing import Literal
 
-from anju.models.activity import life_counts, occupied_days, presence_end, water_levels
+from anju.models.activity import changed_water_levels, life_counts, occupied_days, presence_end
 from anju.models.features import Crowding, DailyFeatures, PeerStats, StrangerTrack, UnitSeries
 from anju.models.rules import (
     Outcome,
@@ -363,9 +363,8 @@ class SubletRule:
                 value=len(aligned), baseline=0, unit="tracks",
             )]),
         ]
-        levels = water_levels(days, left=left, policy=pol.activity)
-        if levels is not None and levels[0] > 0 and not (
-                1 / p.move_water_ratio < levels[1] / levels[0] < p.move_water_ratio):
+        levels = changed_water_levels(days, left=left, policy=pol.activity, ratio=p.move_water_ratio)
+        if levels is not None:
             reasons.append(Reason(
                 "water_level_changed",
                 f"Water {levels[0]:.2f} m³/day over the four weeks before {left.isoformat()}, "

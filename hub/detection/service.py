@@ -29,7 +29,7 @@ from anju.hub.cases.suppression import may_flag
 from anju.hub.detection.learned import latest_verdict_model
 from anju.hub.detection.load import Batch, days_of, estate_batches, history_start, load_series
 from anju.hub.tenancy.filing import FilingSettings
-from anju.models.activity import water_shift
+from anju.models.activity import changed_water_levels
 from anju.models.anomaly import AnomalyScores, Baseline, UnitAnomaly, score_units, unit_measures
 from anju.models.features import (
     Crowding,
@@ -411,18 +411,12 @@ def _claimed_strangers(
         claims[(s.estate_id, s.building)][s.unit_id] = (left, tracks)
     p = rule.policy.sublet
     grouped = {u for u, c in crowds.items() if c.window_water >= p.group_water_ratio * c.window_peers}
-    moved = {s.unit_id for s, left in departures
-             if _moved(s, left, ratio=p.move_water_ratio, policy=rule.policy)}
+    moved = {s.unit_id for s, left in departures if changed_water_levels(
+        s.days, left=left, policy=rule.policy.activity, ratio=p.move_water_ratio) is not None}
     out: dict[str, tuple[StrangerTrack, ...]] = {}
     for building in claims.values():
         out.update(attribute_strangers(building, grouped=grouped, moved=moved, move_gap_days=p.move_gap_days))
     return out
-
-
-def _moved(series: UnitSeries, left: date, *, ratio: float, policy: Policy) -> bool:
-    """Whether the flat's water changed by ``ratio`` or more either way as its household left."""
-    shift = water_shift(series.days, left=left, policy=policy.activity)
-    return shift is not None and not 1 / ratio < shift < ratio
 
 
 def _explained_by_others(
