@@ -77,6 +77,7 @@ class UnitSeries:
     arrivals: tuple[tuple[str, date], ...] = ()
     household_size: int | None = None  # people on the lease
     floor: int | None = None
+    faces_enrolled: int | None = None  # registered people with a face enrolled at the gates (None: unknown)
 
     def between(self, start: date, end: date) -> tuple[DailyFeatures, ...]:
         """The days in ``[start, end]``, inclusive."""

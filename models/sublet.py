@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import replace
 from datetime import date, timedelta
-from math import comb
 from typing import Literal
 
 from anju.models.activity import changed_water_levels, life_counts, occupied_days, presence_end
+from anju.models.enrolment import binomial_cdf, by_enrolment
 from anju.models.features import Crowding, DailyFeatures, PeerStats, StrangerTrack, UnitSeries
 from anju.models.rules import (
     Outcome,
@@ -150,6 +150,8 @@ class SubletRule:
             crowded = self._by_crowding(series, ctx=ctx, crowd=crowd, verdict=judged)
             if crowded is not None:
                 return crowded
+        if judged.outcome is Outcome.CLEAR and series.faces_enrolled:
+            judged = by_enrolment(series, ctx=ctx, policy=self.policy, verdict=judged)
         if judged.outcome is Outcome.CLEAR and standing is not None:
             return self._by_standing(series, ctx=ctx, standing=standing, verdict=judged)
         return judged
@@ -204,14 +206,17 @@ class SubletRule:
         in the window and over the baseline days before (visiting relatives do not stay that long). Where
         the tenants' own faces are seen at the gate on more days than drop-bys give, they live here, and a
         carer or partner living in reaches ``crowding_ratio`` too: only a group rental (群租) reaches
-        ``crowding_ratio_present``. Where they are gone from the gate, or only their card is used (it says
-        nothing of who carries it), ``crowding_ratio`` is the evidence."""
+        ``crowding_ratio_present``; so too where the household enrolled no face and its card is used (the
+        card is its own way in). Where they are gone from the gate, or only their card is used though
+        faces are enrolled or not known (it says nothing of who carries it), ``crowding_ratio`` is the
+        evidence."""
         pol, p = self.policy, self.policy.sublet
         w, b = ctx.window, ctx.baseline
         face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
         absent = w.tenant_entry_days <= p.max_entry_days and (
             b.gate_days == 0 or b.tenant_entry_days <= p.max_presence_share_after * b.gate_days)
-        present = not absent and face_days > p.max_face_days
+        # Where nobody enrolled a face, the card is how the household itself comes in.
+        present = not absent and (face_days > p.max_face_days or series.faces_enrolled == 0)
         bar = p.crowding_ratio_present if present else p.crowding_ratio
         if crowd.ratio < bar:
             return None
@@ -384,10 +389,6 @@ class SubletRule:
         return verdict(Outcome.FLAGGED, score, reasons)
 
 
-def _binomial_cdf(k: int, n: int, p: float) -> float:
-    return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
-
-
 HABIT_Z = 1.645  # one-sided 95%: a household's usual share is taken as low as its record allows
 
 
@@ -417,7 +418,7 @@ def presence_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: 
     if not before:
         return 1.0
     share = habit_share(sum(1 for d in before if d.tenant_entries > 0), len(before))
-    return _binomial_cdf(sum(1 for d in after if d.tenant_entries > 0), len(after), share)
+    return binomial_cdf(sum(1 for d in after if d.tenant_entries > 0), len(after), share)
 
 
 def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date) -> float:
@@ -434,4 +435,4 @@ def face_change_chance(days: tuple[DailyFeatures, ...], *, left: date, end: date
     n_after, k_after = counts(left, end)
     if n_before == 0:
         return 1.0
-    return _binomial_cdf(k_after, n_after, habit_share(k_before, n_before))
+    return binomial_cdf(k_after, n_after, habit_share(k_before, n_before))

@@ -216,8 +216,9 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "vs_baseline",
     ),
     "tenants_present": (
-        "登记住户本人仍刷脸进出：用水已达群租水平，而非多住一人",
-        "The registered tenants' own faces are still seen: the water is a group's, not one more person's",
+        "登记住户本人仍在进出（刷脸，或未录入人脸的住户刷卡）：用水已达群租水平，而非多住一人",
+        "The registered tenants still come in themselves (their faces, or the card of a household that "
+        "enrolled no face): the water is a group's, not one more person's",
         "vs_before",
     ),
     "tenants_absent": (
@@ -300,6 +301,12 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "登记住户的人脸不再出现，但其门卡或密码仍每天在用：可能转借他人",
         "The registered tenants' faces vanished while their card or code is still used: possibly lent out",
         "vs_before",
+    ),
+    "enrolled_face_unseen": (
+        "登记住户已在门禁录入人脸，却从未被识别，而其门卡或密码每天在用：可能转借他人",
+        "The registered tenants enrolled their faces at the gate, yet none is ever recognised while their "
+        "card or code is used every day: possibly lent out",
+        "vs_baseline",
     ),
 }
 
