@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).parent / "sql"
 Backend = Literal["timescaledb", "partitions"]
 
-UNIT_COLUMNS = ("unit_id", "estate_id", "building", "floor", "area_m2", "household_size", "lease_start")
+UNIT_COLUMNS = ("unit_id", "estate_id", "building", "floor", "area_m2", "household_size", "lease_start",
+                "faces_enrolled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +196,8 @@ def _unit_values(row: Mapping[str, Any] | Any) -> tuple[Any, ...]:
 def upsert_units(conn: psycopg.Connection, rows: Iterable[Mapping[str, Any] | Any]) -> int:
     """Insert or update units from the registry (mappings or objects with the unit columns); return the count.
 
-    A column given as None keeps what the database has, so a registry without areas does not erase them.
+    A column given as None keeps what the database has, so a registry without areas does not erase them;
+    ``faces_enrolled`` (people with a face enrolled at the gates; 0 = card, code or QR only) likewise.
     """
     values = [_unit_values(r) for r in rows]
     for v in values:

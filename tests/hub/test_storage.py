@@ -179,16 +179,25 @@ def test_upsert_units_inserts_then_updates_without_erasing(conn: psycopg.Connect
     n = upsert_units(
         conn,
         [
-            {"unit_id": "E01-1-0101", "estate_id": "E01", "building": "1", "floor": 1, "area_m2": 42.5},
-            {"unit_id": "E01-1-0102", "estate_id": "E01", "building": "1", "floor": 1},
+            {"unit_id": "E01-1-0101", "estate_id": "E01", "building": "1", "floor": 1, "area_m2": 42.5,
+             "faces_enrolled": 2},
+            {"unit_id": "E01-1-0102", "estate_id": "E01", "building": "1", "floor": 1, "faces_enrolled": 0},
         ],
     )
     assert n == 2
-    upsert_units(conn, [{"unit_id": "E01-1-0101", "estate_id": "E01", "household_size": 3}])
-    row = conn.execute(
-        "SELECT building, floor, area_m2, household_size FROM units WHERE unit_id = 'E01-1-0101'"
-    ).fetchone()
-    assert row == ("1", 1, 42.5, 3)
+    upsert_units(conn, [{"unit_id": "E01-1-0101", "estate_id": "E01", "household_size": 3},
+                        {"unit_id": "E01-1-0102", "estate_id": "E01", "faces_enrolled": None}])
+    rows = conn.execute(
+        "SELECT building, floor, area_m2, household_size, faces_enrolled FROM units ORDER BY unit_id"
+    ).fetchall()
+    assert rows == [("1", 1, 42.5, 3, 2), ("1", 1, None, None, 0)]  # 0 (card only) is known, not erased
+
+
+@partitions_only
+def test_faces_enrolled_cannot_be_negative(conn: psycopg.Connection) -> None:
+    ensure_schema(conn, today=TODAY)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        upsert_units(conn, [{"unit_id": "E01-1-0101", "estate_id": "E01", "faces_enrolled": -1}])
 
 
 def test_partition_names_round_trip() -> None:
