@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from anju.hub.bulk.parse import Kind
+from anju.hub.bulk.parse import Kind, accepted_headers
 from anju_wire.payloads import (
     BUILDING_MAX_LENGTH,
     FLOOR_MAX,
@@ -52,7 +52,9 @@ _FIELDS = f"""CASE WHEN strpos(raw, '"') = 0 THEN string_to_array(raw, ',')
 _MALFORMED = "WHEN f IS NULL THEN 'malformed quotes (quote a field whole; a quote inside it as \"\")'"
 
 # Split lines into fields, with a reason for each bad line. MATERIALIZED: the reason is computed once
-# per line, not once per use. Each kind's check adds its own reasons to this start.
+# per line, not once per use. Each kind's check adds its own reasons to this start. @FIELDS@ is the
+# file's header's count (``check_sql``): a kind with optional columns has more than one. A field past
+# a line's last (f[8] of a 7-field units line) is NULL, so a check of an optional field never fires.
 _CHECK_HEAD = f"""
 CREATE TEMP TABLE bulk_checked ON COMMIT DROP AS
 WITH s AS (
@@ -63,10 +65,6 @@ WITH s AS (
         WHEN raw IS NULL OR raw = '' THEN 'empty line'
         {_MALFORMED}
         WHEN cardinality(f) <> @FIELDS@ THEN 'expected @FIELDS@ fields, found ' || cardinality(f)"""
-
-
-def _check_head(fields: int) -> str:
-    return _CHECK_HEAD.replace("@FIELDS@", str(fields))
 
 
 # The wire contract's rules (anju_wire.payloads) as SQL, built from the contract's own constants.
@@ -91,7 +89,7 @@ _IDENT_RULE = f"letters, digits and _.:- up to {IDENT_MAX_LENGTH}, starting with
 
 
 CHECK: dict[Kind, str] = {
-    "readings": _check_head(4) + f"""
+    "readings": _CHECK_HEAD + f"""
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
         @TS_BOUNDS@
         WHEN f[2] = '' THEN 'unit_id is empty'
@@ -110,7 +108,7 @@ SELECT n, raw, reason,
        CASE WHEN reason IS NULL THEN f[4]::float8 END AS value
 FROM c
 """,
-    "access": _check_head(9) + f"""
+    "access": _CHECK_HEAD + f"""
         WHEN NOT {_TS_OK} THEN 'ts is not an ISO 8601 timestamp with a UTC offset'
         @TS_BOUNDS@
         WHEN f[2] = '' THEN 'device_id is empty'
@@ -146,7 +144,7 @@ SELECT n, raw, reason,
        nullif(f[9], '') AS stranger_track
 FROM c
 """,
-    "units": _check_head(7) + """
+    "units": _CHECK_HEAD + """
         WHEN f[1] = '' THEN 'unit_id is empty'
         WHEN f[2] = '' THEN 'estate_id is empty'
         WHEN f[4] <> '' AND NOT pg_input_is_valid(f[4], 'integer') THEN 'floor is not an integer'
@@ -156,6 +154,8 @@ FROM c
         WHEN f[6] <> '' AND f[6]::int < 0 THEN 'household_size must be >= 0'
         WHEN f[7] <> '' AND (f[7] !~ '^\\d{4}-\\d\\d-\\d\\d$' OR NOT pg_input_is_valid(f[7], 'date'))
             THEN 'lease_start is not a YYYY-MM-DD date'
+        WHEN f[8] <> '' AND NOT pg_input_is_valid(f[8], 'integer') THEN 'faces_enrolled is not an integer'
+        WHEN f[8] <> '' AND f[8]::int < 0 THEN 'faces_enrolled must be >= 0'
         WHEN count(*) OVER (PARTITION BY f[1]) > 1 AND n <> min(n) OVER (PARTITION BY f[1])
             THEN 'unit_id repeated in the file (first occurrence kept)'
     END AS reason
@@ -165,7 +165,8 @@ SELECT n, raw, reason, f[1] AS unit_id, f[2] AS estate_id, nullif(f[3], '') AS b
        CASE WHEN reason IS NULL THEN nullif(f[4], '')::int END AS floor,
        CASE WHEN reason IS NULL THEN nullif(f[5], '')::real END AS area_m2,
        CASE WHEN reason IS NULL THEN nullif(f[6], '')::int END AS household_size,
-       CASE WHEN reason IS NULL THEN nullif(f[7], '')::date END AS lease_start
+       CASE WHEN reason IS NULL THEN nullif(f[7], '')::date END AS lease_start,
+       CASE WHEN reason IS NULL THEN nullif(f[8], '')::int END AS faces_enrolled
 FROM c
 """,
 }
@@ -189,17 +190,21 @@ FROM bulk_checked WHERE reason IS NULL
 ON CONFLICT DO NOTHING
 """,
     # Units are the registry: a changed row (e.g. a new lease) is updated; an unchanged one is left alone.
+    # faces_enrolled comes from the gates, not the lease: a file without it (7 columns, or the field
+    # empty) keeps the count already known rather than erasing it.
     "units": """
-INSERT INTO units (unit_id, estate_id, building, floor, area_m2, household_size, lease_start)
-SELECT unit_id, estate_id, building, floor, area_m2, household_size, lease_start
+INSERT INTO units (unit_id, estate_id, building, floor, area_m2, household_size, lease_start, faces_enrolled)
+SELECT unit_id, estate_id, building, floor, area_m2, household_size, lease_start, faces_enrolled
 FROM bulk_checked WHERE reason IS NULL
 ON CONFLICT (unit_id) DO UPDATE SET
     estate_id = EXCLUDED.estate_id, building = EXCLUDED.building, floor = EXCLUDED.floor,
-    area_m2 = EXCLUDED.area_m2, household_size = EXCLUDED.household_size, lease_start = EXCLUDED.lease_start
-WHERE (units.estate_id, units.building, units.floor, units.area_m2, units.household_size, units.lease_start)
+    area_m2 = EXCLUDED.area_m2, household_size = EXCLUDED.household_size, lease_start = EXCLUDED.lease_start,
+    faces_enrolled = COALESCE(EXCLUDED.faces_enrolled, units.faces_enrolled)
+WHERE (units.estate_id, units.building, units.floor, units.area_m2, units.household_size, units.lease_start,
+       units.faces_enrolled)
       IS DISTINCT FROM
       (EXCLUDED.estate_id, EXCLUDED.building, EXCLUDED.floor, EXCLUDED.area_m2, EXCLUDED.household_size,
-       EXCLUDED.lease_start)
+       EXCLUDED.lease_start, COALESCE(EXCLUDED.faces_enrolled, units.faces_enrolled))
 """,
 }
 
@@ -263,18 +268,27 @@ TS_FUTURE = "ts is in the future (more than the allowed clock skew ahead of now)
 TS_TOO_OLD = "ts is older than the retention horizon"
 
 
-def check_sql(kind: Kind, server_version: int, *, window: tuple[datetime, datetime] | None = None) -> str:
+def check_sql(
+    kind: Kind, server_version: int, *, window: tuple[datetime, datetime] | None = None,
+    fields: int | None = None,
+) -> str:
     """The check of ``kind``'s staged lines into ``bulk_checked``, for a server of ``server_version``.
 
     ``window``: the earliest and latest accepted timestamps (``anju_wire.TimeBounds.window``); a line
-    outside it is refused with TS_FUTURE or TS_TOO_OLD. None: no bounds.
+    outside it is refused with TS_FUTURE or TS_TOO_OLD. None: no bounds. ``fields``: how many fields
+    the file's header has (``parse.read_header``), each line must have as many; None: the first form's.
     """
+    counts = [len(h) for h in accepted_headers(kind)]
+    if fields is None:
+        fields = counts[0]
+    elif fields not in counts:
+        raise ValueError(f"a {kind} file has {' or '.join(map(str, counts))} fields, not {fields}")
     bounds = ""
     if window is not None:
         earliest, latest = (w.isoformat() for w in window)  # our own datetimes, not file input
         bounds = (f"WHEN f[1]::timestamptz > '{latest}'::timestamptz THEN '{TS_FUTURE}'\n"
                   f"        WHEN f[1]::timestamptz < '{earliest}'::timestamptz THEN '{TS_TOO_OLD}'")
-    text = CHECK[kind].replace("@TS_BOUNDS@", bounds)
+    text = CHECK[kind].replace("@TS_BOUNDS@", bounds).replace("@FIELDS@", str(fields))
     if server_version >= _FIRST_WITH_INPUT_IS_VALID:
         return text
     return text.replace("pg_input_is_valid(", "pg_temp.anju_input_is_valid(")

@@ -341,7 +341,7 @@ def _import_checked_file(
     bar = Progress(kind, path.stat().st_size) if progress else None
     with path.open("rb") as raw:
         fh = utf8_reader(raw, encoding)
-        read_header(fh, kind, path)
+        fields = read_header(fh, kind, path)
         if bar is not None:
             bar.advance(raw.tell(), 0)
         if kind == "readings":
@@ -351,7 +351,8 @@ def _import_checked_file(
         else:
             read, new, rejected = _import_checked_in_sql(conn, kind, path, fh, rejects=rejects, bar=bar,
                                                          block_bytes=block_bytes or BLOCK_BYTES,
-                                                         on_block=on_block, window=window, tz=tz)
+                                                         on_block=on_block, window=window, tz=tz,
+                                                         fields=fields)
     if bar is not None:
         bar.close()
     result = ImportResult(kind=kind, path=str(path), rows_read=read, rows_new=new,
@@ -369,9 +370,12 @@ def _import_checked_file(
 def _import_checked_in_sql(
     conn: psycopg.Connection, kind: Kind, path: Path, fh: IO[bytes], *, rejects: RejectWriter,
     bar: Progress | None, block_bytes: int, on_block: Callable[[int], None] | None,
-    window: tuple[datetime, datetime], tz: str,
+    window: tuple[datetime, datetime], tz: str, fields: int,
 ) -> tuple[int, int, int]:
-    """Stage whole blocks verbatim and check, cast and insert them in SQL; commit per block."""
+    """Stage whole blocks verbatim and check, cast and insert them in SQL; commit per block.
+
+    ``fields``: the header's count, which every line must have (units may have an optional column).
+    """
     read = new = rejected = 0
     line_base = 1  # line number of the header; staged line n is line line_base + n
     while data := read_block(fh, block_bytes):
@@ -379,7 +383,7 @@ def _import_checked_in_sql(
             conn.execute(checks.stage_sql(conn.info.server_version))
             with conn.cursor().copy(checks.COPY_STAGE) as copy:
                 copy.write(data)
-            conn.execute(checks.check_sql(kind, conn.info.server_version, window=window))
+            conn.execute(checks.check_sql(kind, conn.info.server_version, window=window, fields=fields))
             if kind != "units":
                 months = [r[0] for r in conn.execute(checks.MONTHS)]
                 ensure_months(conn, months)

@@ -27,6 +27,10 @@ HEADERS: dict[Kind, tuple[str, ...]] = {
     "access": ("ts", "device_id", "estate_id", "building", "floor", "method", "person_id", "unit_id",
                "stranger_track"),
 }
+# Columns added after a kind's first form, taken after HEADERS' as a whole or not at all, so files
+# exported before them still import. faces_enrolled: people of the household with a face enrolled at
+# the gates (0 = card, code or QR only; empty = not known, which keeps a value already known).
+OPTIONAL_COLUMNS: dict[Kind, tuple[str, ...]] = {"units": ("faces_enrolled",)}
 
 
 class BulkImportError(Exception):
@@ -41,12 +45,21 @@ def read_block(fh: IO[bytes], size: int) -> bytes:
     return data
 
 
-def read_header(fh: IO[bytes], kind: Kind, path: Path) -> None:
-    """Read the header line and refuse the file unless it names the expected columns."""
+def accepted_headers(kind: Kind) -> tuple[tuple[str, ...], ...]:
+    """The headers a file of ``kind`` may have: the first form, then with the optional columns."""
+    extra = OPTIONAL_COLUMNS.get(kind, ())
+    return (HEADERS[kind], HEADERS[kind] + extra) if extra else (HEADERS[kind],)
+
+
+def read_header(fh: IO[bytes], kind: Kind, path: Path) -> int:
+    """Read the header line, refuse the file unless it is an accepted one; return its number of fields."""
     first = fh.readline().decode("utf-8").lstrip("\ufeff").strip().replace('"', "")
     got = tuple(c.strip() for c in first.split(","))
-    if got != HEADERS[kind]:
-        raise BulkImportError(f"{path}: header must be {','.join(HEADERS[kind])}, found {first!r}")
+    accepted = accepted_headers(kind)
+    if got not in accepted:
+        forms = " or ".join(",".join(h) for h in accepted)
+        raise BulkImportError(f"{path}: header must be {forms}, found {first!r}")
+    return len(got)
 
 
 def iter_blocks(fh: IO[bytes], size: int) -> Iterator[bytes]:

@@ -153,6 +153,95 @@ def test_wrong_header_refuses_the_file(conn: psycopg.Connection, tmp_path: Path)
                    progress=False)
 
 
+UNITS_HEADER = "unit_id,estate_id,building,floor,area_m2,household_size,lease_start"
+
+
+def _import_units(conn: psycopg.Connection, tmp_path: Path, text: str, name: str) -> ImportResult:
+    (tmp_path / f"{name}.csv").write_text(text, encoding="utf-8")
+    (result,) = import_all(conn, BulkImport(units=tmp_path / f"{name}.csv"), tz=ESTATE_TZ,
+                           rejects_path=tmp_path / f"{name}-rejects.csv", progress=False)
+    return result
+
+
+def _faces(conn: psycopg.Connection) -> dict[str, tuple[Any, ...]]:
+    rows = conn.execute("SELECT unit_id, household_size, faces_enrolled FROM units ORDER BY 1").fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def test_faces_enrolled_is_an_optional_column_that_files_without_it_keep(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    with_faces = (f"{UNITS_HEADER},faces_enrolled\n"
+                  "E01-1-0101,E01,1,1,45.5,2,2022-03-01,2\n"
+                  "E01-1-0102,E01,1,1,40,1,2022-03-01,0\n"  # card, code or QR only: known, not missing
+                  "E01-1-0103,E01,1,1,40,1,2022-03-01,\n")
+    r = _import_units(conn, tmp_path, with_faces, "u1")
+    assert (r.rows_new, r.rows_known, r.rows_rejected) == (3, 0, 0)
+    assert _faces(conn) == {"E01-1-0101": (2, 2), "E01-1-0102": (1, 0), "E01-1-0103": (1, None)}
+    again = _import_units(conn, tmp_path, with_faces, "u2")
+    assert (again.rows_new, again.rows_known) == (0, 3)  # unchanged rows are left alone
+    # An older 7-column export: its rows keep the counts known; a changed household is still updated.
+    without = (f"{UNITS_HEADER}\n"
+               "E01-1-0101,E01,1,1,45.5,2,2022-03-01\n"
+               "E01-1-0102,E01,1,1,40,3,2022-03-01\n"
+               "E01-1-0104,E01,1,1,40,1,2022-03-01\n")
+    r = _import_units(conn, tmp_path, without, "u3")
+    assert (r.rows_new, r.rows_known, r.rows_rejected) == (2, 1, 0)
+    assert _faces(conn) == {"E01-1-0101": (2, 2), "E01-1-0102": (3, 0), "E01-1-0103": (1, None),
+                            "E01-1-0104": (1, None)}
+    # An 8-column file sets it; an empty field there keeps it too.
+    change = (f"{UNITS_HEADER},faces_enrolled\n"
+              "E01-1-0101,E01,1,1,45.5,2,2022-03-01,3\n"
+              "E01-1-0102,E01,1,1,40,3,2022-03-01,\n"
+              "E01-1-0104,E01,1,1,40,1,2022-03-01,0\n")
+    r = _import_units(conn, tmp_path, change, "u4")
+    assert (r.rows_new, r.rows_known) == (2, 1)
+    assert _faces(conn) == {"E01-1-0101": (2, 3), "E01-1-0102": (3, 0), "E01-1-0103": (1, None),
+                            "E01-1-0104": (1, 0)}
+
+
+def test_bad_faces_enrolled_and_a_wrong_field_count_are_refused(
+    conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    r = _import_units(conn, tmp_path, f"{UNITS_HEADER},faces_enrolled\n"
+                      "E01-1-0101,E01,1,1,45.5,2,2022-03-01,two\n"
+                      "E01-1-0102,E01,1,1,45.5,2,2022-03-01,-1\n"
+                      "E01-1-0103,E01,1,1,45.5,2,2022-03-01,1.5\n"
+                      "E01-1-0104,E01,1,1,45.5,2,2022-03-01\n"  # 7 fields under an 8-column header
+                      "E01-1-0105,E01,1,1,45.5,2,2022-03-01,1,9\n"
+                      "E01-1-0106,E01,1,1,45.5,2,2022-03-01, 4\n", "bad8")
+    assert (r.rows_new, r.rows_rejected) == (1, 5)
+    r7 = _import_units(conn, tmp_path, f"{UNITS_HEADER}\n"
+                       "E01-1-0107,E01,1,1,45.5,2,2022-03-01,1\n", "bad7")  # 8 fields under 7 columns
+    assert (r7.rows_new, r7.rows_rejected) == (0, 1)
+    reasons = {}
+    for name in ("bad8", "bad7"):
+        with (tmp_path / f"{name}-rejects.csv").open(encoding="utf-8") as fh:
+            reasons |= {(r["file"], int(r["line"])): r["reason"] for r in csv.DictReader(fh)}
+    assert reasons == {
+        ("bad8.csv", 2): "faces_enrolled is not an integer",
+        ("bad8.csv", 3): "faces_enrolled must be >= 0",
+        ("bad8.csv", 4): "faces_enrolled is not an integer",
+        ("bad8.csv", 5): "expected 8 fields, found 7",
+        ("bad8.csv", 6): "expected 8 fields, found 9",
+        ("bad7.csv", 2): "expected 7 fields, found 8",
+    }
+    assert _faces(conn) == {"E01-1-0106": (2, 4)}
+
+
+@pytest.mark.parametrize("header", [
+    "unit_id,estate_id,building,floor,area_m2,household_size,faces_enrolled,lease_start",
+    "unit_id,estate_id,building,floor,area_m2,household_size,lease_start,faces",
+])
+def test_a_units_header_other_than_the_two_forms_is_refused(
+    conn: psycopg.Connection, tmp_path: Path, header: str
+) -> None:
+    (tmp_path / "units.csv").write_text(f"{header}\n", encoding="utf-8")
+    with pytest.raises(BulkImportError, match=r"lease_start or .*lease_start,faces_enrolled, found"):
+        import_all(conn, BulkImport(units=tmp_path / "units.csv"), tz=ESTATE_TZ,
+                   rejects_path=tmp_path / "r.csv", progress=False)
+
+
 def test_cli_import_then_export(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
