@@ -28,7 +28,8 @@ ALERT_COLUMNS = f"""
     c.escalations AS case_escalations,
     EXISTS (SELECT 1 FROM tenancy_outbox o WHERE o.case_id = c.id AND o.state = 'dead') AS case_filing_dead,
     u.address AS unit_address, u.building AS unit_building, u.floor AS unit_floor,
-    u.household_size AS unit_household_size, u.lease_start AS unit_lease_start, u.area_m2 AS unit_area_m2
+    u.household_size AS unit_household_size, u.lease_start AS unit_lease_start, u.area_m2 AS unit_area_m2,
+    u.faces_enrolled AS unit_faces_enrolled
 """
 
 # The case an alert belongs to: the one opened from it or it was attached to, else (while the alert is

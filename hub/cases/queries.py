@@ -145,8 +145,8 @@ def get_unit(conn: Conn, *, unit_id: str, days: int = 60) -> UnitDetail | None:
     """One unit with its alerts, cases and last ``days`` days of features, or None when unknown."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT unit_id, estate_id, building, floor, area_m2, household_size, lease_start, first_seen"
-            " FROM units WHERE unit_id = %s",
+            "SELECT unit_id, estate_id, building, floor, area_m2, household_size, lease_start,"
+            " faces_enrolled, first_seen FROM units WHERE unit_id = %s",
             (unit_id,),
         )
         row = cur.fetchone()

@@ -133,6 +133,7 @@ class AlertSummary(BaseModel):
     unit_building: str | None = None
     unit_floor: int | None = None
     unit_household_size: int | None = None
+    unit_faces_enrolled: int | None = Field(None, description="the unit's faces_enrolled (see UnitDetail)")
     unit_lease_start: date | None = None
     unit_area_m2: float | None = None
 
@@ -182,6 +183,9 @@ class UnitDetail(BaseModel):
     area_m2: float | None = None
     household_size: int | None = None
     lease_start: date | None = None
+    faces_enrolled: int | None = Field(
+        None, description="people of the household with a face enrolled at the gates; 0: card, code or QR "
+        "only; None: not known")
     first_seen: datetime | None = None
     alerts: list[AlertSummary] = Field(default_factory=list)
     cases: list[CaseSummary] = Field(default_factory=list)
