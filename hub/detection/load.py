@@ -8,7 +8,8 @@ The load is most of a detection run at 100,000 units, so it is shaped by what th
   flagged, and neither rule reads its earlier days (both decide it from the window alone: no verdict or
   clear), so only units under that limit get their traced history, fetched by primary key. The exception
   is a household whose faces vanished while its card is used: it keeps its history (the lent-card path of
-  the sublet rule), found by the partial index on face days (``71_detection_load.sql``).
+  the sublet rule), found by the partial index on face days (``71_detection_load.sql``), and so does one
+  with faces enrolled whose faces the window does not show (``models/enrolment.py`` reads its record).
 - Every unit's baseline medians and presence come as aggregates, for the anomaly score compares all units.
 
 Arrays come per unit (binary transfer): a row per unit-day costs more in the client than the rules.
@@ -99,7 +100,8 @@ GROUP BY 1, 2, 3
 HAVING count(DISTINCT day) >= %(min_days)s
 """
 
-_REGISTRY = "SELECT unit_id, estate_id, building, floor, lease_start, household_size FROM units {estates}"
+_REGISTRY = ("SELECT unit_id, estate_id, building, floor, lease_start, household_size, faces_enrolled "
+             "FROM units {estates}")
 
 _ESTATE_SIZES = "SELECT estate_id, count(*) FROM units GROUP BY estate_id ORDER BY estate_id"
 
@@ -223,6 +225,8 @@ def load_series(
             for (unit_id,) in cur.execute(_FACES_BEFORE, {"units": faces_vanished, "lo": lo,
                                                           "base_end": base_end}):
                 busy.discard(unit_id)
+            # Faces enrolled but not seen: the record says whether they ever were (models/enrolment.py).
+            busy.difference_update(u for u in faces_vanished if registry[u][5])
         history: dict[str, tuple[list[Any], ...]] = {}
         candidates = [u for u in registry if u not in busy]
         if candidates:
@@ -242,7 +246,7 @@ def load_series(
     for unit_id in sorted(window.keys() | history.keys()):
         if unit_id not in registry:
             continue  # days of a unit no longer registered: nobody to flag
-        estate, building, floor, lease_start, size = registry[unit_id]
+        estate, building, floor, lease_start, size, enrolled = registry[unit_id]
         days = _days(history[unit_id]) if unit_id in history else ()
         if unit_id in window:
             days += _days(window[unit_id])
@@ -256,7 +260,7 @@ def load_series(
         arrivals = arrivals_at[place]
         series.append(UnitSeries(unit_id=unit_id, estate_id=estate, lease_start=lease_start, strangers=near,
                                  strangers_scope=scope, building=building, days=days, arrivals=arrivals,
-                                 household_size=size, floor=floor))
+                                 household_size=size, floor=floor, faces_enrolled=enrolled))
         baselines.setdefault(unit_id, _NO_BASELINE)
     return series, baselines, lo
 
