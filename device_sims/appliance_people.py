@@ -140,6 +140,9 @@ def build_residents(
 
     for i, u in enumerate(units):
         pref = rng.dirichlet([4.0, 1.5, 0.6, 0.6])  # this household's mix of face, card, password, qr
+        if not u.faces_enrolled:  # no face enrolled: card, code and QR only
+            pref[0] = 0.0
+            pref /= pref.sum()
         persons = [pseudonym(sc.seed, u.unit_id, k) for k in range(1, u.household_size + 1)]
         living = u.household_size - int(
             u.household_size >= 2 and u.subtype != "large_family" and rng.random() < 0.08

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -57,6 +57,7 @@ SUBTYPES: dict[str, tuple[str, float]] = {
     "relatives_visit": ("normal", 0.03),
     "large_family": ("normal", 0.04),
 }
+ENROLLED_SHARE = (0.75, 0.98)  # an estate's share of households with faces enrolled at its gates
 SIDE_DOOR_ALWAYS = 0.3  # share of side-door households that never used the recorded gate in the data
 # Public holidays of 2026 (no work or school): New Year, Spring Festival, Qingming, Labour Day, Dragon Boat.
 HOLIDAYS = (
@@ -113,6 +114,7 @@ class ApplianceUnit:
     outage_meters: tuple[str, ...]  # meter_outage: which meters go missing (all of them: the gateway)
     has_gas: bool
     building_index: int
+    faces_enrolled: int = 0  # registered people with a face enrolled at the gates (0: card, code, QR only)
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,14 @@ def make_scenario(*, n_units: int, days: int, seed: int, start: datetime | None 
             )
             if len(units) == n_units:
                 break
+    # Who enrolled a face at the gates: most households of an estate, not all (the elderly, the wary).
+    # A stream of its own, so the rest of the scenario is the same with or without it.
+    enrol = np.random.default_rng([seed, 0xE7])
+    share = {e.estate_id: float(enrol.uniform(*ENROLLED_SHARE)) for e in estates}
+    units = [
+        replace(u, faces_enrolled=u.household_size if enrol.random() < share[u.estate_id] else 0)
+        for u in units
+    ]
     return ApplianceScenario(
         start=start,
         days=days,
@@ -403,7 +413,10 @@ def write_scenario(sc: ApplianceScenario, directory: Path) -> ScenarioFiles:
         paths["access"].open("w", encoding="utf-8") as fa,
     ):
         wu, wt = csv.writer(fu, lineterminator="\n"), csv.writer(ft, lineterminator="\n")
-        wu.writerow(["unit_id", "estate_id", "building", "floor", "area_m2", "household_size", "lease_start"])
+        wu.writerow(
+            ["unit_id", "estate_id", "building", "floor", "area_m2", "household_size", "lease_start",
+             "faces_enrolled"]
+        )
         wt.writerow(["unit_id", "kind", "subtype", "onset_date"])
         fr.write(b"ts,unit_id,meter,value\n")
         fa.write("ts,device_id,estate_id,building,floor,method,person_id,unit_id,stranger_track\n")
@@ -417,6 +430,7 @@ def write_scenario(sc: ApplianceScenario, directory: Path) -> ScenarioFiles:
                     u.area_m2,
                     u.household_size,
                     u.lease_start.isoformat(),
+                    u.faces_enrolled,
                 ]
             )
             wt.writerow([u.unit_id, u.kind, u.subtype, u.onset.isoformat() if u.onset else ""])

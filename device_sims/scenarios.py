@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -51,6 +51,7 @@ SILENT_GATE_SHARE = 0.08  # of buildings: the gate goes silent for 2 to 5 weeks
 BLOCK_UNITS = 6 * UNITS_PER_BUILDING  # whole buildings per block, so per-building events are made once
 _METHODS = ("face", "card", "password", "qr")
 _METHOD_P = np.array([0.82, 0.10, 0.04, 0.04])
+ENROLLED_SHARE = (0.75, 0.98)  # an estate's share of households with faces enrolled at the gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class ScenarioUnit:
     kind: Kind
     subtype: str
     onset_day: int | None
+    faces_enrolled: int = 0  # registered people with a face enrolled at the gate (0: card, code, QR only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,12 @@ def make_scenario(*, n_units: int, days: int, seed: int, start: datetime | None 
             floor=floor, area_m2=area, household_size=size, lease_start=lease, kind=kind, subtype=subtype,
             onset_day=onset,
         ))
+    # Who enrolled a face at the gate: most households of an estate (a share drawn per estate), not all.
+    # A stream of its own, so the rest of the scenario is the same with or without it.
+    enrol = np.random.default_rng([seed, 13])
+    share = {e: float(enrol.uniform(*ENROLLED_SHARE)) for e in sorted({u.estate_id for u in units})}
+    units = [replace(u, faces_enrolled=u.household_size if enrol.random() < share[u.estate_id] else 0)
+             for u in units]
     buildings = sorted({(u.estate_id, u.building) for u in units})
     silent: dict[tuple[str, str], tuple[int, int]] = {}
     for key in buildings:
@@ -363,13 +371,14 @@ def write_scenario(sc: Scenario, directory: Path) -> ScenarioFiles:
             paths["readings"].open("w", encoding="utf-8") as fr, \
             paths["access"].open("w", encoding="utf-8") as fa:
         wu, wt = csv.writer(fu, lineterminator="\n"), csv.writer(ft, lineterminator="\n")
-        wu.writerow(["unit_id", "estate_id", "building", "floor", "area_m2", "household_size", "lease_start"])
+        wu.writerow(["unit_id", "estate_id", "building", "floor", "area_m2", "household_size", "lease_start",
+                     "faces_enrolled"])
         wt.writerow(["unit_id", "kind", "subtype", "onset_date"])
         fr.write("ts,unit_id,meter,value\n")
         fa.write("ts,device_id,estate_id,building,floor,method,person_id,unit_id,stranger_track\n")
         for u in sc.units:
             wu.writerow([u.unit_id, u.estate_id, u.building, u.floor, u.area_m2, u.household_size,
-                         u.lease_start.isoformat()])
+                         u.lease_start.isoformat(), u.faces_enrolled])
             onset = sc.onset_date(u)
             wt.writerow([u.unit_id, u.kind, u.subtype, onset.isoformat() if onset else ""])
         visitor_counter = 0
@@ -405,6 +414,8 @@ def write_scenario(sc: Scenario, directory: Path) -> ScenarioFiles:
                 secs = rng.integers(0, 3600, day_idx.size)
                 who = rng.integers(1, u.household_size + 1, day_idx.size)
                 method = rng.choice(4, size=day_idx.size, p=_METHOD_P)
+                if not u.faces_enrolled:
+                    method[method == 0] = 1  # no face enrolled: the card instead
                 person = [""] + [pseudonym(sc.seed, u.unit_id, k) for k in range(1, u.household_size + 1)]
                 for d, h, s, p, m in zip(day_idx.tolist(), hrs.tolist(), secs.tolist(), who.tolist(),
                                          method.tolist(), strict=True):

@@ -50,3 +50,17 @@ def test_absences_are_cut_to_their_longest() -> None:
     capped = cap_absences(home, 21)
     assert capped.tolist() == [True] + [False] * 21 + [True] * 11 + [False] * 5 + [True]
     assert cap_absences(home, 40).tolist() == home.tolist()
+
+
+def test_households_without_an_enrolled_face_enter_by_card(tmp_path: Path) -> None:
+    """units.csv says who enrolled a face; those who did not never show one at the gate."""
+    sc = make_scenario(n_units=120, days=90, seed=5)
+    files = write_scenario(sc, tmp_path)
+    with files.units.open(encoding="utf-8") as fh:
+        enrolled = {r["unit_id"]: int(r["faces_enrolled"]) for r in csv.DictReader(fh)}
+    assert enrolled == {u.unit_id: u.faces_enrolled for u in sc.units}
+    assert 0 < sum(1 for n in enrolled.values() if n == 0) < 0.4 * len(enrolled)
+    with files.access.open(encoding="utf-8") as fh:
+        methods = {(e["unit_id"], e["method"]) for e in csv.DictReader(fh) if e["unit_id"]}
+    assert not {(u, m) for u, m in methods if m == "face" and enrolled[u] == 0}
+    assert {(u, m) for u, m in methods if m == "card" and enrolled[u] == 0}
