@@ -375,3 +375,25 @@ def test_acting_on_tables_analysed_empty_plans_afresh_and_puts_the_setting_back(
             assert run_detection(conn, as_of=AS_OF).alerts_opened == 1
         assert seen == [("force_custom_plan",)]
         assert conn.execute("SELECT current_setting('plan_cache_mode')").fetchone() == ("force_generic_plan",)
+
+
+def test_a_card_in_daily_use_whose_enrolled_faces_never_show_is_flagged_end_to_end(
+    conn: psycopg.Connection,
+) -> None:
+    """The registry's faces_enrolled reaches the rule: the same 81 days of a card and no face are a lent
+    card for a household that enrolled its faces, and a household coming home for one that did not."""
+    for unit_id, enrolled in (("E01-1-0101", 2), ("E01-1-0102", 0), ("E01-1-0103", None)):
+        add_unit(conn, unit_id)
+        conn.execute("UPDATE units SET faces_enrolled = %s WHERE unit_id = %s", (enrolled, unit_id))
+        rows = [(unit_id, AS_OF - timedelta(days=80 - i), 7.5, 0.3, 0.4, 24, 24, 24, 2, 1, 40, 6.5, 10, 0.3,
+                 8, 2, 0) for i in range(81)]
+        with conn.cursor() as cur:
+            cur.executemany(INSERT_ACTIVE, rows)
+    conn.commit()
+    result = run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    assert (result.flagged_vacancy, result.flagged_sublet) == (0, 1)
+    alerts = conn.execute("SELECT unit_id, reasons FROM alerts WHERE kind = 'sublet'").fetchall()
+    assert [a[0] for a in alerts] == ["E01-1-0101"]
+    codes = {r["code"] for r in alerts[0][1]}
+    assert codes == {"enrolled_face_unseen", "flat_lived_in"}
