@@ -74,6 +74,7 @@ def units_registry(spec: EstateSpec) -> list[dict[str, Any]]:
             "area_m2": u.area_m2,
             "household_size": u.household_size,
             "lease_start": u.lease_start,
+            "faces_enrolled": u.household_size,  # the simulated households all enrolled their faces
         }
         for u in spec.units
     ]
