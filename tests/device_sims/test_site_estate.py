@@ -58,7 +58,8 @@ def test_units_registry_rows() -> None:
     rows = units_registry(spec)
     assert [r["unit_id"] for r in rows] == [u.unit_id for u in spec.units]
     assert set(rows[0]) == {"unit_id", "estate_id", "building", "floor", "area_m2", "household_size",
-                            "lease_start"}
+                            "lease_start", "faces_enrolled"}
+    assert all(r["faces_enrolled"] == r["household_size"] for r in rows)
     assert all(r["lease_start"] < START.date() for r in rows)
 
 
