@@ -206,17 +206,14 @@ class SubletRule:
         in the window and over the baseline days before (visiting relatives do not stay that long). Where
         the tenants' own faces are seen at the gate on more days than drop-bys give, they live here, and a
         carer or partner living in reaches ``crowding_ratio`` too: only a group rental (群租) reaches
-        ``crowding_ratio_present``; so too where the household enrolled no face and its card is used (the
-        card is its own way in). Where they are gone from the gate, or only their card is used though
-        faces are enrolled or not known (it says nothing of who carries it), ``crowding_ratio`` is the
-        evidence."""
+        ``crowding_ratio_present``. Where they are gone from the gate, or only their card is used (it says
+        nothing of who carries it, also where nobody enrolled a face), ``crowding_ratio`` is the evidence."""
         pol, p = self.policy, self.policy.sublet
         w, b = ctx.window, ctx.baseline
         face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
         absent = w.tenant_entry_days <= p.max_entry_days and (
             b.gate_days == 0 or b.tenant_entry_days <= p.max_presence_share_after * b.gate_days)
-        # Where nobody enrolled a face, the card is how the household itself comes in.
-        present = not absent and (face_days > p.max_face_days or series.faces_enrolled == 0)
+        present = not absent and face_days > p.max_face_days
         bar = p.crowding_ratio_present if present else p.crowding_ratio
         if crowd.ratio < bar:
             return None

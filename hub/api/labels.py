@@ -216,9 +216,8 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "vs_baseline",
     ),
     "tenants_present": (
-        "登记住户本人仍在进出（刷脸，或未录入人脸的住户刷卡）：用水已达群租水平，而非多住一人",
-        "The registered tenants still come in themselves (their faces, or the card of a household that "
-        "enrolled no face): the water is a group's, not one more person's",
+        "登记住户本人仍刷脸进出：用水已达群租水平，而非多住一人",
+        "The registered tenants' own faces are still seen: the water is a group's, not one more person's",
         "vs_before",
     ),
     "tenants_absent": (
