@@ -41,6 +41,11 @@ def register(sub: Any, sim: Any) -> None:
     forget.add_argument("--person", required=True)
     forget.add_argument("--estate", default=None, help="only this estate (default: every estate here)")
     forget.add_argument("--by", default=None, help="who asked (default: the login name)")
+    census = fsub.add_parser(
+        "census", help="CSV unit_id,faces_enrolled: how many of each unit are enrolled (for the registry)"
+    )
+    census.add_argument("--estate", required=True)
+    _pack_options(census)
     prune = fsub.add_parser("prune", help="delete evidence crops older than the retention")
     prune.add_argument("--estate", required=True)
     prune.add_argument("--retention-days", type=float, default=7.0)
@@ -155,6 +160,19 @@ def _forget(args: argparse.Namespace) -> int:
     return 0 if estates else 1
 
 
+def _census(args: argparse.Namespace) -> int:
+    """The registry's ``faces_enrolled`` column from this gateway's gallery: unit ids and counts only."""
+    from collections import Counter
+
+    from anju.edge_agent.faces.service import open_gallery
+
+    counts = Counter(person.unit_id for person in open_gallery(_settings(args), args.estate))
+    print("unit_id,faces_enrolled")
+    for unit, n in sorted(counts.items()):
+        print(f"{unit},{n}")
+    return 0
+
+
 def _prune(args: argparse.Namespace) -> int:
     from anju.edge_agent.faces.evidence import EvidenceStore
     from anju.edge_agent.faces.pack import anju_home
@@ -184,7 +202,7 @@ def run(args: argparse.Namespace) -> int | None:
         return pack_main(
             [*(["--if-missing"] if args.if_missing else []), *(["--dir", str(args.dir)] if args.dir else [])]
         )
-    commands = {"enrol": _enrol, "identify": _identify, "forget": _forget, "prune": _prune}
+    commands = {"enrol": _enrol, "identify": _identify, "forget": _forget, "prune": _prune, "census": _census}
     try:
         return commands[args.faces_command](args)
     except (EdgeAgentError, ContractError, ValueError) as err:

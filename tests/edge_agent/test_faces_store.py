@@ -62,13 +62,24 @@ def test_enrol_identify_forget_through_the_cli(
     assert b"T-1001" not in (store / "gallery.bin").read_bytes()
     assert (store / "gallery.bin").stat().st_size < 16_000  # two embeddings; a photo would not fit
 
+    # what the registry's faces_enrolled column needs: unit ids and counts, nothing of the person
+    biden = [_photo(tmp_path, "biden.jpg")]
+    assert main(["agent", "faces", "enrol", "--estate", "E01", "--person", "T-1002", "--unit", "U-0302",
+                 *pack, *map(str, biden)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["agent", "faces", "census", "--estate", "E01", *pack]) == 0
+    assert capsys.readouterr().out.splitlines() == ["unit_id,faces_enrolled", "U-0301,1", "U-0302,1"]
+    assert main(["agent", "faces", "forget", "--person", "T-1002", "--by", "installer-7"]) == 0
+    capsys.readouterr()
+
     assert main(["agent", "faces", "forget", "--person", "T-1001", "--by", "installer-7"]) == 0
     assert capsys.readouterr().out.split() == ["E01", "T-1001", "removed"]
     assert main(["agent", "faces", "identify", "--estate", "E01", *pack, str(probes[0])]) == 0
     assert capsys.readouterr().out.split("\t")[1] == "stranger"
     audit = EstateVault(home, "E01").audit_entries()
-    assert [(e["action"], e["person"]) for e in audit] == [("enrol", "T-1001"), ("forget", "T-1001")]
-    assert audit[1]["by"] == "installer-7" and audit[1]["found"] is True
+    assert [(e["action"], e["person"]) for e in audit] == [
+        ("enrol", "T-1001"), ("enrol", "T-1002"), ("forget", "T-1002"), ("forget", "T-1001")]
+    assert audit[3]["by"] == "installer-7" and audit[3]["found"] is True
 
 
 def test_enrol_skips_photos_without_exactly_one_face(
