@@ -53,12 +53,14 @@ def unseen_faces(
 ) -> UnseenFaces | None:
     """The unit's record up to ``end`` where its enrolled faces went unrecognised beyond chance, or None.
 
-    Only days the flat was not standing empty and the building's gate worked count (an empty flat's card
-    is not used; a silent gate records nothing)."""
+    Only days of the current lease, on which the flat was not standing empty and the building's gate
+    worked, count (the days before were another household's; an empty flat's card is not used; a silent
+    gate records nothing)."""
     if not series.faces_enrolled:
         return None
+    since = series.lease_start or date.min
     gate = [d for d in occupied_days(series.days, activity)
-            if d.day <= end and d.gate_working and d.tenant_entries > 0]
+            if since <= d.day <= end and d.gate_working and d.tenant_entries > 0]
     if len(gate) < policy.min_card_days:
         return None
     faces = sum(1 for d in gate if d.tenant_face_entries > 0)

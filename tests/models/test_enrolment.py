@@ -78,6 +78,13 @@ def test_the_record_must_be_long_enough_to_rule_out_chance(policy: Policy) -> No
     assert _judge(policy, record_of(50))[0] is Outcome.FLAGGED
 
 
+def test_only_the_current_lease_counts(policy: Policy) -> None:
+    """A lease that began five weeks ago: the card days before it were another household's."""
+    s = _card_only(2)
+    assert _judge(policy, replace(s, lease_start=AS_OF - timedelta(days=35)))[0] is Outcome.CLEAR
+    assert _judge(policy, replace(s, lease_start=AS_OF - timedelta(days=60)))[0] is Outcome.FLAGGED
+
+
 def test_days_the_flat_stood_empty_or_the_gate_was_silent_do_not_count(policy: Policy) -> None:
     """The card is counted on days the flat was lived in and the gate recorded events: with only five
     weeks of such days in the record the chance is not yet ruled out."""
