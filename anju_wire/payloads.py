@@ -240,8 +240,18 @@ class DeviceAvailability(_Model):
     since: AwareDatetime | None = None
 
 
+MAX_CENSUS_UNITS = 100_000  # units one status may list; far above any estate
+MAX_ENROLLED = 10_000  # people of one unit; far above any household, well inside the hub's int column
+EnrolledCount = Annotated[int, Field(ge=0, le=MAX_ENROLLED)]
+
+
 class AgentStatus(_Model):
-    """Retained status of an agent; the ``offline`` form is registered as its last will."""
+    """Retained status of an agent; the ``offline`` form is registered as its last will.
+
+    ``faces_enrolled`` (optional, added within v1) is the census of the gateway's face gallery: per unit of
+    the estate, how many people are enrolled (0: nobody). Unit ids and counts only, never a person. Absent
+    means the agent does not report it; it is left out of the JSON then, so older readers see the same bytes.
+    """
 
     schema_id: Literal["anju.status.v1"] = Field("anju.status.v1", alias="schema")
     agent_id: Ident
@@ -253,8 +263,16 @@ class AgentStatus(_Model):
     outbox_capacity: Annotated[int, Field(ge=1)] | None = None
     outbox_full: bool = False
     devices: list[DeviceAvailability] = Field(default_factory=list)
+    faces_enrolled: Annotated[dict[Ident, EnrolledCount], Field(max_length=MAX_CENSUS_UNITS)] | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_census(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if data.get("faces_enrolled", "") is None:
+            del data["faces_enrolled"]
+        return data
 
 
 class SeqRange(_Model):

@@ -45,6 +45,9 @@ def _scalar_fields(model: type[BaseModel], seen: set[type] | None = None) -> lis
             if origin is typing.Literal:
                 out.append((name, str))
                 continue
+            if origin is dict:  # a census: unit ids to counts
+                stack.extend(typing.get_args(t))
+                continue
             if origin is list:
                 inner = typing.get_args(t)[0]
                 assert isinstance(inner, type) and issubclass(inner, BaseModel), f"{name}: a list of {inner}"

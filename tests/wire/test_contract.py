@@ -6,9 +6,19 @@ import json
 
 import pytest
 
-from anju_wire import AccessBatch, Ack, ContractError, ReadingsBatch, Topic, TopicKind, decode, encode
+from anju_wire import (
+    AccessBatch,
+    Ack,
+    AgentStatus,
+    ContractError,
+    ReadingsBatch,
+    Topic,
+    TopicKind,
+    decode,
+    encode,
+)
 from anju_wire.examples import EXAMPLES, example_bytes
-from anju_wire.payloads import ranges_of
+from anju_wire.payloads import MAX_CENSUS_UNITS, MAX_ENROLLED, ranges_of
 from anju_wire.topics import subscription
 
 
@@ -137,3 +147,42 @@ def test_bad_counter_events_are_refused(patch: dict, fragment: str) -> None:
     doc["readings"][0].update(patch)
     with pytest.raises(ContractError, match=fragment.replace(".", r"\.")):
         decode(ReadingsBatch, json.dumps(doc).encode())
+
+
+def _status_doc() -> dict:
+    return json.loads(example_bytes("agent_status_online.json"))
+
+
+def test_face_census_is_optional_and_left_out_when_absent() -> None:
+    doc = _status_doc()
+    assert decode(AgentStatus, json.dumps(doc).encode()).faces_enrolled == {
+        "E01-1-0104": 0, "E01-1-0302": 2, "E01-1-0501": 1,
+    }  # fmt: skip
+    del doc["faces_enrolled"]
+    plain = decode(AgentStatus, json.dumps(doc).encode())
+    assert plain.faces_enrolled is None
+    assert b"faces_enrolled" not in encode(plain)  # an older hub reads the bytes it knows
+    assert b"faces_enrolled" not in example_bytes("agent_status_offline.json")
+    assert decode(AgentStatus, encode(AgentStatus(agent_id="a", estate_id="E01", state="online",
+                                                  faces_enrolled={}))).faces_enrolled == {}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("census", "fragment"),
+    [
+        ({"E01-1-0101": -1}, "greater than or equal to 0"),
+        ({"E01-1-0101": MAX_ENROLLED + 1}, "less than or equal to"),
+        ({"E01-1-0101": 1.5}, "valid integer"),
+        ({"E01/1/0101": 1}, "pattern"),  # a unit id the contract's Ident does not allow
+        ({"": 1}, "at least 1 character"),
+        ({"u" * 65: 1}, "at most 64 characters"),
+        ({f"E01-{i}": 0 for i in range(MAX_CENSUS_UNITS + 1)}, "at most 100000 items"),
+        ([["E01-1-0101", 1]], "should be an object"),
+        ({"E01-1-0101": {"person": "p-0123456789abcdef"}}, "valid integer"),  # no person ever rides along
+    ],
+)
+def test_bad_face_census_is_refused(census: object, fragment: str) -> None:
+    doc = _status_doc()
+    doc["faces_enrolled"] = census
+    with pytest.raises(ContractError, match=fragment):
+        decode(AgentStatus, json.dumps(doc).encode())
