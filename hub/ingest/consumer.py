@@ -55,6 +55,8 @@ class IngestStats:
     duplicates: int = 0
     dead_letters: int = 0
     statuses: int = 0
+    census_units_changed: int = 0  # units whose faces_enrolled a gateway's census changed
+    census_units_skipped: int = 0  # units a census named that are not its estate's registered units
     acks_sent: int = 0
     flushes: int = 0
     flush_failures: int = 0
@@ -108,6 +110,7 @@ class IngestService:
         self._stats = IngestStats()
         self._shed_logged = False
         self._dead: dict[tuple[str, str], int] = {}  # (estate or "-", code) -> dead letters
+        self._skipped: dict[str, int] = {}  # agent -> units its last census named that are not its estate's
         self._oldest_pending: datetime | None = None  # received_at of the oldest message being batched
         self._oldest_flushing: datetime | None = None  # ... and of the batch being written
         self._writer: BatchWriter | None = None  # used by the writer thread only
@@ -403,6 +406,11 @@ class IngestService:
             for d in outcome.dead:
                 key = (d.estate_id or "-", d.code)
                 self._dead[key] = self._dead.get(key, 0) + 1
+        for estate, agent, skipped in outcome.census_skipped:
+            if self._skipped.get(agent, 0) != skipped:  # logged when it changes, not at every status
+                self._skipped[agent] = skipped
+                log.warning("%s: census names %d unit(s) not registered to estate %s; skipped",
+                            agent, skipped, estate)  # fmt: skip
         for due in outcome.acks:
             topic = str(Topic.ack(due.estate_id, due.agent_id))
             try:
@@ -421,6 +429,8 @@ class IngestService:
             duplicates=outcome.duplicates,
             dead_letters=outcome.dead_letters,
             statuses=outcome.statuses,
+            census_units_changed=outcome.census_changed,
+            census_units_skipped=sum(n for _, _, n in outcome.census_skipped),
             acks_sent=len(outcome.acks),
             flushes=1,
         )

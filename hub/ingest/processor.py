@@ -90,8 +90,11 @@ class StatusRow:
     agent_id: str
     estate_id: str
     state: str
-    payload: str  # the validated status as canonical JSON
+    payload: str  # the validated status as canonical JSON, less its census (that goes to the registry)
     updated_at: datetime
+    # The gateway's face census, (unit, count) by unit id; None when the agent does not report it. Only
+    # this estate's registered units take it (the writer checks, as bind_units does for rows).
+    faces_enrolled: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,12 +322,14 @@ def _process(topic: str, payload: bytes, received_at: datetime, bounds: TimeBoun
                     f"{estate}/{parsed.agent} in topic",
                     code="estate_mismatch",
                 )
+            census = status.faces_enrolled
             row = StatusRow(
                 agent_id=status.agent_id,
                 estate_id=status.estate_id,
                 state=status.state,
-                payload=status.model_dump_json(by_alias=True),
+                payload=status.model_dump_json(by_alias=True, exclude={"faces_enrolled"}),
                 updated_at=received_at,  # hub time: agent clocks may be simulated
+                faces_enrolled=None if census is None else tuple(sorted(census.items())),
             )
             return ProcessResult(status=row)
         return _dead(

@@ -10,6 +10,10 @@ flushes merge too, until one finds nothing resent.
 Before writing, every unit a batch names is looked up in the unit registry (``units``): a message naming
 an unregistered unit, or another estate's, becomes a dead letter (``processor.bind_units``). Ingest never
 creates units; ``anju import --units`` and the tenancy system do.
+
+A status carrying the gateway's face census sets ``units.faces_enrolled`` of its own estate's registered
+units, in the flush's transaction, and only when the status row itself was taken (no older status). Units
+of another estate or unknown ones are skipped and counted, not dead-lettered: the status is still true.
 """
 
 from __future__ import annotations
@@ -83,6 +87,19 @@ ON CONFLICT (agent_id) DO UPDATE SET state = EXCLUDED.state,
     payload = EXCLUDED.payload, updated_at = EXCLUDED.updated_at
 WHERE agent_status.updated_at <= EXCLUDED.updated_at AND agent_status.estate_id = EXCLUDED.estate_id
 """  # an agent never moves to another estate (the processor refuses that already; this is the backstop)
+# Only the estate's own registered units, only changed values; says (units skipped, units changed).
+_CENSUS = """
+WITH census AS (SELECT * FROM unnest(%(units)s::text[], %(counts)s::int[]) AS c(unit_id, n)),
+own AS (
+    SELECT c.unit_id, c.n FROM census c JOIN units u ON u.unit_id = c.unit_id AND u.estate_id = %(estate)s
+),
+changed AS (
+    UPDATE units u SET faces_enrolled = own.n FROM own
+    WHERE u.unit_id = own.unit_id AND u.estate_id = %(estate)s AND u.faces_enrolled IS DISTINCT FROM own.n
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM census) - (SELECT count(*) FROM own), (SELECT count(*) FROM changed)
+"""
 _INSERT_DEAD = (
     "INSERT INTO dead_letters (received_at, topic, payload, reason, code, estate_id) "
     "VALUES (%s, %s, %s, %s, %s, %s)"
@@ -100,6 +117,8 @@ class FlushResult:
     dead_letters: int = 0
     statuses: int = 0
     dead: tuple[DeadLetter, ...] = ()  # the dead letters written, for counting by estate and code
+    census_changed: int = 0  # units whose faces_enrolled a status's census changed
+    census_skipped: tuple[tuple[str, str, int], ...] = ()  # per census: (estate, agent, units not its own)
 
 
 def merge_acks(results: Sequence[ProcessResult]) -> tuple[AckDue, ...]:
@@ -203,7 +222,8 @@ class BatchWriter:
         dead = [r.dead_letter for r in results if r.dead_letter is not None]
         statuses = _latest_status(results)
         self._ensure_months(results)
-        stored_readings = stored_events = 0
+        stored_readings = stored_events = census_changed = 0
+        census_skipped: list[tuple[str, str, int]] = []
         with self._conn.transaction(), self._conn.cursor() as cur:
             if readings:
                 stored_readings = self._store_readings(cur, readings)
@@ -217,11 +237,16 @@ class BatchWriter:
             if access:
                 cur.execute(_INSERT_ACCESS)
                 stored_events = cur.rowcount
-            if statuses:
+            if plain := [s for s in statuses if s.faces_enrolled is None]:
                 cur.executemany(
                     _UPSERT_STATUS,
-                    [(s.agent_id, s.estate_id, s.state, s.payload, s.updated_at) for s in statuses],
+                    [(s.agent_id, s.estate_id, s.state, s.payload, s.updated_at) for s in plain],
                 )
+            for s in statuses:
+                if s.faces_enrolled is not None:
+                    changed, skipped = _store_census(cur, s)
+                    census_changed += changed
+                    census_skipped += [(s.estate_id, s.agent_id, skipped)] if skipped is not None else []
             if dead:
                 cur.executemany(
                     _INSERT_DEAD,
@@ -235,4 +260,26 @@ class BatchWriter:
             dead_letters=len(dead),
             statuses=len(statuses),
             dead=tuple(dead),
+            census_changed=census_changed,
+            census_skipped=tuple(census_skipped),
         )
+
+
+def _store_census(cur: psycopg.Cursor, status: StatusRow) -> tuple[int, int | None]:
+    """Upsert ``status`` and, when it was taken, apply its census: (units changed, units skipped).
+
+    Skipped is None when the status was older than the stored one (nothing of it applied): a retained
+    status the broker hands over late must not put back counts a newer one replaced.
+    """
+    cur.execute(
+        _UPSERT_STATUS + " RETURNING 1",
+        (status.agent_id, status.estate_id, status.state, status.payload, status.updated_at),
+    )
+    if cur.fetchone() is None:
+        return 0, None
+    census = status.faces_enrolled or ()
+    cur.execute(_CENSUS, {"units": [u for u, _ in census], "counts": [n for _, n in census],
+                          "estate": status.estate_id})  # fmt: skip
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[1]), int(row[0])

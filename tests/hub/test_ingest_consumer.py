@@ -370,3 +370,43 @@ def test_while_a_batch_is_written_the_next_is_processed_and_nothing_is_acked_ear
         wait_for(lambda: a.acked() == {1, 2, 3, 4, 5})
         wait_for(lambda: service.stats().flushes == 3)  # counted just after its acks go out
     assert scalar(schema_url, "SELECT count(*) FROM meter_readings") == 5
+
+
+@partitions_only
+def test_a_gateways_census_sets_faces_enrolled_of_its_estate_and_no_other(
+    schema_url: str, estate: str
+) -> None:
+    """The census of a status over the broker: this estate's units take it, another estate's unit named
+    in it is untouched, an unknown one is not created; both are counted, and the status is stored.
+
+    On a broker of its own: the counts are exact only without other tests' retained statuses."""
+    other = "U" + uuid.uuid4().hex[:8]
+    register(schema_url, other)
+    with psycopg.connect(schema_url) as conn:
+        upsert_units(conn, [{"unit_id": f"{estate}-1-0102", "estate_id": estate, "faces_enrolled": 4},
+                            {"unit_id": f"{other}-1-0101", "estate_id": other, "faces_enrolled": 3}])
+        conn.commit()  # fmt: skip
+    faces = "SELECT faces_enrolled FROM units WHERE unit_id = '{}'"
+    with (
+        mosquitto_broker() as mqtt_url,
+        running(schema_url, mqtt_url) as service,
+        agent(mqtt_url, estate) as a,
+    ):
+        status = json.loads(example_bytes("agent_status_online.json"))
+        status["estate_id"], status["agent_id"] = estate, a.agent
+        status["faces_enrolled"] = {f"{estate}-1-0101": 2, f"{estate}-1-0102": 0, f"{other}-1-0101": 0,
+                                    f"{estate}-9-9999": 1}  # fmt: skip
+        a.publish(str(Topic.status(estate, a.agent)), json.dumps(status).encode())
+        wait_for(lambda: scalar(schema_url, faces.format(f"{estate}-1-0101")) == 2)
+        assert scalar(schema_url, faces.format(f"{estate}-1-0102")) == 0
+        assert scalar(schema_url, faces.format(f"{other}-1-0101")) == 3  # another estate's registry
+        assert scalar(schema_url, f"SELECT count(*) FROM units WHERE unit_id = '{estate}-9-9999'") == 0
+        assert scalar(schema_url, f"SELECT state FROM agent_status WHERE agent_id = '{a.agent}'") == "online"
+        assert scalar(schema_url, "SELECT count(*) FROM dead_letters") == 0
+        wait_for(lambda: service.stats().census_units_changed == 2)  # counted just after the commit
+        assert service.stats().census_units_skipped == 2
+
+        status["faces_enrolled"][f"{estate}-1-0101"] = 0  # the household's people were forgotten
+        a.publish(str(Topic.status(estate, a.agent)), json.dumps(status).encode())
+        wait_for(lambda: scalar(schema_url, faces.format(f"{estate}-1-0101")) == 0)
+        assert scalar(schema_url, faces.format(f"{other}-1-0101")) == 3

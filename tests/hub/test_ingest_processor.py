@@ -248,3 +248,12 @@ def test_salvaged_ack_leaves_out_seqs_no_ack_can_carry() -> None:
     # Found by the fuzz test: a seq of 2**64 in a rejected batch made the ack itself fail after commit.
     junk = json.dumps({"agent_id": "E01-gw1", "readings": [{"seq": 2**64}, {"seq": 5}]}).encode()
     assert process(READINGS, junk, RECEIVED).ack == AckDue(agent_id="E01-gw1", estate_id="E01", seqs=(5,))
+
+
+def test_a_status_census_goes_to_its_row_sorted_and_not_into_the_stored_payload() -> None:
+    result = process(STATUS, example_bytes("agent_status_online.json"), RECEIVED)
+    assert result.status is not None
+    assert result.status.faces_enrolled == (("E01-1-0104", 0), ("E01-1-0302", 2), ("E01-1-0501", 1))
+    assert "faces_enrolled" not in json.loads(result.status.payload)
+    offline = process(STATUS, example_bytes("agent_status_offline.json"), RECEIVED)
+    assert offline.status is not None and offline.status.faces_enrolled is None

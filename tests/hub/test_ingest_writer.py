@@ -253,3 +253,58 @@ def test_resent_readings_mixed_with_new_ones_are_stored_once(conn: psycopg.Conne
         "SELECT count(DISTINCT (unit_id, meter, ts)), count(DISTINCT seq) FROM meter_readings"
     )
     assert stored.fetchone() == (15, 15)
+
+
+def _census(census: dict[str, int] | None, at: datetime, *, estate: str = "E01") -> ProcessResult:
+    """The example status of ``estate``'s gateway with ``census`` as its faces_enrolled, received ``at``."""
+    status = json.loads(example_bytes("agent_status_online.json"))
+    status["estate_id"], status["agent_id"] = estate, f"{estate}-gw1"
+    status["faces_enrolled"] = census
+    return process(str(Topic.status(estate, f"{estate}-gw1")), json.dumps(status).encode(), at)
+
+
+def _faces(conn: psycopg.Connection) -> dict[str, int | None]:
+    return dict(conn.execute("SELECT unit_id, faces_enrolled FROM units").fetchall())
+
+
+def test_a_census_sets_only_its_own_estates_registered_units(conn: psycopg.Connection) -> None:
+    upsert_units(conn, [{"unit_id": "E02-1-0101", "estate_id": "E02", "faces_enrolled": 3}])
+    writer = BatchWriter(conn)
+    census = {"E01-1-0104": 0, "E01-1-0302": 2, "E02-1-0101": 0, "E01-9-9999": 1}
+    result = writer.write([_census(census, RECEIVED)])
+    assert (result.statuses, result.dead_letters, result.census_changed) == (1, 0, 2)
+    assert result.census_skipped == (("E01", "E01-gw1", 2),)  # E02's unit and an unregistered one
+    assert _faces(conn) == {"E01-1-0104": 0, "E01-1-0302": 2, "E01-1-0501": None, "E02-1-0101": 3}
+    assert count(conn, "units") == 4  # the unknown unit is not created
+    stored = conn.execute("SELECT payload FROM agent_status").fetchone()
+    assert stored is not None and "faces_enrolled" not in stored[0]  # the census lives in the registry
+
+    # Only changed values are written; the same census again changes nothing.
+    again = writer.write([_census(census, RECEIVED + timedelta(seconds=30))])
+    assert again.census_changed == 0
+    # A forget brings the unit back to 0.
+    forgot = writer.write([_census({**census, "E01-1-0302": 0}, RECEIVED + timedelta(minutes=1))])
+    assert forgot.census_changed == 1
+    assert _faces(conn)["E01-1-0302"] == 0
+
+
+def test_an_older_status_does_not_put_back_older_counts(conn: psycopg.Connection) -> None:
+    writer = BatchWriter(conn)
+    writer.write([_census({"E01-1-0302": 1}, RECEIVED + timedelta(minutes=5))])
+    late = writer.write([_census({"E01-1-0302": 4}, RECEIVED)])  # e.g. a retained status handed over late
+    assert (late.census_changed, late.census_skipped) == (0, ())
+    assert _faces(conn)["E01-1-0302"] == 1
+    # A status without a census (an agent that does not report it, or its last will) leaves the counts.
+    plain = json.loads(example_bytes("agent_status_offline.json"))
+    writer.write([process(str(Topic.status("E01", "E01-gw1")), json.dumps(plain).encode(),
+                          RECEIVED + timedelta(minutes=6))])  # fmt: skip
+    assert _faces(conn)["E01-1-0302"] == 1
+    assert conn.execute("SELECT state FROM agent_status").fetchone() == ("offline",)
+
+
+def test_an_agent_of_another_estate_cannot_write_this_estates_units(conn: psycopg.Connection) -> None:
+    writer = BatchWriter(conn)
+    result = writer.write([_census({"E01-1-0302": 7}, RECEIVED, estate="E02")])
+    assert (result.statuses, result.census_changed) == (1, 0)
+    assert result.census_skipped == (("E02", "E02-gw1", 1),)
+    assert _faces(conn)["E01-1-0302"] is None
