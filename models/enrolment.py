@@ -97,7 +97,8 @@ def by_enrolment(
             f"face was recognised on {found.face_days} of the {found.entry_days} days their card or code "
             f"was used since {found.since.isoformat()}: a household that enrolled shows its face on at least "
             f"one such day in {round(1 / p.min_face_share_before)}; by chance this is rarer than 1 in "
-            f"{round(1 / p.lent_card_change_chance):,}. Someone else may be using their card.",
+            f"{round(1 / p.lent_card_change_chance):,}. Someone else may be using their card (or the gate "
+            "fails to recognise their enrolled face: then it needs enrolling again).",
             value=found.face_days, baseline=found.entry_days, unit="days",
         ),
         Reason(
