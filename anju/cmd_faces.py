@@ -162,13 +162,12 @@ def _forget(args: argparse.Namespace) -> int:
 
 def _census(args: argparse.Namespace) -> int:
     """The registry's ``faces_enrolled`` column from this gateway's gallery: unit ids and counts only."""
-    from collections import Counter
-
+    from anju.edge_agent.faces.census import census_of
     from anju.edge_agent.faces.service import open_gallery
 
-    counts = Counter(person.unit_id for person in open_gallery(_settings(args), args.estate))
+    counts = census_of((person.unit_id for person in open_gallery(_settings(args), args.estate)), ())
     print("unit_id,faces_enrolled")
-    for unit, n in sorted(counts.items()):
+    for unit, n in counts.items():
         print(f"{unit},{n}")
     return 0
 

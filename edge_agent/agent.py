@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from anju.edge_agent.errors import EdgeAgentError
@@ -59,6 +60,17 @@ def build_pollers(config: SiteConfig, outbox: Outbox) -> list[EndpointPoller]:
         else:
             pollers.append(POLLERS[ms[0].protocol](meters=ms, clock=clock, outbox=outbox))
     return pollers
+
+
+def face_census(config: SiteConfig) -> Callable[[], dict[str, int] | None]:
+    """What the status reports as ``faces_enrolled``: the gallery's census when the site asks, else None."""
+    if not config.faces.report_enrolment:
+        return lambda: None
+    from anju.edge_agent.faces.census import FaceCensus  # the face store's libraries only when asked
+
+    return FaceCensus(
+        settings=config.faces, estate_id=config.estate_id, units=[m.unit_id for m in config.meters]
+    )
 
 
 async def _stop_when_drained(outbox: Outbox, stop: asyncio.Event, *, interval_s: float = 0.5) -> None:
@@ -116,6 +128,7 @@ async def run_agent(config: SiteConfig, *, stop: asyncio.Event | None = None, dr
             clock=config.make_clock(),
             settings=config.publish,
             devices=devices,
+            census=face_census(config),
         )
         metrics.publisher = publisher
         metrics.cameras = cameras

@@ -56,6 +56,7 @@ class Publisher:
         clock: Clock,
         settings: PublishSettings,
         devices: Callable[[], list[DeviceAvailability]] = list,
+        census: Callable[[], dict[str, int] | None] = lambda: None,
         flush_interval_s: float = 0.1,
     ) -> None:
         self.agent_id = agent_id
@@ -64,6 +65,7 @@ class Publisher:
         self._clock = clock
         self._settings = settings
         self._devices = devices
+        self._census = census  # the face census (faces.census.FaceCensus) or None: not reported
         self._flush = flush_interval_s
         self._status_topic = str(Topic.status(estate_id, agent_id))
         self._ack_topic = str(Topic.ack(estate_id, agent_id))
@@ -92,6 +94,7 @@ class Publisher:
             outbox_capacity=self._outbox.capacity,
             outbox_full=self._outbox.is_full(),
             devices=self._devices(),
+            faces_enrolled=self._census(),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -136,7 +139,8 @@ class Publisher:
     async def _status_loop(self, stop: asyncio.Event) -> None:
         while not await wait_or_stop(stop, self._settings.status_interval_s):
             if self.link.connected:
-                self.link.publish(self._status_topic, encode(self.status()), qos=1, retain=True)
+                status = await asyncio.to_thread(self.status)  # the census may reread the gallery file
+                self.link.publish(self._status_topic, encode(status), qos=1, retain=True)
 
     async def _drain(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -64,6 +64,9 @@ class FacesSettings(_Section):
     threads: Annotated[int, Field(ge=1, le=16)] = 1
     home: Path | None = None  # default: $ANJU_HOME
     evidence: EvidencePolicy = EvidencePolicy()
+    # Report the gallery's census (people enrolled per unit) in the agent's status, for the hub's registry.
+    # Off by default: turn it on where this gallery is the estate's whole face enrolment.
+    report_enrolment: bool = False
 
     @model_validator(mode="after")
     def _pack_dir(self) -> Self:
