@@ -27,8 +27,6 @@ from anju.models.rules import (
     RuleContext,
     RuleFinding,
     SubletPolicy,
-    entry_days_between,
-    face_days_between,
 )
 
 
@@ -71,6 +69,25 @@ def unseen_faces(
                        since=gate[0].day, chance=chance)
 
 
+def _card_days(series: UnitSeries, *, ctx: RuleContext, max_face_days: int) -> int | None:
+    """The window's days with a registered entry but no recognised face, or None once a face shows on more
+    than ``max_face_days`` of them (the household lives there). Read from the window's end back: it is
+    judged for every enrolled unit the other paths cleared, and most stop at their fourth face day."""
+    card = faces = 0
+    for d in reversed(series.days):
+        if d.day < ctx.start:
+            break
+        if d.day > ctx.end:
+            continue
+        if d.tenant_face_entries > 0:
+            faces += 1
+            if faces > max_face_days:
+                return None
+        elif d.tenant_entries > 0:
+            card += 1
+    return card
+
+
 def by_enrolment(
     series: UnitSeries, *, ctx: RuleContext, policy: Policy, verdict: RuleFinding
 ) -> RuleFinding:
@@ -79,9 +96,8 @@ def by_enrolment(
     (``unseen_faces``); else ``verdict`` unchanged."""
     p = policy.sublet
     w = ctx.window
-    entry_days = entry_days_between(series.days, start=ctx.start, end=ctx.end)
-    face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
-    if entry_days - face_days < p.min_card_days or face_days > p.max_face_days:
+    card_days = _card_days(series, ctx=ctx, max_face_days=p.max_face_days)
+    if card_days is None or card_days < p.min_card_days:
         return verdict
     life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=policy.activity)
     if life.known < policy.min_coverage * w.n_days or life.lived_share < p.min_lived_share:
