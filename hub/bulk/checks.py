@@ -210,9 +210,13 @@ WHERE (units.estate_id, units.building, units.floor, units.area_m2, units.househ
 
 MONTHS = "SELECT DISTINCT date_trunc('month', ts, 'UTC')::date FROM bulk_checked WHERE reason IS NULL"
 # The days an import touched, in the estates' zone %(tz)s: the daily features' days (hub/storage/rollups.py).
+# A reading counts on the day of its interval's middle and starts the next reading's interval, both at
+# most half of the rollup's largest gap (3 hours) away: one near midnight touches both days.
 STALE = """
 INSERT INTO bulk_stale_days (day)
-SELECT DISTINCT (ts AT TIME ZONE %(tz)s)::date FROM bulk_checked WHERE reason IS NULL
+SELECT DISTINCT ((ts + half) AT TIME ZONE %(tz)s)::date
+FROM bulk_checked, (VALUES (interval '-90 minutes'), (interval '90 minutes')) AS h(half)
+WHERE reason IS NULL
 ON CONFLICT DO NOTHING
 """
 REJECTS = "COPY (SELECT n, reason, raw FROM bulk_checked WHERE reason IS NOT NULL ORDER BY n) TO STDOUT"
@@ -231,7 +235,8 @@ SELECT ts, unit_id, meter, value FROM bulk_checked WHERE reason IS NULL
 """
 STALE_HOURS = """
 INSERT INTO bulk_stale_days (day)
-SELECT DISTINCT (to_timestamp(h * 3600) AT TIME ZONE %(tz)s)::date FROM unnest(%(hours)s::bigint[]) h
+SELECT DISTINCT ((to_timestamp(h * 3600) + half) AT TIME ZONE %(tz)s)::date
+FROM unnest(%(hours)s::bigint[]) h, (VALUES (interval '-90 minutes'), (interval '150 minutes')) AS x(half)
 ON CONFLICT DO NOTHING
 """
 

@@ -17,14 +17,18 @@ MAX_GAP = timedelta(hours=3)  # a longer gap is lost resolution: its consumption
 MIN_HOURS = 12  # fewer distinct hours with an OK reading: the day's consumption is unknown (NULL)
 
 # Consumption of a day = sum of the increases between consecutive OK readings at most MAX_GAP apart,
-# attributed to the local day of the later reading. A reset (register rollover or a replaced meter) is
+# each attributed to the local day and hour of its interval's middle: a register read at 00:00 holds what
+# was used from 23:00 to midnight, the day before's last hour (attributed to the later reading's day, a
+# household's late evening counted as the next day's first sign of life, so the first whole day away
+# from a flat never looked idle). A reading that starts a series (the first, one after a gap or a reset)
+# spans no interval and counts on its own day. A reset (register rollover or a replaced meter) is
 # counted in `resets` and contributes nothing, because the amount used across it is not known and must
 # never show up as a huge (or negative) consumption. A reset is what the edge flagged (`event`, set by
 # edge_agent/counters.py: 'rollover' or 'replaced'), so a new meter that starts above the old one's last
 # total starts a new series too; a fall the edge did not flag (history loaded from CSV carries no flag)
 # is a reset all the same, as a guard. `night_min_rate` is the
-# smallest hourly rate over local 01:00-05:00 (readings stamped 02:00 to 05:59): a household's water
-# stops at night, a leaking cistern does not.
+# smallest hourly rate over local 01:00-05:00 (intervals whose middle falls in those hours): a household's
+# water stops at night, a leaking cistern does not.
 #
 # Activity signatures (issue 12): `floor_rate` is the day's smallest hourly rate (a fridge, a router and
 # standby; a leak), `active_amount` what the day used above it, and `active_hours` the local hours in
@@ -46,22 +50,26 @@ WITH r AS (
            lag(value) OVER w AS prev_value
     FROM meter_readings
     WHERE quality = 'ok' AND value IS NOT NULL
-      AND ts >= %(lo)s::timestamptz - %(max_gap)s::interval AND ts < %(hi)s
+      AND ts >= %(lo)s::timestamptz - %(max_gap)s::interval
+      AND ts < %(hi)s::timestamptz + %(max_gap)s::interval
     WINDOW w AS (PARTITION BY unit_id, meter ORDER BY ts)
 ), s AS (
     SELECT r.*, (prev_ts IS NOT NULL AND (flagged OR value < prev_value)) AS reset
     FROM r
-    WHERE ts >= %(lo)s
-), i AS (
-    SELECT unit_id, meter, ts, value, prev_ts, prev_value, reset,
-           (ts AT TIME ZONE %(tz)s)::date AS day,
-           date_trunc('hour', ts AT TIME ZONE %(tz)s) AS hour,
-           extract(hour FROM ts AT TIME ZONE %(tz)s) AS hour_of_day,
-           (prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval AND NOT reset) AS ok,
+), m AS (
+    SELECT s.*, (prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval AND NOT reset) AS ok,
            CASE WHEN prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval AND NOT reset
                      AND ts > prev_ts
-                THEN extract(epoch FROM ts - prev_ts) / 3600.0 END AS dt_h
+                THEN ts - (ts - prev_ts) / 2 ELSE ts END AS at
     FROM s
+), i AS (
+    SELECT unit_id, meter, ts, value, prev_ts, prev_value, reset, ok,
+           (at AT TIME ZONE %(tz)s)::date AS day,
+           date_trunc('hour', at AT TIME ZONE %(tz)s) AS hour,
+           extract(hour FROM at AT TIME ZONE %(tz)s) AS hour_of_day,
+           CASE WHEN ok AND ts > prev_ts THEN extract(epoch FROM ts - prev_ts) / 3600.0 END AS dt_h
+    FROM m
+    WHERE at >= %(lo)s AND at < %(hi)s
 ), f AS (
     SELECT i.*, (value - prev_value) / dt_h AS rate,
            min((value - prev_value) / dt_h) OVER (PARTITION BY unit_id, meter, day) AS floor_rate
@@ -72,7 +80,7 @@ WITH r AS (
            count(DISTINCT hour) AS hours_covered,
            count(*) AS readings,
            count(*) FILTER (WHERE reset) AS resets,
-           min(rate) FILTER (WHERE hour_of_day BETWEEN 2 AND 5) AS night_min_rate,
+           min(rate) FILTER (WHERE hour_of_day BETWEEN 1 AND 4) AS night_min_rate,
            min(floor_rate) AS floor_rate,
            sum(greatest(value - prev_value - floor_rate * dt_h, 0)) FILTER (WHERE dt_h IS NOT NULL)
                AS active_amount,

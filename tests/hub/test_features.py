@@ -84,13 +84,14 @@ D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 
 def test_consumption_is_sum_of_positive_deltas_by_local_day(conn: psycopg.Connection) -> None:
     add_unit(conn, "U1")
-    # Day 1: 0..23 kWh hourly, day 2 continues: the midnight step (23 -> 24) belongs to day 2.
+    # Day 1: 0..23 kWh hourly, day 2 continues: the midnight step (123 -> 124) is what was used from
+    # 23:00 to midnight, day 1's last hour, so it belongs to day 1 (the reading that closes it too).
     add_readings(conn, "U1", "electricity", hourly(D1, start=100.0, per_hour=1.0))
     add_readings(conn, "U1", "electricity", hourly(D2, start=124.0, per_hour=0.5))
     assert refresh_daily_features(conn, tz=ESTATE_TZ) == 2
     md = meter_daily(conn, "U1", "electricity")
-    assert md[D1] == (23.0, 24, 24, 0)
-    assert md[D2] == (1.0 + 23 * 0.5, 24, 24, 0)
+    assert md[D1] == (24.0, 24, 25, 0)
+    assert md[D2] == (23 * 0.5, 23, 23, 0)  # its last hour awaits the next midnight's reading
 
 
 def test_outage_day_is_unknown_not_zero(conn: psycopg.Connection) -> None:
@@ -102,13 +103,13 @@ def test_outage_day_is_unknown_not_zero(conn: psycopg.Connection) -> None:
     add_readings(conn, "U1", "electricity", rows)
     refresh_daily_features(conn, tz=ESTATE_TZ)
     md = meter_daily(conn, "U1", "electricity")
-    assert md[D2][0] is None and md[D2][1] == 6
+    assert md[D2][0] is None and md[D2][1] == 5  # 01:00-05:00 (its 00:00 reading closes day 1's last hour)
     # Day 3 has no reading at all: unit_daily still has the day, with NULL consumption.
     add_readings(conn, "U1", "water", hourly(D3, start=1.0, per_hour=0.01))
     refresh_daily_features(conn, tz=ESTATE_TZ)
     rows = conn.execute("SELECT day, elec_kwh FROM unit_daily WHERE unit_id = 'U1'").fetchall()
     ud: dict[date, float | None] = dict(rows)
-    assert ud[D2] is None and ud[D3] is None and ud[D1] == pytest.approx(4.6)
+    assert ud[D2] is None and ud[D3] is None and ud[D1] == pytest.approx(4.6 + 0.4)  # 23:00 to midnight
 
 
 def test_reset_is_counted_not_a_huge_or_negative_value(conn: psycopg.Connection) -> None:
@@ -117,7 +118,8 @@ def test_reset_is_counted_not_a_huge_or_negative_value(conn: psycopg.Connection)
     add_readings(conn, "U1", "electricity", [(at(D1, h), v) for h, v in enumerate(values)])
     refresh_daily_features(conn, tz=ESTATE_TZ)
     consumption, hours, readings, resets = meter_daily(conn, "U1", "electricity")[D1]
-    assert resets == 1 and hours == 24 and readings == 24
+    # Hours with use known: not 11:00-12:00 (the reset's) nor 23:00-24:00 (no reading closes it yet).
+    assert resets == 1 and hours == 22 and readings == 24
     assert consumption == pytest.approx(22.0)  # 11 + 11 steps of 1 kWh; the reset step adds nothing
 
 
@@ -136,7 +138,7 @@ def test_flagged_rollover_counts_as_the_fall_did(conn: psycopg.Connection) -> No
     flag(conn, "U2", "electricity", at(D1, 12), "rollover")
     refresh_daily_features(conn, tz=ESTATE_TZ)
     assert meter_daily(conn, "U2", "electricity") == meter_daily(conn, "U1", "electricity")
-    assert meter_daily(conn, "U2", "electricity")[D1] == (pytest.approx(22.0), 24, 24, 1)
+    assert meter_daily(conn, "U2", "electricity")[D1] == (pytest.approx(22.0), 22, 24, 1)
 
 
 def test_flagged_replacement_that_starts_higher_is_honoured(conn: psycopg.Connection) -> None:
@@ -146,10 +148,10 @@ def test_flagged_replacement_that_starts_higher_is_honoured(conn: psycopg.Connec
     values = [100.0 + h for h in range(12)] + [500.0 + h for h in range(12)]  # new meter at 12:00
     add_readings(conn, "U1", "electricity", [(at(D1, h), v) for h, v in enumerate(values)])
     refresh_daily_features(conn, tz=ESTATE_TZ)
-    assert meter_daily(conn, "U1", "electricity")[D1] == (pytest.approx(11.0 + 389.0 + 11.0), 24, 24, 0)
+    assert meter_daily(conn, "U1", "electricity")[D1] == (pytest.approx(11.0 + 389.0 + 11.0), 23, 24, 0)
     flag(conn, "U1", "electricity", at(D1, 12), "replaced")
     refresh_daily_features(conn, tz=ESTATE_TZ)
-    assert meter_daily(conn, "U1", "electricity")[D1] == (pytest.approx(22.0), 24, 24, 1)
+    assert meter_daily(conn, "U1", "electricity")[D1] == (pytest.approx(22.0), 22, 24, 1)
     floor = conn.execute("SELECT floor_rate FROM meter_daily WHERE unit_id = 'U1' AND day = %s",
                          (D1,)).fetchone()
     assert floor is not None and floor[0] == pytest.approx(1.0)  # the 389 kWh step is no hour's rate
@@ -161,7 +163,7 @@ def test_gap_longer_than_three_hours_is_not_attributed(conn: psycopg.Connection)
     add_readings(conn, "U1", "electricity", rows)
     refresh_daily_features(conn, tz=ESTATE_TZ)
     consumption, hours, *_ = meter_daily(conn, "U1", "electricity")[D1]
-    assert hours == 20 and consumption == pytest.approx(12.0 + 6.0)
+    assert hours == 18 and consumption == pytest.approx(12.0 + 6.0)  # 00-12 and 17-23, 12:00-17:00 lost
 
 
 def test_unit_daily_joins_meters_and_gate_events(conn: psycopg.Connection) -> None:
@@ -187,7 +189,8 @@ def test_unit_daily_joins_meters_and_gate_events(conn: psycopg.Connection) -> No
             " strangers_building, gate_events_building FROM unit_daily"
         ).fetchall()
     }
-    assert rows[("U1", D1)] == (pytest.approx(5.75), pytest.approx(0.23), None, 24, 0, 2, 2, 6)
+    # 23 hours of use: no reading closes 23:00-24:00 (D2 has none).
+    assert rows[("U1", D1)] == (pytest.approx(5.75), pytest.approx(0.23), None, 23, 0, 2, 2, 6)
     assert rows[("U2", D1)][5:] == (1, 2, 6)
     assert rows[("U3", D1)][5:] == (0, 0, 0)  # building 2's gate was silent: distinguishable from absence
     assert rows[("U1", D2)][0] is None and rows[("U1", D2)][5:] == (1, 0, 1)
@@ -202,7 +205,9 @@ def test_incremental_refresh_matches_full_refresh(conn: psycopg.Connection) -> N
     full = conn.execute("SELECT * FROM unit_daily ORDER BY day").fetchall()
     assert refresh_daily_features(conn, tz=ESTATE_TZ, since=D3) == 1
     assert conn.execute("SELECT * FROM unit_daily ORDER BY day").fetchall() == full
-    assert meter_daily(conn, "U1", "electricity")[D3][0] == pytest.approx(7.0 + 23.0)
+    days = meter_daily(conn, "U1", "electricity")
+    assert days[D3][0] == pytest.approx(23.0)  # D3's 00:00 step (7) is D2's 23:00 to midnight
+    assert days[D2][0] == pytest.approx(23.0 + 7.0) and days[D1][0] == pytest.approx(23.0 + 7.0)
 
 
 def test_empty_database_refreshes_nothing(conn: psycopg.Connection) -> None:
@@ -245,19 +250,42 @@ def test_activity_signatures_tell_an_empty_flat_from_a_lived_in_one(conn: psycop
         " gas_active_hours FROM unit_daily WHERE day = %s", (D1,))}
     e_kwh, e_active, e_hours, w_m3, w_hours, g_hours = rows["EMPTY"]
     assert 2.2 < e_kwh < 2.3 and e_active == pytest.approx(1.05, abs=0.01) and e_hours == 3
-    assert w_m3 == pytest.approx(0.092, abs=0.002) and w_hours == 0 and g_hours is None  # 23 hours on D1
+    # All 24 hours on D1: the reading at D2's midnight closes D1's last hour.
+    assert w_m3 == pytest.approx(0.096, abs=0.002) and w_hours == 0 and g_hours is None
     e_kwh, e_active, e_hours, w_m3, w_hours, g_hours = rows["HOME"]
     assert e_active > 7 and e_hours >= 10
     assert w_hours == 12 and g_hours == 3
     assert rows["OUT_1"] == (None, None, None, None, None, None)  # no readings: unknown, never zero
 
 
+def test_a_late_evening_counts_for_its_own_day(conn: psycopg.Connection) -> None:
+    """A household showers and leaves at 23:00: the water that hour used is that day's, so the first whole
+    day away shows no sign of life (the meter read at midnight must not carry it into the next day)."""
+    add_unit(conn, "U1")
+    d1 = [0.0] * 7 + [0.03] + [0.0] * 14 + [0.01, 0.06]  # breakfast, then a late shower before leaving
+    add_readings(conn, "U1", "water", _cumulative(D1, d1, start=10.0))
+    add_readings(conn, "U1", "water", _cumulative(D2, [0.0] * 24, start=10.1)[1:])
+    add_readings(conn, "U1", "electricity", _cumulative(D1, [0.5] * 23 + [1.2], start=100.0))
+    add_readings(conn, "U1", "electricity", _cumulative(D2, [0.04] * 24, start=112.7)[1:])
+    refresh_daily_features(conn, tz=ESTATE_TZ, since=D1, until=D2)
+    rows = {r[0]: r[1:] for r in conn.execute(
+        "SELECT day, water_m3, water_active_hours, elec_active_kwh FROM unit_daily WHERE unit_id = 'U1'")}
+    assert rows[D1][0] == pytest.approx(0.1) and rows[D1][1] == 3
+    assert rows[D2][0] == pytest.approx(0.0) and rows[D2][1] == 0
+    assert rows[D2][2] == pytest.approx(0.0, abs=1e-6)  # the fridge's floor only
+
+
 # Readings every UTC hour from 2026-03-01 00:00Z to 03-03 00:00Z, and one entry at 03-01 20:00Z, rolled up
-# in three zones: per local day, (readings, hours covered); and the day the entry counts for.
+# in three zones: per local day, the readings and the hours covered (each hour's use counts on the day of
+# its middle, so the reading at a local midnight is the day before's; the first reading, 00:00Z, starts the
+# series and counts on its own day); and the day the entry counts for.
 ZONE_DAYS = {
-    "Asia/Shanghai": ({D1: 16, D2: 24, D3: 9}, D2),  # UTC+8: local days start at 16:00Z
-    "Asia/Urumqi": ({D1: 18, D2: 24, D3: 7}, D2),  # UTC+6: at 18:00Z
-    "Europe/Berlin": ({D1: 23, D2: 24, D3: 2}, D1),  # UTC+1 in March (summer time starts 03-29): at 23:00Z
+    # UTC+8: local days start at 16:00Z
+    "Asia/Shanghai": ({D1: 17, D2: 24, D3: 8}, {D1: 16, D2: 24, D3: 8}, D2),
+    # UTC+6: at 18:00Z
+    "Asia/Urumqi": ({D1: 19, D2: 24, D3: 6}, {D1: 18, D2: 24, D3: 6}, D2),
+    # UTC+1 in March (summer time starts 03-29): at 23:00Z
+    "Europe/Berlin": ({D1: 24, D2: 24, D3: 1}, {D1: 23, D2: 24, D3: 1}, D1),
 }
 
 
@@ -269,13 +297,13 @@ def test_the_estate_zone_sets_the_day_boundaries(conn: psycopg.Connection, tz: s
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     add_readings(conn, "U1", "electricity", [(t0 + timedelta(hours=h), 100.0 + h) for h in range(49)])
     add_event(conn, datetime(2026, 3, 1, 20, tzinfo=UTC), "E01-G1:1", unit_id="U1", method="card")
-    readings, entry_day = ZONE_DAYS[tz]
+    readings, hours, entry_day = ZONE_DAYS[tz]
     assert refresh_daily_features(conn, tz=tz, since=D2, until=D2) == 1
     assert {d: r[2] for d, r in meter_daily(conn, "U1", "electricity").items()} == {D2: 24}
     refresh_daily_features(conn, tz=tz)
     days = meter_daily(conn, "U1", "electricity")
     assert {d: r[2] for d, r in days.items()} == readings
-    assert {d: r[1] for d, r in days.items()} == readings  # one reading per local hour
-    assert days[D2][0] == pytest.approx(24.0)  # the step into the day's first hour belongs to the day
+    assert {d: r[1] for d, r in days.items()} == hours
+    assert days[D2][0] == pytest.approx(24.0)  # the 24 hourly steps whose hour lies in the day
     entries = conn.execute("SELECT day FROM unit_daily WHERE unit_id = 'U1' AND tenant_entries > 0")
     assert entries.fetchall() == [(entry_day,)]

@@ -440,7 +440,9 @@ def test_fast_path_loads_empty_months_and_a_second_import_merges(
     assert isinstance(ts, datetime) and ts.isoformat() == "2025-12-31T17:00:00+00:00"
     stale = conn.execute("SELECT min(day), max(day), count(*) FROM bulk_stale_days").fetchone()
     assert stale is not None
-    assert (str(stale[0]), str(stale[1]), stale[2]) == ("2026-01-01", "2026-02-09", 40)
+    # Each reading also touches the days of the intervals it ends and starts: the one at Jan 1's midnight
+    # closes Dec 31's last hour, the last one (Feb 9, 23:00) opens what the next reading would close.
+    assert (str(stale[0]), str(stale[1]), stale[2]) == ("2025-12-31", "2026-02-10", 42)
 
     again, refused = _import_readings(conn, tmp_path, "r2.csv", lines, block_bytes=20_000)
     assert refused == []
