@@ -210,9 +210,15 @@ WHERE (units.estate_id, units.building, units.floor, units.area_m2, units.househ
 
 MONTHS = "SELECT DISTINCT date_trunc('month', ts, 'UTC')::date FROM bulk_checked WHERE reason IS NULL"
 # The days an import touched, in the estates' zone %(tz)s: the daily features' days (hub/storage/rollups.py).
-# A reading counts on the day of its interval's middle and starts the next reading's interval, both at
-# most half of the rollup's largest gap (3 hours) away: one near midnight touches both days.
+# An access event counts on its own day. A reading counts on the day of its interval's middle and starts
+# the next reading's interval, both at most half of the rollup's largest gap (3 hours) away: one near
+# midnight touches both days.
 STALE = """
+INSERT INTO bulk_stale_days (day)
+SELECT DISTINCT (ts AT TIME ZONE %(tz)s)::date FROM bulk_checked WHERE reason IS NULL
+ON CONFLICT DO NOTHING
+"""
+STALE_READINGS = """
 INSERT INTO bulk_stale_days (day)
 SELECT DISTINCT ((ts + half) AT TIME ZONE %(tz)s)::date
 FROM bulk_checked, (VALUES (interval '-90 minutes'), (interval '90 minutes')) AS h(half)

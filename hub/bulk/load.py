@@ -272,7 +272,7 @@ def _check_others(
     conn.execute(checks.check_sql("readings", conn.info.server_version, window=window))
     bad = _write_rejects(conn, path, line_base, rejects)
     months = {d.year * 12 + d.month - 1 for (d,) in conn.execute(checks.MONTHS)}
-    conn.execute(checks.STALE, {"tz": tz})
+    conn.execute(checks.STALE_READINGS, {"tz": tz})
     conn.execute(checks.CHECKED_TO_ROWS)
     conn.execute("DROP TABLE bulk_checked")
     return bad, months
