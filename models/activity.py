@@ -62,16 +62,35 @@ def day_state(d: DailyFeatures, a: ActivityPolicy) -> DayState:
         small = ((water_h or 0) <= a.visit_water_hours and (elec is None or elec < a.visit_elec_kwh)
                  and gas_h <= a.lived_gas_hours)
         # A drop-by shows as a little water and light on a day with an entry; a day with more is lived.
-        return DayState.VISIT if small and d.tenant_entries > 0 else DayState.LIVED
+        if small and d.tenant_entries > 0:
+            return DayState.VISIT
+        return DayState.IDLE if _leak_wanders(d, a) else DayState.LIVED
     if water_h is None:
         # Electricity alone: idle only when it barely leaves its floor (no water meter to confirm).
         assert elec is not None
         return DayState.IDLE if elec <= a.idle_elec_kwh_without_water else DayState.VISIT
+    if water_h > 0 and _leak_wanders(d, a):
+        return DayState.IDLE
     if water_h > 0 or (elec is not None and elec > a.idle_elec_kwh and d.tenant_entries > 0):
         return DayState.VISIT
     # No water event, no flame and nobody at the gate: electricity a little above the floor is an
     # appliance's cycle (a water heater reheating what a leak or its own standby loss drew), not a person.
     return DayState.IDLE
+
+
+def _leak_wanders(d: DailyFeatures, a: ActivityPolicy) -> bool:
+    """Whether a day's few water hours are a leak's flow wandering rather than anybody's use.
+
+    Water that flows even in the quietest night hour is a leak (a household's stops). Its hourly amounts
+    wander around the flow (the register's 1-litre steps, the pressure) and the rollup's floor is the
+    day's smallest of them, so a steady 8 L an hour can show two or three hours "above the floor" with
+    nobody there. With no flame, nobody at the gate and no more electricity than appliances draw (the
+    limit that makes a day without a water event idle), such a day is the empty flat's, not a life.
+    """
+    return (d.water_night_m3_h is not None and d.water_night_m3_h > 0
+            and (d.water_active_hours or 0) <= a.visit_water_hours
+            and not d.gas_active_hours and d.tenant_entries == 0
+            and d.elec_active_kwh is not None and d.elec_active_kwh < a.lived_elec_kwh)
 
 
 @dataclass(frozen=True, slots=True)

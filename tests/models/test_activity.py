@@ -65,6 +65,31 @@ def test_leak_without_water_events_is_idle_but_water_with_events_is_lived(act: A
     assert state(act, **{**EMPTY, "water": 0.1}) is DayState.LIVED  # 3 water hours
 
 
+def test_a_leaks_wandering_flow_is_no_sign_of_life(act: ActivityPolicy) -> None:
+    """Water that flows in the quietest night hour is a leak; a few hours a little above its floor, with no
+    flame, nobody at the gate and only appliances' electricity, are its flow wandering (held-out household
+    seed 41: an 8 L/h leak showed 3 such hours on one day and ended a vacant flat's idle run)."""
+    leak = {**EMPTY, "water": 0.19}
+    assert state(act, **leak, water_hours=3) is DayState.LIVED  # no night flow known: as before
+    night = DailyFeatures._replace
+    for hours in (1, 3, 4):
+        d = night(day(AS_OF, **leak, water_hours=hours), water_night_m3_h=0.007)
+        assert day_state(d, act) is DayState.IDLE, hours
+    base = night(day(AS_OF, **leak, water_hours=3), water_night_m3_h=0.007)
+    # Anything more is somebody: five water hours, a burner, an entry, electricity above the appliances'.
+    assert day_state(base._replace(water_active_hours=5), act) is DayState.LIVED
+    assert day_state(base._replace(gas_active_hours=1), act) is DayState.LIVED
+    assert day_state(base._replace(tenant_entries=1), act) is DayState.VISIT
+    assert day_state(base._replace(elec_active_kwh=3.5), act) is DayState.LIVED
+    # Electricity unknown: nothing confirms that nobody is there.
+    assert day_state(base._replace(elec_active_kwh=None, elec_kwh=None), act) is DayState.LIVED
+    # A vacant flat's run goes on through such days.
+    days = [night(d, water_night_m3_h=0.007) for d in run_of(*([{**leak, "water_hours": 0}] * 25))]
+    days[10] = days[10]._replace(water_active_hours=3)
+    days[12] = days[12]._replace(water_active_hours=1)
+    assert idle_run(days, end=AS_OF, policy=act).idle_days == 25
+
+
 def test_drop_by_is_a_visit_only_with_an_entry_and_little_activity(act: ActivityPolicy) -> None:
     assert state(act, **VISIT) is DayState.VISIT
     assert state(act, **{**VISIT, "water": 0.12}) is DayState.VISIT  # 4 water hours: still a drop-by
