@@ -62,10 +62,12 @@ def day_state(d: DailyFeatures, a: ActivityPolicy) -> DayState:
         small = ((water_h or 0) <= a.visit_water_hours and (elec is None or elec < a.visit_elec_kwh)
                  and gas_h <= a.lived_gas_hours)
         # A drop-by shows as a little water and light on a day with an entry; a day with more is lived.
-        if small and d.tenant_entries > 0:
-            return DayState.VISIT
-        # (the night rate first: most days have none, and this runs for every lived day)
-        return DayState.IDLE if d.water_night_m3_h and _leak_wanders(d, a) else DayState.LIVED
+        if small:
+            if d.tenant_entries > 0:
+                return DayState.VISIT
+            if d.water_night_m3_h and _leak_wanders(d, a):
+                return DayState.IDLE
+        return DayState.LIVED
     if water_h is None:
         # Electricity alone: idle only when it barely leaves its floor (no water meter to confirm).
         assert elec is not None
