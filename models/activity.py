@@ -65,14 +65,14 @@ def day_state(d: DailyFeatures, a: ActivityPolicy) -> DayState:
         if small:
             if d.tenant_entries > 0:
                 return DayState.VISIT
-            if d.water_night_m3_h and _leak_wanders(d, a):
+            if _leak_wanders(d, a):
                 return DayState.IDLE
         return DayState.LIVED
     if water_h is None:
         # Electricity alone: idle only when it barely leaves its floor (no water meter to confirm).
         assert elec is not None
         return DayState.IDLE if elec <= a.idle_elec_kwh_without_water else DayState.VISIT
-    if water_h > 0 and d.water_night_m3_h and _leak_wanders(d, a):
+    if water_h > 0 and _leak_wanders(d, a):
         return DayState.IDLE
     if water_h > 0 or (elec is not None and elec > a.idle_elec_kwh and d.tenant_entries > 0):
         return DayState.VISIT

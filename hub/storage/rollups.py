@@ -56,12 +56,12 @@ WITH r AS (
 ), s AS (
     SELECT r.*, (prev_ts IS NOT NULL AND (flagged OR value < prev_value)) AS reset
     FROM r
-), m AS (
-    SELECT s.*, (prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval AND NOT reset) AS ok,
-           CASE WHEN prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval AND NOT reset
-                     AND ts > prev_ts
-                THEN ts - (ts - prev_ts) / 2 ELSE ts END AS at
+), o AS (
+    SELECT s.*, (prev_ts IS NOT NULL AND ts - prev_ts <= %(max_gap)s::interval AND NOT reset) AS ok
     FROM s
+), m AS (
+    SELECT o.*, CASE WHEN ok AND ts > prev_ts THEN ts - (ts - prev_ts) / 2 ELSE ts END AS at
+    FROM o
 ), i AS (
     SELECT unit_id, meter, ts, value, prev_ts, prev_value, reset, ok,
            (at AT TIME ZONE %(tz)s)::date AS day,
