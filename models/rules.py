@@ -26,7 +26,7 @@ from anju.models.features import (
 )
 
 POLICY_PATH = Path(__file__).with_name("policy.yaml")
-RULE_VERSION = "rules-5"  # bump when the logic of a rule changes; threshold changes show in Policy.version
+RULE_VERSION = "rules-6"  # bump when the logic of a rule changes; threshold changes show in Policy.version
 
 
 class _Frozen(BaseModel):
@@ -72,6 +72,7 @@ class SubletPolicy(_Frozen):
     group_days: int = Field(ge=1)
     group_water_ratio: float = Field(gt=1)
     move_water_ratio: float = Field(gt=1)
+    move_alone_ratio: float = Field(gt=1)
     move_gap_days: int = Field(ge=0)
     standing_min_record_days: int = Field(ge=1)
 

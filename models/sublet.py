@@ -1,7 +1,8 @@
 """The sublet rule: registered tenants gone from a flat that stays lived in, and who lives there instead.
 
 Three ways to a verdict (``SubletRule.evaluate``): a departure (the household stopped entering, through any
-method, or its faces vanished while its card is used) with new faces that arrived as it left; far more
+method, or its faces vanished while its card is used) with new faces that arrived as it left (or, with no
+face to place, a water use that halved or doubled as it left: other people's); far more
 water than households of the registered size use (a group rental); or, for sublets older than the record,
 faces settled on the unit's floor that no other flat there explains (``anju.models.standing``).
 """
@@ -308,14 +309,19 @@ class SubletRule:
         # Alone (no new face), the card must be less likely by chance than with one.
         lent_card = faces_only and entry_days - face_days >= p.min_card_days and (
             bool(aligned) or change <= p.lent_card_change_chance)
-        if not aligned and not lent_card:
+        days = series.days
+        levels = changed_water_levels(days, left=left, policy=pol.activity, ratio=p.move_water_ratio)
+        other_household = levels is not None and not (
+            1 / p.move_alone_ratio < levels[1] / levels[0] < p.move_alone_ratio)
+        if not aligned and not lent_card and not other_household:
             # Tenants who stop passing the gate (car-park door, side entrance) while still living there
-            # look the same on the meters; only new recurring faces tell a new occupant apart.
+            # look the same on the meters: their water stays theirs. Without new recurring faces, only a
+            # water use that halved or doubled as they stopped tells a new occupant apart.
             return verdict(Outcome.CLEAR, 0.0, [Reason(
                 "no_new_faces", "Registered entries stopped, but no recurring stranger appeared as they "
-                "stopped: likely another entrance, not a new occupant.",
+                "stopped and the flat's water stayed its household's: likely another entrance, not a new "
+                "occupant.",
             )])
-        days = series.days
         active = window_median(days, "elec_active_kwh", start=ctx.start, end=ctx.end)
         water_hours = window_median(days, "water_active_hours", start=ctx.start, end=ctx.end)
 
@@ -365,7 +371,6 @@ class SubletRule:
                 value=len(aligned), baseline=0, unit="tracks",
             )]),
         ]
-        levels = changed_water_levels(days, left=left, policy=pol.activity, ratio=p.move_water_ratio)
         if levels is not None:
             reasons.append(Reason(
                 "water_level_changed",

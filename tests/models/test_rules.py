@@ -1,4 +1,4 @@
-"""Vacancy and sublet rules (rules-5: activity signatures) on hand-made series, with the hard negatives
+"""Vacancy and sublet rules (rules-6: activity signatures) on hand-made series, with the hard negatives
 they must survive and the reasons an inspector reads."""
 
 from __future__ import annotations
@@ -74,15 +74,15 @@ def days_between(first: date, last: date, step: int = 1) -> list[date]:
 def test_policy_carries_the_legal_horizon_and_a_versioned_digest(policy: Policy, tmp_path: Path) -> None:
     assert policy.legal_idle_horizon_days == 180
     assert policy.window_days == 21 and policy.history_days == 180
-    assert RULE_VERSION == "rules-5"
-    assert policy.version.startswith("rules-5+p") and len(policy.version) == len("rules-5+p") + 8
+    assert RULE_VERSION == "rules-6"
+    assert policy.version.startswith("rules-6+p") and len(policy.version) == len("rules-6+p") + 8
     text = POLICY_PATH.read_text(encoding="utf-8")
     assert "min_idle_days: 22" in text
     changed = tmp_path / "p.yaml"
     changed.write_text(text.replace("min_idle_days: 22", "min_idle_days: 23"), encoding="utf-8")
     other = Policy.load(changed)
     assert other.vacancy.min_idle_days == 23 and other.version != policy.version
-    assert other.version.startswith("rules-5+p")
+    assert other.version.startswith("rules-6+p")
 
 
 # --- vacancy -----------------------------------------------------------------------------------------------
@@ -322,6 +322,26 @@ def test_side_door_household_is_not_a_sublet(policy: Policy) -> None:
     # Took to the side door before the data starts: no moment at which they stopped.
     _, always = judge(policy, series(change_from=START, **SUBLET))
     assert always.outcome is Outcome.CLEAR and codes(always) == {"no_presence_change"}
+
+
+@pytest.mark.parametrize("water", [0.12, 0.15, 0.6, 0.75])
+def test_tenants_gone_and_the_water_halved_or_doubled_is_a_sublet_without_a_new_face(
+        policy: Policy, water: float) -> None:
+    # Subtenants who all came in behind someone, or whose faces went to another departure in the
+    # building: the flat's water (0.30 m³/day before) says other people live there.
+    _, sub = judge(policy, series(change_from=MOVED_OUT, **{**SUBLET, "water": water}))
+    assert sub.outcome is Outcome.FLAGGED and "recurring_strangers" not in codes(sub)
+    changed = reason(sub, "water_level_changed")
+    assert (changed.baseline, changed.value) == (0.3, water)
+
+
+@pytest.mark.parametrize("water", [0.16, 0.25, 0.45, 0.58])
+def test_a_side_door_household_whose_water_moved_less_than_twofold_is_not_a_sublet(
+        policy: Policy, water: float) -> None:
+    # Within a factor of two of the 0.30 before: the household's own use, give or take (a guest, a trip
+    # short of a whole day away, the season).
+    _, sub = judge(policy, series(change_from=MOVED_OUT, **{**SUBLET, "water": water}))
+    assert sub.outcome is Outcome.CLEAR and codes(sub) == {"no_new_faces"}
 
 
 def test_a_weekly_relative_is_not_a_new_occupant(policy: Policy) -> None:
