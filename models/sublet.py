@@ -214,7 +214,12 @@ class SubletRule:
         face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
         absent = w.tenant_entry_days <= p.max_entry_days and (
             b.gate_days == 0 or b.tenant_entry_days <= p.max_presence_share_after * b.gate_days)
-        present = not absent and face_days > p.max_face_days
+        # Their own faces, on more days than drop-bys give; or, where they enter on more days than that and
+        # mix card and face, on as large a share of those days as before (3 faces in 4 entries is the
+        # household itself, not a drop-by among others who carry its card).
+        present = not absent and face_days > 0 and (face_days > p.max_face_days or (
+            w.tenant_entry_days > p.max_entry_days
+            and face_change_chance(series.days, left=ctx.start, end=ctx.end) > p.max_face_change_chance))
         bar = p.crowding_ratio_present if present else p.crowding_ratio
         if crowd.ratio < bar:
             return None

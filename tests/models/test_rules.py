@@ -3,6 +3,7 @@ they must survive and the reasons an inspector reads."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from anju.models.rules import (
     Reason,
     RuleFinding,
     VacancyRule,
+    face_days_between,
 )
 from anju.models.strangers import arrival_events, attribute_strangers, stranger_chance
 from anju.models.sublet import SubletRule, face_change_chance, presence_change_chance
@@ -588,6 +590,35 @@ def test_a_household_with_someone_living_in_is_no_group_rental_but_the_same_wate
     card = series(change_from=START, water=0.36, faces=0)
     held = rule.evaluate(card, as_of=AS_OF, crowd=_crowd(0.36, 0.36))
     assert held.outcome is Outcome.FLAGGED and "tenants_card_only" in codes(held)
+
+
+def test_a_household_that_mixes_card_and_face_as_it_always_did_is_present_for_the_crowding_bar(
+    policy: Policy,
+) -> None:
+    """Three face days in the window are a drop-by's where others use the card on every other day, but the
+    household itself where it showed its face on about that share of its entry days all along (a pensioner
+    who mostly taps the card): three times its peers' water is then a heavy user or a carer, not a group."""
+    rule = SubletRule(policy)
+    window = [AS_OF - timedelta(days=k) for k in range(21)]
+    faces_in_window = set(window[2::7])  # 3 of the window's 21 entry days
+
+    def mixed(face_day: Callable[[date, int], bool]) -> UnitSeries:
+        s = series(water=0.36)
+        return with_days(s, {d.day: {"water": 0.36, "entries": 1, "faces": int(face_day(d.day, i))}
+                             for i, d in enumerate(s.days)})
+
+    always = mixed(lambda d, i: d in faces_in_window if d in window else i % 5 == 0)  # a face 1 day in 5
+    assert face_days_between(always.days, start=window[-1], end=AS_OF) == 3
+    kept = rule.evaluate(always, as_of=AS_OF, crowd=_crowd(0.36, 0.36))
+    assert kept.outcome is Outcome.CLEAR
+    # The same window after a face on every entry day before: the card is someone else's now.
+    changed = mixed(lambda d, i: d in faces_in_window if d in window else True)
+    held = rule.evaluate(changed, as_of=AS_OF, crowd=_crowd(0.36, 0.36))
+    assert held.outcome is Outcome.FLAGGED and "tenants_card_only" in codes(held)
+    # A drop-by's faces alone (no more entry days than drop-bys give) never make a household present.
+    drops = with_days(series(change_from=WINDOW_START, water=0.36, entries=0),
+                      {d: {"water": 0.36, "entries": 1} for d in window[2::7]})
+    assert rule.evaluate(drops, as_of=AS_OF, crowd=_crowd(0.36, 0.36)).outcome is Outcome.FLAGGED
 
 
 def test_crowding_compares_households_of_the_same_registered_size_in_the_same_estate() -> None:
