@@ -205,10 +205,12 @@ class SubletRule:
                      verdict: RuleFinding) -> RuleFinding | None:
         """More people than the lease lists: water well above what households of its registered size use,
         in the window and over the baseline days before (visiting relatives do not stay that long). Where
-        the tenants' own faces are seen at the gate on more days than drop-bys give, they live here, and a
-        carer or partner living in reaches ``crowding_ratio`` too: only a group rental (群租) reaches
-        ``crowding_ratio_present``. Where they are gone from the gate, or only their card is used (it says
-        nothing of who carries it, also where nobody enrolled a face), ``crowding_ratio`` is the evidence."""
+        the tenants' own faces are seen at the gate on more days than drop-bys give (or, where they enter on
+        more days than that, on some of them and on as large a share as before: a household that mostly
+        taps the card), they live here, and a carer or partner living in reaches ``crowding_ratio`` too:
+        only a group rental (群租) reaches ``crowding_ratio_present``. Where they are gone from the gate, or
+        only their card is used (it says nothing of who carries it, also where nobody enrolled a face),
+        ``crowding_ratio`` is the evidence."""
         pol, p = self.policy, self.policy.sublet
         w, b = ctx.window, ctx.baseline
         face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
