@@ -212,6 +212,8 @@ class SubletRule:
         only their card is used (it says nothing of who carries it, also where nobody enrolled a face),
         ``crowding_ratio`` is the evidence."""
         pol, p = self.policy, self.policy.sublet
+        if crowd.ratio < min(p.crowding_ratio, p.crowding_ratio_present):
+            return None  # under both bars (most units): whose faces are seen need not be asked
         w, b = ctx.window, ctx.baseline
         face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
         absent = w.tenant_entry_days <= p.max_entry_days and (
