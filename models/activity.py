@@ -258,8 +258,13 @@ def changed_water_levels(
     """``water_levels`` where after and before differ by ``ratio`` or more either way (the occupants
     changed), else None: what the face attribution weighs and the alert then says."""
     levels = water_levels(days, left=left, policy=policy)
+    return levels if levels_differ(levels, ratio) else None
+
+
+def levels_differ(levels: tuple[float, float] | None, ratio: float) -> bool:
+    """Whether after and before (``water_levels``) differ by ``ratio`` or more either way."""
     shift = _ratio(levels)
-    return levels if shift is not None and not 1 / ratio < shift < ratio else None
+    return shift is not None and not 1 / ratio < shift < ratio
 
 
 def _ratio(levels: tuple[float, float] | None) -> float | None:

@@ -14,7 +14,13 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Literal
 
-from anju.models.activity import changed_water_levels, life_counts, occupied_days, presence_end
+from anju.models.activity import (
+    changed_water_levels,
+    levels_differ,
+    life_counts,
+    occupied_days,
+    presence_end,
+)
 from anju.models.enrolment import binomial_cdf, by_enrolment
 from anju.models.features import Crowding, DailyFeatures, PeerStats, StrangerTrack, UnitSeries
 from anju.models.rules import (
@@ -320,9 +326,7 @@ class SubletRule:
             bool(aligned) or change <= p.lent_card_change_chance)
         days = series.days
         levels = changed_water_levels(days, left=left, policy=pol.activity, ratio=p.move_water_ratio)
-        other_household = levels is not None and not (
-            1 / p.move_alone_ratio < levels[1] / levels[0] < p.move_alone_ratio)
-        if not aligned and not lent_card and not other_household:
+        if not aligned and not lent_card and not levels_differ(levels, p.move_alone_ratio):
             # Tenants who stop passing the gate (car-park door, side entrance) while still living there
             # look the same on the meters: their water stays theirs. Without new recurring faces, only a
             # water use that halved or doubled as they stopped tells a new occupant apart.
