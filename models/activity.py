@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from statistics import median
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -162,12 +163,22 @@ class LifeCounts:
 def life_counts(
     days: Sequence[DailyFeatures], *, start: date, end: date, policy: ActivityPolicy
 ) -> LifeCounts:
-    """Count the day states in ``[start, end]``; days absent from ``days`` are unknown."""
+    """Count the day states in ``[start, end]``; days absent from ``days`` are unknown.
+
+    As in ``idle_run``, "visits" closer together than ``min_visit_gap_days`` are somebody living there on
+    little (a lodger who comes home at night, showers at work and cooks nothing), not drop-bys: they count
+    as lived. A drop-by's visits stand days apart, with the empty flat's idle days between them.
+    """
     counts = dict.fromkeys(DayState, 0)
     seen = 0
-    for d in days:
-        if start <= d.day <= end:
-            counts[day_state(d, policy)] += 1
+    states = {d.day: day_state(d, policy) for d in days
+              if start - timedelta(days=policy.min_visit_gap_days) <= d.day <= end}
+    visits = sorted(day for day, s in states.items() if s is DayState.VISIT)
+    gap = policy.min_visit_gap_days
+    close = {day for a, b in pairwise(visits) if (b - a).days < gap for day in (a, b)}
+    for day, state in states.items():
+        if start <= day <= end:
+            counts[DayState.LIVED if state is DayState.VISIT and day in close else state] += 1
             seen += 1
     missing = (end - start).days + 1 - seen
     return LifeCounts(lived=counts[DayState.LIVED], visit=counts[DayState.VISIT], idle=counts[DayState.IDLE],

@@ -184,6 +184,30 @@ def test_life_counts_without_any_data_have_no_lived_share(act: ActivityPolicy) -
     assert counts.known == 0 and counts.unknown == 21 and counts.lived_share == 0.0
 
 
+def test_visits_days_apart_stay_visits_but_visits_day_after_day_are_someone_living_on_little(
+        act: ActivityPolicy) -> None:
+    # A drop-by once a week in an empty flat: visits. The same light days (an entry, two water hours,
+    # a little light) day after day: a lodger who showers at work and cooks nothing lives there.
+    start = AS_OF - timedelta(days=20)
+    weekly = run_of(*([VISIT] + [EMPTY] * 6) * 3)
+    counts = life_counts(weekly, start=start, end=AS_OF, policy=act)
+    assert (counts.lived, counts.visit, counts.idle) == (0, 3, 18)
+    daily = run_of(*[VISIT] * 21)
+    counts = life_counts(daily, start=start, end=AS_OF, policy=act)
+    assert (counts.lived, counts.visit, counts.lived_share) == (21, 0, 1.0)
+    # Every other day is living on little too; so is a visit whose partner lies the day before the window.
+    alternate = run_of(*[VISIT, EMPTY] * 10, VISIT)
+    counts = life_counts(alternate, start=start, end=AS_OF, policy=act)
+    assert (counts.lived, counts.visit, counts.idle) == (11, 0, 10)
+    edge = run_of(VISIT, VISIT, *[EMPTY] * 20)  # 22 days: the first is the day before the window
+    counts = life_counts(edge, start=start, end=AS_OF, policy=act)
+    assert (counts.lived, counts.visit, counts.idle) == (1, 0, 20)
+    # Five days apart (min_visit_gap_days) is a drop-by's rhythm, not a life.
+    five = run_of(*([VISIT] + [EMPTY] * 4) * 4, VISIT)
+    counts = life_counts(five, start=start, end=AS_OF, policy=act)
+    assert (counts.lived, counts.visit) == (0, 5)
+
+
 # --- presence_end ----------------------------------------------------------------------------------------
 
 

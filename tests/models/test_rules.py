@@ -383,6 +383,21 @@ def test_lent_card_is_flagged_when_faces_vanish_while_the_card_is_used(policy: P
     assert both.outcome is Outcome.FLAGGED and {"tenant_faces_vanished", "recurring_strangers"} <= codes(both)
 
 
+def test_a_lent_card_to_a_lodger_who_lives_on_little_is_a_sublet(policy: Policy) -> None:
+    # The household (faces at the gate, 0.3 m³ and 8 kWh a day) left; a lodger carries its card home every
+    # night and lives on little: 60 L of water in two hours, 1.5 kWh, no cooking. Each such day alone looks
+    # like a drop-by; day after day they are a life (as the vacancy rule's idle run already read them).
+    lodger = dict(elec=1.5, water=0.06, gas=0.0, entries=1, faces=0, strangers=3)
+    _, sub = judge(policy, series(change_from=MOVED_OUT, **lodger))
+    assert sub.outcome is Outcome.FLAGGED and "tenant_faces_vanished" in codes(sub)
+    assert reason(sub, "flat_lived_in").value == 1.0
+    # The same light days once a week, the flat empty between them, are the tenant dropping by.
+    weekly = with_days(series(change_from=MOVED_OUT, **EMPTY),
+                       {d: lodger for d in days_between(MOVED_OUT, AS_OF, step=7)})
+    _, visits = judge(policy, weekly)
+    assert visits.outcome is Outcome.CLEAR
+
+
 def test_lent_card_needs_seven_card_days(policy: Policy) -> None:
     lived_no_entry = {**SUBLET, "strangers": 0}
     card = {**lived_no_entry, "entries": 1, "faces": 0}
