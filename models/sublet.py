@@ -74,11 +74,13 @@ class SubletRule:
         """
         p = self.policy.sublet
         days = occupied_days(series.days, self.policy.activity)
+        kept = {d.day for d in days}
         left = presence_end(
             days, end=ctx.end, lookback_days=p.lookback_days,
             min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
             max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
-            min_days_after=p.min_absent_gate_days, faces_only=faces_only)
+            min_days_after=p.min_absent_gate_days, faces_only=faces_only,
+            empty=[d for d in series.days if d.day not in kept])
         if left is None:
             return None
         # A habit known from less than half the lookback (the record began a week or two before) is

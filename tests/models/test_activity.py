@@ -236,6 +236,28 @@ def test_presence_end_is_the_first_day_without_tenants() -> None:
     assert ended(run_of(*drop_by)) == LEFT
 
 
+def test_days_the_flat_stood_empty_between_households_open_the_absence(act: ActivityPolicy) -> None:
+    """The household leaves on LEFT; the flat stands empty for two days before the subtenants move in; the
+    tenant drops by on the seventh day. The sublet rule leaves the empty days out of the shares (they are
+    the vacancy rule's question), but they are days of nobody at the gate: with them, the first week after
+    LEFT is clean and the departure is dated to it, not to the weeks after the drop-by."""
+    days = run_of(*[{}] * 40, {"entries": 0}, EMPTY, EMPTY, *[{"entries": 0}] * 4, {"entries": 1},
+                  *[{"entries": 0}] * 22)
+    kept = [d for d in days if day_state(d, act) is not DayState.IDLE]
+    empty = [d for d in days if day_state(d, act) is DayState.IDLE]
+    assert len(empty) == 2
+
+    def end(**kw: Any) -> date | None:
+        return presence_end(kept, end=AS_OF, lookback_days=21, min_share_before=0.2, max_share_after=0.15,
+                            min_days_after=10, **kw)
+
+    assert end(empty=empty) == LEFT
+    assert end() == LEFT + timedelta(days=8)  # without them: dated after the drop-by
+    # An empty day does not hide an entry: a drop-by on an empty day still breaks the first week.
+    visited = [d._replace(tenant_entries=1) if d.day == empty[0].day else d for d in empty]
+    assert end(empty=visited) == LEFT + timedelta(days=8)
+
+
 def test_presence_end_is_none_while_tenants_keep_entering() -> None:
     assert ended(run_of(*[{}] * 70)) is None
     # Tenants who enter on one day in three still live there: no end.
