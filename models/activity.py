@@ -287,3 +287,47 @@ def levels_differ(levels: tuple[float, float] | None, ratio: float) -> bool:
 
 def _ratio(levels: tuple[float, float] | None) -> float | None:
     return None if levels is None or levels[0] <= 0 else levels[1] / levels[0]
+
+
+LEVEL_MIN_DAYS = 14  # of a four-week span, days not standing empty needed for its level (half of them)
+
+
+def people_water(d: DailyFeatures) -> float | None:
+    """Water people used that day: above the day's floor (``water_active_m3``), so that a leak's or a
+    dripping cistern's steady flow, which runs day and night with nobody there, is left out."""
+    return d.water_active_m3
+
+
+def people_level(
+    days: Sequence[DailyFeatures], *, start: date, end: date, policy: ActivityPolicy
+) -> float | None:
+    """Median ``people_water`` over the days from ``start`` to ``end`` the flat did not stand empty, or None
+    with fewer than ``LEVEL_MIN_DAYS`` of them (a trip is no change of occupants)."""
+    used = [w for d in days if start <= d.day <= end and day_state(d, policy) is not DayState.IDLE
+            and (w := people_water(d)) is not None]
+    return median(used) if len(used) >= LEVEL_MIN_DAYS else None
+
+
+def lowest_level(
+    days: Sequence[DailyFeatures], *, since: date | None, before: date, policy: ActivityPolicy
+) -> tuple[float, date] | None:
+    """The household's own use at its most frugal: the lowest ``people_level`` of any four weeks (stepping
+    a week back from ``before``, the day after the last) on record from ``since`` (its lease), and the
+    first day of those weeks; None without four such weeks.
+
+    What a flat's registered people use is best read off their own record: a frugal couple uses half of
+    what couples in its estate use, and a group that moves in multiplies that, not the estate's median.
+    """
+    first = min((d.day for d in days), default=None)
+    if first is None:
+        return None
+    if since is not None:
+        first = max(first, since)
+    best: tuple[float, date] | None = None
+    lo = before - timedelta(days=MOVE_SPAN_DAYS)
+    while lo >= first:
+        level = people_level(days, start=lo, end=lo + timedelta(days=MOVE_SPAN_DAYS - 1), policy=policy)
+        if level is not None and (best is None or level < best[0]):
+            best = (level, lo)
+        lo -= timedelta(days=7)
+    return best

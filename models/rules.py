@@ -71,6 +71,7 @@ class SubletPolicy(_Frozen):
     group_min_faces: int = Field(ge=2)
     group_days: int = Field(ge=1)
     group_water_ratio: float = Field(gt=1)
+    group_min_stay_days: int = Field(ge=1)
     move_water_ratio: float = Field(gt=1)
     move_alone_ratio: float = Field(gt=1)
     move_gap_days: int = Field(ge=0)

@@ -15,7 +15,7 @@ import gc
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -250,7 +250,7 @@ def judge(
 def _judge(
     conn: psycopg.Connection, *, as_of: date, policy: Policy, estates: Batch, models: bool, tz: str,
 ) -> Judged:
-    all_series, baselines, _ = load_series(conn, as_of=as_of, policy=policy, estates=estates, tz=tz)
+    all_series, baselines, lo = load_series(conn, as_of=as_of, policy=policy, estates=estates, tz=tz)
     # Each unit's window and baseline summarised once, for the peers, the anomaly and both rules.
     contexts = {s.unit_id: rule_context(s, as_of=as_of, policy=policy) for s in all_series}
     windows = {u: c.window for u, c in contexts.items()}
@@ -259,6 +259,7 @@ def _judge(
     crowds = crowding({s.unit_id: (s.estate_id, s.household_size, windows[s.unit_id].water_median,
                                    baselines[s.unit_id].water_median) for s in all_series},
                       min_peers=policy.sublet.crowding_min_peers)
+    all_series = _with_record(conn, all_series, contexts, crowds, lo=lo, as_of=as_of, policy=policy)
     claimed = _claimed_strangers(all_series, contexts, sublet, crowds)
     standing = _standing(all_series, as_of=as_of, rule=sublet)
     explained = _explained_by_others(all_series, claimed)
@@ -380,6 +381,30 @@ def run_detection(
             acted += act(conn, flagged=j.flagged, as_of=as_of, policy=policy, anomalies=anomalies,
                          learned=learned)
         return detection_result(as_of, judged, acted)
+
+
+def _with_record(
+    conn: psycopg.Connection, all_series: list[UnitSeries], contexts: dict[str, RuleContext],
+    crowds: dict[str, Crowding], *, lo: date, as_of: date, policy: Policy,
+) -> list[UnitSeries]:
+    """``all_series`` with the whole record of each unit whose water now reaches a group's
+    (``group_water_ratio`` times its peers') but was loaded with its window only (``load_series`` leaves
+    the record of units with many entry days out): the group rule weighs its use against its own
+    record (``SubletRule.grown``). Their contexts are made again from it (updated in place)."""
+    ratio = policy.sublet.group_water_ratio
+    short = [s.unit_id for s in all_series
+             if (c := crowds.get(s.unit_id)) is not None and c.window_water >= ratio * c.window_peers
+             and not any(d.day < contexts[s.unit_id].start for d in s.days)]
+    if not short:
+        return all_series
+    record = days_of(conn, short, lo=lo, as_of=as_of)
+    out = []
+    for s in all_series:
+        if s.unit_id in record:
+            s = replace(s, days=record[s.unit_id])
+            contexts[s.unit_id] = rule_context(s, as_of=as_of, policy=policy)
+        out.append(s)
+    return out
 
 
 def _claimed_strangers(

@@ -397,3 +397,41 @@ def test_a_card_in_daily_use_whose_enrolled_faces_never_show_is_flagged_end_to_e
     assert [a[0] for a in alerts] == ["E01-1-0101"]
     codes = {r["code"] for r in alerts[0][1]}
     assert codes == {"enrolled_face_unseen", "flat_lived_in"}
+
+
+def test_a_group_in_a_busy_frugal_households_flat_is_judged_on_its_whole_record(
+    conn: psycopg.Connection,
+) -> None:
+    """A couple that taps its card every day (no face enrolled) used 0.12 m³ a day, half its peers' 0.22;
+    for seven weeks its flat has used 0.40. Busy at the gate, it is loaded with its window only, which
+    cannot say that the water more than tripled: detection loads its record because its water reached a
+    group's, and the group rule finds the rise against its own use."""
+    from anju.hub.detection.load import load_series
+    from anju.models.rules import Policy
+
+    def add(unit_id: str, water_before: float, water_after: float, faces: int) -> None:
+        add_unit(conn, unit_id)
+        conn.execute("UPDATE units SET household_size = 2, faces_enrolled = %s WHERE unit_id = %s",
+                     (1 if faces else 0, unit_id))
+        rows = []
+        for i in range(130):
+            d = AS_OF - timedelta(days=129 - i)
+            w = water_after if (AS_OF - d).days < 49 else water_before
+            rows.append((unit_id, d, 7.5, w, 0.4, 24, 24, 24, 2, 1, 40, 6.5, 10, w, 8, 2, faces))
+        with conn.cursor() as cur:
+            cur.executemany(INSERT_ACTIVE, rows)
+
+    add("E01-1-0101", 0.12, 0.40, faces=0)
+    for k in range(2, 8):
+        add(f"E01-1-01{k:02d}", 0.22, 0.22, faces=2)
+    conn.commit()
+    policy = Policy.load()
+    loaded = {s.unit_id: s for s in load_series(conn, as_of=AS_OF, policy=policy)[0]}
+    assert len(loaded["E01-1-0101"].days) == policy.window_days  # busy: its window only
+    result = run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    assert (result.flagged_vacancy, result.flagged_sublet) == (0, 1)
+    unit_id, reasons = conn.execute("SELECT unit_id, reasons FROM alerts WHERE kind = 'sublet'").fetchone()
+    assert unit_id == "E01-1-0101"
+    grown = next(r for r in reasons if r["code"] == "water_grown")
+    assert (grown["value"], grown["baseline"]) == (0.4, 0.12)

@@ -583,6 +583,45 @@ def test_a_group_rental_is_a_sublet_even_while_the_tenants_card_is_in_daily_use(
     assert SubletRule(policy).evaluate(leak, as_of=AS_OF, crowd=_crowd(1.2, 1.2)).outcome is Outcome.CLEAR
 
 
+def test_a_group_in_a_frugal_households_flat_is_found_against_its_own_record(policy: Policy) -> None:
+    """A couple that taps its card (no face enrolled) and uses 0.12 m³ a day, half of what the estate's
+    couples use (0.22). Seven weeks ago the water rose to 0.40: 1.8 times its peers, under the crowding
+    bar, but 3.3 times its own. A group (群租) lives there; relatives on a holiday visit leave within weeks,
+    and a rise to twice its own, or to no more than a household's use, is a household's."""
+    rule = SubletRule(policy)
+    card = dict(entries=2, faces=0)
+
+    def flat(water: float, since_days: int) -> UnitSeries:
+        return series(change_from=AS_OF - timedelta(days=since_days - 1), water=water, **card)
+
+    def judged(s: UnitSeries, window: float, base: float, peers: float = 0.22) -> RuleFinding:
+        return rule.evaluate(replace(s, days=tuple(d._replace(tenant_face_entries=0) for d in s.days)),
+                             as_of=AS_OF, crowd=_crowd(window, base, peers=peers, size=2))
+
+    frugal = replace(flat(0.4, 49), days=tuple(
+        d if d.day >= AS_OF - timedelta(days=48) else d._replace(water_m3=0.12, water_active_m3=0.12)
+        for d in flat(0.4, 49).days))
+    group = judged(frugal, 0.4, 0.3)
+    assert group.outcome is Outcome.FLAGGED and {"water_grown", "water_crowding"} <= codes(group)
+    grown = reason(group, "water_grown")
+    assert (grown.value, grown.baseline) == (0.4, 0.12) and "3.3 times" in grown.text
+    assert "more people live here than the lease lists" not in reason(group, "water_crowding").text
+    # Four weeks of it: a long visit, not yet a group (the bar holds for 42 days, window and before).
+    visit = replace(frugal, days=tuple(
+        d._replace(water_m3=0.12, water_active_m3=0.12) if d.day < AS_OF - timedelta(days=27) else d
+        for d in frugal.days))
+    assert judged(visit, 0.4, 0.2).outcome is Outcome.CLEAR
+    # Twice its own use: a household's (a guest, the season).
+    twice = replace(frugal, days=tuple(d._replace(water_m3=0.24, water_active_m3=0.24)
+                                       if d.day >= AS_OF - timedelta(days=48) else d for d in frugal.days))
+    assert judged(twice, 0.24, 0.2, peers=0.12).outcome is Outcome.CLEAR
+    # The same rise where the estate's couples use 0.3: no more than a household's use, not asked.
+    assert judged(frugal, 0.4, 0.3, peers=0.3).outcome is Outcome.CLEAR
+    # A leak: 0.28 m³ a day flowing day and night, the couple's own use (above the floor) unchanged.
+    leak = replace(frugal, days=tuple(d._replace(water_active_m3=0.12) for d in frugal.days))
+    assert judged(leak, 0.4, 0.3).outcome is Outcome.CLEAR
+
+
 def test_a_household_with_someone_living_in_is_no_group_rental_but_the_same_water_without_the_tenants_is(
     policy: Policy,
 ) -> None:
