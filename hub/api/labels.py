@@ -210,6 +210,12 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "The flat's water changed as the registered tenants stopped appearing: another household's use",
         "vs_before",
     ),
+    "water_grown": (
+        "用水达本户最节省四周的数倍，且已持续六周：住的人比原来多得多（疑似群租）",
+        "Water several times the household's own most frugal four weeks, for six weeks now: far more people "
+        "live here than before (a group rental?)",
+        "vs_before",
+    ),
     "water_crowding": (
         "用水远超同户籍人数家庭：实际居住人数多于租约（疑似群租）",
         "Water far above households of the same registered size: more people live here than the lease lists",
