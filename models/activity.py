@@ -12,6 +12,7 @@ Each known day is LIVED, a VISIT (a little activity: someone dropped by for an h
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -323,11 +324,16 @@ def lowest_level(
         return None
     if since is not None:
         first = max(first, since)
+    used = sorted((d.day, w) for d in days if first <= d.day < before and (w := people_water(d)) is not None
+                  and day_state(d, policy) is not DayState.IDLE)
+    on = [day for day, _ in used]
     best: tuple[float, date] | None = None
     lo = before - timedelta(days=MOVE_SPAN_DAYS)
     while lo >= first:
-        level = people_level(days, start=lo, end=lo + timedelta(days=MOVE_SPAN_DAYS - 1), policy=policy)
-        if level is not None and (best is None or level < best[0]):
-            best = (level, lo)
+        i, j = bisect_left(on, lo), bisect_left(on, lo + timedelta(days=MOVE_SPAN_DAYS))
+        if j - i >= LEVEL_MIN_DAYS:
+            level = median(w for _, w in used[i:j])
+            if best is None or level < best[0]:
+                best = (level, lo)
         lo -= timedelta(days=7)
     return best
