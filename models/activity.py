@@ -337,3 +337,36 @@ def lowest_level(
                 best = (level, lo)
         lo -= timedelta(days=7)
     return best
+
+
+def water_rise(
+    days: Sequence[DailyFeatures], *, end: date, policy: ActivityPolicy, ratio: float
+) -> tuple[date, float, float] | None:
+    """The day on or before ``end`` from which the water people used (``people_water``: a leak left out)
+    rose most, as ``water_levels`` compares it (the four weeks before over the four weeks after, the days
+    of the move and those the flat stood empty left out), where it rose by ``ratio`` or more; with the
+    levels before and after. None where it never did: people moved in then, whether or not anyone left."""
+    used = sorted((d.day, w) for d in days if d.day <= end and (w := people_water(d)) is not None
+                  and day_state(d, policy) is not DayState.IDLE)
+    if not used:
+        return None
+    on = [day for day, _ in used]
+
+    def level(lo: date, hi: date) -> float | None:
+        i, j = bisect_left(on, lo), bisect_left(on, hi)
+        return median(w for _, w in used[i:j]) if j - i >= MOVE_MIN_DAYS else None
+
+    # The days of the largest rise (the days either side of a move are left out, so a clean step is as
+    # large for a week): the middle one is the move.
+    rises: list[tuple[date, float, float]] = []
+    t = on[0] + timedelta(days=MOVE_SPAN_DAYS)
+    while t <= end:
+        before = level(t - timedelta(days=MOVE_SPAN_DAYS), t - timedelta(days=MOVE_GAP_DAYS))
+        after = level(t + timedelta(days=MOVE_GAP_DAYS), t + timedelta(days=MOVE_SPAN_DAYS + MOVE_GAP_DAYS))
+        if before is not None and after is not None and before > 0 and after >= ratio * before:
+            if rises and after / before > rises[0][2] / rises[0][1]:
+                rises = []
+            if not rises or after / before == rises[0][2] / rises[0][1]:
+                rises.append((t, before, after))
+        t += timedelta(days=1)
+    return rises[len(rises) // 2] if rises else None

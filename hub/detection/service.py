@@ -29,7 +29,7 @@ from anju.hub.cases.suppression import may_flag
 from anju.hub.detection.learned import latest_verdict_model
 from anju.hub.detection.load import Batch, days_of, estate_batches, history_start, load_series
 from anju.hub.tenancy.filing import FilingSettings
-from anju.models.activity import changed_water_levels
+from anju.models.activity import changed_water_levels, water_rise
 from anju.models.anomaly import AnomalyScores, Baseline, UnitAnomaly, score_units, unit_measures
 from anju.models.features import (
     Crowding,
@@ -416,12 +416,22 @@ def _claimed_strangers(
     Faces that two or more departures in a building line up with are several households moving in, not
     one group (``SubletRule.aligned``): first each departure's faces with no group rule, to count them.
     """
+    p = rule.policy.sublet
+    grouped = {u for u, c in crowds.items() if c.window_water >= p.group_water_ratio * c.window_peers}
     departures: list[tuple[UnitSeries, date]] = []
     for s in all_series:
         if s.strangers:
             found = rule.departure(s, contexts[s.unit_id])
             if found is not None:
                 departures.append((s, found[0]))
+            elif s.unit_id in grouped:
+                # People moved in whether or not anyone left (a group on the tenant's card, or with the
+                # tenant): the day its water doubled claims the faces that came then, as a departure
+                # does, so that they do not line up with a household elsewhere that took to a side door.
+                rise = water_rise(s.days, end=contexts[s.unit_id].end, policy=rule.policy.activity,
+                                  ratio=p.move_alone_ratio)
+                if rise is not None:
+                    departures.append((s, rise[0]))
     lined_up: dict[tuple[str, str | None], Counter[str]] = defaultdict(Counter)
     for s, left in departures:
         every = rule.aligned(s, left=left, end=contexts[s.unit_id].end, shared=[t.track for t in s.strangers])
@@ -434,8 +444,6 @@ def _claimed_strangers(
         tracks = rule.aligned(s, left=left, end=contexts[s.unit_id].end, crowd=crowds.get(s.unit_id),
                               shared=shared)
         claims[(s.estate_id, s.building)][s.unit_id] = (left, tracks)
-    p = rule.policy.sublet
-    grouped = {u for u, c in crowds.items() if c.window_water >= p.group_water_ratio * c.window_peers}
     moved = {s.unit_id for s, left in departures if changed_water_levels(
         s.days, left=left, policy=rule.policy.activity, ratio=p.move_water_ratio) is not None}
     out: dict[str, tuple[StrangerTrack, ...]] = {}

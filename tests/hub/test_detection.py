@@ -435,3 +435,40 @@ def test_a_group_in_a_busy_frugal_households_flat_is_judged_on_its_whole_record(
     assert unit_id == "E01-1-0101"
     grown = next(r for r in reasons if r["code"] == "water_grown")
     assert (grown["value"], grown["baseline"]) == (0.4, 0.12)
+
+
+def test_a_group_that_moved_in_beside_its_tenant_claims_its_faces_from_a_side_door_household() -> None:
+    """One entrance-only building: a household took to the car-park door (its water unchanged) on day L; a
+    week later a group moved into a flat whose tenant's card goes on being used every day (no departure)
+    and whose water tripled. The group's two faces, first seen the day after, are the group flat's: the
+    day its water rose claims them as a departure would, and the side-door household keeps none."""
+    from dataclasses import replace
+
+    from anju.hub.detection.service import _claimed_strangers
+    from anju.models.features import Crowding, StrangerTrack
+    from anju.models.rules import Policy, rule_context
+    from anju.models.sublet import SubletRule
+    from tests.models import factories as f
+
+    policy = Policy.load()
+    left = f.AS_OF - timedelta(days=45)
+    moved_in = left + timedelta(days=7)
+    faces = tuple(StrangerTrack(f"g-{i}", first_seen=moved_in + timedelta(days=1), days_in_window=15,
+                                days_seen=35) for i in range(2))
+    side_door = replace(f.series(unit_id="E01-1-0101", change_from=left, tracks=faces, elec=7.0, water=0.3,
+                                 entries=0, strangers=3), building="1")
+    group = replace(f.series(unit_id="E01-1-0102", change_from=moved_in, tracks=faces, water=0.9,
+                             entries=3, faces=0, strangers=3), building="1")
+    group = replace(group, days=tuple(d._replace(tenant_face_entries=0) for d in group.days))
+    units = [side_door, group]
+    contexts = {s.unit_id: rule_context(s, as_of=f.AS_OF, policy=policy) for s in units}
+    rule = SubletRule(policy)
+    assert rule.departure(group, contexts["E01-1-0102"]) is None  # its card is in daily use
+    assert _claimed_strangers(units, contexts, rule, {})["E01-1-0101"] == faces  # no group water: taken
+    crowds = {"E01-1-0102": Crowding(household_size=2, peers=12, window_water=0.9, window_peers=0.3,
+                                     baseline_water=0.6, baseline_peers=0.3)}
+    claimed = _claimed_strangers(units, contexts, rule, crowds)
+    assert claimed["E01-1-0102"] == faces and claimed["E01-1-0101"] == ()
+    verdict = rule.evaluate(side_door, as_of=f.AS_OF, context=contexts["E01-1-0101"],
+                            claimed=claimed["E01-1-0101"])
+    assert verdict.outcome.value == "clear"

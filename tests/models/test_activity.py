@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from anju.models.activity import ActivityPolicy, DayState, day_state, idle_run, life_counts, presence_end
+from anju.models.activity import (
+    ActivityPolicy,
+    DayState,
+    day_state,
+    idle_run,
+    life_counts,
+    presence_end,
+    water_rise,
+)
 from anju.models.features import DailyFeatures
 from anju.models.rules import Policy
 from tests.models.factories import AS_OF, day
@@ -311,3 +319,21 @@ def test_a_household_that_left_while_the_gate_was_down_left_when_the_gate_came_b
     assert ended(days) == AS_OF - timedelta(days=19)
     # An outage alone, with the household back at the gate afterwards, is no departure.
     assert ended(run_of(*[{}] * 40, *[{"entries": 0, "gate": 0}] * 25, *[{}] * 20)) is None
+
+
+# --- water_rise ------------------------------------------------------------------------------------------
+
+
+def test_water_rise_dates_the_step_where_people_moved_in(act: ActivityPolicy) -> None:
+    moved_in = AS_OF - timedelta(days=50)
+    days = [day(AS_OF - timedelta(days=k), water=0.12 if AS_OF - timedelta(days=k) < moved_in else 0.4)
+            for k in range(120, -1, -1)]
+    assert water_rise(days, end=AS_OF, policy=act, ratio=2.0) == (moved_in, 0.12, 0.4)
+    # Less than twice: a household's own variation, no rise.
+    less = [d._replace(water_m3=0.2, water_active_m3=0.2) if d.day >= moved_in else d for d in days]
+    assert water_rise(less, end=AS_OF, policy=act, ratio=2.0) is None
+    # A leak that began then: the water above the day's floor stayed the household's.
+    leak = [d._replace(water_active_m3=0.12) for d in days]
+    assert water_rise(leak, end=AS_OF, policy=act, ratio=2.0) is None
+    # Nothing after ``end`` is read: judged before the step, there was none.
+    assert water_rise(days, end=moved_in - timedelta(days=1), policy=act, ratio=2.0) is None
