@@ -202,9 +202,11 @@ def presence_end(
     first ``CLEAN_START_DAYS`` of them without any entry. Of the days that
     qualify, the one where the share drops most: a later drop-by must not pass for the departure, nor
     the last days of presence be absorbed into the absence. ``faces_only`` counts only recognised faces.
-    ``empty``: days left out of ``days`` because the flat stood empty; where its gate worked they count
-    towards that first week, though not towards the shares (a changeover leaves the flat empty between the
-    household that left and the people who moved in: those days are part of the absence's start).
+    ``empty``: days left out of ``days`` because the flat stood empty; those of the move itself (up to
+    ``MOVE_GAP_DAYS`` after ``t``) count towards that first week where the gate worked, though not towards
+    the shares (a changeover leaves the flat empty for a day or two between the household that left and
+    the people who moved in). Later empty days do not: a trip's would make a week of nobody of a
+    household's last days before it, and fold its return into the absence.
     """
     def entered(d: DailyFeatures) -> bool:
         return (d.tenant_face_entries if faces_only else d.tenant_entries) > 0
@@ -214,8 +216,6 @@ def presence_end(
         return None
     flags = [entered(d) for d in gate]
     quiet = sorted((d for d in empty if d.day <= end and d.gate_working), key=lambda d: d.day)
-    both = sorted([*gate, *quiet], key=lambda d: d.day)
-    at = {d.day: k for k, d in enumerate(both)}
     best: tuple[float, date] | None = None
     for i in range(1, len(gate)):
         if flags[i] or not flags[i - 1]:
@@ -224,7 +224,9 @@ def presence_end(
         after = flags[i:]
         if len(after) < min_days_after:
             break
-        if any(entered(d) for d in both[at[t]:at[t] + CLEAN_START_DAYS]):
+        moving = [d for d in quiet if t < d.day <= t + timedelta(days=MOVE_GAP_DAYS)]
+        opening = sorted([*gate[i:i + CLEAN_START_DAYS], *moving], key=lambda d: d.day)[:CLEAN_START_DAYS]
+        if any(entered(d) for d in opening):
             continue  # a departure starts with a week of nobody; a later visit may come back
         # The last gate days before it, however long ago: a household that left while the gate was down
         # (a fortnight's outage) is judged on the days the gate last saw it.

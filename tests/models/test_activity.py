@@ -266,6 +266,20 @@ def test_days_the_flat_stood_empty_between_households_open_the_absence(act: Acti
     assert end(empty=visited) == LEFT + timedelta(days=8)
 
 
+def test_a_trip_before_the_household_left_is_not_the_start_of_its_absence(act: ActivityPolicy) -> None:
+    """A household away for nine days (the flat empty), back for a fortnight, then gone for good (others
+    live there). Only the days of a move itself (up to three after the last day with entries) count
+    towards the absence's clean first week: the trip's would open the absence before it and fold the
+    fortnight back into it (the sharpest drop), dating the departure a month early."""
+    back = [{}, {}, {}, {"entries": 0}] * 3 + [{}]  # 13 days back, entries on 10 of them
+    days = run_of(*[{}] * 40, {"entries": 0}, *[EMPTY] * 9, *back, *[{"entries": 0}] * 110)
+    kept = [d for d in days if day_state(d, act) is not DayState.IDLE]
+    empty = [d for d in days if day_state(d, act) is DayState.IDLE]
+    left = presence_end(kept, end=AS_OF, lookback_days=21, min_share_before=0.2, max_share_after=0.15,
+                        min_days_after=10, empty=empty)
+    assert left == days[63].day  # the first day after the fortnight back, not days[40] before the trip
+
+
 def test_presence_end_is_none_while_tenants_keep_entering() -> None:
     assert ended(run_of(*[{}] * 70)) is None
     # Tenants who enter on one day in three still live there: no end.
