@@ -345,9 +345,10 @@ def water_rise(
     days: Sequence[DailyFeatures], *, end: date, policy: ActivityPolicy, ratio: float
 ) -> tuple[date, float, float] | None:
     """The day on or before ``end`` from which the water people used (``people_water``: a leak left out)
-    rose most, as ``water_levels`` compares it (the four weeks before over the four weeks after, the days
-    of the move and those the flat stood empty left out), where it rose by ``ratio`` or more; with the
-    levels before and after. None where it never did: people moved in then, whether or not anyone left."""
+    rose most, as ``water_levels`` compares it (the median over up to four weeks after, cut short by
+    ``end``, against as many weeks before; the days of the move and those the flat stood empty left out),
+    where it rose by ``ratio`` or more; with the levels before and after. None where it never did: people
+    moved in then, whether or not anyone left."""
     used = sorted((d.day, w) for d in days if d.day <= end and (w := people_water(d)) is not None
                   and day_state(d, policy) is not DayState.IDLE)
     if not used:
@@ -363,12 +364,28 @@ def water_rise(
     rises: list[tuple[date, float, float]] = []
     t = on[0] + timedelta(days=MOVE_SPAN_DAYS)
     while t <= end:
-        before = level(t - timedelta(days=MOVE_SPAN_DAYS), t - timedelta(days=MOVE_GAP_DAYS))
-        after = level(t + timedelta(days=MOVE_GAP_DAYS), t + timedelta(days=MOVE_SPAN_DAYS + MOVE_GAP_DAYS))
+        # The weeks after, cut short by ``end``, against as many weeks before: a group's use grows as
+        # its people come, and four weeks of the flat before it against the last days of the record
+        # would date its arrival late.
+        span = min(MOVE_SPAN_DAYS, (end - t).days + 1 - MOVE_GAP_DAYS)
+        before = level(t - timedelta(days=MOVE_GAP_DAYS + span), t - timedelta(days=MOVE_GAP_DAYS))
+        after = level(t + timedelta(days=MOVE_GAP_DAYS), t + timedelta(days=MOVE_GAP_DAYS + span))
         if before is not None and after is not None and before > 0 and after >= ratio * before:
             if rises and after / before > rises[0][2] / rises[0][1]:
                 rises = []
             if not rises or after / before == rises[0][2] / rises[0][1]:
                 rises.append((t, before, after))
         t += timedelta(days=1)
-    return rises[len(rises) // 2] if rises else None
+    if not rises:
+        return None
+    t, before, after = rises[len(rises) // 2]
+    # The largest rise tells that people moved in, not quite when (the weeks compared straddle the move,
+    # and a group's use grows as its people come): the day is the first, in the weeks before, whose water
+    # and the week's from it are nearer the new level than the old.
+    mid = (before + after) / 2
+    for i, (day, w) in enumerate(used):
+        if t - timedelta(days=MOVE_SPAN_DAYS) <= day <= t + timedelta(days=MOVE_GAP_DAYS) and w >= mid:
+            week = [x for d, x in used[i:i + 7] if d < day + timedelta(days=7)]
+            if len(week) >= 4 and median(week) >= mid:
+                return day, before, after
+    return t, before, after

@@ -351,3 +351,20 @@ def test_water_rise_dates_the_step_where_people_moved_in(act: ActivityPolicy) ->
     assert water_rise(leak, end=AS_OF, policy=act, ratio=2.0) is None
     # Nothing after ``end`` is read: judged before the step, there was none.
     assert water_rise(days, end=moved_in - timedelta(days=1), policy=act, ratio=2.0) is None
+
+
+def test_a_rise_judged_soon_after_it_is_dated_where_it_began_not_where_the_record_ends(
+        act: ActivityPolicy) -> None:
+    # A group's use grows as its people come (0.40 m³ a day on the first, 0.02 more each day after, against
+    # 0.15 before). The largest rise compares weeks that straddle the move and grows as the record goes on:
+    # judged a month in, it lies a fortnight after the move; the day is where the water first stays nearer
+    # the new level than the old.
+    moved_in = AS_OF - timedelta(days=30)
+
+    def water(d: date) -> float:
+        k = (d - moved_in).days
+        return 0.15 if k < 0 else min(0.4 + 0.02 * k, 0.9)
+
+    days = [day(AS_OF - timedelta(days=k), water=water(AS_OF - timedelta(days=k))) for k in range(90, -1, -1)]
+    found = water_rise(days, end=AS_OF, policy=act, ratio=2.0)
+    assert found is not None and 0 <= (found[0] - moved_in).days <= 7
