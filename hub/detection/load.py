@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -31,8 +32,8 @@ import psycopg
 
 from anju.hub.storage.rollups import local_midnight
 from anju.models.anomaly import Baseline
-from anju.models.features import DailyFeatures, StrangerTrack, UnitSeries, window_bounds
-from anju.models.rules import Policy
+from anju.models.features import Crowding, DailyFeatures, StrangerTrack, UnitSeries, window_bounds
+from anju.models.rules import Policy, RuleContext, rule_context
 from anju_wire.clock import ESTATE_TZ
 
 # The columns of DailyFeatures, in its field order, as arrays ordered by day.
@@ -275,4 +276,28 @@ def days_of(
             span = {"units": list(units), "lo": lo, "base_end": as_of}  # the history query, to as_of
             for unit_id, *arrays in cur.execute(_HISTORY, span):
                 out[unit_id] = _days(tuple(arrays))
+    return out
+
+
+def with_record(
+    conn: psycopg.Connection, all_series: list[UnitSeries], contexts: dict[str, RuleContext],
+    crowds: dict[str, Crowding], *, lo: date, as_of: date, policy: Policy,
+) -> list[UnitSeries]:
+    """``all_series`` with the whole record of each unit whose water now reaches a group's
+    (``group_water_ratio`` times its peers') but was loaded with its window only (``load_series`` leaves
+    the record of units with many entry days out): the group rule weighs its use against its own
+    record (``SubletRule.grown``). Their contexts are made again from it (updated in place)."""
+    ratio = policy.sublet.group_water_ratio
+    short = [s.unit_id for s in all_series
+             if (c := crowds.get(s.unit_id)) is not None and c.window_water >= ratio * c.window_peers
+             and not any(d.day < contexts[s.unit_id].start for d in s.days)]
+    if not short:
+        return all_series
+    record = days_of(conn, short, lo=lo, as_of=as_of)
+    out = []
+    for s in all_series:
+        if s.unit_id in record:
+            s = replace(s, days=record[s.unit_id])
+            contexts[s.unit_id] = rule_context(s, as_of=as_of, policy=policy)
+        out.append(s)
     return out

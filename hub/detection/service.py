@@ -12,10 +12,10 @@ steps run in worker processes for ``jobs`` > 1 (``hub/detection/parallel.py``).
 from __future__ import annotations
 
 import gc
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -26,14 +26,12 @@ from psycopg.types.json import Jsonb
 from anju.hub.audit import deferred_audit, record_audit
 from anju.hub.cases.service import DETECTOR, open_case
 from anju.hub.cases.suppression import may_flag
+from anju.hub.detection.buildings import claimed_strangers, explained_by_others, standing_alone
 from anju.hub.detection.learned import latest_verdict_model
-from anju.hub.detection.load import Batch, days_of, estate_batches, history_start, load_series
+from anju.hub.detection.load import Batch, days_of, estate_batches, history_start, load_series, with_record
 from anju.hub.tenancy.filing import FilingSettings
-from anju.models.activity import changed_water_levels, water_rise
 from anju.models.anomaly import AnomalyScores, Baseline, UnitAnomaly, score_units, unit_measures
 from anju.models.features import (
-    Crowding,
-    StrangerTrack,
     UnitSeries,
     WindowSummary,
     crowding,
@@ -45,14 +43,11 @@ from anju.models.features import (
 from anju.models.rules import (
     Outcome,
     Policy,
-    RuleContext,
     RuleFinding,
     VacancyRule,
     rule_context,
 )
 from anju.models.scoring import AtOpening, with_models
-from anju.models.standing import Standing, sole_candidates
-from anju.models.strangers import attribute_strangers
 from anju.models.sublet import SubletRule
 from anju.models.verdict_model import VerdictModel
 from anju_wire.clock import ESTATE_TZ
@@ -259,10 +254,10 @@ def _judge(
     crowds = crowding({s.unit_id: (s.estate_id, s.household_size, windows[s.unit_id].water_median,
                                    baselines[s.unit_id].water_median) for s in all_series},
                       min_peers=policy.sublet.crowding_min_peers)
-    all_series = _with_record(conn, all_series, contexts, crowds, lo=lo, as_of=as_of, policy=policy)
-    claimed = _claimed_strangers(all_series, contexts, sublet, crowds)
-    standing = _standing(all_series, as_of=as_of, rule=sublet)
-    explained = _explained_by_others(all_series, claimed)
+    all_series = with_record(conn, all_series, contexts, crowds, lo=lo, as_of=as_of, policy=policy)
+    claimed = claimed_strangers(all_series, contexts, sublet, crowds)
+    standing = standing_alone(all_series, as_of=as_of, rule=sublet)
+    explained = explained_by_others(all_series, claimed)
     out = Judged(units=len(all_series),
                  measures=_measures(all_series, windows, baselines, policy=policy) if models else Measures())
     for series in all_series:
@@ -381,101 +376,6 @@ def run_detection(
             acted += act(conn, flagged=j.flagged, as_of=as_of, policy=policy, anomalies=anomalies,
                          learned=learned)
         return detection_result(as_of, judged, acted)
-
-
-def _with_record(
-    conn: psycopg.Connection, all_series: list[UnitSeries], contexts: dict[str, RuleContext],
-    crowds: dict[str, Crowding], *, lo: date, as_of: date, policy: Policy,
-) -> list[UnitSeries]:
-    """``all_series`` with the whole record of each unit whose water now reaches a group's
-    (``group_water_ratio`` times its peers') but was loaded with its window only (``load_series`` leaves
-    the record of units with many entry days out): the group rule weighs its use against its own
-    record (``SubletRule.grown``). Their contexts are made again from it (updated in place)."""
-    ratio = policy.sublet.group_water_ratio
-    short = [s.unit_id for s in all_series
-             if (c := crowds.get(s.unit_id)) is not None and c.window_water >= ratio * c.window_peers
-             and not any(d.day < contexts[s.unit_id].start for d in s.days)]
-    if not short:
-        return all_series
-    record = days_of(conn, short, lo=lo, as_of=as_of)
-    out = []
-    for s in all_series:
-        if s.unit_id in record:
-            s = replace(s, days=record[s.unit_id])
-            contexts[s.unit_id] = rule_context(s, as_of=as_of, policy=policy)
-        out.append(s)
-    return out
-
-
-def _claimed_strangers(
-    all_series: list[UnitSeries], contexts: dict[str, RuleContext], rule: SubletRule,
-    crowds: dict[str, Crowding],
-) -> dict[str, tuple[StrangerTrack, ...]]:
-    """Per unit, the new faces its building's attribution gives it (see ``attribute_strangers``).
-
-    Faces that two or more departures in a building line up with are several households moving in, not
-    one group (``SubletRule.aligned``): first each departure's faces with no group rule, to count them.
-    """
-    p = rule.policy.sublet
-    grouped = {u for u, c in crowds.items() if c.window_water >= p.group_water_ratio * c.window_peers}
-    departures: list[tuple[UnitSeries, date]] = []
-    for s in all_series:
-        if s.strangers:
-            found = rule.departure(s, contexts[s.unit_id])
-            if found is not None:
-                departures.append((s, found[0]))
-            elif s.unit_id in grouped:
-                # People moved in whether or not anyone left (a group on the tenant's card, or with the
-                # tenant): the day its water doubled claims the faces that came then, as a departure
-                # does, so that they do not line up with a household elsewhere that took to a side door.
-                rise = water_rise(s.days, end=contexts[s.unit_id].end, policy=rule.policy.activity,
-                                  ratio=p.move_alone_ratio)
-                if rise is not None:
-                    departures.append((s, rise[0]))
-    lined_up: dict[tuple[str, str | None], Counter[str]] = defaultdict(Counter)
-    for s, left in departures:
-        every = rule.aligned(s, left=left, end=contexts[s.unit_id].end, shared=[t.track for t in s.strangers])
-        lined_up[(s.estate_id, s.building)].update(t.track for t in every)
-    Claims = dict[str, tuple[date, tuple[StrangerTrack, ...]]]
-    claims: dict[tuple[str, str | None], Claims] = defaultdict(dict)
-    for s, left in departures:
-        counts = lined_up[(s.estate_id, s.building)]
-        shared = [track for track, n in counts.items() if n >= 2]
-        tracks = rule.aligned(s, left=left, end=contexts[s.unit_id].end, crowd=crowds.get(s.unit_id),
-                              shared=shared)
-        claims[(s.estate_id, s.building)][s.unit_id] = (left, tracks)
-    moved = {s.unit_id for s, left in departures if changed_water_levels(
-        s.days, left=left, policy=rule.policy.activity, ratio=p.move_water_ratio) is not None}
-    out: dict[str, tuple[StrangerTrack, ...]] = {}
-    for building in claims.values():
-        out.update(attribute_strangers(building, grouped=grouped, moved=moved, move_gap_days=p.move_gap_days))
-    return out
-
-
-def _explained_by_others(
-    all_series: list[UnitSeries], claimed: dict[str, tuple[StrangerTrack, ...]],
-) -> dict[str, frozenset[str]]:
-    """Per unit with claims around it, the new faces its building gave to other units' departures."""
-    by_building: dict[tuple[str, str | None], dict[str, set[str]]] = defaultdict(dict)
-    for s in all_series:
-        if claimed.get(s.unit_id):
-            by_building[(s.estate_id, s.building)][s.unit_id] = {t.track for t in claimed[s.unit_id]}
-    out: dict[str, frozenset[str]] = {}
-    for s in all_series:
-        owners = by_building.get((s.estate_id, s.building))
-        if owners:
-            out[s.unit_id] = frozenset().union(*(v for u, v in owners.items() if u != s.unit_id))
-    return out
-
-
-def _standing(all_series: list[UnitSeries], *, as_of: date, rule: SubletRule) -> dict[str, Standing]:
-    """Per unit, its evidence of a sublet older than the record, where it alone on its floor has it."""
-    candidates = {}
-    for s in all_series:
-        found = rule.standing(s, end=as_of)
-        if found is not None:
-            candidates[s.unit_id] = ((s.estate_id, s.building, s.floor), found)
-    return sole_candidates(candidates)
 
 
 def _open_alerts_at_opening(

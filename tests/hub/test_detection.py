@@ -317,7 +317,7 @@ def test_faces_several_departures_line_up_with_are_households_moving_in_not_one_
     households, shared out by the attribution, not a group that would need one flat's water to rise."""
     from dataclasses import replace
 
-    from anju.hub.detection.service import _claimed_strangers
+    from anju.hub.detection.buildings import claimed_strangers
     from anju.models.features import StrangerTrack
     from anju.models.rules import Policy, rule_context
     from anju.models.sublet import SubletRule
@@ -332,9 +332,9 @@ def test_faces_several_departures_line_up_with_are_households_moving_in_not_one_
              for u in ("E01-1-0101", "E01-1-0102")]
     contexts = {s.unit_id: rule_context(s, as_of=f.AS_OF, policy=policy) for s in units}
     rule = SubletRule(policy)
-    alone = _claimed_strangers(units[:1], contexts, rule, {})
+    alone = claimed_strangers(units[:1], contexts, rule, {})
     assert alone == {"E01-1-0101": ()}  # one departure, five faces at once: a group elsewhere
-    both = _claimed_strangers(units, contexts, rule, {})
+    both = claimed_strangers(units, contexts, rule, {})
     assert set(both["E01-1-0101"]) == set(both["E01-1-0102"]) == set(faces)  # tied: both get them
 
 
@@ -444,7 +444,7 @@ def test_a_group_that_moved_in_beside_its_tenant_claims_its_faces_from_a_side_do
     day its water rose claims them as a departure would, and the side-door household keeps none."""
     from dataclasses import replace
 
-    from anju.hub.detection.service import _claimed_strangers
+    from anju.hub.detection.buildings import claimed_strangers
     from anju.models.features import Crowding, StrangerTrack
     from anju.models.rules import Policy, rule_context
     from anju.models.sublet import SubletRule
@@ -464,10 +464,10 @@ def test_a_group_that_moved_in_beside_its_tenant_claims_its_faces_from_a_side_do
     contexts = {s.unit_id: rule_context(s, as_of=f.AS_OF, policy=policy) for s in units}
     rule = SubletRule(policy)
     assert rule.departure(group, contexts["E01-1-0102"]) is None  # its card is in daily use
-    assert _claimed_strangers(units, contexts, rule, {})["E01-1-0101"] == faces  # no group water: taken
+    assert claimed_strangers(units, contexts, rule, {})["E01-1-0101"] == faces  # no group water: taken
     crowds = {"E01-1-0102": Crowding(household_size=2, peers=12, window_water=0.9, window_peers=0.3,
                                      baseline_water=0.6, baseline_peers=0.3)}
-    claimed = _claimed_strangers(units, contexts, rule, crowds)
+    claimed = claimed_strangers(units, contexts, rule, crowds)
     assert claimed["E01-1-0102"] == faces and claimed["E01-1-0101"] == ()
     verdict = rule.evaluate(side_door, as_of=f.AS_OF, context=contexts["E01-1-0101"],
                             claimed=claimed["E01-1-0101"])

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from anju.hub.detection.service import _claimed_strangers
+from anju.hub.detection.buildings import claimed_strangers
 from anju.models.activity import water_shift
 from anju.models.features import StrangerTrack, UnitSeries
 from anju.models.rules import Outcome, Policy, rule_context
@@ -78,7 +78,7 @@ def test_side_door_household_and_sublet_leaving_the_same_week(policy: Policy) ->
     rule = SubletRule(policy)
     units = [sublet, side_door]
     contexts = {s.unit_id: rule_context(s, as_of=AS_OF, policy=policy) for s in units}
-    claimed = _claimed_strangers(units, contexts, rule, crowds={})
+    claimed = claimed_strangers(units, contexts, rule, crowds={})
     assert claimed == {sublet.unit_id: faces, side_door.unit_id: ()}
     verdicts = {s.unit_id: rule.evaluate(s, as_of=AS_OF, context=contexts[s.unit_id],
                                          claimed=claimed[s.unit_id]) for s in units}
