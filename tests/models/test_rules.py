@@ -673,6 +673,24 @@ def test_a_household_that_mixes_card_and_face_as_it_always_did_is_present_for_th
     drops = with_days(series(change_from=WINDOW_START, water=0.36, entries=0),
                       {d: {"water": 0.36, "entries": 1} for d in window[2::7]})
     assert rule.evaluate(drops, as_of=AS_OF, crowd=_crowd(0.36, 0.36)).outcome is Outcome.FLAGGED
+    # Seven card entries and no face in the window, after a face on one entry day in three: ordinary for
+    # that household (a 1 in 20 chance), which is present; after a face on every entry day, a card lent out.
+    card_week = set(window[::3])  # 7 entry days
+
+    def weekly(face_day: Callable[[date, int], bool]) -> UnitSeries:
+        s = series(water=0.36)
+        return with_days(s, {d.day: {"water": 0.36, "entries": int(d.day in card_week or d.day not in window),
+                                     "faces": int(d.day not in window and face_day(d.day, i))}
+                             for i, d in enumerate(s.days)})
+
+    third = weekly(lambda d, i: i % 3 == 0)
+    assert face_days_between(third.days, start=window[-1], end=AS_OF) == 0
+    assert rule.evaluate(third, as_of=AS_OF, crowd=_crowd(0.36, 0.36)).outcome is Outcome.CLEAR
+    lent = rule.evaluate(weekly(lambda d, i: True), as_of=AS_OF, crowd=_crowd(0.36, 0.36))
+    assert lent.outcome is Outcome.FLAGGED  # (its faces vanished: the departure path says so first)
+    # A household that never showed a face says nothing by its card: the card-only bar.
+    never = weekly(lambda d, i: False)
+    assert rule.evaluate(never, as_of=AS_OF, crowd=_crowd(0.36, 0.36)).outcome is Outcome.FLAGGED
 
 
 def test_crowding_compares_households_of_the_same_registered_size_in_the_same_estate() -> None:
