@@ -337,10 +337,12 @@ def _log(
     track: list[str],
     counts: np.ndarray,
 ) -> GateLog:
-    """Records in time order, less those of a building whose gateway was down then."""
+    """Records in time order, less those of a building whose gateway was down then and those after the
+    scenario's last day (a corridor camera sees someone who came home in its last minutes a minute or two
+    later, past midnight)."""
     first = np.array([o[0] if o else 0 for o in (x.outage for x in sc.buildings)]) * 86400
     end = np.array([o[1] if o else 0 for o in (x.outage for x in sc.buildings)]) * 86400
-    keep = ~((t >= first[b]) & (t < end[b]))
+    keep = ~((t >= first[b]) & (t < end[b])) & (t < sc.days * 86400)
     order = np.flatnonzero(keep)[np.argsort(t[keep], kind="stable")].tolist()
     return GateLog(
         t=t[order],
