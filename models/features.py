@@ -223,6 +223,11 @@ class Crowding:
         """The smaller of the two spans' ratios to the peers: how far above them the unit stays."""
         return min(self.window_water / self.window_peers, self.baseline_water / self.baseline_peers)
 
+    def window_reaches(self, ratio: float) -> bool:
+        """Whether the unit's water over the window is at least ``ratio`` times its peers' (a group's, at
+        the policy's ``group_water_ratio``)."""
+        return self.window_water >= ratio * self.window_peers
+
 
 def crowding(units: Mapping[str, tuple[str, int | None, float | None, float | None]], *,
              min_peers: int) -> dict[str, Crowding]:

@@ -124,7 +124,7 @@ class SubletRule:
             and s.resident_share(end=end) >= p.min_resident_share
         )
         if series.strangers_scope != "building" or (
-                crowd is not None and crowd.window_water >= p.group_water_ratio * crowd.window_peers):
+                crowd is not None and crowd.window_reaches(p.group_water_ratio)):
             return found
         arrivals = sorted(t.first_seen for t in series.strangers)
         # A family replacing a family is no group: more people than the lease lists, and then some.
@@ -222,8 +222,7 @@ class SubletRule:
         only their card is used (it says nothing of who carries it, also where nobody enrolled a face),
         ``crowding_ratio`` is the evidence."""
         pol, p = self.policy, self.policy.sublet
-        window_ratio = crowd.window_water / crowd.window_peers
-        if window_ratio < min(p.group_water_ratio, p.crowding_ratio, p.crowding_ratio_present):
+        if not crowd.window_reaches(min(p.group_water_ratio, p.crowding_ratio, p.crowding_ratio_present)):
             return None  # no group's use now (most units): whose faces are seen need not be asked
         w, b = ctx.window, ctx.baseline
         face_days = face_days_between(series.days, start=ctx.start, end=ctx.end)
@@ -242,7 +241,8 @@ class SubletRule:
         grown = None
         if crowd.ratio < bar:
             # Under the bar against its peers; but against its own record? (a frugal household's flat)
-            grown = self.grown(series, ctx=ctx, bar=bar) if window_ratio >= p.group_water_ratio else None
+            if crowd.window_reaches(p.group_water_ratio):
+                grown = self.grown(series, ctx=ctx, bar=bar)
             if grown is None:
                 return None
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)

@@ -25,7 +25,7 @@ def claimed_strangers(
     one group (``SubletRule.aligned``): first each departure's faces with no group rule, to count them.
     """
     p = rule.policy.sublet
-    grouped = {u for u, c in crowds.items() if c.window_water >= p.group_water_ratio * c.window_peers}
+    grouped = {u for u, c in crowds.items() if c.window_reaches(p.group_water_ratio)}
     departures: list[tuple[UnitSeries, date]] = []
     for s in all_series:
         if s.strangers:

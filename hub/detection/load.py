@@ -289,7 +289,7 @@ def with_record(
     record (``SubletRule.grown``). Their contexts are made again from it (updated in place)."""
     ratio = policy.sublet.group_water_ratio
     short = [s.unit_id for s in all_series
-             if (c := crowds.get(s.unit_id)) is not None and c.window_water >= ratio * c.window_peers
+             if (c := crowds.get(s.unit_id)) is not None and c.window_reaches(ratio)
              and not any(d.day < contexts[s.unit_id].start for d in s.days)]
     if not short:
         return all_series
