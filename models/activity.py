@@ -301,14 +301,29 @@ def people_water(d: DailyFeatures) -> float | None:
     return d.water_active_m3
 
 
+class _PeopleWater:
+    """``people_water`` on the days of a span the flat did not stand empty, in day order, for the medians
+    of its sub-spans (each day classified once)."""
+
+    def __init__(self, days: Sequence[DailyFeatures], *, policy: ActivityPolicy, lo: date, hi: date) -> None:
+        used = sorted((d.day, w) for d in days if lo <= d.day < hi and (w := people_water(d)) is not None
+                      and day_state(d, policy) is not DayState.IDLE)
+        self.on = [day for day, _ in used]
+        self.water = [w for _, w in used]
+
+    def level(self, lo: date, hi: date, *, min_days: int) -> float | None:
+        """Median over the days in ``[lo, hi)``, or None with fewer than ``min_days`` of them."""
+        i, j = bisect_left(self.on, lo), bisect_left(self.on, hi)
+        return median(self.water[i:j]) if j - i >= min_days else None
+
+
 def people_level(
     days: Sequence[DailyFeatures], *, start: date, end: date, policy: ActivityPolicy
 ) -> float | None:
     """Median ``people_water`` over the days from ``start`` to ``end`` the flat did not stand empty, or None
     with fewer than ``LEVEL_MIN_DAYS`` of them (a trip is no change of occupants)."""
-    used = [w for d in days if start <= d.day <= end and day_state(d, policy) is not DayState.IDLE
-            and (w := people_water(d)) is not None]
-    return median(used) if len(used) >= LEVEL_MIN_DAYS else None
+    after = end + timedelta(days=1)
+    return _PeopleWater(days, policy=policy, lo=start, hi=after).level(start, after, min_days=LEVEL_MIN_DAYS)
 
 
 def lowest_level(
@@ -326,17 +341,13 @@ def lowest_level(
         return None
     if since is not None:
         first = max(first, since)
-    used = sorted((d.day, w) for d in days if first <= d.day < before and (w := people_water(d)) is not None
-                  and day_state(d, policy) is not DayState.IDLE)
-    on = [day for day, _ in used]
+    used = _PeopleWater(days, policy=policy, lo=first, hi=before)
     best: tuple[float, date] | None = None
     lo = before - timedelta(days=MOVE_SPAN_DAYS)
     while lo >= first:
-        i, j = bisect_left(on, lo), bisect_left(on, lo + timedelta(days=MOVE_SPAN_DAYS))
-        if j - i >= LEVEL_MIN_DAYS:
-            level = median(w for _, w in used[i:j])
-            if best is None or level < best[0]:
-                best = (level, lo)
+        level = used.level(lo, lo + timedelta(days=MOVE_SPAN_DAYS), min_days=LEVEL_MIN_DAYS)
+        if level is not None and (best is None or level < best[0]):
+            best = (level, lo)
         lo -= timedelta(days=7)
     return best
 
@@ -349,20 +360,17 @@ def water_rise(
     ``end``, against as many weeks before; the days of the move and those the flat stood empty left out),
     where it rose by ``ratio`` or more; with the levels before and after. None where it never did: people
     moved in then, whether or not anyone left."""
-    used = sorted((d.day, w) for d in days if d.day <= end and (w := people_water(d)) is not None
-                  and day_state(d, policy) is not DayState.IDLE)
-    if not used:
+    used = _PeopleWater(days, policy=policy, lo=date.min, hi=end + timedelta(days=1))
+    if not used.on:
         return None
-    on = [day for day, _ in used]
 
     def level(lo: date, hi: date) -> float | None:
-        i, j = bisect_left(on, lo), bisect_left(on, hi)
-        return median(w for _, w in used[i:j]) if j - i >= MOVE_MIN_DAYS else None
+        return used.level(lo, hi, min_days=MOVE_MIN_DAYS)
 
     # The days of the largest rise (the days either side of a move are left out, so a clean step is as
     # large for a week): the middle one is the move.
     rises: list[tuple[date, float, float]] = []
-    t = on[0] + timedelta(days=MOVE_SPAN_DAYS)
+    t = used.on[0] + timedelta(days=MOVE_SPAN_DAYS)
     while t <= end:
         # The weeks after, cut short by ``end``, against as many weeks before: a group's use grows as
         # its people come, and four weeks of the flat before it against the last days of the record
@@ -383,9 +391,9 @@ def water_rise(
     # and a group's use grows as its people come): the day is the first, in the weeks before, whose water
     # and the week's from it are nearer the new level than the old.
     mid = (before + after) / 2
-    for i, (day, w) in enumerate(used):
+    for day, w in zip(used.on, used.water, strict=True):
         if t - timedelta(days=MOVE_SPAN_DAYS) <= day <= t + timedelta(days=MOVE_GAP_DAYS) and w >= mid:
-            week = [x for d, x in used[i:i + 7] if d < day + timedelta(days=7)]
-            if len(week) >= 4 and median(week) >= mid:
+            week = used.level(day, day + timedelta(days=7), min_days=4)
+            if week is not None and week >= mid:
                 return day, before, after
     return t, before, after
