@@ -2,7 +2,7 @@
 
 The sublet rule's main path looks for the day a household stopped entering. A city that switches anju on
 with six months of records also has sublets that began before them: there is no such day to see. What is
-left to see, where corridor cameras place faces on floors:
+left to see, where corridor cameras place faces on floors and know the household's faces:
 
 - over the whole record (at least ``min_record_days`` days with a working gate), the registered household
   entered on at most the share of gate days a drop-by gives;
@@ -13,11 +13,19 @@ left to see, where corridor cameras place faces on floors:
 - and no other flat on that floor is in the same state, so the faces are this flat's (one candidate per
   floor; with two, nothing is said: a household that always used the car-park door looks the same).
 
+A household that takes another door past the building's gate still walks its own corridor: its absence
+from the record means something only where the corridor camera would have recognised it. So the household
+must have faces enrolled (``faces_enrolled``: a card-only household is a stranger to every camera), and the
+floor's camera must be seen recognising registered residents (``watched``, read by detection from the
+events: cameras set to report unrecognised faces only place strangers but see no tenant). Where either
+fails, a household on its side door and a sublet look the same, and nothing is said.
+
 Entrance-only buildings cannot place a face near one flat among many, so they are left out (pure, no I/O).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -44,7 +52,7 @@ def standing_candidate(
     min_lived_share: float, stranger_min_days: int, min_resident_share: float, activity: ActivityPolicy,
 ) -> Standing | None:
     """The unit's evidence of a sublet older than its record, or None where it has none."""
-    if series.strangers_scope != "floor" or not series.days:
+    if series.strangers_scope != "floor" or not series.days or not series.faces_enrolled:
         return None
     start = series.days[0].day
     gate = [d for d in series.days if d.day <= end and d.gate_working]
@@ -70,9 +78,13 @@ def standing_candidate(
 Floor = tuple[str, str | None, int | None]  # estate, building, floor
 
 
-def sole_candidates(candidates: dict[str, tuple[Floor, Standing]]) -> dict[str, Standing]:
-    """Of ``{unit_id: ((estate, building, floor), evidence)}``, those alone in that state on their floor."""
+def sole_candidates(
+    candidates: dict[str, tuple[Floor, Standing]], *, watched: Collection[Floor]
+) -> dict[str, Standing]:
+    """Of ``{unit_id: ((estate, building, floor), evidence)}``, those alone in that state on their floor,
+    of the floors whose corridor camera is seen recognising registered residents (``watched``)."""
     per_floor: dict[Floor, list[str]] = {}
     for unit_id, (where, _) in candidates.items():
-        per_floor.setdefault(where, []).append(unit_id)
+        if where in watched:
+            per_floor.setdefault(where, []).append(unit_id)
     return {units[0]: candidates[units[0]][1] for units in per_floor.values() if len(units) == 1}

@@ -5,12 +5,13 @@ alone on their floor. Pure: the series are loaded already (``anju.hub.detection.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable, Collection
 from datetime import date
 
 from anju.models.activity import changed_water_levels, water_rise
 from anju.models.features import Crowding, StrangerTrack, UnitSeries
 from anju.models.rules import RuleContext
-from anju.models.standing import Standing, sole_candidates
+from anju.models.standing import Floor, Standing, sole_candidates
 from anju.models.strangers import attribute_strangers
 from anju.models.sublet import SubletRule
 
@@ -76,11 +77,18 @@ def explained_by_others(
     return out
 
 
-def standing_alone(all_series: list[UnitSeries], *, as_of: date, rule: SubletRule) -> dict[str, Standing]:
-    """Per unit, its evidence of a sublet older than the record, where it alone on its floor has it."""
-    candidates = {}
+def standing_alone(
+    all_series: list[UnitSeries], *, as_of: date, rule: SubletRule,
+    watched: Callable[[set[Floor]], Collection[Floor]],
+) -> dict[str, Standing]:
+    """Per unit, its evidence of a sublet older than the record, where it alone on its floor has it and the
+    floor's corridor camera recognises registered residents (``watched``: of the candidates' floors, those
+    whose camera was seen to; asked only when there are candidates, a few units in a city)."""
+    candidates: dict[str, tuple[Floor, Standing]] = {}
     for s in all_series:
         found = rule.standing(s, end=as_of)
         if found is not None:
             candidates[s.unit_id] = ((s.estate_id, s.building, s.floor), found)
-    return sole_candidates(candidates)
+    if not candidates:
+        return {}
+    return sole_candidates(candidates, watched=watched({where for where, _ in candidates.values()}))

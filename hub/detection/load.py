@@ -34,6 +34,7 @@ from anju.hub.storage.rollups import local_midnight
 from anju.models.anomaly import Baseline
 from anju.models.features import Crowding, DailyFeatures, StrangerTrack, UnitSeries, window_bounds
 from anju.models.rules import Policy, RuleContext, rule_context
+from anju.models.standing import Floor
 from anju_wire.clock import ESTATE_TZ
 
 # The columns of DailyFeatures, in its field order, as arrays ordered by day.
@@ -101,6 +102,14 @@ GROUP BY 1, 2, 3
 HAVING count(DISTINCT day) >= %(min_days)s
 """
 
+# Whether a floor's corridor camera recognised a registered resident (of any flat there) in the traced
+# history: through the index on (estate_id, building, ts), stopping at the first such event.
+_WATCHED = """
+SELECT EXISTS (SELECT 1 FROM access_events
+               WHERE estate_id = %(estate)s AND building = %(building)s AND floor = %(floor)s
+                 AND unit_id IS NOT NULL AND ts >= %(lo_ts)s AND ts < %(hi_ts)s)
+"""
+
 _REGISTRY = ("SELECT unit_id, estate_id, building, floor, lease_start, household_size, faces_enrolled "
              "FROM units {estates}")
 
@@ -134,6 +143,25 @@ def strangers_near(
     if floor is None or not any(t.floor is not None for t in tracks):
         return tuple(tracks), "building"
     return tuple(t for t in tracks if t.floor == floor), "floor"
+
+
+def watched_floors(
+    conn: psycopg.Connection, floors: set[Floor], *, lo: date, as_of: date, tz: str = ESTATE_TZ,
+) -> set[Floor]:
+    """Of ``floors`` (estate, building, floor), those whose corridor camera recognised a registered resident
+    from ``lo`` to ``as_of``: there a household is seen on its floor whichever door it came in by. A camera
+    that reports only unrecognised faces places strangers on the floor but says nothing of the tenants."""
+    span = {"lo_ts": local_midnight(lo, tz=tz), "hi_ts": local_midnight(as_of + timedelta(days=1), tz=tz)}
+    out = set()
+    for where in sorted(floors, key=str):
+        estate, building, floor = where
+        if building is None or floor is None:
+            continue
+        where_ = {"estate": estate, "building": building, "floor": floor}
+        row = conn.execute(_WATCHED, {**span, **where_}).fetchone()
+        if row is not None and row[0]:
+            out.add(where)
+    return out
 
 
 def _days(arrays: tuple[list[Any], ...]) -> tuple[DailyFeatures, ...]:

@@ -28,7 +28,15 @@ from anju.hub.cases.service import DETECTOR, open_case
 from anju.hub.cases.suppression import may_flag
 from anju.hub.detection.buildings import claimed_strangers, explained_by_others, standing_alone
 from anju.hub.detection.learned import latest_verdict_model
-from anju.hub.detection.load import Batch, days_of, estate_batches, history_start, load_series, with_record
+from anju.hub.detection.load import (
+    Batch,
+    days_of,
+    estate_batches,
+    history_start,
+    load_series,
+    watched_floors,
+    with_record,
+)
 from anju.hub.tenancy.filing import FilingSettings
 from anju.models.anomaly import AnomalyScores, Baseline, UnitAnomaly, score_units, unit_measures
 from anju.models.features import (
@@ -256,7 +264,8 @@ def _judge(
                       min_peers=policy.sublet.crowding_min_peers)
     all_series = with_record(conn, all_series, contexts, crowds, lo=lo, as_of=as_of, policy=policy)
     claimed = claimed_strangers(all_series, contexts, sublet, crowds)
-    standing = standing_alone(all_series, as_of=as_of, rule=sublet)
+    standing = standing_alone(all_series, as_of=as_of, rule=sublet,
+                              watched=lambda floors: watched_floors(conn, floors, lo=lo, as_of=as_of, tz=tz))
     explained = explained_by_others(all_series, claimed)
     out = Judged(units=len(all_series),
                  measures=_measures(all_series, windows, baselines, policy=policy) if models else Measures())

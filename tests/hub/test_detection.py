@@ -13,7 +13,7 @@ import pytest
 from anju.hub.detection.service import _no_cycle_collection, run_detection
 from anju.models.evidence import evidence_sha256
 from anju_wire.clock import ESTATE_TZ
-from tests.hub.test_features import TZ, add_readings, add_unit, hourly, prepare_schema
+from tests.hub.test_features import TZ, add_event, add_readings, add_unit, hourly, prepare_schema
 
 AS_OF = date(2026, 5, 10)
 INSERT_DAILY = (
@@ -472,3 +472,46 @@ def test_a_group_that_moved_in_beside_its_tenant_claims_its_faces_from_a_side_do
     verdict = rule.evaluate(side_door, as_of=f.AS_OF, context=contexts["E01-1-0101"],
                             claimed=claimed["E01-1-0101"])
     assert verdict.outcome.value == "clear"
+
+
+def test_a_standing_sublet_is_placed_only_on_a_floor_whose_camera_knows_the_tenants(
+    conn: psycopg.Connection,
+) -> None:
+    """Two flats whose registered households never passed the gate in 81 days, each beside a face settled on
+    its floor since the first day. Floor 12's corridor camera recognised a neighbour's registered face, so
+    it would have seen this household too, whatever door it took: a sublet older than the record. Floor
+    13's camera reports unrecognised faces only: the household may use the side door and the face be a
+    neighbour's live-in; nothing is said. A household with no face enrolled is never placed so."""
+    from anju.hub.storage.rollups import local_midnight
+
+    units = {"E01-1-1201": (12, 2), "E01-1-1202": (12, 2), "E01-1-1301": (13, 2), "E01-1-1302": (13, 2),
+             "E01-1-1401": (14, 0), "E01-1-1402": (14, 2)}
+    for unit_id, (floor, enrolled) in units.items():
+        add_unit(conn, unit_id)
+        conn.execute("UPDATE units SET floor = %s, household_size = 2, faces_enrolled = %s"
+                     " WHERE unit_id = %s", (floor, enrolled, unit_id))
+        home = unit_id.endswith("02")  # the neighbours come home through the gate every day
+        rows = [(unit_id, AS_OF - timedelta(days=80 - i), 7.5, 0.3, 0.4, 24, 24, 24, 2 if home else 0, 1, 40,
+                 6.5, 10, 0.3, 8, 2, 2 if home else 0) for i in range(81)]
+        with conn.cursor() as cur:
+            cur.executemany(INSERT_ACTIVE, rows)
+    for i in range(81):
+        noon = local_midnight(AS_OF - timedelta(days=80 - i), tz=ESTATE_TZ) + timedelta(hours=19)
+        for floor in (12, 13, 14):
+            add_event(conn, noon, f"s{floor}-{i}", stranger=f"E01-settled-{floor}")
+            conn.execute("UPDATE access_events SET floor = %s WHERE event_id = %s", (floor, f"s{floor}-{i}"))
+    add_event(conn, local_midnight(AS_OF - timedelta(days=30), tz=ESTATE_TZ) + timedelta(hours=8), "k12",
+              unit_id="E01-1-1202")
+    add_event(conn, local_midnight(AS_OF - timedelta(days=30), tz=ESTATE_TZ) + timedelta(hours=8), "k14",
+              unit_id="E01-1-1402")
+    conn.execute("UPDATE access_events SET floor = 12 WHERE event_id = 'k12'")
+    conn.execute("UPDATE access_events SET floor = 14 WHERE event_id = 'k14'")
+    add_event(conn, local_midnight(AS_OF - timedelta(days=30), tz=ESTATE_TZ) + timedelta(hours=9), "g13",
+              unit_id="E01-1-1302")  # at the gate, not the floor: says nothing of floor 13's camera
+    conn.commit()
+    result = run_detection(conn, as_of=AS_OF)
+    conn.commit()
+    assert (result.flagged_vacancy, result.flagged_sublet) == (0, 1)
+    unit_id, reasons = conn.execute("SELECT unit_id, reasons FROM alerts WHERE kind = 'sublet'").fetchone()
+    assert unit_id == "E01-1-1201"
+    assert [r["code"] for r in reasons] == ["tenants_absent_on_record", "flat_lived_in", "settled_strangers"]

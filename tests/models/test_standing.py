@@ -32,7 +32,8 @@ def candidate(policy: Policy, s: UnitSeries) -> Standing | None:
 
 
 def on_floor(s: UnitSeries) -> UnitSeries:
-    return replace(s, strangers=(settled(),), strangers_scope="floor", building="1", floor=12)
+    return replace(s, strangers=(settled(),), strangers_scope="floor", building="1", floor=12,
+                   faces_enrolled=2)
 
 
 def test_a_sublet_older_than_the_record_is_flagged_with_what_stands_for_the_missing_departure(
@@ -79,6 +80,10 @@ def test_what_keeps_a_unit_from_being_a_candidate(policy: Policy) -> None:
     assert candidate(policy, on_floor(series(change_from=START, **empty))) is None
     short = replace(gone, days=gone.days[-40:])
     assert candidate(policy, short) is None
+    # No face enrolled (or none known): the corridor camera could not have recognised the household on
+    # its floor had it come in by another door, so its absence from the record says nothing.
+    assert candidate(policy, replace(gone, faces_enrolled=0)) is None
+    assert candidate(policy, replace(gone, faces_enrolled=None)) is None
 
 
 def test_two_flats_without_their_tenants_on_one_floor_leave_the_faces_unplaced(policy: Policy) -> None:
@@ -86,5 +91,18 @@ def test_two_flats_without_their_tenants_on_one_floor_leave_the_faces_unplaced(p
     found = candidate(policy, on_floor(series(change_from=START, **LIVED_NO_TENANT)))
     assert found is not None
     floor12, floor13 = ("E01", "1", 12), ("E01", "1", 13)
-    assert sole_candidates({"a": (floor12, found), "b": (floor13, found)}) == {"a": found, "b": found}
-    assert sole_candidates({"a": (floor12, found), "b": (floor12, found)}) == {}
+    both = (floor12, floor13)
+    apart = {"a": (floor12, found), "b": (floor13, found)}
+    assert sole_candidates(apart, watched=both) == {"a": found, "b": found}
+    assert sole_candidates({"a": (floor12, found), "b": (floor12, found)}, watched=both) == {}
+
+
+def test_a_floor_whose_camera_knows_no_tenant_places_no_standing_sublet(policy: Policy) -> None:
+    """A camera that reports only unrecognised faces sees the strangers but not a household that takes the
+    side door past the gate: its flat looks like the sublet beside settled faces (a neighbour's live-in)."""
+    found = candidate(policy, on_floor(series(change_from=START, **LIVED_NO_TENANT)))
+    assert found is not None
+    floor12, floor13 = ("E01", "1", 12), ("E01", "1", 13)
+    candidates = {"a": (floor12, found), "b": (floor13, found)}
+    assert sole_candidates(candidates, watched=[floor13]) == {"b": found}
+    assert sole_candidates(candidates, watched=[]) == {}
