@@ -1,6 +1,7 @@
 """What a building's units share: the new faces its departures (and the flats people moved into without
 one) claim, those each unit's neighbours were given, and the sublets older than the record that stand
-alone on their floor. Pure: the series are loaded already (``anju.hub.detection.load``)."""
+alone on their floor. Pure: the series are loaded already (``anju.hub.detection.load``); the one question
+for the database, which candidate floors' cameras know their tenants, comes in as a function."""
 
 from __future__ import annotations
 
