@@ -1,9 +1,10 @@
 """The sublet rule: registered tenants gone from a flat that stays lived in, and who lives there instead.
 
-Three ways to a verdict (``SubletRule.evaluate``): a departure (the household stopped entering, through any
-method, or its faces vanished while its card is used) with new faces that arrived as it left (or, with no
-face to place, a water use that halved or doubled as it left: other people's); far more
-water than households of the registered size use (a group rental); or, for sublets older than the record,
+Ways to a verdict (``SubletRule.evaluate``): a departure (the household stopped entering, through any method,
+or its faces vanished while its card is used) with new faces that arrived as it left (or, with no face to
+place, a water use that halved or doubled as it left: other people's); far more water than households of
+the registered size use, or a group's faces that came as it rose (a group rental, ``anju.models.arrival``);
+a card whose enrolled faces never show (``anju.models.enrolment``); or, for sublets older than the record,
 faces settled on the unit's floor that no other flat there explains (``anju.models.standing``).
 """
 
@@ -23,6 +24,7 @@ from anju.models.activity import (
     people_level,
     presence_end,
 )
+from anju.models.arrival import by_arrival
 from anju.models.enrolment import binomial_cdf, by_enrolment
 from anju.models.features import Crowding, DailyFeatures, PeerStats, StrangerTrack, UnitSeries
 from anju.models.rules import (
@@ -143,24 +145,20 @@ class SubletRule:
         crowd: Crowding | None = None, standing: Standing | None = None, explained: Collection[str] = (),
     ) -> RuleFinding:
         """Judge one unit for the window ending on ``as_of`` (``context``: its summaries, if made already;
-        ``claimed``: the aligned strangers the building's attribution gave this unit, see
-        ``attribute_strangers``; by default every aligned stranger near it counts; ``crowd``: its water
-        use against the estate's households of its registered size, see ``anju.models.features.crowding``;
-        ``standing``: its evidence of a sublet older than the record, see ``anju.models.standing``;
-        ``explained``: the new faces near it that other departures in the building were given).
-
-        Two ways to a sublet: the registered household left while the flat stayed lived in (and new faces
-        came, or their card stayed in use), or far more people live there than the lease lists (a group
-        rental, 群租, whether or not the tenant still comes and goes). A sublet older than the record
-        shows no departure: there, the faces settled on its floor that no other flat there explains.
-        """
+        ``claimed``: the aligned strangers the building's attribution gave it (``attribute_strangers``;
+        None: every aligned stranger near it); ``crowd``: its water against the estate's households of its
+        registered size (``models.features.crowding``); ``standing``: its evidence of a sublet older than
+        the record (``models.standing``); ``explained``: new faces near it given to other departures).
+        The registered household left while the flat stayed lived in, or far more people live there than
+        the lease lists (群租, tenant there or not), or the record's own signs (module docstring)."""
         ctx = context or rule_context(series, as_of=as_of, policy=self.policy)
         judged = self._by_departure(series, as_of=as_of, peers=peers, ctx=ctx, claimed=claimed, crowd=crowd,
                                     explained=explained)
-        if judged.outcome is Outcome.CLEAR and crowd is not None:
-            crowded = self._by_crowding(series, ctx=ctx, crowd=crowd, verdict=judged)
-            if crowded is not None:
-                return crowded
+        if judged.outcome is Outcome.CLEAR and crowd is not None and (
+                crowded := self._by_crowding(series, ctx=ctx, crowd=crowd, verdict=judged) or (by_arrival(
+                    series, ctx=ctx, policy=self.policy, crowd=crowd, claimed=claimed, verdict=judged)
+                    if claimed else None)):
+            return crowded
         if judged.outcome is Outcome.CLEAR and series.faces_enrolled:
             judged = by_enrolment(series, ctx=ctx, policy=self.policy, verdict=judged)
         if judged.outcome is Outcome.CLEAR and standing is not None:
@@ -366,11 +364,13 @@ class SubletRule:
         chance = stranger_chance(series, aligned=aligned, end=ctx.end, policy=p, explained=explained)
         if chance > p.max_stranger_chance:
             aligned = []  # where new faces arrive every few days, one near a departure is no evidence
-        # Their card or code used day after day, their faces never: a lent card, even if no new face can
-        # be placed in the building (the new occupants may all use the card).
-        # Alone (no new face), the card must be less likely by chance than with one.
+        # Their card used day after day, their faces never: a lent card, even with no new face to place (the
+        # occupants may all use the card). Alone, it must be rarer by chance than with one, on whichever day
+        # of the record such a run began: asked daily, a household mixing card and face shows its rarest run
+        # of the half-year somewhere (so the chance times the gate days before it).
+        starts = sum(1 for d in occupied_days(series.days, pol.activity) if d.day < left and d.gate_working)
         lent_card = faces_only and entry_days - face_days >= p.min_card_days and (
-            bool(aligned) or change <= p.lent_card_change_chance)
+            bool(aligned) or change * starts <= p.lent_card_change_chance)
         days = series.days
         levels = changed_water_levels(days, left=left, policy=pol.activity, ratio=p.move_water_ratio)
         if not aligned and not lent_card and not levels_differ(levels, p.move_alone_ratio):

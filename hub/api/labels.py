@@ -216,6 +216,12 @@ REASONS: dict[str, tuple[str, str, str | None]] = {
         "live here than before (a group rental?)",
         "vs_before",
     ),
+    "group_moved_in": (
+        "用水翻倍之时，一批陌生面孔同时出现并常住，人数多于租约所列：疑似群租（登记住户可能仍在）",
+        "A group of unrecognised faces, more than the lease lists, came as the flat's water doubled, and "
+        "stayed: a group rental (the registered tenants may still live there)",
+        "vs_baseline",
+    ),
     "water_crowding": (
         "用水远超同户籍人数家庭：实际居住人数多于租约（疑似群租）",
         "Water far above households of the same registered size: more people live here than the lease lists",
