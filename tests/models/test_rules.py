@@ -21,6 +21,7 @@ from anju.models.rules import (
     RuleFinding,
     VacancyRule,
     face_days_between,
+    rule_context,
 )
 from anju.models.strangers import arrival_events, attribute_strangers, stranger_chance
 from anju.models.sublet import SubletRule, face_change_chance, presence_change_chance
@@ -691,6 +692,30 @@ def test_a_household_that_mixes_card_and_face_as_it_always_did_is_present_for_th
     # A household that never showed a face says nothing by its card: the card-only bar.
     never = weekly(lambda d, i: False)
     assert rule.evaluate(never, as_of=AS_OF, crowd=_crowd(0.36, 0.36)).outcome is Outcome.FLAGGED
+
+
+def test_a_card_without_faces_since_before_the_window_is_not_the_household_present(policy: Policy) -> None:
+    """A household showed its face on one entry day in three for four months; for the last five weeks only
+    its card, every day, and the flat uses three times its peers' water. Weighed from the window's start,
+    the weeks without a face before it lower the household's habit until three more weeks look like chance
+    (present: the bar of 4). Its faces vanished five weeks ago, as the departure path judges it: the card
+    is someone else's, and the card-only bar (2.5) applies (a group rental on the tenant's card). The run
+    alone, no face placed and the water unchanged, is no lent card: rarer than 1 in 10,000 only on its own
+    first day, not on whichever day of the record such a run could have begun."""
+    from tests.models.factories import day  # one day of a longer record than series() makes
+
+    left = AS_OF - timedelta(days=34)
+    days = tuple(day(AS_OF - timedelta(days=k), water=0.36, entries=1,
+                     faces=int(AS_OF - timedelta(days=k) < left and k % 3 == 0)) for k in range(159, -1, -1))
+    s = UnitSeries(unit_id="E01-1-0101", estate_id="E01", days=days)
+    rule = SubletRule(policy)
+    ctx = rule_context(s, as_of=AS_OF, policy=policy)
+    found = rule._left(s, ctx, faces_only=True)
+    assert found is not None and abs((found[0] - left).days) <= 3
+    assert face_change_chance(s.days, left=ctx.start, end=ctx.end) > policy.sublet.max_face_change_chance
+    assert rule.evaluate(s, as_of=AS_OF).outcome is Outcome.CLEAR  # no lent card by the run alone
+    crowded = rule.evaluate(s, as_of=AS_OF, crowd=_crowd(0.36, 0.36))
+    assert crowded.outcome is Outcome.FLAGGED and "tenants_card_only" in codes(crowded)
 
 
 def test_crowding_compares_households_of_the_same_registered_size_in_the_same_estate() -> None:
