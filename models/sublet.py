@@ -227,13 +227,13 @@ class SubletRule:
         absent = w.tenant_entry_days <= p.max_entry_days and (
             b.gate_days == 0 or b.tenant_entry_days <= p.max_presence_share_after * b.gate_days)
         # Their own faces, on more days than drop-bys give; or, where they enter on more days than that and
-        # mix card and face (a face now, or on their record), with no day since which their faces vanished
-        # beyond chance, as the departure path judges it (no face in a week of card entries is ordinary for
-        # a household that showed one on a third of them; none in two months, from a day before the window,
-        # is a card someone else carries: appliances seed 76's group rental).
+        # mix card and face (a face now or on record), as often as chance allows for their habit from the
+        # window on, and with no earlier day since which they vanished as the departure path judges it (no
+        # face in a week of card entries is ordinary for a household that showed one on a third of them).
         faced = face_days > 0 or any(d.tenant_face_entries for d in series.days if d.day < ctx.start)
+        kept = face_change_chance(series.days, left=ctx.start, end=ctx.end) > p.max_face_change_chance
         present = not absent and (face_days > p.max_face_days or (
-            w.tenant_entry_days > p.max_entry_days and faced
+            w.tenant_entry_days > p.max_entry_days and faced and kept
             and self._left(series, ctx, faces_only=True) is None))
         bar = p.crowding_ratio_present if present else p.crowding_ratio
         grown = None
