@@ -9,8 +9,9 @@ what the estate's households of its registered size use), and more new recurring
 came to the building as it rose, which the building's attribution gave to this flat rather than to any
 departure or other rise (``anju.hub.detection.buildings.claimed_strangers``). "More than a family's" is the
 group of ``SubletRule.aligned``: at least ``group_min_faces``, and two more than the lease lists, first seen
-within ``group_days`` of each other. Where the water is under twice its peers' but over the group bar, this
-is what tells a group from a household that uses a lot of water (``crowding_ratio`` alone would not).
+within ``group_days`` of each other. Where the water is a group's but under the crowding bars (2.5 times the
+peers', or 4 where the tenants' faces are seen), this is what tells a group from a household that uses a lot
+of water.
 """
 
 from __future__ import annotations
