@@ -3,7 +3,7 @@ the tenant's card.
 
 The departure path needs the registered household to stop entering. A group that moves in while the
 tenant's card stays in daily use (the tenant still there, or one of the group carrying it) shows no such
-day. What it shows is what the issue's group rental is: the flat's water rose to at least twice its own
+day. What it shows is what a group rental shows: the flat's water rose to at least twice its own
 level on a day (``models.activity.water_rise``), is now at least a group's (``group_water_ratio`` times
 what the estate's households of its registered size use), and more new recurring faces than a family's
 came to the building as it rose, which the building's attribution gave to this flat rather than to any
