@@ -231,9 +231,9 @@ class SubletRule:
         # window on, and with no earlier day since which they vanished as the departure path judges it (no
         # face in a week of card entries is ordinary for a household that showed one on a third of them).
         faced = face_days > 0 or any(d.tenant_face_entries for d in series.days if d.day < ctx.start)
-        kept = face_change_chance(series.days, left=ctx.start, end=ctx.end) > p.max_face_change_chance
         present = not absent and (face_days > p.max_face_days or (
-            w.tenant_entry_days > p.max_entry_days and faced and kept
+            w.tenant_entry_days > p.max_entry_days and faced
+            and face_change_chance(series.days, left=ctx.start, end=ctx.end) > p.max_face_change_chance
             and self._left(series, ctx, faces_only=True) is None))
         bar = p.crowding_ratio_present if present else p.crowding_ratio
         grown = None
@@ -368,9 +368,9 @@ class SubletRule:
         # occupants may all use the card). Alone, it must be rarer by chance than with one, on whichever day
         # of the record such a run began: asked daily, a household mixing card and face shows its rarest run
         # of the half-year somewhere (so the chance times the gate days before it).
-        starts = sum(1 for d in occupied_days(series.days, pol.activity) if d.day < left and d.gate_working)
         lent_card = faces_only and entry_days - face_days >= p.min_card_days and (
-            bool(aligned) or change * starts <= p.lent_card_change_chance)
+            bool(aligned) or change * sum(1 for d in occupied_days(series.days, pol.activity)
+                                          if d.day < left and d.gate_working) <= p.lent_card_change_chance)
         days = series.days
         levels = changed_water_levels(days, left=left, policy=pol.activity, ratio=p.move_water_ratio)
         if not aligned and not lent_card and not levels_differ(levels, p.move_alone_ratio):
