@@ -8,8 +8,9 @@ from datetime import date, timedelta
 import pytest
 
 from anju.models.features import StrangerTrack, UnitSeries
+from anju.models.habit import presence_change_chance
 from anju.models.rules import Outcome, Policy
-from anju.models.sublet import SubletRule, presence_change_chance
+from anju.models.sublet import SubletRule
 from tests.models.factories import AS_OF, series, with_days
 
 # A lent card: from the day they left, the household's card is used twice a day and no face of theirs is seen.

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from anju.models.features import Crowding, PeerStats, StrangerTrack, UnitSeries, crowding
+from anju.models.habit import face_change_chance, presence_change_chance
 from anju.models.rules import (
     POLICY_PATH,
     RULE_VERSION,
@@ -24,7 +25,7 @@ from anju.models.rules import (
     rule_context,
 )
 from anju.models.strangers import arrival_events, attribute_strangers, stranger_chance
-from anju.models.sublet import SubletRule, face_change_chance, presence_change_chance
+from anju.models.sublet import SubletRule
 from tests.models.factories import AS_OF, START, series, with_days
 
 # An empty flat: fridge and standby only (0.6 kWh, nothing above the floor), no water, no gas, nobody.
