@@ -191,17 +191,28 @@ def presence_end(
     max_share_after: float, min_days_after: int, faces_only: bool = False,
     empty: Sequence[DailyFeatures] = (),
 ) -> date | None:
-    """The day from which registered tenants (almost) stopped entering, or None.
+    """The day from which registered tenants (almost) stopped entering, or None: of the days that qualify
+    (``presence_ends``), the one where the share drops most."""
+    ends = presence_ends(days, end=end, lookback_days=lookback_days, min_share_before=min_share_before,
+                         max_share_after=max_share_after, min_days_after=min_days_after,
+                         faces_only=faces_only, empty=empty)
+    return max(ends, key=lambda e: e[0])[1] if ends else None  # the first of equal drops
 
-    It is the first day ``t`` of an absence (a day without entries, after a day with one) such that, on
+
+def presence_ends(
+    days: Sequence[DailyFeatures], *, end: date, lookback_days: int, min_share_before: float,
+    max_share_after: float, min_days_after: int, faces_only: bool = False,
+    empty: Sequence[DailyFeatures] = (),
+) -> list[tuple[float, date]]:
+    """The days from which registered tenants (almost) stopped entering, each with its drop in share.
+
+    Each is the first day ``t`` of an absence (a day without entries, after a day with one) such that, on
     the days the building's gate was working, tenants entered on at least ``min_share_before`` of the
     last ``lookback_days`` such days before ``t`` (at least ``CLEAN_START_DAYS`` of them on record: a
     household that left in the first weeks of the data has only those) and on at most
     ``max_share_after`` from ``t`` to ``end`` (a tenant dropping by now and then still counts as gone),
     with at least ``min_days_after`` gate days since ``t`` (a household out yesterday has not left), the
-    first ``CLEAN_START_DAYS`` of them without any entry. Of the days that
-    qualify, the one where the share drops most: a later drop-by must not pass for the departure, nor
-    the last days of presence be absorbed into the absence. ``faces_only`` counts only recognised faces.
+    first ``CLEAN_START_DAYS`` of them without any entry. ``faces_only`` counts only recognised faces.
     ``empty``: days left out of ``days`` because the flat stood empty; those of the move itself (up to
     ``MOVE_GAP_DAYS`` after ``t``) count towards that first week where the gate worked, though not towards
     the shares (a changeover leaves the flat empty for a day or two between the household that left and
@@ -213,10 +224,10 @@ def presence_end(
 
     gate = sorted((d for d in days if d.day <= end and d.gate_working), key=lambda d: d.day)
     if not gate:
-        return None
+        return []
     flags = [entered(d) for d in gate]
     quiet = sorted((d for d in empty if d.day <= end and d.gate_working), key=lambda d: d.day)
-    best: tuple[float, date] | None = None
+    out: list[tuple[float, date]] = []
     for i in range(1, len(gate)):
         if flags[i] or not flags[i - 1]:
             continue  # an absence starts on a gate day without entries that follows one with entries
@@ -236,10 +247,8 @@ def presence_end(
         share_before = sum(before) / len(before)
         share_after = sum(after) / len(after)
         if share_before >= min_share_before and share_after <= max_share_after:
-            drop = share_before - share_after
-            if best is None or drop > best[0]:
-                best = (drop, t)
-    return None if best is None else best[1]
+            out.append((share_before - share_after, t))
+    return out
 
 
 MOVE_GAP_DAYS = 3  # days either side of a departure left out: the move itself (packing, an empty flat)

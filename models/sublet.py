@@ -22,7 +22,7 @@ from anju.models.activity import (
     lowest_level,
     occupied_days,
     people_level,
-    presence_end,
+    presence_ends,
 )
 from anju.models.arrival import by_arrival
 from anju.models.enrolment import by_enrolment
@@ -76,27 +76,32 @@ class SubletRule:
         there, and a household that travelled, or moved out, was absent from an empty flat (that is the
         vacancy rule's question). Without this a household that entered every other day, then left the
         flat empty, would show a long absence at the gate and be judged on the days it lived there.
+
+        Of the days the thresholds let pass for a departure, the one whose change is least likely by chance
+        (of equal chances, the larger drop in share): a household that travelled for a fortnight, came back
+        for five weeks and then gave way to a subtenant shows its largest drop before the trip, and dated
+        there the weeks of faces after its return make the change a common one.
         """
         p = self.policy.sublet
         days = occupied_days(series.days, self.policy.activity)
         kept = {d.day for d in days}
-        left = presence_end(
+        ends = presence_ends(
             days, end=ctx.end, lookback_days=p.lookback_days,
             min_share_before=p.min_face_share_before if faces_only else p.min_presence_share_before,
             max_share_after=p.max_face_share_after if faces_only else p.max_presence_share_after,
             min_days_after=p.min_absent_gate_days, faces_only=faces_only,
             empty=[d for d in series.days if d.day not in kept])
-        if left is None:
+        if not ends:
             return None
+        of = face_change_chance if faces_only else presence_change_chance
+        change, _, left = min((of(days, left=t, end=ctx.end), -drop, t) for drop, t in ends)
         # A habit known from less than half the lookback (the record began a week or two before) is
         # known loosely: the change must be rarer still.
         short = sum(1 for d in days if d.day < left and d.gate_working) < p.lookback_days / 2
         if faces_only:
-            change = face_change_chance(days, left=left, end=ctx.end)
             if change > (p.short_record_change_chance if short else p.max_face_change_chance):
                 return None  # a household that mixes card and face can go weeks without a face by chance
         else:
-            change = presence_change_chance(days, left=left, end=ctx.end)
             if change > (p.short_record_change_chance if short else p.max_change_chance):
                 return None  # a pensioner who goes out twice a week can stay in for a fortnight by chance
         return left, change

@@ -9,9 +9,9 @@ import pytest
 
 from anju.models.features import StrangerTrack, UnitSeries
 from anju.models.habit import presence_change_chance
-from anju.models.rules import Outcome, Policy
+from anju.models.rules import Outcome, Policy, rule_context
 from anju.models.sublet import SubletRule
-from tests.models.factories import AS_OF, series, with_days
+from tests.models.factories import AS_OF, day, series, with_days
 
 # A lent card: from the day they left, the household's card is used twice a day and no face of theirs is seen.
 LENT: dict[str, float | int] = dict(elec=7.0, water=0.25, entries=2, faces=0, strangers=3)
@@ -82,3 +82,40 @@ def test_a_week_of_record_is_held_to_a_rarer_chance_than_a_full_lookback(policy:
     assert _verdict(policy, short)[0] is Outcome.CLEAR
     outcome, codes = _verdict(policy, record_from(22))
     assert outcome is Outcome.FLAGGED and {"no_tenant_entries", "recurring_strangers"} <= codes
+
+
+def test_a_departure_after_a_trip_and_weeks_back_home_is_dated_by_the_last_faces(policy: Policy) -> None:
+    """Half a year of record: a household that showed its face on every other entry day used only its
+    card for the five days before a ten-day trip (the flat stood empty) and the first four back, then
+    went on as before for two weeks, and since has given the flat to a subtenant who carries its card
+    (eleven weeks). Its largest drop in face share is before the trip (the three weeks before that show
+    its usual share, those before the departure take in the card-only days), but dated there the faces
+    of the weeks back home make the change far less rare (1.1e-14 against 5.2e-17), and the subtenant,
+    first seen a month later, lines up with nothing: the day the faces stopped is the departure. On seed
+    81 of the appliance model (once) the change from the trip was 1.6e-5, too common for a lent card
+    alone, and the flat was missed."""
+    first = AS_OF - timedelta(days=179)
+    left = AS_OF - timedelta(days=77)
+    trip, back = left - timedelta(days=28), left - timedelta(days=18)
+
+    def faces(i: int, d: date) -> int:
+        if trip - timedelta(days=5) <= d < back + timedelta(days=4):
+            return 0
+        return 0 if i % 2 else 1
+
+    record = []
+    for i in range(180):
+        d = first + timedelta(days=i)
+        if trip <= d < back:
+            record.append(day(d, elec=1.0, water=0.0, gas=0.0, entries=0))
+        else:
+            record.append(day(d, entries=2, faces=faces(i, d)) if d < left else day(d, **LENT))
+    s = UnitSeries(unit_id="E01-1-0101", estate_id="E01", days=tuple(record),
+                   strangers=(_subtenant(left + timedelta(days=2)),))
+    rule = SubletRule(policy)
+    ctx = rule_context(s, as_of=AS_OF, policy=policy)
+    found = rule._left(s, ctx, faces_only=True)
+    last_face = max(d.day for d in s.days if d.tenant_face_entries)
+    assert found is not None and found[0] == last_face + timedelta(days=1) and last_face > back
+    outcome, codes = _verdict(policy, s)
+    assert outcome is Outcome.FLAGGED and {"tenant_faces_vanished", "recurring_strangers"} <= codes
