@@ -25,6 +25,21 @@ from anju.models.features import Crowding, StrangerTrack, UnitSeries
 from anju.models.rules import Outcome, Policy, Reason, RuleContext, RuleFinding, entry_days_between
 
 
+def crowding_reason(crowd: Crowding, *, baseline_days: int, ending: str) -> Reason:
+    """The flat's water against the estate's households of its registered size, in the window and over the
+    baseline days before (``water_crowding``; the crowding path's and the group arrival's), ``ending`` what
+    the inspector should read into it."""
+    now, before = crowd.window_water / crowd.window_peers, crowd.baseline_water / crowd.baseline_peers
+    people = "person" if crowd.household_size == 1 else "people"
+    return Reason(
+        "water_crowding",
+        f"Water {crowd.window_water:.2f} m³/day over the window, {now:.1f} times the "
+        f"{crowd.window_peers:.2f} of the estate's {crowd.peers} households of {crowd.household_size} "
+        f"registered {people}; {before:.1f} times theirs over the {baseline_days} days before{ending}",
+        value=round(crowd.window_water, 3), baseline=round(crowd.window_peers, 3), unit="m3/day",
+    )
+
+
 def group_with(tracks: Sequence[StrangerTrack], *, days: int) -> tuple[StrangerTrack, ...]:
     """The largest set of ``tracks`` first seen within ``days`` of each other."""
     ordered = sorted(tracks, key=lambda t: t.first_seen)
@@ -60,7 +75,6 @@ def by_arrival(
     last: date = max(t.first_seen for t in group)
     size = series.household_size
     entries = entry_days_between(series.days, start=ctx.start, end=ctx.end)
-    now = crowd.window_water / crowd.window_peers
     reasons = (
         Reason(
             "group_moved_in",
@@ -70,13 +84,7 @@ def by_arrival(
             f"{size if size is not None else 'an unknown number of'} people.",
             value=len(group), baseline=size, unit="tracks",
         ),
-        Reason(
-            "water_crowding",
-            f"Water {crowd.window_water:.2f} m³/day over the window, {now:.1f} times the "
-            f"{crowd.window_peers:.2f} of the estate's {crowd.peers} households of {crowd.household_size} "
-            "registered people or person: a group's use, not a household's.",
-            value=round(crowd.window_water, 3), baseline=round(crowd.window_peers, 3), unit="m3/day",
-        ),
+        crowding_reason(crowd, baseline_days=pol.baseline_days, ending=": a group's use, not a household's."),
         Reason(
             "flat_lived_in",
             f"The flat is lived in on {life.lived} of {life.known} days with meter data; the registered "

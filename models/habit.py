@@ -18,9 +18,10 @@ def habit_share(k: int, n: int, z: float = HABIT_Z) -> float:
     """The lower Wilson bound of a share seen as ``k`` of ``n`` days.
 
     A household's earlier habit is known only from its record, and the departure day is picked where the
-    change looks least like chance, so the days just before it tend to be its busiest: taking the share at face value
-    (11 of 21 face days, then a fortnight of card entries) calls a run of chance a change. The lower bound
-    asks the change to be unlikely even for the most modest habit the record is consistent with.
+    change looks least like chance, so the days just before it tend to be its busiest: taking the share at
+    face value (11 of 21 face days, then a fortnight of card entries) calls a run of chance a change. The
+    lower bound asks the change to be unlikely even for the most modest habit the record is consistent
+    with.
     """
     if n <= 0:
         return 0.0

@@ -24,7 +24,7 @@ from anju.models.activity import (
     people_level,
     presence_ends,
 )
-from anju.models.arrival import by_arrival
+from anju.models.arrival import by_arrival, crowding_reason
 from anju.models.enrolment import by_enrolment
 from anju.models.features import Crowding, PeerStats, StrangerTrack, UnitSeries
 from anju.models.habit import face_change_chance, presence_change_chance
@@ -252,8 +252,7 @@ class SubletRule:
         life = life_counts(series.days, start=ctx.start, end=ctx.end, policy=pol.activity)
         if life.known < pol.min_coverage * ctx.window.n_days or life.lived_share < p.min_lived_share:
             return None
-        people = "person" if crowd.household_size == 1 else "people"
-        now, before = crowd.window_water / crowd.window_peers, crowd.baseline_water / crowd.baseline_peers
+        now = crowd.window_water / crowd.window_peers
         reasons = [] if grown is None else [Reason(
             "water_grown",
             f"Water people used (a leak's steady flow left out) {grown[0]:.2f} m³/day over the window, "
@@ -263,15 +262,8 @@ class SubletRule:
             value=round(grown[0], 3), baseline=round(grown[1], 3), unit="m3/day",
         )]
         reasons += [
-            Reason(
-                "water_crowding",
-                f"Water {crowd.window_water:.2f} m³/day over the window, {now:.1f} "
-                f"times the {crowd.window_peers:.2f} of the estate's {crowd.peers} households of "
-                f"{crowd.household_size} registered {people}; {before:.1f} "
-                f"times theirs over the {pol.baseline_days} days before"
-                + (": more people live here than the lease lists." if grown is None else "."),
-                value=round(crowd.window_water, 3), baseline=round(crowd.window_peers, 3), unit="m3/day",
-            ),
+            crowding_reason(crowd, baseline_days=pol.baseline_days,
+                            ending=": more people live here than the lease lists." if grown is None else "."),
             Reason(
                 "tenants_present" if present else "tenants_absent" if absent else "tenants_card_only",
                 f"Registered tenants entered on {w.tenant_entry_days} of the window's {w.gate_days} gate "
