@@ -10,6 +10,14 @@ from math import exp, factorial
 from anju.models.features import StrangerTrack, UnitSeries
 from anju.models.rules import SubletPolicy
 
+SETTLING_DAYS = 7  # faces first seen in the record's first week were there before it began
+
+
+def settled(series: UnitSeries) -> date:
+    """The last day of the unit's record's first week: a face first seen by then was already there (its
+    first sighting is the record's start, not an arrival)."""
+    return series.days[0].day + timedelta(days=SETTLING_DAYS) if series.days else date.min
+
 
 def stranger_chance(
     series: UnitSeries, *, aligned: Sequence[StrangerTrack], end: date, policy: SubletPolicy,
@@ -29,14 +37,14 @@ def stranger_chance(
     """
     if not aligned or not series.days:
         return 1.0
-    settled = series.days[0].day + timedelta(days=7)
-    observed = (end - settled).days
+    since = settled(series)
+    observed = (end - since).days
     if observed <= 0:
         return 0.0
     own = {t.track for t in aligned}
     others = arrival_events(
         [d for track, d in series.arrivals
-         if settled < d <= end and track not in own and track not in explained])
+         if since < d <= end and track not in own and track not in explained])
     mean = others / observed * (policy.stranger_lead_days + policy.alignment_days + 1)
     k = arrival_events([t.first_seen for t in aligned])
     return 1.0 - sum(exp(-mean) * mean**i / factorial(i) for i in range(k))

@@ -42,7 +42,7 @@ from anju.models.rules import (
     window_median,
 )
 from anju.models.standing import Standing, standing_candidate
-from anju.models.strangers import stranger_chance
+from anju.models.strangers import settled, stranger_chance
 
 
 class SubletRule:
@@ -120,10 +120,13 @@ class SubletRule:
         that flat's water has risen to a group's (``group_water_ratio`` times its peers', see
         ``models.features.crowding``), not a household's that took to the side door as they arrived. Faces
         that several departures in the building line up with (``shared``) are several households moving
-        in at once, not one group: the building's attribution shares them out instead.
+        in at once, not one group: the building's attribution shares them out instead. A face first seen
+        in the record's first week was there before it began (``models.strangers.settled``): it neither
+        lines up with a departure nor makes a group.
         """
         p = self.policy.sublet
         lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
+        lo = max(lo, settled(series) + timedelta(days=1))
         found = tuple(
             s for s in series.strangers
             if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
@@ -134,7 +137,7 @@ class SubletRule:
         if series.strangers_scope != "building" or (
                 crowd is not None and crowd.window_reaches(p.group_water_ratio)):
             return found
-        arrivals = sorted(t.first_seen for t in series.strangers)
+        arrivals = sorted(t.first_seen for t in series.strangers if t.first_seen > settled(series))
         # A family replacing a family is no group: more people than the lease lists, and then some.
         size = max(p.group_min_faces, (series.household_size or 0) + 2)
 

@@ -819,6 +819,26 @@ def test_a_card_alone_must_be_stranger_than_a_card_with_a_new_face(policy: Polic
     assert rule.evaluate(six_weeks, as_of=AS_OF).outcome is Outcome.FLAGGED
 
 
+def test_faces_there_when_the_record_began_neither_line_up_with_a_departure_nor_make_a_group(
+        policy: Policy) -> None:
+    """A record that began ten days before the tenants left: six of the building's residents are first
+    seen in its first week (they were there before it began), the subtenant the day after the departure.
+    Taken for arrivals, the first week's faces make a group moving in, the subtenant one of it, and the
+    departure has no face of its own; or, nearer it, they pass for its subtenants (seed 80 of the
+    appliance model: twelve faces "first seen from" the record's first day given to a departure in its
+    second week, and a flat missed). Only the subtenant lines up."""
+    rule = SubletRule(policy)
+    left = START + timedelta(days=10)
+    there = tuple(replace(subtenant(START + timedelta(days=4 + i % 3), days_seen=70), track=f"r-{i}")
+                  for i in range(6))
+    moved_in = replace(subtenant(left + timedelta(days=1), days_seen=60), track="s-1")
+    s = series(change_from=left, tracks=(*there, moved_in), **SUBLET)
+    assert rule.aligned(s, left=left, end=AS_OF) == (moved_in,)
+    # Seen from the eighth day on, the same faces are arrivals: a group, and no one flat's.
+    later = tuple(replace(t, first_seen=t.first_seen + timedelta(days=5)) for t in there)
+    assert rule.aligned(replace(s, strangers=(*later, moved_in)), left=left, end=AS_OF) == ()
+
+
 def test_a_group_that_moved_in_together_is_not_a_side_door_households_subtenants(policy: Policy) -> None:
     """Five new faces through the only entrance within three days, as a household took to the side door:
     a group rental elsewhere in the building. They support that household's departure only if its own
