@@ -26,7 +26,7 @@ from anju.models.features import (
 )
 
 POLICY_PATH = Path(__file__).with_name("policy.yaml")
-RULE_VERSION = "rules-8"  # bump when the logic of a rule changes; threshold changes show in Policy.version
+RULE_VERSION = "rules-9"  # bump when the logic of a rule changes; threshold changes show in Policy.version
 
 
 class _Frozen(BaseModel):

@@ -1,4 +1,4 @@
-"""Vacancy and sublet rules (rules-8: activity signatures) on hand-made series, with the hard negatives
+"""Vacancy and sublet rules (rules-9: activity signatures) on hand-made series, with the hard negatives
 they must survive and the reasons an inspector reads."""
 
 from __future__ import annotations
@@ -78,15 +78,15 @@ def days_between(first: date, last: date, step: int = 1) -> list[date]:
 def test_policy_carries_the_legal_horizon_and_a_versioned_digest(policy: Policy, tmp_path: Path) -> None:
     assert policy.legal_idle_horizon_days == 180
     assert policy.window_days == 21 and policy.history_days == 180
-    assert RULE_VERSION == "rules-8"
-    assert policy.version.startswith("rules-8+p") and len(policy.version) == len("rules-8+p") + 8
+    assert RULE_VERSION == "rules-9"
+    assert policy.version.startswith("rules-9+p") and len(policy.version) == len("rules-9+p") + 8
     text = POLICY_PATH.read_text(encoding="utf-8")
     assert "min_idle_days: 22" in text
     changed = tmp_path / "p.yaml"
     changed.write_text(text.replace("min_idle_days: 22", "min_idle_days: 23"), encoding="utf-8")
     other = Policy.load(changed)
     assert other.vacancy.min_idle_days == 23 and other.version != policy.version
-    assert other.version.startswith("rules-8+p")
+    assert other.version.startswith("rules-9+p")
 
 
 # --- vacancy -----------------------------------------------------------------------------------------------
