@@ -78,9 +78,9 @@ class SubletRule:
         flat empty, would show a long absence at the gate and be judged on the days it lived there.
 
         Of the days the thresholds let pass for a departure, the one whose change is least likely by chance
-        (of equal chances, the larger drop in share): a household that travelled for a fortnight, came back
-        for five weeks and then gave way to a subtenant shows its largest drop before the trip, and dated
-        there the weeks of faces after its return make the change a common one.
+        against its bar (of equal ones, the larger drop in share): a household that travelled for a
+        fortnight, came back for five weeks and then gave way to a subtenant shows its largest drop before
+        the trip, and dated there the weeks of faces after its return make the change a common one.
         """
         p = self.policy.sublet
         days = occupied_days(series.days, self.policy.activity)
@@ -94,17 +94,19 @@ class SubletRule:
         if not ends:
             return None
         of = face_change_chance if faces_only else presence_change_chance
-        change, _, left = min((of(days, left=t, end=ctx.end), -drop, t) for drop, t in ends)
-        # A habit known from less than half the lookback (the record began a week or two before) is
-        # known loosely: the change must be rarer still.
-        short = sum(1 for d in days if d.day < left and d.gate_working) < p.lookback_days / 2
-        if faces_only:
-            if change > (p.short_record_change_chance if short else p.max_face_change_chance):
-                return None  # a household that mixes card and face can go weeks without a face by chance
-        else:
-            if change > (p.short_record_change_chance if short else p.max_change_chance):
-                return None  # a pensioner who goes out twice a week can stay in for a fortnight by chance
-        return left, change
+
+        def bar(t: date) -> float:
+            # A habit known from less than half the lookback (the record began a week or two before) is
+            # known loosely: the change must be rarer still.
+            if sum(1 for d in days if d.day < t and d.gate_working) < p.lookback_days / 2:
+                return p.short_record_change_chance
+            return p.max_face_change_chance if faces_only else p.max_change_chance
+
+        # A household that mixes card and face can go weeks without a face by chance, and a pensioner who
+        # goes out twice a week can stay in for a fortnight: the change must be rare for its habit.
+        chances = [(of(days, left=t, end=ctx.end), drop, t) for drop, t in ends]
+        margin, _, left, change = min((c / bar(t), -drop, t, c) for c, drop, t in chances)
+        return None if margin > 1 else (left, change)
 
     def aligned(
         self, series: UnitSeries, *, left: date, end: date, crowd: Crowding | None = None,
