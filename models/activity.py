@@ -256,6 +256,28 @@ MOVE_SPAN_DAYS = 28  # the weeks before and after that are compared
 MOVE_MIN_DAYS = 10  # days with water data each side needed to say anything
 
 
+def moved_in(days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy) -> date | None:
+    """The day a flat came back to life after standing empty right after its household left (the
+    changeover: an empty run that began within ``MOVE_GAP_DAYS`` of ``left``), or None where it did not
+    stand empty then. The people who moved in came on that day, not on the day the household was last
+    seen: a flat emptied on the 14th and taken by a group on the 21st shows the group's faces a week
+    after its departure."""
+    empty_since: date | None = None
+    for d in sorted((d for d in days if d.day >= left), key=lambda d: d.day):
+        state = day_state(d, policy)
+        if state is DayState.UNKNOWN:
+            continue
+        if state is DayState.IDLE:
+            if empty_since is None and (d.day - left).days > MOVE_GAP_DAYS:
+                return None
+            empty_since = empty_since or d.day
+        elif empty_since is not None:
+            return d.day
+        elif (d.day - left).days >= MOVE_GAP_DAYS:
+            return None
+    return None
+
+
 def water_levels(
     days: Sequence[DailyFeatures], *, left: date, policy: ActivityPolicy
 ) -> tuple[float, float] | None:

@@ -3,9 +3,9 @@ so many would have arrived near a unit by chance (pure, no I/O; used by ``anju.m
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, timedelta
-from math import exp, factorial
+from math import exp, factorial, inf
 
 from anju.models.features import StrangerTrack, UnitSeries
 from anju.models.rules import SubletPolicy
@@ -67,7 +67,7 @@ def arrival_events(days: Sequence[date]) -> int:
 
 def attribute_strangers(
     claims: dict[str, tuple[date, tuple[StrangerTrack, ...]]], *, grouped: Collection[str] = (),
-    moved: Collection[str] = (), move_gap_days: int = 0,
+    moved: Collection[str] = (), move_gap_days: int = 0, arrived: Mapping[str, date] | None = None,
 ) -> dict[str, tuple[StrangerTrack, ...]]:
     """Give each new face to the unit(s) whose household left closest to its first sighting.
 
@@ -79,10 +79,15 @@ def attribute_strangers(
     ``anju.models.activity.changed_water_levels``) matches a face better than one whose water did not,
     even if that household left up to ``move_gap_days`` closer to its first sighting. Ties go to all of
     them, unless some of the tied flats' water rose to a group's (``grouped``: see ``SubletRule.aligned``):
-    those take the face, and a household whose use stayed a household's does not.
+    those take the face, and a household whose use stayed a household's does not. ``arrived``: per flat
+    whose water changed and that stood empty between its household and the next people, the day it came
+    back to life (``anju.models.activity.moved_in``); a face is as close to that day as to the departure.
     """
     def gap(unit: str, left: date, t: StrangerTrack) -> float:
-        return abs((t.first_seen - left).days) + (0.0 if unit in moved else move_gap_days + 0.5)
+        if unit not in moved:
+            return abs((t.first_seen - left).days) + move_gap_days + 0.5
+        came = (arrived or {}).get(unit)
+        return min(abs((t.first_seen - left).days), abs((t.first_seen - came).days) if came else inf)
 
     best: dict[str, float] = {}
     for unit, (left, tracks) in claims.items():

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection
 from datetime import date
 
-from anju.models.activity import changed_water_levels, water_rise
+from anju.models.activity import changed_water_levels, moved_in, water_rise
 from anju.models.features import Crowding, StrangerTrack, UnitSeries
 from anju.models.rules import RuleContext
 from anju.models.standing import Floor, Standing, sole_candidates
@@ -56,9 +56,12 @@ def claimed_strangers(
         claims[(s.estate_id, s.building)][s.unit_id] = (left, tracks)
     moved = {s.unit_id for s, left in departures if changed_water_levels(
         s.days, left=left, policy=rule.policy.activity, ratio=p.move_water_ratio) is not None}
+    arrived = {s.unit_id: came for s, left in departures if s.unit_id in moved
+               and (came := moved_in(s.days, left=left, policy=rule.policy.activity)) is not None}
     out: dict[str, tuple[StrangerTrack, ...]] = {}
     for building in claims.values():
-        out.update(attribute_strangers(building, grouped=grouped, moved=moved, move_gap_days=p.move_gap_days))
+        out.update(attribute_strangers(building, grouped=grouped, moved=moved, move_gap_days=p.move_gap_days,
+                                       arrived=arrived))
     return out
 
 

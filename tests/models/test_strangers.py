@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from anju.hub.detection.buildings import claimed_strangers
-from anju.models.activity import water_shift
+from anju.models.activity import moved_in, water_shift
 from anju.models.features import StrangerTrack, UnitSeries
 from anju.models.rules import Outcome, Policy, rule_context
 from anju.models.strangers import attribute_strangers
@@ -104,3 +104,37 @@ def test_two_sublets_a_few_days_apart_keep_their_own_subtenants(policy: Policy) 
     claims = {"moved": (first, (*theirs, *ours)), "stayed": (second, (*theirs, *ours))}
     given = attribute_strangers(claims, moved={"moved"}, move_gap_days=policy.sublet.move_gap_days)
     assert given == {"moved": theirs, "stayed": ours}
+
+
+def test_a_flat_that_stood_empty_between_its_household_and_the_next_people_dates_them_by_its_return() -> None:
+    """The day a flat came back to life after a changeover (it stood empty from within three days of the
+    departure) is when the next people came; a flat lived in straight on, or emptied weeks later, has no
+    such day."""
+    empty = {LEFT + timedelta(days=k): dict(elec=0.6, water=0.0, gas=0.0, entries=0) for k in range(2, 7)}
+    changeover = with_days(series(change_from=LEFT, water=0.6, entries=0), empty)
+    assert moved_in(changeover.days, left=LEFT, policy=ACT) == LEFT + timedelta(days=7)
+    assert moved_in(series(change_from=LEFT, water=0.6, entries=0).days, left=LEFT, policy=ACT) is None
+    trip = {LEFT + timedelta(days=k): dict(elec=0.6, water=0.0, gas=0.0, entries=0) for k in range(10, 15)}
+    assert moved_in(with_days(series(change_from=LEFT, entries=0), trip).days, left=LEFT, policy=ACT) is None
+
+
+def test_faces_that_came_when_a_changed_flat_came_back_to_life_are_its_own(policy: Policy) -> None:
+    """A tenant gave up a flat on the 14th; it stood empty for five days and a group moved in on the 21st
+    (its water doubled), the day a household elsewhere in the building took to the side door (its water
+    stayed its own). The group's faces, first seen on the 21st and 22nd, came a week after the one
+    departure and on the day of the other; they belong to the flat the meters show people moving into
+    (appliance model seed 88: seven faces given to the side-door household, and a false alert)."""
+    came = LEFT + timedelta(days=7)
+    faces = (_track("s-1", came), _track("s-2", came + timedelta(days=1)))
+    empty = {LEFT + timedelta(days=k): dict(elec=0.6, water=0.0, gas=0.0, entries=0) for k in range(2, 7)}
+    sublet = with_days(_flat("E01-1-0801", left=LEFT, water_after=0.6, tracks=faces), empty)
+    side_door = _flat("E01-1-1203", left=came, water_after=0.3, tracks=faces)
+    rule = SubletRule(policy)
+    units = [sublet, side_door]
+    contexts = {s.unit_id: rule_context(s, as_of=AS_OF, policy=policy) for s in units}
+    assert {s.unit_id: rule.departure(s, contexts[s.unit_id]) for s in units} == {
+        sublet.unit_id: (LEFT, False), side_door.unit_id: (came, False)}
+    claimed = claimed_strangers(units, contexts, rule, crowds={})
+    assert claimed == {sublet.unit_id: faces, side_door.unit_id: ()}
+    verdict = rule.evaluate(side_door, as_of=AS_OF, context=contexts[side_door.unit_id], claimed=())
+    assert verdict.outcome is Outcome.CLEAR
