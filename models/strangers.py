@@ -83,10 +83,12 @@ def attribute_strangers(
     whose water changed and that stood empty between its household and the next people, the day it came
     back to life (``anju.models.activity.moved_in``); a face is as close to that day as to the departure.
     """
+    came_back = arrived or {}
+
     def gap(unit: str, left: date, t: StrangerTrack) -> float:
         if unit not in moved:
             return abs((t.first_seen - left).days) + move_gap_days + 0.5
-        came = (arrived or {}).get(unit)
+        came = came_back.get(unit)
         return min(abs((t.first_seen - left).days), abs((t.first_seen - came).days) if came else inf)
 
     best: dict[str, float] = {}

@@ -68,9 +68,12 @@ class SubletRule:
         found = self._left(series, ctx, faces_only=faces_only)
         return None if found is None else (found[0], faces_only)
 
-    def _left(self, series: UnitSeries, ctx: RuleContext, *, faces_only: bool) -> tuple[date, float] | None:
-        """The departure day by the policy's presence thresholds (stricter when judged on faces alone), and
-        the chance that a household keeping its habits would show so few entries (or faces) since.
+    def _left(
+        self, series: UnitSeries, ctx: RuleContext, *, faces_only: bool
+    ) -> tuple[date, float, int] | None:
+        """The departure day by the policy's presence thresholds (stricter when judged on faces alone), the
+        chance that a household keeping its habits would show so few entries (or faces) since, and the gate
+        days it was on record before it (the flat not standing empty).
 
         Only days the flat was not standing empty count: a sublet is tenants absent while somebody lives
         there, and a household that travelled, or moved out, was absent from an empty flat (that is the
@@ -94,19 +97,19 @@ class SubletRule:
         if not ends:
             return None
         of = face_change_chance if faces_only else presence_change_chance
-
-        def bar(t: date) -> float:
-            # A habit known from less than half the lookback (the record began a week or two before) is
-            # known loosely: the change must be rarer still.
-            if sum(1 for d in days if d.day < t and d.gate_working) < p.lookback_days / 2:
-                return p.short_record_change_chance
-            return p.max_face_change_chance if faces_only else p.max_change_chance
-
         # A household that mixes card and face can go weeks without a face by chance, and a pensioner who
-        # goes out twice a week can stay in for a fortnight: the change must be rare for its habit.
-        chances = [(of(days, left=t, end=ctx.end), drop, t) for drop, t in ends]
-        margin, _, left, change = min((c / bar(t), -drop, t, c) for c, drop, t in chances)
-        return None if margin > 1 else (left, change)
+        # goes out twice a week can stay in for a fortnight: the change must be rare for its habit. A habit
+        # known from less than half the lookback (the record began a week or two before) is known loosely:
+        # the change must be rarer still.
+        usual = p.max_face_change_chance if faces_only else p.max_change_chance
+        scored = []
+        for drop, t in ends:
+            known = sum(1 for d in days if d.day < t and d.gate_working)
+            bar = p.short_record_change_chance if known < p.lookback_days / 2 else usual
+            change = of(days, left=t, end=ctx.end)
+            scored.append((change / bar, -drop, t, change, known))
+        margin, _, left, change, known = min(scored)
+        return None if margin > 1 else (left, change, known)
 
     def aligned(
         self, series: UnitSeries, *, left: date, end: date, crowd: Crowding | None = None,
@@ -127,8 +130,9 @@ class SubletRule:
         lines up with a departure nor makes a group.
         """
         p = self.policy.sublet
+        there = settled(series)
         lo, hi = left - timedelta(days=p.stranger_lead_days), left + timedelta(days=p.alignment_days)
-        lo = max(lo, settled(series) + timedelta(days=1))
+        lo = max(lo, there + timedelta(days=1))
         found = tuple(
             s for s in series.strangers
             if s.days_in_window >= p.stranger_min_days and lo <= s.first_seen <= hi
@@ -139,7 +143,7 @@ class SubletRule:
         if series.strangers_scope != "building" or (
                 crowd is not None and crowd.window_reaches(p.group_water_ratio)):
             return found
-        arrivals = sorted(t.first_seen for t in series.strangers if t.first_seen > settled(series))
+        arrivals = sorted(t.first_seen for t in series.strangers if t.first_seen > there)
         # A family replacing a family is no group: more people than the lease lists, and then some.
         size = max(p.group_min_faces, (series.household_size or 0) + 2)
 
@@ -361,7 +365,7 @@ class SubletRule:
             return verdict(Outcome.CLEAR, 0.0, [Reason(
                 "no_presence_change", "Registered tenants rarely use the gate, but there is no time at which "
                 "they stopped: a household that uses another entrance looks the same.")])
-        left, change = found
+        left, change, known = found
         aligned = list(self.aligned(series, left=left, end=ctx.end, crowd=crowd) if claimed is None
                        else claimed)
         chance = stranger_chance(series, aligned=aligned, end=ctx.end, policy=p, explained=explained)
@@ -372,8 +376,7 @@ class SubletRule:
         # of the record such a run began: asked daily, a household mixing card and face shows its rarest run
         # of the half-year somewhere (so the chance times the gate days before it).
         lent_card = faces_only and entry_days - face_days >= p.min_card_days and (
-            bool(aligned) or change * sum(1 for d in occupied_days(series.days, pol.activity)
-                                          if d.day < left and d.gate_working) <= p.lent_card_change_chance)
+            bool(aligned) or change * known <= p.lent_card_change_chance)
         days = series.days
         levels = changed_water_levels(days, left=left, policy=pol.activity, ratio=p.move_water_ratio)
         if not aligned and not lent_card and not levels_differ(levels, p.move_alone_ratio):
